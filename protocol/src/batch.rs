@@ -1,0 +1,65 @@
+//! The plaintext inside an envelope: a batch of finished transcript segments.
+//! Serialized as UTF-8 JSON before sealing (see docs/PROTOCOL.md, "Batch").
+
+use serde::{Deserialize, Serialize};
+
+/// What the agent knows about the meeting; repeated in every batch so the appliance
+/// can create the meeting from whichever envelope arrives first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingInfo {
+    /// Wall-clock start of the meeting on the agent, Unix milliseconds.
+    pub started_at_ms: i64,
+    /// Human title, e.g. the input file name or "Live capture".
+    pub title: String,
+}
+
+/// One recognised word. Times are seconds from the meeting start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Word {
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    /// Recogniser confidence in [0, 1].
+    pub conf: f32,
+}
+
+/// One final transcript segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    /// Position of the segment in its meeting, from 0, contiguous.
+    pub seq: u64,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub words: Vec<Word>,
+    /// Mean word confidence, 0 when the segment has no words.
+    pub confidence: f32,
+}
+
+/// The sealed payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    pub meeting: MeetingInfo,
+    pub segments: Vec<Segment>,
+    /// True on the last envelope of a meeting.
+    pub ended: bool,
+}
+
+impl Segment {
+    /// Builds a segment from words, deriving text, times and mean confidence.
+    pub fn from_words(seq: u64, words: Vec<Word>) -> Self {
+        let text = words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ");
+        let start = words.first().map_or(0.0, |w| w.start);
+        let end = words.last().map_or(0.0, |w| w.end);
+        let confidence = if words.is_empty() {
+            0.0
+        } else {
+            words.iter().map(|w| w.conf).sum::<f32>() / words.len() as f32
+        };
+        Self { seq, start, end, text, words, confidence }
+    }
+}

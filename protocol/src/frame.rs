@@ -1,0 +1,225 @@
+//! Framing on a QUIC stream: `type (u8) || length (u32, big-endian) || payload`.
+//!
+//! Envelopes travel as raw bytes; every other frame is a JSON object. [`FrameDecoder`]
+//! is incremental (feed it whatever the stream yields) and bounds its buffer.
+
+use crate::enroll::{EnrollRequest, EnrollResponse};
+use crate::hello::{Heartbeat, Hello, Welcome};
+use serde::{Deserialize, Serialize};
+
+/// Largest frame payload accepted: an envelope at its maximum plus its framing.
+pub const MAX_FRAME_PAYLOAD: usize = crate::envelope::MAX_CIPHERTEXT_LEN + 4096;
+const FRAME_HEADER_LEN: usize = 5;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("unknown frame type 0x{0:02x}")]
+    UnknownType(u8),
+    #[error("frame of {0} bytes exceeds the limit")]
+    TooLarge(usize),
+    #[error("malformed {kind} frame: {detail}")]
+    Malformed { kind: &'static str, detail: String },
+}
+
+/// Why the appliance refused something. Sent in a [`Frame::Reject`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectCode {
+    Malformed,
+    UnsupportedVersion,
+    UnknownAgent,
+    RevokedAgent,
+    AgentMismatch,
+    BadSignature,
+    WrongKey,
+    Replayed,
+    OutOfOrder,
+    NotAuthenticated,
+    BadToken,
+    Internal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reject {
+    pub code: RejectCode,
+    pub message: String,
+    /// The envelope this refers to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_seq: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    /// Committed to disk for the first time.
+    Stored,
+    /// Identical to an envelope already stored; nothing changed.
+    Duplicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ack {
+    pub envelope_seq: u64,
+    pub status: AckStatus,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    Hello(Hello),
+    Welcome(Welcome),
+    Envelope(Vec<u8>),
+    Ack(Ack),
+    Reject(Reject),
+    Heartbeat(Heartbeat),
+    EnrollRequest(EnrollRequest),
+    EnrollResponse(EnrollResponse),
+}
+
+impl Frame {
+    fn type_byte(&self) -> u8 {
+        match self {
+            Frame::Hello(_) => 0x01,
+            Frame::Welcome(_) => 0x02,
+            Frame::Envelope(_) => 0x03,
+            Frame::Ack(_) => 0x04,
+            Frame::Reject(_) => 0x05,
+            Frame::Heartbeat(_) => 0x06,
+            Frame::EnrollRequest(_) => 0x10,
+            Frame::EnrollResponse(_) => 0x11,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let payload = match self {
+            Frame::Envelope(b) => b.clone(),
+            Frame::Hello(v) => json(v),
+            Frame::Welcome(v) => json(v),
+            Frame::Ack(v) => json(v),
+            Frame::Reject(v) => json(v),
+            Frame::Heartbeat(v) => json(v),
+            Frame::EnrollRequest(v) => json(v),
+            Frame::EnrollResponse(v) => json(v),
+        };
+        let mut out = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
+        out.push(self.type_byte());
+        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(&payload);
+        out
+    }
+
+    fn decode(ty: u8, payload: &[u8]) -> Result<Frame, FrameError> {
+        Ok(match ty {
+            0x01 => Frame::Hello(parse(payload, "hello")?),
+            0x02 => Frame::Welcome(parse(payload, "welcome")?),
+            0x03 => Frame::Envelope(payload.to_vec()),
+            0x04 => Frame::Ack(parse(payload, "ack")?),
+            0x05 => Frame::Reject(parse(payload, "reject")?),
+            0x06 => Frame::Heartbeat(parse(payload, "heartbeat")?),
+            0x10 => Frame::EnrollRequest(parse(payload, "enroll request")?),
+            0x11 => Frame::EnrollResponse(parse(payload, "enroll response")?),
+            other => return Err(FrameError::UnknownType(other)),
+        })
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> Vec<u8> {
+    // Our frame types are plain structs of strings and numbers: serialization cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(payload: &[u8], kind: &'static str) -> Result<T, FrameError> {
+    serde_json::from_slice(payload).map_err(|e| FrameError::Malformed { kind, detail: e.to_string() })
+}
+
+/// Incremental decoder. Push bytes, then pull frames until `Ok(None)`.
+#[derive(Default)]
+pub struct FrameDecoder {
+    buf: Vec<u8>,
+}
+
+impl FrameDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes still needed before the next frame can be decoded (at least 1).
+    pub fn wanted(&self) -> usize {
+        if self.buf.len() < FRAME_HEADER_LEN {
+            return FRAME_HEADER_LEN - self.buf.len();
+        }
+        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        (FRAME_HEADER_LEN + len).saturating_sub(self.buf.len()).max(1)
+    }
+
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
+        if self.buf.len() < FRAME_HEADER_LEN {
+            return Ok(None);
+        }
+        let ty = self.buf[0];
+        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        if len > MAX_FRAME_PAYLOAD {
+            return Err(FrameError::TooLarge(len));
+        }
+        if self.buf.len() < FRAME_HEADER_LEN + len {
+            return Ok(None);
+        }
+        let frame = Frame::decode(ty, &self.buf[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len]);
+        self.buf.drain(..FRAME_HEADER_LEN + len);
+        frame.map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn round_trip_in_pieces() {
+        let frames = vec![
+            Frame::Ack(Ack { envelope_seq: 7, status: AckStatus::Stored }),
+            Frame::Envelope(vec![1, 2, 3]),
+            Frame::Reject(Reject { code: RejectCode::Replayed, message: "x".into(), envelope_seq: Some(3) }),
+        ];
+        let bytes: Vec<u8> = frames.iter().flat_map(|f| f.encode()).collect();
+        let mut d = FrameDecoder::new();
+        let mut out = vec![];
+        for b in bytes {
+            d.push(&[b]);
+            while let Some(f) = d.next_frame().expect("valid") {
+                out.push(f);
+            }
+        }
+        assert_eq!(out, frames);
+    }
+
+    #[test]
+    fn oversized_and_unknown_are_errors() {
+        let mut d = FrameDecoder::new();
+        d.push(&[0x03, 0xff, 0xff, 0xff, 0xff]);
+        assert!(matches!(d.next_frame(), Err(FrameError::TooLarge(_))));
+        let mut d = FrameDecoder::new();
+        d.push(&[0x7f, 0, 0, 0, 0]);
+        assert_eq!(d.next_frame(), Err(FrameError::UnknownType(0x7f)));
+        let mut d = FrameDecoder::new();
+        d.push(&[0x04, 0, 0, 0, 2, b'{', b'x']);
+        assert!(matches!(d.next_frame(), Err(FrameError::Malformed { kind: "ack", .. })));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut d = FrameDecoder::new();
+            d.push(&bytes);
+            for _ in 0..8 {
+                match d.next_frame() { Ok(Some(_)) => continue, _ => break }
+            }
+        }
+    }
+}
