@@ -1,0 +1,135 @@
+//! Local administration: `roomscribe enroll-token create`, `agent revoke`, `user add`.
+//!
+//! redb lets one process open the database. While the appliance runs, these commands
+//! reach it through `<data_dir>/admin.sock` (a Unix socket, mode 0600 in a 0700
+//! directory: only the service user and root can connect). When it is stopped they open
+//! the data directory directly. Both paths run [`execute`], so they behave the same.
+//! Wire: one JSON [`AdminRequest`] line, one JSON [`AdminResponse`] line.
+
+use crate::domain::{Actor, Appliance};
+use crate::store::records::Role;
+use serde::{Deserialize, Serialize};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+pub const SOCKET: &str = "admin.sock";
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AdminRequest {
+    EnrollTokenCreate { room: String, ttl_minutes: Option<u64> },
+    AgentRevoke { agent_id: String },
+    UserAdd { username: String, role: Role, password: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminResponse {
+    Ok { message: String, value: serde_json::Value },
+    Error { message: String },
+}
+
+pub fn execute(app: &Appliance, req: AdminRequest) -> AdminResponse {
+    let actor = Actor::local_admin();
+    let result = match req {
+        AdminRequest::EnrollTokenCreate { room, ttl_minutes } => app.create_enroll_token(&actor, &room, ttl_minutes).map(|t| {
+            let msg = format!("{}\n(room \"{}\", single use, expires at {} UTC; shown once)", t.token, t.room_name, fmt_ms(t.expires_at_ms));
+            (msg, serde_json::to_value(&t).unwrap_or_default())
+        }),
+        AdminRequest::AgentRevoke { agent_id } => app
+            .revoke_agent(&actor, &agent_id)
+            .map(|a| (format!("agent {} revoked", a.id), serde_json::to_value(&a).unwrap_or_default())),
+        AdminRequest::UserAdd { username, role, password } => app
+            .add_user(&actor, &username, role, &password)
+            .map(|()| (format!("user {username} added"), serde_json::Value::Null)),
+    };
+    match result {
+        Ok((message, value)) => AdminResponse::Ok { message, value },
+        Err(e) => AdminResponse::Error { message: e.to_string() },
+    }
+}
+
+fn fmt_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET)
+}
+
+/// Serves the admin socket until the task is dropped.
+pub async fn serve(data_dir: &Path, app: Arc<Appliance>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let path = socket_path(data_dir);
+    let _ = std::fs::remove_file(&path);
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let _ = handle(stream, app).await;
+            });
+        }
+    }))
+}
+
+async fn handle(stream: UnixStream, app: Arc<Appliance>) -> std::io::Result<()> {
+    let (r, mut w) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(r.take(64 * 1024)).read_line(&mut line).await?;
+    let response = match serde_json::from_str::<AdminRequest>(&line) {
+        Ok(req) => tokio::task::spawn_blocking(move || execute(&app, req))
+            .await
+            .unwrap_or_else(|e| AdminResponse::Error { message: e.to_string() }),
+        Err(e) => AdminResponse::Error { message: format!("bad admin request: {e}") },
+    };
+    let mut out = serde_json::to_vec(&response).unwrap_or_default();
+    out.push(b'\n');
+    w.write_all(&out).await
+}
+
+use tokio::io::AsyncReadExt;
+
+/// Sends a request to a running appliance. `Ok(None)` when nothing listens there.
+pub async fn call(data_dir: &Path, req: &AdminRequest) -> std::io::Result<Option<AdminResponse>> {
+    let stream = match UnixStream::connect(socket_path(data_dir)).await {
+        Ok(s) => s,
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let (r, mut w) = stream.into_split();
+    let mut line = serde_json::to_vec(req).unwrap_or_default();
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    let mut resp = String::new();
+    BufReader::new(r).read_line(&mut resp).await?;
+    serde_json::from_str(&resp).map(Some).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates() {
+        assert_eq!(super::fmt_ms(0), "1970-01-01 00:00:00");
+        assert_eq!(super::fmt_ms(1_700_000_000_000), "2023-11-14 22:13:20");
+    }
+}

@@ -1,0 +1,216 @@
+//! Rooms, enrollment tokens, enrollment, revocation and agent status.
+
+use super::views::{AgentView, EnrollTokenView, Event, RoomView};
+use super::{lock, now_ms, Actor, Appliance, DomainError, IngestRejection, LiveAgent, Result};
+use crate::store::records::{AgentRecord, EnrollTokenRecord, RoomRecord};
+use rand_core::{OsRng, RngCore};
+use roomscribe_protocol::enroll::{EnrollMacKey, EnrollRequest, EnrollResponse, EnrollToken};
+use roomscribe_protocol::frame::RejectCode;
+use roomscribe_protocol::hello::AgentStatus;
+use roomscribe_protocol::AgentId;
+
+impl Appliance {
+    pub fn rooms(&self, actor: &Actor) -> Result<Vec<RoomView>> {
+        actor.require_active()?;
+        let agents = self.agent_views()?;
+        let mut rooms: Vec<RoomView> = self
+            .store
+            .rooms()?
+            .into_iter()
+            .map(|r| {
+                let mine = agents.iter().filter(|a| a.room_id == r.id && !a.revoked);
+                RoomView {
+                    agent_count: mine.clone().count(),
+                    online: mine.clone().any(|a| a.online),
+                    id: r.id,
+                    name: r.name,
+                    created_at_ms: r.created_at_ms,
+                }
+            })
+            .collect();
+        rooms.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(rooms)
+    }
+
+    fn room_by_name_or_create(&self, name: &str) -> Result<RoomRecord> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(DomainError::invalid("room", "1-100 printable characters"));
+        }
+        if let Some(r) = self.store.rooms()?.into_iter().find(|r| r.name == name) {
+            return Ok(r);
+        }
+        let room = RoomRecord { id: uuid::Uuid::new_v4().to_string(), name: name.to_owned(), created_at_ms: now_ms() };
+        self.store.put_room(&room)?;
+        Ok(room)
+    }
+
+    pub(super) fn room_name(&self, id: &str) -> String {
+        self.store.room(id).ok().flatten().map(|r| r.name).unwrap_or_default()
+    }
+
+    /// Creates a one-time enrollment token for `room_name` (created if new).
+    pub fn create_enroll_token(&self, actor: &Actor, room_name: &str, ttl_minutes: Option<u64>) -> Result<EnrollTokenView> {
+        actor.require_admin()?;
+        let ttl = ttl_minutes.unwrap_or(self.config.ingest.enroll_token_ttl_minutes);
+        if !(1..=1440).contains(&ttl) {
+            return Err(DomainError::invalid("ttl", "between 1 minute and 24 hours"));
+        }
+        let room = self.room_by_name_or_create(room_name)?;
+        let mut id = [0u8; 8];
+        let mut secret = zeroize::Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut id);
+        OsRng.fill_bytes(secret.as_mut());
+        let token = EnrollToken::new(id, *secret);
+        let now = now_ms();
+        let expires_at_ms = now + ttl as i64 * 60_000;
+        self.store.put_enroll_token(&EnrollTokenRecord {
+            id: token.id.clone(),
+            mac_key: *token.mac_key().to_bytes(),
+            room_id: room.id.clone(),
+            created_at_ms: now,
+            expires_at_ms,
+            created_by: actor.username.clone(),
+            used_by: None,
+        })?;
+        Ok(EnrollTokenView { token: token.reveal(), room_id: room.id, room_name: room.name, expires_at_ms })
+    }
+
+    /// Handles an enrollment request. The request's MAC covers the SHA-256 of the
+    /// certificate the agent saw, which must be this appliance's ingest certificate.
+    pub fn enroll(&self, req: &EnrollRequest) -> std::result::Result<EnrollResponse, IngestRejection> {
+        let bad_token = || IngestRejection::new(RejectCode::BadToken, "enrollment token is unknown, used, expired or wrong");
+        if req.protocol_version != roomscribe_protocol::PROTOCOL_VERSION {
+            return Err(IngestRejection::new(RejectCode::UnsupportedVersion, "unsupported protocol version"));
+        }
+        if req.hostname.len() > 255 {
+            return Err(IngestRejection::new(RejectCode::Malformed, "hostname too long"));
+        }
+        let cert = self.keys.ingest_cert_sha256;
+        let now = now_ms();
+        let agent_id = AgentId::random();
+        let mut room_id = String::new();
+        let mut mac_key = None;
+        let outcome = self
+            .store
+            .consume_token_and_enroll(&req.token_id, |token| {
+                let t = token.ok_or_else(bad_token)?;
+                if t.used_by.is_some() || t.expires_at_ms < now {
+                    return Err(bad_token());
+                }
+                let key = EnrollMacKey::from_bytes(t.id.clone(), t.mac_key);
+                let agent_key = req.verify(&key, &cert).map_err(|_| bad_token())?;
+                room_id = t.room_id.clone();
+                mac_key = Some(key);
+                Ok(AgentRecord {
+                    id: agent_id.to_string(),
+                    room_id: t.room_id.clone(),
+                    hostname: req.hostname.clone(),
+                    public_key: hex::encode(agent_key.to_bytes()),
+                    enrolled_at_ms: now,
+                    revoked_at_ms: None,
+                    last_envelope_seq: None,
+                    last_seen_ms: None,
+                })
+            })
+            .map_err(|e| IngestRejection::internal(&e))??;
+        let mac_key = mac_key.ok_or_else(bad_token)?;
+        tracing::info!(agent = %outcome.id, room = %room_id, hostname = %outcome.hostname, "agent enrolled");
+        if let Ok(view) = self.agent_view(&outcome) {
+            self.publish(Event::Agent { agent: view });
+        }
+        Ok(EnrollResponse {
+            agent_id,
+            room: self.room_name(&room_id),
+            envelope_public_key: hex::encode(self.keys.envelope.public_bytes()),
+            appliance_signing_key: hex::encode(self.keys.signing.verifying_key().to_bytes()),
+            ingest_cert_sha256: hex::encode(cert),
+            mac: String::new(),
+        }
+        .authenticate(&mac_key, req))
+    }
+
+    /// Revokes an agent: its envelopes and connections are refused from now on.
+    pub fn revoke_agent(&self, actor: &Actor, agent_id: &str) -> Result<AgentView> {
+        actor.require_admin()?;
+        let mut agent = self.store.agent(agent_id)?.ok_or(DomainError::NotFound("agent"))?;
+        if agent.revoked_at_ms.is_none() {
+            agent.revoked_at_ms = Some(now_ms());
+            self.store.put_agent(&agent)?;
+            tracing::info!(agent = %agent.id, by = %actor.username, "agent revoked");
+        }
+        let view = self.agent_view(&agent)?;
+        self.publish(Event::Agent { agent: view.clone() });
+        Ok(view)
+    }
+
+    pub fn agents(&self, actor: &Actor) -> Result<Vec<AgentView>> {
+        actor.require_active()?;
+        self.agent_views()
+    }
+
+    fn agent_views(&self) -> Result<Vec<AgentView>> {
+        let mut v = self.store.agents()?.iter().map(|a| self.agent_view(a)).collect::<Result<Vec<_>>>()?;
+        v.sort_by(|a, b| a.enrolled_at_ms.cmp(&b.enrolled_at_ms));
+        Ok(v)
+    }
+
+    pub(super) fn agent_view(&self, a: &AgentRecord) -> Result<AgentView> {
+        let live = lock(&self.live).get(&a.id).cloned();
+        let offline_after = self.config.ingest.agent_offline_after_secs as i64 * 1000;
+        let online = a.revoked_at_ms.is_none()
+            && live.as_ref().is_some_and(|l| l.connected && now_ms() - l.last_heartbeat_ms <= offline_after);
+        Ok(AgentView {
+            id: a.id.clone(),
+            room_id: a.room_id.clone(),
+            room_name: self.room_name(&a.room_id),
+            hostname: a.hostname.clone(),
+            enrolled_at_ms: a.enrolled_at_ms,
+            revoked: a.revoked_at_ms.is_some(),
+            online,
+            last_seen_ms: live.as_ref().map(|l| l.last_heartbeat_ms).or(a.last_seen_ms),
+            version: live.as_ref().map(|l| l.version.clone()),
+            queue_depth: live.as_ref().map(|l| l.queue_depth),
+            oldest_queued_age_s: live.as_ref().and_then(|l| l.oldest_queued_age_s),
+            clock_offset_ms: live.as_ref().map(|l| l.clock_offset_ms),
+            last_envelope_seq: a.last_envelope_seq,
+        })
+    }
+
+    /// Records a hello or heartbeat from an authenticated agent.
+    pub fn agent_status(&self, agent_id: &AgentId, status: &AgentStatus) {
+        let now = now_ms();
+        lock(&self.live).insert(
+            agent_id.to_string(),
+            LiveAgent {
+                connected: true,
+                last_heartbeat_ms: now,
+                version: status.version.chars().take(64).collect(),
+                queue_depth: status.queue_depth,
+                oldest_queued_age_s: status.oldest_queued_age_s,
+                clock_offset_ms: status.agent_time_ms - now,
+            },
+        );
+        self.publish_agent(agent_id);
+    }
+
+    pub fn agent_disconnected(&self, agent_id: &AgentId) {
+        if let Some(l) = lock(&self.live).get_mut(&agent_id.to_string()) {
+            l.connected = false;
+        }
+        self.publish_agent(agent_id);
+    }
+
+    fn publish_agent(&self, agent_id: &AgentId) {
+        if let Ok(Some(a)) = self.store.agent(&agent_id.to_string()) {
+            if let Ok(view) = self.agent_view(&a) {
+                self.publish(Event::Agent { agent: view });
+            }
+        }
+    }
+
+    /// True if the agent exists and is not revoked (checked by open connections).
+    pub fn agent_active(&self, agent_id: &AgentId) -> bool {
+        matches!(self.store.agent(&agent_id.to_string()), Ok(Some(a)) if a.revoked_at_ms.is_none())
+    }
+}

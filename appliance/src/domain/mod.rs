@@ -1,0 +1,93 @@
+//! The appliance's domain: every rule about users, rooms, agents, meetings and ingest.
+//!
+//! HTTP handlers, the QUIC ingest loop and the admin socket call into [`Appliance`];
+//! none of them touches the store. Permission checks happen here (see [`Actor`]).
+//! This module never imports axum or quinn.
+
+mod agents;
+mod auth;
+mod error;
+mod ingest;
+mod meetings;
+pub mod views;
+
+pub use auth::{Actor, LoginOutcome, SESSION_COOKIE};
+pub use error::DomainError;
+pub use ingest::{IngestRejection, Verified};
+
+use crate::config::Config;
+use crate::keys::ApplianceKeys;
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::sync::broadcast;
+use views::Event;
+
+pub type Result<T> = std::result::Result<T, DomainError>;
+
+/// Live (not persisted) status of a connected agent, from its hello and heartbeats.
+#[derive(Debug, Clone, Default)]
+pub struct LiveAgent {
+    pub connected: bool,
+    pub last_heartbeat_ms: i64,
+    pub version: String,
+    pub queue_depth: u64,
+    pub oldest_queued_age_s: Option<u64>,
+    /// Agent clock minus appliance clock, as last observed.
+    pub clock_offset_ms: i64,
+}
+
+pub struct Appliance {
+    store: Store,
+    keys: ApplianceKeys,
+    config: Config,
+    sessions: Mutex<HashMap<[u8; 32], auth::Session>>,
+    live: Mutex<HashMap<String, LiveAgent>>,
+    events: broadcast::Sender<Event>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Appliance {
+    pub fn new(store: Store, keys: ApplianceKeys, config: Config) -> Self {
+        let (events, _) = broadcast::channel(1024);
+        Self { store, keys, config, sessions: Mutex::new(HashMap::new()), live: Mutex::new(HashMap::new()), events }
+    }
+
+    pub fn keys(&self) -> &ApplianceKeys {
+        &self.keys
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Live events for the console (segments, meetings, agents).
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn publish(&self, e: Event) {
+        // No subscribers is normal.
+        let _ = self.events.send(e);
+    }
+
+    /// Storage is reachable (used by /readyz).
+    pub fn ready(&self) -> bool {
+        self.store.user_count().is_ok()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding one of these maps cannot leave it inconsistent (single
+    // inserts/removes), so recover the guard instead of poisoning every later request.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests;

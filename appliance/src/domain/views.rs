@@ -1,0 +1,83 @@
+//! What the API and the live event stream show. Stable JSON shapes (documented in README).
+
+use crate::store::records::{MeetingStatus, SegmentRecord, WordRecord};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomView {
+    pub id: String,
+    pub name: String,
+    pub created_at_ms: i64,
+    pub agent_count: usize,
+    pub online: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentView {
+    pub id: String,
+    pub room_id: String,
+    pub room_name: String,
+    pub hostname: String,
+    pub enrolled_at_ms: i64,
+    pub revoked: bool,
+    pub online: bool,
+    pub last_seen_ms: Option<i64>,
+    pub version: Option<String>,
+    pub queue_depth: Option<u64>,
+    pub oldest_queued_age_s: Option<u64>,
+    pub clock_offset_ms: Option<i64>,
+    pub last_envelope_seq: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MeetingView {
+    pub id: String,
+    pub room_id: String,
+    pub room_name: String,
+    pub agent_id: String,
+    pub title: String,
+    pub started_at_ms: i64,
+    pub status: MeetingStatus,
+    pub segment_count: u64,
+    pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentView {
+    pub seq: u64,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub words: Vec<WordRecord>,
+    pub confidence: f32,
+}
+
+impl From<SegmentRecord> for SegmentView {
+    fn from(s: SegmentRecord) -> Self {
+        Self { seq: s.seq, start: s.start, end: s.end, text: s.text, words: s.words, confidence: s.confidence }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TranscriptView {
+    pub meeting: MeetingView,
+    pub segments: Vec<SegmentView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrollTokenView {
+    /// The token text; shown once.
+    pub token: String,
+    pub room_id: String,
+    pub room_name: String,
+    pub expires_at_ms: i64,
+}
+
+/// A live event for the console.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Segment { meeting_id: String, segment: SegmentView },
+    Meeting { meeting: MeetingView },
+    Agent { agent: AgentView },
+}

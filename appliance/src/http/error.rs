@@ -1,0 +1,49 @@
+//! The one mapping from domain errors to HTTP: `{"error":{"code","message"}}`.
+
+use crate::domain::DomainError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+}
+
+impl From<DomainError> for ApiError {
+    fn from(e: DomainError) -> Self {
+        let (status, code) = match &e {
+            DomainError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            DomainError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+            DomainError::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
+            DomainError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            DomainError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            DomainError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            DomainError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            DomainError::Store(_) | DomainError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        };
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // Details go to the log, never to the client.
+            tracing::error!(error = %e, "request failed");
+            "internal error".to_owned()
+        } else {
+            e.to_string()
+        };
+        Self { status, code, message }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        (self.status, Json(body)).into_response()
+    }
+}

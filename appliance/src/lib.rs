@@ -1,0 +1,103 @@
+//! The Roomscribe appliance as a library: `main.rs` parses the command line and calls
+//! [`serve`]; tests start the real server the same way.
+//!
+//! Modules: [`config`] (one load order), [`keys`] (the appliance's secrets),
+//! [`store`] (redb, the only storage), [`domain`] (all rules), [`http`] (console and
+//! API), [`ingest`] (QUIC from agents), [`admin`] (local admin socket).
+
+pub mod admin;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod ingest;
+pub mod keys;
+pub mod store;
+
+use anyhow::Context;
+use config::Config;
+use domain::Appliance;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Opens the data directory: storage, keys and the domain. Used by `serve` and by admin
+/// commands when the appliance is stopped.
+pub fn open(config: &Config) -> anyhow::Result<Appliance> {
+    keys::private_dir(&config.data_dir)?;
+    let store = store::Store::open(&config.data_dir)?;
+    let keys = keys::ApplianceKeys::load_or_create(&config.data_dir)?;
+    Ok(Appliance::new(store, keys, config.clone()))
+}
+
+/// Addresses actually bound (useful with port 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub https: SocketAddr,
+    pub quic: SocketAddr,
+}
+
+fn https_tls(config: &Config) -> anyhow::Result<rustls::ServerConfig> {
+    let identity = match (&config.http.cert_file, &config.http.key_file) {
+        (Some(c), Some(k)) => keys::from_pem(c, k).context("http.cert_file / http.key_file")?,
+        _ => {
+            let dir = config.data_dir.join("tls");
+            keys::private_dir(&dir)?;
+            keys::self_signed(
+                &dir.join("https.crt.der"),
+                &dir.join("https.key.der"),
+                &["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            )?
+        }
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .with_no_client_auth()
+        .with_single_cert(identity.chain, identity.key)
+        .context("http TLS certificate and key do not match")?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tls)
+}
+
+/// Runs the appliance until `shutdown` resolves. `on_ready` is called once both
+/// listeners are bound.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()>, on_ready: impl FnOnce(Bound)) -> anyhow::Result<()> {
+    let app = Arc::new(open(&config)?);
+    if let Some(password) = app.bootstrap_admin()? {
+        println!("============================================================");
+        println!(" Roomscribe bootstrap administrator (shown once)");
+        println!("   username: admin");
+        println!("   one-time password: {}", password.as_str());
+        println!(" You will be asked to choose a new password at first login.");
+        println!("============================================================");
+    }
+
+    let listener = std::net::TcpListener::bind(config.http.listen).with_context(|| format!("binding http.listen {}", config.http.listen))?;
+    listener.set_nonblocking(true)?;
+    let https = listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(https_tls(&config)?)))?
+        .handle(handle.clone())
+        .serve(http::router(app.clone()).into_make_service());
+    let http_task = tokio::spawn(server);
+
+    let endpoint = ingest::endpoint(app.keys(), config.ingest.listen).context("ingest.listen")?;
+    let quic = endpoint.local_addr()?;
+    let ingest_task = tokio::spawn(ingest::serve(endpoint.clone(), app.clone()));
+    let admin_task = admin::serve(&config.data_dir, app.clone()).await.context("admin socket")?;
+
+    tracing::info!(%https, %quic, data_dir = %config.data_dir.display(), "roomscribe appliance ready");
+    on_ready(Bound { https, quic });
+
+    shutdown.await;
+    tracing::info!("shutting down");
+    admin_task.abort();
+    let _ = std::fs::remove_file(admin::socket_path(&config.data_dir));
+    endpoint.close(quinn::VarInt::from_u32(0), b"appliance shutting down");
+    handle.graceful_shutdown(Some(Duration::from_secs(3)));
+    let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
+    ingest_task.abort();
+    Ok(())
+}

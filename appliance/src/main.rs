@@ -1,0 +1,209 @@
+//! `roomscribe`: parse the command line, load config, start logging, call the library.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use roomscribe_appliance::admin::{self, AdminRequest, AdminResponse};
+use roomscribe_appliance::config::{Config, Overrides, EXAMPLE};
+use roomscribe_appliance::store::records::Role;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const ADMIN_NOTE: &str = "Reaches a running appliance through <data_dir>/admin.sock; when the appliance is \
+stopped, works on the data directory directly.";
+
+#[derive(Parser)]
+#[command(name = "roomscribe", version, about = "Roomscribe appliance: meeting transcripts, on premises")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Configuration file (TOML); see `roomscribe config example`.
+    #[arg(long, env = "ROOMSCRIBE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the appliance: HTTPS console/API (default 127.0.0.1:8443) and QUIC ingest (UDP 8444).
+    Serve {
+        #[command(flatten)]
+        common: Common,
+        /// HTTPS listen address (overrides `http.listen`).
+        #[arg(long)]
+        http_listen: Option<SocketAddr>,
+        /// QUIC ingest listen address (overrides `ingest.listen`).
+        #[arg(long)]
+        quic_listen: Option<SocketAddr>,
+    },
+    /// Enrollment tokens for agents.
+    #[command(subcommand, name = "enroll-token")]
+    EnrollToken(TokenCommand),
+    /// Manage enrolled agents.
+    #[command(subcommand)]
+    Agent(AgentCommand),
+    /// Manage console users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a one-time enrollment token for a room (the room is created if new).
+    #[command(after_help = ADMIN_NOTE)]
+    Create {
+        #[arg(long)]
+        room: String,
+        /// Lifetime, e.g. 30m, 1h (default: ingest.enroll_token_ttl_minutes; at most 24h).
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<u64>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentCommand {
+    /// Revoke an agent: its connections are closed and its envelopes refused from now on.
+    #[command(after_help = ADMIN_NOTE)]
+    Revoke {
+        agent_id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a console user whose password is read from a file (first line).
+    #[command(after_help = ADMIN_NOTE)]
+    Add {
+        #[arg(long)]
+        username: String,
+        #[arg(long, value_parser = ["admin", "user"])]
+        role: String,
+        /// File holding the password; use /dev/stdin to pipe it.
+        #[arg(long)]
+        password_file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the commented example configuration (all defaults).
+    Example,
+}
+
+fn parse_ttl(s: &str) -> Result<u64, String> {
+    let (num, mult) = match s.strip_suffix('h') {
+        Some(n) => (n, 60),
+        None => (s.strip_suffix('m').unwrap_or(s), 1),
+    };
+    num.parse::<u64>().map(|n| n * mult).map_err(|_| format!("invalid duration {s:?}: use e.g. 30m or 1h"))
+}
+
+fn load(common: &Common, overrides: Overrides) -> anyhow::Result<Config> {
+    let overrides = Overrides { data_dir: common.data_dir.clone(), ..overrides };
+    let (config, warnings) = Config::load(common.config.as_deref(), std::env::vars(), &overrides)?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    Ok(config)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOMSCRIBE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,quinn=warn,quinn_proto=warn,rustls=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn admin_command(common: &Common, req: AdminRequest) -> anyhow::Result<()> {
+    let config = load(common, Overrides::default())?;
+    let response = match admin::call(&config.data_dir, &req).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            let app = roomscribe_appliance::open(&config).context("opening the data directory (no appliance is running there)")?;
+            tokio::task::spawn_blocking(move || admin::execute(&app, req)).await?
+        }
+        Err(e) => bail!("admin socket {}: {e}", admin::socket_path(&config.data_dir).display()),
+    };
+    match response {
+        AdminResponse::Ok { message, .. } => {
+            println!("{message}");
+            Ok(())
+        }
+        AdminResponse::Error { message } => bail!("{message}"),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { common, http_listen, quic_listen } => {
+            let config = load(&common, Overrides { http_listen, ingest_listen: quic_listen, ..Default::default() })?;
+            roomscribe_appliance::serve(config, shutdown_signal(), |b| {
+                println!("Roomscribe ready: console https://{}/  ingest {} (QUIC)", b.https, b.quic);
+            })
+            .await
+        }
+        Command::EnrollToken(TokenCommand::Create { room, ttl, common }) => {
+            admin_command(&common, AdminRequest::EnrollTokenCreate { room, ttl_minutes: ttl }).await
+        }
+        Command::Agent(AgentCommand::Revoke { agent_id, common }) => admin_command(&common, AdminRequest::AgentRevoke { agent_id }).await,
+        Command::User(UserCommand::Add { username, role, password_file, common }) => {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(&password_file).with_context(|| format!("--password-file {}", password_file.display()))?,
+            );
+            let password = text.lines().next().unwrap_or("").to_owned();
+            let role = if role == "admin" { Role::Admin } else { Role::User };
+            admin_command(&common, AdminRequest::UserAdd { username, role, password }).await
+        }
+        Command::Config(ConfigCommand::Example) => {
+            print!("{EXAMPLE}");
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("roomscribe: starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roomscribe: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

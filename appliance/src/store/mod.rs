@@ -1,0 +1,316 @@
+//! All durable state of the appliance, in one redb file (`<data_dir>/roomscribe.redb`).
+//!
+//! Every table definition lives here and nowhere else. Records are JSON values (see
+//! [`records`]) keyed by stable ids; schema changes bump [`SCHEMA_VERSION`] and add a
+//! forward migration in [`Store::open`]. Nothing outside `domain/` uses this module.
+//!
+//! Invariants:
+//! - one writer transaction at a time (redb's rule); every public write commits with
+//!   immediate durability before it returns, so a caller may acknowledge after it;
+//! - segments are keyed by (meeting id, segment seq): a segment is stored at most once;
+//! - envelope digests are keyed by (agent id, envelope seq) and never rewritten.
+
+pub mod records;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
+use records::*;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+pub const SCHEMA_VERSION: u64 = 1;
+pub const DB_FILE: &str = "roomscribe.redb";
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const USERS: Table = TableDefinition::new("users");
+const ROOMS: Table = TableDefinition::new("rooms");
+const AGENTS: Table = TableDefinition::new("agents");
+const ENROLL_TOKENS: Table = TableDefinition::new("enroll_tokens");
+const MEETINGS: Table = TableDefinition::new("meetings");
+const SEGMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segments");
+const ENVELOPES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("envelopes");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database {path}: {source}")]
+    Open { path: PathBuf, source: redb::DatabaseError },
+    #[error("database {path} is in use by another process (is the appliance running? admin commands then go through its admin socket)")]
+    Locked { path: PathBuf },
+    #[error("storage: {0}")]
+    Redb(#[from] redb::Error),
+    #[error("record {table}/{key} is corrupt: {source}")]
+    Corrupt { table: String, key: String, source: serde_json::Error },
+    #[error("database schema version {found} is newer than this build understands ({SCHEMA_VERSION})")]
+    SchemaTooNew { found: u64 },
+}
+
+macro_rules! redb_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Redb(e.into()) }
+        }
+    )*};
+}
+redb_from!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+
+type Table = TableDefinition<'static, &'static str, &'static [u8]>;
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub struct Store {
+    db: Database,
+}
+
+fn decode<T: DeserializeOwned>(table: &str, key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { table: table.to_owned(), key: key.to_owned(), source })
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Records are plain structs of strings, numbers and options: this cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// Outcome of [`Store::commit_envelope`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvelopeCommit {
+    /// Stored; lists the segment seqs that were new (already-present ones are skipped).
+    Stored { new_segments: Vec<u64>, meeting_created: bool },
+    /// Identical bytes were stored before.
+    Duplicate,
+    /// Same sequence number, different bytes.
+    Conflict,
+    /// The meeting belongs to another agent.
+    ForeignMeeting,
+    /// Not the next number.
+    OutOfOrder { expected: u64 },
+}
+
+impl Store {
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        let path = data_dir.join(DB_FILE);
+        let db = Database::create(&path).map_err(|source| match source {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
+            source => StoreError::Open { path: path.clone(), source },
+        })?;
+        let store = Self { db };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta
+                .get("schema_version")?
+                .map(|v| u64::from_be_bytes(v.value().try_into().unwrap_or([0; 8])));
+            match found {
+                Some(v) if v > SCHEMA_VERSION => return Err(StoreError::SchemaTooNew { found: v }),
+                Some(_) => {}
+                None => {
+                    meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())?;
+                }
+            }
+            // Create every table so read transactions never meet a missing one.
+            txn.open_table(USERS)?;
+            txn.open_table(ROOMS)?;
+            txn.open_table(AGENTS)?;
+            txn.open_table(ENROLL_TOKENS)?;
+            txn.open_table(MEETINGS)?;
+            txn.open_table(SEGMENTS)?;
+            txn.open_table(ENVELOPES)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn get<T: DeserializeOwned>(&self, def: Table, key: &str) -> Result<Option<T>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(def)?;
+        let value = table.get(key)?;
+        value.map(|v| decode(def.name(), key, v.value())).transpose()
+    }
+
+    fn all<T: DeserializeOwned>(&self, def: Table) -> Result<Vec<T>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(def)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (k, v) = row?;
+            out.push(decode(def.name(), k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn put<T: Serialize>(&self, def: Table, key: &str, value: &T) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(def)?.insert(key, encode(value).as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    // --- users -------------------------------------------------------------
+    pub fn user(&self, username: &str) -> Result<Option<UserRecord>> {
+        self.get(USERS, username)
+    }
+    pub fn users(&self) -> Result<Vec<UserRecord>> {
+        self.all(USERS)
+    }
+    pub fn put_user(&self, user: &UserRecord) -> Result<()> {
+        self.put(USERS, &user.username, user)
+    }
+    pub fn user_count(&self) -> Result<u64> {
+        let txn = self.db.begin_read()?;
+        Ok(txn.open_table(USERS)?.len()?)
+    }
+
+    // --- rooms -------------------------------------------------------------
+    pub fn rooms(&self) -> Result<Vec<RoomRecord>> {
+        self.all(ROOMS)
+    }
+    pub fn room(&self, id: &str) -> Result<Option<RoomRecord>> {
+        self.get(ROOMS, id)
+    }
+    pub fn put_room(&self, room: &RoomRecord) -> Result<()> {
+        self.put(ROOMS, &room.id, room)
+    }
+
+    // --- enrollment tokens ---------------------------------------------------
+    pub fn put_enroll_token(&self, t: &EnrollTokenRecord) -> Result<()> {
+        self.put(ENROLL_TOKENS, &t.id, t)
+    }
+
+    /// Marks the token used and creates the agent, in one transaction, so a token can
+    /// never enroll two agents. `check` sees the token and decides.
+    pub fn consume_token_and_enroll<E>(
+        &self,
+        token_id: &str,
+        check: impl FnOnce(Option<&EnrollTokenRecord>) -> std::result::Result<AgentRecord, E>,
+    ) -> Result<std::result::Result<AgentRecord, E>> {
+        let txn = self.db.begin_write()?;
+        let outcome = {
+            let mut tokens = txn.open_table(ENROLL_TOKENS)?;
+            let token: Option<EnrollTokenRecord> =
+                tokens.get(token_id)?.map(|v| decode(ENROLL_TOKENS.name(), token_id, v.value())).transpose()?;
+            match check(token.as_ref()) {
+                Ok(agent) => {
+                    if let Some(mut t) = token {
+                        t.used_by = Some(agent.id.clone());
+                        tokens.insert(token_id, encode(&t).as_slice())?;
+                    }
+                    txn.open_table(AGENTS)?.insert(agent.id.as_str(), encode(&agent).as_slice())?;
+                    Ok(agent)
+                }
+                Err(e) => Err(e),
+            }
+        };
+        if outcome.is_ok() {
+            txn.commit()?;
+        }
+        Ok(outcome)
+    }
+
+    // --- agents --------------------------------------------------------------
+    pub fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
+        self.get(AGENTS, id)
+    }
+    pub fn agents(&self) -> Result<Vec<AgentRecord>> {
+        self.all(AGENTS)
+    }
+    pub fn put_agent(&self, a: &AgentRecord) -> Result<()> {
+        self.put(AGENTS, &a.id, a)
+    }
+
+    // --- meetings and segments ----------------------------------------------
+    pub fn meetings(&self) -> Result<Vec<MeetingRecord>> {
+        self.all(MEETINGS)
+    }
+    pub fn meeting(&self, id: &str) -> Result<Option<MeetingRecord>> {
+        self.get(MEETINGS, id)
+    }
+    pub fn segments(&self, meeting_id: &str) -> Result<Vec<SegmentRecord>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(SEGMENTS)?;
+        let mut out = Vec::new();
+        for row in table.range((meeting_id, 0u64)..=(meeting_id, u64::MAX))? {
+            let (k, v) = row?;
+            let (_, seq) = k.value();
+            out.push(decode(SEGMENTS.name(), &format!("{meeting_id}/{seq}"), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Applies one verified, decrypted envelope atomically: sequence check, digest,
+    /// meeting upsert, new segments, agent's last sequence. Commits durably before
+    /// returning `Stored`, so the caller may acknowledge.
+    pub fn commit_envelope(&self, env: &EnvelopeToCommit<'_>) -> Result<EnvelopeCommit> {
+        use roomscribe_protocol::{check_sequence, SequenceVerdict};
+        let txn = self.db.begin_write()?;
+        let agent_key = env.agent_id.as_str();
+        let outcome = {
+            let mut agents = txn.open_table(AGENTS)?;
+            let mut agent: AgentRecord = match agents.get(agent_key)? {
+                Some(v) => decode(AGENTS.name(), agent_key, v.value())?,
+                None => return Ok(EnvelopeCommit::ForeignMeeting),
+            };
+            let mut digests = txn.open_table(ENVELOPES)?;
+            match check_sequence(agent.last_envelope_seq, env.envelope_seq) {
+                SequenceVerdict::AlreadySeen => {
+                    let same = digests
+                        .get((agent_key, env.envelope_seq))?
+                        .is_some_and(|d| d.value() == env.digest.as_slice());
+                    return Ok(if same { EnvelopeCommit::Duplicate } else { EnvelopeCommit::Conflict });
+                }
+                SequenceVerdict::Gap { expected } => return Ok(EnvelopeCommit::OutOfOrder { expected }),
+                SequenceVerdict::Next => {}
+            }
+            let mut meetings = txn.open_table(MEETINGS)?;
+            let mid = env.meeting.id.as_str();
+            let existing: Option<MeetingRecord> =
+                meetings.get(mid)?.map(|v| decode(MEETINGS.name(), mid, v.value())).transpose()?;
+            let meeting_created = existing.is_none();
+            let mut meeting = match existing {
+                Some(m) if m.agent_id != env.agent_id => return Ok(EnvelopeCommit::ForeignMeeting),
+                Some(m) => m,
+                None => env.meeting.clone(),
+            };
+            let mut segments = txn.open_table(SEGMENTS)?;
+            let mut new_segments = Vec::new();
+            for s in env.segments {
+                if segments.get((mid, s.seq))?.is_none() {
+                    segments.insert((mid, s.seq), encode(s).as_slice())?;
+                    new_segments.push(s.seq);
+                    meeting.segment_count += 1;
+                    meeting.duration_s = meeting.duration_s.max(s.end);
+                }
+            }
+            if env.ended {
+                meeting.status = MeetingStatus::Ended;
+            }
+            meeting.updated_at_ms = env.received_at_ms;
+            meetings.insert(mid, encode(&meeting).as_slice())?;
+            digests.insert((agent_key, env.envelope_seq), env.digest.as_slice())?;
+            agent.last_envelope_seq = Some(env.envelope_seq);
+            agent.last_seen_ms = Some(env.received_at_ms);
+            agents.insert(agent_key, encode(&agent).as_slice())?;
+            EnvelopeCommit::Stored { new_segments, meeting_created }
+        };
+        txn.commit()?;
+        Ok(outcome)
+    }
+}
+
+/// Everything [`Store::commit_envelope`] needs, already verified by the domain.
+pub struct EnvelopeToCommit<'a> {
+    pub agent_id: String,
+    pub envelope_seq: u64,
+    pub digest: [u8; 32],
+    /// The meeting as it should be created if it does not exist yet.
+    pub meeting: MeetingRecord,
+    pub segments: &'a [SegmentRecord],
+    pub ended: bool,
+    pub received_at_ms: i64,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,92 @@
+//! The records kept in redb, as JSON. Adding an optional field is compatible;
+//! anything else needs a schema version bump and a migration.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    User,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserRecord {
+    pub username: String,
+    pub role: Role,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub must_change_password: bool,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoomRecord {
+    pub id: String,
+    pub name: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrollTokenRecord {
+    pub id: String,
+    /// HKDF-derived MAC key of the token (the secret itself is never stored).
+    pub mac_key: [u8; 32],
+    pub room_id: String,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub created_by: String,
+    pub used_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AgentRecord {
+    pub id: String,
+    pub room_id: String,
+    pub hostname: String,
+    /// Hex Ed25519 public key.
+    pub public_key: String,
+    pub enrolled_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+    pub last_envelope_seq: Option<u64>,
+    pub last_seen_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeetingStatus {
+    Live,
+    Ended,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MeetingRecord {
+    pub id: String,
+    pub room_id: String,
+    pub agent_id: String,
+    pub title: String,
+    pub started_at_ms: i64,
+    pub status: MeetingStatus,
+    pub segment_count: u64,
+    pub duration_s: f64,
+    pub updated_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WordRecord {
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    pub conf: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SegmentRecord {
+    pub seq: u64,
+    pub start: f64,
+    pub end: f64,
+    pub text: String,
+    pub words: Vec<WordRecord>,
+    pub confidence: f32,
+    pub received_at_ms: i64,
+}
