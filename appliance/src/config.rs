@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 pub const EXAMPLE: &str = include_str!("../../config/appliance.toml");
 const ENV_PREFIX: &str = "ROOMSCRIBE_";
 /// Environment variables that are not config keys but are ours.
-const ENV_OTHER: &[&str] = &["ROOMSCRIBE_LOG", "ROOMSCRIBE_CACHE"];
+const ENV_OTHER: &[&str] = &["ROOMSCRIBE_LOG", "ROOMSCRIBE_CACHE", "ROOMSCRIBE_CONFIG", "ROOMSCRIBE_VOSK_LIB"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -63,17 +63,7 @@ impl Default for IngestConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("reading config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("config {path}: {message}")]
-    Parse { path: String, message: String },
-    #[error("environment variable {var}: {message}")]
-    Env { var: String, message: String },
-    #[error("config key {key}: {message}")]
-    Invalid { key: &'static str, message: String },
-}
+pub use roomscribe_config::ConfigError;
 
 /// Command-line overrides (highest precedence).
 #[derive(Debug, Default, Clone)]
@@ -91,34 +81,12 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
         overrides: &Overrides,
     ) -> Result<(Self, Vec<String>), ConfigError> {
-        let mut value = toml::Value::try_from(Config::default()).map_err(|e| ConfigError::Parse { path: "<defaults>".into(), message: e.to_string() })?;
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-            let file_value: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.display().to_string(), message: e.to_string() })?;
-            // Validate the file on its own first so unknown keys name the file.
-            file_value.clone().try_into::<Config>().map_err(|e| ConfigError::Parse { path: path.display().to_string(), message: e.to_string() })?;
-            merge(&mut value, file_value);
-        }
-        let mut warnings = Vec::new();
-        let keys = leaf_keys(&value);
-        for (var, raw) in env {
-            let Some(name) = var.strip_prefix(ENV_PREFIX) else { continue };
-            if ENV_OTHER.contains(&var.as_str()) {
-                continue;
-            }
-            let name = name.to_ascii_lowercase();
-            let Some(path) = keys.iter().find(|k| k.join("_") == name) else {
-                warnings.push(format!("ignoring {var}: no config key of that name"));
-                continue;
-            };
-            let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or(toml::Value::String(raw.clone()));
-            set_path(&mut value, path, parsed);
-            value.clone().try_into::<Config>().map_err(|e| ConfigError::Env { var: var.clone(), message: e.to_string() })?;
-        }
-        let mut config: Config = value.try_into().map_err(|e| ConfigError::Parse { path: "<merged>".into(), message: e.to_string() })?;
+        let layers = roomscribe_config::Layers {
+            env_prefix: ENV_PREFIX,
+            env_other: ENV_OTHER,
+            optional_keys: &["http.cert_file", "http.key_file"],
+        };
+        let (mut config, warnings): (Config, _) = roomscribe_config::load(&layers, file, env)?;
         if let Some(d) = &overrides.data_dir {
             config.data_dir = d.clone();
         }
@@ -146,52 +114,6 @@ impl Config {
             return Err(ConfigError::Invalid { key: "ingest.enroll_token_ttl_minutes", message: "must be between 1 and 1440".into() });
         }
         Ok(())
-    }
-}
-
-fn merge(base: &mut toml::Value, over: toml::Value) {
-    match (base, over) {
-        (toml::Value::Table(b), toml::Value::Table(o)) => {
-            for (k, v) in o {
-                match b.get_mut(&k) {
-                    Some(slot) => merge(slot, v),
-                    None => {
-                        b.insert(k, v);
-                    }
-                }
-            }
-        }
-        (slot, v) => *slot = v,
-    }
-}
-
-/// Every settable key as a path, including optional keys the defaults leave unset.
-fn leaf_keys(v: &toml::Value) -> Vec<Vec<String>> {
-    let mut out = vec![vec!["http".to_owned(), "cert_file".to_owned()], vec!["http".to_owned(), "key_file".to_owned()]];
-    fn walk(v: &toml::Value, prefix: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
-        if let toml::Value::Table(t) = v {
-            for (k, v) in t {
-                prefix.push(k.clone());
-                walk(v, prefix, out);
-                prefix.pop();
-            }
-        } else if !out.contains(prefix) {
-            out.push(prefix.clone());
-        }
-    }
-    walk(v, &mut Vec::new(), &mut out);
-    out
-}
-
-fn set_path(v: &mut toml::Value, path: &[String], new: toml::Value) {
-    let mut cur = v;
-    for (i, key) in path.iter().enumerate() {
-        let toml::Value::Table(t) = cur else { return };
-        if i + 1 == path.len() {
-            t.insert(key.clone(), new);
-            return;
-        }
-        cur = t.entry(key.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
     }
 }
 

@@ -1,0 +1,88 @@
+//! Speech recognition with Vosk (libvosk, offline, streaming).
+//!
+//! One [`Transcriber`] per stream; the loaded [`vosk::Model`] can be shared. Audio is
+//! fed in chunks of [`CHUNK`] samples (the chunking affects where Vosk ends utterances,
+//! so it is fixed and documented). Each finished utterance becomes a list of words with
+//! times relative to the meeting start.
+
+use roomscribe_protocol::Word;
+use std::path::Path;
+
+/// 0.25 s at 16 kHz.
+pub const CHUNK: usize = 4000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AsrError {
+    #[error("Vosk model directory {0} does not exist; set `model` in agent.toml or pass --model DIR")]
+    MissingModel(String),
+    #[error("Vosk could not load the model in {0} (is it a Vosk model directory?)")]
+    BadModel(String),
+    #[error("Vosk could not create a recognizer")]
+    Recognizer,
+    #[error("Vosk failed to decode audio")]
+    Decode,
+}
+
+pub fn load_model(dir: &Path) -> Result<vosk::Model, AsrError> {
+    if dir.as_os_str().is_empty() || !dir.is_dir() {
+        return Err(AsrError::MissingModel(dir.display().to_string()));
+    }
+    vosk::set_log_level(vosk::LogLevel::Error);
+    vosk::Model::new(dir.to_string_lossy()).ok_or_else(|| AsrError::BadModel(dir.display().to_string()))
+}
+
+pub struct Transcriber {
+    rec: vosk::Recognizer,
+    /// Seconds added to Vosk's times (where this recognizer started in the meeting).
+    offset_s: f64,
+}
+
+impl Transcriber {
+    pub fn new(model: &vosk::Model, offset_samples: u64) -> Result<Self, AsrError> {
+        let mut rec = vosk::Recognizer::new(model, crate::audio::SAMPLE_RATE as f32).ok_or(AsrError::Recognizer)?;
+        rec.set_words(true);
+        Ok(Self { rec, offset_s: offset_samples as f64 / crate::audio::SAMPLE_RATE as f64 })
+    }
+
+    fn words(offset_s: f64, result: vosk::CompleteResult<'_>) -> Vec<Word> {
+        result
+            .single()
+            .map(|r| {
+                r.result
+                    .iter()
+                    .map(|w| Word {
+                        word: w.word.to_owned(),
+                        start: round_ms(w.start as f64 + offset_s),
+                        end: round_ms(w.end as f64 + offset_s),
+                        conf: w.conf,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Feeds samples; returns the words of an utterance Vosk just finished (possibly
+    /// none when the utterance was silence).
+    pub fn accept(&mut self, samples: &[i16]) -> Result<Option<Vec<Word>>, AsrError> {
+        match self.rec.accept_waveform(samples).map_err(|_| AsrError::Decode)? {
+            vosk::DecodingState::Finalized => {
+                let offset = self.offset_s;
+                Ok(Some(Self::words(offset, self.rec.result())))
+            }
+            vosk::DecodingState::Running => Ok(None),
+            vosk::DecodingState::Failed => Err(AsrError::Decode),
+        }
+    }
+
+    /// Ends the stream and returns the last utterance's words.
+    pub fn finish(&mut self) -> Vec<Word> {
+        let offset = self.offset_s;
+        Self::words(offset, self.rec.final_result())
+    }
+}
+
+/// Vosk reports times as f32 seconds; keep millisecond precision so values survive
+/// JSON and f32 → f64 conversion without noise.
+fn round_ms(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
+}

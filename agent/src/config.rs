@@ -1,0 +1,110 @@
+//! Agent configuration. Same order as the appliance (see `roomscribe-config`):
+//! defaults < TOML file < `ROOMSCRIBE_AGENT_*` environment < command-line flags.
+//! `config/agent.toml` is compiled in as [`EXAMPLE`] and tested to equal the defaults.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub use roomscribe_config::ConfigError;
+
+pub const EXAMPLE: &str = include_str!("../../config/agent.toml");
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    pub state_dir: PathBuf,
+    /// Vosk model directory; empty means "not configured".
+    pub model: PathBuf,
+    pub capture: CaptureConfig,
+    pub replicate: ReplicateConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    pub device: String,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        Self { device: "default".into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplicateConfig {
+    pub heartbeat_secs: u64,
+    pub max_backoff_secs: u64,
+    pub give_up_after_secs: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: PathBuf::from("agent-state"),
+            model: PathBuf::new(),
+            capture: CaptureConfig::default(),
+            replicate: ReplicateConfig::default(),
+        }
+    }
+}
+
+impl Default for ReplicateConfig {
+    fn default() -> Self {
+        Self { heartbeat_secs: 5, max_backoff_secs: 60, give_up_after_secs: 10 }
+    }
+}
+
+impl AgentConfig {
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<(Self, Vec<String>), ConfigError> {
+        let layers = roomscribe_config::Layers {
+            env_prefix: "ROOMSCRIBE_AGENT_",
+            env_other: &["ROOMSCRIBE_AGENT_LOG", "ROOMSCRIBE_AGENT_CONFIG"],
+            optional_keys: &[],
+        };
+        let (config, warnings): (Self, _) = roomscribe_config::load(&layers, file, env)?;
+        config.validate()?;
+        Ok((config, warnings))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let r = &self.replicate;
+        if r.heartbeat_secs == 0 {
+            return Err(ConfigError::Invalid { key: "replicate.heartbeat_secs", message: "must be at least 1".into() });
+        }
+        if r.max_backoff_secs == 0 {
+            return Err(ConfigError::Invalid { key: "replicate.max_backoff_secs", message: "must be at least 1".into() });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_is_the_defaults() {
+        let parsed: AgentConfig = toml::from_str(EXAMPLE).expect("example parses");
+        assert_eq!(parsed, AgentConfig::default());
+    }
+
+    #[test]
+    fn env_overrides_file_and_bad_keys_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("a.toml");
+        std::fs::write(&f, "model = \"/m\"\n[capture]\ndevice = \"hw:1\"\n").expect("write");
+        let env = vec![("ROOMSCRIBE_AGENT_CAPTURE_DEVICE".to_owned(), "2".to_owned())];
+        let (c, w) = AgentConfig::load(Some(&f), env).expect("load");
+        assert_eq!(c.model, PathBuf::from("/m"));
+        assert_eq!(c.capture.device, "2");
+        assert!(w.is_empty());
+        std::fs::write(&f, "[replicate]\nheartbeat_secs = 0\n").expect("write");
+        let e = AgentConfig::load(Some(&f), vec![]).expect_err("invalid");
+        assert!(e.to_string().contains("replicate.heartbeat_secs"), "{e}");
+        std::fs::write(&f, "modle = \"/m\"\n").expect("write");
+        let e = AgentConfig::load(Some(&f), vec![]).expect_err("unknown");
+        assert!(e.to_string().contains("modle"), "{e}");
+    }
+}

@@ -1,0 +1,178 @@
+//! The Roomscribe edge agent as a library; `main.rs` parses the command line.
+//!
+//! Modules: [`config`] (one load order), [`identity`] (key and enrollment state),
+//! [`audio`] (WAV and live capture → 16 kHz mono), [`asr`] (Vosk), [`pipeline`]
+//! (segments → sealed envelopes), [`queue`] (durable on-disk queue), [`transport`]
+//! (QUIC, pinning, enrollment, ingest session), [`replicate`] (queue → appliance).
+//!
+//! Audio never leaves this process: only sealed transcript envelopes are written to
+//! disk or sent.
+
+pub mod asr;
+pub mod audio;
+pub mod config;
+pub mod identity;
+pub mod pipeline;
+pub mod queue;
+pub mod replicate;
+pub mod transport;
+
+use audio::AudioSource as _;
+use config::AgentConfig;
+use ed25519_dalek::SigningKey;
+use pipeline::{Checkpoint, Options, Sealer, Transcribed};
+use replicate::{Outcome, Replicator};
+use roomscribe_protocol::{MeetingId, MeetingInfo, Segment};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn queue_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("queue")
+}
+
+/// Generates a key, runs enrollment and stores the identity.
+pub async fn enroll(state_dir: &Path, appliance: &str, token: &str) -> anyhow::Result<identity::Identity> {
+    identity::ensure_not_enrolled(state_dir)?;
+    let token = roomscribe_protocol::enroll::EnrollToken::parse(token)?;
+    let key = SigningKey::generate(&mut rand_core::OsRng);
+    let hostname = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "unknown".into());
+    let id = transport::enroll(appliance, &token, &key, &hostname).await?;
+    identity::save(state_dir, &id, &key)?;
+    Ok(id)
+}
+
+/// What `run` should transcribe.
+pub enum Input {
+    File(PathBuf),
+    Capture(String),
+}
+
+pub struct RunOptions {
+    pub input: Input,
+    pub model: PathBuf,
+    pub pace: Option<f64>,
+    pub title: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct RunReport {
+    pub transcribed: Option<Transcribed>,
+    pub outcome: Outcome,
+    pub queue_dir: PathBuf,
+}
+
+struct Parts {
+    identity: identity::Identity,
+    key: Arc<SigningKey>,
+    queue: Arc<Mutex<queue::Queue>>,
+    wake: Arc<Notify>,
+}
+
+fn open_parts(config: &AgentConfig) -> anyhow::Result<Parts> {
+    let (identity, key) = identity::load(&config.state_dir)?;
+    let queue = queue::Queue::open(&queue_dir(&config.state_dir))?;
+    Ok(Parts { identity, key: Arc::new(key), queue: Arc::new(Mutex::new(queue)), wake: Arc::new(Notify::new()) })
+}
+
+fn replicator(p: &Parts, config: &AgentConfig) -> Replicator {
+    Replicator { identity: p.identity.clone(), key: p.key.clone(), queue: p.queue.clone(), wake: p.wake.clone(), config: config.replicate.clone() }
+}
+
+/// Transcribes and replicates; returns once the input is done (or `stop` is set) and
+/// every envelope is acknowledged or, if the appliance is unreachable, safely queued.
+pub async fn run(
+    config: &AgentConfig,
+    opts: RunOptions,
+    stop: Arc<AtomicBool>,
+    on_segment: Arc<dyn Fn(&Segment) + Send + Sync>,
+) -> anyhow::Result<RunReport> {
+    let parts = open_parts(config)?;
+    let (finished_tx, finished_rx) = watch::channel(false);
+    let rep = replicator(&parts, config);
+    let replication = tokio::spawn(async move {
+        let give_up = Duration::from_secs(rep.config.give_up_after_secs);
+        rep.run(finished_rx, Some(give_up)).await
+    });
+
+    let sealer = Sealer { identity: parts.identity.clone(), key: parts.key.clone(), queue: parts.queue.clone(), wake: parts.wake.clone() };
+    let state_dir = config.state_dir.clone();
+    let pipeline = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Transcribed>> {
+        let (mut source, state, checkpoint, end_on_stop): (Box<dyn audio::AudioSource>, Checkpoint, Option<PathBuf>, bool) = match &opts.input {
+            Input::File(path) => {
+                let cp_path = Checkpoint::path_for(&state_dir, path)?;
+                let source = audio::WavFile::open(path)?;
+                let state = match Checkpoint::load(&cp_path)? {
+                    Some(cp) if cp.ended => {
+                        tracing::info!(meeting = %cp.meeting_id, "this file was already transcribed; only replicating");
+                        return Ok(None);
+                    }
+                    Some(cp) => {
+                        tracing::info!(meeting = %cp.meeting_id, at_s = cp.resume_sample as f64 / 16000.0, "resuming file job");
+                        cp
+                    }
+                    None => new_meeting(opts.title.clone().unwrap_or_else(|| source.describe())),
+                };
+                (Box::new(source), state, Some(cp_path), false)
+            }
+            Input::Capture(device) => {
+                let source = audio::Capture::open(device)?;
+                let title = opts.title.clone().unwrap_or_else(|| source.describe());
+                (Box::new(source), new_meeting(title), None, true)
+            }
+        };
+        let model = asr::load_model(&opts.model)?;
+        let on_segment = move |s: &Segment| on_segment(s);
+        let o = Options { pace: opts.pace, stop: &stop, end_on_stop, checkpoint, on_segment: &on_segment };
+        Ok(Some(pipeline::transcribe(&model, source.as_mut(), &sealer, state, &o)?))
+    });
+    let transcribed = pipeline.await?;
+    let _ = finished_tx.send(true);
+    let outcome = replication.await??;
+    drop(finished_tx);
+    Ok(RunReport { transcribed: transcribed?, outcome, queue_dir: queue_dir(&config.state_dir) })
+}
+
+fn new_meeting(title: String) -> Checkpoint {
+    Checkpoint {
+        meeting_id: MeetingId::random(),
+        meeting: MeetingInfo { started_at_ms: now_ms(), title },
+        next_segment_seq: 0,
+        resume_sample: 0,
+        ended: false,
+    }
+}
+
+/// Only replicates what is queued; returns when the queue is empty (or, with
+/// `timeout`, when the appliance stayed unreachable that long).
+pub async fn drain(config: &AgentConfig, timeout: Option<Duration>) -> anyhow::Result<Outcome> {
+    let parts = open_parts(config)?;
+    let (_finished_tx, finished_rx) = watch::channel(true);
+    Ok(replicator(&parts, config).run(finished_rx, timeout).await?)
+}
+
+/// Local status for `roomscribe-agent status`.
+pub fn status(config: &AgentConfig) -> anyhow::Result<serde_json::Value> {
+    let parts = open_parts(config)?;
+    let q = parts.queue.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(serde_json::json!({
+        "agent_id": parts.identity.agent_id,
+        "room": parts.identity.room,
+        "appliance": parts.identity.appliance,
+        "version": env!("CARGO_PKG_VERSION"),
+        "model": config.model,
+        "queue_depth": q.len(),
+        "queue_bytes": q.bytes(),
+        "oldest_queued_age_s": q.oldest_age_s(),
+        "last_acknowledged_envelope": q.acked(),
+    }))
+}

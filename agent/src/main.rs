@@ -1,0 +1,205 @@
+//! `roomscribe-agent`: parse the command line, load config, start logging, call the library.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use roomscribe_agent::config::{AgentConfig, EXAMPLE};
+use roomscribe_agent::replicate::Outcome;
+use roomscribe_agent::{Input, RunOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "roomscribe-agent", version, about = "Roomscribe edge agent: transcribes a meeting room locally and replicates sealed transcripts")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone)]
+struct Common {
+    /// Configuration file (TOML); see `roomscribe-agent config example`.
+    #[arg(long, env = "ROOMSCRIBE_AGENT_CONFIG")]
+    config: Option<PathBuf>,
+    /// State directory: identity, key and the durable queue (overrides `state_dir`).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll with an appliance using a one-time token from `roomscribe enroll-token create`.
+    Enroll {
+        /// The appliance's QUIC ingest address, HOST:PORT (default port 8444).
+        #[arg(long)]
+        appliance: String,
+        /// The token (visible in the process list; prefer --token-file on shared machines).
+        #[arg(long, required_unless_present = "token_file")]
+        token: Option<String>,
+        /// File whose first line is the token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Transcribe a meeting: from --input FILE.wav, or live from the configured device.
+    /// With --input it exits once the file is transcribed and every envelope is
+    /// acknowledged, or, if the appliance is unreachable, once everything is safely queued.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Vosk model directory (overrides `model`).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// A WAV file (any common rate and channel count) instead of live capture.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Feed the file at this multiple of real time (1 = like a live room).
+        #[arg(long)]
+        pace: Option<f64>,
+        /// Meeting title (default: file name, or "Live capture (device)").
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// Only replicate what is queued; exit when the queue is empty.
+    Drain {
+        #[command(flatten)]
+        common: Common,
+        /// Give up after this many seconds of failing to reach the appliance (default: never).
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+    /// List audio input devices.
+    Devices,
+    /// Print identity and queue status (JSON).
+    Status {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the commented example configuration (all defaults).
+    Example,
+}
+
+fn load(common: &Common) -> anyhow::Result<AgentConfig> {
+    let (mut config, warnings) = AgentConfig::load(common.config.as_deref(), std::env::vars())?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    if let Some(d) = &common.state_dir {
+        config.state_dir = d.clone();
+    }
+    Ok(config)
+}
+
+fn clock(s: f64) -> String {
+    format!("{:02}:{:04.1}", (s / 60.0) as u64, s % 60.0)
+}
+
+fn report(outcome: &Outcome, queue_dir: &std::path::Path) {
+    match outcome {
+        Outcome::Drained { acknowledged } => println!("done: every envelope is acknowledged by the appliance ({acknowledged} sent now)"),
+        Outcome::Unreachable { queued, reason, .. } => println!(
+            "appliance unreachable ({reason}): {queued} envelope(s) safely queued in {}; `roomscribe-agent drain` or the next run sends them",
+            queue_dir.display()
+        ),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Enroll { appliance, token, token_file, common } => {
+            let config = load(&common)?;
+            let token = match (token, token_file) {
+                (Some(t), _) => t,
+                (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("--token-file {}", f.display()))?.lines().next().unwrap_or("").to_owned(),
+                (None, None) => anyhow::bail!("--token or --token-file is required"),
+            };
+            let id = roomscribe_agent::enroll(&config.state_dir, &appliance, &token).await?;
+            println!("enrolled as agent {} in room \"{}\" (identity in {})", id.agent_id, id.room, config.state_dir.display());
+            Ok(())
+        }
+        Command::Run { common, model, input, pace, title } => {
+            let config = load(&common)?;
+            if let Some(p) = pace {
+                anyhow::ensure!(p.is_finite() && p > 0.0, "--pace must be a positive number");
+            }
+            let model = model.unwrap_or_else(|| config.model.clone());
+            let input = match input {
+                Some(f) => Input::File(f),
+                None => Input::Capture(config.capture.device.clone()),
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            let stop2 = stop.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!("stopping: finishing the current segment and replicating what is queued");
+                    stop2.store(true, Ordering::Relaxed);
+                }
+            });
+            let print = Arc::new(|s: &roomscribe_protocol::Segment| {
+                println!("[{} - {}] ({:.2}) {}", clock(s.start), clock(s.end), s.confidence, s.text);
+            });
+            let r = roomscribe_agent::run(&config, RunOptions { input, model, pace, title }, stop, print).await?;
+            if let Some(t) = &r.transcribed {
+                println!("meeting {}: {} segment(s) sealed", t.meeting_id, t.segments_sealed);
+            }
+            report(&r.outcome, &r.queue_dir);
+            Ok(())
+        }
+        Command::Drain { common, timeout } => {
+            let config = load(&common)?;
+            let outcome = roomscribe_agent::drain(&config, timeout.map(Duration::from_secs)).await?;
+            report(&outcome, &roomscribe_agent::queue_dir(&config.state_dir));
+            Ok(())
+        }
+        Command::Devices => {
+            let devices = roomscribe_agent::audio::list_devices()?;
+            if devices.is_empty() {
+                println!("no audio input devices found");
+            }
+            for (i, name) in devices {
+                println!("{i}: {name}");
+            }
+            Ok(())
+        }
+        Command::Status { common } => {
+            let config = load(&common)?;
+            println!("{}", serde_json::to_string_pretty(&roomscribe_agent::status(&config)?)?);
+            Ok(())
+        }
+        Command::Config(ConfigCommand::Example) => {
+            print!("{EXAMPLE}");
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOMSCRIBE_AGENT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,quinn=warn,quinn_proto=warn,rustls=warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("roomscribe-agent: starting runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("roomscribe-agent: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

