@@ -7,12 +7,17 @@ use std::path::PathBuf;
 fn main() {
     println!("cargo:rerun-if-env-changed=ROOMSCRIBE_VOSK_LIB");
     println!("cargo:rerun-if-env-changed=ROOMSCRIBE_CACHE");
-    let lib = std::env::var_os("ROOMSCRIBE_VOSK_LIB").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("ROOMSCRIBE_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/roomscribe")
+    let lib = std::env::var_os("ROOMSCRIBE_VOSK_LIB")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("ROOMSCRIBE_CACHE")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                        .join(".cache/roomscribe")
+                });
+            cache.join("vosk-0.3.45/libvosk.so")
         });
-        cache.join("vosk-0.3.45/libvosk.so")
-    });
     if !lib.is_file() {
         println!(
             "cargo:warning=libvosk.so not found at {}; run scripts/setup.sh (make setup) or set ROOMSCRIBE_VOSK_LIB",
@@ -23,13 +28,21 @@ fn main() {
     println!("cargo:rerun-if-changed={}", lib.display());
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
     let dest = out.join("libvosk.so");
-    let stale = std::fs::metadata(&dest).map(|d| d.len()) .ok() != std::fs::metadata(&lib).map(|s| s.len()).ok();
+    let stale = std::fs::metadata(&dest).map(|d| d.len()).ok()
+        != std::fs::metadata(&lib).map(|s| s.len()).ok();
     if stale {
         if let Err(e) = std::fs::copy(&lib, &dest) {
-            println!("cargo:warning=copying {} to {}: {e}", lib.display(), dest.display());
+            println!(
+                "cargo:warning=copying {} to {}: {e}",
+                lib.display(),
+                dest.display()
+            );
             std::process::exit(1);
         }
     }
     println!("cargo:rustc-link-search=native={}", out.display());
-    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN:$ORIGIN/../lib/roomscribe-agent:{}", out.display());
+    println!(
+        "cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN:$ORIGIN/../lib/roomscribe-agent:{}",
+        out.display()
+    );
 }

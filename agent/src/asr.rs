@@ -13,7 +13,9 @@ pub const CHUNK: usize = 4000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AsrError {
-    #[error("Vosk model directory {0} does not exist; set `model` in agent.toml or pass --model DIR")]
+    #[error(
+        "Vosk model directory {0} does not exist; set `model` in agent.toml or pass --model DIR"
+    )]
     MissingModel(String),
     #[error("Vosk could not load the model in {0} (is it a Vosk model directory?)")]
     BadModel(String),
@@ -28,7 +30,8 @@ pub fn load_model(dir: &Path) -> Result<vosk::Model, AsrError> {
         return Err(AsrError::MissingModel(dir.display().to_string()));
     }
     vosk::set_log_level(vosk::LogLevel::Error);
-    vosk::Model::new(dir.to_string_lossy()).ok_or_else(|| AsrError::BadModel(dir.display().to_string()))
+    vosk::Model::new(dir.to_string_lossy())
+        .ok_or_else(|| AsrError::BadModel(dir.display().to_string()))
 }
 
 pub struct Transcriber {
@@ -39,9 +42,13 @@ pub struct Transcriber {
 
 impl Transcriber {
     pub fn new(model: &vosk::Model, offset_samples: u64) -> Result<Self, AsrError> {
-        let mut rec = vosk::Recognizer::new(model, crate::audio::SAMPLE_RATE as f32).ok_or(AsrError::Recognizer)?;
+        let mut rec = vosk::Recognizer::new(model, crate::audio::SAMPLE_RATE as f32)
+            .ok_or(AsrError::Recognizer)?;
         rec.set_words(true);
-        Ok(Self { rec, offset_s: offset_samples as f64 / crate::audio::SAMPLE_RATE as f64 })
+        Ok(Self {
+            rec,
+            offset_s: offset_samples as f64 / crate::audio::SAMPLE_RATE as f64,
+        })
     }
 
     fn words(offset_s: f64, result: vosk::CompleteResult<'_>) -> Vec<Word> {
@@ -64,7 +71,11 @@ impl Transcriber {
     /// Feeds samples; returns the words of an utterance Vosk just finished (possibly
     /// none when the utterance was silence).
     pub fn accept(&mut self, samples: &[i16]) -> Result<Option<Vec<Word>>, AsrError> {
-        match self.rec.accept_waveform(samples).map_err(|_| AsrError::Decode)? {
+        match self
+            .rec
+            .accept_waveform(samples)
+            .map_err(|_| AsrError::Decode)?
+        {
             vosk::DecodingState::Finalized => {
                 let offset = self.offset_s;
                 Ok(Some(Self::words(offset, self.rec.result())))

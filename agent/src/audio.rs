@@ -52,7 +52,14 @@ impl Resampler {
         let inner = FftFixedIn::<f32>::new(from_rate as usize, SAMPLE_RATE as usize, 1024, 2, 1)
             .map_err(|e| AudioError::Resample(e.to_string()))?;
         let skip = inner.output_delay();
-        Ok(Self { inner, pending: Vec::new(), skip, in_total: 0, out_total: 0, ratio: SAMPLE_RATE as f64 / from_rate as f64 })
+        Ok(Self {
+            inner,
+            pending: Vec::new(),
+            skip,
+            in_total: 0,
+            out_total: 0,
+            ratio: SAMPLE_RATE as f64 / from_rate as f64,
+        })
     }
 
     fn emit(&mut self, chunk: Vec<f32>, out: &mut Vec<i16>, limit: Option<u64>) {
@@ -78,7 +85,10 @@ impl Resampler {
                 return Ok(());
             }
             let chunk: Vec<f32> = self.pending.drain(..need).collect();
-            let mut res = self.inner.process(&[chunk], None).map_err(|e| AudioError::Resample(e.to_string()))?;
+            let mut res = self
+                .inner
+                .process(&[chunk], None)
+                .map_err(|e| AudioError::Resample(e.to_string()))?;
             self.emit(res.pop().unwrap_or_default(), out, None);
         }
     }
@@ -87,11 +97,17 @@ impl Resampler {
     pub fn finish(&mut self, out: &mut Vec<i16>) -> Result<(), AudioError> {
         let expected = (self.in_total as f64 * self.ratio).round() as u64;
         let rest: Vec<f32> = std::mem::take(&mut self.pending);
-        let mut res = self.inner.process_partial(Some(&[rest]), None).map_err(|e| AudioError::Resample(e.to_string()))?;
+        let mut res = self
+            .inner
+            .process_partial(Some(&[rest]), None)
+            .map_err(|e| AudioError::Resample(e.to_string()))?;
         self.emit(res.pop().unwrap_or_default(), out, Some(expected));
         let mut guard = 0;
         while self.out_total < expected && guard < 64 {
-            let mut res = self.inner.process_partial::<Vec<f32>>(None, None).map_err(|e| AudioError::Resample(e.to_string()))?;
+            let mut res = self
+                .inner
+                .process_partial::<Vec<f32>>(None, None)
+                .map_err(|e| AudioError::Resample(e.to_string()))?;
             self.emit(res.pop().unwrap_or_default(), out, Some(expected));
             guard += 1;
         }
@@ -110,18 +126,39 @@ pub struct WavFile {
 
 impl WavFile {
     pub fn open(path: &Path) -> Result<Self, AudioError> {
-        let err = |m: String| AudioError::Wav { path: path.to_owned(), message: m };
-        let reader = hound::WavReader::open(path).map_err(|e| err(format!("not a readable WAV file: {e}")))?;
+        let err = |m: String| AudioError::Wav {
+            path: path.to_owned(),
+            message: m,
+        };
+        let reader = hound::WavReader::open(path)
+            .map_err(|e| err(format!("not a readable WAV file: {e}")))?;
         let spec = reader.spec();
         if spec.channels == 0 || spec.sample_rate < 4000 || spec.sample_rate > 384_000 {
-            return Err(err(format!("unsupported WAV: {} channels at {} Hz", spec.channels, spec.sample_rate)));
+            return Err(err(format!(
+                "unsupported WAV: {} channels at {} Hz",
+                spec.channels, spec.sample_rate
+            )));
         }
         match (spec.sample_format, spec.bits_per_sample) {
             (hound::SampleFormat::Int, 8 | 16 | 24 | 32) | (hound::SampleFormat::Float, 32) => {}
-            (f, b) => return Err(err(format!("unsupported sample format {f:?} with {b} bits"))),
+            (f, b) => {
+                return Err(err(format!(
+                    "unsupported sample format {f:?} with {b} bits"
+                )))
+            }
         }
-        let resampler = if spec.sample_rate == SAMPLE_RATE { None } else { Some(Resampler::new(spec.sample_rate)?) };
-        Ok(Self { path: path.to_owned(), reader, spec, resampler, done: false })
+        let resampler = if spec.sample_rate == SAMPLE_RATE {
+            None
+        } else {
+            Some(Resampler::new(spec.sample_rate)?)
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            reader,
+            spec,
+            resampler,
+            done: false,
+        })
     }
 
     /// Total length in 16 kHz samples.
@@ -135,7 +172,10 @@ impl WavFile {
         let mut acc = 0f32;
         let mut n = 0usize;
         let path = self.path.clone();
-        let bad = |e: hound::Error| AudioError::Wav { path: path.clone(), message: e.to_string() };
+        let bad = |e: hound::Error| AudioError::Wav {
+            path: path.clone(),
+            message: e.to_string(),
+        };
         let scale = match self.spec.sample_format {
             hound::SampleFormat::Float => 1.0,
             hound::SampleFormat::Int => 1.0 / (1u64 << (self.spec.bits_per_sample - 1)) as f32,
@@ -171,12 +211,17 @@ impl AudioSource for WavFile {
             return Ok(0);
         }
         let before = out.len();
-        let exact = self.spec.channels == 1 && self.spec.bits_per_sample == 16 && self.spec.sample_format == hound::SampleFormat::Int;
+        let exact = self.spec.channels == 1
+            && self.spec.bits_per_sample == 16
+            && self.spec.sample_format == hound::SampleFormat::Int;
         match self.resampler.as_mut() {
             None if exact => {
                 let path = self.path.clone();
                 for s in self.reader.samples::<i16>().take(max) {
-                    out.push(s.map_err(|e| AudioError::Wav { path: path.clone(), message: e.to_string() })?);
+                    out.push(s.map_err(|e| AudioError::Wav {
+                        path: path.clone(),
+                        message: e.to_string(),
+                    })?);
                 }
             }
             None => {
@@ -185,9 +230,13 @@ impl AudioSource for WavFile {
             }
             Some(_) => {
                 while out.len() - before < max {
-                    let want = (max as f64 * self.spec.sample_rate as f64 / SAMPLE_RATE as f64).ceil() as usize;
+                    let want = (max as f64 * self.spec.sample_rate as f64 / SAMPLE_RATE as f64)
+                        .ceil() as usize;
                     let mono = self.frames_f32(want.max(256))?;
-                    let r = self.resampler.as_mut().ok_or_else(|| AudioError::Resample("missing".into()))?;
+                    let r = self
+                        .resampler
+                        .as_mut()
+                        .ok_or_else(|| AudioError::Resample("missing".into()))?;
                     if mono.is_empty() {
                         r.finish(out)?;
                         self.done = true;
@@ -205,7 +254,10 @@ impl AudioSource for WavFile {
     }
 
     fn describe(&self) -> String {
-        self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| self.path.display().to_string())
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.display().to_string())
     }
 }
 
@@ -222,8 +274,13 @@ pub struct Capture {
 pub fn list_devices() -> Result<Vec<(usize, String)>, AudioError> {
     use cpal::traits::HostTrait;
     let host = cpal::default_host();
-    let devices = host.input_devices().map_err(|e| AudioError::NoDevice(e.to_string()))?;
-    Ok(devices.enumerate().map(|(i, d)| (i, d.to_string())).collect())
+    let devices = host
+        .input_devices()
+        .map_err(|e| AudioError::NoDevice(e.to_string()))?;
+    Ok(devices
+        .enumerate()
+        .map(|(i, d)| (i, d.to_string()))
+        .collect())
 }
 
 impl Capture {
@@ -232,23 +289,38 @@ impl Capture {
         use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
         let host = cpal::default_host();
         let dev = if device == "default" {
-            host.default_input_device().ok_or_else(|| AudioError::NoDevice("the host reports no default input device".into()))?
+            host.default_input_device().ok_or_else(|| {
+                AudioError::NoDevice("the host reports no default input device".into())
+            })?
         } else {
-            let mut devices = host.input_devices().map_err(|e| AudioError::NoDevice(e.to_string()))?;
+            let mut devices = host
+                .input_devices()
+                .map_err(|e| AudioError::NoDevice(e.to_string()))?;
             match device.parse::<usize>() {
                 Ok(i) => devices.nth(i),
                 Err(_) => devices.find(|d| d.to_string() == device),
             }
-            .ok_or_else(|| AudioError::NoDevice(format!("no input device {device:?}; see `roomscribe-agent devices`")))?
+            .ok_or_else(|| {
+                AudioError::NoDevice(format!(
+                    "no input device {device:?}; see `roomscribe-agent devices`"
+                ))
+            })?
         };
         let name = dev.to_string();
-        let derr = |m: String| AudioError::Device { device: name.clone(), message: m };
-        let config = dev.default_input_config().map_err(|e| derr(e.to_string()))?;
+        let derr = |m: String| AudioError::Device {
+            device: name.clone(),
+            message: m,
+        };
+        let config = dev
+            .default_input_config()
+            .map_err(|e| derr(e.to_string()))?;
         let channels = config.channels() as usize;
         let rate = config.sample_rate();
         let (tx, rx) = mpsc::sync_channel::<Vec<f32>>(256);
         let mono = move |data: &[f32]| -> Vec<f32> {
-            data.chunks(channels.max(1)).map(|f| f.iter().sum::<f32>() / f.len() as f32).collect()
+            data.chunks(channels.max(1))
+                .map(|f| f.iter().sum::<f32>() / f.len() as f32)
+                .collect()
         };
         let on_err = |e: cpal::Error| tracing::warn!(error = %e, "capture stream error");
         let stream = match config.sample_format() {
@@ -282,8 +354,17 @@ impl Capture {
         }
         .map_err(|e| AudioError::NoDevice(format!("{name}: {e}")))?;
         stream.play().map_err(|e| derr(e.to_string()))?;
-        let resampler = if rate == SAMPLE_RATE { None } else { Some(Resampler::new(rate)?) };
-        Ok(Self { _stream: stream, rx, resampler, name })
+        let resampler = if rate == SAMPLE_RATE {
+            None
+        } else {
+            Some(Resampler::new(rate)?)
+        };
+        Ok(Self {
+            _stream: stream,
+            rx,
+            resampler,
+            name,
+        })
     }
 }
 
@@ -298,7 +379,10 @@ impl AudioSource for Capture {
                 },
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(AudioError::Device { device: self.name.clone(), message: "stream closed".into() })
+                    return Err(AudioError::Device {
+                        device: self.name.clone(),
+                        message: "stream closed".into(),
+                    })
                 }
             }
         }
@@ -320,7 +404,12 @@ mod tests {
     use super::*;
 
     fn write_wav(path: &Path, rate: u32, channels: u16, seconds: f32) {
-        let spec = hound::WavSpec { channels, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(path, spec).expect("create");
         let n = (rate as f32 * seconds) as usize;
         for i in 0..n {
@@ -360,7 +449,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("a.wav");
         write_wav(&p, 16_000, 1, 1.0);
-        let expected: Vec<i16> = hound::WavReader::open(&p).expect("open").samples::<i16>().map(|s| s.expect("s")).collect();
+        let expected: Vec<i16> = hound::WavReader::open(&p)
+            .expect("open")
+            .samples::<i16>()
+            .map(|s| s.expect("s"))
+            .collect();
         assert_eq!(read_all(&mut WavFile::open(&p).expect("open")), expected);
     }
 

@@ -27,7 +27,9 @@ pub struct CaptureConfig {
 
 impl Default for CaptureConfig {
     fn default() -> Self {
-        Self { device: "default".into() }
+        Self {
+            device: "default".into(),
+        }
     }
 }
 
@@ -52,12 +54,19 @@ impl Default for AgentConfig {
 
 impl Default for ReplicateConfig {
     fn default() -> Self {
-        Self { heartbeat_secs: 5, max_backoff_secs: 60, give_up_after_secs: 10 }
+        Self {
+            heartbeat_secs: 5,
+            max_backoff_secs: 60,
+            give_up_after_secs: 10,
+        }
     }
 }
 
 impl AgentConfig {
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<(Self, Vec<String>), ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(Self, Vec<String>), ConfigError> {
         let layers = roomscribe_config::Layers {
             env_prefix: "ROOMSCRIBE_AGENT_",
             env_other: &["ROOMSCRIBE_AGENT_LOG", "ROOMSCRIBE_AGENT_CONFIG"],
@@ -71,10 +80,16 @@ impl AgentConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let r = &self.replicate;
         if r.heartbeat_secs == 0 {
-            return Err(ConfigError::Invalid { key: "replicate.heartbeat_secs", message: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                key: "replicate.heartbeat_secs",
+                message: "must be at least 1".into(),
+            });
         }
         if r.max_backoff_secs == 0 {
-            return Err(ConfigError::Invalid { key: "replicate.max_backoff_secs", message: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                key: "replicate.max_backoff_secs",
+                message: "must be at least 1".into(),
+            });
         }
         Ok(())
     }

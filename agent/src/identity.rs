@@ -18,7 +18,10 @@ pub const IDENTITY_FILE: &str = "identity.json";
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("this agent is not enrolled (no {path}); run `roomscribe-agent enroll --appliance HOST:PORT --token TOKEN`")]
     NotEnrolled { path: PathBuf },
     #[error("{path} is readable by group or others (mode {mode:o}); run: chmod 600 {path}")]
@@ -30,7 +33,10 @@ pub enum IdentityError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IdentityError + '_ {
-    move |source| IdentityError::Io { path: path.to_owned(), source }
+    move |source| IdentityError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,7 +63,10 @@ impl Identity {
         decode32(&self.ingest_cert_sha256, "ingest_cert_sha256").map_err(|e| self.corrupt(e))
     }
     fn corrupt(&self, e: impl std::fmt::Display) -> IdentityError {
-        IdentityError::Corrupt { path: PathBuf::from(IDENTITY_FILE), message: e.to_string() }
+        IdentityError::Corrupt {
+            path: PathBuf::from(IDENTITY_FILE),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -70,7 +79,12 @@ pub fn private_dir(dir: &Path) -> Result<(), IdentityError> {
 /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     fs::rename(&tmp, path)?;
@@ -86,18 +100,30 @@ pub fn load(state_dir: &Path) -> Result<(Identity, SigningKey), IdentityError> {
         return Err(IdentityError::NotEnrolled { path: id_path });
     }
     let text = fs::read_to_string(&id_path).map_err(io(&id_path))?;
-    let identity: Identity =
-        serde_json::from_str(&text).map_err(|e| IdentityError::Corrupt { path: id_path.clone(), message: e.to_string() })?;
+    let identity: Identity = serde_json::from_str(&text).map_err(|e| IdentityError::Corrupt {
+        path: id_path.clone(),
+        message: e.to_string(),
+    })?;
     let key_path = state_dir.join(KEY_FILE);
-    let mode = fs::metadata(&key_path).map_err(io(&key_path))?.permissions().mode() & 0o777;
+    let mode = fs::metadata(&key_path)
+        .map_err(io(&key_path))?
+        .permissions()
+        .mode()
+        & 0o777;
     if mode & 0o077 != 0 {
-        return Err(IdentityError::TooOpen { path: key_path, mode });
+        return Err(IdentityError::TooOpen {
+            path: key_path,
+            mode,
+        });
     }
     let raw = Zeroizing::new(fs::read(&key_path).map_err(io(&key_path))?);
     let seed: [u8; 32] = raw
         .as_slice()
         .try_into()
-        .map_err(|_| IdentityError::Corrupt { path: key_path.clone(), message: "expected 32 bytes".into() })?;
+        .map_err(|_| IdentityError::Corrupt {
+            path: key_path.clone(),
+            message: "expected 32 bytes".into(),
+        })?;
     let key = SigningKey::from_bytes(&seed);
     Ok((identity, key))
 }
@@ -105,7 +131,10 @@ pub fn load(state_dir: &Path) -> Result<(Identity, SigningKey), IdentityError> {
 /// Refuses to overwrite an existing identity.
 pub fn ensure_not_enrolled(state_dir: &Path) -> Result<(), IdentityError> {
     match load(state_dir) {
-        Ok((id, _)) => Err(IdentityError::AlreadyEnrolled { agent_id: id.agent_id.to_string(), path: state_dir.join(IDENTITY_FILE) }),
+        Ok((id, _)) => Err(IdentityError::AlreadyEnrolled {
+            agent_id: id.agent_id.to_string(),
+            path: state_dir.join(IDENTITY_FILE),
+        }),
         Err(_) => Ok(()),
     }
 }
@@ -115,6 +144,9 @@ pub fn save(state_dir: &Path, identity: &Identity, key: &SigningKey) -> Result<(
     let key_path = state_dir.join(KEY_FILE);
     write_atomic(&key_path, key.as_bytes(), 0o600).map_err(io(&key_path))?;
     let id_path = state_dir.join(IDENTITY_FILE);
-    let json = serde_json::to_vec_pretty(identity).map_err(|e| IdentityError::Corrupt { path: id_path.clone(), message: e.to_string() })?;
+    let json = serde_json::to_vec_pretty(identity).map_err(|e| IdentityError::Corrupt {
+        path: id_path.clone(),
+        message: e.to_string(),
+    })?;
     write_atomic(&id_path, &json, 0o600).map_err(io(&id_path))
 }

@@ -41,11 +41,17 @@ pub fn queue_dir(state_dir: &Path) -> PathBuf {
 }
 
 /// Generates a key, runs enrollment and stores the identity.
-pub async fn enroll(state_dir: &Path, appliance: &str, token: &str) -> anyhow::Result<identity::Identity> {
+pub async fn enroll(
+    state_dir: &Path,
+    appliance: &str,
+    token: &str,
+) -> anyhow::Result<identity::Identity> {
     identity::ensure_not_enrolled(state_dir)?;
     let token = roomscribe_protocol::enroll::EnrollToken::parse(token)?;
     let key = SigningKey::generate(&mut rand_core::OsRng);
-    let hostname = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "unknown".into());
+    let hostname = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
     let id = transport::enroll(appliance, &token, &key, &hostname).await?;
     identity::save(state_dir, &id, &key)?;
     Ok(id)
@@ -81,11 +87,22 @@ struct Parts {
 fn open_parts(config: &AgentConfig) -> anyhow::Result<Parts> {
     let (identity, key) = identity::load(&config.state_dir)?;
     let queue = queue::Queue::open(&queue_dir(&config.state_dir))?;
-    Ok(Parts { identity, key: Arc::new(key), queue: Arc::new(Mutex::new(queue)), wake: Arc::new(Notify::new()) })
+    Ok(Parts {
+        identity,
+        key: Arc::new(key),
+        queue: Arc::new(Mutex::new(queue)),
+        wake: Arc::new(Notify::new()),
+    })
 }
 
 fn replicator(p: &Parts, config: &AgentConfig) -> Replicator {
-    Replicator { identity: p.identity.clone(), key: p.key.clone(), queue: p.queue.clone(), wake: p.wake.clone(), config: config.replicate.clone() }
+    Replicator {
+        identity: p.identity.clone(),
+        key: p.key.clone(),
+        queue: p.queue.clone(),
+        wake: p.wake.clone(),
+        config: config.replicate.clone(),
+    }
 }
 
 /// Transcribes and replicates; returns once the input is done (or `stop` is set) and
@@ -104,10 +121,20 @@ pub async fn run(
         rep.run(finished_rx, Some(give_up)).await
     });
 
-    let sealer = Sealer { identity: parts.identity.clone(), key: parts.key.clone(), queue: parts.queue.clone(), wake: parts.wake.clone() };
+    let sealer = Sealer {
+        identity: parts.identity.clone(),
+        key: parts.key.clone(),
+        queue: parts.queue.clone(),
+        wake: parts.wake.clone(),
+    };
     let state_dir = config.state_dir.clone();
     let pipeline = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Transcribed>> {
-        let (mut source, state, checkpoint, end_on_stop): (Box<dyn audio::AudioSource>, Checkpoint, Option<PathBuf>, bool) = match &opts.input {
+        let (mut source, state, checkpoint, end_on_stop): (
+            Box<dyn audio::AudioSource>,
+            Checkpoint,
+            Option<PathBuf>,
+            bool,
+        ) = match &opts.input {
             Input::File(path) => {
                 let cp_path = Checkpoint::path_for(&state_dir, path)?;
                 let source = audio::WavFile::open(path)?;
@@ -132,20 +159,39 @@ pub async fn run(
         };
         let model = asr::load_model(&opts.model)?;
         let on_segment = move |s: &Segment| on_segment(s);
-        let o = Options { pace: opts.pace, stop: &stop, end_on_stop, checkpoint, on_segment: &on_segment };
-        Ok(Some(pipeline::transcribe(&model, source.as_mut(), &sealer, state, &o)?))
+        let o = Options {
+            pace: opts.pace,
+            stop: &stop,
+            end_on_stop,
+            checkpoint,
+            on_segment: &on_segment,
+        };
+        Ok(Some(pipeline::transcribe(
+            &model,
+            source.as_mut(),
+            &sealer,
+            state,
+            &o,
+        )?))
     });
     let transcribed = pipeline.await?;
     let _ = finished_tx.send(true);
     let outcome = replication.await??;
     drop(finished_tx);
-    Ok(RunReport { transcribed: transcribed?, outcome, queue_dir: queue_dir(&config.state_dir) })
+    Ok(RunReport {
+        transcribed: transcribed?,
+        outcome,
+        queue_dir: queue_dir(&config.state_dir),
+    })
 }
 
 fn new_meeting(title: String) -> Checkpoint {
     Checkpoint {
         meeting_id: MeetingId::random(),
-        meeting: MeetingInfo { started_at_ms: now_ms(), title },
+        meeting: MeetingInfo {
+            started_at_ms: now_ms(),
+            title,
+        },
         next_segment_seq: 0,
         resume_sample: 0,
         ended: false,

@@ -12,7 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "roomscribe-agent", version, about = "Roomscribe edge agent: transcribes a meeting room locally and replicates sealed transcripts")]
+#[command(
+    name = "roomscribe-agent",
+    version,
+    about = "Roomscribe edge agent: transcribes a meeting room locally and replicates sealed transcripts"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -116,18 +120,39 @@ fn report(outcome: &Outcome, queue_dir: &std::path::Path) {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Enroll { appliance, token, token_file, common } => {
+        Command::Enroll {
+            appliance,
+            token,
+            token_file,
+            common,
+        } => {
             let config = load(&common)?;
             let token = match (token, token_file) {
                 (Some(t), _) => t,
-                (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("--token-file {}", f.display()))?.lines().next().unwrap_or("").to_owned(),
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("--token-file {}", f.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .to_owned(),
                 (None, None) => anyhow::bail!("--token or --token-file is required"),
             };
             let id = roomscribe_agent::enroll(&config.state_dir, &appliance, &token).await?;
-            println!("enrolled as agent {} in room \"{}\" (identity in {})", id.agent_id, id.room, config.state_dir.display());
+            println!(
+                "enrolled as agent {} in room \"{}\" (identity in {})",
+                id.agent_id,
+                id.room,
+                config.state_dir.display()
+            );
             Ok(())
         }
-        Command::Run { common, model, input, pace, title } => {
+        Command::Run {
+            common,
+            model,
+            input,
+            pace,
+            title,
+        } => {
             let config = load(&common)?;
             if let Some(p) = pace {
                 anyhow::ensure!(p.is_finite() && p > 0.0, "--pace must be a positive number");
@@ -141,23 +166,46 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let stop2 = stop.clone();
             tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!("stopping: finishing the current segment and replicating what is queued");
+                    eprintln!(
+                        "stopping: finishing the current segment and replicating what is queued"
+                    );
                     stop2.store(true, Ordering::Relaxed);
                 }
             });
             let print = Arc::new(|s: &roomscribe_protocol::Segment| {
-                println!("[{} - {}] ({:.2}) {}", clock(s.start), clock(s.end), s.confidence, s.text);
+                println!(
+                    "[{} - {}] ({:.2}) {}",
+                    clock(s.start),
+                    clock(s.end),
+                    s.confidence,
+                    s.text
+                );
             });
-            let r = roomscribe_agent::run(&config, RunOptions { input, model, pace, title }, stop, print).await?;
+            let r = roomscribe_agent::run(
+                &config,
+                RunOptions {
+                    input,
+                    model,
+                    pace,
+                    title,
+                },
+                stop,
+                print,
+            )
+            .await?;
             if let Some(t) = &r.transcribed {
-                println!("meeting {}: {} segment(s) sealed", t.meeting_id, t.segments_sealed);
+                println!(
+                    "meeting {}: {} segment(s) sealed",
+                    t.meeting_id, t.segments_sealed
+                );
             }
             report(&r.outcome, &r.queue_dir);
             Ok(())
         }
         Command::Drain { common, timeout } => {
             let config = load(&common)?;
-            let outcome = roomscribe_agent::drain(&config, timeout.map(Duration::from_secs)).await?;
+            let outcome =
+                roomscribe_agent::drain(&config, timeout.map(Duration::from_secs)).await?;
             report(&outcome, &roomscribe_agent::queue_dir(&config.state_dir));
             Ok(())
         }
@@ -173,7 +221,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Status { common } => {
             let config = load(&common)?;
-            println!("{}", serde_json::to_string_pretty(&roomscribe_agent::status(&config)?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&roomscribe_agent::status(&config)?)?
+            );
             Ok(())
         }
         Command::Config(ConfigCommand::Example) => {
@@ -186,9 +237,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("ROOMSCRIBE_AGENT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,quinn=warn,quinn_proto=warn,rustls=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,quinn=warn,quinn_proto=warn,rustls=warn")
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("roomscribe-agent: starting runtime: {e}");

@@ -54,7 +54,13 @@ impl Sealer {
         let recipient_public = self.identity.recipient_public()?;
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         let seq = q.next_seq();
-        let params = SealParams { agent_id: self.identity.agent_id, meeting_id: meeting, envelope_seq: seq, created_at_ms: crate::now_ms(), recipient_public };
+        let params = SealParams {
+            agent_id: self.identity.agent_id,
+            meeting_id: meeting,
+            envelope_seq: seq,
+            created_at_ms: crate::now_ms(),
+            recipient_public,
+        };
         let env = envelope::seal(batch, &params, &self.key, &mut OsRng)?;
         q.push(seq, &env.to_bytes())?;
         drop(q);
@@ -78,22 +84,41 @@ pub struct Checkpoint {
 impl Checkpoint {
     pub fn path_for(state_dir: &Path, source: &Path) -> Result<PathBuf, PipelineError> {
         use sha2::{Digest, Sha256};
-        let mut f = std::fs::File::open(source).map_err(|e| PipelineError::Checkpoint { path: source.to_owned(), message: e.to_string() })?;
+        let mut f = std::fs::File::open(source).map_err(|e| PipelineError::Checkpoint {
+            path: source.to_owned(),
+            message: e.to_string(),
+        })?;
         let mut h = Sha256::new();
-        std::io::copy(&mut f, &mut h).map_err(|e| PipelineError::Checkpoint { path: source.to_owned(), message: e.to_string() })?;
-        Ok(state_dir.join("jobs").join(format!("{}.json", hex::encode(h.finalize()))))
+        std::io::copy(&mut f, &mut h).map_err(|e| PipelineError::Checkpoint {
+            path: source.to_owned(),
+            message: e.to_string(),
+        })?;
+        Ok(state_dir
+            .join("jobs")
+            .join(format!("{}.json", hex::encode(h.finalize()))))
     }
 
     pub fn load(path: &Path) -> Result<Option<Self>, PipelineError> {
         match std::fs::read(path) {
-            Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| PipelineError::Checkpoint { path: path.to_owned(), message: e.to_string() }),
+            Ok(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| PipelineError::Checkpoint {
+                    path: path.to_owned(),
+                    message: e.to_string(),
+                }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(PipelineError::Checkpoint { path: path.to_owned(), message: e.to_string() }),
+            Err(e) => Err(PipelineError::Checkpoint {
+                path: path.to_owned(),
+                message: e.to_string(),
+            }),
         }
     }
 
     fn save(&self, path: &Path) -> Result<(), PipelineError> {
-        let err = |m: String| PipelineError::Checkpoint { path: path.to_owned(), message: m };
+        let err = |m: String| PipelineError::Checkpoint {
+            path: path.to_owned(),
+            message: m,
+        };
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
         }
@@ -148,12 +173,27 @@ pub fn transcribe(
     let mut fed = resumed_from;
     let mut sealed = 0u64;
     let started = Instant::now();
-    let mut emit = |words: Vec<Word>, fed: u64, ended: bool, state: &mut Checkpoint| -> Result<(), PipelineError> {
-        let segments = if words.is_empty() { vec![] } else { vec![Segment::from_words(state.next_segment_seq, words)] };
+    let mut emit = |words: Vec<Word>,
+                    fed: u64,
+                    ended: bool,
+                    state: &mut Checkpoint|
+     -> Result<(), PipelineError> {
+        let segments = if words.is_empty() {
+            vec![]
+        } else {
+            vec![Segment::from_words(state.next_segment_seq, words)]
+        };
         if segments.is_empty() && !ended {
             return Ok(());
         }
-        sealer.seal(state.meeting_id, &Batch { meeting: state.meeting.clone(), segments: segments.clone(), ended })?;
+        sealer.seal(
+            state.meeting_id,
+            &Batch {
+                meeting: state.meeting.clone(),
+                segments: segments.clone(),
+                ended,
+            },
+        )?;
         for s in &segments {
             (opts.on_segment)(s);
         }
@@ -177,16 +217,25 @@ pub fn transcribe(
             emit(words, fed, false, &mut state)?;
         }
         if let Some(pace) = opts.pace {
-            let due = Duration::from_secs_f64((fed - resumed_from) as f64 / SAMPLE_RATE as f64 / pace);
+            let due =
+                Duration::from_secs_f64((fed - resumed_from) as f64 / SAMPLE_RATE as f64 / pace);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
     }
     if opts.stop.load(Ordering::Relaxed) && !opts.end_on_stop {
-        return Ok(Transcribed { meeting_id: state.meeting_id, segments_sealed: sealed, resumed_from_sample: resumed_from });
+        return Ok(Transcribed {
+            meeting_id: state.meeting_id,
+            segments_sealed: sealed,
+            resumed_from_sample: resumed_from,
+        });
     }
     let last = asr.finish();
     emit(last, fed, true, &mut state)?;
-    Ok(Transcribed { meeting_id: state.meeting_id, segments_sealed: sealed, resumed_from_sample: resumed_from })
+    Ok(Transcribed {
+        meeting_id: state.meeting_id,
+        segments_sealed: sealed,
+        resumed_from_sample: resumed_from,
+    })
 }

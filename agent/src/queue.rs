@@ -28,7 +28,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     #[error("queue {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("queue push out of order: expected envelope {expected}, got {got}")]
     OutOfOrder { expected: u64, got: u64 },
     #[error("queue ack of {got}, but the oldest queued envelope is {oldest:?}")]
@@ -38,7 +41,10 @@ pub enum QueueError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> QueueError + '_ {
-    move |source| QueueError::Io { path: path.to_owned(), source }
+    move |source| QueueError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,13 +64,19 @@ impl Queue {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let acked_path = dir.join("acked");
         let acked = match fs::read(&acked_path) {
-            Ok(b) => u64::from_be_bytes(
-                b.as_slice()
-                    .try_into()
-                    .map_err(|_| QueueError::Corrupt { path: acked_path.clone(), message: "expected 8 bytes".into() })?,
-            ),
+            Ok(b) => {
+                u64::from_be_bytes(b.as_slice().try_into().map_err(|_| QueueError::Corrupt {
+                    path: acked_path.clone(),
+                    message: "expected 8 bytes".into(),
+                })?)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(QueueError::Io { path: acked_path, source: e }),
+            Err(e) => {
+                return Err(QueueError::Io {
+                    path: acked_path,
+                    source: e,
+                })
+            }
         };
         let mut items = BTreeMap::new();
         for entry in fs::read_dir(dir).map_err(io(dir))? {
@@ -75,13 +87,24 @@ impl Queue {
                 fs::remove_file(&path).map_err(io(&path))?;
                 continue;
             }
-            let Some(seq) = name.strip_suffix(".env").and_then(|s| s.parse::<u64>().ok()) else { continue };
+            let Some(seq) = name
+                .strip_suffix(".env")
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
+                continue;
+            };
             if seq <= acked {
                 fs::remove_file(&path).map_err(io(&path))?;
                 continue;
             }
             let meta = entry.metadata().map_err(io(&path))?;
-            items.insert(seq, Item { bytes: meta.len(), modified: meta.modified().unwrap_or(std::time::SystemTime::now()) });
+            items.insert(
+                seq,
+                Item {
+                    bytes: meta.len(),
+                    modified: meta.modified().unwrap_or(std::time::SystemTime::now()),
+                },
+            );
         }
         if let (Some(first), Some(last)) = (items.keys().next(), items.keys().next_back()) {
             if *first != acked + 1 || (last - first + 1) as usize != items.len() {
@@ -91,7 +114,11 @@ impl Queue {
                 });
             }
         }
-        Ok(Self { dir: dir.to_owned(), acked, items })
+        Ok(Self {
+            dir: dir.to_owned(),
+            acked,
+            items,
+        })
     }
 
     fn path(&self, seq: u64) -> PathBuf {
@@ -100,7 +127,13 @@ impl Queue {
 
     /// The number the next sealed envelope must carry.
     pub fn next_seq(&self) -> u64 {
-        self.items.keys().next_back().copied().unwrap_or(self.acked).max(self.acked) + 1
+        self.items
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(self.acked)
+            .max(self.acked)
+            + 1
     }
 
     /// Durably adds envelope `seq` (must be [`Self::next_seq`]).
@@ -111,13 +144,21 @@ impl Queue {
         }
         let path = self.path(seq);
         write_atomic(&path, envelope, 0o600).map_err(io(&path))?;
-        self.items.insert(seq, Item { bytes: envelope.len() as u64, modified: std::time::SystemTime::now() });
+        self.items.insert(
+            seq,
+            Item {
+                bytes: envelope.len() as u64,
+                modified: std::time::SystemTime::now(),
+            },
+        );
         Ok(())
     }
 
     /// The oldest unacknowledged envelope.
     pub fn front(&self) -> Result<Option<(u64, Vec<u8>)>, QueueError> {
-        let Some(&seq) = self.items.keys().next() else { return Ok(None) };
+        let Some(&seq) = self.items.keys().next() else {
+            return Ok(None);
+        };
         let path = self.path(seq);
         let bytes = fs::read(&path).map_err(io(&path))?;
         Ok(Some((seq, bytes)))
@@ -155,7 +196,10 @@ impl Queue {
 
     /// Age of the oldest queued envelope, in whole seconds.
     pub fn oldest_age_s(&self) -> Option<u64> {
-        self.items.values().next().map(|i| i.modified.elapsed().map(|d| d.as_secs()).unwrap_or(0))
+        self.items
+            .values()
+            .next()
+            .map(|i| i.modified.elapsed().map(|d| d.as_secs()).unwrap_or(0))
     }
 }
 
@@ -238,11 +282,20 @@ mod tests {
     fn out_of_order_push_and_ack_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut q = Queue::open(dir.path()).expect("open");
-        assert!(matches!(q.push(2, b"x"), Err(QueueError::OutOfOrder { expected: 1, got: 2 })));
+        assert!(matches!(
+            q.push(2, b"x"),
+            Err(QueueError::OutOfOrder {
+                expected: 1,
+                got: 2
+            })
+        ));
         q.push(1, b"a").expect("push");
         q.push(2, b"b").expect("push");
         assert!(matches!(q.ack(2), Err(QueueError::AckNotOldest { .. })));
         std::fs::remove_file(dir.path().join(format!("{:020}.env", 1))).expect("rm");
-        assert!(matches!(Queue::open(dir.path()), Err(QueueError::Corrupt { .. })), "a hole is reported, not skipped");
+        assert!(
+            matches!(Queue::open(dir.path()), Err(QueueError::Corrupt { .. })),
+            "a hole is reported, not skipped"
+        );
     }
 }

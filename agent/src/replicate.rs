@@ -20,7 +20,11 @@ use tokio::sync::{watch, Notify};
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicateError {
     #[error("the appliance refused envelope {seq} ({code:?}: {message}); it stays queued")]
-    Refused { seq: u64, code: RejectCode, message: String },
+    Refused {
+        seq: u64,
+        code: RejectCode,
+        message: String,
+    },
     #[error("the appliance refused this agent ({code:?}: {message}); re-enroll it")]
     AgentRefused { code: RejectCode, message: String },
     #[error(transparent)]
@@ -34,7 +38,11 @@ pub enum Outcome {
     /// The queue is empty and everything was acknowledged.
     Drained { acknowledged: u64 },
     /// The appliance could not be reached; `queued` envelopes wait on disk.
-    Unreachable { acknowledged: u64, queued: u64, reason: String },
+    Unreachable {
+        acknowledged: u64,
+        queued: u64,
+        reason: String,
+    },
 }
 
 pub struct Replicator {
@@ -73,13 +81,25 @@ impl Replicator {
 
     /// Replicates until the queue is empty *and* `finished` is true. With `give_up`,
     /// returns [`Outcome::Unreachable`] once finished and failing for that long.
-    pub async fn run(&self, mut finished: watch::Receiver<bool>, give_up: Option<Duration>) -> Result<Outcome, ReplicateError> {
+    pub async fn run(
+        &self,
+        mut finished: watch::Receiver<bool>,
+        give_up: Option<Duration>,
+    ) -> Result<Outcome, ReplicateError> {
         let max = Duration::from_secs(self.config.max_backoff_secs);
         let mut backoff = Duration::from_millis(500);
         let mut failing_since: Option<Instant> = None;
         let mut acknowledged = 0u64;
         loop {
-            match self.round(&mut finished, &mut acknowledged, &mut backoff, &mut failing_since).await {
+            match self
+                .round(
+                    &mut finished,
+                    &mut acknowledged,
+                    &mut backoff,
+                    &mut failing_since,
+                )
+                .await
+            {
                 Ok(()) => return Ok(Outcome::Drained { acknowledged }),
                 Err(RoundError::Fatal(e)) => return Err(e),
                 Err(RoundError::Transient(reason)) => {
@@ -88,7 +108,11 @@ impl Replicator {
                         if let Some(limit) = give_up {
                             if since.elapsed() >= limit {
                                 let queued = lock(&self.queue).len();
-                                return Ok(Outcome::Unreachable { acknowledged, queued, reason });
+                                return Ok(Outcome::Unreachable {
+                                    acknowledged,
+                                    queued,
+                                    reason,
+                                });
                             }
                         }
                     }
@@ -121,30 +145,44 @@ impl Replicator {
         if lock(&self.queue).is_empty() && *finished.borrow() {
             return Ok(());
         }
-        let mut session = Session::open(&self.identity, &self.key, self.status()).await.map_err(classify)?;
+        let mut session = Session::open(&self.identity, &self.key, self.status())
+            .await
+            .map_err(classify)?;
         *backoff = Duration::from_millis(500);
         *failing_since = None;
         tracing::info!(appliance = %self.identity.appliance, last_stored = ?session.welcome.last_envelope_seq, "connected");
         let mut heartbeat = tokio::time::interval(Duration::from_secs(self.config.heartbeat_secs));
         heartbeat.tick().await;
         loop {
-            let front = lock(&self.queue).front().map_err(|e| RoundError::Fatal(e.into()))?;
+            let front = lock(&self.queue)
+                .front()
+                .map_err(|e| RoundError::Fatal(e.into()))?;
             match front {
                 Some((seq, bytes)) => match session.send_envelope(bytes).await.map_err(classify)? {
                     Reply::Ack(a) if a.envelope_seq == seq => {
-                        lock(&self.queue).ack(seq).map_err(|e| RoundError::Fatal(e.into()))?;
+                        lock(&self.queue)
+                            .ack(seq)
+                            .map_err(|e| RoundError::Fatal(e.into()))?;
                         *acknowledged += 1;
                         tracing::debug!(seq, status = ?a.status, "envelope acknowledged");
                     }
                     Reply::Ack(a) => {
-                        return Err(RoundError::Fatal(ReplicateError::Transport(TransportError::Protocol(format!(
-                            "acknowledgement for envelope {} while {seq} was sent",
-                            a.envelope_seq
-                        )))))
+                        return Err(RoundError::Fatal(ReplicateError::Transport(
+                            TransportError::Protocol(format!(
+                                "acknowledgement for envelope {} while {seq} was sent",
+                                a.envelope_seq
+                            )),
+                        )))
                     }
-                    Reply::Reject(r) if r.code == RejectCode::Internal => return Err(RoundError::Transient(r.message)),
+                    Reply::Reject(r) if r.code == RejectCode::Internal => {
+                        return Err(RoundError::Transient(r.message))
+                    }
                     Reply::Reject(r) => {
-                        return Err(RoundError::Fatal(ReplicateError::Refused { seq, code: r.code, message: r.message }))
+                        return Err(RoundError::Fatal(ReplicateError::Refused {
+                            seq,
+                            code: r.code,
+                            message: r.message,
+                        }))
                     }
                 },
                 None => {

@@ -10,7 +10,9 @@ use crate::identity::Identity;
 use ed25519_dalek::SigningKey;
 use roomscribe_protocol::enroll::{EnrollRequest, EnrollResponse, EnrollToken};
 use roomscribe_protocol::frame::{Ack, Reject, RejectCode};
-use roomscribe_protocol::hello::{sign_hello, AgentStatus, Heartbeat, Hello, Welcome, EXPORTER_LEN};
+use roomscribe_protocol::hello::{
+    sign_hello, AgentStatus, Heartbeat, Hello, Welcome, EXPORTER_LEN,
+};
 use roomscribe_protocol::{context, Frame, FrameDecoder, ALPN};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -70,7 +72,9 @@ impl ServerCertVerifier for PinnedVerifier {
         let hash: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
         if let Some(pin) = self.pin {
             if pin != hash {
-                return Err(rustls::Error::General("appliance certificate does not match the pinned one".into()));
+                return Err(rustls::Error::General(
+                    "appliance certificate does not match the pinned one".into(),
+                ));
             }
         }
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(hash);
@@ -83,7 +87,9 @@ impl ServerCertVerifier for PinnedVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not used for ingest".into()))
+        Err(rustls::Error::General(
+            "TLS 1.2 is not used for ingest".into(),
+        ))
     }
 
     fn verify_tls13_signature(
@@ -92,11 +98,18 @@ impl ServerCertVerifier for PinnedVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -123,8 +136,15 @@ impl Channel {
             .next()
             .ok_or_else(|| TransportError::Resolve(addr.to_owned()))?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = Arc::new(PinnedVerifier { pin, seen: Mutex::new(None), provider: provider.clone() });
-        let cerr = |m: String| TransportError::Connect { addr: addr.to_owned(), message: m };
+        let verifier = Arc::new(PinnedVerifier {
+            pin,
+            seen: Mutex::new(None),
+            provider: provider.clone(),
+        });
+        let cerr = |m: String| TransportError::Connect {
+            addr: addr.to_owned(),
+            message: m,
+        };
         let mut tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| cerr(e.to_string()))?
@@ -133,22 +153,44 @@ impl Channel {
             .with_no_client_auth();
         tls.alpn_protocols = vec![ALPN.to_vec()];
         tls.enable_early_data = false;
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).map_err(|e| cerr(e.to_string()))?;
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+            .map_err(|e| cerr(e.to_string()))?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
         let mut transport = quinn::TransportConfig::default();
         transport.keep_alive_interval(Some(Duration::from_secs(5)));
-        transport.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(20_000))));
+        transport.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+            20_000,
+        ))));
         config.transport_config(Arc::new(transport));
-        let bind: std::net::SocketAddr = if target.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }.parse().map_err(|_| cerr("bind".into()))?;
+        let bind: std::net::SocketAddr = if target.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        }
+        .parse()
+        .map_err(|_| cerr("bind".into()))?;
         let endpoint = quinn::Endpoint::client(bind).map_err(|e| cerr(e.to_string()))?;
-        let connecting = endpoint.connect_with(config, target, SERVER_NAME).map_err(|e| cerr(e.to_string()))?;
+        let connecting = endpoint
+            .connect_with(config, target, SERVER_NAME)
+            .map_err(|e| cerr(e.to_string()))?;
         let conn = tokio::time::timeout(Duration::from_secs(10), connecting)
             .await
             .map_err(|_| cerr("handshake timed out".into()))?
             .map_err(|e| cerr(e.to_string()))?;
-        let cert_sha256 = verifier.seen.lock().unwrap_or_else(|p| p.into_inner()).ok_or_else(|| cerr("no certificate".into()))?;
+        let cert_sha256 = verifier
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ok_or_else(|| cerr("no certificate".into()))?;
         let (send, recv) = conn.open_bi().await.map_err(lost)?;
-        Ok(Self { _endpoint: endpoint, conn, send, recv, decoder: FrameDecoder::new(), cert_sha256 })
+        Ok(Self {
+            _endpoint: endpoint,
+            conn,
+            send,
+            recv,
+            decoder: FrameDecoder::new(),
+            cert_sha256,
+        })
     }
 
     pub async fn send(&mut self, frame: &Frame) -> Result<(), TransportError> {
@@ -159,13 +201,21 @@ impl Channel {
     pub async fn recv(&mut self, timeout: Duration) -> Result<Frame, TransportError> {
         tokio::time::timeout(timeout, async {
             loop {
-                if let Some(f) = self.decoder.next_frame().map_err(|e| TransportError::Protocol(e.to_string()))? {
+                if let Some(f) = self
+                    .decoder
+                    .next_frame()
+                    .map_err(|e| TransportError::Protocol(e.to_string()))?
+                {
                     return Ok(f);
                 }
                 let mut buf = vec![0u8; self.decoder.wanted().min(64 * 1024)];
                 match self.recv.read(&mut buf).await.map_err(lost)? {
                     Some(n) => self.decoder.push(&buf[..n]),
-                    None => return Err(TransportError::Lost("stream closed by the appliance".into())),
+                    None => {
+                        return Err(TransportError::Lost(
+                            "stream closed by the appliance".into(),
+                        ))
+                    }
                 }
             }
         })
@@ -179,7 +229,12 @@ impl Channel {
 }
 
 /// Runs the enrollment exchange and returns the identity to store.
-pub async fn enroll(addr: &str, token: &EnrollToken, key: &SigningKey, hostname: &str) -> Result<Identity, TransportError> {
+pub async fn enroll(
+    addr: &str,
+    token: &EnrollToken,
+    key: &SigningKey,
+    hostname: &str,
+) -> Result<Identity, TransportError> {
     let mut ch = Channel::connect(addr, None).await?;
     let mac_key = token.mac_key();
     let req = EnrollRequest::build(&mac_key, key, hostname, &ch.cert_sha256);
@@ -188,10 +243,13 @@ pub async fn enroll(addr: &str, token: &EnrollToken, key: &SigningKey, hostname:
     ch.close();
     let resp: EnrollResponse = match reply {
         Frame::EnrollResponse(r) => r,
-        Frame::Reject(Reject { code, message, .. }) => return Err(TransportError::Rejected { code, message }),
+        Frame::Reject(Reject { code, message, .. }) => {
+            return Err(TransportError::Rejected { code, message })
+        }
         other => return Err(TransportError::Protocol(format!("{other:?}"))),
     };
-    resp.verify(&mac_key, &req, &ch.cert_sha256).map_err(|e| TransportError::EnrollVerify(e.to_string()))?;
+    resp.verify(&mac_key, &req, &ch.cert_sha256)
+        .map_err(|e| TransportError::EnrollVerify(e.to_string()))?;
     Ok(Identity {
         agent_id: resp.agent_id,
         appliance: addr.to_owned(),
@@ -218,8 +276,14 @@ pub enum Reply {
 
 impl Session {
     /// Connects to the pinned appliance and authenticates with the agent's key.
-    pub async fn open(identity: &Identity, key: &SigningKey, status: AgentStatus) -> Result<Self, TransportError> {
-        let pin = identity.pin().map_err(|e| TransportError::Protocol(e.to_string()))?;
+    pub async fn open(
+        identity: &Identity,
+        key: &SigningKey,
+        status: AgentStatus,
+    ) -> Result<Self, TransportError> {
+        let pin = identity
+            .pin()
+            .map_err(|e| TransportError::Protocol(e.to_string()))?;
         let mut ch = Channel::connect(&identity.appliance, Some(pin)).await?;
         let mut exporter = [0u8; EXPORTER_LEN];
         ch.conn
@@ -234,8 +298,12 @@ impl Session {
         ch.send(&Frame::Hello(hello)).await?;
         match ch.recv(Duration::from_secs(15)).await? {
             Frame::Welcome(welcome) => Ok(Self { ch, welcome }),
-            Frame::Reject(Reject { code, message, .. }) => Err(TransportError::Rejected { code, message }),
-            other => Err(TransportError::Protocol(format!("expected welcome, got {other:?}"))),
+            Frame::Reject(Reject { code, message, .. }) => {
+                Err(TransportError::Rejected { code, message })
+            }
+            other => Err(TransportError::Protocol(format!(
+                "expected welcome, got {other:?}"
+            ))),
         }
     }
 
@@ -245,10 +313,15 @@ impl Session {
         match self.ch.recv(Duration::from_secs(60)).await? {
             Frame::Ack(a) => Ok(Reply::Ack(a)),
             Frame::Reject(r) if r.code == RejectCode::RevokedAgent && r.envelope_seq.is_none() => {
-                Err(TransportError::Rejected { code: r.code, message: r.message })
+                Err(TransportError::Rejected {
+                    code: r.code,
+                    message: r.message,
+                })
             }
             Frame::Reject(r) => Ok(Reply::Reject(r)),
-            other => Err(TransportError::Protocol(format!("expected ack, got {other:?}"))),
+            other => Err(TransportError::Protocol(format!(
+                "expected ack, got {other:?}"
+            ))),
         }
     }
 

@@ -20,35 +20,65 @@ pub const SOCKET: &str = "admin.sock";
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AdminRequest {
-    EnrollTokenCreate { room: String, ttl_minutes: Option<u64> },
-    AgentRevoke { agent_id: String },
-    UserAdd { username: String, role: Role, password: String },
+    EnrollTokenCreate {
+        room: String,
+        ttl_minutes: Option<u64>,
+    },
+    AgentRevoke {
+        agent_id: String,
+    },
+    UserAdd {
+        username: String,
+        role: Role,
+        password: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AdminResponse {
-    Ok { message: String, value: serde_json::Value },
-    Error { message: String },
+    Ok {
+        message: String,
+        value: serde_json::Value,
+    },
+    Error {
+        message: String,
+    },
 }
 
 pub fn execute(app: &Appliance, req: AdminRequest) -> AdminResponse {
     let actor = Actor::local_admin();
     let result = match req {
-        AdminRequest::EnrollTokenCreate { room, ttl_minutes } => app.create_enroll_token(&actor, &room, ttl_minutes).map(|t| {
-            let msg = format!("{}\n(room \"{}\", single use, expires at {} UTC; shown once)", t.token, t.room_name, fmt_ms(t.expires_at_ms));
-            (msg, serde_json::to_value(&t).unwrap_or_default())
+        AdminRequest::EnrollTokenCreate { room, ttl_minutes } => app
+            .create_enroll_token(&actor, &room, ttl_minutes)
+            .map(|t| {
+                let msg = format!(
+                    "{}\n(room \"{}\", single use, expires at {} UTC; shown once)",
+                    t.token,
+                    t.room_name,
+                    fmt_ms(t.expires_at_ms)
+                );
+                (msg, serde_json::to_value(&t).unwrap_or_default())
+            }),
+        AdminRequest::AgentRevoke { agent_id } => app.revoke_agent(&actor, &agent_id).map(|a| {
+            (
+                format!("agent {} revoked", a.id),
+                serde_json::to_value(&a).unwrap_or_default(),
+            )
         }),
-        AdminRequest::AgentRevoke { agent_id } => app
-            .revoke_agent(&actor, &agent_id)
-            .map(|a| (format!("agent {} revoked", a.id), serde_json::to_value(&a).unwrap_or_default())),
-        AdminRequest::UserAdd { username, role, password } => app
+        AdminRequest::UserAdd {
+            username,
+            role,
+            password,
+        } => app
             .add_user(&actor, &username, role, &password)
             .map(|()| (format!("user {username} added"), serde_json::Value::Null)),
     };
     match result {
         Ok((message, value)) => AdminResponse::Ok { message, value },
-        Err(e) => AdminResponse::Error { message: e.to_string() },
+        Err(e) => AdminResponse::Error {
+            message: e.to_string(),
+        },
     }
 }
 
@@ -56,7 +86,12 @@ fn fmt_ms(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -77,7 +112,10 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Serves the admin socket until the task is dropped.
-pub async fn serve(data_dir: &Path, app: Arc<Appliance>) -> std::io::Result<tokio::task::JoinHandle<()>> {
+pub async fn serve(
+    data_dir: &Path,
+    app: Arc<Appliance>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     let path = socket_path(data_dir);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
@@ -95,12 +133,18 @@ pub async fn serve(data_dir: &Path, app: Arc<Appliance>) -> std::io::Result<toki
 async fn handle(stream: UnixStream, app: Arc<Appliance>) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(r.take(64 * 1024)).read_line(&mut line).await?;
+    BufReader::new(r.take(64 * 1024))
+        .read_line(&mut line)
+        .await?;
     let response = match serde_json::from_str::<AdminRequest>(&line) {
         Ok(req) => tokio::task::spawn_blocking(move || execute(&app, req))
             .await
-            .unwrap_or_else(|e| AdminResponse::Error { message: e.to_string() }),
-        Err(e) => AdminResponse::Error { message: format!("bad admin request: {e}") },
+            .unwrap_or_else(|e| AdminResponse::Error {
+                message: e.to_string(),
+            }),
+        Err(e) => AdminResponse::Error {
+            message: format!("bad admin request: {e}"),
+        },
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
     out.push(b'\n');
@@ -113,7 +157,14 @@ use tokio::io::AsyncReadExt;
 pub async fn call(data_dir: &Path, req: &AdminRequest) -> std::io::Result<Option<AdminResponse>> {
     let stream = match UnixStream::connect(socket_path(data_dir)).await {
         Ok(s) => s,
-        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) => return Ok(None),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            return Ok(None)
+        }
         Err(e) => return Err(e),
     };
     let (r, mut w) = stream.into_split();
@@ -122,7 +173,9 @@ pub async fn call(data_dir: &Path, req: &AdminRequest) -> std::io::Result<Option
     w.write_all(&line).await?;
     let mut resp = String::new();
     BufReader::new(r).read_line(&mut resp).await?;
-    serde_json::from_str(&resp).map(Some).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    serde_json::from_str(&resp)
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]

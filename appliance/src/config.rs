@@ -11,7 +11,12 @@ use std::path::{Path, PathBuf};
 pub const EXAMPLE: &str = include_str!("../../config/appliance.toml");
 const ENV_PREFIX: &str = "ROOMSCRIBE_";
 /// Environment variables that are not config keys but are ours.
-const ENV_OTHER: &[&str] = &["ROOMSCRIBE_LOG", "ROOMSCRIBE_CACHE", "ROOMSCRIBE_CONFIG", "ROOMSCRIBE_VOSK_LIB"];
+const ENV_OTHER: &[&str] = &[
+    "ROOMSCRIBE_LOG",
+    "ROOMSCRIBE_CACHE",
+    "ROOMSCRIBE_CONFIG",
+    "ROOMSCRIBE_VOSK_LIB",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,7 +46,11 @@ pub struct IngestConfig {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from("roomscribe-data"), http: HttpConfig::default(), ingest: IngestConfig::default() }
+        Self {
+            data_dir: PathBuf::from("roomscribe-data"),
+            http: HttpConfig::default(),
+            ingest: IngestConfig::default(),
+        }
     }
 }
 
@@ -59,7 +68,11 @@ impl Default for HttpConfig {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8444)), agent_offline_after_secs: 30, enroll_token_ttl_minutes: 60 }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
+            agent_offline_after_secs: 30,
+            enroll_token_ttl_minutes: 60,
+        }
     }
 }
 
@@ -102,16 +115,28 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.http.cert_file.is_some() != self.http.key_file.is_some() {
-            return Err(ConfigError::Invalid { key: "http.cert_file", message: "set both http.cert_file and http.key_file, or neither".into() });
+            return Err(ConfigError::Invalid {
+                key: "http.cert_file",
+                message: "set both http.cert_file and http.key_file, or neither".into(),
+            });
         }
         if self.http.session_idle_minutes == 0 {
-            return Err(ConfigError::Invalid { key: "http.session_idle_minutes", message: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                key: "http.session_idle_minutes",
+                message: "must be at least 1".into(),
+            });
         }
         if self.http.session_max_hours == 0 {
-            return Err(ConfigError::Invalid { key: "http.session_max_hours", message: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                key: "http.session_max_hours",
+                message: "must be at least 1".into(),
+            });
         }
         if !(1..=1440).contains(&self.ingest.enroll_token_ttl_minutes) {
-            return Err(ConfigError::Invalid { key: "ingest.enroll_token_ttl_minutes", message: "must be between 1 and 1440".into() });
+            return Err(ConfigError::Invalid {
+                key: "ingest.enroll_token_ttl_minutes",
+                message: "must be between 1 and 1440".into(),
+            });
         }
         Ok(())
     }
@@ -122,7 +147,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -138,8 +166,15 @@ mod tests {
         std::fs::write(&f, "data_dir = \"/from/file\"\n[http]\nlisten = \"127.0.0.1:1\"\nsession_idle_minutes = 5\n").expect("write");
         let (c, warnings) = Config::load(
             Some(&f),
-            env(&[("ROOMSCRIBE_HTTP_LISTEN", "127.0.0.1:2"), ("ROOMSCRIBE_BOGUS", "1"), ("PATH", "/bin")]),
-            &Overrides { data_dir: Some("/from/cli".into()), ..Default::default() },
+            env(&[
+                ("ROOMSCRIBE_HTTP_LISTEN", "127.0.0.1:2"),
+                ("ROOMSCRIBE_BOGUS", "1"),
+                ("PATH", "/bin"),
+            ]),
+            &Overrides {
+                data_dir: Some("/from/cli".into()),
+                ..Default::default()
+            },
         )
         .expect("loads");
         assert_eq!(c.data_dir, PathBuf::from("/from/cli"));
@@ -156,10 +191,18 @@ mod tests {
         std::fs::write(&f, "[http]\nlisten = \"127.0.0.1:1\"\nlsiten = 3\n").expect("write");
         let e = Config::load(Some(&f), vec![], &Overrides::default()).expect_err("unknown key");
         assert!(e.to_string().contains("lsiten"), "{e}");
-        let e = Config::load(None, env(&[("ROOMSCRIBE_HTTP_LISTEN", "nonsense")]), &Overrides::default()).expect_err("bad env");
+        let e = Config::load(
+            None,
+            env(&[("ROOMSCRIBE_HTTP_LISTEN", "nonsense")]),
+            &Overrides::default(),
+        )
+        .expect_err("bad env");
         assert!(e.to_string().contains("ROOMSCRIBE_HTTP_LISTEN"), "{e}");
         std::fs::write(&f, "[ingest]\nenroll_token_ttl_minutes = 0\n").expect("write");
         let e = Config::load(Some(&f), vec![], &Overrides::default()).expect_err("invalid");
-        assert!(e.to_string().contains("ingest.enroll_token_ttl_minutes"), "{e}");
+        assert!(
+            e.to_string().contains("ingest.enroll_token_ttl_minutes"),
+            "{e}"
+        );
     }
 }

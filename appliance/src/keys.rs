@@ -19,7 +19,10 @@ use zeroize::Zeroizing;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is readable by group or others (mode {mode:o}); run: chmod 600 {path}")]
     TooOpen { path: PathBuf, mode: u32 },
     #[error("{path}: expected {expected} bytes of key material")]
@@ -31,7 +34,10 @@ pub enum KeyError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
-    move |source| KeyError::Io { path: path.to_owned(), source }
+    move |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Creates `dir` (and parents) with mode 0700 if missing.
@@ -43,7 +49,13 @@ pub fn private_dir(dir: &Path) -> Result<(), KeyError> {
 /// Writes a secret file with mode 0600, atomically (temp file + rename).
 pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
     let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io(&tmp))?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
     f.write_all(bytes).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     fs::rename(&tmp, path).map_err(io(path))
@@ -54,7 +66,10 @@ pub fn read_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     let meta = fs::metadata(path).map_err(io(path))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(KeyError::TooOpen { path: path.to_owned(), mode });
+        return Err(KeyError::TooOpen {
+            path: path.to_owned(),
+            mode,
+        });
     }
     Ok(Zeroizing::new(fs::read(path).map_err(io(path))?))
 }
@@ -67,7 +82,10 @@ fn load_or_create_raw(path: &Path, len: usize) -> Result<Zeroizing<Vec<u8>>, Key
     }
     let b = read_secret(path)?;
     if b.len() != len {
-        return Err(KeyError::BadLength { path: path.to_owned(), expected: len });
+        return Err(KeyError::BadLength {
+            path: path.to_owned(),
+            expected: len,
+        });
     }
     Ok(b)
 }
@@ -101,17 +119,36 @@ impl ApplianceKeys {
     pub fn load_or_create(data_dir: &Path) -> Result<Self, KeyError> {
         let dir = data_dir.join("keys");
         private_dir(&dir)?;
-        let envelope = RecipientKey::from_secret_bytes(*arr32(&load_or_create_raw(&dir.join("envelope.x25519"), 32)?));
-        let signing = SigningKey::from_bytes(&arr32(&load_or_create_raw(&dir.join("signing.ed25519"), 32)?));
-        let ingest = self_signed(&dir.join("ingest.crt.der"), &dir.join("ingest.key.der"), &["roomscribe-ingest".into()])?;
+        let envelope = RecipientKey::from_secret_bytes(*arr32(&load_or_create_raw(
+            &dir.join("envelope.x25519"),
+            32,
+        )?));
+        let signing = SigningKey::from_bytes(&arr32(&load_or_create_raw(
+            &dir.join("signing.ed25519"),
+            32,
+        )?));
+        let ingest = self_signed(
+            &dir.join("ingest.crt.der"),
+            &dir.join("ingest.key.der"),
+            &["roomscribe-ingest".into()],
+        )?;
         let ingest_cert_sha256 = Sha256::digest(&ingest.chain[0]).into();
-        Ok(Self { envelope, signing, ingest, ingest_cert_sha256 })
+        Ok(Self {
+            envelope,
+            signing,
+            ingest,
+            ingest_cert_sha256,
+        })
     }
 }
 
 /// Loads a self-signed certificate from DER files, creating it on first use.
 /// Its validity is long (rcgen's default ends in 4096): agents pin its hash.
-pub fn self_signed(cert_path: &Path, key_path: &Path, names: &[String]) -> Result<TlsIdentity, KeyError> {
+pub fn self_signed(
+    cert_path: &Path,
+    key_path: &Path,
+    names: &[String],
+) -> Result<TlsIdentity, KeyError> {
     if !cert_path.exists() || !key_path.exists() {
         let ck = rcgen::generate_simple_self_signed(names.to_vec())?;
         write_secret(key_path, &Zeroizing::new(ck.signing_key.serialize_der()))?;
@@ -132,12 +169,18 @@ pub fn from_pem(cert_path: &Path, key_path: &Path) -> Result<TlsIdentity, KeyErr
         .collect::<Result<_, _>>()
         .map_err(io(cert_path))?;
     if chain.is_empty() {
-        return Err(KeyError::Pem { path: cert_path.to_owned(), what: "certificate" });
+        return Err(KeyError::Pem {
+            path: cert_path.to_owned(),
+            what: "certificate",
+        });
     }
     let key_pem = read_secret(key_path)?;
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(io(key_path))?
-        .ok_or_else(|| KeyError::Pem { path: key_path.to_owned(), what: "private key" })?;
+        .ok_or_else(|| KeyError::Pem {
+            path: key_path.to_owned(),
+            what: "private key",
+        })?;
     Ok(TlsIdentity { chain, key })
 }
 
@@ -153,8 +196,14 @@ mod tests {
         assert_eq!(a.envelope.public_bytes(), b.envelope.public_bytes());
         assert_eq!(a.ingest_cert_sha256, b.ingest_cert_sha256);
         let key = dir.path().join("keys/signing.ed25519");
-        assert_eq!(fs::metadata(&key).expect("meta").permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&key).expect("meta").permissions().mode() & 0o777,
+            0o600
+        );
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(matches!(ApplianceKeys::load_or_create(dir.path()), Err(KeyError::TooOpen { .. })));
+        assert!(matches!(
+            ApplianceKeys::load_or_create(dir.path()),
+            Err(KeyError::TooOpen { .. })
+        ));
     }
 }

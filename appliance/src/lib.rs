@@ -62,7 +62,11 @@ fn https_tls(config: &Config) -> anyhow::Result<rustls::ServerConfig> {
 
 /// Runs the appliance until `shutdown` resolves. `on_ready` is called once both
 /// listeners are bound.
-pub async fn serve(config: Config, shutdown: impl Future<Output = ()>, on_ready: impl FnOnce(Bound)) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(Bound),
+) -> anyhow::Result<()> {
     let app = Arc::new(open(&config)?);
     if let Some(password) = app.bootstrap_admin()? {
         println!("============================================================");
@@ -73,19 +77,25 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>, on_ready:
         println!("============================================================");
     }
 
-    let listener = std::net::TcpListener::bind(config.http.listen).with_context(|| format!("binding http.listen {}", config.http.listen))?;
+    let listener = std::net::TcpListener::bind(config.http.listen)
+        .with_context(|| format!("binding http.listen {}", config.http.listen))?;
     listener.set_nonblocking(true)?;
     let https = listener.local_addr()?;
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(https_tls(&config)?)))?
-        .handle(handle.clone())
-        .serve(http::router(app.clone()).into_make_service());
+    let server = axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(https_tls(&config)?)),
+    )?
+    .handle(handle.clone())
+    .serve(http::router(app.clone()).into_make_service());
     let http_task = tokio::spawn(server);
 
     let endpoint = ingest::endpoint(app.keys(), config.ingest.listen).context("ingest.listen")?;
     let quic = endpoint.local_addr()?;
     let ingest_task = tokio::spawn(ingest::serve(endpoint.clone(), app.clone()));
-    let admin_task = admin::serve(&config.data_dir, app.clone()).await.context("admin socket")?;
+    let admin_task = admin::serve(&config.data_dir, app.clone())
+        .await
+        .context("admin socket")?;
 
     tracing::info!(%https, %quic, data_dir = %config.data_dir.display(), "roomscribe appliance ready");
     on_ready(Bound { https, quic });

@@ -9,11 +9,16 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const ADMIN_NOTE: &str = "Reaches a running appliance through <data_dir>/admin.sock; when the appliance is \
+const ADMIN_NOTE: &str =
+    "Reaches a running appliance through <data_dir>/admin.sock; when the appliance is \
 stopped, works on the data directory directly.";
 
 #[derive(Parser)]
-#[command(name = "roomscribe", version, about = "Roomscribe appliance: meeting transcripts, on premises")]
+#[command(
+    name = "roomscribe",
+    version,
+    about = "Roomscribe appliance: meeting transcripts, on premises"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -110,11 +115,16 @@ fn parse_ttl(s: &str) -> Result<u64, String> {
         Some(n) => (n, 60),
         None => (s.strip_suffix('m').unwrap_or(s), 1),
     };
-    num.parse::<u64>().map(|n| n * mult).map_err(|_| format!("invalid duration {s:?}: use e.g. 30m or 1h"))
+    num.parse::<u64>()
+        .map(|n| n * mult)
+        .map_err(|_| format!("invalid duration {s:?}: use e.g. 30m or 1h"))
 }
 
 fn load(common: &Common, overrides: Overrides) -> anyhow::Result<Config> {
-    let overrides = Overrides { data_dir: common.data_dir.clone(), ..overrides };
+    let overrides = Overrides {
+        data_dir: common.data_dir.clone(),
+        ..overrides
+    };
     let (config, warnings) = Config::load(common.config.as_deref(), std::env::vars(), &overrides)?;
     for w in warnings {
         tracing::warn!("{w}");
@@ -123,9 +133,14 @@ fn load(common: &Common, overrides: Overrides) -> anyhow::Result<Config> {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ROOMSCRIBE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,quinn=warn,quinn_proto=warn,rustls=warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("ROOMSCRIBE_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,quinn=warn,quinn_proto=warn,rustls=warn")
+        });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn shutdown_signal() {
@@ -147,10 +162,14 @@ async fn admin_command(common: &Common, req: AdminRequest) -> anyhow::Result<()>
     let response = match admin::call(&config.data_dir, &req).await {
         Ok(Some(r)) => r,
         Ok(None) => {
-            let app = roomscribe_appliance::open(&config).context("opening the data directory (no appliance is running there)")?;
+            let app = roomscribe_appliance::open(&config)
+                .context("opening the data directory (no appliance is running there)")?;
             tokio::task::spawn_blocking(move || admin::execute(&app, req)).await?
         }
-        Err(e) => bail!("admin socket {}: {e}", admin::socket_path(&config.data_dir).display()),
+        Err(e) => bail!(
+            "admin socket {}: {e}",
+            admin::socket_path(&config.data_dir).display()
+        ),
     };
     match response {
         AdminResponse::Ok { message, .. } => {
@@ -163,24 +182,65 @@ async fn admin_command(common: &Common, req: AdminRequest) -> anyhow::Result<()>
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { common, http_listen, quic_listen } => {
-            let config = load(&common, Overrides { http_listen, ingest_listen: quic_listen, ..Default::default() })?;
+        Command::Serve {
+            common,
+            http_listen,
+            quic_listen,
+        } => {
+            let config = load(
+                &common,
+                Overrides {
+                    http_listen,
+                    ingest_listen: quic_listen,
+                    ..Default::default()
+                },
+            )?;
             roomscribe_appliance::serve(config, shutdown_signal(), |b| {
-                println!("Roomscribe ready: console https://{}/  ingest {} (QUIC)", b.https, b.quic);
+                println!(
+                    "Roomscribe ready: console https://{}/  ingest {} (QUIC)",
+                    b.https, b.quic
+                );
             })
             .await
         }
         Command::EnrollToken(TokenCommand::Create { room, ttl, common }) => {
-            admin_command(&common, AdminRequest::EnrollTokenCreate { room, ttl_minutes: ttl }).await
+            admin_command(
+                &common,
+                AdminRequest::EnrollTokenCreate {
+                    room,
+                    ttl_minutes: ttl,
+                },
+            )
+            .await
         }
-        Command::Agent(AgentCommand::Revoke { agent_id, common }) => admin_command(&common, AdminRequest::AgentRevoke { agent_id }).await,
-        Command::User(UserCommand::Add { username, role, password_file, common }) => {
+        Command::Agent(AgentCommand::Revoke { agent_id, common }) => {
+            admin_command(&common, AdminRequest::AgentRevoke { agent_id }).await
+        }
+        Command::User(UserCommand::Add {
+            username,
+            role,
+            password_file,
+            common,
+        }) => {
             let text = zeroize::Zeroizing::new(
-                std::fs::read_to_string(&password_file).with_context(|| format!("--password-file {}", password_file.display()))?,
+                std::fs::read_to_string(&password_file)
+                    .with_context(|| format!("--password-file {}", password_file.display()))?,
             );
             let password = text.lines().next().unwrap_or("").to_owned();
-            let role = if role == "admin" { Role::Admin } else { Role::User };
-            admin_command(&common, AdminRequest::UserAdd { username, role, password }).await
+            let role = if role == "admin" {
+                Role::Admin
+            } else {
+                Role::User
+            };
+            admin_command(
+                &common,
+                AdminRequest::UserAdd {
+                    username,
+                    role,
+                    password,
+                },
+            )
+            .await
         }
         Command::Config(ConfigCommand::Example) => {
             print!("{EXAMPLE}");
@@ -192,7 +252,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("roomscribe: starting runtime: {e}");

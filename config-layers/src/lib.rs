@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("reading config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {path}: {message}")]
     Parse { path: String, message: String },
     #[error("environment variable {var}: {message}")]
@@ -39,21 +42,37 @@ pub fn load<T: Serialize + DeserializeOwned + Default>(
     file: Option<&Path>,
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<(T, Vec<String>), ConfigError> {
-    let parse_err = |path: &str, e: &dyn std::fmt::Display| ConfigError::Parse { path: path.to_owned(), message: e.to_string() };
+    let parse_err = |path: &str, e: &dyn std::fmt::Display| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    };
     let mut value = toml::Value::try_from(T::default()).map_err(|e| parse_err("<defaults>", &e))?;
     if let Some(path) = file {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let file_value: toml::Value = toml::from_str(&text).map_err(|e| parse_err(&shown, &e))?;
         // Validate the file on its own so an unknown key names the file.
-        file_value.clone().try_into::<T>().map_err(|e| parse_err(&shown, &e))?;
+        file_value
+            .clone()
+            .try_into::<T>()
+            .map_err(|e| parse_err(&shown, &e))?;
         merge(&mut value, file_value);
     }
     let mut keys = leaf_keys(&value);
-    keys.extend(layers.optional_keys.iter().map(|k| k.split('.').map(str::to_owned).collect()));
+    keys.extend(
+        layers
+            .optional_keys
+            .iter()
+            .map(|k| k.split('.').map(str::to_owned).collect()),
+    );
     let mut warnings = Vec::new();
     for (var, raw) in env {
-        let Some(name) = var.strip_prefix(layers.env_prefix) else { continue };
+        let Some(name) = var.strip_prefix(layers.env_prefix) else {
+            continue;
+        };
         if layers.env_other.contains(&var.as_str()) {
             continue;
         }
@@ -63,7 +82,9 @@ pub fn load<T: Serialize + DeserializeOwned + Default>(
             continue;
         };
         // Try the value as TOML (numbers, booleans, arrays), then as a plain string.
-        let typed = toml::from_str::<toml::Table>(&format!("v = {raw}")).ok().and_then(|mut t| t.remove("v"));
+        let typed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"));
         let mut last_err = None;
         for candidate in typed.into_iter().chain([toml::Value::String(raw.clone())]) {
             let mut trial = value.clone();
@@ -78,7 +99,10 @@ pub fn load<T: Serialize + DeserializeOwned + Default>(
             }
         }
         if let Some(e) = last_err {
-            return Err(ConfigError::Env { var: var.clone(), message: e.to_string() });
+            return Err(ConfigError::Env {
+                var: var.clone(),
+                message: e.to_string(),
+            });
         }
     }
     let config = value.try_into().map_err(|e| parse_err("<merged>", &e))?;
@@ -126,6 +150,8 @@ fn set_path(v: &mut toml::Value, path: &[String], new: toml::Value) {
             t.insert(key.clone(), new);
             return;
         }
-        cur = t.entry(key.clone()).or_insert_with(|| toml::Value::Table(Default::default()));
+        cur = t
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(Default::default()));
     }
 }

@@ -52,7 +52,11 @@ pub struct Batch {
 impl Segment {
     /// Builds a segment from words, deriving text, times and mean confidence.
     pub fn from_words(seq: u64, words: Vec<Word>) -> Self {
-        let text = words.iter().map(|w| w.word.as_str()).collect::<Vec<_>>().join(" ");
+        let text = words
+            .iter()
+            .map(|w| w.word.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
         let start = words.first().map_or(0.0, |w| w.start);
         let end = words.last().map_or(0.0, |w| w.end);
         let confidence = if words.is_empty() {
@@ -60,6 +64,13 @@ impl Segment {
         } else {
             words.iter().map(|w| w.conf).sum::<f32>() / words.len() as f32
         };
-        Self { seq, start, end, text, words, confidence }
+        Self {
+            seq,
+            start,
+            end,
+            text,
+            words,
+            confidence,
+        }
     }
 }

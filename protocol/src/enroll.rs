@@ -40,25 +40,40 @@ pub struct EnrollToken {
 
 impl EnrollToken {
     pub fn new(id: [u8; 8], secret: [u8; 32]) -> Self {
-        Self { id: hex::encode(id), secret: Zeroizing::new(secret) }
+        Self {
+            id: hex::encode(id),
+            secret: Zeroizing::new(secret),
+        }
     }
 
     pub fn parse(s: &str) -> Result<Self, EnrollError> {
         let mut parts = s.trim().split('-');
-        let (Some(prefix), Some(id), Some(secret), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(prefix), Some(id), Some(secret), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(EnrollError::MalformedToken);
         };
         if prefix != TOKEN_PREFIX || id.len() != 16 || hex::decode(id).is_err() {
             return Err(EnrollError::MalformedToken);
         }
         let raw = Zeroizing::new(hex::decode(secret).map_err(|_| EnrollError::MalformedToken)?);
-        let secret: [u8; 32] = raw.as_slice().try_into().map_err(|_| EnrollError::MalformedToken)?;
-        Ok(Self { id: id.to_ascii_lowercase(), secret: Zeroizing::new(secret) })
+        let secret: [u8; 32] = raw
+            .as_slice()
+            .try_into()
+            .map_err(|_| EnrollError::MalformedToken)?;
+        Ok(Self {
+            id: id.to_ascii_lowercase(),
+            secret: Zeroizing::new(secret),
+        })
     }
 
     /// The text an operator copies to the agent. Shown once.
     pub fn reveal(&self) -> String {
-        format!("{TOKEN_PREFIX}-{}-{}", self.id, hex::encode(self.secret.as_ref()))
+        format!(
+            "{TOKEN_PREFIX}-{}-{}",
+            self.id,
+            hex::encode(self.secret.as_ref())
+        )
     }
 
     /// The MAC key both sides use; what the appliance stores instead of the secret.
@@ -66,7 +81,10 @@ impl EnrollToken {
         let hk = Hkdf::<Sha256>::new(None, self.secret.as_ref());
         let mut k = Zeroizing::new([0u8; 32]);
         let _ = hk.expand(context::ENROLL_MAC_KEY_INFO, k.as_mut());
-        EnrollMacKey { id: self.id.clone(), key: k }
+        EnrollMacKey {
+            id: self.id.clone(),
+            key: k,
+        }
     }
 }
 
@@ -78,7 +96,10 @@ pub struct EnrollMacKey {
 
 impl EnrollMacKey {
     pub fn from_bytes(id: String, key: [u8; 32]) -> Self {
-        Self { id, key: Zeroizing::new(key) }
+        Self {
+            id,
+            key: Zeroizing::new(key),
+        }
     }
 
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
@@ -128,8 +149,19 @@ pub struct EnrollResponse {
 }
 
 impl EnrollRequest {
-    fn mac_input<'a>(token_id: &'a str, pk: &'a str, host: &'a str, cert: &'a [u8; 32]) -> [&'a [u8]; 5] {
-        [context::ENROLL_REQUEST_MAC, token_id.as_bytes(), pk.as_bytes(), host.as_bytes(), cert]
+    fn mac_input<'a>(
+        token_id: &'a str,
+        pk: &'a str,
+        host: &'a str,
+        cert: &'a [u8; 32],
+    ) -> [&'a [u8]; 5] {
+        [
+            context::ENROLL_REQUEST_MAC,
+            token_id.as_bytes(),
+            pk.as_bytes(),
+            host.as_bytes(),
+            cert,
+        ]
     }
 
     fn possession_message(token_id: &str, cert: &[u8; 32]) -> Vec<u8> {
@@ -137,10 +169,18 @@ impl EnrollRequest {
     }
 
     /// Builds a request for the certificate (by SHA-256) this connection presented.
-    pub fn build(token: &EnrollMacKey, key: &SigningKey, hostname: &str, cert_sha256: &[u8; 32]) -> Self {
+    pub fn build(
+        token: &EnrollMacKey,
+        key: &SigningKey,
+        hostname: &str,
+        cert_sha256: &[u8; 32],
+    ) -> Self {
         let pk = hex::encode(key.verifying_key().to_bytes());
         let mac = hex::encode(token.mac(&Self::mac_input(&token.id, &pk, hostname, cert_sha256)));
-        let possession = hex::encode(key.sign(&Self::possession_message(&token.id, cert_sha256)).to_bytes());
+        let possession = hex::encode(
+            key.sign(&Self::possession_message(&token.id, cert_sha256))
+                .to_bytes(),
+        );
         Self {
             protocol_version: crate::PROTOCOL_VERSION,
             token_id: token.id.clone(),
@@ -152,18 +192,35 @@ impl EnrollRequest {
     }
 
     /// Appliance side: checks MAC and possession; returns the agent's key.
-    pub fn verify(&self, token: &EnrollMacKey, cert_sha256: &[u8; 32]) -> Result<VerifyingKey, EnrollError> {
-        let expected = token.mac(&Self::mac_input(&self.token_id, &self.agent_public_key, &self.hostname, cert_sha256));
+    pub fn verify(
+        &self,
+        token: &EnrollMacKey,
+        cert_sha256: &[u8; 32],
+    ) -> Result<VerifyingKey, EnrollError> {
+        let expected = token.mac(&Self::mac_input(
+            &self.token_id,
+            &self.agent_public_key,
+            &self.hostname,
+            cert_sha256,
+        ));
         let got = hex::decode(&self.mac).map_err(|_| EnrollError::MalformedField("mac"))?;
         if !bool::from(expected.as_slice().ct_eq(got.as_slice())) {
             return Err(EnrollError::BadMac);
         }
         let pk = decode32(&self.agent_public_key, "agent_public_key")?;
-        let key = VerifyingKey::from_bytes(&pk).map_err(|_| EnrollError::MalformedField("agent_public_key"))?;
-        let sig = hex::decode(&self.possession).map_err(|_| EnrollError::MalformedField("possession"))?;
-        let sig: [u8; 64] = sig.as_slice().try_into().map_err(|_| EnrollError::MalformedField("possession"))?;
-        key.verify_strict(&Self::possession_message(&self.token_id, cert_sha256), &Signature::from_bytes(&sig))
-            .map_err(|_| EnrollError::BadPossession)?;
+        let key = VerifyingKey::from_bytes(&pk)
+            .map_err(|_| EnrollError::MalformedField("agent_public_key"))?;
+        let sig =
+            hex::decode(&self.possession).map_err(|_| EnrollError::MalformedField("possession"))?;
+        let sig: [u8; 64] = sig
+            .as_slice()
+            .try_into()
+            .map_err(|_| EnrollError::MalformedField("possession"))?;
+        key.verify_strict(
+            &Self::possession_message(&self.token_id, cert_sha256),
+            &Signature::from_bytes(&sig),
+        )
+        .map_err(|_| EnrollError::BadPossession)?;
         Ok(key)
     }
 }
@@ -190,7 +247,12 @@ impl EnrollResponse {
 
     /// Agent side: checks the MAC, and that the pinned certificate is the one the
     /// connection presented.
-    pub fn verify(&self, token: &EnrollMacKey, request: &EnrollRequest, cert_sha256: &[u8; 32]) -> Result<(), EnrollError> {
+    pub fn verify(
+        &self,
+        token: &EnrollMacKey,
+        request: &EnrollRequest,
+        cert_sha256: &[u8; 32],
+    ) -> Result<(), EnrollError> {
         let agent = *self.agent_id.as_bytes();
         let expected = token.mac(&self.mac_input(&agent, &request.mac));
         let got = hex::decode(&self.mac).map_err(|_| EnrollError::MalformedField("mac"))?;
@@ -209,7 +271,9 @@ impl EnrollResponse {
 /// Decodes a 32-byte hex field.
 pub fn decode32(s: &str, field: &'static str) -> Result<[u8; 32], EnrollError> {
     let raw = hex::decode(s).map_err(|_| EnrollError::MalformedField(field))?;
-    raw.as_slice().try_into().map_err(|_| EnrollError::MalformedField(field))
+    raw.as_slice()
+        .try_into()
+        .map_err(|_| EnrollError::MalformedField(field))
 }
 
 #[cfg(test)]
@@ -227,9 +291,22 @@ mod tests {
         let parsed = EnrollToken::parse(&t.reveal()).expect("parses");
         assert_eq!(parsed.id, t.id);
         assert_eq!(*parsed.mac_key().to_bytes(), *t.mac_key().to_bytes());
-        assert_ne!(*EnrollToken::new([1; 8], [3; 32]).mac_key().to_bytes(), *t.mac_key().to_bytes());
-        for bad in ["", "RS1", "RS2-0101010101010101-00", "RS1-zz01010101010101-".to_owned().as_str(), "RS1-0101-aa"] {
-            assert_eq!(EnrollToken::parse(bad).err(), Some(EnrollError::MalformedToken), "{bad}");
+        assert_ne!(
+            *EnrollToken::new([1; 8], [3; 32]).mac_key().to_bytes(),
+            *t.mac_key().to_bytes()
+        );
+        for bad in [
+            "",
+            "RS1",
+            "RS2-0101010101010101-00",
+            "RS1-zz01010101010101-".to_owned().as_str(),
+            "RS1-0101-aa",
+        ] {
+            assert_eq!(
+                EnrollToken::parse(bad).err(),
+                Some(EnrollError::MalformedToken),
+                "{bad}"
+            );
         }
     }
 
@@ -239,11 +316,23 @@ mod tests {
         let key = SigningKey::generate(&mut OsRng);
         let cert = [9u8; 32];
         let req = EnrollRequest::build(&t, &key, "room-pc", &cert);
-        assert_eq!(req.verify(&t, &cert).expect("valid").to_bytes(), key.verifying_key().to_bytes());
-        assert_eq!(req.verify(&t, &[8u8; 32]).err(), Some(EnrollError::BadMac), "other certificate");
-        assert_eq!(req.verify(&EnrollToken::new([1; 8], [5; 32]).mac_key(), &cert).err(), Some(EnrollError::BadMac));
+        assert_eq!(
+            req.verify(&t, &cert).expect("valid").to_bytes(),
+            key.verifying_key().to_bytes()
+        );
+        assert_eq!(
+            req.verify(&t, &[8u8; 32]).err(),
+            Some(EnrollError::BadMac),
+            "other certificate"
+        );
+        assert_eq!(
+            req.verify(&EnrollToken::new([1; 8], [5; 32]).mac_key(), &cert)
+                .err(),
+            Some(EnrollError::BadMac)
+        );
         let mut swapped = req.clone();
-        swapped.agent_public_key = hex::encode(SigningKey::generate(&mut OsRng).verifying_key().to_bytes());
+        swapped.agent_public_key =
+            hex::encode(SigningKey::generate(&mut OsRng).verifying_key().to_bytes());
         assert_eq!(swapped.verify(&t, &cert).err(), Some(EnrollError::BadMac));
 
         let resp = EnrollResponse {
@@ -256,9 +345,15 @@ mod tests {
         }
         .authenticate(&t, &req);
         resp.verify(&t, &req, &cert).expect("valid response");
-        assert!(resp.verify(&t, &req, &[1u8; 32]).is_err(), "pinned cert must be the presented one");
+        assert!(
+            resp.verify(&t, &req, &[1u8; 32]).is_err(),
+            "pinned cert must be the presented one"
+        );
         let mut forged = resp.clone();
         forged.envelope_public_key = hex::encode([6u8; 32]);
-        assert_eq!(forged.verify(&t, &req, &cert).err(), Some(EnrollError::BadMac));
+        assert_eq!(
+            forged.verify(&t, &req, &cert).err(),
+            Some(EnrollError::BadMac)
+        );
     }
 }

@@ -107,7 +107,10 @@ impl EnvelopeHeader {
 
     pub fn parse(b: &[u8]) -> Result<Self, EnvelopeError> {
         if b.len() < HEADER_LEN {
-            return Err(EnvelopeError::Truncated { needed: HEADER_LEN, got: b.len() });
+            return Err(EnvelopeError::Truncated {
+                needed: HEADER_LEN,
+                got: b.len(),
+            });
         }
         if b[0..4] != MAGIC {
             return Err(EnvelopeError::BadMagic);
@@ -204,7 +207,12 @@ pub struct SealedEnvelope {
     pub signature: [u8; SIGNATURE_LEN],
 }
 
-fn derive_key(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32], agent: &AgentId) -> Zeroizing<[u8; 32]> {
+fn derive_key(
+    shared: &[u8; 32],
+    ephemeral: &[u8; 32],
+    recipient: &[u8; 32],
+    agent: &AgentId,
+) -> Zeroizing<[u8; 32]> {
     let hk = Hkdf::<Sha256>::new(Some(context::ENVELOPE_KDF_SALT), shared);
     let mut info = Vec::with_capacity(80);
     info.extend_from_slice(ephemeral);
@@ -217,7 +225,8 @@ fn derive_key(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32], age
 }
 
 fn signed_message(header: &[u8; HEADER_LEN], ciphertext: &[u8]) -> Vec<u8> {
-    let mut m = Vec::with_capacity(context::ENVELOPE_SIGNATURE.len() + HEADER_LEN + ciphertext.len());
+    let mut m =
+        Vec::with_capacity(context::ENVELOPE_SIGNATURE.len() + HEADER_LEN + ciphertext.len());
     m.extend_from_slice(context::ENVELOPE_SIGNATURE);
     m.extend_from_slice(header);
     m.extend_from_slice(ciphertext);
@@ -233,7 +242,9 @@ pub fn seal<R: RngCore + CryptoRng>(
 ) -> Result<SealedEnvelope, EnvelopeError> {
     let segment_first = batch.segments.first().map_or(0, |s| s.seq);
     check_contiguous(batch, segment_first)?;
-    let plaintext = Zeroizing::new(serde_json::to_vec(batch).map_err(|e| EnvelopeError::BadPayload(e.to_string()))?);
+    let plaintext = Zeroizing::new(
+        serde_json::to_vec(batch).map_err(|e| EnvelopeError::BadPayload(e.to_string()))?,
+    );
     let ciphertext_len = plaintext.len() + GCM_TAG_LEN;
     if ciphertext_len > MAX_CIPHERTEXT_LEN {
         return Err(EnvelopeError::BadLength(ciphertext_len));
@@ -244,7 +255,12 @@ pub fn seal<R: RngCore + CryptoRng>(
     if !shared.was_contributory() {
         return Err(EnvelopeError::WeakEphemeralKey);
     }
-    let key = derive_key(shared.as_bytes(), &ephemeral_public, &params.recipient_public, &params.agent_id);
+    let key = derive_key(
+        shared.as_bytes(),
+        &ephemeral_public,
+        &params.recipient_public,
+        &params.agent_id,
+    );
     let mut nonce = [0u8; 12];
     rng.fill_bytes(&mut nonce);
     let header = EnvelopeHeader {
@@ -262,18 +278,33 @@ pub fn seal<R: RngCore + CryptoRng>(
         ciphertext_len: ciphertext_len as u32,
     };
     let header_bytes = header.to_bytes();
-    let cipher = Aes256Gcm::new_from_slice(key.as_ref()).map_err(|_| EnvelopeError::DecryptFailed)?;
+    let cipher =
+        Aes256Gcm::new_from_slice(key.as_ref()).map_err(|_| EnvelopeError::DecryptFailed)?;
     let ciphertext = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &header_bytes })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: &plaintext,
+                aad: &header_bytes,
+            },
+        )
         .map_err(|_| EnvelopeError::DecryptFailed)?;
-    let signature = signing_key.sign(&signed_message(&header_bytes, &ciphertext)).to_bytes();
-    Ok(SealedEnvelope { header, ciphertext, signature })
+    let signature = signing_key
+        .sign(&signed_message(&header_bytes, &ciphertext))
+        .to_bytes();
+    Ok(SealedEnvelope {
+        header,
+        ciphertext,
+        signature,
+    })
 }
 
 fn check_contiguous(batch: &Batch, first: u64) -> Result<(), EnvelopeError> {
     for (i, s) in batch.segments.iter().enumerate() {
         if s.seq != first.wrapping_add(i as u64) {
-            return Err(EnvelopeError::PayloadMismatch("segment numbers are not contiguous"));
+            return Err(EnvelopeError::PayloadMismatch(
+                "segment numbers are not contiguous",
+            ));
         }
     }
     Ok(())
@@ -293,7 +324,10 @@ impl SealedEnvelope {
         let header = EnvelopeHeader::parse(bytes)?;
         let total = HEADER_LEN + header.ciphertext_len as usize + SIGNATURE_LEN;
         if bytes.len() < total {
-            return Err(EnvelopeError::Truncated { needed: total, got: bytes.len() });
+            return Err(EnvelopeError::Truncated {
+                needed: total,
+                got: bytes.len(),
+            });
         }
         if bytes.len() > total {
             return Err(EnvelopeError::TrailingBytes(bytes.len() - total));
@@ -329,17 +363,27 @@ impl SealedEnvelope {
         if !shared.was_contributory() {
             return Err(EnvelopeError::WeakEphemeralKey);
         }
-        let key = derive_key(shared.as_bytes(), &self.header.ephemeral_public, &recipient.public_bytes(), &self.header.agent_id);
-        let cipher = Aes256Gcm::new_from_slice(key.as_ref()).map_err(|_| EnvelopeError::DecryptFailed)?;
+        let key = derive_key(
+            shared.as_bytes(),
+            &self.header.ephemeral_public,
+            &recipient.public_bytes(),
+            &self.header.agent_id,
+        );
+        let cipher =
+            Aes256Gcm::new_from_slice(key.as_ref()).map_err(|_| EnvelopeError::DecryptFailed)?;
         let plaintext = Zeroizing::new(
             cipher
                 .decrypt(
                     Nonce::from_slice(&self.header.nonce),
-                    Payload { msg: &self.ciphertext, aad: &self.header.to_bytes() },
+                    Payload {
+                        msg: &self.ciphertext,
+                        aad: &self.header.to_bytes(),
+                    },
                 )
                 .map_err(|_| EnvelopeError::DecryptFailed)?,
         );
-        let batch: Batch = serde_json::from_slice(&plaintext).map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
+        let batch: Batch = serde_json::from_slice(&plaintext)
+            .map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
         if batch.segments.len() != self.header.segment_count as usize {
             return Err(EnvelopeError::PayloadMismatch("segment count"));
         }

@@ -129,8 +129,14 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(payload: &[u8], kind: &'static str) -> Result<T, FrameError> {
-    serde_json::from_slice(payload).map_err(|e| FrameError::Malformed { kind, detail: e.to_string() })
+fn parse<T: for<'de> Deserialize<'de>>(
+    payload: &[u8],
+    kind: &'static str,
+) -> Result<T, FrameError> {
+    serde_json::from_slice(payload).map_err(|e| FrameError::Malformed {
+        kind,
+        detail: e.to_string(),
+    })
 }
 
 /// Incremental decoder. Push bytes, then pull frames until `Ok(None)`.
@@ -154,7 +160,9 @@ impl FrameDecoder {
             return FRAME_HEADER_LEN - self.buf.len();
         }
         let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
-        (FRAME_HEADER_LEN + len).saturating_sub(self.buf.len()).max(1)
+        (FRAME_HEADER_LEN + len)
+            .saturating_sub(self.buf.len())
+            .max(1)
     }
 
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
@@ -183,9 +191,16 @@ mod tests {
     #[test]
     fn round_trip_in_pieces() {
         let frames = vec![
-            Frame::Ack(Ack { envelope_seq: 7, status: AckStatus::Stored }),
+            Frame::Ack(Ack {
+                envelope_seq: 7,
+                status: AckStatus::Stored,
+            }),
             Frame::Envelope(vec![1, 2, 3]),
-            Frame::Reject(Reject { code: RejectCode::Replayed, message: "x".into(), envelope_seq: Some(3) }),
+            Frame::Reject(Reject {
+                code: RejectCode::Replayed,
+                message: "x".into(),
+                envelope_seq: Some(3),
+            }),
         ];
         let bytes: Vec<u8> = frames.iter().flat_map(|f| f.encode()).collect();
         let mut d = FrameDecoder::new();
@@ -209,7 +224,10 @@ mod tests {
         assert_eq!(d.next_frame(), Err(FrameError::UnknownType(0x7f)));
         let mut d = FrameDecoder::new();
         d.push(&[0x04, 0, 0, 0, 2, b'{', b'x']);
-        assert!(matches!(d.next_frame(), Err(FrameError::Malformed { kind: "ack", .. })));
+        assert!(matches!(
+            d.next_frame(),
+            Err(FrameError::Malformed { kind: "ack", .. })
+        ));
     }
 
     proptest! {

@@ -60,9 +60,17 @@ pub fn sign_hello(key: &SigningKey, exporter: &[u8; EXPORTER_LEN], agent_id: &Ag
 
 /// True when `hello.signature` is the agent's signature for this connection.
 pub fn verify_hello(key: &VerifyingKey, exporter: &[u8; EXPORTER_LEN], hello: &Hello) -> bool {
-    let Ok(raw) = hex::decode(&hello.signature) else { return false };
-    let Ok(sig) = <[u8; 64]>::try_from(raw.as_slice()) else { return false };
-    key.verify_strict(&message(exporter, &hello.agent_id), &Signature::from_bytes(&sig)).is_ok()
+    let Ok(raw) = hex::decode(&hello.signature) else {
+        return false;
+    };
+    let Ok(sig) = <[u8; 64]>::try_from(raw.as_slice()) else {
+        return false;
+    };
+    key.verify_strict(
+        &message(exporter, &hello.agent_id),
+        &Signature::from_bytes(&sig),
+    )
+    .is_ok()
 }
 
 #[cfg(test)]
@@ -75,15 +83,40 @@ mod tests {
         let key = SigningKey::generate(&mut OsRng);
         let agent = AgentId::random();
         let exp = [7u8; 32];
-        let status = AgentStatus { version: "t".into(), queue_depth: 0, oldest_queued_age_s: None, agent_time_ms: 0 };
-        let hello = Hello { protocol_version: 1, agent_id: agent, signature: sign_hello(&key, &exp, &agent), status };
+        let status = AgentStatus {
+            version: "t".into(),
+            queue_depth: 0,
+            oldest_queued_age_s: None,
+            agent_time_ms: 0,
+        };
+        let hello = Hello {
+            protocol_version: 1,
+            agent_id: agent,
+            signature: sign_hello(&key, &exp, &agent),
+            status,
+        };
         assert!(verify_hello(&key.verifying_key(), &exp, &hello));
-        assert!(!verify_hello(&key.verifying_key(), &[8u8; 32], &hello), "other connection");
-        let other = Hello { agent_id: AgentId::random(), ..hello.clone() };
-        assert!(!verify_hello(&key.verifying_key(), &exp, &other), "other agent id");
+        assert!(
+            !verify_hello(&key.verifying_key(), &[8u8; 32], &hello),
+            "other connection"
+        );
+        let other = Hello {
+            agent_id: AgentId::random(),
+            ..hello.clone()
+        };
+        assert!(
+            !verify_hello(&key.verifying_key(), &exp, &other),
+            "other agent id"
+        );
         let stranger = SigningKey::generate(&mut OsRng);
-        assert!(!verify_hello(&stranger.verifying_key(), &exp, &hello), "other key");
-        let garbage = Hello { signature: "zz".into(), ..hello };
+        assert!(
+            !verify_hello(&stranger.verifying_key(), &exp, &hello),
+            "other key"
+        );
+        let garbage = Hello {
+            signature: "zz".into(),
+            ..hello
+        };
         assert!(!verify_hello(&key.verifying_key(), &exp, &garbage));
     }
 }

@@ -36,7 +36,10 @@ mod tests {
     fn first_envelope_is_one() {
         assert_eq!(check_sequence(None, 1), SequenceVerdict::Next);
         assert_eq!(check_sequence(None, 0), SequenceVerdict::AlreadySeen);
-        assert_eq!(check_sequence(None, 2), SequenceVerdict::Gap { expected: 1 });
+        assert_eq!(
+            check_sequence(None, 2),
+            SequenceVerdict::Gap { expected: 1 }
+        );
     }
 
     #[test]
@@ -44,6 +47,9 @@ mod tests {
         assert_eq!(check_sequence(Some(5), 6), SequenceVerdict::Next);
         assert_eq!(check_sequence(Some(5), 5), SequenceVerdict::AlreadySeen);
         assert_eq!(check_sequence(Some(5), 1), SequenceVerdict::AlreadySeen);
-        assert_eq!(check_sequence(Some(5), 9), SequenceVerdict::Gap { expected: 6 });
+        assert_eq!(
+            check_sequence(Some(5), 9),
+            SequenceVerdict::Gap { expected: 6 }
+        );
     }
 }

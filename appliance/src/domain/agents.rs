@@ -40,17 +40,31 @@ impl Appliance {
         if let Some(r) = self.store.rooms()?.into_iter().find(|r| r.name == name) {
             return Ok(r);
         }
-        let room = RoomRecord { id: uuid::Uuid::new_v4().to_string(), name: name.to_owned(), created_at_ms: now_ms() };
+        let room = RoomRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            created_at_ms: now_ms(),
+        };
         self.store.put_room(&room)?;
         Ok(room)
     }
 
     pub(super) fn room_name(&self, id: &str) -> String {
-        self.store.room(id).ok().flatten().map(|r| r.name).unwrap_or_default()
+        self.store
+            .room(id)
+            .ok()
+            .flatten()
+            .map(|r| r.name)
+            .unwrap_or_default()
     }
 
     /// Creates a one-time enrollment token for `room_name` (created if new).
-    pub fn create_enroll_token(&self, actor: &Actor, room_name: &str, ttl_minutes: Option<u64>) -> Result<EnrollTokenView> {
+    pub fn create_enroll_token(
+        &self,
+        actor: &Actor,
+        room_name: &str,
+        ttl_minutes: Option<u64>,
+    ) -> Result<EnrollTokenView> {
         actor.require_admin()?;
         let ttl = ttl_minutes.unwrap_or(self.config.ingest.enroll_token_ttl_minutes);
         if !(1..=1440).contains(&ttl) {
@@ -73,18 +87,37 @@ impl Appliance {
             created_by: actor.username.clone(),
             used_by: None,
         })?;
-        Ok(EnrollTokenView { token: token.reveal(), room_id: room.id, room_name: room.name, expires_at_ms })
+        Ok(EnrollTokenView {
+            token: token.reveal(),
+            room_id: room.id,
+            room_name: room.name,
+            expires_at_ms,
+        })
     }
 
     /// Handles an enrollment request. The request's MAC covers the SHA-256 of the
     /// certificate the agent saw, which must be this appliance's ingest certificate.
-    pub fn enroll(&self, req: &EnrollRequest) -> std::result::Result<EnrollResponse, IngestRejection> {
-        let bad_token = || IngestRejection::new(RejectCode::BadToken, "enrollment token is unknown, used, expired or wrong");
+    pub fn enroll(
+        &self,
+        req: &EnrollRequest,
+    ) -> std::result::Result<EnrollResponse, IngestRejection> {
+        let bad_token = || {
+            IngestRejection::new(
+                RejectCode::BadToken,
+                "enrollment token is unknown, used, expired or wrong",
+            )
+        };
         if req.protocol_version != roomscribe_protocol::PROTOCOL_VERSION {
-            return Err(IngestRejection::new(RejectCode::UnsupportedVersion, "unsupported protocol version"));
+            return Err(IngestRejection::new(
+                RejectCode::UnsupportedVersion,
+                "unsupported protocol version",
+            ));
         }
         if req.hostname.len() > 255 {
-            return Err(IngestRejection::new(RejectCode::Malformed, "hostname too long"));
+            return Err(IngestRejection::new(
+                RejectCode::Malformed,
+                "hostname too long",
+            ));
         }
         let cert = self.keys.ingest_cert_sha256;
         let now = now_ms();
@@ -133,14 +166,19 @@ impl Appliance {
     /// Revokes an agent: its envelopes and connections are refused from now on.
     pub fn revoke_agent(&self, actor: &Actor, agent_id: &str) -> Result<AgentView> {
         actor.require_admin()?;
-        let mut agent = self.store.agent(agent_id)?.ok_or(DomainError::NotFound("agent"))?;
+        let mut agent = self
+            .store
+            .agent(agent_id)?
+            .ok_or(DomainError::NotFound("agent"))?;
         if agent.revoked_at_ms.is_none() {
             agent.revoked_at_ms = Some(now_ms());
             self.store.put_agent(&agent)?;
             tracing::info!(agent = %agent.id, by = %actor.username, "agent revoked");
         }
         let view = self.agent_view(&agent)?;
-        self.publish(Event::Agent { agent: view.clone() });
+        self.publish(Event::Agent {
+            agent: view.clone(),
+        });
         Ok(view)
     }
 
@@ -150,8 +188,13 @@ impl Appliance {
     }
 
     fn agent_views(&self) -> Result<Vec<AgentView>> {
-        let mut v = self.store.agents()?.iter().map(|a| self.agent_view(a)).collect::<Result<Vec<_>>>()?;
-        v.sort_by(|a, b| a.enrolled_at_ms.cmp(&b.enrolled_at_ms));
+        let mut v = self
+            .store
+            .agents()?
+            .iter()
+            .map(|a| self.agent_view(a))
+            .collect::<Result<Vec<_>>>()?;
+        v.sort_by_key(|a| a.enrolled_at_ms);
         Ok(v)
     }
 
@@ -159,7 +202,9 @@ impl Appliance {
         let live = lock(&self.live).get(&a.id).cloned();
         let offline_after = self.config.ingest.agent_offline_after_secs as i64 * 1000;
         let online = a.revoked_at_ms.is_none()
-            && live.as_ref().is_some_and(|l| l.connected && now_ms() - l.last_heartbeat_ms <= offline_after);
+            && live
+                .as_ref()
+                .is_some_and(|l| l.connected && now_ms() - l.last_heartbeat_ms <= offline_after);
         Ok(AgentView {
             id: a.id.clone(),
             room_id: a.room_id.clone(),
@@ -168,7 +213,10 @@ impl Appliance {
             enrolled_at_ms: a.enrolled_at_ms,
             revoked: a.revoked_at_ms.is_some(),
             online,
-            last_seen_ms: live.as_ref().map(|l| l.last_heartbeat_ms).or(a.last_seen_ms),
+            last_seen_ms: live
+                .as_ref()
+                .map(|l| l.last_heartbeat_ms)
+                .or(a.last_seen_ms),
             version: live.as_ref().map(|l| l.version.clone()),
             queue_depth: live.as_ref().map(|l| l.queue_depth),
             oldest_queued_age_s: live.as_ref().and_then(|l| l.oldest_queued_age_s),

@@ -30,7 +30,11 @@ pub struct Actor {
 impl Actor {
     /// The local administrator acting through the admin socket or CLI.
     pub fn local_admin() -> Self {
-        Self { username: "local-admin".into(), role: Role::Admin, must_change_password: false }
+        Self {
+            username: "local-admin".into(),
+            role: Role::Admin,
+            must_change_password: false,
+        }
     }
 
     pub fn require_admin(&self) -> Result<()> {
@@ -82,7 +86,10 @@ fn verify_password(password: &str, phc: &str) -> bool {
 fn check_policy(password: &str) -> Result<()> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_LEN {
-        return Err(DomainError::invalid("password", format!("must be at least {MIN_PASSWORD_LEN} characters")));
+        return Err(DomainError::invalid(
+            "password",
+            format!("must be at least {MIN_PASSWORD_LEN} characters"),
+        ));
     }
     if password.len() > MAX_PASSWORD_LEN {
         return Err(DomainError::invalid("password", "is too long"));
@@ -92,11 +99,16 @@ fn check_policy(password: &str) -> Result<()> {
 
 fn check_username(username: &str) -> Result<()> {
     let ok = (1..=64).contains(&username.len())
-        && username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
+        && username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c));
     if ok {
         Ok(())
     } else {
-        Err(DomainError::invalid("username", "1-64 characters: letters, digits, . _ - @"))
+        Err(DomainError::invalid(
+            "username",
+            "1-64 characters: letters, digits, . _ - @",
+        ))
     }
 }
 
@@ -129,12 +141,20 @@ impl Appliance {
         Ok(Some(password))
     }
 
-    pub fn add_user(&self, actor: &Actor, username: &str, role: Role, password: &str) -> Result<()> {
+    pub fn add_user(
+        &self,
+        actor: &Actor,
+        username: &str,
+        role: Role,
+        password: &str,
+    ) -> Result<()> {
         actor.require_admin()?;
         check_username(username)?;
         check_policy(password)?;
         if self.store.user(username)?.is_some() {
-            return Err(DomainError::Conflict(format!("user {username} already exists")));
+            return Err(DomainError::Conflict(format!(
+                "user {username} already exists"
+            )));
         }
         self.store.put_user(&UserRecord {
             username: username.to_owned(),
@@ -152,7 +172,9 @@ impl Appliance {
         let user = self.store.user(username)?;
         let phc = match &user {
             Some(u) => u.password_hash.clone(),
-            None => DUMMY_HASH.get_or_init(|| hash_password("dummy-password-for-timing").unwrap_or_default()).clone(),
+            None => DUMMY_HASH
+                .get_or_init(|| hash_password("dummy-password-for-timing").unwrap_or_default())
+                .clone(),
         };
         let ok = verify_password(password, &phc);
         let Some(user) = user.filter(|_| ok) else {
@@ -160,12 +182,24 @@ impl Appliance {
         };
         let mut raw = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(raw.as_mut());
-        let token = Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref()));
+        let token =
+            Zeroizing::new(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref()));
         let now = now_ms();
-        lock(&self.sessions).insert(token_hash(&token), Session { username: user.username.clone(), created_ms: now, last_seen_ms: now });
+        lock(&self.sessions).insert(
+            token_hash(&token),
+            Session {
+                username: user.username.clone(),
+                created_ms: now,
+                last_seen_ms: now,
+            },
+        );
         Ok(LoginOutcome {
             token,
-            actor: Actor { username: user.username, role: user.role, must_change_password: user.must_change_password },
+            actor: Actor {
+                username: user.username,
+                role: user.role,
+                must_change_password: user.must_change_password,
+            },
         })
     }
 
@@ -177,7 +211,9 @@ impl Appliance {
         let key = token_hash(token);
         let username = {
             let mut sessions = lock(&self.sessions);
-            let Some(s) = sessions.get_mut(&key) else { return Err(DomainError::Unauthenticated) };
+            let Some(s) = sessions.get_mut(&key) else {
+                return Err(DomainError::Unauthenticated);
+            };
             if now - s.last_seen_ms > idle || now - s.created_ms > max {
                 sessions.remove(&key);
                 return Err(DomainError::Unauthenticated);
@@ -185,8 +221,15 @@ impl Appliance {
             s.last_seen_ms = now;
             s.username.clone()
         };
-        let user = self.store.user(&username)?.ok_or(DomainError::Unauthenticated)?;
-        Ok(Actor { username: user.username, role: user.role, must_change_password: user.must_change_password })
+        let user = self
+            .store
+            .user(&username)?
+            .ok_or(DomainError::Unauthenticated)?;
+        Ok(Actor {
+            username: user.username,
+            role: user.role,
+            must_change_password: user.must_change_password,
+        })
     }
 
     pub fn logout(&self, token: &str) {
@@ -194,14 +237,26 @@ impl Appliance {
     }
 
     /// Changes the actor's own password; ends the user's other sessions.
-    pub fn change_password(&self, actor: &Actor, current: &str, new: &str, keep_token: &str) -> Result<()> {
-        let mut user = self.store.user(&actor.username)?.ok_or(DomainError::Unauthenticated)?;
+    pub fn change_password(
+        &self,
+        actor: &Actor,
+        current: &str,
+        new: &str,
+        keep_token: &str,
+    ) -> Result<()> {
+        let mut user = self
+            .store
+            .user(&actor.username)?
+            .ok_or(DomainError::Unauthenticated)?;
         if !verify_password(current, &user.password_hash) {
             return Err(DomainError::invalid("current_password", "is wrong"));
         }
         check_policy(new)?;
         if new == current {
-            return Err(DomainError::invalid("new_password", "must differ from the current password"));
+            return Err(DomainError::invalid(
+                "new_password",
+                "must differ from the current password",
+            ));
         }
         user.password_hash = hash_password(new)?;
         user.must_change_password = false;

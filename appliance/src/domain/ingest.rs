@@ -21,7 +21,10 @@ pub struct IngestRejection {
 
 impl IngestRejection {
     pub fn new(code: RejectCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
     pub(super) fn internal(e: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %e, "ingest storage error");
@@ -34,9 +37,9 @@ impl From<EnvelopeError> for IngestRejection {
         let code = match &e {
             EnvelopeError::UnsupportedVersion(_) => RejectCode::UnsupportedVersion,
             EnvelopeError::BadSignature(_) => RejectCode::BadSignature,
-            EnvelopeError::WrongRecipientKey { .. } | EnvelopeError::DecryptFailed | EnvelopeError::WeakEphemeralKey => {
-                RejectCode::WrongKey
-            }
+            EnvelopeError::WrongRecipientKey { .. }
+            | EnvelopeError::DecryptFailed
+            | EnvelopeError::WeakEphemeralKey => RejectCode::WrongKey,
             _ => RejectCode::Malformed,
         };
         Self::new(code, e.to_string())
@@ -59,22 +62,41 @@ impl Appliance {
             .store
             .agent(&agent_id.to_string())
             .map_err(|e| IngestRejection::internal(&e))?
-            .ok_or_else(|| IngestRejection::new(RejectCode::UnknownAgent, format!("agent {agent_id} is not enrolled")))?;
+            .ok_or_else(|| {
+                IngestRejection::new(
+                    RejectCode::UnknownAgent,
+                    format!("agent {agent_id} is not enrolled"),
+                )
+            })?;
         if agent.revoked_at_ms.is_some() {
-            return Err(IngestRejection::new(RejectCode::RevokedAgent, format!("agent {agent_id} has been revoked")));
+            return Err(IngestRejection::new(
+                RejectCode::RevokedAgent,
+                format!("agent {agent_id} has been revoked"),
+            ));
         }
-        let raw = decode32(&agent.public_key, "public_key").map_err(|e| IngestRejection::internal(&e))?;
+        let raw =
+            decode32(&agent.public_key, "public_key").map_err(|e| IngestRejection::internal(&e))?;
         VerifyingKey::from_bytes(&raw).map_err(|e| IngestRejection::internal(&e))
     }
 
     /// Authenticates a hello against the keying material exported from its connection.
-    pub fn authenticate_hello(&self, hello: &Hello, exporter: &[u8; EXPORTER_LEN]) -> Result<(Verified, Option<u64>), IngestRejection> {
+    pub fn authenticate_hello(
+        &self,
+        hello: &Hello,
+        exporter: &[u8; EXPORTER_LEN],
+    ) -> Result<(Verified, Option<u64>), IngestRejection> {
         if hello.protocol_version != roomscribe_protocol::PROTOCOL_VERSION {
-            return Err(IngestRejection::new(RejectCode::UnsupportedVersion, "unsupported protocol version"));
+            return Err(IngestRejection::new(
+                RejectCode::UnsupportedVersion,
+                "unsupported protocol version",
+            ));
         }
         let key = self.agent_key(&hello.agent_id)?;
         if !verify_hello(&key, exporter, hello) {
-            return Err(IngestRejection::new(RejectCode::NotAuthenticated, "hello signature does not verify"));
+            return Err(IngestRejection::new(
+                RejectCode::NotAuthenticated,
+                "hello signature does not verify",
+            ));
         }
         let last = self
             .store
@@ -86,16 +108,26 @@ impl Appliance {
     }
 
     /// Verifies, decrypts and durably stores one envelope from an authenticated agent.
-    pub fn accept_envelope(&self, from: Verified, bytes: &[u8]) -> Result<AckStatus, IngestRejection> {
+    pub fn accept_envelope(
+        &self,
+        from: Verified,
+        bytes: &[u8],
+    ) -> Result<AckStatus, IngestRejection> {
         let env = SealedEnvelope::parse(bytes)?;
         let agent_id = env.header.agent_id;
         if agent_id != from.0 {
-            return Err(IngestRejection::new(RejectCode::AgentMismatch, "envelope names another agent than this connection"));
+            return Err(IngestRejection::new(
+                RejectCode::AgentMismatch,
+                "envelope names another agent than this connection",
+            ));
         }
         let key = self.agent_key(&agent_id)?;
         env.verify(&key)?;
         let batch = env.open(&self.keys.envelope)?;
-        let agent = self.store.agent(&agent_id.to_string()).map_err(|e| IngestRejection::internal(&e))?;
+        let agent = self
+            .store
+            .agent(&agent_id.to_string())
+            .map_err(|e| IngestRejection::internal(&e))?;
         let room_id = agent.map(|a| a.room_id).unwrap_or_default();
         let now = now_ms();
         let segments: Vec<SegmentRecord> = batch
@@ -106,7 +138,16 @@ impl Appliance {
                 start: s.start,
                 end: s.end,
                 text: s.text,
-                words: s.words.into_iter().map(|w| WordRecord { word: w.word, start: w.start, end: w.end, conf: w.conf }).collect(),
+                words: s
+                    .words
+                    .into_iter()
+                    .map(|w| WordRecord {
+                        word: w.word,
+                        start: w.start,
+                        end: w.end,
+                        conf: w.conf,
+                    })
+                    .collect(),
                 confidence: s.confidence,
                 received_at_ms: now,
             })
@@ -132,13 +173,25 @@ impl Appliance {
             received_at_ms: now,
         };
         let seq = env.header.envelope_seq;
-        match self.store.commit_envelope(&commit).map_err(|e| IngestRejection::internal(&e))? {
+        match self
+            .store
+            .commit_envelope(&commit)
+            .map_err(|e| IngestRejection::internal(&e))?
+        {
             EnvelopeCommit::Stored { new_segments, .. } => {
-                for s in segments.into_iter().filter(|s| new_segments.contains(&s.seq)) {
-                    self.publish(Event::Segment { meeting_id: meeting_id.clone(), segment: SegmentView::from(s) });
+                for s in segments
+                    .into_iter()
+                    .filter(|s| new_segments.contains(&s.seq))
+                {
+                    self.publish(Event::Segment {
+                        meeting_id: meeting_id.clone(),
+                        segment: SegmentView::from(s),
+                    });
                 }
                 if let Ok(Some(m)) = self.store.meeting(&meeting_id) {
-                    self.publish(Event::Meeting { meeting: self.meeting_view(m) });
+                    self.publish(Event::Meeting {
+                        meeting: self.meeting_view(m),
+                    });
                 }
                 Ok(AckStatus::Stored)
             }
@@ -147,12 +200,14 @@ impl Appliance {
                 RejectCode::Replayed,
                 format!("envelope {seq} was already stored with different content"),
             )),
-            EnvelopeCommit::OutOfOrder { expected } => {
-                Err(IngestRejection::new(RejectCode::OutOfOrder, format!("expected envelope {expected}, got {seq}")))
-            }
-            EnvelopeCommit::ForeignMeeting => {
-                Err(IngestRejection::new(RejectCode::AgentMismatch, "meeting belongs to another agent"))
-            }
+            EnvelopeCommit::OutOfOrder { expected } => Err(IngestRejection::new(
+                RejectCode::OutOfOrder,
+                format!("expected envelope {expected}, got {seq}"),
+            )),
+            EnvelopeCommit::ForeignMeeting => Err(IngestRejection::new(
+                RejectCode::AgentMismatch,
+                "meeting belongs to another agent",
+            )),
         }
     }
 }

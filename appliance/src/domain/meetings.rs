@@ -22,15 +22,31 @@ impl Appliance {
     /// All meetings, newest first.
     pub fn meetings(&self, actor: &Actor) -> Result<Vec<MeetingView>> {
         actor.require_active()?;
-        let mut v: Vec<MeetingView> = self.store.meetings()?.into_iter().map(|m| self.meeting_view(m)).collect();
-        v.sort_by(|a, b| b.started_at_ms.cmp(&a.started_at_ms));
+        let mut v: Vec<MeetingView> = self
+            .store
+            .meetings()?
+            .into_iter()
+            .map(|m| self.meeting_view(m))
+            .collect();
+        v.sort_by_key(|m| std::cmp::Reverse(m.started_at_ms));
         Ok(v)
     }
 
     pub fn transcript(&self, actor: &Actor, meeting_id: &str) -> Result<TranscriptView> {
         actor.require_active()?;
-        let m = self.store.meeting(meeting_id)?.ok_or(DomainError::NotFound("meeting"))?;
-        let segments = self.store.segments(meeting_id)?.into_iter().map(SegmentView::from).collect();
-        Ok(TranscriptView { meeting: self.meeting_view(m), segments })
+        let m = self
+            .store
+            .meeting(meeting_id)?
+            .ok_or(DomainError::NotFound("meeting"))?;
+        let segments = self
+            .store
+            .segments(meeting_id)?
+            .into_iter()
+            .map(SegmentView::from)
+            .collect();
+        Ok(TranscriptView {
+            meeting: self.meeting_view(m),
+            segments,
+        })
     }
 }

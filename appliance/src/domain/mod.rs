@@ -56,7 +56,14 @@ pub fn now_ms() -> i64 {
 impl Appliance {
     pub fn new(store: Store, keys: ApplianceKeys, config: Config) -> Self {
         let (events, _) = broadcast::channel(1024);
-        Self { store, keys, config, sessions: Mutex::new(HashMap::new()), live: Mutex::new(HashMap::new()), events }
+        Self {
+            store,
+            keys,
+            config,
+            sessions: Mutex::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
+            events,
+        }
     }
 
     pub fn keys(&self) -> &ApplianceKeys {

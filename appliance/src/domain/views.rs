@@ -54,7 +54,14 @@ pub struct SegmentView {
 
 impl From<SegmentRecord> for SegmentView {
     fn from(s: SegmentRecord) -> Self {
-        Self { seq: s.seq, start: s.start, end: s.end, text: s.text, words: s.words, confidence: s.confidence }
+        Self {
+            seq: s.seq,
+            start: s.start,
+            end: s.end,
+            text: s.text,
+            words: s.words,
+            confidence: s.confidence,
+        }
     }
 }
 
@@ -77,7 +84,14 @@ pub struct EnrollTokenView {
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    Segment { meeting_id: String, segment: SegmentView },
-    Meeting { meeting: MeetingView },
-    Agent { agent: AgentView },
+    Segment {
+        meeting_id: String,
+        segment: SegmentView,
+    },
+    Meeting {
+        meeting: MeetingView,
+    },
+    Agent {
+        agent: AgentView,
+    },
 }

@@ -26,7 +26,15 @@ pub async fn serve(uri: Uri) -> Response {
         p => p,
     };
     match Console::get(path) {
-        Some(file) => ([(header::CONTENT_TYPE, mime(path)), (header::CACHE_CONTROL, "no-cache")], file.data).into_response(),
-        None => super::error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such page").into_response(),
+        Some(file) => (
+            [
+                (header::CONTENT_TYPE, mime(path)),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            file.data,
+        )
+            .into_response(),
+        None => super::error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such page")
+            .into_response(),
     }
 }

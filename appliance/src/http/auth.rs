@@ -29,7 +29,10 @@ pub fn session_token(parts: &Parts) -> Option<Zeroizing<String>> {
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = session_token(parts).ok_or(DomainError::Unauthenticated)?;
         let actor = app.session(&token)?;
         Ok(Self { actor, token })

@@ -14,7 +14,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -23,12 +27,16 @@ impl From<DomainError> for ApiError {
         let (status, code) = match &e {
             DomainError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             DomainError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
-            DomainError::PasswordChangeRequired => (StatusCode::FORBIDDEN, "password_change_required"),
+            DomainError::PasswordChangeRequired => {
+                (StatusCode::FORBIDDEN, "password_change_required")
+            }
             DomainError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             DomainError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             DomainError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             DomainError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            DomainError::Store(_) | DomainError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            DomainError::Store(_) | DomainError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
         };
         let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
             // Details go to the log, never to the client.
@@ -37,7 +45,11 @@ impl From<DomainError> for ApiError {
         } else {
             e.to_string()
         };
-        Self { status, code, message }
+        Self {
+            status,
+            code,
+            message,
+        }
     }
 }
 

@@ -32,24 +32,41 @@ pub struct MeView {
     must_change_password: bool,
 }
 
-pub async fn login(State(app): State<AppState>, Json(body): Json<LoginBody>) -> Result<impl IntoResponse, ApiError> {
+pub async fn login(
+    State(app): State<AppState>,
+    Json(body): Json<LoginBody>,
+) -> Result<impl IntoResponse, ApiError> {
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
     let outcome = tokio::task::spawn_blocking(move || app.login(&body.username, &body.password))
         .await
         .map_err(|e| DomainError::Internal(e.to_string()))??;
-    let me = MeView { username: outcome.actor.username.clone(), role: outcome.actor.role, must_change_password: outcome.actor.must_change_password };
-    Ok((AppendHeaders([(header::SET_COOKIE, set_cookie(&outcome.token))]), Json(me)))
+    let me = MeView {
+        username: outcome.actor.username.clone(),
+        role: outcome.actor.role,
+        must_change_password: outcome.actor.must_change_password,
+    };
+    Ok((
+        AppendHeaders([(header::SET_COOKIE, set_cookie(&outcome.token))]),
+        Json(me),
+    ))
 }
 
 pub async fn logout(State(app): State<AppState>, parts: Parts) -> impl IntoResponse {
     if let Some(token) = session_token(&parts) {
         app.logout(&token);
     }
-    (StatusCode::NO_CONTENT, AppendHeaders([(header::SET_COOKIE, clear_cookie())]))
+    (
+        StatusCode::NO_CONTENT,
+        AppendHeaders([(header::SET_COOKIE, clear_cookie())]),
+    )
 }
 
 pub async fn me(a: Authed) -> Json<MeView> {
-    Json(MeView { username: a.actor.username, role: a.actor.role, must_change_password: a.actor.must_change_password })
+    Json(MeView {
+        username: a.actor.username,
+        role: a.actor.role,
+        must_change_password: a.actor.must_change_password,
+    })
 }
 
 #[derive(Deserialize)]
@@ -59,10 +76,16 @@ pub struct PasswordBody {
     new_password: String,
 }
 
-pub async fn change_password(State(app): State<AppState>, a: Authed, Json(b): Json<PasswordBody>) -> Result<StatusCode, ApiError> {
-    tokio::task::spawn_blocking(move || app.change_password(&a.actor, &b.current_password, &b.new_password, &a.token))
-        .await
-        .map_err(|e| DomainError::Internal(e.to_string()))??;
+pub async fn change_password(
+    State(app): State<AppState>,
+    a: Authed,
+    Json(b): Json<PasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        app.change_password(&a.actor, &b.current_password, &b.new_password, &a.token)
+    })
+    .await
+    .map_err(|e| DomainError::Internal(e.to_string()))??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -74,7 +97,11 @@ pub async fn agents(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<Age
     Ok(Json(app.agents(&a.actor)?))
 }
 
-pub async fn revoke_agent(State(app): State<AppState>, a: Authed, Path(id): Path<String>) -> ApiResult<AgentView> {
+pub async fn revoke_agent(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> ApiResult<AgentView> {
     Ok(Json(app.revoke_agent(&a.actor, &id)?))
 }
 
@@ -90,19 +117,29 @@ pub async fn create_enroll_token(
     a: Authed,
     Json(b): Json<EnrollTokenBody>,
 ) -> Result<(StatusCode, Json<EnrollTokenView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(app.create_enroll_token(&a.actor, &b.room, b.ttl_minutes)?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(app.create_enroll_token(&a.actor, &b.room, b.ttl_minutes)?),
+    ))
 }
 
 pub async fn meetings(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<MeetingView>> {
     Ok(Json(app.meetings(&a.actor)?))
 }
 
-pub async fn transcript(State(app): State<AppState>, a: Authed, Path(id): Path<String>) -> ApiResult<TranscriptView> {
+pub async fn transcript(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> ApiResult<TranscriptView> {
     Ok(Json(app.transcript(&a.actor, &id)?))
 }
 
 /// Server-sent events: `segment`, `meeting` and `agent`, each with a JSON body.
-pub async fn events(State(app): State<AppState>, a: Authed) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+pub async fn events(
+    State(app): State<AppState>,
+    a: Authed,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     a.actor.require_active()?;
     let stream = BroadcastStream::new(app.subscribe()).filter_map(|e| {
         let e = e.ok()?;

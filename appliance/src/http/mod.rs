@@ -57,12 +57,20 @@ async fn security_headers(req: Request<axum::body::Body>, next: Next) -> Respons
         h.insert(k, HeaderValue::from_static(v));
     };
     set(h, "content-security-policy", CONTENT_SECURITY_POLICY);
-    set(h, "strict-transport-security", "max-age=31536000; includeSubDomains");
+    set(
+        h,
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    );
     set(h, "x-content-type-options", "nosniff");
     set(h, "referrer-policy", "no-referrer");
     set(h, "x-frame-options", "DENY");
     set(h, "cross-origin-opener-policy", "same-origin");
-    set(h, "permissions-policy", "microphone=(), camera=(), geolocation=()");
+    set(
+        h,
+        "permissions-policy",
+        "microphone=(), camera=(), geolocation=()",
+    );
     if !h.contains_key(header::CACHE_CONTROL) {
         set(h, "cache-control", "no-store");
     }
@@ -75,9 +83,18 @@ async fn same_origin_writes(req: Request<axum::body::Body>, next: Next) -> Respo
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     if !safe {
         if let Some(origin) = req.headers().get(header::ORIGIN) {
-            let host = req.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
             if origin.to_str().ok() != Some(format!("https://{host}").as_str()) {
-                return error::ApiError::new(StatusCode::FORBIDDEN, "cross_origin", "cross-origin request refused").into_response();
+                return error::ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "cross_origin",
+                    "cross-origin request refused",
+                )
+                .into_response();
             }
         }
     }

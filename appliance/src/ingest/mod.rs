@@ -23,10 +23,16 @@ pub enum IngestError {
     #[error("QUIC configuration: {0}")]
     Quic(String),
     #[error("binding QUIC endpoint {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
-pub fn endpoint(keys: &ApplianceKeys, addr: std::net::SocketAddr) -> Result<quinn::Endpoint, IngestError> {
+pub fn endpoint(
+    keys: &ApplianceKeys,
+    addr: std::net::SocketAddr,
+) -> Result<quinn::Endpoint, IngestError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
@@ -34,10 +40,13 @@ pub fn endpoint(keys: &ApplianceKeys, addr: std::net::SocketAddr) -> Result<quin
         .with_single_cert(keys.ingest.chain.clone(), keys.ingest.clone_key())?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     tls.max_early_data_size = 0;
-    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| IngestError::Quic(e.to_string()))?;
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| IngestError::Quic(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
     let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(30_000))));
+    transport.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(
+        30_000,
+    ))));
     transport.max_concurrent_uni_streams(0u8.into());
     transport.max_concurrent_bidi_streams(1u8.into());
     config.transport_config(Arc::new(transport));
@@ -67,7 +76,8 @@ type ConnResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 async fn handle(conn: Connection, app: Arc<Appliance>) -> ConnResult {
     let (mut send, mut recv) = conn.accept_bi().await?;
     let mut decoder = FrameDecoder::new();
-    let first = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut recv, &mut decoder)).await??;
+    let first = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut recv, &mut decoder))
+        .await??;
     match first {
         Some(Frame::EnrollRequest(req)) => {
             let app2 = app.clone();
@@ -87,9 +97,13 @@ async fn handle(conn: Connection, app: Arc<Appliance>) -> ConnResult {
                 .map_err(|_| "keying material export failed")?;
             match app.authenticate_hello(&hello, &exporter) {
                 Ok((who, last)) => {
-                    let welcome = Welcome { last_envelope_seq: last, appliance_time_ms: crate::domain::now_ms() };
+                    let welcome = Welcome {
+                        last_envelope_seq: last,
+                        appliance_time_ms: crate::domain::now_ms(),
+                    };
                     send.write_all(&Frame::Welcome(welcome).encode()).await?;
-                    let result = session(&conn, &app, who, &mut send, &mut recv, &mut decoder).await;
+                    let result =
+                        session(&conn, &app, who, &mut send, &mut recv, &mut decoder).await;
                     app.agent_disconnected(&who.agent_id());
                     result
                 }
@@ -103,7 +117,10 @@ async fn handle(conn: Connection, app: Arc<Appliance>) -> ConnResult {
             }
         }
         Some(_) => {
-            let r = IngestRejection::new(RejectCode::NotAuthenticated, "expected hello or enrollment first");
+            let r = IngestRejection::new(
+                RejectCode::NotAuthenticated,
+                "expected hello or enrollment first",
+            );
             send.write_all(&reject(r, None).encode()).await?;
             send.finish()?;
             Ok(())
@@ -169,11 +186,18 @@ async fn session(
 }
 
 fn reject(r: IngestRejection, envelope_seq: Option<u64>) -> Frame {
-    Frame::Reject(Reject { code: r.code, message: r.message, envelope_seq })
+    Frame::Reject(Reject {
+        code: r.code,
+        message: r.message,
+        envelope_seq,
+    })
 }
 
 /// Reads until one whole frame is decoded; `None` when the stream ends cleanly.
-async fn read_frame(recv: &mut RecvStream, decoder: &mut FrameDecoder) -> Result<Option<Frame>, Box<dyn std::error::Error + Send + Sync>> {
+async fn read_frame(
+    recv: &mut RecvStream,
+    decoder: &mut FrameDecoder,
+) -> Result<Option<Frame>, Box<dyn std::error::Error + Send + Sync>> {
     loop {
         if let Some(f) = decoder.next_frame()? {
             return Ok(Some(f));

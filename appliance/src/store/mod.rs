@@ -12,8 +12,10 @@
 
 pub mod records;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use records::*;
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -33,14 +35,23 @@ const ENVELOPES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("env
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database {path}: {source}")]
-    Open { path: PathBuf, source: redb::DatabaseError },
+    Open {
+        path: PathBuf,
+        source: redb::DatabaseError,
+    },
     #[error("database {path} is in use by another process (is the appliance running? admin commands then go through its admin socket)")]
     Locked { path: PathBuf },
     #[error("storage: {0}")]
     Redb(#[from] redb::Error),
     #[error("record {table}/{key} is corrupt: {source}")]
-    Corrupt { table: String, key: String, source: serde_json::Error },
-    #[error("database schema version {found} is newer than this build understands ({SCHEMA_VERSION})")]
+    Corrupt {
+        table: String,
+        key: String,
+        source: serde_json::Error,
+    },
+    #[error(
+        "database schema version {found} is newer than this build understands ({SCHEMA_VERSION})"
+    )]
     SchemaTooNew { found: u64 },
 }
 
@@ -51,7 +62,12 @@ macro_rules! redb_from {
         }
     )*};
 }
-redb_from!(redb::TransactionError, redb::TableError, redb::StorageError, redb::CommitError);
+redb_from!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
 
@@ -62,7 +78,11 @@ pub struct Store {
 }
 
 fn decode<T: DeserializeOwned>(table: &str, key: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { table: table.to_owned(), key: key.to_owned(), source })
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        table: table.to_owned(),
+        key: key.to_owned(),
+        source,
+    })
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -74,7 +94,10 @@ fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvelopeCommit {
     /// Stored; lists the segment seqs that were new (already-present ones are skipped).
-    Stored { new_segments: Vec<u64>, meeting_created: bool },
+    Stored {
+        new_segments: Vec<u64>,
+        meeting_created: bool,
+    },
     /// Identical bytes were stored before.
     Duplicate,
     /// Same sequence number, different bytes.
@@ -90,7 +113,10 @@ impl Store {
         let path = data_dir.join(DB_FILE);
         let db = Database::create(&path).map_err(|source| match source {
             redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked { path: path.clone() },
-            source => StoreError::Open { path: path.clone(), source },
+            source => StoreError::Open {
+                path: path.clone(),
+                source,
+            },
         })?;
         let store = Self { db };
         store.migrate()?;
@@ -128,7 +154,9 @@ impl Store {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(def)?;
         let value = table.get(key)?;
-        value.map(|v| decode(def.name(), key, v.value())).transpose()
+        value
+            .map(|v| decode(def.name(), key, v.value()))
+            .transpose()
     }
 
     fn all<T: DeserializeOwned>(&self, def: Table) -> Result<Vec<T>> {
@@ -190,15 +218,18 @@ impl Store {
         let txn = self.db.begin_write()?;
         let outcome = {
             let mut tokens = txn.open_table(ENROLL_TOKENS)?;
-            let token: Option<EnrollTokenRecord> =
-                tokens.get(token_id)?.map(|v| decode(ENROLL_TOKENS.name(), token_id, v.value())).transpose()?;
+            let token: Option<EnrollTokenRecord> = tokens
+                .get(token_id)?
+                .map(|v| decode(ENROLL_TOKENS.name(), token_id, v.value()))
+                .transpose()?;
             match check(token.as_ref()) {
                 Ok(agent) => {
                     if let Some(mut t) = token {
                         t.used_by = Some(agent.id.clone());
                         tokens.insert(token_id, encode(&t).as_slice())?;
                     }
-                    txn.open_table(AGENTS)?.insert(agent.id.as_str(), encode(&agent).as_slice())?;
+                    txn.open_table(AGENTS)?
+                        .insert(agent.id.as_str(), encode(&agent).as_slice())?;
                     Ok(agent)
                 }
                 Err(e) => Err(e),
@@ -235,7 +266,11 @@ impl Store {
         for row in table.range((meeting_id, 0u64)..=(meeting_id, u64::MAX))? {
             let (k, v) = row?;
             let (_, seq) = k.value();
-            out.push(decode(SEGMENTS.name(), &format!("{meeting_id}/{seq}"), v.value())?);
+            out.push(decode(
+                SEGMENTS.name(),
+                &format!("{meeting_id}/{seq}"),
+                v.value(),
+            )?);
         }
         Ok(out)
     }
@@ -259,15 +294,23 @@ impl Store {
                     let same = digests
                         .get((agent_key, env.envelope_seq))?
                         .is_some_and(|d| d.value() == env.digest.as_slice());
-                    return Ok(if same { EnvelopeCommit::Duplicate } else { EnvelopeCommit::Conflict });
+                    return Ok(if same {
+                        EnvelopeCommit::Duplicate
+                    } else {
+                        EnvelopeCommit::Conflict
+                    });
                 }
-                SequenceVerdict::Gap { expected } => return Ok(EnvelopeCommit::OutOfOrder { expected }),
+                SequenceVerdict::Gap { expected } => {
+                    return Ok(EnvelopeCommit::OutOfOrder { expected })
+                }
                 SequenceVerdict::Next => {}
             }
             let mut meetings = txn.open_table(MEETINGS)?;
             let mid = env.meeting.id.as_str();
-            let existing: Option<MeetingRecord> =
-                meetings.get(mid)?.map(|v| decode(MEETINGS.name(), mid, v.value())).transpose()?;
+            let existing: Option<MeetingRecord> = meetings
+                .get(mid)?
+                .map(|v| decode(MEETINGS.name(), mid, v.value()))
+                .transpose()?;
             let meeting_created = existing.is_none();
             let mut meeting = match existing {
                 Some(m) if m.agent_id != env.agent_id => return Ok(EnvelopeCommit::ForeignMeeting),
@@ -293,7 +336,10 @@ impl Store {
             agent.last_envelope_seq = Some(env.envelope_seq);
             agent.last_seen_ms = Some(env.received_at_ms);
             agents.insert(agent_key, encode(&agent).as_slice())?;
-            EnvelopeCommit::Stored { new_segments, meeting_created }
+            EnvelopeCommit::Stored {
+                new_segments,
+                meeting_created,
+            }
         };
         txn.commit()?;
         Ok(outcome)

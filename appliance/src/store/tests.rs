@@ -1,7 +1,15 @@
 use super::*;
 
 fn seg(seq: u64) -> SegmentRecord {
-    SegmentRecord { seq, start: seq as f64, end: seq as f64 + 1.0, text: format!("s{seq}"), words: vec![], confidence: 0.5, received_at_ms: 0 }
+    SegmentRecord {
+        seq,
+        start: seq as f64,
+        end: seq as f64 + 1.0,
+        text: format!("s{seq}"),
+        words: vec![],
+        confidence: 0.5,
+        received_at_ms: 0,
+    }
 }
 
 fn meeting(id: &str, agent: &str) -> MeetingRecord {
@@ -31,7 +39,13 @@ fn agent(id: &str) -> AgentRecord {
     }
 }
 
-fn env<'a>(agent: &str, seq: u64, digest: u8, m: &str, segs: &'a [SegmentRecord]) -> EnvelopeToCommit<'a> {
+fn env<'a>(
+    agent: &str,
+    seq: u64,
+    digest: u8,
+    m: &str,
+    segs: &'a [SegmentRecord],
+) -> EnvelopeToCommit<'a> {
     EnvelopeToCommit {
         agent_id: agent.into(),
         envelope_seq: seq,
@@ -51,25 +65,72 @@ fn envelopes_apply_once_in_order_and_survive_reopen() {
         store.put_agent(&agent("a")).expect("agent");
         let s01 = [seg(0), seg(1)];
         assert_eq!(
-            store.commit_envelope(&env("a", 1, 1, "m", &s01)).expect("commit"),
-            EnvelopeCommit::Stored { new_segments: vec![0, 1], meeting_created: true }
+            store
+                .commit_envelope(&env("a", 1, 1, "m", &s01))
+                .expect("commit"),
+            EnvelopeCommit::Stored {
+                new_segments: vec![0, 1],
+                meeting_created: true
+            }
         );
-        assert_eq!(store.commit_envelope(&env("a", 1, 1, "m", &s01)).expect("c"), EnvelopeCommit::Duplicate);
-        assert_eq!(store.commit_envelope(&env("a", 1, 9, "m", &s01)).expect("c"), EnvelopeCommit::Conflict);
-        assert_eq!(store.commit_envelope(&env("a", 3, 3, "m", &[seg(2)])).expect("c"), EnvelopeCommit::OutOfOrder { expected: 2 });
+        assert_eq!(
+            store
+                .commit_envelope(&env("a", 1, 1, "m", &s01))
+                .expect("c"),
+            EnvelopeCommit::Duplicate
+        );
+        assert_eq!(
+            store
+                .commit_envelope(&env("a", 1, 9, "m", &s01))
+                .expect("c"),
+            EnvelopeCommit::Conflict
+        );
+        assert_eq!(
+            store
+                .commit_envelope(&env("a", 3, 3, "m", &[seg(2)]))
+                .expect("c"),
+            EnvelopeCommit::OutOfOrder { expected: 2 }
+        );
         // A re-sealed batch carrying an already stored segment stores only the new one.
         assert_eq!(
-            store.commit_envelope(&env("a", 2, 2, "m", &[seg(1), seg(2)])).expect("c"),
-            EnvelopeCommit::Stored { new_segments: vec![2], meeting_created: false }
+            store
+                .commit_envelope(&env("a", 2, 2, "m", &[seg(1), seg(2)]))
+                .expect("c"),
+            EnvelopeCommit::Stored {
+                new_segments: vec![2],
+                meeting_created: false
+            }
         );
         store.put_agent(&agent("b")).expect("agent b");
-        assert_eq!(store.commit_envelope(&env("b", 1, 1, "m", &[seg(3)])).expect("c"), EnvelopeCommit::ForeignMeeting);
+        assert_eq!(
+            store
+                .commit_envelope(&env("b", 1, 1, "m", &[seg(3)]))
+                .expect("c"),
+            EnvelopeCommit::ForeignMeeting
+        );
     }
     let store = Store::open(dir.path()).expect("reopen");
     let segs = store.segments("m").expect("segments");
-    assert_eq!(segs.iter().map(|s| s.seq).collect::<Vec<_>>(), vec![0, 1, 2]);
-    assert_eq!(store.meeting("m").expect("m").expect("exists").segment_count, 3);
-    assert_eq!(store.agent("a").expect("a").expect("exists").last_envelope_seq, Some(2));
+    assert_eq!(
+        segs.iter().map(|s| s.seq).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
+    assert_eq!(
+        store
+            .meeting("m")
+            .expect("m")
+            .expect("exists")
+            .segment_count,
+        3
+    );
+    assert_eq!(
+        store
+            .agent("a")
+            .expect("a")
+            .expect("exists")
+            .last_envelope_seq,
+        Some(2)
+    );
     assert!(store.segments("other").expect("empty").is_empty());
 }
 
@@ -77,5 +138,8 @@ fn envelopes_apply_once_in_order_and_survive_reopen() {
 fn second_open_reports_locked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let _first = Store::open(dir.path()).expect("open");
-    assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked { .. })));
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(StoreError::Locked { .. })
+    ));
 }

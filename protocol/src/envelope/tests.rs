@@ -5,12 +5,20 @@ use rand_core::OsRng;
 
 fn batch(first: u64, n: usize) -> Batch {
     Batch {
-        meeting: MeetingInfo { started_at_ms: 1_700_000_000_000, title: "Weekly".into() },
+        meeting: MeetingInfo {
+            started_at_ms: 1_700_000_000_000,
+            title: "Weekly".into(),
+        },
         segments: (0..n)
             .map(|i| {
                 Segment::from_words(
                     first + i as u64,
-                    vec![Word { word: format!("w{i}"), start: i as f64, end: i as f64 + 0.5, conf: 0.9 }],
+                    vec![Word {
+                        word: format!("w{i}"),
+                        start: i as f64,
+                        end: i as f64 + 0.5,
+                        conf: 0.9,
+                    }],
                 )
             })
             .collect(),
@@ -63,11 +71,16 @@ fn round_trip_keeps_header_fields() {
 #[test]
 fn every_single_byte_change_is_detected() {
     let f = fixture();
-    let bytes = seal(&batch(0, 2), &f.params, &f.agent, &mut OsRng).expect("seals").to_bytes();
+    let bytes = seal(&batch(0, 2), &f.params, &f.agent, &mut OsRng)
+        .expect("seals")
+        .to_bytes();
     for i in 0..bytes.len() {
         let mut t = bytes.clone();
         t[i] ^= 0x01;
-        assert!(open_bytes(&f, &t).is_err(), "flipping byte {i} went unnoticed");
+        assert!(
+            open_bytes(&f, &t).is_err(),
+            "flipping byte {i} went unnoticed"
+        );
     }
 }
 
@@ -77,28 +90,49 @@ fn each_bad_input_has_its_error() {
     let env = seal(&batch(0, 1), &f.params, &f.agent, &mut OsRng).expect("seals");
     let bytes = env.to_bytes();
 
-    assert!(matches!(SealedEnvelope::parse(&bytes[..50]), Err(EnvelopeError::Truncated { .. })));
-    assert!(matches!(SealedEnvelope::parse(&bytes[..bytes.len() - 1]), Err(EnvelopeError::Truncated { .. })));
+    assert!(matches!(
+        SealedEnvelope::parse(&bytes[..50]),
+        Err(EnvelopeError::Truncated { .. })
+    ));
+    assert!(matches!(
+        SealedEnvelope::parse(&bytes[..bytes.len() - 1]),
+        Err(EnvelopeError::Truncated { .. })
+    ));
     let mut long = bytes.clone();
     long.push(0);
-    assert_eq!(SealedEnvelope::parse(&long), Err(EnvelopeError::TrailingBytes(1)));
+    assert_eq!(
+        SealedEnvelope::parse(&long),
+        Err(EnvelopeError::TrailingBytes(1))
+    );
     let mut v = bytes.clone();
     v[4] = 2;
-    assert_eq!(SealedEnvelope::parse(&v), Err(EnvelopeError::UnsupportedVersion(2)));
+    assert_eq!(
+        SealedEnvelope::parse(&v),
+        Err(EnvelopeError::UnsupportedVersion(2))
+    );
     let mut m = bytes.clone();
     m[0] = b'X';
     assert_eq!(SealedEnvelope::parse(&m), Err(EnvelopeError::BadMagic));
     let mut k = bytes.clone();
     k[5] = 9;
-    assert_eq!(SealedEnvelope::parse(&k), Err(EnvelopeError::UnknownKind(9)));
+    assert_eq!(
+        SealedEnvelope::parse(&k),
+        Err(EnvelopeError::UnknownKind(9))
+    );
 
     // Signed by someone else.
     let stranger = SigningKey::generate(&mut OsRng);
-    assert_eq!(env.verify(&stranger.verifying_key()), Err(EnvelopeError::BadSignature(f.params.agent_id)));
+    assert_eq!(
+        env.verify(&stranger.verifying_key()),
+        Err(EnvelopeError::BadSignature(f.params.agent_id))
+    );
 
     // Sealed to another appliance.
     let other = RecipientKey::generate(&mut OsRng);
-    assert!(matches!(env.open(&other), Err(EnvelopeError::WrongRecipientKey { .. })));
+    assert!(matches!(
+        env.open(&other),
+        Err(EnvelopeError::WrongRecipientKey { .. })
+    ));
 
     // A valid ciphertext moved under another header (agent, meeting or sequence) fails,
     // even when the mover re-signs it with a key the appliance trusts.
@@ -111,8 +145,14 @@ fn each_bad_input_has_its_error() {
         }
         let msg = signed_message(&moved.header.to_bytes(), &moved.ciphertext);
         moved.signature = f.agent.sign(&msg).to_bytes();
-        moved.verify(&f.agent.verifying_key()).expect("re-signed header verifies");
-        assert_eq!(moved.open(&f.recipient), Err(EnvelopeError::DecryptFailed), "field {field}");
+        moved
+            .verify(&f.agent.verifying_key())
+            .expect("re-signed header verifies");
+        assert_eq!(
+            moved.open(&f.recipient),
+            Err(EnvelopeError::DecryptFailed),
+            "field {field}"
+        );
     }
 }
 
@@ -121,7 +161,10 @@ fn sealing_rejects_non_contiguous_segments() {
     let f = fixture();
     let mut b = batch(0, 2);
     b.segments[1].seq = 5;
-    assert!(matches!(seal(&b, &f.params, &f.agent, &mut OsRng), Err(EnvelopeError::PayloadMismatch(_))));
+    assert!(matches!(
+        seal(&b, &f.params, &f.agent, &mut OsRng),
+        Err(EnvelopeError::PayloadMismatch(_))
+    ));
 }
 
 #[test]
@@ -129,7 +172,10 @@ fn low_order_recipient_key_is_refused() {
     let f = fixture();
     let mut params = f.params.clone();
     params.recipient_public = [0u8; 32];
-    assert_eq!(seal(&batch(0, 1), &params, &f.agent, &mut OsRng).err(), Some(EnvelopeError::WeakEphemeralKey));
+    assert_eq!(
+        seal(&batch(0, 1), &params, &f.agent, &mut OsRng).err(),
+        Some(EnvelopeError::WeakEphemeralKey)
+    );
 }
 
 proptest! {

@@ -1,0 +1,30 @@
+# Roomscribe. The two commands a newcomer needs are `make demo` and `make test`;
+# both install what they need first (scripts/setup.sh, idempotent and quick when done).
+
+CARGO ?= cargo
+
+.PHONY: setup build demo test lint clean
+
+setup:
+	bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --workspace --bins
+
+## Start the appliance, enroll a local agent and transcribe a sample meeting live.
+demo: build
+	bash scripts/demo.sh
+
+## Everything CI runs: formatting, lints, unit, property and end-to-end tests.
+test: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) build --workspace --bins --tests
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,50 @@
+// Drives the real console in Debian's chromium (headless) against a running appliance.
+// Started by the Rust end-to-end harness (tests/e2e), which owns the appliance and agent.
+//
+// Environment: RS_URL, RS_USER, RS_PASSWORD, RS_EXPECT_SEGMENTS (total the meeting will
+// reach), RS_EXPECT_TEXT (text of one segment), RS_SCREENSHOT (PNG path).
+// Prints one JSON line: {"initial": n, "final": n, "admin_controls_visible": bool,
+// "csp_violations": [...]}.
+import { chromium } from 'playwright-core';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`missing ${k}`);
+  return v;
+};
+const url = env('RS_URL');
+const expected = Number(env('RS_EXPECT_SEGMENTS'));
+const expectText = env('RS_EXPECT_TEXT');
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--disable-quic'],
+});
+const violations = [];
+try {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  page.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text()); });
+  page.on('pageerror', (e) => violations.push(`page error: ${e.message}`));
+  await page.goto(url);
+  await page.fill('#login-form input[name=username]', env('RS_USER'));
+  await page.fill('#login-form input[name=password]', env('RS_PASSWORD'));
+  await page.click('#login-form button[type=submit]');
+  await page.waitForSelector('#app-view:not([hidden])', { timeout: 15000 });
+  // The meeting appears in the list through the live event stream; open it.
+  const link = page.locator('#meetings a').first();
+  await link.waitFor({ timeout: 60000 });
+  await link.click();
+  await page.waitForSelector('#transcript-view:not([hidden])', { timeout: 15000 });
+  const initial = await page.locator('#segments > li').count();
+  // No reload from here on: new segments must arrive live.
+  await page.waitForFunction((n) => document.querySelectorAll('#segments > li').length >= n, expected, { timeout: 120000 });
+  await page.waitForFunction((t) => document.querySelector('#segments').innerText.includes(t), expectText, { timeout: 10000 });
+  const final = await page.locator('#segments > li').count();
+  const adminControlsVisible = await page.locator('#enroll-form').isVisible();
+  await page.screenshot({ path: env('RS_SCREENSHOT'), fullPage: true });
+  console.log(JSON.stringify({ initial, final, admin_controls_visible: adminControlsVisible, csp_violations: violations }));
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,6 @@
+//! End-to-end tests with real processes. See `tests/src/lib.rs` for the harness.
+
+mod browser;
+mod cli;
+mod rejects;
+mod transcript;

@@ -1,0 +1,226 @@
+//! A real agent transcribes a generated Korean meeting with the real model; the
+//! appliance's API must return exactly what an independent Vosk decode produces, and a
+//! SIGKILLed agent must resume without losing or duplicating a segment.
+
+use roomscribe_tests::*;
+use serde_json::Value;
+use std::time::Duration;
+
+const USER: &str = "alice";
+const PASSWORD: &str = "alice's long password";
+
+fn words_of(segments: &Value) -> Vec<(String, f64, f64)> {
+    segments
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["words"].as_array().cloned().unwrap_or_default())
+        .map(|w| {
+            (
+                w["word"].as_str().unwrap_or_default().to_owned(),
+                w["start"].as_f64().unwrap_or(-1.0),
+                w["end"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::Result<()> {
+    let logs = artifacts("transcript");
+    let tmp = tempfile::tempdir()?;
+    let wav = sample_wav(tmp.path(), "standup.wav", 8)?;
+    let reference = reference_decode(&wav)?;
+    assert!(
+        reference.len() >= 4,
+        "reference decode found {} segments",
+        reference.len()
+    );
+
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    assert!(
+        app.bootstrap_password.is_some(),
+        "first start prints a bootstrap password"
+    );
+    app.add_user(USER, PASSWORD, "user")?;
+    let state = tmp.path().join("agent");
+    app.enroll_agent(&state, "Board room")?;
+
+    // 1. Transcribe the whole file; the agent exits once everything is acknowledged.
+    let status = agent(
+        &state,
+        &logs,
+        "run",
+        &[
+            "run",
+            "--input",
+            wav.to_str().unwrap_or_default(),
+            "--model",
+        ],
+    )?
+    .arg(model_dir())
+    .status()?;
+    assert!(status.success(), "agent run failed; see {}", logs.display());
+    let stdout = std::fs::read_to_string(logs.join("run.stdout"))?;
+    assert!(
+        stdout.contains("every envelope is acknowledged"),
+        "{stdout}"
+    );
+
+    let api = Api::login(&app, USER, PASSWORD).await?;
+    let meetings = api.ok("/meetings").await?;
+    assert_eq!(meetings.as_array().map(Vec::len), Some(1), "{meetings}");
+    let m = &meetings[0];
+    assert_eq!(m["status"], "ended");
+    assert_eq!(m["room_name"], "Board room");
+    let t = api
+        .ok(&format!(
+            "/meetings/{}/transcript",
+            m["id"].as_str().unwrap_or_default()
+        ))
+        .await?;
+    let got = words_of(&t["segments"]);
+    let want: Vec<(String, f64, f64)> = reference
+        .iter()
+        .flatten()
+        .map(|w| {
+            (
+                w["word"].as_str().unwrap_or_default().to_owned(),
+                w["start"].as_f64().unwrap_or(0.0),
+                w["end"].as_f64().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got.iter().map(|w| &w.0).collect::<Vec<_>>(),
+        want.iter().map(|w| &w.0).collect::<Vec<_>>(),
+        "same words, same order"
+    );
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            (g.1 - w.1).abs() <= 0.05 && (g.2 - w.2).abs() <= 0.05,
+            "word {:?} at {}-{} vs reference {}-{}",
+            g.0,
+            g.1,
+            g.2,
+            w.1,
+            w.2
+        );
+    }
+    assert_eq!(
+        t["segments"].as_array().map(Vec::len),
+        Some(reference.len()),
+        "one segment per utterance"
+    );
+    for s in t["segments"].as_array().into_iter().flatten() {
+        let c = s["confidence"].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&c), "confidence {c}");
+    }
+    println!("transcript ({} segments):", reference.len());
+    for s in t["segments"].as_array().into_iter().flatten() {
+        println!(
+            "  [{:>6.2} - {:>6.2}] {}",
+            s["start"].as_f64().unwrap_or(0.0),
+            s["end"].as_f64().unwrap_or(0.0),
+            s["text"].as_str().unwrap_or("")
+        );
+    }
+
+    // 2. A second meeting, paced like a live room, killed with SIGKILL mid-transfer.
+    let wav2 = tmp.path().join("standup-2.wav");
+    std::process::Command::new("sox")
+        .arg(&wav)
+        .arg(&wav2)
+        .args(["pad", "0", "0.5"])
+        .status()?;
+    let mut child = agent(
+        &state,
+        &logs,
+        "paced",
+        &[
+            "run",
+            "--pace",
+            "3",
+            "--input",
+            wav2.to_str().unwrap_or_default(),
+            "--model",
+        ],
+    )?
+    .arg(model_dir())
+    .spawn()?;
+    let second = |v: &Value| {
+        v.as_array()
+            .is_some_and(|a| a.len() == 2 && a[0]["segment_count"].as_u64().unwrap_or(0) >= 2)
+    };
+    let meetings = api
+        .wait_for("/meetings", Duration::from_secs(60), second)
+        .await?;
+    child.kill()?; // SIGKILL
+    child.wait()?;
+    let m2 = meetings[0]["id"].as_str().unwrap_or_default().to_owned();
+    let before = api.ok(&format!("/meetings/{m2}/transcript")).await?;
+    let before_segments = before["segments"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        before["meeting"]["status"], "live",
+        "killed before the end of the meeting"
+    );
+    println!(
+        "killed the agent after {} stored segments",
+        before_segments.len()
+    );
+
+    // Restart the same command: it resumes the same meeting from its checkpoint.
+    let status = agent(
+        &state,
+        &logs,
+        "resumed",
+        &[
+            "run",
+            "--input",
+            wav2.to_str().unwrap_or_default(),
+            "--model",
+        ],
+    )?
+    .arg(model_dir())
+    .status()?;
+    assert!(status.success(), "resumed run failed");
+    let meetings = api.ok("/meetings").await?;
+    assert_eq!(
+        meetings.as_array().map(Vec::len),
+        Some(2),
+        "resumed into the same meeting, not a new one: {meetings}"
+    );
+    let after = api.ok(&format!("/meetings/{m2}/transcript")).await?;
+    assert_eq!(after["meeting"]["status"], "ended");
+    let segs = after["segments"].as_array().cloned().unwrap_or_default();
+    let seqs: Vec<u64> = segs
+        .iter()
+        .map(|s| s["seq"].as_u64().unwrap_or(u64::MAX))
+        .collect();
+    assert_eq!(
+        seqs,
+        (0..segs.len() as u64).collect::<Vec<_>>(),
+        "contiguous, no gaps, no duplicates"
+    );
+    for (b, a) in before_segments.iter().zip(&segs) {
+        assert_eq!(b, a, "a segment stored before the kill changed or vanished");
+    }
+    assert!(
+        segs.len() > before_segments.len(),
+        "the rest of the meeting arrived after the restart"
+    );
+    for w in segs.windows(2) {
+        assert!(
+            w[0]["end"].as_f64() <= w[1]["start"].as_f64(),
+            "segments overlap: a segment was transcribed twice"
+        );
+    }
+    // Nothing is left in the agent's queue.
+    let st = std::process::Command::new(bin("roomscribe-agent"))
+        .args(["status", "--state-dir"])
+        .arg(&state)
+        .output()?;
+    let st: Value = serde_json::from_slice(&st.stdout)?;
+    assert_eq!(st["queue_depth"], 0, "{st}");
+    Ok(())
+}

