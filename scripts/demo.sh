@@ -58,7 +58,7 @@ fi
 
 echo "==> The agent transcribes the meeting in real time with Vosk ($MODEL)"
 "$BIN/roomscribe-agent" run --state-dir "$DEMO/agent" --model "$MODEL" \
-  --input "$DEMO/weekly-meeting.wav" --pace 1 --title "Weekly meeting" 2> "$DEMO/agent.log" &
+  --input "$DEMO/weekly-meeting.wav" --pace 1 --title "Weekly meeting" --print-segments 2> "$DEMO/agent.log" &
 pids+=($!)
 wait "${pids[1]}" || echo "agent exited with an error; see $DEMO/agent.log"
 

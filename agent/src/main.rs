@@ -66,6 +66,10 @@ enum Command {
         /// Meeting title (default: file name, or "Live capture (device)").
         #[arg(long)]
         title: Option<String>,
+        /// Print each transcript segment to stdout. Off by default so that transcript
+        /// text never reaches service logs (journald).
+        #[arg(long)]
+        print_segments: bool,
     },
     /// Only replicate what is queued; exit when the queue is empty.
     Drain {
@@ -152,6 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             input,
             pace,
             title,
+            print_segments,
         } => {
             let config = load(&common)?;
             if let Some(p) = pace {
@@ -172,14 +177,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     stop2.store(true, Ordering::Relaxed);
                 }
             });
-            let print = Arc::new(|s: &roomscribe_protocol::Segment| {
-                println!(
-                    "[{} - {}] ({:.2}) {}",
-                    clock(s.start),
-                    clock(s.end),
-                    s.confidence,
-                    s.text
-                );
+            let print = Arc::new(move |s: &roomscribe_protocol::Segment| {
+                if print_segments {
+                    println!(
+                        "[{} - {}] ({:.2}) {}",
+                        clock(s.start),
+                        clock(s.end),
+                        s.confidence,
+                        s.text
+                    );
+                } else {
+                    println!(
+                        "segment {} sealed ({} - {})",
+                        s.seq,
+                        clock(s.start),
+                        clock(s.end)
+                    );
+                }
             });
             let r = roomscribe_agent::run(
                 &config,

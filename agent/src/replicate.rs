@@ -91,6 +91,7 @@ impl Replicator {
         let mut failing_since: Option<Instant> = None;
         let mut acknowledged = 0u64;
         loop {
+            let attempt = Instant::now();
             match self
                 .round(
                     &mut finished,
@@ -103,7 +104,9 @@ impl Replicator {
                 Ok(()) => return Ok(Outcome::Drained { acknowledged }),
                 Err(RoundError::Fatal(e)) => return Err(e),
                 Err(RoundError::Transient(reason)) => {
-                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    // Failing since the start of the first failed attempt: a handshake to
+                    // a dead host takes its whole timeout to fail.
+                    let since = *failing_since.get_or_insert(attempt);
                     if *finished.borrow() {
                         if let Some(limit) = give_up {
                             if since.elapsed() >= limit {

@@ -2,5 +2,7 @@
 
 mod browser;
 mod cli;
+mod offline;
 mod rejects;
+mod tidy;
 mod transcript;

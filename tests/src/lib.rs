@@ -95,28 +95,41 @@ pub struct Appliance {
     pub bootstrap_password: Option<String>,
 }
 
+fn append(path: PathBuf) -> Result<std::fs::File> {
+    Ok(std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(path)?)
+}
+
 impl Appliance {
+    /// Starts on free loopback ports.
     pub fn start(data_dir: &Path, logs: &Path) -> Result<Self> {
+        Self::start_at(data_dir, logs, "127.0.0.1:0", "127.0.0.1:0")
+    }
+
+    /// Starts on given addresses (to restart where agents expect it).
+    pub fn start_at(data_dir: &Path, logs: &Path, https: &str, quic: &str) -> Result<Self> {
         let mut child = Command::new(bin("roomscribe"))
             .args([
                 "serve",
                 "--http-listen",
-                "127.0.0.1:0",
+                https,
                 "--quic-listen",
-                "127.0.0.1:0",
+                quic,
                 "--data-dir",
             ])
             .arg(data_dir)
             .env("ROOMSCRIBE_LOG", "info,roomscribe_appliance=debug")
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(logs.join("appliance.stderr"))?)
+            .stderr(append(logs.join("appliance.stderr"))?)
             .spawn()
             .context("starting roomscribe (build the workspace first)")?;
         let stdout = child.stdout.take().context("stdout")?;
         let (tx, rx) = mpsc::channel();
         let log_path = logs.join("appliance.stdout");
         std::thread::spawn(move || {
-            let mut log = std::fs::File::create(log_path).ok();
+            let mut log = append(log_path).ok();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(f) = log.as_mut() {
                     use std::io::Write;
