@@ -228,7 +228,7 @@ $('enroll-form').addEventListener('submit', async (ev) => {
     const t = await api('POST', '/enroll-tokens', { room: f.get('room') });
     $('enroll-token').textContent =
       `Single-use token for "${t.room_name}" (expires ${when(t.expires_at_ms)}; shown once):\n${t.token}\n\n` +
-      `On the room's computer:\nroomscribe-agent enroll --appliance ${location.hostname}:8444 --token ${t.token}`;
+      `On the room's computer:\nroomscribe-agent enroll --appliance ${location.hostname}:${t.ingest_port} --token ${t.token}`;
     $('enroll-token').hidden = false;
     ev.target.reset();
     await loadRooms();

@@ -92,6 +92,7 @@ pub async fn serve(
 
     let endpoint = ingest::endpoint(app.keys(), config.ingest.listen).context("ingest.listen")?;
     let quic = endpoint.local_addr()?;
+    app.set_ingest_addr(quic);
     let ingest_task = tokio::spawn(ingest::serve(endpoint.clone(), app.clone()));
     let admin_task = admin::serve(&config.data_dir, app.clone())
         .await

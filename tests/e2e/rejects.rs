@@ -221,6 +221,40 @@ async fn bad_envelopes_are_refused_and_the_appliance_keeps_serving() -> anyhow::
     assert_eq!(texts, vec!["first", "second"]);
     let agents = api.ok("/agents").await?;
     assert_eq!(agents[0]["revoked"], true);
+
+    // The console's way to enroll: an admin asks the API for a token, which names the
+    // ingest port actually bound, and an agent enrolls with it.
+    let (code, t) = api
+        .post(
+            "/enroll-tokens",
+            serde_json::json!({"room": "Console room"}),
+        )
+        .await?;
+    assert_eq!(code, 201, "{t}");
+    assert_eq!(
+        Some(t["ingest_port"].as_u64().unwrap_or(0).to_string().as_str()),
+        app.quic.rsplit(':').next()
+    );
+    let out = std::process::Command::new(bin("roomscribe-agent"))
+        .args([
+            "enroll",
+            "--appliance",
+            &app.quic,
+            "--token",
+            t["token"].as_str().unwrap_or_default(),
+            "--state-dir",
+        ])
+        .arg(tmp.path().join("console-enrolled"))
+        .output()?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, _) = api
+        .post("/enroll-tokens", serde_json::json!({"room": ""}))
+        .await?;
+    assert_eq!(code, 422);
     Ok(())
 }
 

@@ -68,6 +68,40 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
     );
 
     let api = Api::login(&app, USER, PASSWORD).await?;
+    // A plain user reads meetings but administers nothing; bad input is a 4xx.
+    let (code, _) = api
+        .post("/enroll-tokens", serde_json::json!({"room": "Sneaky"}))
+        .await?;
+    assert_eq!(code, 403);
+    let (code, _) = api
+        .post(
+            "/agents/00000000-0000-0000-0000-000000000000/revoke",
+            Value::Null,
+        )
+        .await?;
+    assert_eq!(code, 403, "a user cannot revoke agents");
+    let (code, body) = api
+        .post("/me/password", serde_json::json!({"nonsense": true}))
+        .await?;
+    assert!(code.is_client_error(), "{code} {body}");
+    let (code, _) = api.get("/meetings/not-a-meeting/transcript").await?;
+    assert_eq!(code, 404);
+    let anonymous = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()?;
+    let r = anonymous.get(app.url("/api/v1/meetings")).send().await?;
+    assert_eq!(r.status(), 401);
+    assert!(r
+        .headers()
+        .get("content-security-policy")
+        .is_some_and(|v| !v.to_str().unwrap_or("").contains("unsafe-inline")));
+    let r = anonymous
+        .post(app.url("/api/v1/session"))
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await?;
+    assert!(r.status().is_client_error(), "{}", r.status());
     let meetings = api.ok("/meetings").await?;
     assert_eq!(meetings.as_array().map(Vec::len), Some(1), "{meetings}");
     let m = &meetings[0];

@@ -92,6 +92,7 @@ impl Appliance {
             room_id: room.id,
             room_name: room.name,
             expires_at_ms,
+            ingest_port: self.ingest_port(),
         })
     }
 

@@ -44,6 +44,8 @@ pub struct Appliance {
     sessions: Mutex<HashMap<[u8; 32], auth::Session>>,
     live: Mutex<HashMap<String, LiveAgent>>,
     events: broadcast::Sender<Event>,
+    /// The ingest address actually bound (the configured port may be 0).
+    ingest_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 pub fn now_ms() -> i64 {
@@ -63,7 +65,19 @@ impl Appliance {
             sessions: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             events,
+            ingest_addr: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Records where QUIC ingest listens, once bound.
+    pub fn set_ingest_addr(&self, addr: std::net::SocketAddr) {
+        let _ = self.ingest_addr.set(addr);
+    }
+
+    pub fn ingest_port(&self) -> u16 {
+        self.ingest_addr
+            .get()
+            .map_or(self.config.ingest.listen.port(), |a| a.port())
     }
 
     pub fn keys(&self) -> &ApplianceKeys {

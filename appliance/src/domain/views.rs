@@ -78,6 +78,8 @@ pub struct EnrollTokenView {
     pub room_id: String,
     pub room_name: String,
     pub expires_at_ms: i64,
+    /// UDP port of the QUIC ingest agents enroll with.
+    pub ingest_port: u16,
 }
 
 /// A live event for the console.
