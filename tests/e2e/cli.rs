@@ -101,46 +101,22 @@ fn agent_errors_after_enrollment_name_the_problem() -> anyhow::Result<()> {
     let wav = sample_wav(tmp.path(), "one.wav", 1)?;
     let wav_s = wav.to_str().unwrap_or_default();
 
-    fails_with(
-        &run(
-            "roomscribe-agent",
-            &["run", "--state-dir", state_s, "--input", wav_s],
-            &[],
-        ),
-        "model",
-    );
-    fails_with(
-        &run(
-            "roomscribe-agent",
-            &[
-                "run",
-                "--state-dir",
-                state_s,
-                "--input",
-                wav_s,
-                "--model",
-                "/nonexistent",
-            ],
-            &[],
-        ),
-        "/nonexistent",
-    );
     let junk = tmp.path().join("junk.wav");
     std::fs::write(&junk, b"RIFF nonsense")?;
-    fails_with(
-        &run(
-            "roomscribe-agent",
-            &[
-                "run",
-                "--state-dir",
-                state_s,
-                "--input",
-                junk.to_str().unwrap_or_default(),
-            ],
-            &[],
+    let junk_s = junk.to_str().unwrap_or_default();
+    let cases: [(&[&str], &str); 3] = [
+        (&["--input", wav_s], "model"),
+        (
+            &["--input", wav_s, "--model", "/nonexistent"],
+            "/nonexistent",
         ),
-        "junk.wav",
-    );
+        (&["--input", junk_s], "junk.wav"),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["run", "--state-dir", state_s];
+        args.extend_from_slice(extra);
+        fails_with(&run("roomscribe-agent", &args, &[]), needle);
+    }
     // Live capture on a machine without a sound card: a clear error, no panic.
     let empty_alsa = tmp.path().join("asound.conf");
     std::fs::write(&empty_alsa, "")?;

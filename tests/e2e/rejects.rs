@@ -90,51 +90,39 @@ async fn bad_envelopes_are_refused_and_the_appliance_keeps_serving() -> anyhow::
     );
 
     let forger = SigningKey::generate(&mut OsRng);
-    assert_eq!(
-        rejected(
-            s.send_envelope(envelope(&id, &forger, meeting, 2, "forged", recipient))
-                .await?
-        ),
-        RejectCode::BadSignature
-    );
-    assert_eq!(
-        rejected(
-            s.send_envelope(envelope(&id, &key, meeting, 1, "changed", recipient))
-                .await?
-        ),
-        RejectCode::Replayed
-    );
-    assert_eq!(
-        rejected(
-            s.send_envelope(envelope(&id, &key, meeting, 7, "ahead", recipient))
-                .await?
-        ),
-        RejectCode::OutOfOrder
-    );
     let stranger = RecipientKey::generate(&mut OsRng).public_bytes();
-    assert_eq!(
-        rejected(
-            s.send_envelope(envelope(&id, &key, meeting, 2, "elsewhere", stranger))
-                .await?
-        ),
-        RejectCode::WrongKey
-    );
-    assert_eq!(
-        rejected(s.send_envelope(b"RSEV garbage".to_vec()).await?),
-        RejectCode::Malformed
-    );
     let mut truncated = envelope(&id, &key, meeting, 2, "cut", recipient);
     truncated.truncate(truncated.len() - 10);
-    assert_eq!(
-        rejected(s.send_envelope(truncated).await?),
-        RejectCode::Malformed
-    );
     let mut v2 = envelope(&id, &key, meeting, 2, "future", recipient);
     v2[4] = 2;
-    assert_eq!(
-        rejected(s.send_envelope(v2).await?),
-        RejectCode::UnsupportedVersion
-    );
+    let cases = [
+        (
+            "forged signature",
+            envelope(&id, &forger, meeting, 2, "forged", recipient),
+            RejectCode::BadSignature,
+        ),
+        (
+            "same number, other bytes",
+            envelope(&id, &key, meeting, 1, "changed", recipient),
+            RejectCode::Replayed,
+        ),
+        (
+            "skips ahead",
+            envelope(&id, &key, meeting, 7, "ahead", recipient),
+            RejectCode::OutOfOrder,
+        ),
+        (
+            "sealed to another appliance",
+            envelope(&id, &key, meeting, 2, "elsewhere", stranger),
+            RejectCode::WrongKey,
+        ),
+        ("garbage", b"RSEV garbage".to_vec(), RejectCode::Malformed),
+        ("truncated", truncated, RejectCode::Malformed),
+        ("future version", v2, RejectCode::UnsupportedVersion),
+    ];
+    for (what, bytes, code) in cases {
+        assert_eq!(rejected(s.send_envelope(bytes).await?), code, "{what}");
+    }
     // The session is still good after all that.
     assert!(matches!(
         s.send_envelope(envelope(&id, &key, meeting, 2, "second", recipient))
