@@ -139,15 +139,40 @@ fn parse<T: for<'de> Deserialize<'de>>(
     })
 }
 
+/// Largest first frame (hello or enrollment request) an unauthenticated peer may send.
+pub const MAX_UNAUTHENTICATED_PAYLOAD: usize = 64 * 1024;
+
 /// Incremental decoder. Push bytes, then pull frames until `Ok(None)`.
-#[derive(Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
+    limit: usize,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self {
+            buf: Vec::new(),
+            limit: MAX_FRAME_PAYLOAD,
+        }
+    }
 }
 
 impl FrameDecoder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A decoder refusing payloads over `limit` bytes (at most [`MAX_FRAME_PAYLOAD`]).
+    pub fn with_limit(limit: usize) -> Self {
+        Self {
+            buf: Vec::new(),
+            limit: limit.min(MAX_FRAME_PAYLOAD),
+        }
+    }
+
+    /// Changes the limit, e.g. once the peer has authenticated.
+    pub fn set_limit(&mut self, limit: usize) {
+        self.limit = limit.min(MAX_FRAME_PAYLOAD);
     }
 
     pub fn push(&mut self, bytes: &[u8]) {
@@ -171,7 +196,7 @@ impl FrameDecoder {
         }
         let ty = self.buf[0];
         let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
-        if len > MAX_FRAME_PAYLOAD {
+        if len > self.limit {
             return Err(FrameError::TooLarge(len));
         }
         if self.buf.len() < FRAME_HEADER_LEN + len {
@@ -228,6 +253,21 @@ mod tests {
             d.next_frame(),
             Err(FrameError::Malformed { kind: "ack", .. })
         ));
+    }
+
+    #[test]
+    fn limit_applies_before_the_payload_arrives() {
+        let mut d = FrameDecoder::with_limit(MAX_UNAUTHENTICATED_PAYLOAD);
+        d.push(&[0x03, 0x00, 0x01, 0x00, 0x01]); // 65537 bytes announced
+        assert_eq!(d.next_frame(), Err(FrameError::TooLarge(65_537)));
+        let mut d = FrameDecoder::with_limit(MAX_UNAUTHENTICATED_PAYLOAD);
+        d.set_limit(MAX_FRAME_PAYLOAD);
+        d.push(&[0x03, 0x00, 0x01, 0x00, 0x01]);
+        assert_eq!(
+            d.next_frame(),
+            Ok(None),
+            "waits for the payload once the limit is raised"
+        );
     }
 
     proptest! {

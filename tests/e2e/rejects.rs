@@ -5,13 +5,15 @@
 use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
 use roomscribe_agent::identity::{self, Identity};
-use roomscribe_agent::transport::{Reply, Session, TransportError};
+use roomscribe_agent::transport::{Channel, Reply, Session, TransportError};
 use roomscribe_protocol::enroll::EnrollToken;
 use roomscribe_protocol::envelope::{seal, RecipientKey};
 use roomscribe_protocol::frame::{AckStatus, RejectCode};
 use roomscribe_protocol::hello::AgentStatus;
+use roomscribe_protocol::Frame;
 use roomscribe_protocol::{AgentId, Batch, MeetingId, MeetingInfo, SealParams, Segment, Word};
 use roomscribe_tests::*;
+use std::time::Duration;
 
 fn status() -> AgentStatus {
     AgentStatus {
@@ -129,6 +131,14 @@ async fn bad_envelopes_are_refused_and_the_appliance_keeps_serving() -> anyhow::
             .await?,
         Reply::Ack(_)
     ));
+
+    // Before authenticating, a peer may not make the appliance buffer a large frame.
+    let mut raw = Channel::connect(&app.quic, Some(id.pin()?)).await?;
+    let _ = raw.send(&Frame::Envelope(vec![0u8; 100_000])).await;
+    assert!(
+        raw.recv(Duration::from_secs(10)).await.is_err(),
+        "oversized first frame was not refused"
+    );
 
     // An agent id nobody enrolled, and an enrolled id with the wrong key.
     let ghost = Identity {

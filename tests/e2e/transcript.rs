@@ -150,6 +150,20 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
         let c = s["confidence"].as_f64().unwrap_or(-1.0);
         assert!((0.0..=1.0).contains(&c), "confidence {c}");
     }
+    // Canary: the meeting is Korean and every log is English, so no Hangul may appear in
+    // any process's output (the agent prints text only with --print-segments).
+    for f in [
+        "appliance.stderr",
+        "appliance.stdout",
+        "run.stderr",
+        "run.stdout",
+    ] {
+        let text = std::fs::read_to_string(logs.join(f))?;
+        let leaked = text
+            .lines()
+            .find(|l| l.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)));
+        assert!(leaked.is_none(), "transcript text in {f}: {leaked:?}");
+    }
     println!("transcript ({} segments):", reference.len());
     for s in t["segments"].as_array().into_iter().flatten() {
         println!(

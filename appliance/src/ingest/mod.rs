@@ -10,7 +10,7 @@ use crate::domain::views::Event;
 use crate::domain::{Appliance, IngestRejection};
 use crate::keys::ApplianceKeys;
 use quinn::{Connection, RecvStream, SendStream};
-use roomscribe_protocol::frame::{Ack, Reject, RejectCode};
+use roomscribe_protocol::frame::{self, Ack, Reject, RejectCode};
 use roomscribe_protocol::hello::{Welcome, EXPORTER_LEN};
 use roomscribe_protocol::{context, Frame, FrameDecoder, ALPN};
 use std::sync::Arc;
@@ -75,7 +75,8 @@ type ConnResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 async fn handle(conn: Connection, app: Arc<Appliance>) -> ConnResult {
     let (mut send, mut recv) = conn.accept_bi().await?;
-    let mut decoder = FrameDecoder::new();
+    // Until the peer has proven who it is, only a small first frame is accepted.
+    let mut decoder = FrameDecoder::with_limit(frame::MAX_UNAUTHENTICATED_PAYLOAD);
     let first = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut recv, &mut decoder))
         .await??;
     match first {
@@ -97,6 +98,7 @@ async fn handle(conn: Connection, app: Arc<Appliance>) -> ConnResult {
                 .map_err(|_| "keying material export failed")?;
             match app.authenticate_hello(&hello, &exporter) {
                 Ok((who, last)) => {
+                    decoder.set_limit(frame::MAX_FRAME_PAYLOAD);
                     let welcome = Welcome {
                         last_envelope_seq: last,
                         appliance_time_ms: crate::domain::now_ms(),
