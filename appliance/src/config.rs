@@ -34,6 +34,9 @@ pub struct HttpConfig {
     pub key_file: Option<PathBuf>,
     pub session_idle_minutes: u64,
     pub session_max_hours: u64,
+    pub login_max_failures: u32,
+    pub login_failure_window_secs: u64,
+    pub login_lockout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +65,9 @@ impl Default for HttpConfig {
             key_file: None,
             session_idle_minutes: 15,
             session_max_hours: 12,
+            login_max_failures: 5,
+            login_failure_window_secs: 900,
+            login_lockout_secs: 300,
         }
     }
 }
@@ -114,6 +120,19 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.http.login_max_failures == 0 {
+            return Err(ConfigError::Invalid {
+                key: "http.login_max_failures",
+                message: "must be at least 1".into(),
+            });
+        }
+        if self.http.login_lockout_secs == 0 || self.http.login_failure_window_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "http.login_lockout_secs",
+                message: "login_lockout_secs and login_failure_window_secs must be at least 1"
+                    .into(),
+            });
+        }
         if self.http.cert_file.is_some() != self.http.key_file.is_some() {
             return Err(ConfigError::Invalid {
                 key: "http.cert_file",

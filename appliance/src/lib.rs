@@ -87,7 +87,7 @@ pub async fn serve(
         axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(https_tls(&config)?)),
     )?
     .handle(handle.clone())
-    .serve(http::router(app.clone()).into_make_service());
+    .serve(http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>());
     let http_task = tokio::spawn(server);
 
     let endpoint = ingest::endpoint(app.keys(), config.ingest.listen).context("ingest.listen")?;

@@ -253,6 +253,35 @@ async fn bad_envelopes_are_refused_and_the_appliance_keeps_serving() -> anyhow::
         .post("/enroll-tokens", serde_json::json!({"room": ""}))
         .await?;
     assert_eq!(code, 422);
+
+    // Guessing passwords: after 5 failures the account is locked (429, Retry-After),
+    // even for the right password, and the API stays up.
+    let guesser = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()?;
+    let attempt = |pw: &'static str| {
+        guesser
+            .post(app.url("/api/v1/session"))
+            .json(&serde_json::json!({"username": "auditor", "password": pw}))
+            .send()
+    };
+    for _ in 0..5 {
+        assert_eq!(attempt("wrong guess").await?.status(), 401);
+    }
+    let r = attempt("auditor's long password").await?;
+    assert_eq!(r.status(), 429);
+    let retry: u64 = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!((1..=300).contains(&retry), "Retry-After {retry}");
+    assert_eq!(
+        api.get("/meetings").await?.0,
+        200,
+        "existing sessions keep working"
+    );
     Ok(())
 }
 

@@ -167,8 +167,18 @@ impl Appliance {
     }
 
     /// Checks a password and opens a session. Unknown users cost the same work as
-    /// known ones, so timing does not reveal which usernames exist.
-    pub fn login(&self, username: &str, password: &str) -> Result<LoginOutcome> {
+    /// known ones, so timing does not reveal which usernames exist. Repeated failures
+    /// for a username or a source address lock it for a while (see `throttle`).
+    pub fn login(
+        &self,
+        username: &str,
+        password: &str,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<LoginOutcome> {
+        if let Err(retry_after_secs) = lock(&self.login_throttle).check(username, source, now_ms())
+        {
+            return Err(DomainError::TooManyAttempts { retry_after_secs });
+        }
         let user = self.store.user(username)?;
         let phc = match &user {
             Some(u) => u.password_hash.clone(),
@@ -178,8 +188,11 @@ impl Appliance {
         };
         let ok = verify_password(password, &phc);
         let Some(user) = user.filter(|_| ok) else {
+            lock(&self.login_throttle).failure(username, source, now_ms());
+            tracing::warn!(source = ?source, "failed sign-in");
             return Err(DomainError::BadCredentials);
         };
+        lock(&self.login_throttle).success(&user.username);
         let mut raw = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(raw.as_mut());
         let token =

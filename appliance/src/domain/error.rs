@@ -8,6 +8,8 @@ pub enum DomainError {
     Unauthenticated,
     #[error("username or password is wrong")]
     BadCredentials,
+    #[error("too many failed sign-ins; try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
     #[error("you must change your one-time password first")]
     PasswordChangeRequired,
     #[error("this needs the {0} role")]

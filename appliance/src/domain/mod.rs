@@ -9,6 +9,7 @@ mod auth;
 mod error;
 mod ingest;
 mod meetings;
+mod throttle;
 pub mod views;
 
 pub use auth::{Actor, LoginOutcome, SESSION_COOKIE};
@@ -42,6 +43,7 @@ pub struct Appliance {
     keys: ApplianceKeys,
     config: Config,
     sessions: Mutex<HashMap<[u8; 32], auth::Session>>,
+    login_throttle: Mutex<throttle::LoginThrottle>,
     live: Mutex<HashMap<String, LiveAgent>>,
     events: broadcast::Sender<Event>,
     /// The ingest address actually bound (the configured port may be 0).
@@ -58,11 +60,17 @@ pub fn now_ms() -> i64 {
 impl Appliance {
     pub fn new(store: Store, keys: ApplianceKeys, config: Config) -> Self {
         let (events, _) = broadcast::channel(1024);
+        let limits = throttle::Limits {
+            max_failures: config.http.login_max_failures,
+            window_ms: config.http.login_failure_window_secs as i64 * 1000,
+            lockout_ms: config.http.login_lockout_secs as i64 * 1000,
+        };
         Self {
             store,
             keys,
             config,
             sessions: Mutex::new(HashMap::new()),
+            login_throttle: Mutex::new(throttle::LoginThrottle::new(limits)),
             live: Mutex::new(HashMap::new()),
             events,
             ingest_addr: std::sync::OnceLock::new(),

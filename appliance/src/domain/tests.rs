@@ -24,14 +24,14 @@ fn bootstrap_admin_must_change_password() {
         .expect("first time");
     assert!(app.bootstrap_admin().expect("again").is_none(), "only once");
     assert!(matches!(
-        app.login("admin", "wrong password!"),
+        app.login("admin", "wrong password!", None),
         Err(DomainError::BadCredentials)
     ));
     assert!(matches!(
-        app.login("nobody", &pw),
+        app.login("nobody", &pw, None),
         Err(DomainError::BadCredentials)
     ));
-    let login = app.login("admin", &pw).expect("login");
+    let login = app.login("admin", &pw, None).expect("login");
     let actor = app.session(&login.token).expect("session");
     assert!(matches!(
         app.meetings(&actor),
@@ -65,7 +65,7 @@ fn users_cannot_administer() {
     .expect("add");
     let alice = app
         .session(
-            &app.login("alice", "alice's long password")
+            &app.login("alice", "alice's long password", None)
                 .expect("login")
                 .token,
         )

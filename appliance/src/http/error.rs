@@ -10,6 +10,7 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -18,6 +19,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 }
@@ -27,6 +29,9 @@ impl From<DomainError> for ApiError {
         let (status, code) = match &e {
             DomainError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             DomainError::BadCredentials => (StatusCode::UNAUTHORIZED, "bad_credentials"),
+            DomainError::TooManyAttempts { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
+            }
             DomainError::PasswordChangeRequired => {
                 (StatusCode::FORBIDDEN, "password_change_required")
             }
@@ -45,10 +50,15 @@ impl From<DomainError> for ApiError {
         } else {
             e.to_string()
         };
+        let retry_after_secs = match e {
+            DomainError::TooManyAttempts { retry_after_secs } => Some(retry_after_secs),
+            _ => None,
+        };
         Self {
             status,
             code,
             message,
+            retry_after_secs,
         }
     }
 }
@@ -56,6 +66,11 @@ impl From<DomainError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, Json(body)).into_response()
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after_secs {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }

@@ -5,7 +5,7 @@ use super::error::ApiError;
 use super::AppState;
 use crate::domain::views::{AgentView, EnrollTokenView, MeetingView, RoomView, TranscriptView};
 use crate::domain::DomainError;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -34,12 +34,15 @@ pub struct MeView {
 
 pub async fn login(
     State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     Json(body): Json<LoginBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let outcome = tokio::task::spawn_blocking(move || app.login(&body.username, &body.password))
-        .await
-        .map_err(|e| DomainError::Internal(e.to_string()))??;
+    let outcome = tokio::task::spawn_blocking(move || {
+        app.login(&body.username, &body.password, Some(peer.ip()))
+    })
+    .await
+    .map_err(|e| DomainError::Internal(e.to_string()))??;
     let me = MeView {
         username: outcome.actor.username.clone(),
         role: outcome.actor.role,
