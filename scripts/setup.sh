@@ -14,7 +14,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------
 need_pkgs=()
-for p in espeak-ng sox libasound2-dev pkg-config chromium fonts-nanum unzip python3-venv; do
+for p in espeak-ng sox libasound2-dev pkg-config chromium fonts-nanum unzip python3-venv faketime; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

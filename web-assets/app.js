@@ -87,9 +87,22 @@ async function loadAgents() {
       const action = state.me.role === 'admin' && !a.revoked
         ? el('button', { class: 'small', text: 'Revoke', onclick: () => revoke(a) })
         : '';
-      return el('tr', { 'data-agent': a.id },
-        el('td', { text: a.hostname, title: a.id }), el('td', { text: a.room_name }), el('td', {}, stateCell),
-        el('td', { text: a.queue_depth == null ? '–' : String(a.queue_depth) }), el('td', {}, action));
+      const st = a.status;
+      const detail = st
+        ? [`${st.version} · model ${st.model || '–'}`, `device ${st.device || '–'}${st.device_connected ? '' : ' (not connected)'}`,
+          st.input_level_dbfs == null ? 'level –' : `level ${st.input_level_dbfs.toFixed(0)} dBFS`,
+          `disk budget left ${(st.budget_left_bytes / 1048576).toFixed(1)} MiB`,
+          `clock offset ${a.clock_offset_ms} ms`].join('\n')
+        : 'no heartbeat since the appliance started';
+      const alarms = (st && st.alarms.length)
+        ? st.alarms.map((x) => el('span', { class: 'badge alarm', text: x.replace('_', ' ') }))
+        : [];
+      const queue = st
+        ? `${st.queue_depth}${st.oldest_queued_age_s == null ? '' : ` (oldest ${st.oldest_queued_age_s}s)`}`
+        : '–';
+      return el('tr', { 'data-agent': a.id, title: detail },
+        el('td', { text: a.hostname, title: a.id }), el('td', { text: a.room_name }), el('td', {}, stateCell, ...alarms),
+        el('td', { class: 'queue', text: queue }), el('td', {}, action));
     }),
   );
 }
@@ -107,14 +120,14 @@ async function loadMeetings() {
 }
 
 function renderMeetings() {
-  const list = [...state.meetings.values()].sort((a, b) => b.started_at_ms - a.started_at_ms);
+  const list = [...state.meetings.values()].sort((a, b) => b.started_at_corrected_ms - a.started_at_corrected_ms);
   $('meetings').replaceChildren(
     ...(list.length
       ? list.map((m) =>
           el('li', {},
             el('a', { href: `#/meetings/${m.id}`, class: m.id === state.meetingId ? 'active' : '', text: m.title || 'Untitled meeting' }),
             ' ', el('span', { class: 'badge' + (m.status === 'live' ? ' live' : ''), text: m.status }),
-            el('div', { class: 'muted', text: `${m.room_name} · ${when(m.started_at_ms)} · ${m.segment_count} segment(s)` })))
+            el('div', { class: 'muted', text: `${m.room_name} · ${when(m.started_at_corrected_ms)} · ${m.segment_count} segment(s)` })))
       : [el('li', { class: 'muted', text: 'No meetings yet.' })]),
   );
 }
@@ -134,14 +147,18 @@ function segmentNode(s, fresh) {
     text.textContent = s.text;
   }
   return el('li', { class: 'segment' + (fresh ? ' new' : ''), 'data-seq': String(s.seq) },
-    el('div', { class: 'when' }, `${clock(s.start)} – ${clock(s.end)}`,
+    el('div', { class: 'when', title: 'wall-clock time (corrected for the agent clock) · time into the meeting' },
+      (state.meetingStart ? new Date(state.meetingStart + s.start * 1000).toLocaleTimeString() + ' · ' : '') +
+      `${clock(s.start)} – ${clock(s.end)}`,
       el('span', { class: 'conf', text: `confidence ${s.confidence.toFixed(2)}` })),
     text);
 }
 
 function renderMeetingHeader(m) {
   $('meeting-title').textContent = m.title || 'Untitled meeting';
-  $('meeting-meta').textContent = `${m.room_name} · started ${when(m.started_at_ms)} · ${m.status}` +
+  state.meetingStart = m.started_at_corrected_ms;
+  const skew = m.clock_skew_ms ? ` (agent clock ${m.clock_skew_ms > 0 ? '+' : ''}${(m.clock_skew_ms / 1000).toFixed(1)} s, corrected)` : '';
+  $('meeting-meta').textContent = `${m.room_name} · started ${when(m.started_at_corrected_ms)}${skew} · ${m.status}` +
     ` · ${m.segment_count} segment(s) · ${clock(m.duration_s)}`;
 }
 

@@ -16,7 +16,21 @@ pub struct AgentConfig {
     /// Vosk model directory; empty means "not configured".
     pub model: PathBuf,
     pub capture: CaptureConfig,
+    pub queue: QueueConfig,
     pub replicate: ReplicateConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Disk budget for sealed envelopes waiting for the appliance, bytes.
+    pub max_bytes: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self { max_bytes: 1 << 30 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +61,7 @@ impl Default for AgentConfig {
             state_dir: PathBuf::from("agent-state"),
             model: PathBuf::new(),
             capture: CaptureConfig::default(),
+            queue: QueueConfig::default(),
             replicate: ReplicateConfig::default(),
         }
     }
@@ -78,6 +93,12 @@ impl AgentConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.queue.max_bytes < 4096 {
+            return Err(ConfigError::Invalid {
+                key: "queue.max_bytes",
+                message: "must be at least 4096".into(),
+            });
+        }
         let r = &self.replicate;
         if r.heartbeat_secs == 0 {
             return Err(ConfigError::Invalid {

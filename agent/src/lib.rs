@@ -11,6 +11,7 @@
 pub mod asr;
 pub mod audio;
 pub mod config;
+pub mod health;
 pub mod identity;
 pub mod pipeline;
 pub mod queue;
@@ -20,6 +21,7 @@ pub mod transport;
 use audio::AudioSource as _;
 use config::AgentConfig;
 use ed25519_dalek::SigningKey;
+use health::Health;
 use pipeline::{Checkpoint, Options, Sealer, Transcribed};
 use replicate::{Outcome, Replicator};
 use roomscribe_protocol::{MeetingId, MeetingInfo, Segment};
@@ -82,16 +84,19 @@ struct Parts {
     key: Arc<SigningKey>,
     queue: Arc<Mutex<queue::Queue>>,
     wake: Arc<Notify>,
+    health: Arc<Health>,
 }
 
-fn open_parts(config: &AgentConfig) -> anyhow::Result<Parts> {
+fn open_parts(config: &AgentConfig, model: &Path) -> anyhow::Result<Parts> {
     let (identity, key) = identity::load(&config.state_dir)?;
-    let queue = queue::Queue::open(&queue_dir(&config.state_dir))?;
+    let queue =
+        queue::Queue::open_with_budget(&queue_dir(&config.state_dir), config.queue.max_bytes)?;
     Ok(Parts {
         identity,
         key: Arc::new(key),
         queue: Arc::new(Mutex::new(queue)),
         wake: Arc::new(Notify::new()),
+        health: Arc::new(Health::new(model)),
     })
 }
 
@@ -101,8 +106,23 @@ fn replicator(p: &Parts, config: &AgentConfig) -> Replicator {
         key: p.key.clone(),
         queue: p.queue.clone(),
         wake: p.wake.clone(),
+        health: p.health.clone(),
         config: config.replicate.clone(),
     }
+}
+
+/// Writes `status.json` every heartbeat interval until the returned task is aborted.
+fn status_writer(p: &Parts, config: &AgentConfig) -> tokio::task::JoinHandle<()> {
+    let (health, queue) = (p.health.clone(), p.queue.clone());
+    let state_dir = config.state_dir.clone();
+    let every = Duration::from_secs(config.replicate.heartbeat_secs);
+    tokio::spawn(async move {
+        loop {
+            let status = health.status(&queue.lock().unwrap_or_else(|p| p.into_inner()));
+            health::write_status_file(&state_dir, status);
+            tokio::time::sleep(every).await;
+        }
+    })
 }
 
 /// Transcribes and replicates; returns once the input is done (or `stop` is set) and
@@ -113,7 +133,8 @@ pub async fn run(
     stop: Arc<AtomicBool>,
     on_segment: Arc<dyn Fn(&Segment) + Send + Sync>,
 ) -> anyhow::Result<RunReport> {
-    let parts = open_parts(config)?;
+    let parts = open_parts(config, &opts.model)?;
+    let status_task = status_writer(&parts, config);
     let (finished_tx, finished_rx) = watch::channel(false);
     let rep = replicator(&parts, config);
     let replication = tokio::spawn(async move {
@@ -126,7 +147,13 @@ pub async fn run(
         key: parts.key.clone(),
         queue: parts.queue.clone(),
         wake: parts.wake.clone(),
+        health: parts.health.clone(),
+        full_wait: match opts.input {
+            Input::File(_) => Some(Duration::from_secs(config.replicate.give_up_after_secs)),
+            Input::Capture(_) => None,
+        },
     };
+    let health = parts.health.clone();
     let state_dir = config.state_dir.clone();
     let pipeline = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Transcribed>> {
         let (mut source, state, checkpoint, end_on_stop): (
@@ -149,10 +176,12 @@ pub async fn run(
                     }
                     None => new_meeting(opts.title.clone().unwrap_or_else(|| source.describe())),
                 };
+                health.set_device(&source.describe(), true);
                 (Box::new(source), state, Some(cp_path), false)
             }
             Input::Capture(device) => {
                 let source = audio::Capture::open(device)?;
+                health.set_device(&source.describe(), true);
                 let title = opts.title.clone().unwrap_or_else(|| source.describe());
                 (Box::new(source), new_meeting(title), None, true)
             }
@@ -178,6 +207,8 @@ pub async fn run(
     let _ = finished_tx.send(true);
     let outcome = replication.await??;
     drop(finished_tx);
+    status_task.abort();
+    let _ = std::fs::remove_file(health::status_file(&config.state_dir));
     Ok(RunReport {
         transcribed: transcribed?,
         outcome,
@@ -201,24 +232,49 @@ fn new_meeting(title: String) -> Checkpoint {
 /// Only replicates what is queued; returns when the queue is empty (or, with
 /// `timeout`, when the appliance stayed unreachable that long).
 pub async fn drain(config: &AgentConfig, timeout: Option<Duration>) -> anyhow::Result<Outcome> {
-    let parts = open_parts(config)?;
+    let parts = open_parts(config, &config.model)?;
+    let status_task = status_writer(&parts, config);
     let (_finished_tx, finished_rx) = watch::channel(true);
-    Ok(replicator(&parts, config).run(finished_rx, timeout).await?)
+    let outcome = replicator(&parts, config).run(finished_rx, timeout).await;
+    status_task.abort();
+    let _ = std::fs::remove_file(health::status_file(&config.state_dir));
+    Ok(outcome?)
 }
 
 /// Local status for `roomscribe-agent status`.
+///
+/// The queue figures are read from disk now; the live ones (device, input level, clock
+/// offset, alarms) come from a running agent's `status.json` and are `null` when no
+/// agent has written it within three heartbeats.
 pub fn status(config: &AgentConfig) -> anyhow::Result<serde_json::Value> {
-    let parts = open_parts(config)?;
+    let parts = open_parts(config, &config.model)?;
     let q = parts.queue.lock().unwrap_or_else(|p| p.into_inner());
+    let live = health::read_status_file(&config.state_dir)
+        .filter(|f| now_ms() - f.written_at_ms <= 3000 * config.replicate.heartbeat_secs as i64);
+    let mut alarms = live
+        .as_ref()
+        .map(|f| f.status.alarms.clone())
+        .unwrap_or_default();
+    if q.budget_left() < 2048 && !alarms.iter().any(|a| a == health::ALARM_QUEUE_FULL) {
+        alarms.push(health::ALARM_QUEUE_FULL.to_owned());
+    }
     Ok(serde_json::json!({
         "agent_id": parts.identity.agent_id,
         "room": parts.identity.room,
         "appliance": parts.identity.appliance,
         "version": env!("CARGO_PKG_VERSION"),
         "model": config.model,
+        "running": live.as_ref().map(|f| f.pid),
+        "device": live.as_ref().map(|f| &f.status.device),
+        "device_connected": live.as_ref().map(|f| f.status.device_connected),
+        "input_level_dbfs": live.as_ref().and_then(|f| f.status.input_level_dbfs),
+        "clock_offset_ms": live.as_ref().and_then(|f| f.status.clock_offset_ms),
         "queue_depth": q.len(),
         "queue_bytes": q.bytes(),
         "oldest_queued_age_s": q.oldest_age_s(),
+        "budget_bytes": q.budget(),
+        "budget_left_bytes": q.budget_left(),
         "last_acknowledged_envelope": q.acked(),
+        "alarms": alarms,
     }))
 }

@@ -11,8 +11,9 @@
 
 use crate::asr::{Transcriber, CHUNK};
 use crate::audio::{AudioSource, SAMPLE_RATE};
+use crate::health::{level_dbfs, Health};
 use crate::identity::{write_atomic, Identity};
-use crate::queue::Queue;
+use crate::queue::{Queue, QueueError};
 use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
 use roomscribe_protocol::{envelope, Batch, MeetingId, MeetingInfo, SealParams, Segment, Word};
@@ -37,6 +38,8 @@ pub enum PipelineError {
     Identity(#[from] crate::identity::IdentityError),
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
+    #[error("the queue stayed full for {waited_s} s (disk budget queue.max_bytes = {budget} bytes): transcription stopped; nothing sealed was dropped. Let the appliance drain it (`roomscribe-agent drain`), then run again to resume")]
+    StayedFull { waited_s: u64, budget: u64 },
 }
 
 /// Seals batches and queues them durably.
@@ -45,27 +48,72 @@ pub struct Sealer {
     pub key: Arc<SigningKey>,
     pub queue: Arc<Mutex<Queue>>,
     pub wake: Arc<Notify>,
+    pub health: Arc<Health>,
+    /// How long to wait for space when the queue is full before giving up with
+    /// [`PipelineError::StayedFull`]; `None` waits as long as it takes (live capture).
+    pub full_wait: Option<Duration>,
 }
 
 impl Sealer {
     /// Seals `batch` for `meeting` under the next envelope number and queues it.
     /// Returns that number once the envelope is on disk.
-    pub fn seal(&self, meeting: MeetingId, batch: &Batch) -> Result<u64, PipelineError> {
+    ///
+    /// When the queue is at its disk budget this blocks (the alarm `queue_full` is
+    /// raised; live audio arriving meanwhile is not transcribed) until the replicator
+    /// frees space, `stop` is set, or `full_wait` passes.
+    pub fn seal(
+        &self,
+        meeting: MeetingId,
+        batch: &Batch,
+        stop: &AtomicBool,
+    ) -> Result<u64, PipelineError> {
         let recipient_public = self.identity.recipient_public()?;
-        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let seq = q.next_seq();
-        let params = SealParams {
-            agent_id: self.identity.agent_id,
-            meeting_id: meeting,
-            envelope_seq: seq,
-            created_at_ms: crate::now_ms(),
-            recipient_public,
-        };
-        let env = envelope::seal(batch, &params, &self.key, &mut OsRng)?;
-        q.push(seq, &env.to_bytes())?;
-        drop(q);
-        self.wake.notify_one();
-        Ok(seq)
+        let mut full_since: Option<Instant> = None;
+        loop {
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let seq = q.next_seq();
+            let params = SealParams {
+                agent_id: self.identity.agent_id,
+                meeting_id: meeting,
+                envelope_seq: seq,
+                created_at_ms: crate::now_ms(),
+                recipient_public,
+            };
+            let env = envelope::seal(batch, &params, &self.key, &mut OsRng)?;
+            match q.push(seq, &env.to_bytes()) {
+                Ok(()) => {
+                    drop(q);
+                    if self.health.set_queue_full(false) {
+                        tracing::info!("queue has space again; transcription resumes");
+                    }
+                    self.wake.notify_one();
+                    return Ok(seq);
+                }
+                Err(e @ QueueError::Full { .. }) => {
+                    let budget = q.budget();
+                    drop(q);
+                    if self.health.set_queue_full(true) {
+                        tracing::error!(
+                            alarm = crate::health::ALARM_QUEUE_FULL,
+                            "{e}; transcription paused"
+                        );
+                    }
+                    self.wake.notify_one();
+                    let since = *full_since.get_or_insert_with(Instant::now);
+                    let waited = since.elapsed();
+                    if stop.load(Ordering::Relaxed)
+                        || self.full_wait.is_some_and(|limit| waited >= limit)
+                    {
+                        return Err(PipelineError::StayedFull {
+                            waited_s: waited.as_secs(),
+                            budget,
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 }
 
@@ -193,6 +241,7 @@ pub fn transcribe(
                 segments: segments.clone(),
                 ended,
             },
+            opts.stop,
         )?;
         for s in &segments {
             (opts.on_segment)(s);
@@ -213,6 +262,7 @@ pub fn transcribe(
             break;
         }
         fed += n as u64;
+        sealer.health.set_level_dbfs(level_dbfs(&buf));
         if let Some(words) = asr.accept(&buf)? {
             emit(words, fed, false, &mut state)?;
         }

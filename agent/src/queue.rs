@@ -14,6 +14,14 @@
 //!   envelope file. A crash after `acked` is durable but before the unlink leaves a file
 //!   at or below `acked`, which open deletes.
 //!
+//! Disk budget: the queue holds at most `budget` bytes of envelopes (`queue.max_bytes`
+//! in agent.toml; an empty queue always accepts one envelope). A push that would
+//! exceed it fails with [`QueueError::Full`] and
+//! changes nothing; the caller stops transcribing and raises an alarm until
+//! acknowledgements free space (see `pipeline.rs`). Sealed data is never dropped to make
+//! room. A disk that fills up before the budget does gives [`QueueError::Io`] with
+//! `ENOSPC`, also without changing the queue.
+//!
 //! Invariants (checked by the model test below and by the SIGKILL end-to-end test):
 //! - envelope numbers are contiguous: queued items are `acked+1 ..= last`;
 //! - the next number is `max(last queued, acked) + 1`, so numbers are never reused
@@ -38,6 +46,8 @@ pub enum QueueError {
     AckNotOldest { got: u64, oldest: Option<u64> },
     #[error("queue file {path} is corrupt: {message}")]
     Corrupt { path: PathBuf, message: String },
+    #[error("queue is full: {used} of {budget} bytes used (queue.max_bytes), {need} more needed; waiting for the appliance to acknowledge")]
+    Full { used: u64, budget: u64, need: u64 },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> QueueError + '_ {
@@ -57,10 +67,18 @@ pub struct Queue {
     dir: PathBuf,
     acked: u64,
     items: BTreeMap<u64, Item>,
+    budget: u64,
+    used: u64,
 }
 
 impl Queue {
+    /// Opens (or creates) the queue with no disk budget.
     pub fn open(dir: &Path) -> Result<Self, QueueError> {
+        Self::open_with_budget(dir, u64::MAX)
+    }
+
+    /// Opens the queue; pushes beyond `budget` bytes of queued envelopes fail.
+    pub fn open_with_budget(dir: &Path, budget: u64) -> Result<Self, QueueError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let acked_path = dir.join("acked");
         let acked = match fs::read(&acked_path) {
@@ -114,10 +132,13 @@ impl Queue {
                 });
             }
         }
+        let used = items.values().map(|i| i.bytes).sum();
         Ok(Self {
             dir: dir.to_owned(),
             acked,
             items,
+            budget,
+            used,
         })
     }
 
@@ -142,6 +163,16 @@ impl Queue {
         if seq != expected {
             return Err(QueueError::OutOfOrder { expected, got: seq });
         }
+        let need = envelope.len() as u64;
+        // An empty queue always takes one envelope, so an envelope larger than the
+        // whole budget cannot block the agent forever.
+        if !self.items.is_empty() && self.used.saturating_add(need) > self.budget {
+            return Err(QueueError::Full {
+                used: self.used,
+                budget: self.budget,
+                need,
+            });
+        }
         let path = self.path(seq);
         write_atomic(&path, envelope, 0o600).map_err(io(&path))?;
         self.items.insert(
@@ -151,6 +182,7 @@ impl Queue {
                 modified: std::time::SystemTime::now(),
             },
         );
+        self.used += need;
         Ok(())
     }
 
@@ -173,7 +205,9 @@ impl Queue {
         let acked_path = self.dir.join("acked");
         write_atomic(&acked_path, &seq.to_be_bytes(), 0o600).map_err(io(&acked_path))?;
         self.acked = seq;
-        self.items.remove(&seq);
+        if let Some(item) = self.items.remove(&seq) {
+            self.used -= item.bytes;
+        }
         let path = self.path(seq);
         fs::remove_file(&path).map_err(io(&path))
     }
@@ -187,7 +221,17 @@ impl Queue {
     }
 
     pub fn bytes(&self) -> u64 {
-        self.items.values().map(|i| i.bytes).sum()
+        self.used
+    }
+
+    /// The disk budget (`u64::MAX` when unbounded).
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// Bytes that can still be queued before the budget is reached.
+    pub fn budget_left(&self) -> u64 {
+        self.budget.saturating_sub(self.used)
     }
 
     pub fn acked(&self) -> u64 {
@@ -236,7 +280,10 @@ mod tests {
         fn behaves_like_a_fifo_across_crashes(ops in proptest::collection::vec(op(), 1..60)) {
             let dir = tempfile::tempdir().expect("tempdir");
             let qdir = dir.path().join("q");
-            let mut q = Queue::open(&qdir).expect("open");
+            // A budget of 5 bytes: pushes of 1..=7 bytes hit it regularly, and some
+            // are larger than the whole budget.
+            const BUDGET: u64 = 5;
+            let mut q = Queue::open_with_budget(&qdir, BUDGET).expect("open");
             let mut model: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
             let mut next = 1u64;
             for op in ops {
@@ -244,9 +291,15 @@ mod tests {
                     Op::Push(b) => {
                         prop_assert_eq!(q.next_seq(), next);
                         let body = vec![b; (b as usize % 7) + 1];
-                        q.push(next, &body).expect("push");
-                        model.push_back((next, body));
-                        next += 1;
+                        let used: u64 = model.iter().map(|(_, b)| b.len() as u64).sum();
+                        if !model.is_empty() && used + body.len() as u64 > BUDGET {
+                            let full = matches!(q.push(next, &body), Err(QueueError::Full { .. }));
+                            prop_assert!(full, "push beyond the budget must fail");
+                        } else {
+                            q.push(next, &body).expect("push");
+                            model.push_back((next, body));
+                            next += 1;
+                        }
                     }
                     Op::Ack => {
                         if let Some((seq, _)) = model.pop_front() {
@@ -255,19 +308,20 @@ mod tests {
                             prop_assert!(q.ack(1).is_err());
                         }
                     }
-                    Op::Reopen => q = Queue::open(&qdir).expect("reopen"),
+                    Op::Reopen => q = Queue::open_with_budget(&qdir, BUDGET).expect("reopen"),
                     Op::TornPush => {
                         fs::write(qdir.join(format!("{next:020}.tmp")), b"partial").expect("tmp");
-                        q = Queue::open(&qdir).expect("reopen after torn push");
+                        q = Queue::open_with_budget(&qdir, BUDGET).expect("reopen after torn push");
                     }
                     Op::TornAck => {
                         if let Some((seq, _)) = model.pop_front() {
                             write_atomic(&qdir.join("acked"), &seq.to_be_bytes(), 0o600).expect("acked");
-                            q = Queue::open(&qdir).expect("reopen after torn ack");
+                            q = Queue::open_with_budget(&qdir, BUDGET).expect("reopen after torn ack");
                         }
                     }
                 }
                 prop_assert_eq!(q.len(), model.len() as u64);
+                prop_assert_eq!(q.bytes(), model.iter().map(|(_, b)| b.len() as u64).sum::<u64>());
                 prop_assert_eq!(q.next_seq(), next);
                 match (q.front().expect("front"), model.front()) {
                     (Some(got), Some(want)) => prop_assert_eq!(&got, want),

@@ -6,6 +6,7 @@
 //! queue keeps it for an operator to look at.
 
 use crate::config::ReplicateConfig;
+use crate::health::Health;
 use crate::identity::Identity;
 use crate::queue::{Queue, QueueError};
 use crate::transport::{Reply, Session, TransportError};
@@ -50,6 +51,7 @@ pub struct Replicator {
     pub key: Arc<SigningKey>,
     pub queue: Arc<Mutex<Queue>>,
     pub wake: Arc<Notify>,
+    pub health: Arc<Health>,
     pub config: ReplicateConfig,
 }
 
@@ -70,13 +72,7 @@ fn jittered(d: Duration) -> Duration {
 
 impl Replicator {
     pub fn status(&self) -> AgentStatus {
-        let q = lock(&self.queue);
-        AgentStatus {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            queue_depth: q.len(),
-            oldest_queued_age_s: q.oldest_age_s(),
-            agent_time_ms: crate::now_ms(),
-        }
+        self.health.status(&lock(&self.queue))
     }
 
     /// Replicates until the queue is empty *and* `finished` is true. With `give_up`,
@@ -153,6 +149,10 @@ impl Replicator {
             .map_err(classify)?;
         *backoff = Duration::from_millis(500);
         *failing_since = None;
+        self.health.set_clock_offset_ms(session.clock_offset_ms);
+        if session.clock_offset_ms.abs() > crate::health::SKEW_ALARM_MS {
+            tracing::warn!(offset_ms = session.clock_offset_ms, "this machine's clock differs from the appliance's; the appliance corrects meeting times, but check NTP");
+        }
         tracing::info!(appliance = %self.identity.appliance, last_stored = ?session.welcome.last_envelope_seq, "connected");
         let mut heartbeat = tokio::time::interval(Duration::from_secs(self.config.heartbeat_secs));
         heartbeat.tick().await;

@@ -265,6 +265,8 @@ pub async fn enroll(
 pub struct Session {
     ch: Channel,
     pub welcome: Welcome,
+    /// Appliance clock minus agent clock, estimated from the hello round trip.
+    pub clock_offset_ms: i64,
 }
 
 /// What the appliance said about one envelope.
@@ -295,9 +297,18 @@ impl Session {
             signature: sign_hello(key, &exporter, &identity.agent_id),
             status,
         };
+        let sent_ms = crate::now_ms();
         ch.send(&Frame::Hello(hello)).await?;
         match ch.recv(Duration::from_secs(15)).await? {
-            Frame::Welcome(welcome) => Ok(Self { ch, welcome }),
+            Frame::Welcome(welcome) => {
+                let midpoint = sent_ms + (crate::now_ms() - sent_ms) / 2;
+                let clock_offset_ms = welcome.appliance_time_ms - midpoint;
+                Ok(Self {
+                    ch,
+                    welcome,
+                    clock_offset_ms,
+                })
+            }
             Frame::Reject(Reject { code, message, .. }) => {
                 Err(TransportError::Rejected { code, message })
             }

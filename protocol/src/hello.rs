@@ -20,6 +20,48 @@ pub struct AgentStatus {
     /// Age of the oldest queued envelope in seconds, if any.
     pub oldest_queued_age_s: Option<u64>,
     pub agent_time_ms: i64,
+    /// Vosk model directory name.
+    #[serde(default)]
+    pub model: String,
+    /// Capture device (or input file) name; empty when not transcribing.
+    #[serde(default)]
+    pub device: String,
+    #[serde(default)]
+    pub device_connected: bool,
+    /// RMS input level over the last chunk, dBFS.
+    #[serde(default)]
+    pub input_level_dbfs: Option<f32>,
+    #[serde(default)]
+    pub queue_bytes: u64,
+    /// Disk budget left for the queue, bytes.
+    #[serde(default)]
+    pub budget_left_bytes: u64,
+    /// Appliance clock minus agent clock as the agent measured it at its last hello.
+    #[serde(default)]
+    pub clock_offset_ms: Option<i64>,
+    /// Active alarms: `queue_full`, `device_lost`, `clock_skew`.
+    #[serde(default)]
+    pub alarms: Vec<String>,
+}
+
+impl AgentStatus {
+    /// A status with only the required fields set (tests, `drain`).
+    pub fn minimal(version: &str, queue_depth: u64, agent_time_ms: i64) -> Self {
+        Self {
+            version: version.to_owned(),
+            queue_depth,
+            oldest_queued_age_s: None,
+            agent_time_ms,
+            model: String::new(),
+            device: String::new(),
+            device_connected: false,
+            input_level_dbfs: None,
+            queue_bytes: 0,
+            budget_left_bytes: 0,
+            clock_offset_ms: None,
+            alarms: vec![],
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,12 +125,7 @@ mod tests {
         let key = SigningKey::generate(&mut OsRng);
         let agent = AgentId::random();
         let exp = [7u8; 32];
-        let status = AgentStatus {
-            version: "t".into(),
-            queue_depth: 0,
-            oldest_queued_age_s: None,
-            agent_time_ms: 0,
-        };
+        let status = AgentStatus::minimal("t", 0, 0);
         let hello = Hello {
             protocol_version: 1,
             agent_id: agent,

@@ -2,6 +2,7 @@
 
 mod browser;
 mod cli;
+mod health;
 mod offline;
 mod rejects;
 mod tidy;

@@ -16,12 +16,7 @@ use roomscribe_tests::*;
 use std::time::Duration;
 
 fn status() -> AgentStatus {
-    AgentStatus {
-        version: "test".into(),
-        queue_depth: 0,
-        oldest_queued_age_s: None,
-        agent_time_ms: 0,
-    }
+    AgentStatus::minimal("test", 0, 0)
 }
 
 fn envelope(

@@ -110,6 +110,17 @@ impl Appliance {
 
     /// Starts on given addresses (to restart where agents expect it).
     pub fn start_at(data_dir: &Path, logs: &Path, https: &str, quic: &str) -> Result<Self> {
+        Self::start_with(data_dir, logs, https, quic, &[])
+    }
+
+    /// Starts with extra environment (`ROOMSCRIBE_*` config overrides).
+    pub fn start_with(
+        data_dir: &Path,
+        logs: &Path,
+        https: &str,
+        quic: &str,
+        env: &[(&str, &str)],
+    ) -> Result<Self> {
         let mut child = Command::new(bin("roomscribe"))
             .args([
                 "serve",
@@ -121,6 +132,7 @@ impl Appliance {
             ])
             .arg(data_dir)
             .env("ROOMSCRIBE_LOG", "info,roomscribe_appliance=debug")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(append(logs.join("appliance.stderr"))?)
             .spawn()
@@ -237,10 +249,20 @@ impl Appliance {
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+
+    /// SIGKILL: no shutdown, like a power cut.
+    pub fn kill(mut self) -> Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
 }
 
 impl Drop for Appliance {
     fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
         // SIGTERM for a clean shutdown, then make sure.
         let _ = Command::new("kill")
             .arg("-TERM")
@@ -269,6 +291,24 @@ pub fn agent(state_dir: &Path, logs: &Path, label: &str, args: &[&str]) -> Resul
         .stdout(std::fs::File::create(logs.join(format!("{label}.stdout")))?)
         .stderr(std::fs::File::create(logs.join(format!("{label}.stderr")))?);
     Ok(c)
+}
+
+/// `roomscribe-agent status --state-dir D` as JSON.
+pub fn agent_status(state_dir: &Path) -> Result<Value> {
+    agent_status_with(state_dir, &[])
+}
+
+/// `status` with config overrides in the environment (as the running agent had).
+pub fn agent_status_with(state_dir: &Path, env: &[(&str, &str)]) -> Result<Value> {
+    let out = Command::new(bin("roomscribe-agent"))
+        .args(["status", "--state-dir"])
+        .arg(state_dir)
+        .envs(env.iter().copied())
+        .output()?;
+    if !out.status.success() {
+        bail!("status failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 /// A signed-in API client (accepts the appliance's self-signed certificate; loopback only).
@@ -347,5 +387,27 @@ impl Api {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+}
+
+/// Stored segments are numbered 0..n with no gap or duplicate, and no two cover the
+/// same audio (a segment transcribed twice under two numbers would overlap).
+pub fn assert_contiguous_without_overlap(segs: &[Value]) {
+    let seqs: Vec<u64> = segs
+        .iter()
+        .map(|s| s["seq"].as_u64().unwrap_or(u64::MAX))
+        .collect();
+    assert_eq!(
+        seqs,
+        (0..segs.len() as u64).collect::<Vec<_>>(),
+        "contiguous, no gaps, no duplicates"
+    );
+    for w in segs.windows(2) {
+        assert!(
+            w[0]["end"].as_f64() <= w[1]["start"].as_f64(),
+            "segments overlap (transcribed twice): {} / {}",
+            w[0],
+            w[1]
+        );
     }
 }

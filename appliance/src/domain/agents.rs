@@ -218,26 +218,30 @@ impl Appliance {
                 .as_ref()
                 .map(|l| l.last_heartbeat_ms)
                 .or(a.last_seen_ms),
-            version: live.as_ref().map(|l| l.version.clone()),
-            queue_depth: live.as_ref().map(|l| l.queue_depth),
-            oldest_queued_age_s: live.as_ref().and_then(|l| l.oldest_queued_age_s),
             clock_offset_ms: live.as_ref().map(|l| l.clock_offset_ms),
             last_envelope_seq: a.last_envelope_seq,
+            status: live.map(|l| l.status),
         })
     }
 
     /// Records a hello or heartbeat from an authenticated agent.
     pub fn agent_status(&self, agent_id: &AgentId, status: &AgentStatus) {
         let now = now_ms();
+        let short = |s: &str| s.chars().take(120).collect::<String>();
+        let status = AgentStatus {
+            version: short(&status.version),
+            model: short(&status.model),
+            device: short(&status.device),
+            alarms: status.alarms.iter().take(8).map(|a| short(a)).collect(),
+            ..status.clone()
+        };
         lock(&self.live).insert(
             agent_id.to_string(),
             LiveAgent {
                 connected: true,
                 last_heartbeat_ms: now,
-                version: status.version.chars().take(64).collect(),
-                queue_depth: status.queue_depth,
-                oldest_queued_age_s: status.oldest_queued_age_s,
                 clock_offset_ms: status.agent_time_ms - now,
+                status,
             },
         );
         self.publish_agent(agent_id);

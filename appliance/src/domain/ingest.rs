@@ -163,6 +163,10 @@ impl Appliance {
                 agent_id: agent_id.to_string(),
                 title: batch.meeting.title.chars().take(200).collect(),
                 started_at_ms: batch.meeting.started_at_ms,
+                clock_skew_ms: super::lock(&self.live)
+                    .get(&agent_id.to_string())
+                    .filter(|l| l.connected)
+                    .map(|l| l.clock_offset_ms),
                 status: MeetingStatus::Live,
                 segment_count: 0,
                 duration_s: 0.0,

@@ -13,6 +13,8 @@ impl Appliance {
             agent_id: m.agent_id,
             title: m.title,
             started_at_ms: m.started_at_ms,
+            clock_skew_ms: m.clock_skew_ms,
+            started_at_corrected_ms: m.started_at_ms - m.clock_skew_ms.unwrap_or(0),
             status: m.status,
             segment_count: m.segment_count,
             duration_s: m.duration_s,

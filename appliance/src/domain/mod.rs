@@ -27,14 +27,14 @@ use views::Event;
 pub type Result<T> = std::result::Result<T, DomainError>;
 
 /// Live (not persisted) status of a connected agent, from its hello and heartbeats.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LiveAgent {
     pub connected: bool,
     pub last_heartbeat_ms: i64,
-    pub version: String,
-    pub queue_depth: u64,
-    pub oldest_queued_age_s: Option<u64>,
-    /// Agent clock minus appliance clock, as last observed.
+    /// The agent's last reported status, with strings truncated.
+    pub status: roomscribe_protocol::hello::AgentStatus,
+    /// Agent clock minus appliance clock, as observed when the last status arrived
+    /// (accurate to the one-way network delay).
     pub clock_offset_ms: i64,
 }
 

@@ -156,12 +156,7 @@ fn enrolled_agent_envelopes_flow_and_bad_ones_are_refused() {
     let app = appliance(dir.path());
     let (agent, key, _) = enroll(&app, "Board room");
     let exporter = [3u8; 32];
-    let status = AgentStatus {
-        version: "t".into(),
-        queue_depth: 2,
-        oldest_queued_age_s: None,
-        agent_time_ms: now_ms(),
-    };
+    let status = AgentStatus::minimal("t", 2, now_ms());
     let hello = Hello {
         protocol_version: 1,
         agent_id: agent,

@@ -22,11 +22,12 @@ pub struct AgentView {
     pub revoked: bool,
     pub online: bool,
     pub last_seen_ms: Option<i64>,
-    pub version: Option<String>,
-    pub queue_depth: Option<u64>,
-    pub oldest_queued_age_s: Option<u64>,
+    /// Agent clock minus appliance clock, as observed at the last heartbeat.
     pub clock_offset_ms: Option<i64>,
     pub last_envelope_seq: Option<u64>,
+    /// The last heartbeat's status (version, model, device, input level, queue,
+    /// disk budget, alarms); `null` until the agent has connected since start-up.
+    pub status: Option<roomscribe_protocol::hello::AgentStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,7 +37,13 @@ pub struct MeetingView {
     pub room_name: String,
     pub agent_id: String,
     pub title: String,
+    /// Start on the agent's clock.
     pub started_at_ms: i64,
+    /// Agent clock minus appliance clock when the meeting's first envelope arrived
+    /// (`null` if the agent was not connected live then).
+    pub clock_skew_ms: Option<i64>,
+    /// `started_at_ms` corrected by the skew: the appliance-clock start.
+    pub started_at_corrected_ms: i64,
     pub status: MeetingStatus,
     pub segment_count: u64,
     pub duration_s: f64,

@@ -65,7 +65,11 @@ pub struct MeetingRecord {
     pub room_id: String,
     pub agent_id: String,
     pub title: String,
+    /// On the agent's clock.
     pub started_at_ms: i64,
+    /// Agent clock minus appliance clock observed when the meeting was created.
+    #[serde(default)]
+    pub clock_skew_ms: Option<i64>,
     pub status: MeetingStatus,
     pub segment_count: u64,
     pub duration_s: f64,

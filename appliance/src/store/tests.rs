@@ -19,6 +19,7 @@ fn meeting(id: &str, agent: &str) -> MeetingRecord {
         agent_id: agent.into(),
         title: "t".into(),
         started_at_ms: 0,
+        clock_skew_ms: None,
         status: MeetingStatus::Live,
         segment_count: 0,
         duration_s: 0.0,

