@@ -3,6 +3,7 @@
 mod browser;
 mod cli;
 mod health;
+mod killloop;
 mod offline;
 mod rejects;
 mod tidy;
