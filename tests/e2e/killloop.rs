@@ -120,7 +120,7 @@ async fn fifty_sigkills_lose_nothing_and_duplicate_nothing() -> anyhow::Result<(
                 child.kill()?; // SIGKILL
                 child.wait()?;
                 kills += 1;
-                if kills % 10 == 0 {
+                if kills.is_multiple_of(10) {
                     app.kill()?;
                     appliance_kills += 1;
                     app = Appliance::start_at(&data, &logs, &https, &quic)?;
