@@ -85,6 +85,23 @@ impl Transcriber {
         }
     }
 
+    /// The words of the utterance in progress so far (empty when none).
+    pub fn partial(&mut self) -> String {
+        self.rec.partial_result().partial.to_owned()
+    }
+
+    /// Ends the utterance in progress now (a pause, or the maximum segment length) and
+    /// returns its words; the recognizer carries on with the next audio.
+    pub fn end_utterance(&mut self) -> Vec<Word> {
+        self.finish()
+    }
+
+    /// Records that `samples` of audio were skipped (silence not fed to Vosk), so later
+    /// words keep their place on the meeting clock. Call only between utterances.
+    pub fn skipped(&mut self, samples: u64) {
+        self.offset_s += samples as f64 / crate::audio::SAMPLE_RATE as f64;
+    }
+
     /// Ends the stream and returns the last utterance's words.
     pub fn finish(&mut self) -> Vec<Word> {
         let offset = self.offset_s;

@@ -16,8 +16,29 @@ pub struct AgentConfig {
     /// Vosk model directory; empty means "not configured".
     pub model: PathBuf,
     pub capture: CaptureConfig,
+    pub segment: SegmentConfig,
     pub queue: QueueConfig,
     pub replicate: ReplicateConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SegmentConfig {
+    pub skip_silence_after_secs: f64,
+    pub max_segment_secs: f64,
+    pub vad_margin_db: f32,
+    pub vad_min_speech_dbfs: f32,
+}
+
+impl Default for SegmentConfig {
+    fn default() -> Self {
+        Self {
+            skip_silence_after_secs: 3.0,
+            max_segment_secs: 30.0,
+            vad_margin_db: 10.0,
+            vad_min_speech_dbfs: -55.0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +82,7 @@ impl Default for AgentConfig {
             state_dir: PathBuf::from("agent-state"),
             model: PathBuf::new(),
             capture: CaptureConfig::default(),
+            segment: SegmentConfig::default(),
             queue: QueueConfig::default(),
             replicate: ReplicateConfig::default(),
         }
@@ -93,6 +115,38 @@ impl AgentConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        let g = &self.segment;
+        let checks: [(&'static str, bool, &str); 4] = [
+            (
+                "segment.skip_silence_after_secs",
+                g.skip_silence_after_secs == 0.0
+                    || (0.5..=3600.0).contains(&g.skip_silence_after_secs),
+                "must be 0 (never skip) or between 0.5 and 3600",
+            ),
+            (
+                "segment.max_segment_secs",
+                (1.0..=600.0).contains(&g.max_segment_secs),
+                "must be between 1 and 600",
+            ),
+            (
+                "segment.vad_margin_db",
+                (1.0..=60.0).contains(&g.vad_margin_db),
+                "must be between 1 and 60",
+            ),
+            (
+                "segment.vad_min_speech_dbfs",
+                (-100.0..=0.0).contains(&g.vad_min_speech_dbfs),
+                "must be between -100 and 0",
+            ),
+        ];
+        for (key, ok, message) in checks {
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: message.into(),
+                });
+            }
+        }
         if self.queue.max_bytes < 4096 {
             return Err(ConfigError::Invalid {
                 key: "queue.max_bytes",

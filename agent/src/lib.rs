@@ -16,6 +16,7 @@ pub mod identity;
 pub mod pipeline;
 pub mod queue;
 pub mod replicate;
+pub mod segment;
 pub mod transport;
 
 use audio::AudioSource as _;
@@ -154,6 +155,7 @@ pub async fn run(
         },
     };
     let health = parts.health.clone();
+    let segment = config.segment.clone();
     let state_dir = config.state_dir.clone();
     let pipeline = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Transcribed>> {
         let (mut source, state, checkpoint, end_on_stop): (
@@ -193,6 +195,7 @@ pub async fn run(
             stop: &stop,
             end_on_stop,
             checkpoint,
+            segment,
             on_segment: &on_segment,
         };
         Ok(Some(pipeline::transcribe(

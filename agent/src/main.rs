@@ -209,8 +209,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?;
             if let Some(t) = &r.transcribed {
                 println!(
-                    "meeting {}: {} segment(s) sealed",
-                    t.meeting_id, t.segments_sealed
+                    "meeting {}: {} segment(s) sealed, {:.1} s of silence skipped",
+                    t.meeting_id, t.segments_sealed, t.skipped_silence_s
                 );
             }
             report(&r.outcome, &r.queue_dir);

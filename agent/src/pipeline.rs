@@ -11,9 +11,11 @@
 
 use crate::asr::{Transcriber, CHUNK};
 use crate::audio::{AudioSource, SAMPLE_RATE};
+use crate::config::SegmentConfig;
 use crate::health::{level_dbfs, Health};
 use crate::identity::{write_atomic, Identity};
 use crate::queue::{Queue, QueueError};
+use crate::segment::{Segmenter, Step, Vad, VadParams};
 use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
 use roomscribe_protocol::{envelope, Batch, MeetingId, MeetingInfo, SealParams, Segment, Word};
@@ -181,6 +183,8 @@ pub struct Transcribed {
     pub meeting_id: MeetingId,
     pub segments_sealed: u64,
     pub resumed_from_sample: u64,
+    /// Seconds of silence not fed to the recognizer.
+    pub skipped_silence_s: f64,
 }
 
 pub struct Options<'a> {
@@ -193,8 +197,76 @@ pub struct Options<'a> {
     pub end_on_stop: bool,
     /// Checkpoint file for resumable file jobs.
     pub checkpoint: Option<PathBuf>,
+    /// Voice-activity detection and segment limits.
+    pub segment: SegmentConfig,
     /// Called with every sealed segment (for the terminal).
     pub on_segment: &'a (dyn Fn(&Segment) + Sync),
+}
+
+/// One meeting's transcription in progress: the recognizer, the checkpoint state and
+/// the rules for ending segments.
+struct Run<'a> {
+    asr: Transcriber,
+    sealer: &'a Sealer,
+    opts: &'a Options<'a>,
+    state: Checkpoint,
+    /// Samples consumed from the source (fed or skipped).
+    consumed: u64,
+    /// Samples fed since the recognizer last ended an utterance. Counting from there
+    /// (not from the first word) can only cut earlier, never later, than the limit.
+    utterance: u64,
+    max_utterance: u64,
+    sealed: u64,
+    skipped: u64,
+}
+
+impl Run<'_> {
+    /// Seals `words` as the next segment (and/or the end of the meeting).
+    fn emit(&mut self, words: Vec<Word>, ended: bool) -> Result<(), PipelineError> {
+        self.utterance = 0;
+        let segments = if words.is_empty() {
+            vec![]
+        } else {
+            vec![Segment::from_words(self.state.next_segment_seq, words)]
+        };
+        if segments.is_empty() && !ended {
+            return Ok(());
+        }
+        self.sealer.seal(
+            self.state.meeting_id,
+            &Batch {
+                meeting: self.state.meeting.clone(),
+                segments: segments.clone(),
+                ended,
+            },
+            self.opts.stop,
+        )?;
+        for s in &segments {
+            (self.opts.on_segment)(s);
+        }
+        self.state.next_segment_seq += segments.len() as u64;
+        self.sealed += segments.len() as u64;
+        self.state.resume_sample = self.consumed;
+        self.state.ended = ended;
+        if let Some(p) = &self.opts.checkpoint {
+            self.state.save(p)?;
+        }
+        Ok(())
+    }
+
+    /// Feeds audio to the recognizer, ending the segment where Vosk finds a pause or
+    /// where it reaches the maximum length.
+    fn feed(&mut self, samples: &[i16]) -> Result<(), PipelineError> {
+        if let Some(words) = self.asr.accept(samples)? {
+            return self.emit(words, false);
+        }
+        self.utterance += samples.len() as u64;
+        if self.utterance >= self.max_utterance {
+            let words = self.asr.end_utterance();
+            return self.emit(words, false);
+        }
+        Ok(())
+    }
 }
 
 /// Transcribes `source` into the meeting described by `state`, sealing as it goes.
@@ -202,7 +274,7 @@ pub fn transcribe(
     model: &vosk::Model,
     source: &mut dyn AudioSource,
     sealer: &Sealer,
-    mut state: Checkpoint,
+    state: Checkpoint,
     opts: &Options<'_>,
 ) -> Result<Transcribed, PipelineError> {
     let resumed_from = state.resume_sample;
@@ -217,75 +289,73 @@ pub fn transcribe(
         }
         skipped += n as u64;
     }
-    let mut asr = Transcriber::new(model, resumed_from)?;
-    let mut fed = resumed_from;
-    let mut sealed = 0u64;
-    let started = Instant::now();
-    let mut emit = |words: Vec<Word>,
-                    fed: u64,
-                    ended: bool,
-                    state: &mut Checkpoint|
-     -> Result<(), PipelineError> {
-        let segments = if words.is_empty() {
-            vec![]
-        } else {
-            vec![Segment::from_words(state.next_segment_seq, words)]
-        };
-        if segments.is_empty() && !ended {
-            return Ok(());
-        }
-        sealer.seal(
-            state.meeting_id,
-            &Batch {
-                meeting: state.meeting.clone(),
-                segments: segments.clone(),
-                ended,
-            },
-            opts.stop,
-        )?;
-        for s in &segments {
-            (opts.on_segment)(s);
-        }
-        state.next_segment_seq += segments.len() as u64;
-        sealed += segments.len() as u64;
-        state.resume_sample = fed;
-        state.ended = ended;
-        if let Some(p) = &opts.checkpoint {
-            state.save(p)?;
-        }
-        Ok(())
+    let rate = SAMPLE_RATE as f64;
+    let g = &opts.segment;
+    let mut segmenter = Segmenter::new(
+        Vad::new(VadParams {
+            margin_db: g.vad_margin_db,
+            min_speech_dbfs: g.vad_min_speech_dbfs,
+        }),
+        (g.skip_silence_after_secs * rate) as u64,
+    );
+    let mut run = Run {
+        asr: Transcriber::new(model, resumed_from)?,
+        sealer,
+        opts,
+        state,
+        consumed: resumed_from,
+        utterance: 0,
+        max_utterance: (g.max_segment_secs * rate) as u64,
+        sealed: 0,
+        skipped: 0,
     };
+    let started = Instant::now();
     while !opts.stop.load(Ordering::Relaxed) {
         buf.clear();
         let n = source.read(&mut buf, CHUNK)?;
         if n == 0 {
             break;
         }
-        fed += n as u64;
+        run.consumed += n as u64;
         sealer.health.set_level_dbfs(level_dbfs(&buf));
-        if let Some(words) = asr.accept(&buf)? {
-            emit(words, fed, false, &mut state)?;
+        match segmenter.step(&buf) {
+            Step::Feed => run.feed(&buf)?,
+            Step::StartSkipping => {
+                let words = run.asr.end_utterance();
+                run.emit(words, false)?;
+            }
+            Step::Skip { dropped } => {
+                run.asr.skipped(dropped as u64);
+                run.skipped += dropped as u64;
+            }
+            Step::Resume { preroll } => {
+                run.feed(&preroll)?;
+                run.feed(&buf)?;
+            }
         }
         if let Some(pace) = opts.pace {
-            let due =
-                Duration::from_secs_f64((fed - resumed_from) as f64 / SAMPLE_RATE as f64 / pace);
+            let due = Duration::from_secs_f64((run.consumed - resumed_from) as f64 / rate / pace);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
     }
-    if opts.stop.load(Ordering::Relaxed) && !opts.end_on_stop {
-        return Ok(Transcribed {
-            meeting_id: state.meeting_id,
-            segments_sealed: sealed,
-            resumed_from_sample: resumed_from,
-        });
+    run.skipped += segmenter.held() as u64;
+    let skipped_silence_s = run.skipped as f64 / rate;
+    if skipped_silence_s > 0.0 {
+        tracing::info!(skipped_silence_s, "silence not fed to the recognizer");
     }
-    let last = asr.finish();
-    emit(last, fed, true, &mut state)?;
+    // A stopped file job keeps its checkpoint open for the next run; otherwise the
+    // meeting ends here.
+    let paused_file_job = opts.stop.load(Ordering::Relaxed) && !opts.end_on_stop;
+    if !paused_file_job {
+        let last = run.asr.finish();
+        run.emit(last, true)?;
+    }
     Ok(Transcribed {
-        meeting_id: state.meeting_id,
-        segments_sealed: sealed,
+        meeting_id: run.state.meeting_id,
+        segments_sealed: run.sealed,
         resumed_from_sample: resumed_from,
+        skipped_silence_s,
     })
 }

@@ -6,5 +6,6 @@ mod health;
 mod killloop;
 mod offline;
 mod rejects;
+mod segmentation;
 mod tidy;
 mod transcript;

@@ -9,22 +9,6 @@ use std::time::Duration;
 const USER: &str = "alice";
 const PASSWORD: &str = "alice's long password";
 
-fn words_of(segments: &Value) -> Vec<(String, f64, f64)> {
-    segments
-        .as_array()
-        .into_iter()
-        .flatten()
-        .flat_map(|s| s["words"].as_array().cloned().unwrap_or_default())
-        .map(|w| {
-            (
-                w["word"].as_str().unwrap_or_default().to_owned(),
-                w["start"].as_f64().unwrap_or(-1.0),
-                w["end"].as_f64().unwrap_or(-1.0),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::Result<()> {
     let logs = artifacts("transcript");

@@ -411,3 +411,29 @@ pub fn assert_contiguous_without_overlap(segs: &[Value]) {
         );
     }
 }
+
+/// Every word of a list of stored segments: (word, start, end).
+pub fn words_of(segments: &Value) -> Vec<(String, f64, f64)> {
+    segments
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["words"].as_array().cloned().unwrap_or_default())
+        .map(|w| {
+            (
+                w["word"].as_str().unwrap_or_default().to_owned(),
+                w["start"].as_f64().unwrap_or(-1.0),
+                w["end"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect()
+}
+
+/// Runs sox with `args` (making test recordings).
+pub fn sox(args: &[&str]) -> Result<()> {
+    let status = Command::new("sox").args(args).status()?;
+    if !status.success() {
+        bail!("sox {args:?} failed");
+    }
+    Ok(())
+}
