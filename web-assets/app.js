@@ -169,6 +169,8 @@ async function openMeeting(id) {
     const t = await api('GET', `/meetings/${encodeURIComponent(id)}/transcript`);
     renderMeetingHeader(t.meeting);
     $('segments').replaceChildren(...t.segments.map((s) => segmentNode(s, false)));
+    state.lastSeq = t.segments.length ? t.segments[t.segments.length - 1].seq : null;
+    showCaption(id, t.caption);
     $('transcript-empty').hidden = true;
     $('transcript-view').hidden = false;
   } catch (e) {
@@ -178,8 +180,20 @@ async function openMeeting(id) {
   }
 }
 
+// The live caption: words of the utterance in progress, until its final segment arrives.
+function showCaption(meetingId, c) {
+  if (meetingId !== state.meetingId) return;
+  const node = $('caption');
+  const done = !c || (state.lastSeq != null && c.segment_seq <= state.lastSeq);
+  node.hidden = done;
+  node.textContent = done ? '' : c.text;
+  node.dataset.seq = done ? '' : String(c.segment_seq);
+}
+
 function addSegment(meetingId, s) {
   if (meetingId !== state.meetingId) return;
+  state.lastSeq = Math.max(state.lastSeq ?? -1, s.seq);
+  if ($('caption').dataset.seq && Number($('caption').dataset.seq) <= s.seq) showCaption(meetingId, null);
   const list = $('segments');
   if (list.querySelector(`[data-seq="${s.seq}"]`)) return;
   const node = segmentNode(s, true);
@@ -194,11 +208,18 @@ function listen() {
     const d = JSON.parse(e.data);
     addSegment(d.meeting_id, d.segment);
   });
+  es.addEventListener('caption', (e) => {
+    const d = JSON.parse(e.data);
+    showCaption(d.meeting_id, d.caption);
+  });
   es.addEventListener('meeting', (e) => {
     const m = JSON.parse(e.data).meeting;
     state.meetings.set(m.id, m);
     renderMeetings();
-    if (m.id === state.meetingId) renderMeetingHeader(m);
+    if (m.id === state.meetingId) {
+      renderMeetingHeader(m);
+      if (m.status === 'ended') showCaption(m.id, null);
+    }
   });
   es.addEventListener('agent', () => {
     loadAgents();

@@ -28,6 +28,7 @@ pub struct SegmentConfig {
     pub max_segment_secs: f64,
     pub vad_margin_db: f32,
     pub vad_min_speech_dbfs: f32,
+    pub live_captions: bool,
 }
 
 impl Default for SegmentConfig {
@@ -37,6 +38,7 @@ impl Default for SegmentConfig {
             max_segment_secs: 30.0,
             vad_margin_db: 10.0,
             vad_min_speech_dbfs: -55.0,
+            live_captions: true,
         }
     }
 }

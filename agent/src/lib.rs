@@ -101,7 +101,11 @@ fn open_parts(config: &AgentConfig, model: &Path) -> anyhow::Result<Parts> {
     })
 }
 
-fn replicator(p: &Parts, config: &AgentConfig) -> Replicator {
+fn replicator(
+    p: &Parts,
+    config: &AgentConfig,
+    captions: Option<watch::Receiver<Option<pipeline::LiveCaption>>>,
+) -> Replicator {
     Replicator {
         identity: p.identity.clone(),
         key: p.key.clone(),
@@ -109,6 +113,7 @@ fn replicator(p: &Parts, config: &AgentConfig) -> Replicator {
         wake: p.wake.clone(),
         health: p.health.clone(),
         config: config.replicate.clone(),
+        captions,
     }
 }
 
@@ -137,7 +142,9 @@ pub async fn run(
     let parts = open_parts(config, &opts.model)?;
     let status_task = status_writer(&parts, config);
     let (finished_tx, finished_rx) = watch::channel(false);
-    let rep = replicator(&parts, config);
+    let (captions_tx, captions_rx) = watch::channel(None);
+    let live_captions = config.segment.live_captions;
+    let rep = replicator(&parts, config, live_captions.then_some(captions_rx));
     let replication = tokio::spawn(async move {
         let give_up = Duration::from_secs(rep.config.give_up_after_secs);
         rep.run(finished_rx, Some(give_up)).await
@@ -196,6 +203,7 @@ pub async fn run(
             end_on_stop,
             checkpoint,
             segment,
+            captions: live_captions.then_some(captions_tx),
             on_segment: &on_segment,
         };
         Ok(Some(pipeline::transcribe(
@@ -238,7 +246,9 @@ pub async fn drain(config: &AgentConfig, timeout: Option<Duration>) -> anyhow::R
     let parts = open_parts(config, &config.model)?;
     let status_task = status_writer(&parts, config);
     let (_finished_tx, finished_rx) = watch::channel(true);
-    let outcome = replicator(&parts, config).run(finished_rx, timeout).await;
+    let outcome = replicator(&parts, config, None)
+        .run(finished_rx, timeout)
+        .await;
     status_task.abort();
     let _ = std::fs::remove_file(health::status_file(&config.state_dir));
     Ok(outcome?)

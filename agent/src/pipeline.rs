@@ -18,13 +18,15 @@ use crate::queue::{Queue, QueueError};
 use crate::segment::{Segmenter, Step, Vad, VadParams};
 use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
-use roomscribe_protocol::{envelope, Batch, MeetingId, MeetingInfo, SealParams, Segment, Word};
+use roomscribe_protocol::{
+    envelope, Batch, Caption, MeetingId, MeetingInfo, SealParams, Segment, Word,
+};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -119,6 +121,13 @@ impl Sealer {
     }
 }
 
+/// A caption for the meeting it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveCaption {
+    pub meeting_id: MeetingId,
+    pub caption: Caption,
+}
+
 /// Progress of a file job, persisted after every queued envelope.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -199,6 +208,8 @@ pub struct Options<'a> {
     pub checkpoint: Option<PathBuf>,
     /// Voice-activity detection and segment limits.
     pub segment: SegmentConfig,
+    /// Where live captions go (the replicator sends the newest while connected).
+    pub captions: Option<watch::Sender<Option<LiveCaption>>>,
     /// Called with every sealed segment (for the terminal).
     pub on_segment: &'a (dyn Fn(&Segment) + Sync),
 }
@@ -218,12 +229,36 @@ struct Run<'a> {
     max_utterance: u64,
     sealed: u64,
     skipped: u64,
+    /// Text of the last caption published (to send only changes).
+    last_caption: String,
 }
 
 impl Run<'_> {
+    /// Publishes the utterance in progress as a live caption if it changed.
+    fn caption(&mut self) {
+        let Some(tx) = &self.opts.captions else {
+            return;
+        };
+        let text = self.asr.partial();
+        if text.is_empty() || text == self.last_caption {
+            return;
+        }
+        self.last_caption.clone_from(&text);
+        tx.send_replace(Some(LiveCaption {
+            meeting_id: self.state.meeting_id,
+            caption: Caption {
+                meeting: self.state.meeting.clone(),
+                segment_seq: self.state.next_segment_seq,
+                text,
+                heard_until: self.consumed as f64 / SAMPLE_RATE as f64,
+            },
+        }));
+    }
+
     /// Seals `words` as the next segment (and/or the end of the meeting).
     fn emit(&mut self, words: Vec<Word>, ended: bool) -> Result<(), PipelineError> {
         self.utterance = 0;
+        self.last_caption.clear();
         let segments = if words.is_empty() {
             vec![]
         } else {
@@ -265,6 +300,7 @@ impl Run<'_> {
             let words = self.asr.end_utterance();
             return self.emit(words, false);
         }
+        self.caption();
         Ok(())
     }
 }
@@ -308,7 +344,28 @@ pub fn transcribe(
         max_utterance: (g.max_segment_secs * rate) as u64,
         sealed: 0,
         skipped: 0,
+        last_caption: String::new(),
     };
+    if resumed_from == 0 && run.state.next_segment_seq == 0 {
+        // A fresh meeting starts now, when audio starts (not when the model began
+        // loading), and is announced at once so the console shows it before the first
+        // words.
+        // The checkpoint goes first: a run killed in between resumes this meeting (and
+        // announces it again, harmlessly) instead of leaving an empty one behind.
+        run.state.meeting.started_at_ms = crate::now_ms();
+        if let Some(p) = &opts.checkpoint {
+            run.state.save(p)?;
+        }
+        sealer.seal(
+            run.state.meeting_id,
+            &Batch {
+                meeting: run.state.meeting.clone(),
+                segments: vec![],
+                ended: false,
+            },
+            opts.stop,
+        )?;
+    }
     let started = Instant::now();
     while !opts.stop.load(Ordering::Relaxed) {
         buf.clear();

@@ -8,12 +8,14 @@
 use crate::config::ReplicateConfig;
 use crate::health::Health;
 use crate::identity::Identity;
+use crate::pipeline::LiveCaption;
 use crate::queue::{Queue, QueueError};
 use crate::transport::{Reply, Session, TransportError};
 use ed25519_dalek::SigningKey;
 use rand_core::{OsRng, RngCore};
 use roomscribe_protocol::frame::RejectCode;
 use roomscribe_protocol::hello::AgentStatus;
+use roomscribe_protocol::{envelope, SealParams};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
@@ -53,6 +55,8 @@ pub struct Replicator {
     pub wake: Arc<Notify>,
     pub health: Arc<Health>,
     pub config: ReplicateConfig,
+    /// Live captions from the pipeline; the newest is sent whenever the queue is empty.
+    pub captions: Option<watch::Receiver<Option<LiveCaption>>>,
 }
 
 enum RoundError {
@@ -75,6 +79,20 @@ impl Replicator {
         self.health.status(&lock(&self.queue))
     }
 
+    /// Seals a caption for sending (never queued).
+    fn seal_caption(&self, caption: &LiveCaption, counter: u64) -> Option<Vec<u8>> {
+        let params = SealParams {
+            agent_id: self.identity.agent_id,
+            meeting_id: caption.meeting_id,
+            envelope_seq: counter,
+            created_at_ms: crate::now_ms(),
+            recipient_public: self.identity.recipient_public().ok()?,
+        };
+        envelope::seal_caption(&caption.caption, &params, &self.key, &mut OsRng)
+            .ok()
+            .map(|e| e.to_bytes())
+    }
+
     /// Replicates until the queue is empty *and* `finished` is true. With `give_up`,
     /// returns [`Outcome::Unreachable`] once finished and failing for that long.
     pub async fn run(
@@ -86,10 +104,14 @@ impl Replicator {
         let mut backoff = Duration::from_millis(500);
         let mut failing_since: Option<Instant> = None;
         let mut acknowledged = 0u64;
+        let mut captions = self.captions.clone();
+        let mut caption_counter = 0u64;
         loop {
             let attempt = Instant::now();
             match self
                 .round(
+                    &mut captions,
+                    &mut caption_counter,
                     &mut finished,
                     &mut acknowledged,
                     &mut backoff,
@@ -129,6 +151,8 @@ impl Replicator {
 
     async fn round(
         &self,
+        captions: &mut Option<watch::Receiver<Option<LiveCaption>>>,
+        caption_counter: &mut u64,
         finished: &mut watch::Receiver<bool>,
         acknowledged: &mut u64,
         backoff: &mut Duration,
@@ -193,11 +217,35 @@ impl Replicator {
                         session.close();
                         return Ok(());
                     }
+                    // The newest caption, or None once the pipeline has finished.
+                    let next_caption = async {
+                        match captions.as_mut() {
+                            Some(rx) => match rx.changed().await {
+                                Ok(()) => Some(rx.borrow_and_update().clone()),
+                                Err(_) => None,
+                            },
+                            None => std::future::pending().await,
+                        }
+                    };
+                    let mut captions_closed = false;
                     tokio::select! {
                         _ = self.wake.notified() => {}
+                        c = next_caption => match c {
+                            Some(Some(c)) => {
+                                *caption_counter += 1;
+                                if let Some(bytes) = self.seal_caption(&c, *caption_counter) {
+                                    session.send_caption(bytes).await.map_err(classify)?;
+                                }
+                            }
+                            Some(None) => {}
+                            None => captions_closed = true,
+                        },
                         _ = heartbeat.tick() => session.heartbeat(self.status()).await.map_err(classify)?,
                         r = finished.changed() => if r.is_err() { tokio::time::sleep(Duration::from_millis(200)).await },
                         reason = session.closed() => return Err(RoundError::Transient(format!("connection closed: {reason}"))),
+                    }
+                    if captions_closed {
+                        *captions = None;
                     }
                 }
             }

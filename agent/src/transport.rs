@@ -336,6 +336,11 @@ impl Session {
         }
     }
 
+    /// Sends a sealed live caption; the appliance does not answer.
+    pub async fn send_caption(&mut self, bytes: Vec<u8>) -> Result<(), TransportError> {
+        self.ch.send(&Frame::Caption(bytes)).await
+    }
+
     pub async fn heartbeat(&mut self, status: AgentStatus) -> Result<(), TransportError> {
         self.ch.send(&Frame::Heartbeat(Heartbeat { status })).await
     }

@@ -1,5 +1,6 @@
-//! The plaintext inside an envelope: a batch of finished transcript segments.
-//! Serialized as UTF-8 JSON before sealing (see docs/PROTOCOL.md, "Batch").
+//! The plaintext inside an envelope: a batch of finished transcript segments, or a
+//! live caption (a partial result). Serialized as UTF-8 JSON before sealing (see
+//! docs/PROTOCOL.md, "Batch" and "Caption").
 
 use serde::{Deserialize, Serialize};
 
@@ -73,4 +74,19 @@ impl Segment {
             confidence,
         }
     }
+}
+
+/// A live caption: the words of the utterance in progress as the recogniser currently
+/// hears them. Sealed and signed like a batch (envelope kind 2) but never queued on
+/// disk: it is sent only while connected and replaced by the final segment
+/// `segment_seq` when that arrives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Caption {
+    pub meeting: MeetingInfo,
+    /// The number the final segment for these words will get.
+    pub segment_seq: u64,
+    pub text: String,
+    /// Seconds from the meeting start to the end of the audio heard so far.
+    pub heard_until: f64,
 }

@@ -8,7 +8,7 @@
 //! data, and the agent signs `context || header || ciphertext`. The ephemeral secret is
 //! dropped (and zeroized) right after sealing, so the agent cannot decrypt its own queue.
 
-use crate::batch::Batch;
+use crate::batch::{Batch, Caption};
 use crate::context;
 use crate::ids::{AgentId, MeetingId};
 use crate::PROTOCOL_VERSION;
@@ -26,8 +26,12 @@ pub const HEADER_LEN: usize = 132;
 pub const SIGNATURE_LEN: usize = 64;
 /// Largest accepted ciphertext (16 MiB). A batch of segments is far smaller.
 pub const MAX_CIPHERTEXT_LEN: usize = 16 * 1024 * 1024;
-/// Kind byte for a transcript batch, the only kind in version 1.
+/// Kind byte for a transcript batch (durable, sequence-checked).
 pub const KIND_TRANSCRIPT_BATCH: u8 = 1;
+/// Kind byte for a live caption (ephemeral; `envelope_seq` is a per-run counter that
+/// is not sequence-checked, `segment_first` is the caption's segment number and
+/// `segment_count` is 0).
+pub const KIND_CAPTION: u8 = 2;
 const GCM_TAG_LEN: usize = 16;
 
 /// Every way an envelope can be refused. Parsing, verification and decryption each
@@ -118,7 +122,7 @@ impl EnvelopeHeader {
         if b[4] != PROTOCOL_VERSION {
             return Err(EnvelopeError::UnsupportedVersion(b[4]));
         }
-        if b[5] != KIND_TRANSCRIPT_BATCH {
+        if b[5] != KIND_TRANSCRIPT_BATCH && b[5] != KIND_CAPTION {
             return Err(EnvelopeError::UnknownKind(b[5]));
         }
         if b[6..8] != [0, 0] || b[124..132] != [0u8; 8] {
@@ -245,6 +249,44 @@ pub fn seal<R: RngCore + CryptoRng>(
     let plaintext = Zeroizing::new(
         serde_json::to_vec(batch).map_err(|e| EnvelopeError::BadPayload(e.to_string()))?,
     );
+    seal_plaintext(
+        KIND_TRANSCRIPT_BATCH,
+        &plaintext,
+        (segment_first, batch.segments.len() as u32),
+        params,
+        signing_key,
+        rng,
+    )
+}
+
+/// Seals a live caption (envelope kind 2).
+pub fn seal_caption<R: RngCore + CryptoRng>(
+    caption: &Caption,
+    params: &SealParams,
+    signing_key: &SigningKey,
+    rng: &mut R,
+) -> Result<SealedEnvelope, EnvelopeError> {
+    let plaintext = Zeroizing::new(
+        serde_json::to_vec(caption).map_err(|e| EnvelopeError::BadPayload(e.to_string()))?,
+    );
+    seal_plaintext(
+        KIND_CAPTION,
+        &plaintext,
+        (caption.segment_seq, 0),
+        params,
+        signing_key,
+        rng,
+    )
+}
+
+fn seal_plaintext<R: RngCore + CryptoRng>(
+    kind: u8,
+    plaintext: &[u8],
+    (segment_first, segment_count): (u64, u32),
+    params: &SealParams,
+    signing_key: &SigningKey,
+    rng: &mut R,
+) -> Result<SealedEnvelope, EnvelopeError> {
     let ciphertext_len = plaintext.len() + GCM_TAG_LEN;
     if ciphertext_len > MAX_CIPHERTEXT_LEN {
         return Err(EnvelopeError::BadLength(ciphertext_len));
@@ -265,12 +307,12 @@ pub fn seal<R: RngCore + CryptoRng>(
     rng.fill_bytes(&mut nonce);
     let header = EnvelopeHeader {
         version: PROTOCOL_VERSION,
-        kind: KIND_TRANSCRIPT_BATCH,
+        kind,
         agent_id: params.agent_id,
         meeting_id: params.meeting_id,
         envelope_seq: params.envelope_seq,
         segment_first,
-        segment_count: batch.segments.len() as u32,
+        segment_count,
         created_at_ms: params.created_at_ms,
         recipient_key_id: key_id(&params.recipient_public),
         ephemeral_public,
@@ -284,7 +326,7 @@ pub fn seal<R: RngCore + CryptoRng>(
         .encrypt(
             Nonce::from_slice(&nonce),
             Payload {
-                msg: &plaintext,
+                msg: plaintext,
                 aad: &header_bytes,
             },
         )
@@ -349,8 +391,37 @@ impl SealedEnvelope {
             .map_err(|_| EnvelopeError::BadSignature(self.header.agent_id))
     }
 
-    /// Decrypts and checks that the batch agrees with the header. Verify first.
+    /// Decrypts a transcript batch and checks that it agrees with the header. Verify
+    /// first.
     pub fn open(&self, recipient: &RecipientKey) -> Result<Batch, EnvelopeError> {
+        if self.header.kind != KIND_TRANSCRIPT_BATCH {
+            return Err(EnvelopeError::PayloadMismatch("not a transcript batch"));
+        }
+        let plaintext = self.decrypt(recipient)?;
+        let batch: Batch = serde_json::from_slice(&plaintext)
+            .map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
+        if batch.segments.len() != self.header.segment_count as usize {
+            return Err(EnvelopeError::PayloadMismatch("segment count"));
+        }
+        check_contiguous(&batch, self.header.segment_first)?;
+        Ok(batch)
+    }
+
+    /// Decrypts a live caption and checks it against the header. Verify first.
+    pub fn open_caption(&self, recipient: &RecipientKey) -> Result<Caption, EnvelopeError> {
+        if self.header.kind != KIND_CAPTION {
+            return Err(EnvelopeError::PayloadMismatch("not a caption"));
+        }
+        let plaintext = self.decrypt(recipient)?;
+        let caption: Caption = serde_json::from_slice(&plaintext)
+            .map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
+        if caption.segment_seq != self.header.segment_first || self.header.segment_count != 0 {
+            return Err(EnvelopeError::PayloadMismatch("caption segment number"));
+        }
+        Ok(caption)
+    }
+
+    fn decrypt(&self, recipient: &RecipientKey) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
         let expected = recipient.key_id();
         if self.header.recipient_key_id != expected {
             return Err(EnvelopeError::WrongRecipientKey {
@@ -382,13 +453,7 @@ impl SealedEnvelope {
                 )
                 .map_err(|_| EnvelopeError::DecryptFailed)?,
         );
-        let batch: Batch = serde_json::from_slice(&plaintext)
-            .map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
-        if batch.segments.len() != self.header.segment_count as usize {
-            return Err(EnvelopeError::PayloadMismatch("segment count"));
-        }
-        check_contiguous(&batch, self.header.segment_first)?;
-        Ok(batch)
+        Ok(plaintext)
     }
 
     /// SHA-256 of the exact bytes, used to recognise an identical replay.

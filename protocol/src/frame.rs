@@ -70,6 +70,8 @@ pub enum Frame {
     Hello(Hello),
     Welcome(Welcome),
     Envelope(Vec<u8>),
+    /// A sealed live caption (envelope kind 2); never answered.
+    Caption(Vec<u8>),
     Ack(Ack),
     Reject(Reject),
     Heartbeat(Heartbeat),
@@ -86,6 +88,7 @@ impl Frame {
             Frame::Ack(_) => 0x04,
             Frame::Reject(_) => 0x05,
             Frame::Heartbeat(_) => 0x06,
+            Frame::Caption(_) => 0x07,
             Frame::EnrollRequest(_) => 0x10,
             Frame::EnrollResponse(_) => 0x11,
         }
@@ -93,7 +96,7 @@ impl Frame {
 
     pub fn encode(&self) -> Vec<u8> {
         let payload = match self {
-            Frame::Envelope(b) => b.clone(),
+            Frame::Envelope(b) | Frame::Caption(b) => b.clone(),
             Frame::Hello(v) => json(v),
             Frame::Welcome(v) => json(v),
             Frame::Ack(v) => json(v),
@@ -117,6 +120,7 @@ impl Frame {
             0x04 => Frame::Ack(parse(payload, "ack")?),
             0x05 => Frame::Reject(parse(payload, "reject")?),
             0x06 => Frame::Heartbeat(parse(payload, "heartbeat")?),
+            0x07 => Frame::Caption(payload.to_vec()),
             0x10 => Frame::EnrollRequest(parse(payload, "enroll request")?),
             0x11 => Frame::EnrollResponse(parse(payload, "enroll response")?),
             other => return Err(FrameError::UnknownType(other)),
@@ -221,6 +225,7 @@ mod tests {
                 status: AckStatus::Stored,
             }),
             Frame::Envelope(vec![1, 2, 3]),
+            Frame::Caption(vec![4, 5]),
             Frame::Reject(Reject {
                 code: RejectCode::Replayed,
                 message: "x".into(),

@@ -3,8 +3,8 @@
 //
 // Environment: RS_URL, RS_USER, RS_PASSWORD, RS_EXPECT_SEGMENTS (total the meeting will
 // reach), RS_EXPECT_TEXT (text of one segment), RS_SCREENSHOT (PNG path).
-// Prints one JSON line: {"initial": n, "final": n, "admin_controls_visible": bool,
-// "csp_violations": [...]}.
+// Prints one JSON line: {"initial": n, "final": n, "captions_seen": n,
+// "admin_controls_visible": bool, "csp_violations": [...]}.
 import { chromium } from 'playwright-core';
 
 const env = (k) => {
@@ -38,13 +38,24 @@ try {
   await link.click();
   await page.waitForSelector('#transcript-view:not([hidden])', { timeout: 15000 });
   const initial = await page.locator('#segments > li').count();
+  // Count live captions as they are shown (they vanish when their final arrives).
+  await page.evaluate(() => {
+    window.captionsSeen = [];
+    const c = document.getElementById('caption');
+    new MutationObserver(() => {
+      if (!c.hidden && c.textContent) window.captionsSeen.push(c.textContent);
+    }).observe(c, { childList: true, characterData: true, subtree: true, attributes: true });
+  });
   // No reload from here on: new segments must arrive live.
   await page.waitForFunction((n) => document.querySelectorAll('#segments > li').length >= n, expected, { timeout: 120000 });
   await page.waitForFunction((t) => document.querySelector('#segments').innerText.includes(t), expectText, { timeout: 10000 });
   const final = await page.locator('#segments > li').count();
+  const captionsSeen = await page.evaluate(() => window.captionsSeen.length);
+  // When the meeting ends no caption is left over.
+  await page.waitForFunction(() => document.getElementById('caption').hidden, null, { timeout: 30000 });
   const adminControlsVisible = await page.locator('#enroll-form').isVisible();
   await page.screenshot({ path: env('RS_SCREENSHOT'), fullPage: true });
-  console.log(JSON.stringify({ initial, final, admin_controls_visible: adminControlsVisible, csp_violations: violations }));
+  console.log(JSON.stringify({ initial, final, captions_seen: captionsSeen, admin_controls_visible: adminControlsVisible, csp_violations: violations }));
 } finally {
   await browser.close();
 }

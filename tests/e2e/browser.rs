@@ -1,6 +1,7 @@
 //! The console in a real browser: headless Debian chromium, driven by playwright-core
 //! (tests/browser/console.mjs), signs in, follows a meeting live while the agent is
-//! still sending, and shows the transcript. Saves a screenshot.
+//! still sending (live captions first, then final segments that replace them), and
+//! shows the transcript. Saves a screenshot.
 
 use roomscribe_tests::*;
 use serde_json::Value;
@@ -63,6 +64,10 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
     assert!(
         result["initial"].as_u64() < result["final"].as_u64(),
         "segments arrived live, without a reload: {result}"
+    );
+    assert!(
+        result["captions_seen"].as_u64().unwrap_or(0) >= reference.len() as u64,
+        "live captions showed words before their segments were final: {result}"
     );
     assert_eq!(
         result["admin_controls_visible"], false,

@@ -48,8 +48,8 @@ async fn offline_meeting_is_queued_then_drained_after_appliance_restart() -> any
     let queued = st["queue_depth"].as_u64().unwrap_or(0);
     assert_eq!(
         queued,
-        reference.len() as u64 + 1,
-        "one envelope per segment plus the meeting's end: {st}"
+        reference.len() as u64 + 2,
+        "one envelope per segment plus the meeting's start and end: {st}"
     );
 
     let app = Appliance::start_at(&data, &logs, &https, &quic)?;

@@ -2,7 +2,7 @@
 //! An envelope is acknowledged only after [`Appliance::accept_envelope`] returns, which
 //! is after the store committed it durably.
 
-use super::views::{Event, SegmentView};
+use super::views::{CaptionView, Event, SegmentView};
 use super::{now_ms, Appliance};
 use crate::store::records::{MeetingRecord, MeetingStatus, SegmentRecord, WordRecord};
 use crate::store::{EnvelopeCommit, EnvelopeToCommit};
@@ -107,6 +107,45 @@ impl Appliance {
         Ok((Verified(hello.agent_id), last))
     }
 
+    /// Verifies and decrypts a live caption and shows it on the event stream. Captions
+    /// are kept in memory only (the newest per meeting) and dropped once the final
+    /// segment they precede is stored.
+    pub fn accept_caption(&self, from: Verified, bytes: &[u8]) -> Result<(), IngestRejection> {
+        let env = SealedEnvelope::parse(bytes)?;
+        if env.header.agent_id != from.0 {
+            return Err(IngestRejection::new(
+                RejectCode::AgentMismatch,
+                "caption names another agent than this connection",
+            ));
+        }
+        env.verify(&self.agent_key(&from.0)?)?;
+        let caption = env.open_caption(&self.keys.envelope)?;
+        let meeting_id = env.header.meeting_id.to_string();
+        if let Ok(Some(m)) = self.store.meeting(&meeting_id) {
+            if m.agent_id != from.0.to_string() {
+                return Err(IngestRejection::new(
+                    RejectCode::AgentMismatch,
+                    "meeting belongs to another agent",
+                ));
+            }
+            if caption.segment_seq < m.segment_count {
+                return Ok(()); // the final segment is already here
+            }
+        }
+        let view = CaptionView {
+            segment_seq: caption.segment_seq,
+            text: caption.text.chars().take(2000).collect(),
+            heard_until: caption.heard_until,
+            received_at_ms: now_ms(),
+        };
+        super::lock(&self.captions).insert(meeting_id.clone(), view.clone());
+        self.publish(Event::Caption {
+            meeting_id,
+            caption: view,
+        });
+        Ok(())
+    }
+
     /// Verifies, decrypts and durably stores one envelope from an authenticated agent.
     pub fn accept_envelope(
         &self,
@@ -183,6 +222,15 @@ impl Appliance {
             .map_err(|e| IngestRejection::internal(&e))?
         {
             EnvelopeCommit::Stored { new_segments, .. } => {
+                {
+                    let mut captions = super::lock(&self.captions);
+                    let done = captions.get(&meeting_id).is_some_and(|c| {
+                        batch.ended || segments.iter().any(|s| s.seq >= c.segment_seq)
+                    });
+                    if done {
+                        captions.remove(&meeting_id);
+                    }
+                }
                 for s in segments
                     .into_iter()
                     .filter(|s| new_segments.contains(&s.seq))

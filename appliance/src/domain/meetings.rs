@@ -1,7 +1,7 @@
 //! Meetings and transcripts as the console sees them.
 
 use super::views::{MeetingView, SegmentView, TranscriptView};
-use super::{Actor, Appliance, DomainError, Result};
+use super::{lock, Actor, Appliance, DomainError, Result};
 use crate::store::records::MeetingRecord;
 
 impl Appliance {
@@ -46,9 +46,11 @@ impl Appliance {
             .into_iter()
             .map(SegmentView::from)
             .collect();
+        let caption = lock(&self.captions).get(&m.id).cloned();
         Ok(TranscriptView {
             meeting: self.meeting_view(m),
             segments,
+            caption,
         })
     }
 }

@@ -45,6 +45,8 @@ pub struct Appliance {
     sessions: Mutex<HashMap<[u8; 32], auth::Session>>,
     login_throttle: Mutex<throttle::LoginThrottle>,
     live: Mutex<HashMap<String, LiveAgent>>,
+    /// Newest live caption per meeting id (memory only).
+    captions: Mutex<HashMap<String, views::CaptionView>>,
     events: broadcast::Sender<Event>,
     /// The ingest address actually bound (the configured port may be 0).
     ingest_addr: std::sync::OnceLock<std::net::SocketAddr>,
@@ -72,6 +74,7 @@ impl Appliance {
             sessions: Mutex::new(HashMap::new()),
             login_throttle: Mutex::new(throttle::LoginThrottle::new(limits)),
             live: Mutex::new(HashMap::new()),
+            captions: Mutex::new(HashMap::new()),
             events,
             ingest_addr: std::sync::OnceLock::new(),
         }

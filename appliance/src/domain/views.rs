@@ -76,6 +76,8 @@ impl From<SegmentRecord> for SegmentView {
 pub struct TranscriptView {
     pub meeting: MeetingView,
     pub segments: Vec<SegmentView>,
+    /// The live caption after the last segment, while the meeting is live.
+    pub caption: Option<CaptionView>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,6 +91,18 @@ pub struct EnrollTokenView {
     pub ingest_port: u16,
 }
 
+/// The words of the utterance in progress (a live caption), until its final segment
+/// arrives.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptionView {
+    /// The number its final segment will have.
+    pub segment_seq: u64,
+    pub text: String,
+    /// Seconds into the meeting the agent had heard when it sent this.
+    pub heard_until: f64,
+    pub received_at_ms: i64,
+}
+
 /// A live event for the console.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -99,6 +113,10 @@ pub enum Event {
     },
     Meeting {
         meeting: MeetingView,
+    },
+    Caption {
+        meeting_id: String,
+        caption: CaptionView,
     },
     Agent {
         agent: AgentView,

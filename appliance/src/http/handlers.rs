@@ -138,7 +138,7 @@ pub async fn transcript(
     Ok(Json(app.transcript(&a.actor, &id)?))
 }
 
-/// Server-sent events: `segment`, `meeting` and `agent`, each with a JSON body.
+/// Server-sent events: `segment`, `caption`, `meeting` and `agent`, each with a JSON body.
 pub async fn events(
     State(app): State<AppState>,
     a: Authed,
@@ -150,6 +150,7 @@ pub async fn events(
             crate::domain::views::Event::Segment { .. } => "segment",
             crate::domain::views::Event::Meeting { .. } => "meeting",
             crate::domain::views::Event::Agent { .. } => "agent",
+            crate::domain::views::Event::Caption { .. } => "caption",
         };
         SseEvent::default().event(name).json_data(&e).ok().map(Ok)
     });

@@ -163,6 +163,12 @@ async fn session(
                         send.write_all(&reply.encode()).await?;
                     }
                     Some(Frame::Heartbeat(hb)) => app.agent_status(&who.agent_id(), &hb.status),
+                    Some(Frame::Caption(bytes)) => {
+                        // Never answered; a bad caption is only logged (it is display-only).
+                        if let Err(r) = app.accept_caption(who, &bytes) {
+                            tracing::warn!(agent = %me, code = ?r.code, "caption refused: {}", r.message);
+                        }
+                    }
                     Some(_) => {
                         let r = IngestRejection::new(RejectCode::Malformed, "unexpected frame");
                         send.write_all(&reject(r, None).encode()).await?;

@@ -1,5 +1,5 @@
 use super::*;
-use crate::batch::{MeetingInfo, Segment, Word};
+use crate::batch::{Caption, MeetingInfo, Segment, Word};
 use proptest::prelude::*;
 use rand_core::OsRng;
 
@@ -214,4 +214,42 @@ proptest! {
         let cut = cut.min(bytes.len() - 1);
         prop_assert!(open_bytes(&f, &bytes[..cut]).is_err());
     }
+}
+
+#[test]
+fn captions_round_trip_and_never_pass_as_batches() {
+    let f = fixture();
+    let caption = Caption {
+        meeting: batch(0, 0).meeting,
+        segment_seq: 7,
+        text: "안녕하세요 여러분".into(),
+        heard_until: 12.25,
+    };
+    let bytes = seal_caption(&caption, &f.params, &f.agent, &mut OsRng)
+        .expect("seals")
+        .to_bytes();
+    let env = SealedEnvelope::parse(&bytes).expect("parses");
+    assert_eq!(env.header.kind, KIND_CAPTION);
+    assert_eq!((env.header.segment_first, env.header.segment_count), (7, 0));
+    env.verify(&f.agent.verifying_key()).expect("verifies");
+    assert_eq!(env.open_caption(&f.recipient).expect("opens"), caption);
+    assert_eq!(
+        env.open(&f.recipient),
+        Err(EnvelopeError::PayloadMismatch("not a transcript batch"))
+    );
+    let batch_env = SealedEnvelope::parse(
+        &seal(&batch(0, 1), &f.params, &f.agent, &mut OsRng)
+            .expect("seals")
+            .to_bytes(),
+    )
+    .expect("parses");
+    assert!(batch_env.open_caption(&f.recipient).is_err());
+    // Relabelling a batch as a caption breaks the signature.
+    let mut relabelled = batch_env.to_bytes();
+    relabelled[5] = KIND_CAPTION;
+    let env = SealedEnvelope::parse(&relabelled).expect("parses");
+    assert!(matches!(
+        env.verify(&f.agent.verifying_key()),
+        Err(EnvelopeError::BadSignature(_))
+    ));
 }
