@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup build demo test lint clean
+.PHONY: setup build demo test bench lint clean
 
 setup:
 	bash scripts/setup.sh
@@ -21,6 +21,12 @@ test: setup
 	$(CARGO) build --workspace --bins --tests
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
+
+## Benchmarks (release build; figures go in docs/BENCHMARKS.md). Never part of `test`.
+bench: setup
+	$(CARGO) build --release --workspace --bins
+	BENCH_DIR=$(CURDIR)/target $(CARGO) bench -p roomscribe-agent --bench envelope_queue
+	$(CARGO) bench -p roomscribe-tests --bench agent_live
 
 lint:
 	$(CARGO) fmt --all --check

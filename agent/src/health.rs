@@ -164,6 +164,27 @@ pub fn read_status_file(state_dir: &Path) -> Option<StatusFile> {
     serde_json::from_slice(&std::fs::read(status_file(state_dir)).ok()?).ok()
 }
 
+/// This process's CPU time (user + system) in seconds and peak resident memory in
+/// bytes, from /proc (Linux). `None` where /proc is not readable.
+pub fn process_usage() -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux architecture we ship for.
+    let cpu_s = ticks as f64 / 100.0;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hwm_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some((cpu_s, hwm_kib * 1024))
+}
+
 /// RMS level of 16-bit samples in dBFS (-120 for digital silence).
 pub fn level_dbfs(samples: &[i16]) -> f32 {
     if samples.is_empty() {
@@ -209,6 +230,16 @@ mod tests {
         let st = h.status(&q);
         assert_eq!(st.alarms, vec![ALARM_DEVICE_LOST]);
         assert_eq!((st.device.as_str(), st.budget_left_bytes), ("mic", 1000));
+    }
+
+    #[test]
+    fn process_usage_reads_proc() {
+        let (cpu, rss) = process_usage().expect("/proc");
+        assert!(cpu >= 0.0);
+        assert!(
+            rss > 1024 * 1024,
+            "a test process uses more than 1 MiB: {rss}"
+        );
     }
 
     #[test]

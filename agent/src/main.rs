@@ -212,6 +212,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "meeting {}: {} segment(s) sealed, {:.1} s of silence skipped",
                     t.meeting_id, t.segments_sealed, t.skipped_silence_s
                 );
+                if let Some((cpu_s, peak_rss)) = roomscribe_agent::health::process_usage() {
+                    println!(
+                        "usage: {:.1} s of audio in {:.1} s (real-time factor {:.3}), {:.1} s CPU, peak RSS {:.0} MiB",
+                        t.audio_s,
+                        t.wall_s,
+                        t.wall_s / t.audio_s.max(1e-9),
+                        cpu_s,
+                        peak_rss as f64 / 1048576.0
+                    );
+                }
             }
             report(&r.outcome, &r.queue_dir);
             Ok(())

@@ -194,6 +194,9 @@ pub struct Transcribed {
     pub resumed_from_sample: u64,
     /// Seconds of silence not fed to the recognizer.
     pub skipped_silence_s: f64,
+    /// Seconds of audio consumed in this run, and the wall time it took.
+    pub audio_s: f64,
+    pub wall_s: f64,
 }
 
 pub struct Options<'a> {
@@ -414,5 +417,7 @@ pub fn transcribe(
         segments_sealed: run.sealed,
         resumed_from_sample: resumed_from,
         skipped_silence_s,
+        audio_s: (run.consumed - resumed_from) as f64 / rate,
+        wall_s: started.elapsed().as_secs_f64(),
     })
 }

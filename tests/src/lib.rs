@@ -361,6 +361,16 @@ impl Api {
         Ok((s, r.json().await.unwrap_or(Value::Null)))
     }
 
+    /// Opens a long-lived GET (the event stream); read it with `chunk()`.
+    pub async fn stream(&self, path: &str) -> Result<reqwest::Response> {
+        Ok(self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await?
+            .error_for_status()?)
+    }
+
     pub async fn ok(&self, path: &str) -> Result<Value> {
         let (s, v) = self.get(path).await?;
         if !s.is_success() {
