@@ -132,6 +132,34 @@ function renderMeetings() {
   );
 }
 
+const speakerName = (label) => (state.speakerNames && state.speakerNames[label]) || label;
+
+// Speaker labels of the open meeting ("channel N") with a field to name each.
+function renderSpeakers(meetingId) {
+  const labels = [...new Set([...$('segments').querySelectorAll('[data-speaker]')].map((n) => n.dataset.speaker))]
+    .filter((l) => l !== 'unknown').sort();
+  const box = $('speakers');
+  box.hidden = labels.length === 0;
+  box.replaceChildren(...labels.map((label) => {
+    const input = el('input', { value: (state.speakerNames || {})[label] || '', placeholder: `Name for ${label}`, 'aria-label': `Name for ${label}` });
+    const save = el('button', {
+      class: 'small', text: 'Save', onclick: async () => {
+        const m = await api('POST', `/meetings/${encodeURIComponent(meetingId)}/speakers`, { speaker: label, name: input.value });
+        applySpeakerNames(m);
+      },
+    });
+    return el('span', { class: 'speaker-name' }, el('b', { text: `${label}: ` }), input, save);
+  }));
+}
+
+function applySpeakerNames(m) {
+  state.speakerNames = m.speaker_names || {};
+  for (const n of $('segments').querySelectorAll('[data-speaker] .speaker')) {
+    const label = n.closest('[data-speaker]').dataset.speaker;
+    n.textContent = label === 'unknown' ? 'Unknown speaker' : speakerName(label);
+  }
+}
+
 function segmentNode(s, fresh) {
   const text = el('div', { class: 'text' });
   if (s.words && s.words.length) {
@@ -146,8 +174,9 @@ function segmentNode(s, fresh) {
   } else {
     text.textContent = s.text;
   }
-  return el('li', { class: 'segment' + (fresh ? ' new' : ''), 'data-seq': String(s.seq) },
+  return el('li', { class: 'segment' + (fresh ? ' new' : ''), 'data-seq': String(s.seq), 'data-speaker': s.speaker },
     el('div', { class: 'when', title: 'wall-clock time (corrected for the agent clock) · time into the meeting' },
+      el('span', { class: 'speaker', text: s.speaker === 'unknown' ? 'Unknown speaker' : speakerName(s.speaker) }), ' · ',
       (state.meetingStart ? new Date(state.meetingStart + s.start * 1000).toLocaleTimeString() + ' · ' : '') +
       `${clock(s.start)} – ${clock(s.end)}`,
       el('span', { class: 'conf', text: `confidence ${s.confidence.toFixed(2)}` })),
@@ -168,7 +197,9 @@ async function openMeeting(id) {
   try {
     const t = await api('GET', `/meetings/${encodeURIComponent(id)}/transcript`);
     renderMeetingHeader(t.meeting);
+    state.speakerNames = t.meeting.speaker_names || {};
     $('segments').replaceChildren(...t.segments.map((s) => segmentNode(s, false)));
+    renderSpeakers(id);
     state.lastSeq = t.segments.length ? t.segments[t.segments.length - 1].seq : null;
     showCaption(id, t.caption);
     $('transcript-empty').hidden = true;
@@ -199,6 +230,7 @@ function addSegment(meetingId, s) {
   const node = segmentNode(s, true);
   const after = [...list.children].find((c) => Number(c.dataset.seq) > s.seq);
   list.insertBefore(node, after || null);
+  if (s.speaker !== 'unknown' && !$('speakers').querySelector(`input[aria-label="Name for ${s.speaker}"]`)) renderSpeakers(meetingId);
 }
 
 function listen() {
@@ -218,6 +250,7 @@ function listen() {
     renderMeetings();
     if (m.id === state.meetingId) {
       renderMeetingHeader(m);
+      applySpeakerNames(m);
       if (m.status === 'ended') showCaption(m.id, null);
     }
   });

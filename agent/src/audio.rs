@@ -121,11 +121,19 @@ pub struct WavFile {
     reader: hound::WavReader<std::io::BufReader<std::fs::File>>,
     spec: hound::WavSpec,
     resampler: Option<Resampler>,
+    /// Read only this channel (per-channel capture) instead of mixing all.
+    channel: Option<usize>,
     done: bool,
 }
 
 impl WavFile {
+    /// Opens a WAV file, mixing all channels to mono.
     pub fn open(path: &Path) -> Result<Self, AudioError> {
+        Self::open_channel(path, None)
+    }
+
+    /// Opens one channel of a WAV file (0-based), or the mono mix with `None`.
+    pub fn open_channel(path: &Path, channel: Option<usize>) -> Result<Self, AudioError> {
         let err = |m: String| AudioError::Wav {
             path: path.to_owned(),
             message: m,
@@ -147,6 +155,15 @@ impl WavFile {
                 )))
             }
         }
+        if let Some(c) = channel {
+            if c >= spec.channels as usize {
+                return Err(err(format!(
+                    "channel {} requested, the file has {}",
+                    c + 1,
+                    spec.channels
+                )));
+            }
+        }
         let resampler = if spec.sample_rate == SAMPLE_RATE {
             None
         } else {
@@ -157,8 +174,13 @@ impl WavFile {
             reader,
             spec,
             resampler,
+            channel,
             done: false,
         })
+    }
+
+    pub fn channels(&self) -> u16 {
+        self.spec.channels
     }
 
     /// Total length in 16 kHz samples.
@@ -180,11 +202,16 @@ impl WavFile {
             hound::SampleFormat::Float => 1.0,
             hound::SampleFormat::Int => 1.0 / (1u64 << (self.spec.bits_per_sample - 1)) as f32,
         };
+        let only = self.channel;
         let mut push = |x: f32, mono: &mut Vec<f32>| {
-            acc += x;
+            match only {
+                Some(c) if n == c => acc = x,
+                Some(_) => {}
+                None => acc += x,
+            }
             n += 1;
             if n == ch {
-                mono.push(acc / ch as f32);
+                mono.push(if only.is_some() { acc } else { acc / ch as f32 });
                 acc = 0.0;
                 n = 0;
             }
@@ -254,10 +281,15 @@ impl AudioSource for WavFile {
     }
 
     fn describe(&self) -> String {
-        self.path
+        let name = self
+            .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| self.path.display().to_string())
+            .unwrap_or_else(|| self.path.display().to_string());
+        match self.channel {
+            Some(c) => format!("{name} channel {}", c + 1),
+            None => name,
+        }
     }
 }
 
@@ -455,6 +487,34 @@ mod tests {
             .map(|s| s.expect("s"))
             .collect();
         assert_eq!(read_all(&mut WavFile::open(&p).expect("open")), expected);
+    }
+
+    #[test]
+    fn one_channel_of_a_stereo_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("two.wav");
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: SAMPLE_RATE,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&path, spec).expect("create");
+        for i in 0..1000i16 {
+            w.write_sample(i).expect("left");
+            w.write_sample(-i).expect("right");
+        }
+        w.finalize().expect("finalize");
+        let left = read_all(&mut WavFile::open_channel(&path, Some(0)).expect("open"));
+        let right = read_all(&mut WavFile::open_channel(&path, Some(1)).expect("open"));
+        let mix = read_all(&mut WavFile::open(&path).expect("open"));
+        assert_eq!(left.len(), 1000);
+        assert!((left[500] - 500).abs() <= 1 && (right[500] + 500).abs() <= 1);
+        assert!(mix.iter().all(|s| s.abs() <= 1), "left and right cancel");
+        assert!(matches!(
+            WavFile::open_channel(&path, Some(2)),
+            Err(AudioError::Wav { .. })
+        ));
     }
 
     #[test]

@@ -60,12 +60,14 @@ impl Default for QueueConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct CaptureConfig {
     pub device: String,
+    pub per_channel: bool,
 }
 
 impl Default for CaptureConfig {
     fn default() -> Self {
         Self {
             device: "default".into(),
+            per_channel: false,
         }
     }
 }

@@ -163,17 +163,34 @@ pub async fn run(
     };
     let health = parts.health.clone();
     let segment = config.segment.clone();
+    let per_channel = config.capture.per_channel;
     let state_dir = config.state_dir.clone();
     let pipeline = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Transcribed>> {
-        let (mut source, state, checkpoint, end_on_stop): (
-            Box<dyn audio::AudioSource>,
+        let (inputs, state, checkpoint, end_on_stop): (
+            Vec<pipeline::Input>,
             Checkpoint,
             Option<PathBuf>,
             bool,
         ) = match &opts.input {
             Input::File(path) => {
                 let cp_path = Checkpoint::path_for(&state_dir, path)?;
-                let source = audio::WavFile::open(path)?;
+                let mix = audio::WavFile::open(path)?;
+                let name = mix.describe();
+                let inputs = if per_channel && mix.channels() > 1 {
+                    (0..mix.channels() as usize)
+                        .map(|c| {
+                            Ok(pipeline::Input {
+                                source: Box::new(audio::WavFile::open_channel(path, Some(c))?),
+                                speaker: Some(format!("channel {}", c + 1)),
+                            })
+                        })
+                        .collect::<Result<Vec<_>, audio::AudioError>>()?
+                } else {
+                    vec![pipeline::Input {
+                        source: Box::new(mix),
+                        speaker: None,
+                    }]
+                };
                 let state = match Checkpoint::load(&cp_path)? {
                     Some(cp) if cp.ended => {
                         tracing::info!(meeting = %cp.meeting_id, "this file was already transcribed; only replicating");
@@ -183,16 +200,20 @@ pub async fn run(
                         tracing::info!(meeting = %cp.meeting_id, at_s = cp.resume_sample as f64 / 16000.0, "resuming file job");
                         cp
                     }
-                    None => new_meeting(opts.title.clone().unwrap_or_else(|| source.describe())),
+                    None => new_meeting(opts.title.clone().unwrap_or_else(|| name.clone())),
                 };
-                health.set_device(&source.describe(), true);
-                (Box::new(source), state, Some(cp_path), false)
+                health.set_device(&name, true);
+                (inputs, state, Some(cp_path), false)
             }
             Input::Capture(device) => {
                 let source = audio::Capture::open(device)?;
                 health.set_device(&source.describe(), true);
                 let title = opts.title.clone().unwrap_or_else(|| source.describe());
-                (Box::new(source), new_meeting(title), None, true)
+                let inputs = vec![pipeline::Input {
+                    source: Box::new(source),
+                    speaker: None,
+                }];
+                (inputs, new_meeting(title), None, true)
             }
         };
         let model = asr::load_model(&opts.model)?;
@@ -207,11 +228,7 @@ pub async fn run(
             on_segment: &on_segment,
         };
         Ok(Some(pipeline::transcribe(
-            &model,
-            source.as_mut(),
-            &sealer,
-            state,
-            &o,
+            &model, inputs, &sealer, state, &o,
         )?))
     });
     let transcribed = pipeline.await?;
@@ -236,6 +253,7 @@ fn new_meeting(title: String) -> Checkpoint {
         },
         next_segment_seq: 0,
         resume_sample: 0,
+        channel_resume: vec![],
         ended: false,
     }
 }

@@ -135,8 +135,12 @@ pub struct Checkpoint {
     pub meeting_id: MeetingId,
     pub meeting: MeetingInfo,
     pub next_segment_seq: u64,
-    /// 16 kHz samples consumed up to the end of the last queued segment.
+    /// 16 kHz samples consumed up to the end of the last queued segment (the
+    /// smallest over channels when transcribing per channel).
     pub resume_sample: u64,
+    /// Per-channel resume positions when transcribing per channel.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channel_resume: Vec<u64>,
     pub ended: bool,
 }
 
@@ -217,55 +221,82 @@ pub struct Options<'a> {
     pub on_segment: &'a (dyn Fn(&Segment) + Sync),
 }
 
-/// One meeting's transcription in progress: the recognizer, the checkpoint state and
-/// the rules for ending segments.
-struct Run<'a> {
+/// One audio input of a meeting: the whole room (mono mix), or one microphone when
+/// transcribing per channel, with its own recognizer and voice-activity state.
+pub struct Input {
+    pub source: Box<dyn AudioSource>,
+    /// `Some("channel N")` per channel; `None` (unknown) for a mono mix.
+    pub speaker: Option<String>,
+}
+
+struct Channel {
+    source: Box<dyn AudioSource>,
+    speaker: Option<String>,
     asr: Transcriber,
-    sealer: &'a Sealer,
-    opts: &'a Options<'a>,
-    state: Checkpoint,
-    /// Samples consumed from the source (fed or skipped).
+    segmenter: Segmenter,
+    /// Samples consumed from this source (fed or skipped).
     consumed: u64,
     /// Samples fed since the recognizer last ended an utterance. Counting from there
     /// (not from the first word) can only cut earlier, never later, than the limit.
     utterance: u64,
+    /// Text of the last caption published (to send only changes).
+    last_caption: String,
+    done: bool,
+    buf: Vec<i16>,
+}
+
+/// One meeting's transcription in progress: the recognizers, the checkpoint state and
+/// the rules for ending segments.
+struct Run<'a> {
+    sealer: &'a Sealer,
+    opts: &'a Options<'a>,
+    state: Checkpoint,
     max_utterance: u64,
     sealed: u64,
     skipped: u64,
-    /// Text of the last caption published (to send only changes).
-    last_caption: String,
 }
 
 impl Run<'_> {
-    /// Publishes the utterance in progress as a live caption if it changed.
-    fn caption(&mut self) {
+    /// Publishes channel `c`'s utterance in progress as a live caption if it changed.
+    fn caption(&mut self, c: &mut Channel) {
         let Some(tx) = &self.opts.captions else {
             return;
         };
-        let text = self.asr.partial();
-        if text.is_empty() || text == self.last_caption {
+        let text = c.asr.partial();
+        if text.is_empty() || text == c.last_caption {
             return;
         }
-        self.last_caption.clone_from(&text);
+        c.last_caption.clone_from(&text);
         tx.send_replace(Some(LiveCaption {
             meeting_id: self.state.meeting_id,
             caption: Caption {
                 meeting: self.state.meeting.clone(),
                 segment_seq: self.state.next_segment_seq,
                 text,
-                heard_until: self.consumed as f64 / SAMPLE_RATE as f64,
+                heard_until: c.consumed as f64 / SAMPLE_RATE as f64,
+                speaker: c.speaker.clone(),
             },
         }));
     }
 
-    /// Seals `words` as the next segment (and/or the end of the meeting).
-    fn emit(&mut self, words: Vec<Word>, ended: bool) -> Result<(), PipelineError> {
-        self.utterance = 0;
-        self.last_caption.clear();
+    /// Seals `words` heard on channel `index` as the next segment (and/or the end of
+    /// the meeting).
+    fn emit(
+        &mut self,
+        channels: &mut [Channel],
+        index: usize,
+        words: Vec<Word>,
+        ended: bool,
+    ) -> Result<(), PipelineError> {
+        let c = &mut channels[index];
+        c.utterance = 0;
+        c.last_caption.clear();
         let segments = if words.is_empty() {
             vec![]
         } else {
-            vec![Segment::from_words(self.state.next_segment_seq, words)]
+            let mut s = Segment::from_words(self.state.next_segment_seq, words);
+            s.speaker.clone_from(&c.speaker);
+            vec![s]
         };
         if segments.is_empty() && !ended {
             return Ok(());
@@ -284,7 +315,10 @@ impl Run<'_> {
         }
         self.state.next_segment_seq += segments.len() as u64;
         self.sealed += segments.len() as u64;
-        self.state.resume_sample = self.consumed;
+        if channels.len() > 1 {
+            self.state.channel_resume = channels.iter().map(|c| c.consumed).collect();
+        }
+        self.state.resume_sample = channels.iter().map(|c| c.consumed).min().unwrap_or(0);
         self.state.ended = ended;
         if let Some(p) = &self.opts.checkpoint {
             self.state.save(p)?;
@@ -292,69 +326,99 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Feeds audio to the recognizer, ending the segment where Vosk finds a pause or
-    /// where it reaches the maximum length.
-    fn feed(&mut self, samples: &[i16]) -> Result<(), PipelineError> {
-        if let Some(words) = self.asr.accept(samples)? {
-            return self.emit(words, false);
+    /// Feeds channel `index`'s audio to its recognizer, ending the segment where Vosk
+    /// finds a pause or where it reaches the maximum length.
+    fn feed(
+        &mut self,
+        channels: &mut [Channel],
+        index: usize,
+        samples: &[i16],
+    ) -> Result<(), PipelineError> {
+        let c = &mut channels[index];
+        if let Some(words) = c.asr.accept(samples)? {
+            return self.emit(channels, index, words, false);
         }
-        self.utterance += samples.len() as u64;
-        if self.utterance >= self.max_utterance {
-            let words = self.asr.end_utterance();
-            return self.emit(words, false);
+        c.utterance += samples.len() as u64;
+        if c.utterance >= self.max_utterance {
+            let words = c.asr.end_utterance();
+            return self.emit(channels, index, words, false);
         }
-        self.caption();
+        self.caption(c);
         Ok(())
     }
 }
 
-/// Transcribes `source` into the meeting described by `state`, sealing as it goes.
+/// A channel more than this many dB below the loudest one hears only the other
+/// speaker's bleed: it is given silence instead, so one voice is not transcribed twice.
+pub const BLEED_MARGIN_DB: f32 = 12.0;
+
+/// Transcribes `inputs` (one mono mix, or one per channel) into the meeting described
+/// by `state`, sealing as it goes.
 pub fn transcribe(
     model: &vosk::Model,
-    source: &mut dyn AudioSource,
+    inputs: Vec<Input>,
     sealer: &Sealer,
     state: Checkpoint,
     opts: &Options<'_>,
 ) -> Result<Transcribed, PipelineError> {
-    let resumed_from = state.resume_sample;
-    let mut buf = Vec::with_capacity(CHUNK);
-    // Skip audio that earlier runs already turned into queued segments.
-    let mut skipped = 0u64;
-    while skipped < resumed_from {
-        buf.clear();
-        let n = source.read(&mut buf, CHUNK.min((resumed_from - skipped) as usize))?;
-        if n == 0 {
-            break;
-        }
-        skipped += n as u64;
-    }
     let rate = SAMPLE_RATE as f64;
     let g = &opts.segment;
-    let mut segmenter = Segmenter::new(
-        Vad::new(VadParams {
-            margin_db: g.vad_margin_db,
-            min_speech_dbfs: g.vad_min_speech_dbfs,
-        }),
-        (g.skip_silence_after_secs * rate) as u64,
-    );
+    let n = inputs.len();
+    let resume_at = |i: usize| -> u64 {
+        if state.channel_resume.len() == n {
+            state.channel_resume[i]
+        } else {
+            state.resume_sample
+        }
+    };
+    let resumed_from = state.resume_sample;
+    let mut channels = Vec::with_capacity(n);
+    for (i, mut input) in inputs.into_iter().enumerate() {
+        // Skip audio that earlier runs already turned into queued segments.
+        let target = resume_at(i);
+        let mut skipped = 0u64;
+        let mut buf = Vec::with_capacity(CHUNK);
+        while skipped < target {
+            buf.clear();
+            let got = input
+                .source
+                .read(&mut buf, CHUNK.min((target - skipped) as usize))?;
+            if got == 0 {
+                break;
+            }
+            skipped += got as u64;
+        }
+        channels.push(Channel {
+            source: input.source,
+            speaker: input.speaker,
+            asr: Transcriber::new(model, target)?,
+            segmenter: Segmenter::new(
+                Vad::new(VadParams {
+                    margin_db: g.vad_margin_db,
+                    min_speech_dbfs: g.vad_min_speech_dbfs,
+                }),
+                (g.skip_silence_after_secs * rate) as u64,
+            ),
+            consumed: target,
+            utterance: 0,
+            last_caption: String::new(),
+            done: false,
+            buf,
+        });
+    }
     let mut run = Run {
-        asr: Transcriber::new(model, resumed_from)?,
         sealer,
         opts,
         state,
-        consumed: resumed_from,
-        utterance: 0,
         max_utterance: (g.max_segment_secs * rate) as u64,
         sealed: 0,
         skipped: 0,
-        last_caption: String::new(),
     };
     if resumed_from == 0 && run.state.next_segment_seq == 0 {
         // A fresh meeting starts now, when audio starts (not when the model began
         // loading), and is announced at once so the console shows it before the first
-        // words.
-        // The checkpoint goes first: a run killed in between resumes this meeting (and
-        // announces it again, harmlessly) instead of leaving an empty one behind.
+        // words. The checkpoint goes first: a run killed in between resumes this
+        // meeting (and announces it again, harmlessly) instead of leaving an empty one.
         run.state.meeting.started_at_ms = crate::now_ms();
         if let Some(p) = &opts.checkpoint {
             run.state.save(p)?;
@@ -370,54 +434,90 @@ pub fn transcribe(
         )?;
     }
     let started = Instant::now();
+    let start_consumed = channels.iter().map(|c| c.consumed).max().unwrap_or(0);
+    let mut silence = Vec::new();
     while !opts.stop.load(Ordering::Relaxed) {
-        buf.clear();
-        let n = source.read(&mut buf, CHUNK)?;
-        if n == 0 {
+        let mut levels = vec![f32::MIN; n];
+        for (i, c) in channels.iter_mut().enumerate() {
+            c.buf.clear();
+            if c.done {
+                continue;
+            }
+            let got = c.source.read(&mut c.buf, CHUNK)?;
+            if got == 0 {
+                c.done = true;
+                continue;
+            }
+            c.consumed += got as u64;
+            levels[i] = level_dbfs(&c.buf);
+        }
+        if channels.iter().all(|c| c.done) {
             break;
         }
-        run.consumed += n as u64;
-        sealer.health.set_level_dbfs(level_dbfs(&buf));
-        match segmenter.step(&buf) {
-            Step::Feed => run.feed(&buf)?,
-            Step::StartSkipping => {
-                let words = run.asr.end_utterance();
-                run.emit(words, false)?;
+        let loudest = levels.iter().copied().fold(f32::MIN, f32::max);
+        sealer.health.set_level_dbfs(loudest);
+        for i in 0..n {
+            if channels[i].buf.is_empty() {
+                continue;
             }
-            Step::Skip { dropped } => {
-                run.asr.skipped(dropped as u64);
-                run.skipped += dropped as u64;
+            let buf = std::mem::take(&mut channels[i].buf);
+            // Bleed from another channel's speaker becomes silence here.
+            let heard: &[i16] = if n > 1 && levels[i] < loudest - BLEED_MARGIN_DB {
+                silence.clear();
+                silence.resize(buf.len(), 0);
+                &silence
+            } else {
+                &buf
+            };
+            match channels[i].segmenter.step(heard) {
+                Step::Feed => run.feed(&mut channels, i, heard)?,
+                Step::StartSkipping => {
+                    let words = channels[i].asr.end_utterance();
+                    run.emit(&mut channels, i, words, false)?;
+                }
+                Step::Skip { dropped } => {
+                    channels[i].asr.skipped(dropped as u64);
+                    run.skipped += dropped as u64;
+                }
+                Step::Resume { preroll } => {
+                    run.feed(&mut channels, i, &preroll)?;
+                    run.feed(&mut channels, i, heard)?;
+                }
             }
-            Step::Resume { preroll } => {
-                run.feed(&preroll)?;
-                run.feed(&buf)?;
-            }
+            channels[i].buf = buf;
         }
         if let Some(pace) = opts.pace {
-            let due = Duration::from_secs_f64((run.consumed - resumed_from) as f64 / rate / pace);
+            let consumed = channels.iter().map(|c| c.consumed).max().unwrap_or(0);
+            let due = Duration::from_secs_f64((consumed - start_consumed) as f64 / rate / pace);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 std::thread::sleep(wait);
             }
         }
     }
-    run.skipped += segmenter.held() as u64;
-    let skipped_silence_s = run.skipped as f64 / rate;
+    run.skipped += channels
+        .iter()
+        .map(|c| c.segmenter.held() as u64)
+        .sum::<u64>();
+    let skipped_silence_s = run.skipped as f64 / rate / n as f64;
     if skipped_silence_s > 0.0 {
         tracing::info!(skipped_silence_s, "silence not fed to the recognizer");
     }
     // A stopped file job keeps its checkpoint open for the next run; otherwise the
-    // meeting ends here.
+    // meeting ends here, with each channel's last words.
     let paused_file_job = opts.stop.load(Ordering::Relaxed) && !opts.end_on_stop;
     if !paused_file_job {
-        let last = run.asr.finish();
-        run.emit(last, true)?;
+        for i in 0..n {
+            let last = channels[i].asr.finish();
+            run.emit(&mut channels, i, last, i + 1 == n)?;
+        }
     }
+    let audio = channels.iter().map(|c| c.consumed).max().unwrap_or(0) - start_consumed;
     Ok(Transcribed {
         meeting_id: run.state.meeting_id,
         segments_sealed: run.sealed,
         resumed_from_sample: resumed_from,
         skipped_silence_s,
-        audio_s: (run.consumed - resumed_from) as f64 / rate,
+        audio_s: audio as f64 / rate,
         wall_s: started.elapsed().as_secs_f64(),
     })
 }

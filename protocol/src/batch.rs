@@ -38,6 +38,10 @@ pub struct Segment {
     pub words: Vec<Word>,
     /// Mean word confidence, 0 when the segment has no words.
     pub confidence: f32,
+    /// Who spoke, when the agent can tell reliably: `"channel N"` (1-based) for a
+    /// room with one microphone per seat. Absent means unknown; never guessed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
 /// The sealed payload.
@@ -72,6 +76,7 @@ impl Segment {
             text,
             words,
             confidence,
+            speaker: None,
         }
     }
 }
@@ -89,4 +94,7 @@ pub struct Caption {
     pub text: String,
     /// Seconds from the meeting start to the end of the audio heard so far.
     pub heard_until: f64,
+    /// As in [`Segment::speaker`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }

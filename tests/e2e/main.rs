@@ -7,5 +7,6 @@ mod killloop;
 mod offline;
 mod rejects;
 mod segmentation;
+mod speakers;
 mod tidy;
 mod transcript;

@@ -131,6 +131,10 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
         "one segment per utterance"
     );
     for s in t["segments"].as_array().into_iter().flatten() {
+        assert_eq!(
+            s["speaker"], "unknown",
+            "one microphone: never a guessed speaker"
+        );
         let c = s["confidence"].as_f64().unwrap_or(-1.0);
         assert!((0.0..=1.0).contains(&c), "confidence {c}");
     }

@@ -137,6 +137,10 @@ impl Appliance {
             text: caption.text.chars().take(2000).collect(),
             heard_until: caption.heard_until,
             received_at_ms: now_ms(),
+            speaker: caption
+                .speaker
+                .map(|x| x.chars().take(40).collect())
+                .unwrap_or_else(|| super::views::UNKNOWN_SPEAKER.to_owned()),
         };
         super::lock(&self.captions).insert(meeting_id.clone(), view.clone());
         self.publish(Event::Caption {
@@ -189,6 +193,7 @@ impl Appliance {
                     .collect(),
                 confidence: s.confidence,
                 received_at_ms: now,
+                speaker: s.speaker.map(|x| x.chars().take(40).collect()),
             })
             .collect();
         let meeting_id = env.header.meeting_id.to_string();
@@ -210,6 +215,7 @@ impl Appliance {
                 segment_count: 0,
                 duration_s: 0.0,
                 updated_at_ms: now,
+                speaker_names: Default::default(),
             },
             segments: &segments,
             ended: batch.ended,

@@ -18,6 +18,7 @@ impl Appliance {
             status: m.status,
             segment_count: m.segment_count,
             duration_s: m.duration_s,
+            speaker_names: m.speaker_names,
         }
     }
 
@@ -52,5 +53,53 @@ impl Appliance {
             segments,
             caption,
         })
+    }
+
+    /// Names a speaker label of a meeting (an empty name removes it). Only labels that
+    /// occur in the meeting can be named; "unknown" cannot.
+    pub fn name_speaker(
+        &self,
+        actor: &Actor,
+        meeting_id: &str,
+        speaker: &str,
+        name: &str,
+    ) -> Result<MeetingView> {
+        actor.require_active()?;
+        let name = name.trim();
+        if name.chars().count() > 80 || name.chars().any(char::is_control) {
+            return Err(DomainError::invalid(
+                "name",
+                "at most 80 characters, no control characters",
+            ));
+        }
+        let known = self
+            .store
+            .segments(meeting_id)?
+            .iter()
+            .any(|s| s.speaker.as_deref() == Some(speaker));
+        if !known {
+            self.store
+                .meeting(meeting_id)?
+                .ok_or(DomainError::NotFound("meeting"))?;
+            return Err(DomainError::invalid(
+                "speaker",
+                format!("no segment of this meeting is attributed to {speaker:?}"),
+            ));
+        }
+        let m = self
+            .store
+            .update_meeting(meeting_id, |m| {
+                if name.is_empty() {
+                    m.speaker_names.remove(speaker);
+                } else {
+                    m.speaker_names.insert(speaker.to_owned(), name.to_owned());
+                }
+            })?
+            .ok_or(DomainError::NotFound("meeting"))?;
+        let view = self.meeting_view(m);
+        self.publish(super::views::Event::Meeting {
+            meeting: view.clone(),
+        });
+        Ok(view)
     }
 }

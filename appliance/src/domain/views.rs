@@ -47,6 +47,8 @@ pub struct MeetingView {
     pub status: MeetingStatus,
     pub segment_count: u64,
     pub duration_s: f64,
+    /// Names given to speaker labels in the console.
+    pub speaker_names: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +59,8 @@ pub struct SegmentView {
     pub text: String,
     pub words: Vec<WordRecord>,
     pub confidence: f32,
+    /// Speaker label (`"channel N"`), or `"unknown"`: never guessed.
+    pub speaker: String,
 }
 
 impl From<SegmentRecord> for SegmentView {
@@ -68,9 +72,12 @@ impl From<SegmentRecord> for SegmentView {
             text: s.text,
             words: s.words,
             confidence: s.confidence,
+            speaker: s.speaker.unwrap_or_else(|| UNKNOWN_SPEAKER.to_owned()),
         }
     }
 }
+
+pub const UNKNOWN_SPEAKER: &str = "unknown";
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TranscriptView {
@@ -101,6 +108,8 @@ pub struct CaptionView {
     /// Seconds into the meeting the agent had heard when it sent this.
     pub heard_until: f64,
     pub received_at_ms: i64,
+    /// As in [`SegmentView::speaker`].
+    pub speaker: String,
 }
 
 /// A live event for the console.

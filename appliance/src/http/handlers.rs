@@ -138,6 +138,27 @@ pub async fn transcript(
     Ok(Json(app.transcript(&a.actor, &id)?))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeakerNameBody {
+    pub speaker: String,
+    pub name: String,
+}
+
+pub async fn name_speaker(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+    Json(body): Json<SpeakerNameBody>,
+) -> ApiResult<MeetingView> {
+    Ok(Json(app.name_speaker(
+        &a.actor,
+        &id,
+        &body.speaker,
+        &body.name,
+    )?))
+}
+
 /// Server-sent events: `segment`, `caption`, `meeting` and `agent`, each with a JSON body.
 pub async fn events(
     State(app): State<AppState>,

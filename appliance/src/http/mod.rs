@@ -37,6 +37,7 @@ pub fn router(app: AppState) -> Router {
         .route("/enroll-tokens", post(handlers::create_enroll_token))
         .route("/meetings", get(handlers::meetings))
         .route("/meetings/{id}/transcript", get(handlers::transcript))
+        .route("/meetings/{id}/speakers", post(handlers::name_speaker))
         .route("/events", get(handlers::events))
         .fallback(handlers::api_not_found);
     Router::new()

@@ -259,6 +259,32 @@ impl Store {
     pub fn meeting(&self, id: &str) -> Result<Option<MeetingRecord>> {
         self.get(MEETINGS, id)
     }
+    /// Changes a meeting in one write transaction (so it cannot lose a concurrent
+    /// envelope's update); returns the new record, or `None` if there is no such meeting.
+    pub fn update_meeting(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut MeetingRecord),
+    ) -> Result<Option<MeetingRecord>> {
+        let txn = self.db.begin_write()?;
+        let updated = {
+            let mut table = txn.open_table(MEETINGS)?;
+            let current: Option<MeetingRecord> = table
+                .get(id)?
+                .map(|v| decode(MEETINGS.name(), id, v.value()))
+                .transpose()?;
+            match current {
+                Some(mut m) => {
+                    change(&mut m);
+                    table.insert(id, encode(&m).as_slice())?;
+                    Some(m)
+                }
+                None => None,
+            }
+        };
+        txn.commit()?;
+        Ok(updated)
+    }
     pub fn segments(&self, meeting_id: &str) -> Result<Vec<SegmentRecord>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(SEGMENTS)?;

@@ -74,6 +74,9 @@ pub struct MeetingRecord {
     pub segment_count: u64,
     pub duration_s: f64,
     pub updated_at_ms: i64,
+    /// Names given in the console to speaker labels ("channel 2" → "Dr. Kim").
+    #[serde(default)]
+    pub speaker_names: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,4 +96,7 @@ pub struct SegmentRecord {
     pub words: Vec<WordRecord>,
     pub confidence: f32,
     pub received_at_ms: i64,
+    /// Speaker label from the agent (`"channel N"`); `None` is unknown.
+    #[serde(default)]
+    pub speaker: Option<String>,
 }

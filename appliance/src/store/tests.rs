@@ -9,6 +9,7 @@ fn seg(seq: u64) -> SegmentRecord {
         words: vec![],
         confidence: 0.5,
         received_at_ms: 0,
+        speaker: None,
     }
 }
 
@@ -24,6 +25,7 @@ fn meeting(id: &str, agent: &str) -> MeetingRecord {
         segment_count: 0,
         duration_s: 0.0,
         updated_at_ms: 0,
+        speaker_names: Default::default(),
     }
 }
 

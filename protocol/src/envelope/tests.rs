@@ -224,6 +224,7 @@ fn captions_round_trip_and_never_pass_as_batches() {
         segment_seq: 7,
         text: "안녕하세요 여러분".into(),
         heard_until: 12.25,
+        speaker: Some("channel 2".into()),
     };
     let bytes = seal_caption(&caption, &f.params, &f.agent, &mut OsRng)
         .expect("seals")
