@@ -7,7 +7,8 @@
 
 use rubato::{FftFixedIn, Resampler as _};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 pub const SAMPLE_RATE: u32 = 16_000;
@@ -30,6 +31,39 @@ pub trait AudioSource {
     fn read(&mut self, out: &mut Vec<i16>, max: usize) -> Result<usize, AudioError>;
     /// Human description for logs and meeting titles.
     fn describe(&self) -> String;
+    /// Samples (at the device rate, mono) lost because the reader fell behind by more
+    /// than the capture buffer; always 0 for files.
+    fn dropped(&self) -> u64 {
+        0
+    }
+}
+
+/// How much audio a live capture buffers while the pipeline is busy (e.g. paused on a
+/// full queue) before it starts dropping, and counting what it drops.
+pub const CAPTURE_BUFFER_SECS: usize = 30;
+
+/// The callback side of a capture: hands mono chunks to the reader without blocking
+/// the audio thread, within a budget of buffered samples.
+struct Feed {
+    tx: mpsc::SyncSender<Vec<f32>>,
+    buffered: Arc<AtomicUsize>,
+    dropped: Arc<AtomicU64>,
+    limit: usize,
+}
+
+impl Feed {
+    fn send(&self, mono: Vec<f32>) {
+        let n = mono.len();
+        if self.buffered.load(Ordering::Relaxed) + n > self.limit {
+            self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            return;
+        }
+        self.buffered.fetch_add(n, Ordering::Relaxed);
+        if self.tx.try_send(mono).is_err() {
+            self.buffered.fetch_sub(n, Ordering::Relaxed);
+            self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
 }
 
 fn to_i16(x: f32) -> i16 {
@@ -298,6 +332,8 @@ impl AudioSource for WavFile {
 pub struct Capture {
     _stream: cpal::Stream,
     rx: mpsc::Receiver<Vec<f32>>,
+    buffered: Arc<AtomicUsize>,
+    dropped: Arc<AtomicU64>,
     resampler: Option<Resampler>,
     name: String,
 }
@@ -343,12 +379,38 @@ impl Capture {
             device: name.clone(),
             message: m,
         };
-        let config = dev
-            .default_input_config()
-            .map_err(|e| derr(e.to_string()))?;
+        // Prefer capturing at 16 kHz when the device offers it (no resampling at all);
+        // otherwise take its default and resample.
+        let at_16k = dev.supported_input_configs().ok().and_then(|mut configs| {
+            configs.find_map(|c| {
+                let ok = c.min_sample_rate() <= SAMPLE_RATE
+                    && c.max_sample_rate() >= SAMPLE_RATE
+                    && matches!(
+                        c.sample_format(),
+                        cpal::SampleFormat::F32 | cpal::SampleFormat::I16 | cpal::SampleFormat::I32
+                    );
+                ok.then(|| c.with_sample_rate(SAMPLE_RATE))
+            })
+        });
+        let config = match at_16k {
+            Some(c) => c,
+            None => dev
+                .default_input_config()
+                .map_err(|e| derr(e.to_string()))?,
+        };
         let channels = config.channels() as usize;
         let rate = config.sample_rate();
-        let (tx, rx) = mpsc::sync_channel::<Vec<f32>>(256);
+        // Chunk count is bounded by the sample budget below; the channel itself only
+        // needs room for many small periods.
+        let (tx, rx) = mpsc::sync_channel::<Vec<f32>>(1 << 16);
+        let buffered = Arc::new(AtomicUsize::new(0));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let tx = Feed {
+            tx,
+            buffered: buffered.clone(),
+            dropped: dropped.clone(),
+            limit: rate as usize * CAPTURE_BUFFER_SECS,
+        };
         let mono = move |data: &[f32]| -> Vec<f32> {
             data.chunks(channels.max(1))
                 .map(|f| f.iter().sum::<f32>() / f.len() as f32)
@@ -359,7 +421,7 @@ impl Capture {
             cpal::SampleFormat::F32 => dev.build_input_stream(
                 config.into(),
                 move |d: &[f32], _: &cpal::InputCallbackInfo| {
-                    let _ = tx.try_send(mono(d));
+                    tx.send(mono(d));
                 },
                 on_err,
                 None,
@@ -368,7 +430,7 @@ impl Capture {
                 config.into(),
                 move |d: &[i16], _: &cpal::InputCallbackInfo| {
                     let f: Vec<f32> = d.iter().map(|&s| s as f32 / 32768.0).collect();
-                    let _ = tx.try_send(mono(&f));
+                    tx.send(mono(&f));
                 },
                 on_err,
                 None,
@@ -377,7 +439,7 @@ impl Capture {
                 config.into(),
                 move |d: &[i32], _: &cpal::InputCallbackInfo| {
                     let f: Vec<f32> = d.iter().map(|&s| s as f32 / 2_147_483_648.0).collect();
-                    let _ = tx.try_send(mono(&f));
+                    tx.send(mono(&f));
                 },
                 on_err,
                 None,
@@ -394,6 +456,8 @@ impl Capture {
         Ok(Self {
             _stream: stream,
             rx,
+            buffered,
+            dropped,
             resampler,
             name,
         })
@@ -405,10 +469,13 @@ impl AudioSource for Capture {
         let before = out.len();
         while out.len() - before < max.min(1600) {
             match self.rx.recv_timeout(Duration::from_millis(500)) {
-                Ok(chunk) => match self.resampler.as_mut() {
-                    Some(r) => r.push(&chunk, out)?,
-                    None => out.extend(chunk.into_iter().map(to_i16)),
-                },
+                Ok(chunk) => {
+                    self.buffered.fetch_sub(chunk.len(), Ordering::Relaxed);
+                    match self.resampler.as_mut() {
+                        Some(r) => r.push(&chunk, out)?,
+                        None => out.extend(chunk.into_iter().map(to_i16)),
+                    }
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => break,
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     return Err(AudioError::Device {
@@ -428,6 +495,10 @@ impl AudioSource for Capture {
 
     fn describe(&self) -> String {
         format!("Live capture ({})", self.name)
+    }
+
+    fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 

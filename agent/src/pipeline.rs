@@ -436,6 +436,7 @@ pub fn transcribe(
     let started = Instant::now();
     let start_consumed = channels.iter().map(|c| c.consumed).max().unwrap_or(0);
     let mut silence = Vec::new();
+    let mut reported_drops = (0u64, Instant::now() - Duration::from_secs(60));
     while !opts.stop.load(Ordering::Relaxed) {
         let mut levels = vec![f32::MIN; n];
         for (i, c) in channels.iter_mut().enumerate() {
@@ -456,6 +457,16 @@ pub fn transcribe(
         }
         let loudest = levels.iter().copied().fold(f32::MIN, f32::max);
         sealer.health.set_level_dbfs(loudest);
+        let dropped: u64 = channels.iter().map(|c| c.source.dropped()).sum();
+        // At most one warning every 10 s, with the running total.
+        if dropped > reported_drops.0 && reported_drops.1.elapsed() >= Duration::from_secs(10) {
+            tracing::warn!(
+                dropped_samples = dropped,
+                "audio was dropped: transcription fell more than {} s behind the device",
+                crate::audio::CAPTURE_BUFFER_SECS
+            );
+            reported_drops = (dropped, Instant::now());
+        }
         for i in 0..n {
             if channels[i].buf.is_empty() {
                 continue;

@@ -1,6 +1,7 @@
 //! End-to-end tests with real processes. See `tests/src/lib.rs` for the harness.
 
 mod browser;
+mod capture;
 mod cli;
 mod health;
 mod killloop;
