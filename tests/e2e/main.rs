@@ -6,6 +6,7 @@ mod cli;
 mod health;
 mod killloop;
 mod offline;
+mod partition;
 mod rejects;
 mod segmentation;
 mod speakers;
