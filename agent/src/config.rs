@@ -61,6 +61,7 @@ impl Default for QueueConfig {
 pub struct CaptureConfig {
     pub device: String,
     pub per_channel: bool,
+    pub autostart: bool,
 }
 
 impl Default for CaptureConfig {
@@ -68,6 +69,7 @@ impl Default for CaptureConfig {
         Self {
             device: "default".into(),
             per_channel: false,
+            autostart: true,
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct Health {
     queue_full: AtomicBool,
     /// Appliance clock minus agent clock, from the last welcome.
     clock_offset_ms: AtomicI64,
+    /// "idle", "recording" or "paused".
+    meeting_state: Mutex<&'static str>,
 }
 
 impl Health {
@@ -47,7 +49,12 @@ impl Health {
             level_cdb: AtomicI64::new(UNKNOWN),
             queue_full: AtomicBool::new(false),
             clock_offset_ms: AtomicI64::new(UNKNOWN),
+            meeting_state: Mutex::new("idle"),
         }
+    }
+
+    pub fn set_meeting_state(&self, state: &'static str) {
+        *self.meeting_state.lock().unwrap_or_else(|p| p.into_inner()) = state;
     }
 
     pub fn set_device(&self, name: &str, connected: bool) {
@@ -126,6 +133,11 @@ impl Health {
             budget_left_bytes: q.budget_left(),
             clock_offset_ms: self.clock_offset_ms(),
             alarms: self.alarms(),
+            meeting_state: self
+                .meeting_state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .to_string(),
         }
     }
 }

@@ -11,6 +11,7 @@
 pub mod asr;
 pub mod audio;
 pub mod config;
+pub mod control;
 pub mod health;
 pub mod identity;
 pub mod pipeline;
@@ -163,6 +164,25 @@ pub async fn run(
     };
     let health = parts.health.clone();
     let segment = config.segment.clone();
+    let autostart = config.capture.autostart;
+    // Live capture: meeting control over the local socket, and Ctrl-C ends the
+    // current meeting and the agent.
+    let control = Arc::new(control::Control::default());
+    let control_for_pipeline = control.clone();
+    let mut control_tasks = vec![];
+    if matches!(opts.input, Input::Capture(_)) {
+        control_tasks
+            .push(control::serve(control::socket_path(&config.state_dir), control.clone()).await?);
+        let (stop, control) = (stop.clone(), control.clone());
+        control_tasks.push(tokio::spawn(async move {
+            use std::sync::atomic::Ordering;
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            control.exit.store(true, Ordering::Relaxed);
+            control.meeting_stop.store(true, Ordering::Relaxed);
+        }));
+    }
     let per_channel = config.capture.per_channel;
     let state_dir = config.state_dir.clone();
     let pipeline = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Transcribed>> {
@@ -206,14 +226,21 @@ pub async fn run(
                 (inputs, state, Some(cp_path), false)
             }
             Input::Capture(device) => {
-                let source = audio::Capture::open(device)?;
-                health.set_device(&source.describe(), true);
-                let title = opts.title.clone().unwrap_or_else(|| source.describe());
-                let inputs = vec![pipeline::Input {
-                    source: Box::new(source),
-                    speaker: None,
-                }];
-                (inputs, new_meeting(title), None, true)
+                // Opened now so that a missing device is a clear error at start.
+                let first = audio::Capture::open(device)?;
+                let model = asr::load_model(&opts.model)?;
+                let live = LiveParts {
+                    device,
+                    first,
+                    model: &model,
+                    sealer: &sealer,
+                    control: &control_for_pipeline,
+                    health: &health,
+                    segment,
+                    captions: live_captions.then_some(&captions_tx),
+                    on_segment: &move |s: &Segment| on_segment(s),
+                };
+                return live_meetings(live, opts.title.clone(), autostart);
             }
         };
         let model = asr::load_model(&opts.model)?;
@@ -224,7 +251,8 @@ pub async fn run(
             end_on_stop,
             checkpoint,
             segment,
-            captions: live_captions.then_some(captions_tx),
+            captions: live_captions.then_some(&captions_tx),
+            paused: None,
             on_segment: &on_segment,
         };
         Ok(Some(pipeline::transcribe(
@@ -232,6 +260,11 @@ pub async fn run(
         )?))
     });
     let transcribed = pipeline.await?;
+    parts.health.set_meeting_state("idle");
+    if !control_tasks.is_empty() {
+        control_tasks.iter().for_each(|t| t.abort());
+        let _ = std::fs::remove_file(control::socket_path(&config.state_dir));
+    }
     let _ = finished_tx.send(true);
     let outcome = replication.await??;
     drop(finished_tx);
@@ -242,6 +275,83 @@ pub async fn run(
         outcome,
         queue_dir: queue_dir(&config.state_dir),
     })
+}
+
+struct LiveParts<'a> {
+    device: &'a str,
+    first: audio::Capture,
+    model: &'a vosk::Model,
+    sealer: &'a Sealer,
+    control: &'a control::Control,
+    health: &'a Health,
+    segment: config::SegmentConfig,
+    captions: Option<&'a watch::Sender<Option<pipeline::LiveCaption>>>,
+    on_segment: &'a (dyn Fn(&Segment) + Sync),
+}
+
+/// Live capture as a service: one meeting after another, each started by `autostart`
+/// (the first), `roomscribe-agent meeting start` or a later trigger, and ended by
+/// `meeting stop` or Ctrl-C (which also ends the agent). The device is closed between
+/// meetings: an idle agent hears nothing. Returns the last meeting's summary.
+fn live_meetings(
+    live: LiveParts<'_>,
+    title: Option<String>,
+    autostart: bool,
+) -> anyhow::Result<Option<Transcribed>> {
+    use std::sync::atomic::Ordering;
+    let c = live.control;
+    let mut first = Some(live.first);
+    let mut last = None;
+    let mut start = autostart.then(|| title.clone());
+    if !autostart {
+        tracing::info!("waiting for `roomscribe-agent meeting start`");
+    }
+    loop {
+        let requested = match start.take() {
+            Some(t) => t,
+            None => loop {
+                if c.exit.load(Ordering::Relaxed) {
+                    return Ok(last);
+                }
+                if let Some(t) = c.take_start() {
+                    break t.or_else(|| title.clone());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            },
+        };
+        let source = match first.take() {
+            Some(s) => s,
+            None => audio::Capture::open(live.device)?,
+        };
+        live.health.set_device(&source.describe(), true);
+        let state = new_meeting(requested.unwrap_or_else(|| source.describe()));
+        tracing::info!(meeting = %state.meeting_id, "meeting started");
+        c.set_active(true);
+        let o = Options {
+            pace: None,
+            stop: &c.meeting_stop,
+            end_on_stop: true,
+            checkpoint: None,
+            segment: live.segment.clone(),
+            captions: live.captions,
+            paused: Some(&c.paused),
+            on_segment: live.on_segment,
+        };
+        let inputs = vec![pipeline::Input {
+            source: Box::new(source),
+            speaker: None,
+        }];
+        let result = pipeline::transcribe(live.model, inputs, live.sealer, state, &o);
+        c.set_active(false);
+        live.health.set_device("", false);
+        live.health.set_meeting_state("idle");
+        let t = result?;
+        tracing::info!(meeting = %t.meeting_id, segments = t.segments_sealed, "meeting ended");
+        last = Some(t);
+        if c.exit.load(Ordering::Relaxed) {
+            return Ok(last);
+        }
+    }
 }
 
 fn new_meeting(title: String) -> Checkpoint {
@@ -300,6 +410,7 @@ pub fn status(config: &AgentConfig) -> anyhow::Result<serde_json::Value> {
         "device_connected": live.as_ref().map(|f| f.status.device_connected),
         "input_level_dbfs": live.as_ref().and_then(|f| f.status.input_level_dbfs),
         "clock_offset_ms": live.as_ref().and_then(|f| f.status.clock_offset_ms),
+        "meeting_state": live.as_ref().map(|f| &f.status.meeting_state),
         "queue_depth": q.len(),
         "queue_bytes": q.bytes(),
         "oldest_queued_age_s": q.oldest_age_s(),

@@ -25,10 +25,10 @@ struct Cli {
 #[derive(clap::Args, Clone)]
 struct Common {
     /// Configuration file (TOML); see `roomscribe-agent config example`.
-    #[arg(long, env = "ROOMSCRIBE_AGENT_CONFIG")]
+    #[arg(long, env = "ROOMSCRIBE_AGENT_CONFIG", global = true)]
     config: Option<PathBuf>,
     /// State directory: identity, key and the durable queue (overrides `state_dir`).
-    #[arg(long)]
+    #[arg(long, global = true)]
     state_dir: Option<PathBuf>,
 }
 
@@ -79,6 +79,13 @@ enum Command {
         #[arg(long)]
         timeout: Option<u64>,
     },
+    /// Control the meeting of a running live agent (`run` without --input).
+    Meeting {
+        #[command(subcommand)]
+        action: MeetingAction,
+        #[command(flatten)]
+        common: Common,
+    },
     /// List audio input devices.
     Devices,
     /// Print identity and queue status (JSON).
@@ -89,6 +96,24 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum MeetingAction {
+    /// Start recording a meeting (the microphone opens now).
+    Start {
+        /// Meeting title shown in the console.
+        #[arg(long)]
+        title: Option<String>,
+    },
+    /// End the meeting (the microphone closes; the agent waits for the next start).
+    Stop,
+    /// Stop transcribing for a while; the meeting stays open.
+    Pause,
+    /// Transcribe again after a pause.
+    Resume,
+    /// Print idle, recording or paused.
+    Status,
 }
 
 #[derive(Subcommand)]
@@ -232,6 +257,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 roomscribe_agent::drain(&config, timeout.map(Duration::from_secs)).await?;
             report(&outcome, &roomscribe_agent::queue_dir(&config.state_dir));
             Ok(())
+        }
+        Command::Meeting { action, common } => {
+            use roomscribe_agent::control::{send, Request};
+            let config = load(&common)?;
+            let req = match action {
+                MeetingAction::Start { title } => Request::Start { title },
+                MeetingAction::Stop => Request::Stop,
+                MeetingAction::Pause => Request::Pause,
+                MeetingAction::Resume => Request::Resume,
+                MeetingAction::Status => Request::Status,
+            };
+            // Validate locally for a clear message before reaching the agent.
+            Request::parse(&req.to_line()).map_err(|e| anyhow::anyhow!(e))?;
+            let answer = send(&config.state_dir, &req).await?;
+            match answer.strip_prefix("ok ") {
+                Some(rest) => {
+                    println!("{rest}");
+                    Ok(())
+                }
+                None => anyhow::bail!("{}", answer.trim_start_matches("error ")),
+            }
         }
         Command::Devices => {
             let devices = roomscribe_agent::audio::list_devices()?;

@@ -216,7 +216,9 @@ pub struct Options<'a> {
     /// Voice-activity detection and segment limits.
     pub segment: SegmentConfig,
     /// Where live captions go (the replicator sends the newest while connected).
-    pub captions: Option<watch::Sender<Option<LiveCaption>>>,
+    pub captions: Option<&'a watch::Sender<Option<LiveCaption>>>,
+    /// While set (meeting paused), audio is read and discarded, not transcribed.
+    pub paused: Option<&'a AtomicBool>,
     /// Called with every sealed segment (for the terminal).
     pub on_segment: &'a (dyn Fn(&Segment) + Sync),
 }
@@ -437,6 +439,7 @@ pub fn transcribe(
     let start_consumed = channels.iter().map(|c| c.consumed).max().unwrap_or(0);
     let mut silence = Vec::new();
     let mut reported_drops = (0u64, Instant::now() - Duration::from_secs(60));
+    let mut was_paused = false;
     while !opts.stop.load(Ordering::Relaxed) {
         let mut levels = vec![f32::MIN; n];
         for (i, c) in channels.iter_mut().enumerate() {
@@ -455,6 +458,27 @@ pub fn transcribe(
         if channels.iter().all(|c| c.done) {
             break;
         }
+        let paused = opts.paused.is_some_and(|p| p.load(Ordering::Relaxed));
+        sealer
+            .health
+            .set_meeting_state(if paused { "paused" } else { "recording" });
+        if paused {
+            // Paused: end what was being said, then let the audio pass unheard while
+            // the meeting clock runs on.
+            if !was_paused {
+                for i in 0..n {
+                    let words = channels[i].asr.end_utterance();
+                    run.emit(&mut channels, i, words, false)?;
+                }
+                was_paused = true;
+            }
+            for c in channels.iter_mut() {
+                c.asr.skipped(c.buf.len() as u64);
+            }
+            sealer.health.set_level_dbfs(-120.0);
+            continue;
+        }
+        was_paused = false;
         let loudest = levels.iter().copied().fold(f32::MIN, f32::max);
         sealer.health.set_level_dbfs(loudest);
         let dropped: u64 = channels.iter().map(|c| c.source.dropped()).sum();

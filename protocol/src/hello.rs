@@ -42,6 +42,9 @@ pub struct AgentStatus {
     /// Active alarms: `queue_full`, `device_lost`, `clock_skew`.
     #[serde(default)]
     pub alarms: Vec<String>,
+    /// `idle`, `recording` or `paused`.
+    #[serde(default)]
+    pub meeting_state: String,
 }
 
 impl AgentStatus {
@@ -60,6 +63,7 @@ impl AgentStatus {
             budget_left_bytes: 0,
             clock_offset_ms: None,
             alarms: vec![],
+            meeting_state: String::new(),
         }
     }
 }
