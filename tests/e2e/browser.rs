@@ -39,7 +39,7 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
         ],
     )?
     .arg(model_dir())
-    .spawn()?;
+    .spawn_guarded()?;
     let screenshot = logs.join("console.png");
     let out = Command::new("node")
         .arg(repo_root().join("tests/browser/console.mjs"))

@@ -58,7 +58,7 @@ async fn live_capture_through_alsa_reaches_the_console() -> anyhow::Result<()> {
     let mut child = agent(&state, &logs, "live", &["run", "--model"])?
         .arg(model_dir())
         .env("HOME", &home)
-        .spawn()?;
+        .spawn_guarded()?;
 
     let api = Api::login(&app, "ivy", "ivy's long password").await?;
     // Wait until the last spoken word has arrived.
@@ -155,7 +155,7 @@ async fn meetings_are_started_paused_and_stopped_from_the_command_line() -> anyh
         .arg(model_dir())
         .env("HOME", &home)
         .env("ROOMSCRIBE_AGENT_CAPTURE_AUTOSTART", "false")
-        .spawn()?;
+        .spawn_guarded()?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let (ok, out) = meeting(&state, &["status"])?;

@@ -51,7 +51,7 @@ async fn heartbeat_reports_health_and_the_appliance_corrects_a_skewed_clock() ->
     .env("FAKETIME", "+90s")
     .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
     .env("ROOMSCRIBE_AGENT_REPLICATE_HEARTBEAT_SECS", "1")
-    .spawn()?;
+    .spawn_guarded()?;
 
     // The appliance sees the live status, including the skew alarm.
     let healthy = |v: &Value| {

@@ -9,7 +9,6 @@
 
 use roomscribe_tests::*;
 use serde_json::Value;
-use std::process::Child;
 use std::time::Duration;
 
 /// xorshift64*: a reproducible sequence from the printed seed.
@@ -69,7 +68,7 @@ async fn fifty_sigkills_lose_nothing_and_duplicate_nothing() -> anyhow::Result<(
     let agent_id = app.enroll_agent(&state, "Ward 3")?;
     let (https, quic) = (app.https.clone(), app.quic.clone());
 
-    let spawn = |file: &std::path::Path, label: &str| -> anyhow::Result<Child> {
+    let spawn = |file: &std::path::Path, label: &str| -> anyhow::Result<Running> {
         Ok(agent(
             &state,
             &logs,
@@ -87,7 +86,7 @@ async fn fifty_sigkills_lose_nothing_and_duplicate_nothing() -> anyhow::Result<(
         .env("ROOMSCRIBE_AGENT_LOG", "info,roomscribe_agent=debug")
         .env("ROOMSCRIBE_AGENT_REPLICATE_MAX_BACKOFF_SECS", "1")
         .env("ROOMSCRIBE_AGENT_REPLICATE_GIVE_UP_AFTER_SECS", "30")
-        .spawn()?)
+        .spawn_guarded()?)
     };
 
     let mut file = 0usize;

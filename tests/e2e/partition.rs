@@ -37,7 +37,7 @@ async fn agent_rides_out_an_appliance_outage_mid_meeting() -> anyhow::Result<()>
     .arg(model_dir())
     .env("ROOMSCRIBE_AGENT_REPLICATE_MAX_BACKOFF_SECS", "4")
     .env("ROOMSCRIBE_AGENT_REPLICATE_GIVE_UP_AFTER_SECS", "60")
-    .spawn()?;
+    .spawn_guarded()?;
     api.wait_for("/meetings", Duration::from_secs(60), |v| {
         v[0]["segment_count"].as_u64().unwrap_or(0) >= 1
     })

@@ -183,7 +183,7 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
         ],
     )?
     .arg(model_dir())
-    .spawn()?;
+    .spawn_guarded()?;
     let second = |v: &Value| {
         v.as_array()
             .is_some_and(|a| a.len() == 2 && a[0]["segment_count"].as_u64().unwrap_or(0) >= 2)

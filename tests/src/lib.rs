@@ -447,3 +447,40 @@ pub fn sox(args: &[&str]) -> Result<()> {
     }
     Ok(())
 }
+
+/// A child process that is SIGKILLed if the test ends (or panics) while it still runs,
+/// so a failed test never leaves an agent capturing or an appliance listening.
+pub struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// `Command::spawn` returning a [`Running`] guard.
+pub trait SpawnGuarded {
+    fn spawn_guarded(&mut self) -> Result<Running>;
+}
+
+impl SpawnGuarded for Command {
+    fn spawn_guarded(&mut self) -> Result<Running> {
+        Ok(Running(self.spawn()?))
+    }
+}
