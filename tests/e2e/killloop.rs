@@ -69,7 +69,7 @@ async fn fifty_sigkills_lose_nothing_and_duplicate_nothing() -> anyhow::Result<(
     let (https, quic) = (app.https.clone(), app.quic.clone());
 
     let spawn = |file: &std::path::Path, label: &str| -> anyhow::Result<Running> {
-        Ok(agent(
+        agent(
             &state,
             &logs,
             label,
@@ -86,7 +86,7 @@ async fn fifty_sigkills_lose_nothing_and_duplicate_nothing() -> anyhow::Result<(
         .env("ROOMSCRIBE_AGENT_LOG", "info,roomscribe_agent=debug")
         .env("ROOMSCRIBE_AGENT_REPLICATE_MAX_BACKOFF_SECS", "1")
         .env("ROOMSCRIBE_AGENT_REPLICATE_GIVE_UP_AFTER_SECS", "30")
-        .spawn_guarded()?)
+        .spawn_guarded()
     };
 
     let mut file = 0usize;
