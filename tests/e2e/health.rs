@@ -221,14 +221,7 @@ async fn a_full_disk_budget_stops_transcription_and_loses_nothing() -> anyhow::R
     assert!(status.success(), "resume after draining");
 
     let api = Api::login(&app, "erin", "erin's long password").await?;
-    let meetings = api.ok("/meetings").await?;
-    assert_eq!(meetings.as_array().map(Vec::len), Some(1), "{meetings}");
-    let t = api
-        .ok(&format!(
-            "/meetings/{}/transcript",
-            meetings[0]["id"].as_str().unwrap_or_default()
-        ))
-        .await?;
+    let t = api.only_transcript().await?;
     assert_eq!(t["meeting"]["status"], "ended");
     let segs = t["segments"].as_array().cloned().unwrap_or_default();
     assert!(

@@ -62,14 +62,7 @@ async fn offline_meeting_is_queued_then_drained_after_appliance_restart() -> any
     assert!(std::fs::read_to_string(logs.join("drain.stdout"))?.contains("acknowledged"));
 
     let api = Api::login(&app, "carol", "carol's long password").await?;
-    let meetings = api.ok("/meetings").await?;
-    assert_eq!(meetings.as_array().map(Vec::len), Some(1));
-    let t = api
-        .ok(&format!(
-            "/meetings/{}/transcript",
-            meetings[0]["id"].as_str().unwrap_or_default()
-        ))
-        .await?;
+    let t = api.only_transcript().await?;
     assert_eq!(t["meeting"]["status"], "ended");
     let got: Vec<&str> = t["segments"]
         .as_array()

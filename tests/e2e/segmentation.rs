@@ -62,25 +62,9 @@ async fn long_silences_are_skipped_without_moving_a_word() -> anyhow::Result<()>
     );
 
     let api = Api::login(&app, "fay", "fay's long password").await?;
-    let meetings = api.ok("/meetings").await?;
-    let t = api
-        .ok(&format!(
-            "/meetings/{}/transcript",
-            meetings[0]["id"].as_str().unwrap_or_default()
-        ))
-        .await?;
+    let t = api.only_transcript().await?;
     let got = words_of(&t["segments"]);
-    let want: Vec<(String, f64, f64)> = reference
-        .iter()
-        .flatten()
-        .map(|w| {
-            (
-                w["word"].as_str().unwrap_or_default().to_owned(),
-                w["start"].as_f64().unwrap_or(0.0),
-                w["end"].as_f64().unwrap_or(0.0),
-            )
-        })
-        .collect();
+    let want = reference_words(&reference);
     // The model decodes synthetic speech loosely and skipping silence restarts Vosk's
     // utterance state, so some uncertain words differ from a decode that hears
     // everything. What must not differ is where speech sits on the meeting clock: the
@@ -174,13 +158,7 @@ async fn segments_are_cut_at_the_maximum_length() -> anyhow::Result<()> {
     .status()?;
     assert!(status.success());
     let api = Api::login(&app, "gus", "gus's long password").await?;
-    let meetings = api.ok("/meetings").await?;
-    let t = api
-        .ok(&format!(
-            "/meetings/{}/transcript",
-            meetings[0]["id"].as_str().unwrap_or_default()
-        ))
-        .await?;
+    let t = api.only_transcript().await?;
     let segs = t["segments"].as_array().cloned().unwrap_or_default();
     assert_contiguous_without_overlap(&segs);
     assert!(

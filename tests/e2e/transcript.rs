@@ -98,17 +98,7 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
         ))
         .await?;
     let got = words_of(&t["segments"]);
-    let want: Vec<(String, f64, f64)> = reference
-        .iter()
-        .flatten()
-        .map(|w| {
-            (
-                w["word"].as_str().unwrap_or_default().to_owned(),
-                w["start"].as_f64().unwrap_or(0.0),
-                w["end"].as_f64().unwrap_or(0.0),
-            )
-        })
-        .collect();
+    let want = reference_words(&reference);
     assert_eq!(
         got.iter().map(|w| &w.0).collect::<Vec<_>>(),
         want.iter().map(|w| &w.0).collect::<Vec<_>>(),

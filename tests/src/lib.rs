@@ -371,6 +371,18 @@ impl Api {
             .error_for_status()?)
     }
 
+    /// The transcript of the only meeting there is (fails if there are others).
+    pub async fn only_transcript(&self) -> Result<Value> {
+        let meetings = self.ok("/meetings").await?;
+        match meetings.as_array().map(Vec::as_slice) {
+            Some([m]) => {
+                let id = m["id"].as_str().unwrap_or_default();
+                self.ok(&format!("/meetings/{id}/transcript")).await
+            }
+            _ => bail!("expected exactly one meeting: {meetings}"),
+        }
+    }
+
     pub async fn ok(&self, path: &str) -> Result<Value> {
         let (s, v) = self.get(path).await?;
         if !s.is_success() {
@@ -422,6 +434,19 @@ pub fn assert_contiguous_without_overlap(segs: &[Value]) {
     }
 }
 
+/// Every word of a reference decode: (word, start, end).
+pub fn reference_words(reference: &[Vec<Value>]) -> Vec<(String, f64, f64)> {
+    reference.iter().flatten().map(word_triple).collect()
+}
+
+fn word_triple(w: &Value) -> (String, f64, f64) {
+    (
+        w["word"].as_str().unwrap_or_default().to_owned(),
+        w["start"].as_f64().unwrap_or(-1.0),
+        w["end"].as_f64().unwrap_or(-1.0),
+    )
+}
+
 /// Every word of a list of stored segments: (word, start, end).
 pub fn words_of(segments: &Value) -> Vec<(String, f64, f64)> {
     segments
@@ -429,13 +454,7 @@ pub fn words_of(segments: &Value) -> Vec<(String, f64, f64)> {
         .into_iter()
         .flatten()
         .flat_map(|s| s["words"].as_array().cloned().unwrap_or_default())
-        .map(|w| {
-            (
-                w["word"].as_str().unwrap_or_default().to_owned(),
-                w["start"].as_f64().unwrap_or(-1.0),
-                w["end"].as_f64().unwrap_or(-1.0),
-            )
-        })
+        .map(|w| word_triple(&w))
         .collect()
 }
 
