@@ -14,7 +14,9 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # --- Debian packages -------------------------------------------------------
 need_pkgs=()
-for p in espeak-ng sox libasound2-dev pkg-config chromium fonts-nanum unzip python3-venv faketime; do
+# pulseaudio (+ utils, the ALSA pulse plugin): a microphone that vanishes and returns, in tests.
+for p in espeak-ng sox libasound2-dev pkg-config chromium fonts-nanum unzip python3-venv faketime \
+  pulseaudio pulseaudio-utils libasound2-plugins; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

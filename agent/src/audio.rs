@@ -7,9 +7,9 @@
 
 use rubato::{FftFixedIn, Resampler as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const SAMPLE_RATE: u32 = 16_000;
 
@@ -35,6 +35,10 @@ pub trait AudioSource {
     /// than the capture buffer; always 0 for files.
     fn dropped(&self) -> u64 {
         0
+    }
+    /// False while a live device is lost (and being reopened); always true for files.
+    fn connected(&self) -> bool {
+        true
     }
 }
 
@@ -327,15 +331,161 @@ impl AudioSource for WavFile {
     }
 }
 
-/// Live capture from a cpal input device. The stream lives on the thread that opened
-/// it; samples arrive over a channel, are mixed to mono and resampled.
-pub struct Capture {
+/// How long a live device may deliver nothing before it is treated as lost.
+pub const STALL_SECS: u64 = 3;
+/// How often a lost device is reopened.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
+/// One open cpal input stream. Frames arrive interleaved over a channel; the stream
+/// lives on the thread that opened it.
+struct DeviceStream {
     _stream: cpal::Stream,
     rx: mpsc::Receiver<Vec<f32>>,
     buffered: Arc<AtomicUsize>,
-    dropped: Arc<AtomicU64>,
-    resampler: Option<Resampler>,
+    /// Set by the error callback when the device went away (unplugged, sound server
+    /// gone): the reader then drops the stream and reopens the device.
+    lost: Arc<AtomicBool>,
+    channels: usize,
+    rate: u32,
     name: String,
+}
+
+/// Finds the input device `spec` names: "default", a device name, or an index.
+fn find_device(spec: &str) -> Result<cpal::Device, AudioError> {
+    use cpal::traits::HostTrait;
+    let host = cpal::default_host();
+    if spec == "default" {
+        return host.default_input_device().ok_or_else(|| {
+            AudioError::NoDevice("the host reports no default input device".into())
+        });
+    }
+    let mut devices = host
+        .input_devices()
+        .map_err(|e| AudioError::NoDevice(e.to_string()))?;
+    match spec.parse::<usize>() {
+        Ok(i) => devices.nth(i),
+        Err(_) => devices.find(|d| d.to_string() == spec),
+    }
+    .ok_or_else(|| {
+        AudioError::NoDevice(format!(
+            "no input device {spec:?}; see `roomscribe-agent devices`"
+        ))
+    })
+}
+
+impl DeviceStream {
+    /// Opens `spec`. With `all_channels` the device's full channel count is captured
+    /// (per-channel transcription); otherwise any channel count will do.
+    fn open(spec: &str, all_channels: bool, dropped: &Arc<AtomicU64>) -> Result<Self, AudioError> {
+        use cpal::traits::{DeviceTrait, StreamTrait};
+        let dev = find_device(spec)?;
+        let name = dev.to_string();
+        let derr = |m: String| AudioError::Device {
+            device: name.clone(),
+            message: m,
+        };
+        let default = dev
+            .default_input_config()
+            .map_err(|e| AudioError::NoDevice(format!("{name}: {e}")))?;
+        // Prefer capturing at 16 kHz when the device offers it (no resampling at all);
+        // otherwise take its default and resample.
+        let want_channels = all_channels.then(|| default.channels());
+        let at_16k = dev.supported_input_configs().ok().and_then(|mut configs| {
+            configs.find_map(|c| {
+                let ok = c.min_sample_rate() <= SAMPLE_RATE
+                    && c.max_sample_rate() >= SAMPLE_RATE
+                    && want_channels.is_none_or(|n| c.channels() == n)
+                    && matches!(
+                        c.sample_format(),
+                        cpal::SampleFormat::F32 | cpal::SampleFormat::I16 | cpal::SampleFormat::I32
+                    );
+                ok.then(|| c.with_sample_rate(SAMPLE_RATE))
+            })
+        });
+        let config = at_16k.unwrap_or(default);
+        let channels = (config.channels() as usize).max(1);
+        let rate = config.sample_rate();
+        // Chunk count is bounded by the sample budget below; the channel itself only
+        // needs room for many small periods.
+        let (tx, rx) = mpsc::sync_channel::<Vec<f32>>(1 << 16);
+        let buffered = Arc::new(AtomicUsize::new(0));
+        let lost = Arc::new(AtomicBool::new(false));
+        let tx = Feed {
+            tx,
+            buffered: buffered.clone(),
+            dropped: dropped.clone(),
+            limit: rate as usize * channels * CAPTURE_BUFFER_SECS,
+        };
+        let lost_flag = lost.clone();
+        let on_err = move |e: cpal::Error| {
+            // An overrun only loses a period; anything else means the stream is dead.
+            if e.kind() != cpal::ErrorKind::Xrun && !lost_flag.swap(true, Ordering::Relaxed) {
+                tracing::warn!(error = %e, "capture stream failed");
+            }
+        };
+        let stream = match config.sample_format() {
+            cpal::SampleFormat::F32 => dev.build_input_stream(
+                config.into(),
+                move |d: &[f32], _: &cpal::InputCallbackInfo| tx.send(d.to_vec()),
+                on_err,
+                None,
+            ),
+            cpal::SampleFormat::I16 => dev.build_input_stream(
+                config.into(),
+                move |d: &[i16], _: &cpal::InputCallbackInfo| {
+                    tx.send(d.iter().map(|&s| s as f32 / 32768.0).collect())
+                },
+                on_err,
+                None,
+            ),
+            cpal::SampleFormat::I32 => dev.build_input_stream(
+                config.into(),
+                move |d: &[i32], _: &cpal::InputCallbackInfo| {
+                    tx.send(d.iter().map(|&s| s as f32 / 2_147_483_648.0).collect())
+                },
+                on_err,
+                None,
+            ),
+            other => return Err(derr(format!("unsupported sample format {other}"))),
+        }
+        .map_err(|e| AudioError::NoDevice(format!("{name}: {e}")))?;
+        stream.play().map_err(|e| derr(e.to_string()))?;
+        Ok(Self {
+            _stream: stream,
+            rx,
+            buffered,
+            lost,
+            channels,
+            rate,
+            name,
+        })
+    }
+}
+
+/// Live capture from a cpal input device, as one mono mix or (with
+/// [`Capture::split`]) one source per channel, all at 16 kHz.
+///
+/// A device that fails (unplugged, sound server restarted) or stays silent for
+/// [`STALL_SECS`] is closed and reopened every second, by the same name or index; in
+/// between, the capture delivers digital silence at real time, so the meeting clock
+/// runs on and the pipeline keeps checking its stop flag. [`AudioSource::connected`]
+/// tells the pipeline (and so the heartbeat's `device_lost` alarm) which state it is in.
+pub struct Capture {
+    spec: String,
+    name: String,
+    stream: Option<DeviceStream>,
+    /// Output channels: 1 (the mix), or one per device channel when split.
+    outputs: usize,
+    split: bool,
+    resamplers: Vec<Resampler>,
+    resampled_from: u32,
+    pending: Vec<std::collections::VecDeque<i16>>,
+    dropped: Arc<AtomicU64>,
+    last_audio: Instant,
+    /// While lost: when silence filling started and how many samples it delivered.
+    lost_since: Option<(Instant, u64)>,
+    next_reopen: Instant,
+    reconnects: u64,
 }
 
 /// Input devices as (index, name), for `roomscribe-agent devices`.
@@ -353,152 +503,285 @@ pub fn list_devices() -> Result<Vec<(usize, String)>, AudioError> {
 
 impl Capture {
     /// Opens `device`: "default", a device name, or an index from [`list_devices`].
-    pub fn open(device: &str) -> Result<Self, AudioError> {
-        use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-        let host = cpal::default_host();
-        let dev = if device == "default" {
-            host.default_input_device().ok_or_else(|| {
-                AudioError::NoDevice("the host reports no default input device".into())
-            })?
-        } else {
-            let mut devices = host
-                .input_devices()
-                .map_err(|e| AudioError::NoDevice(e.to_string()))?;
-            match device.parse::<usize>() {
-                Ok(i) => devices.nth(i),
-                Err(_) => devices.find(|d| d.to_string() == device),
-            }
-            .ok_or_else(|| {
-                AudioError::NoDevice(format!(
-                    "no input device {device:?}; see `roomscribe-agent devices`"
-                ))
-            })?
-        };
-        let name = dev.to_string();
-        let derr = |m: String| AudioError::Device {
-            device: name.clone(),
-            message: m,
-        };
-        // Prefer capturing at 16 kHz when the device offers it (no resampling at all);
-        // otherwise take its default and resample.
-        let at_16k = dev.supported_input_configs().ok().and_then(|mut configs| {
-            configs.find_map(|c| {
-                let ok = c.min_sample_rate() <= SAMPLE_RATE
-                    && c.max_sample_rate() >= SAMPLE_RATE
-                    && matches!(
-                        c.sample_format(),
-                        cpal::SampleFormat::F32 | cpal::SampleFormat::I16 | cpal::SampleFormat::I32
-                    );
-                ok.then(|| c.with_sample_rate(SAMPLE_RATE))
-            })
-        });
-        let config = match at_16k {
-            Some(c) => c,
-            None => dev
-                .default_input_config()
-                .map_err(|e| derr(e.to_string()))?,
-        };
-        let channels = config.channels() as usize;
-        let rate = config.sample_rate();
-        // Chunk count is bounded by the sample budget below; the channel itself only
-        // needs room for many small periods.
-        let (tx, rx) = mpsc::sync_channel::<Vec<f32>>(1 << 16);
-        let buffered = Arc::new(AtomicUsize::new(0));
+    /// With `per_channel`, every channel of the device is kept apart (see [`split`]).
+    /// Fails with a clear error when the device cannot be opened now.
+    ///
+    /// [`split`]: Capture::split
+    pub fn open(device: &str, per_channel: bool) -> Result<Self, AudioError> {
         let dropped = Arc::new(AtomicU64::new(0));
-        let tx = Feed {
-            tx,
-            buffered: buffered.clone(),
-            dropped: dropped.clone(),
-            limit: rate as usize * CAPTURE_BUFFER_SECS,
-        };
-        let mono = move |data: &[f32]| -> Vec<f32> {
-            data.chunks(channels.max(1))
-                .map(|f| f.iter().sum::<f32>() / f.len() as f32)
-                .collect()
-        };
-        let on_err = |e: cpal::Error| tracing::warn!(error = %e, "capture stream error");
-        let stream = match config.sample_format() {
-            cpal::SampleFormat::F32 => dev.build_input_stream(
-                config.into(),
-                move |d: &[f32], _: &cpal::InputCallbackInfo| {
-                    tx.send(mono(d));
-                },
-                on_err,
-                None,
-            ),
-            cpal::SampleFormat::I16 => dev.build_input_stream(
-                config.into(),
-                move |d: &[i16], _: &cpal::InputCallbackInfo| {
-                    let f: Vec<f32> = d.iter().map(|&s| s as f32 / 32768.0).collect();
-                    tx.send(mono(&f));
-                },
-                on_err,
-                None,
-            ),
-            cpal::SampleFormat::I32 => dev.build_input_stream(
-                config.into(),
-                move |d: &[i32], _: &cpal::InputCallbackInfo| {
-                    let f: Vec<f32> = d.iter().map(|&s| s as f32 / 2_147_483_648.0).collect();
-                    tx.send(mono(&f));
-                },
-                on_err,
-                None,
-            ),
-            other => return Err(derr(format!("unsupported sample format {other}"))),
+        let stream = DeviceStream::open(device, per_channel, &dropped)?;
+        let outputs = if per_channel { stream.channels } else { 1 };
+        let mut c = Self::new(device, per_channel, outputs, dropped);
+        c.attach(stream)?;
+        Ok(c)
+    }
+
+    /// Like [`open`](Capture::open), but a device that cannot be opened now gives a
+    /// capture in the lost state that keeps trying (`outputs` channels when split).
+    pub fn open_or_wait(device: &str, per_channel: bool, outputs: usize) -> Self {
+        match Self::open(device, per_channel) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "capture device unavailable; retrying every second");
+                let mut c = Self::new(
+                    device,
+                    per_channel,
+                    if per_channel { outputs.max(1) } else { 1 },
+                    Arc::new(AtomicU64::new(0)),
+                );
+                c.lost_since = Some((Instant::now(), 0));
+                c
+            }
         }
-        .map_err(|e| AudioError::NoDevice(format!("{name}: {e}")))?;
-        stream.play().map_err(|e| derr(e.to_string()))?;
-        let resampler = if rate == SAMPLE_RATE {
-            None
-        } else {
-            Some(Resampler::new(rate)?)
-        };
-        Ok(Self {
-            _stream: stream,
-            rx,
-            buffered,
+    }
+
+    fn new(spec: &str, split: bool, outputs: usize, dropped: Arc<AtomicU64>) -> Self {
+        Self {
+            spec: spec.to_owned(),
+            name: spec.to_owned(),
+            stream: None,
+            outputs,
+            split,
+            resamplers: vec![],
+            resampled_from: SAMPLE_RATE,
+            pending: vec![Default::default(); outputs],
             dropped,
-            resampler,
-            name,
-        })
+            last_audio: Instant::now(),
+            lost_since: None,
+            next_reopen: Instant::now(),
+            reconnects: 0,
+        }
+    }
+
+    fn attach(&mut self, stream: DeviceStream) -> Result<(), AudioError> {
+        if stream.rate != self.resampled_from || self.resamplers.len() != self.outputs {
+            self.resamplers = if stream.rate == SAMPLE_RATE {
+                vec![]
+            } else {
+                (0..self.outputs)
+                    .map(|_| Resampler::new(stream.rate))
+                    .collect::<Result<_, _>>()?
+            };
+            self.resampled_from = stream.rate;
+        }
+        self.name.clone_from(&stream.name);
+        self.stream = Some(stream);
+        self.last_audio = Instant::now();
+        self.lost_since = None;
+        Ok(())
+    }
+
+    /// How many sources [`split`](Capture::split) yields.
+    pub fn outputs(&self) -> usize {
+        self.outputs
+    }
+
+    /// How many times a lost device came back.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
+    /// One source per output channel, reading this capture in lockstep (the pipeline
+    /// reads every channel once per chunk).
+    pub fn split(self) -> Vec<Box<dyn AudioSource>> {
+        let n = self.outputs;
+        let shared = std::rc::Rc::new(std::cell::RefCell::new(self));
+        (0..n)
+            .map(|index| {
+                Box::new(ChannelTap {
+                    shared: shared.clone(),
+                    index,
+                }) as Box<dyn AudioSource>
+            })
+            .collect()
+    }
+
+    /// Moves a chunk of interleaved device frames into the per-output buffers.
+    fn deliver(&mut self, frames: &[f32], channels: usize) -> Result<(), AudioError> {
+        let outputs: Vec<Vec<f32>> = if self.split {
+            (0..self.outputs)
+                .map(|o| {
+                    frames
+                        .chunks(channels)
+                        .map(|f| f.get(o).copied().unwrap_or(0.0))
+                        .collect()
+                })
+                .collect()
+        } else {
+            vec![frames
+                .chunks(channels)
+                .map(|f| f.iter().sum::<f32>() / f.len() as f32)
+                .collect()]
+        };
+        for (o, mono) in outputs.into_iter().enumerate() {
+            let mut out = Vec::with_capacity(mono.len());
+            match self.resamplers.get_mut(o) {
+                Some(r) => r.push(&mono, &mut out)?,
+                None => out.extend(mono.into_iter().map(to_i16)),
+            }
+            self.pending[o].extend(out);
+        }
+        Ok(())
+    }
+
+    fn lose(&mut self, why: &str) {
+        if let Some(s) = self.stream.take() {
+            tracing::warn!(device = %s.name, why, "capture device lost; reopening it every second");
+            // Closing a dead stream joins its audio thread, which a vanished sound
+            // server can leave blocked for good (seen with ALSA's pulse plugin): close
+            // it on a thread of its own so capture carries on either way.
+            let _ = std::thread::Builder::new()
+                .name("capture-close".into())
+                .spawn(move || drop(s));
+        }
+        self.lost_since = Some((Instant::now(), 0));
+        self.next_reopen = Instant::now() + REOPEN_EVERY;
+    }
+
+    /// Reads about 0.1 s of audio into the per-output buffers (or waits up to 0.5 s).
+    fn pull(&mut self) -> Result<(), AudioError> {
+        let Some(s) = self.stream.as_ref() else {
+            return self.pull_lost();
+        };
+        if s.lost.load(Ordering::Relaxed) {
+            self.lose("stream error");
+            return self.pull_lost();
+        }
+        let (channels, want) = (s.channels, s.rate as usize * s.channels / 10);
+        let mut got = 0;
+        while got < want {
+            let Some(s) = self.stream.as_ref() else { break };
+            match s.rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(chunk) => {
+                    s.buffered.fetch_sub(chunk.len(), Ordering::Relaxed);
+                    got += chunk.len();
+                    self.last_audio = Instant::now();
+                    self.deliver(&chunk, channels)?;
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    self.lose("stream closed");
+                    break;
+                }
+            }
+        }
+        if self.stream.is_some() && self.last_audio.elapsed() >= Duration::from_secs(STALL_SECS) {
+            self.lose("no audio");
+        }
+        Ok(())
+    }
+
+    /// While the device is lost: tries to reopen it, and meanwhile delivers silence at
+    /// real time.
+    fn pull_lost(&mut self) -> Result<(), AudioError> {
+        if Instant::now() >= self.next_reopen {
+            self.next_reopen = Instant::now() + REOPEN_EVERY;
+            match DeviceStream::open(&self.spec, self.split, &self.dropped) {
+                Ok(stream) => {
+                    let silent = self.lost_since.map(|(t, _)| t.elapsed().as_secs_f64());
+                    self.fill_silence();
+                    self.attach(stream)?;
+                    self.reconnects += 1;
+                    tracing::info!(device = %self.name, after_s = silent.unwrap_or(0.0), "capture device is back");
+                    return Ok(());
+                }
+                Err(e) => tracing::debug!(error = %e, "capture device still unavailable"),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        self.fill_silence();
+        Ok(())
+    }
+
+    /// Pads every output with the silence owed since the device was lost.
+    fn fill_silence(&mut self) {
+        if let Some((since, delivered)) = self.lost_since.as_mut() {
+            let due = (since.elapsed().as_secs_f64() * SAMPLE_RATE as f64) as u64;
+            let n = due.saturating_sub(*delivered);
+            *delivered += n;
+            for p in &mut self.pending {
+                p.extend(std::iter::repeat_n(0i16, n as usize));
+            }
+        }
+    }
+
+    /// Hands output `index` up to `max` buffered samples, pulling from the device
+    /// first when it has none. Never 0: an empty read on a live device is one silent
+    /// sample, so the caller keeps going (and can check its stop flag).
+    fn read_output(
+        &mut self,
+        index: usize,
+        out: &mut Vec<i16>,
+        max: usize,
+    ) -> Result<usize, AudioError> {
+        if self.pending[index].is_empty() {
+            self.pull()?;
+        }
+        let p = &mut self.pending[index];
+        let n = p.len().min(max);
+        out.extend(p.drain(..n));
+        if n == 0 {
+            out.push(0);
+            return Ok(1);
+        }
+        Ok(n)
+    }
+
+    fn describe_live(&self) -> String {
+        format!("Live capture ({})", self.name)
     }
 }
 
 impl AudioSource for Capture {
     fn read(&mut self, out: &mut Vec<i16>, max: usize) -> Result<usize, AudioError> {
-        let before = out.len();
-        while out.len() - before < max.min(1600) {
-            match self.rx.recv_timeout(Duration::from_millis(500)) {
-                Ok(chunk) => {
-                    self.buffered.fetch_sub(chunk.len(), Ordering::Relaxed);
-                    match self.resampler.as_mut() {
-                        Some(r) => r.push(&chunk, out)?,
-                        None => out.extend(chunk.into_iter().map(to_i16)),
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => break,
-                Err(mpsc::RecvTimeoutError::Disconnected) => {
-                    return Err(AudioError::Device {
-                        device: self.name.clone(),
-                        message: "stream closed".into(),
-                    })
-                }
-            }
-        }
-        // An empty read on a live device is not the end: report 1 silent sample so the
-        // caller keeps going (and can check its stop flag).
-        if out.len() == before {
-            out.push(0);
-        }
-        Ok(out.len() - before)
+        self.read_output(0, out, max.min(1600))
     }
 
     fn describe(&self) -> String {
-        format!("Live capture ({})", self.name)
+        self.describe_live()
     }
 
     fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    fn connected(&self) -> bool {
+        self.stream.is_some()
+    }
+}
+
+/// One channel of a split [`Capture`].
+struct ChannelTap {
+    shared: std::rc::Rc<std::cell::RefCell<Capture>>,
+    index: usize,
+}
+
+impl AudioSource for ChannelTap {
+    fn read(&mut self, out: &mut Vec<i16>, max: usize) -> Result<usize, AudioError> {
+        self.shared
+            .borrow_mut()
+            .read_output(self.index, out, max.min(1600))
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} channel {}",
+            self.shared.borrow().describe_live(),
+            self.index + 1
+        )
+    }
+
+    fn dropped(&self) -> u64 {
+        // Counted once for the device, on its first channel.
+        if self.index == 0 {
+            self.shared.borrow().dropped()
+        } else {
+            0
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.shared.borrow().connected()
     }
 }
 
@@ -586,6 +869,37 @@ mod tests {
             WavFile::open_channel(&path, Some(2)),
             Err(AudioError::Wav { .. })
         ));
+    }
+
+    #[test]
+    fn live_frames_are_split_or_mixed_and_a_lost_device_gives_silence() {
+        // Two interleaved channels at 16 kHz: left counts up, right counts down.
+        let frames: Vec<f32> = (0..800)
+            .flat_map(|i| [i as f32 / 32768.0, -(i as f32) / 32768.0])
+            .collect();
+        let mut split = Capture::new("test", true, 2, Arc::new(AtomicU64::new(0)));
+        split.deliver(&frames, 2).expect("deliver");
+        let mut taps = split.split();
+        let (mut left, mut right) = (vec![], vec![]);
+        assert_eq!(taps[0].read(&mut left, 4000).expect("read"), 800);
+        assert_eq!(taps[1].read(&mut right, 4000).expect("read"), 800);
+        assert_eq!((left[500], right[500]), (500, -500));
+        assert_eq!(taps[1].describe(), "Live capture (test) channel 2");
+
+        let mut mono = Capture::new("test", false, 1, Arc::new(AtomicU64::new(0)));
+        mono.deliver(&frames, 2).expect("deliver");
+        let mut mix = vec![];
+        mono.read_output(0, &mut mix, 4000).expect("read");
+        assert!(mix.iter().all(|&s| s == 0), "left and right cancel");
+
+        // Lost: nothing is connected, and silence accrues at real time.
+        mono.lost_since = Some((Instant::now() - Duration::from_millis(500), 0));
+        assert!(!mono.connected());
+        mono.fill_silence();
+        let owed = mono.pending[0].len();
+        assert!((7_900..=16_000).contains(&owed), "{owed} samples for 0.5 s");
+        mono.fill_silence();
+        assert!(mono.pending[0].len() - owed < 1_600, "not delivered twice");
     }
 
     #[test]

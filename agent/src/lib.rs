@@ -227,10 +227,11 @@ pub async fn run(
             }
             Input::Capture(device) => {
                 // Opened now so that a missing device is a clear error at start.
-                let first = audio::Capture::open(device)?;
+                let first = audio::Capture::open(device, per_channel)?;
                 let model = asr::load_model(&opts.model)?;
                 let live = LiveParts {
                     device,
+                    per_channel,
                     first,
                     model: &model,
                     sealer: &sealer,
@@ -279,6 +280,7 @@ pub async fn run(
 
 struct LiveParts<'a> {
     device: &'a str,
+    per_channel: bool,
     first: audio::Capture,
     model: &'a vosk::Model,
     sealer: &'a Sealer,
@@ -300,6 +302,8 @@ fn live_meetings(
 ) -> anyhow::Result<Option<Transcribed>> {
     use std::sync::atomic::Ordering;
     let c = live.control;
+    // Later meetings capture as many channels as the first did.
+    let outputs = live.first.outputs();
     let mut first = Some(live.first);
     let mut last = None;
     let mut start = autostart.then(|| title.clone());
@@ -319,11 +323,14 @@ fn live_meetings(
                 std::thread::sleep(Duration::from_millis(100));
             },
         };
+        // A device missing now is waited for (alarm `device_lost`), not fatal: the
+        // meeting goes on and picks the microphone up when it appears.
         let source = match first.take() {
             Some(s) => s,
-            None => audio::Capture::open(live.device)?,
+            None => audio::Capture::open_or_wait(live.device, live.per_channel, outputs),
         };
-        live.health.set_device(&source.describe(), true);
+        live.health
+            .set_device(&source.describe(), source.connected());
         let state = new_meeting(requested.unwrap_or_else(|| source.describe()));
         tracing::info!(meeting = %state.meeting_id, "meeting started");
         c.set_active(true);
@@ -337,10 +344,22 @@ fn live_meetings(
             paused: Some(&c.paused),
             on_segment: live.on_segment,
         };
-        let inputs = vec![pipeline::Input {
-            source: Box::new(source),
-            speaker: None,
-        }];
+        let inputs = if source.outputs() > 1 {
+            source
+                .split()
+                .into_iter()
+                .enumerate()
+                .map(|(c, source)| pipeline::Input {
+                    source,
+                    speaker: Some(format!("channel {}", c + 1)),
+                })
+                .collect()
+        } else {
+            vec![pipeline::Input {
+                source: Box::new(source),
+                speaker: None,
+            }]
+        };
         let result = pipeline::transcribe(live.model, inputs, live.sealer, state, &o);
         c.set_active(false);
         live.health.set_device("", false);

@@ -458,6 +458,9 @@ pub fn transcribe(
         if channels.iter().all(|c| c.done) {
             break;
         }
+        sealer
+            .health
+            .set_device_connected(channels.iter().all(|c| c.source.connected()));
         let paused = opts.paused.is_some_and(|p| p.load(Ordering::Relaxed));
         sealer
             .health

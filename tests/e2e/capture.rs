@@ -1,7 +1,9 @@
 //! Live capture without hardware: ALSA's `file` plugin (in a private `.asoundrc`)
 //! plays a recording into the default capture device, and `roomscribe-agent run`
 //! without `--input` transcribes it through cpal like a room microphone. Ctrl-C ends
-//! the meeting cleanly.
+//! the meeting cleanly. A two-channel device is transcribed per channel; a PulseAudio
+//! server killed mid-meeting (the microphone vanishing) and started again is picked up
+//! without restarting the agent.
 
 use roomscribe_tests::*;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,11 @@ use std::time::Duration;
 
 /// The recording as raw s16le 16 kHz mono, what the ALSA file plugin plays.
 fn raw_of(wav: &Path) -> anyhow::Result<PathBuf> {
+    raw_channels(wav, 1)
+}
+
+/// The recording as raw s16le 16 kHz with `channels` interleaved channels.
+fn raw_channels(wav: &Path, channels: u8) -> anyhow::Result<PathBuf> {
     let raw = wav.with_extension("raw");
     sox(&[
         wav.to_str().unwrap_or_default(),
@@ -19,7 +26,7 @@ fn raw_of(wav: &Path) -> anyhow::Result<PathBuf> {
         "-b",
         "16",
         "-c",
-        "1",
+        &channels.to_string(),
         "-r",
         "16000",
         raw.to_str().unwrap_or_default(),
@@ -29,14 +36,19 @@ fn raw_of(wav: &Path) -> anyhow::Result<PathBuf> {
 
 /// A HOME whose `.asoundrc` makes `raw` the default capture device.
 fn alsa_home(dir: &Path, raw: &Path) -> anyhow::Result<PathBuf> {
+    alsa_home_channels(dir, raw, 1)
+}
+
+/// A HOME whose default capture device is `raw` with `channels` channels.
+fn alsa_home_channels(dir: &Path, raw: &Path, channels: u8) -> anyhow::Result<PathBuf> {
     let home = dir.join("home");
     std::fs::create_dir_all(&home)?;
     std::fs::write(
         home.join(".asoundrc"),
         format!(
-            "pcm.!default {{\n  type plug\n  slave {{ pcm \"room\" format S16_LE rate 16000 channels 1 }}\n}}\n\
+            "pcm.!default {{\n  type plug\n  slave {{ pcm \"room\" format S16_LE rate 16000 channels {channels} }}\n}}\n\
              pcm.room {{\n  type file\n  slave.pcm \"null\"\n  file \"/dev/null\"\n  infile \"{}\"\n  format \"raw\"\n}}\n",
-            raw.display()
+            raw.display(),
         ),
     )?;
     Ok(home)
@@ -229,4 +241,240 @@ async fn meetings_are_started_paused_and_stopped_from_the_command_line() -> anyh
 
 fn control_socket(state: &Path) -> PathBuf {
     state.join("control.sock")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_two_channel_device_is_transcribed_per_channel() -> anyhow::Result<()> {
+    let logs = artifacts("capture-per-channel");
+    let tmp = tempfile::tempdir()?;
+    let (panel, len_a) = two_microphone_panel(tmp.path())?;
+    let home = alsa_home_channels(tmp.path(), &raw_channels(&panel, 2)?, 2)?;
+    let total = duration(&panel.to_string_lossy())?;
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.add_user("noa", "noa's long password", "user")?;
+    let state = tmp.path().join("agent");
+    app.enroll_agent(&state, "Panel room")?;
+    let mut child = agent(&state, &logs, "live", &["run", "--model"])?
+        .arg(model_dir())
+        .env("HOME", &home)
+        .env("ROOMSCRIBE_AGENT_CAPTURE_PER_CHANNEL", "true")
+        .spawn_guarded()?;
+    let api = Api::login(&app, "noa", "noa's long password").await?;
+    // Until speaker B's last words (the recording ends with 1.7 s of pauses).
+    api.wait_for("/meetings", Duration::from_secs(90), |v| {
+        v[0]["duration_s"].as_f64().unwrap_or(0.0) >= total - 2.5
+    })
+    .await?;
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    assert!(status.success());
+    let t = api.only_transcript().await?;
+    let segs = t["segments"].as_array().cloned().unwrap_or_default();
+    assert_contiguous_without_overlap(&segs);
+    let on = |ch: &str| segs.iter().filter(|s| s["speaker"] == ch).count();
+    assert!(on("channel 1") >= 2, "speaker A's sentences: {t}");
+    assert!(on("channel 2") >= 1, "speaker B's sentences: {t}");
+    assert_eq!(on("channel 1") + on("channel 2"), segs.len(), "{t}");
+    for s in &segs {
+        let (start, end) = (
+            s["start"].as_f64().unwrap_or(0.0),
+            s["end"].as_f64().unwrap_or(0.0),
+        );
+        // The meeting clock starts a moment before the device's first sample.
+        if s["speaker"] == "channel 1" {
+            assert!(end <= len_a + 1.5, "channel 1 heard speaker B: {s}");
+        } else {
+            assert!(start >= len_a - 0.3, "channel 2 heard speaker A: {s}");
+        }
+    }
+    Ok(())
+}
+
+/// A private PulseAudio server with a null sink whose monitor is the default source:
+/// what `paplay` plays into the sink, a capturing agent hears in real time.
+struct Pulse {
+    dir: PathBuf,
+    child: Option<Running>,
+    logs: PathBuf,
+}
+
+impl Pulse {
+    fn start(dir: &Path, logs: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir.join("run"))?;
+        let mut p = Self {
+            dir: dir.to_owned(),
+            child: None,
+            logs: logs.to_owned(),
+        };
+        p.restart()?;
+        Ok(p)
+    }
+
+    fn socket(&self) -> String {
+        format!("unix:{}", self.dir.join("run/native").display())
+    }
+
+    fn env(&self, c: &mut std::process::Command) {
+        c.env("PULSE_SERVER", self.socket())
+            .env("PULSE_RUNTIME_PATH", self.dir.join("run"))
+            .env("HOME", &self.dir)
+            .env("XDG_RUNTIME_DIR", self.dir.join("run"));
+    }
+
+    fn restart(&mut self) -> anyhow::Result<()> {
+        let mut c = std::process::Command::new("pulseaudio");
+        c.args([
+            "-n",
+            "--daemonize=no",
+            "--exit-idle-time=-1",
+            "--use-pid-file=no",
+            "-L",
+            &format!(
+                "module-native-protocol-unix socket={} auth-anonymous=1",
+                self.dir.join("run/native").display()
+            ),
+            "-L",
+            "module-null-sink sink_name=room",
+        ])
+        .stdout(
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(self.logs.join("pulse.log"))?,
+        )
+        .stderr(
+            std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(self.logs.join("pulse.log"))?,
+        );
+        self.env(&mut c);
+        self.child = Some(c.spawn_guarded()?);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut c = std::process::Command::new("pactl");
+            c.args(["set-default-source", "room.monitor"]);
+            self.env(&mut c);
+            if c.output()?.status.success() {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "pulseaudio did not start"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGKILL: the sound server (and so the microphone) vanishes.
+    fn kill(&mut self) {
+        self.child = None;
+    }
+
+    /// Plays `wav` into the sink, in real time; returns when it has played.
+    fn play(&self, wav: &Path) -> anyhow::Result<()> {
+        let mut c = std::process::Command::new("paplay");
+        c.args(["-d", "room"]).arg(wav);
+        self.env(&mut c);
+        anyhow::ensure!(c.status()?.success(), "paplay failed");
+        Ok(())
+    }
+}
+
+/// The agent's entry in `/agents`, once `pred` holds for it.
+async fn wait_agent(
+    api: &Api,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> anyhow::Result<serde_json::Value> {
+    api.wait_for("/agents", Duration::from_secs(60), |v| pred(&v[0]))
+        .await
+        .map_err(|e| anyhow::anyhow!("{what}: {e}"))
+        .map(|v| v[0].clone())
+}
+
+fn alarms(a: &serde_json::Value) -> Vec<String> {
+    a["status"]["alarms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|x| x.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_microphone_that_vanishes_and_returns_is_picked_up_again() -> anyhow::Result<()> {
+    let logs = artifacts("capture-device-lost");
+    let tmp = tempfile::tempdir()?;
+    let before = sample_wav(tmp.path(), "before.wav", 2)?;
+    let after = sample_wav(tmp.path(), "after.wav", 1)?;
+    let mut pulse = Pulse::start(&tmp.path().join("pulse"), &logs)?;
+    std::fs::write(
+        tmp.path().join("pulse/.asoundrc"),
+        "pcm.!default { type pulse }\nctl.!default { type pulse }\n",
+    )?;
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.add_user("lea", "lea's long password", "user")?;
+    let state = tmp.path().join("agent");
+    app.enroll_agent(&state, "Board room")?;
+    let mut cmd = agent(&state, &logs, "live", &["run", "--model"])?;
+    cmd.arg(model_dir())
+        .env("ROOMSCRIBE_AGENT_REPLICATE_HEARTBEAT_SECS", "1")
+        .env("ROOMSCRIBE_AGENT_LOG", "info");
+    pulse.env(&mut cmd);
+    let mut child = cmd.spawn_guarded()?;
+    let api = Api::login(&app, "lea", "lea's long password").await?;
+    wait_agent(&api, "recording", |a| {
+        a["status"]["meeting_state"] == "recording" && a["status"]["device_connected"] == true
+    })
+    .await?;
+    pulse.play(&before)?;
+    api.wait_for("/meetings", Duration::from_secs(60), |v| {
+        v[0]["segment_count"].as_u64().unwrap_or(0) >= 2
+    })
+    .await?;
+
+    // The microphone goes: the agent says so and keeps the meeting open.
+    pulse.kill();
+    let lost = wait_agent(&api, "device_lost alarm", |a| {
+        alarms(a).iter().any(|x| x == "device_lost")
+    })
+    .await?;
+    assert_eq!(lost["status"]["device_connected"], false, "{lost}");
+    assert_eq!(lost["status"]["meeting_state"], "recording", "{lost}");
+    let gone_at = api.ok("/meetings").await?[0]["duration_s"]
+        .as_f64()
+        .unwrap_or(0.0);
+
+    // It comes back: picked up without a restart, in the same meeting.
+    pulse.restart()?;
+    wait_agent(&api, "device back", |a| {
+        a["status"]["device_connected"] == true && alarms(a).is_empty()
+    })
+    .await?;
+    pulse.play(&after)?;
+    api.wait_for("/meetings", Duration::from_secs(60), |v| {
+        v[0]["segment_count"].as_u64().unwrap_or(0) >= 3
+    })
+    .await?;
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    assert!(status.success(), "clean exit after Ctrl-C");
+    let t = api.only_transcript().await?;
+    assert_eq!(t["meeting"]["status"], "ended");
+    let segs = t["segments"].as_array().cloned().unwrap_or_default();
+    assert_contiguous_without_overlap(&segs);
+    assert!(
+        segs.iter()
+            .any(|s| s["start"].as_f64().unwrap_or(0.0) > gone_at),
+        "speech after the microphone returned is in the same meeting, on the meeting clock: {t}"
+    );
+    let log = std::fs::read_to_string(logs.join("live.stderr"))?;
+    assert!(log.contains("capture device lost"), "{log}");
+    assert!(log.contains("capture device is back"), "{log}");
+    Ok(())
 }

@@ -6,59 +6,21 @@
 
 use roomscribe_tests::*;
 
-fn duration(path: &str) -> anyhow::Result<f64> {
-    let out = std::process::Command::new("sox")
-        .args(["--i", "-D", path])
-        .output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn segments_are_attributed_to_the_speakers_channel() -> anyhow::Result<()> {
     let logs = artifacts("speakers");
     let tmp = tempfile::tempdir()?;
-    let p = |n: &str| tmp.path().join(n).to_string_lossy().into_owned();
-    sample_wav(tmp.path(), "a.wav", 3)?;
-    sample_wav(tmp.path(), "b.wav", 2)?;
-    let (len_a, len_b) = (duration(&p("a.wav"))?, duration(&p("b.wav"))?);
-    sox(&[&p("a.wav"), &p("ch1.wav"), "pad", "0", &len_b.to_string()])?;
-    sox(&[&p("b.wav"), &p("ch2.wav"), "pad", &len_a.to_string(), "0"])?;
-    // Each microphone also hears the other speaker, 20 dB down.
-    sox(&[
-        "-m",
-        "-v",
-        "1",
-        &p("ch1.wav"),
-        "-v",
-        "0.1",
-        &p("ch2.wav"),
-        &p("ch1b.wav"),
-    ])?;
-    sox(&[
-        "-m",
-        "-v",
-        "1",
-        &p("ch2.wav"),
-        "-v",
-        "0.1",
-        &p("ch1.wav"),
-        &p("ch2b.wav"),
-    ])?;
-    sox(&["-M", &p("ch1b.wav"), &p("ch2b.wav"), &p("panel.wav")])?;
+    let (panel, len_a) = two_microphone_panel(tmp.path())?;
+    let panel = panel.to_string_lossy().into_owned();
 
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
     app.add_user("hana", "hana's long password", "user")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Panel room")?;
-    let status = agent(
-        &state,
-        &logs,
-        "run",
-        &["run", "--input", &p("panel.wav"), "--model"],
-    )?
-    .arg(model_dir())
-    .env("ROOMSCRIBE_AGENT_CAPTURE_PER_CHANNEL", "true")
-    .status()?;
+    let status = agent(&state, &logs, "run", &["run", "--input", &panel, "--model"])?
+        .arg(model_dir())
+        .env("ROOMSCRIBE_AGENT_CAPTURE_PER_CHANNEL", "true")
+        .status()?;
     assert!(status.success());
 
     let api = Api::login(&app, "hana", "hana's long password").await?;

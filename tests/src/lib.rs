@@ -458,6 +458,38 @@ pub fn words_of(segments: &Value) -> Vec<(String, f64, f64)> {
         .collect()
 }
 
+/// Length of an audio file in seconds (sox).
+pub fn duration(path: &str) -> Result<f64> {
+    let out = Command::new("sox").args(["--i", "-D", path]).output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().parse()?)
+}
+
+/// A two-microphone recording `panel.wav` in `dir`: speaker A (3 sentences) on channel
+/// 1, then speaker B (2 sentences) on channel 2, each microphone also hearing the other
+/// speaker 20 dB down. Returns the path and when speaker A stops (seconds).
+pub fn two_microphone_panel(dir: &Path) -> Result<(PathBuf, f64)> {
+    let p = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    sample_wav(dir, "a.wav", 3)?;
+    sample_wav(dir, "b.wav", 2)?;
+    let (len_a, len_b) = (duration(&p("a.wav"))?, duration(&p("b.wav"))?);
+    sox(&[&p("a.wav"), &p("ch1.wav"), "pad", "0", &len_b.to_string()])?;
+    sox(&[&p("b.wav"), &p("ch2.wav"), "pad", &len_a.to_string(), "0"])?;
+    for (own, other, out) in [("ch1", "ch2", "ch1b"), ("ch2", "ch1", "ch2b")] {
+        sox(&[
+            "-m",
+            "-v",
+            "1",
+            &p(&format!("{own}.wav")),
+            "-v",
+            "0.1",
+            &p(&format!("{other}.wav")),
+            &p(&format!("{out}.wav")),
+        ])?;
+    }
+    sox(&["-M", &p("ch1b.wav"), &p("ch2b.wav"), &p("panel.wav")])?;
+    Ok((dir.join("panel.wav"), len_a))
+}
+
 /// Runs sox with `args` (making test recordings).
 pub fn sox(args: &[&str]) -> Result<()> {
     let status = Command::new("sox").args(args).status()?;
