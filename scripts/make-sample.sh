@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Makes a sample meeting recording: Korean sentences spoken by espeak-ng in two voices
 # (different pitch and speed), with pauses, as 16 kHz mono 16-bit WAV.
-# Usage: scripts/make-sample.sh OUT.wav [SENTENCES]   (default: all 8 sentences)
+# Usage: scripts/make-sample.sh OUT.wav [SENTENCES | FILE]
+#   SENTENCES: the first N of the built-in 8 (default: all);
+#   FILE: one sentence per line instead (e.g. tests/data/voice-commands.txt).
 set -euo pipefail
 out="$1"; count="${2:-8}"
 sentences=(
@@ -14,12 +16,16 @@ sentences=(
   "질문이 있으면 말씀해 주세요."
   "오늘 회의는 여기서 마치겠습니다. 감사합니다."
 )
+if [ -f "$count" ]; then
+  mapfile -t sentences < <(grep -v '^[[:space:]]*$' "$count")
+  count="${#sentences[@]}"
+fi
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 parts=()
 for i in $(seq 0 $((count - 1))); do
   if (( i % 2 == 0 )); then pitch=35; speed=150; else pitch=70; speed=165; fi
   espeak-ng -v ko -p "$pitch" -s "$speed" -w "$tmp/s$i.wav" "${sentences[$i]}"
-  sox "$tmp/s$i.wav" -r 16000 -c 1 -b 16 "$tmp/p$i.wav" pad 0 1.2
+  sox -R "$tmp/s$i.wav" -r 16000 -c 1 -b 16 "$tmp/p$i.wav" pad 0 1.2
   parts+=("$tmp/p$i.wav")
 done
-sox "${parts[@]}" -r 16000 -c 1 -b 16 "$out" pad 0.5 0.5
+sox -R "${parts[@]}" -r 16000 -c 1 -b 16 "$out" pad 0.5 0.5

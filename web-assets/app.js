@@ -183,6 +183,29 @@ function segmentNode(s, fresh) {
     text);
 }
 
+const EVENT_LABELS = {
+  start: 'Recording started', stop: 'Recording stopped', pause: 'Paused', resume: 'Resumed',
+  action_item: 'Action item', highlight: 'Highlight',
+};
+const SOURCE_LABELS = {
+  voice: 'voice command', local: 'room control', appliance: 'console', schedule: 'room schedule',
+  autostart: 'automatic start', shutdown: 'agent shut down',
+};
+
+// Voice commands, pauses and marks of the open meeting, in time order.
+function addEvent(meetingId, ev) {
+  if (meetingId !== state.meetingId) return;
+  const list = $('meeting-events');
+  if (list.querySelector(`[data-event="${ev.seq}"]`)) return;
+  const node = el('li', { class: `event ${ev.kind}`, 'data-event': String(ev.seq), 'data-kind': ev.kind, 'data-at': String(ev.at) },
+    el('span', { class: 'at', text: clock(ev.at) }), ' ',
+    el('b', { text: EVENT_LABELS[ev.kind] || ev.kind }),
+    el('span', { class: 'muted', text: ` · ${SOURCE_LABELS[ev.source] || ev.source}` }));
+  const after = [...list.children].find((c) => Number(c.dataset.at) > ev.at);
+  list.insertBefore(node, after || null);
+  list.hidden = false;
+}
+
 function renderMeetingHeader(m) {
   $('meeting-title').textContent = m.title || 'Untitled meeting';
   state.meetingStart = m.started_at_corrected_ms;
@@ -199,6 +222,9 @@ async function openMeeting(id) {
     renderMeetingHeader(t.meeting);
     state.speakerNames = t.meeting.speaker_names || {};
     $('segments').replaceChildren(...t.segments.map((s) => segmentNode(s, false)));
+    $('meeting-events').replaceChildren();
+    $('meeting-events').hidden = true;
+    for (const ev of t.events || []) addEvent(id, ev);
     renderSpeakers(id);
     state.lastSeq = t.segments.length ? t.segments[t.segments.length - 1].seq : null;
     showCaption(id, t.caption);
@@ -239,6 +265,10 @@ function listen() {
   es.addEventListener('segment', (e) => {
     const d = JSON.parse(e.data);
     addSegment(d.meeting_id, d.segment);
+  });
+  es.addEventListener('meeting_event', (e) => {
+    const d = JSON.parse(e.data);
+    addEvent(d.meeting_id, d.event);
   });
   es.addEventListener('caption', (e) => {
     const d = JSON.parse(e.data);

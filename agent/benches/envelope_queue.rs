@@ -81,6 +81,7 @@ fn main() {
             },
             segments: vec![segment(0, words)],
             ended: false,
+            events: vec![],
         };
         let mut seal_t = Vec::new();
         let mut open_t = Vec::new();
@@ -114,6 +115,7 @@ fn main() {
         },
         segments: vec![segment(0, 12)],
         ended: false,
+        events: vec![],
     };
     let env = seal(&batch, &params(1), &key, &mut OsRng)
         .expect("seal")

@@ -51,6 +51,22 @@ impl Transcriber {
         })
     }
 
+    /// A recognizer that can hear only `phrases` (voice commands).
+    pub fn with_grammar(
+        model: &vosk::Model,
+        offset_samples: u64,
+        phrases: &[String],
+    ) -> Result<Self, AsrError> {
+        let mut rec =
+            vosk::Recognizer::new_with_grammar(model, crate::audio::SAMPLE_RATE as f32, phrases)
+                .ok_or(AsrError::Recognizer)?;
+        rec.set_words(true);
+        Ok(Self {
+            rec,
+            offset_s: offset_samples as f64 / crate::audio::SAMPLE_RATE as f64,
+        })
+    }
+
     fn words(offset_s: f64, result: vosk::CompleteResult<'_>) -> Vec<Word> {
         result
             .single()

@@ -727,6 +727,34 @@ impl Capture {
         Ok(n)
     }
 
+    /// Reads up to `max` samples of the mix of every output, keeping the outputs in
+    /// step (idle listening on a split capture). Never 0, like [`AudioSource::read`].
+    pub fn read_mix(&mut self, out: &mut Vec<i16>, max: usize) -> Result<usize, AudioError> {
+        if self.pending.iter().any(|p| p.is_empty()) {
+            self.pull()?;
+        }
+        let n = self
+            .pending
+            .iter()
+            .map(|p| p.len())
+            .min()
+            .unwrap_or(0)
+            .min(max);
+        let outputs = self.pending.len() as i32;
+        for i in 0..n {
+            let sum: i32 = self.pending.iter().map(|p| p[i] as i32).sum();
+            out.push((sum / outputs) as i16);
+        }
+        for p in &mut self.pending {
+            p.drain(..n);
+        }
+        if n == 0 {
+            out.push(0);
+            return Ok(1);
+        }
+        Ok(n)
+    }
+
     fn describe_live(&self) -> String {
         format!("Live capture ({})", self.name)
     }

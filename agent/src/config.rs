@@ -19,6 +19,56 @@ pub struct AgentConfig {
     pub segment: SegmentConfig,
     pub queue: QueueConfig,
     pub replicate: ReplicateConfig,
+    pub voice: VoiceConfig,
+}
+
+/// Voice commands: a wake phrase followed by a command phrase, recognised by a
+/// grammar-restricted Vosk recognizer beside the transcriber (see `voice.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoiceConfig {
+    pub enabled: bool,
+    pub wake_phrase: String,
+    pub min_confidence: f32,
+    pub listen_while_idle: bool,
+    pub commands: VoiceCommands,
+}
+
+/// The phrase for each command; an empty phrase turns that command off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoiceCommands {
+    pub start_recording: String,
+    pub stop_recording: String,
+    pub pause: String,
+    pub resume: String,
+    pub action_item: String,
+    pub highlight: String,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            wake_phrase: "회의 비서".into(),
+            min_confidence: 0.8,
+            listen_while_idle: false,
+            commands: VoiceCommands::default(),
+        }
+    }
+}
+
+impl Default for VoiceCommands {
+    fn default() -> Self {
+        Self {
+            start_recording: "녹음 시작".into(),
+            stop_recording: "녹음 중지".into(),
+            pause: "일시 정지".into(),
+            resume: "녹음 계속".into(),
+            action_item: "액션 아이템".into(),
+            highlight: "중요 표시".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +141,7 @@ impl Default for AgentConfig {
             segment: SegmentConfig::default(),
             queue: QueueConfig::default(),
             replicate: ReplicateConfig::default(),
+            voice: VoiceConfig::default(),
         }
     }
 }
@@ -158,6 +209,9 @@ impl AgentConfig {
                 key: "queue.max_bytes",
                 message: "must be at least 4096".into(),
             });
+        }
+        if self.voice.enabled {
+            crate::voice::Phrases::from_config(&self.voice)?;
         }
         let r = &self.replicate;
         if r.heartbeat_secs == 0 {

@@ -6,20 +6,38 @@
 //! prints the one-line answer. A room button or a kiosk script uses the same command.
 //!
 //! Requests are one line of text: `start [TITLE]`, `stop`, `pause`, `resume`,
-//! `status`. Answers are `ok ...` or `error ...`. The decisions are made by
-//! [`Control`], which the pipeline polls between audio chunks.
+//! `mark action_item|highlight`, `status`. Answers are `ok ...` or `error ...`. The
+//! decisions are made by [`Control`], which the pipeline polls between audio chunks;
+//! voice commands, appliance commands and the room schedule go through the same
+//! [`Control::handle`], each with its [`EventSource`], and every change becomes a
+//! meeting event.
 
+pub use roomscribe_protocol::{EventKind, EventSource};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    Start { title: Option<String> },
+    Start {
+        title: Option<String>,
+    },
     Stop,
     Pause,
     Resume,
+    /// Marks this moment: `ActionItem` or `Highlight` only.
+    Mark(EventKind),
     Status,
+}
+
+/// An event waiting to be sealed into the meeting by the pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingEvent {
+    pub kind: EventKind,
+    pub source: EventSource,
+    /// Seconds from the meeting start when known (a voice command's last word);
+    /// otherwise the pipeline uses how far the meeting has got.
+    pub at: Option<f64>,
 }
 
 impl Request {
@@ -47,8 +65,15 @@ impl Request {
             "pause" => no_args(Request::Pause),
             "resume" => no_args(Request::Resume),
             "status" => no_args(Request::Status),
+            "mark" => match rest {
+                "action_item" => Ok(Request::Mark(EventKind::ActionItem)),
+                "highlight" => Ok(Request::Mark(EventKind::Highlight)),
+                other => Err(format!(
+                    "cannot mark {other:?}; expected action_item or highlight"
+                )),
+            },
             other => Err(format!(
-                "unknown request {other:?}; expected start [TITLE], stop, pause, resume or status"
+                "unknown request {other:?}; expected start [TITLE], stop, pause, resume, mark action_item|highlight or status"
             )),
         }
     }
@@ -60,6 +85,7 @@ impl Request {
             Request::Stop => "stop\n".into(),
             Request::Pause => "pause\n".into(),
             Request::Resume => "resume\n".into(),
+            Request::Mark(kind) => format!("mark {}\n", kind.as_str()),
             Request::Status => "status\n".into(),
         }
     }
@@ -76,8 +102,10 @@ pub struct Control {
     pub paused: AtomicBool,
     /// The agent is shutting down (Ctrl-C, SIGTERM): no new meeting starts.
     pub exit: AtomicBool,
-    /// A start was requested, with this title.
-    start: Mutex<Option<Option<String>>>,
+    /// A start was requested, with this title, by this source.
+    start: Mutex<Option<(Option<String>, EventSource)>>,
+    /// Events for the pipeline to seal into the current meeting.
+    events: Mutex<Vec<PendingEvent>>,
 }
 
 impl Control {
@@ -92,35 +120,58 @@ impl Control {
         }
     }
 
-    /// Applies a request; returns the answer line (without newline).
-    pub fn handle(&self, req: &Request) -> String {
+    /// Applies a request from `source`; returns the answer line (without newline).
+    pub fn handle(&self, req: &Request, source: EventSource) -> String {
+        self.handle_at(req, source, None)
+    }
+
+    /// [`handle`](Control::handle) for a request heard at `at` seconds into the meeting.
+    pub fn handle_at(&self, req: &Request, source: EventSource, at: Option<f64>) -> String {
         let active = self.active.load(Ordering::Relaxed);
+        let event = |kind| self.push_event(PendingEvent { kind, source, at });
         match req {
             Request::Start { title } if !active => {
                 if self.exit.load(Ordering::Relaxed) {
                     return "error the agent is shutting down".into();
                 }
-                *self.start.lock().unwrap_or_else(|p| p.into_inner()) = Some(title.clone());
+                *lock(&self.start) = Some((title.clone(), source));
                 "ok starting a meeting".into()
             }
             // The current meeting is ending: start the next one right after it.
             Request::Start { title } if self.meeting_stop.load(Ordering::Relaxed) => {
-                *self.start.lock().unwrap_or_else(|p| p.into_inner()) = Some(title.clone());
+                *lock(&self.start) = Some((title.clone(), source));
                 "ok starting a meeting when the current one has ended".into()
             }
             Request::Start { .. } => "error a meeting is already being recorded".into(),
             Request::Stop if active => {
-                self.meeting_stop.store(true, Ordering::Relaxed);
+                if !self.meeting_stop.swap(true, Ordering::Relaxed) {
+                    event(EventKind::Stop);
+                }
                 "ok stopping the meeting".into()
             }
             Request::Pause if active => {
-                self.paused.store(true, Ordering::Relaxed);
+                if !self.paused.swap(true, Ordering::Relaxed) {
+                    event(EventKind::Pause);
+                }
                 "ok paused".into()
             }
             Request::Resume if active => {
-                self.paused.store(false, Ordering::Relaxed);
+                if self.paused.swap(false, Ordering::Relaxed) {
+                    event(EventKind::Resume);
+                }
                 "ok recording".into()
             }
+            Request::Mark(kind @ (EventKind::ActionItem | EventKind::Highlight)) if active => {
+                event(*kind);
+                format!("ok marked {}", kind.as_str())
+            }
+            Request::Mark(kind @ (EventKind::ActionItem | EventKind::Highlight)) => {
+                format!(
+                    "error no meeting is being recorded to mark {}",
+                    kind.as_str()
+                )
+            }
+            Request::Mark(kind) => format!("error cannot mark {}", kind.as_str()),
             Request::Stop | Request::Pause | Request::Resume => {
                 "error no meeting is being recorded".into()
             }
@@ -128,18 +179,33 @@ impl Control {
         }
     }
 
+    /// Adds an event for the pipeline to seal (e.g. the start of a meeting).
+    pub fn push_event(&self, e: PendingEvent) {
+        lock(&self.events).push(e);
+    }
+
+    /// Takes the events waiting to be sealed, oldest first.
+    pub fn take_events(&self) -> Vec<PendingEvent> {
+        std::mem::take(&mut *lock(&self.events))
+    }
+
     /// Takes a pending start request (the pipeline thread polls this while idle).
-    pub fn take_start(&self) -> Option<Option<String>> {
-        self.start.lock().unwrap_or_else(|p| p.into_inner()).take()
+    pub fn take_start(&self) -> Option<(Option<String>, EventSource)> {
+        lock(&self.start).take()
     }
 
     pub fn set_active(&self, active: bool) {
         self.active.store(active, Ordering::Relaxed);
         if !active {
+            lock(&self.events).clear();
             self.paused.store(false, Ordering::Relaxed);
             self.meeting_stop.store(false, Ordering::Relaxed);
         }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 pub fn socket_path(state_dir: &Path) -> PathBuf {
@@ -172,7 +238,7 @@ pub async fn serve(
                 let answer = match Request::parse(&line) {
                     Ok(req) => {
                         tracing::info!(request = ?req, "meeting control");
-                        control.handle(&req)
+                        control.handle(&req, EventSource::Local)
                     }
                     Err(e) => format!("error {e}"),
                 };
@@ -215,6 +281,7 @@ mod tests {
         assert!(Request::parse("stop now").is_err());
         assert!(Request::parse("launch").unwrap_err().contains("launch"));
         assert!(Request::parse("start a\u{7}b").is_err());
+        assert!(Request::parse("mark stop").unwrap_err().contains("stop"));
         for r in [
             Request::Start { title: None },
             Request::Start {
@@ -222,6 +289,8 @@ mod tests {
             },
             Request::Pause,
             Request::Resume,
+            Request::Mark(EventKind::Highlight),
+            Request::Mark(EventKind::ActionItem),
             Request::Status,
         ] {
             assert_eq!(Request::parse(&r.to_line()), Ok(r));
@@ -231,25 +300,55 @@ mod tests {
     #[test]
     fn state_machine() {
         let c = Control::default();
+        let local = EventSource::Local;
         assert_eq!(
-            c.handle(&Request::Stop),
+            c.handle(&Request::Stop, local),
             "error no meeting is being recorded"
         );
-        assert!(c.handle(&Request::Start { title: None }).starts_with("ok"));
-        assert_eq!(c.take_start(), Some(None));
+        assert!(c
+            .handle(&Request::Mark(EventKind::Highlight), local)
+            .starts_with("error"));
+        assert!(c
+            .handle(&Request::Start { title: None }, EventSource::Voice)
+            .starts_with("ok"));
+        assert_eq!(c.take_start(), Some((None, EventSource::Voice)));
         c.set_active(true);
         assert!(c
-            .handle(&Request::Start { title: None })
+            .handle(&Request::Start { title: None }, local)
             .starts_with("error"));
-        assert!(c.handle(&Request::Pause).starts_with("ok"));
+        assert!(c.handle(&Request::Pause, local).starts_with("ok"));
+        assert!(c.handle(&Request::Pause, local).starts_with("ok"));
         assert_eq!(c.state(), "paused");
-        assert!(c.handle(&Request::Resume).starts_with("ok"));
-        assert!(c.handle(&Request::Stop).starts_with("ok"));
+        assert!(c
+            .handle_at(&Request::Resume, EventSource::Voice, Some(12.5))
+            .starts_with("ok"));
+        assert!(c
+            .handle(&Request::Mark(EventKind::ActionItem), local)
+            .starts_with("ok"));
+        assert!(c.handle(&Request::Stop, local).starts_with("ok"));
         assert!(c.meeting_stop.load(Ordering::Relaxed));
+        let kinds: Vec<_> = c
+            .take_events()
+            .iter()
+            .map(|e| (e.kind, e.source, e.at))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (EventKind::Pause, local, None),
+                (EventKind::Resume, EventSource::Voice, Some(12.5)),
+                (EventKind::ActionItem, local, None),
+                (EventKind::Stop, local, None),
+            ],
+            "one event per change: a second pause is not another event"
+        );
+        assert!(c.take_events().is_empty());
         // Asked to start while the last meeting is still closing: queued, not refused.
-        assert!(c.handle(&Request::Start { title: None }).starts_with("ok"));
+        assert!(c
+            .handle(&Request::Start { title: None }, local)
+            .starts_with("ok"));
         c.set_active(false);
-        assert_eq!(c.take_start(), Some(None));
+        assert_eq!(c.take_start(), Some((None, local)));
         assert_eq!(c.state(), "idle");
         assert!(!c.meeting_stop.load(Ordering::Relaxed));
     }

@@ -19,6 +19,7 @@ pub mod queue;
 pub mod replicate;
 pub mod segment;
 pub mod transport;
+pub mod voice;
 
 use audio::AudioSource as _;
 use config::AgentConfig;
@@ -165,6 +166,12 @@ pub async fn run(
     let health = parts.health.clone();
     let segment = config.segment.clone();
     let autostart = config.capture.autostart;
+    let voice = if config.voice.enabled {
+        Some(voice::Phrases::from_config(&config.voice)?)
+    } else {
+        None
+    };
+    let listen_while_idle = config.voice.listen_while_idle;
     // Live capture: meeting control over the local socket, and Ctrl-C ends the
     // current meeting and the agent.
     let control = Arc::new(control::Control::default());
@@ -180,12 +187,19 @@ pub async fn run(
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             control.exit.store(true, Ordering::Relaxed);
-            control.meeting_stop.store(true, Ordering::Relaxed);
+            control.handle(&control::Request::Stop, control::EventSource::Shutdown);
         }));
     }
     let per_channel = config.capture.per_channel;
     let state_dir = config.state_dir.clone();
     let pipeline = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Transcribed>> {
+        let load_model = || -> anyhow::Result<vosk::Model> {
+            let mut model = asr::load_model(&opts.model)?;
+            if let Some(v) = &voice {
+                v.check_vocabulary(&mut model)?;
+            }
+            Ok(model)
+        };
         let (inputs, state, checkpoint, end_on_stop): (
             Vec<pipeline::Input>,
             Checkpoint,
@@ -228,24 +242,28 @@ pub async fn run(
             Input::Capture(device) => {
                 // Opened now so that a missing device is a clear error at start.
                 let first = audio::Capture::open(device, per_channel)?;
-                let model = asr::load_model(&opts.model)?;
+                let model = load_model()?;
                 let live = LiveParts {
                     device,
                     per_channel,
-                    first,
                     model: &model,
                     sealer: &sealer,
                     control: &control_for_pipeline,
                     health: &health,
                     segment,
+                    voice: voice.as_ref(),
+                    listen_while_idle,
                     captions: live_captions.then_some(&captions_tx),
                     on_segment: &move |s: &Segment| on_segment(s),
                 };
-                return live_meetings(live, opts.title.clone(), autostart);
+                return live_meetings(live, first, opts.title.clone(), autostart);
             }
         };
-        let model = asr::load_model(&opts.model)?;
+        let model = load_model()?;
         let on_segment = move |s: &Segment| on_segment(s);
+        // A file job's meeting is "recording" from the start: voice commands may
+        // pause, resume, stop or mark it.
+        control_for_pipeline.set_active(true);
         let o = Options {
             pace: opts.pace,
             stop: &stop,
@@ -253,7 +271,8 @@ pub async fn run(
             checkpoint,
             segment,
             captions: live_captions.then_some(&captions_tx),
-            paused: None,
+            control: &control_for_pipeline,
+            voice: voice.as_ref(),
             on_segment: &on_segment,
         };
         Ok(Some(pipeline::transcribe(
@@ -281,59 +300,130 @@ pub async fn run(
 struct LiveParts<'a> {
     device: &'a str,
     per_channel: bool,
-    first: audio::Capture,
     model: &'a vosk::Model,
     sealer: &'a Sealer,
     control: &'a control::Control,
     health: &'a Health,
     segment: config::SegmentConfig,
+    voice: Option<&'a voice::Phrases>,
+    listen_while_idle: bool,
     captions: Option<&'a watch::Sender<Option<pipeline::LiveCaption>>>,
     on_segment: &'a (dyn Fn(&Segment) + Sync),
 }
 
+impl LiveParts<'_> {
+    fn vad(&self) -> segment::VadParams {
+        segment::VadParams {
+            margin_db: self.segment.vad_margin_db,
+            min_speech_dbfs: self.segment.vad_min_speech_dbfs,
+        }
+    }
+
+    /// Waits, between meetings, for a start request (or the agent's exit: `None`).
+    /// The microphone is closed while waiting, unless voice commands listen while
+    /// idle: then it stays open and only the command recognizer hears it (nothing is
+    /// transcribed or sent), so "<wake phrase> <start recording>" can start a meeting.
+    fn wait_for_start(
+        &self,
+        capture: &mut Option<audio::Capture>,
+        outputs: usize,
+        title: &Option<String>,
+    ) -> anyhow::Result<Option<(Option<String>, control::EventSource)>> {
+        use std::sync::atomic::Ordering;
+        let c = self.control;
+        let mut listener = match self.voice.filter(|_| self.listen_while_idle) {
+            Some(phrases) => {
+                if capture.is_none() {
+                    *capture = Some(audio::Capture::open_or_wait(
+                        self.device,
+                        self.per_channel,
+                        outputs,
+                    ));
+                }
+                let skip = (self.segment.skip_silence_after_secs * 16_000.0) as u64;
+                tracing::info!("idle: listening for the voice command to start recording");
+                Some(voice::Listener::new(
+                    self.model,
+                    phrases,
+                    self.vad(),
+                    skip,
+                    0,
+                )?)
+            }
+            None => {
+                *capture = None;
+                tracing::info!("idle: waiting for `roomscribe-agent meeting start`");
+                None
+            }
+        };
+        let mut buf = Vec::with_capacity(asr::CHUNK);
+        loop {
+            if c.exit.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            if let Some((t, source)) = c.take_start() {
+                return Ok(Some((t.or_else(|| title.clone()), source)));
+            }
+            match (listener.as_mut(), capture.as_mut()) {
+                (Some(l), Some(cap)) => {
+                    buf.clear();
+                    while buf.len() < asr::CHUNK {
+                        let want = asr::CHUNK - buf.len();
+                        cap.read_mix(&mut buf, want)?;
+                    }
+                    self.health.set_device_connected(cap.connected());
+                    for h in l.feed(&buf)? {
+                        let answer = c.handle(&h.command.request(), control::EventSource::Voice);
+                        tracing::info!(command = h.command.name(), %answer, "voice command while idle");
+                    }
+                }
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
 /// Live capture as a service: one meeting after another, each started by `autostart`
-/// (the first), `roomscribe-agent meeting start` or a later trigger, and ended by
-/// `meeting stop` or Ctrl-C (which also ends the agent). The device is closed between
-/// meetings: an idle agent hears nothing. Returns the last meeting's summary.
+/// (the first), `roomscribe-agent meeting start`, a voice command or a later trigger,
+/// and ended by `meeting stop`, a voice command or Ctrl-C (which also ends the agent).
+/// Returns the last meeting's summary.
 fn live_meetings(
     live: LiveParts<'_>,
+    first: audio::Capture,
     title: Option<String>,
     autostart: bool,
 ) -> anyhow::Result<Option<Transcribed>> {
     use std::sync::atomic::Ordering;
     let c = live.control;
     // Later meetings capture as many channels as the first did.
-    let outputs = live.first.outputs();
-    let mut first = Some(live.first);
+    let outputs = first.outputs();
+    let mut capture = Some(first);
     let mut last = None;
-    let mut start = autostart.then(|| title.clone());
-    if !autostart {
-        tracing::info!("waiting for `roomscribe-agent meeting start`");
-    }
+    let mut start = autostart.then(|| (title.clone(), control::EventSource::Autostart));
     loop {
-        let requested = match start.take() {
+        let (requested, source) = match start.take() {
             Some(t) => t,
-            None => loop {
-                if c.exit.load(Ordering::Relaxed) {
-                    return Ok(last);
-                }
-                if let Some(t) = c.take_start() {
-                    break t.or_else(|| title.clone());
-                }
-                std::thread::sleep(Duration::from_millis(100));
+            None => match live.wait_for_start(&mut capture, outputs, &title)? {
+                Some(t) => t,
+                None => return Ok(last),
             },
         };
         // A device missing now is waited for (alarm `device_lost`), not fatal: the
         // meeting goes on and picks the microphone up when it appears.
-        let source = match first.take() {
+        let source_audio = match capture.take() {
             Some(s) => s,
             None => audio::Capture::open_or_wait(live.device, live.per_channel, outputs),
         };
         live.health
-            .set_device(&source.describe(), source.connected());
-        let state = new_meeting(requested.unwrap_or_else(|| source.describe()));
-        tracing::info!(meeting = %state.meeting_id, "meeting started");
+            .set_device(&source_audio.describe(), source_audio.connected());
+        let state = new_meeting(requested.unwrap_or_else(|| source_audio.describe()));
+        tracing::info!(meeting = %state.meeting_id, ?source, "meeting started");
         c.set_active(true);
+        c.push_event(control::PendingEvent {
+            kind: control::EventKind::Start,
+            source,
+            at: Some(0.0),
+        });
         let o = Options {
             pace: None,
             stop: &c.meeting_stop,
@@ -341,11 +431,12 @@ fn live_meetings(
             checkpoint: None,
             segment: live.segment.clone(),
             captions: live.captions,
-            paused: Some(&c.paused),
+            control: c,
+            voice: live.voice,
             on_segment: live.on_segment,
         };
-        let inputs = if source.outputs() > 1 {
-            source
+        let inputs = if source_audio.outputs() > 1 {
+            source_audio
                 .split()
                 .into_iter()
                 .enumerate()
@@ -356,7 +447,7 @@ fn live_meetings(
                 .collect()
         } else {
             vec![pipeline::Input {
-                source: Box::new(source),
+                source: Box::new(source_audio),
                 speaker: None,
             }]
         };
@@ -384,6 +475,7 @@ fn new_meeting(title: String) -> Checkpoint {
         resume_sample: 0,
         channel_resume: vec![],
         ended: false,
+        next_event_seq: 0,
     }
 }
 

@@ -112,8 +112,19 @@ enum MeetingAction {
     Pause,
     /// Transcribe again after a pause.
     Resume,
+    /// Mark this moment of the meeting: an action item or a highlight.
+    Mark {
+        #[arg(value_enum)]
+        what: MarkWhat,
+    },
     /// Print idle, recording or paused.
     Status,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MarkWhat {
+    ActionItem,
+    Highlight,
 }
 
 #[derive(Subcommand)]
@@ -266,6 +277,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 MeetingAction::Stop => Request::Stop,
                 MeetingAction::Pause => Request::Pause,
                 MeetingAction::Resume => Request::Resume,
+                MeetingAction::Mark { what } => Request::Mark(match what {
+                    MarkWhat::ActionItem => roomscribe_protocol::EventKind::ActionItem,
+                    MarkWhat::Highlight => roomscribe_protocol::EventKind::Highlight,
+                }),
                 MeetingAction::Status => Request::Status,
             };
             // Validate locally for a clear message before reaching the agent.

@@ -12,14 +12,16 @@
 use crate::asr::{Transcriber, CHUNK};
 use crate::audio::{AudioSource, SAMPLE_RATE};
 use crate::config::SegmentConfig;
+use crate::control::{Control, EventSource, PendingEvent};
 use crate::health::{level_dbfs, Health};
 use crate::identity::{write_atomic, Identity};
 use crate::queue::{Queue, QueueError};
 use crate::segment::{Segmenter, Step, Vad, VadParams};
+use crate::voice::{Listener, Phrases};
 use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
 use roomscribe_protocol::{
-    envelope, Batch, Caption, MeetingId, MeetingInfo, SealParams, Segment, Word,
+    envelope, Batch, Caption, MeetingEvent, MeetingId, MeetingInfo, SealParams, Segment, Word,
 };
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -142,6 +144,9 @@ pub struct Checkpoint {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub channel_resume: Vec<u64>,
     pub ended: bool,
+    /// Number of the next meeting event (voice commands, pauses, marks).
+    #[serde(default)]
+    pub next_event_seq: u64,
 }
 
 impl Checkpoint {
@@ -217,8 +222,11 @@ pub struct Options<'a> {
     pub segment: SegmentConfig,
     /// Where live captions go (the replicator sends the newest while connected).
     pub captions: Option<&'a watch::Sender<Option<LiveCaption>>>,
-    /// While set (meeting paused), audio is read and discarded, not transcribed.
-    pub paused: Option<&'a AtomicBool>,
+    /// Pause, resume, stop and marks from the control socket, voice commands, the
+    /// appliance and the schedule; its events are sealed into the meeting.
+    pub control: &'a Control,
+    /// Listen for voice commands with these phrases.
+    pub voice: Option<&'a Phrases>,
     /// Called with every sealed segment (for the terminal).
     pub on_segment: &'a (dyn Fn(&Segment) + Sync),
 }
@@ -256,6 +264,11 @@ struct Run<'a> {
     max_utterance: u64,
     sealed: u64,
     skipped: u64,
+}
+
+/// Where the meeting has got: the furthest any channel has read, in seconds.
+fn position_s(channels: &[Channel]) -> f64 {
+    channels.iter().map(|c| c.consumed).max().unwrap_or(0) as f64 / SAMPLE_RATE as f64
 }
 
 impl Run<'_> {
@@ -300,7 +313,44 @@ impl Run<'_> {
             s.speaker.clone_from(&c.speaker);
             vec![s]
         };
-        if segments.is_empty() && !ended {
+        self.seal_batch(channels, segments, ended)
+    }
+
+    /// Numbers the control's waiting events; they go out with the next batch.
+    fn take_events(&mut self, channels: &[Channel]) -> Vec<MeetingEvent> {
+        let now = position_s(channels);
+        self.opts
+            .control
+            .take_events()
+            .into_iter()
+            .enumerate()
+            .map(|(i, PendingEvent { kind, source, at })| {
+                tracing::info!(event = kind.as_str(), ?source, "meeting event");
+                MeetingEvent {
+                    seq: self.state.next_event_seq + i as u64,
+                    at: at.unwrap_or(now).clamp(0.0, now.max(0.0)),
+                    kind,
+                    source,
+                }
+            })
+            .collect()
+    }
+
+    /// Seals waiting events on their own, so the console shows them at once.
+    fn flush_events(&mut self, channels: &[Channel]) -> Result<(), PipelineError> {
+        self.seal_batch(channels, vec![], false)
+    }
+
+    /// Seals `segments` with any waiting events (and/or the end of the meeting) into
+    /// the next envelope, then advances the checkpoint.
+    fn seal_batch(
+        &mut self,
+        channels: &[Channel],
+        segments: Vec<Segment>,
+        ended: bool,
+    ) -> Result<(), PipelineError> {
+        let events = self.take_events(channels);
+        if segments.is_empty() && events.is_empty() && !ended {
             return Ok(());
         }
         self.sealer.seal(
@@ -309,6 +359,7 @@ impl Run<'_> {
                 meeting: self.state.meeting.clone(),
                 segments: segments.clone(),
                 ended,
+                events: events.clone(),
             },
             self.opts.stop,
         )?;
@@ -316,6 +367,7 @@ impl Run<'_> {
             (self.opts.on_segment)(s);
         }
         self.state.next_segment_seq += segments.len() as u64;
+        self.state.next_event_seq += events.len() as u64;
         self.sealed += segments.len() as u64;
         if channels.len() > 1 {
             self.state.channel_resume = channels.iter().map(|c| c.consumed).collect();
@@ -348,6 +400,22 @@ impl Run<'_> {
         self.caption(c);
         Ok(())
     }
+}
+
+/// Applies a voice command heard during a meeting.
+fn voice_command(control: &Control, h: crate::voice::Heard) {
+    let answer = control.handle_at(&h.command.request(), EventSource::Voice, Some(h.at));
+    tracing::info!(command = h.command.name(), at_s = h.at, %answer, "voice command");
+}
+
+/// The mono mix of this chunk of every channel (as long as the shortest).
+fn mix_into(mix: &mut Vec<i16>, channels: &[Channel]) {
+    let len = channels.iter().map(|c| c.buf.len()).min().unwrap_or(0);
+    mix.clear();
+    mix.extend((0..len).map(|i| {
+        let sum: i32 = channels.iter().map(|c| c.buf[i] as i32).sum();
+        (sum / channels.len() as i32) as i16
+    }));
 }
 
 /// A channel more than this many dB below the loudest one hears only the other
@@ -425,22 +493,42 @@ pub fn transcribe(
         if let Some(p) = &opts.checkpoint {
             run.state.save(p)?;
         }
+        let events = run.take_events(&channels);
         sealer.seal(
             run.state.meeting_id,
             &Batch {
                 meeting: run.state.meeting.clone(),
                 segments: vec![],
                 ended: false,
+                events: events.clone(),
             },
             opts.stop,
         )?;
+        run.state.next_event_seq += events.len() as u64;
     }
+    let mut voice = match opts.voice {
+        Some(phrases) => Some(Listener::new(
+            model,
+            phrases,
+            VadParams {
+                margin_db: g.vad_margin_db,
+                min_speech_dbfs: g.vad_min_speech_dbfs,
+            },
+            (g.skip_silence_after_secs * rate) as u64,
+            channels.iter().map(|c| c.consumed).max().unwrap_or(0),
+        )?),
+        None => None,
+    };
+    let mut mix = Vec::new();
     let started = Instant::now();
     let start_consumed = channels.iter().map(|c| c.consumed).max().unwrap_or(0);
     let mut silence = Vec::new();
     let mut reported_drops = (0u64, Instant::now() - Duration::from_secs(60));
     let mut was_paused = false;
-    while !opts.stop.load(Ordering::Relaxed) {
+    let control = opts.control;
+    let ending =
+        || opts.stop.load(Ordering::Relaxed) || control.meeting_stop.load(Ordering::Relaxed);
+    while !ending() {
         let mut levels = vec![f32::MIN; n];
         for (i, c) in channels.iter_mut().enumerate() {
             c.buf.clear();
@@ -461,7 +549,23 @@ pub fn transcribe(
         sealer
             .health
             .set_device_connected(channels.iter().all(|c| c.source.connected()));
-        let paused = opts.paused.is_some_and(|p| p.load(Ordering::Relaxed));
+        // Voice commands are heard on the mix, paused or not (to hear "resume").
+        if let Some(listener) = voice.as_mut() {
+            let heard: &[i16] = if n == 1 {
+                &channels[0].buf
+            } else {
+                mix_into(&mut mix, &channels);
+                &mix
+            };
+            for h in listener.feed(heard)? {
+                voice_command(control, h);
+            }
+        }
+        if control.meeting_stop.load(Ordering::Relaxed) {
+            break;
+        }
+        run.flush_events(&channels)?;
+        let paused = control.paused.load(Ordering::Relaxed);
         sealer
             .health
             .set_meeting_state(if paused { "paused" } else { "recording" });
@@ -542,7 +646,12 @@ pub fn transcribe(
     }
     // A stopped file job keeps its checkpoint open for the next run; otherwise the
     // meeting ends here, with each channel's last words.
-    let paused_file_job = opts.stop.load(Ordering::Relaxed) && !opts.end_on_stop;
+    let paused_file_job = opts.stop.load(Ordering::Relaxed)
+        && !opts.end_on_stop
+        && !control.meeting_stop.load(Ordering::Relaxed);
+    for h in voice.as_mut().map(Listener::finish).unwrap_or_default() {
+        voice_command(control, h);
+    }
     if !paused_file_job {
         for i in 0..n {
             let last = channels[i].asr.finish();

@@ -44,6 +44,75 @@ pub struct Segment {
     pub speaker: Option<String>,
 }
 
+/// What happened at a moment of a meeting that is not words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Recording started.
+    Start,
+    /// Recording stopped: the meeting ended.
+    Stop,
+    /// Recording paused: what follows until `Resume` is not transcribed.
+    Pause,
+    Resume,
+    /// Someone marked an action item here.
+    ActionItem,
+    /// Someone marked this moment as important.
+    Highlight,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 6] = [
+        EventKind::Start,
+        EventKind::Stop,
+        EventKind::Pause,
+        EventKind::Resume,
+        EventKind::ActionItem,
+        EventKind::Highlight,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Start => "start",
+            EventKind::Stop => "stop",
+            EventKind::Pause => "pause",
+            EventKind::Resume => "resume",
+            EventKind::ActionItem => "action_item",
+            EventKind::Highlight => "highlight",
+        }
+    }
+}
+
+/// Who or what caused an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventSource {
+    /// A voice command heard in the room.
+    Voice,
+    /// `roomscribe-agent meeting ...` on the room computer (a button, a kiosk).
+    Local,
+    /// A command signed by the appliance (someone in the console).
+    Appliance,
+    /// The room's calendar, pushed by the appliance.
+    Schedule,
+    /// `capture.autostart` when the agent started.
+    Autostart,
+    /// The agent was shut down (SIGTERM, Ctrl-C) during the meeting.
+    Shutdown,
+}
+
+/// One event of a meeting. Numbered per meeting from 0 like segments, so an event
+/// sealed twice (a file job resumed after a crash) is stored once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingEvent {
+    pub seq: u64,
+    /// Seconds from the meeting start.
+    pub at: f64,
+    pub kind: EventKind,
+    pub source: EventSource,
+}
+
 /// The sealed payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,6 +121,9 @@ pub struct Batch {
     pub segments: Vec<Segment>,
     /// True on the last envelope of a meeting.
     pub ended: bool,
+    /// Events since the last batch (voice commands, pause/resume, marks).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<MeetingEvent>,
 }
 
 impl Segment {

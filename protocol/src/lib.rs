@@ -19,7 +19,7 @@ pub mod hello;
 pub mod ids;
 pub mod sequence;
 
-pub use batch::{Batch, Caption, MeetingInfo, Segment, Word};
+pub use batch::{Batch, Caption, EventKind, EventSource, MeetingEvent, MeetingInfo, Segment, Word};
 pub use envelope::{EnvelopeError, EnvelopeHeader, RecipientKey, SealParams, SealedEnvelope};
 pub use frame::{Frame, FrameDecoder, FrameError};
 pub use ids::{AgentId, MeetingId};

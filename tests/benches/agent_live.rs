@@ -159,6 +159,27 @@ async fn main() -> anyhow::Result<()> {
     let fast_out = std::fs::read_to_string(logs.join("fast.stdout"))?;
     let (fast_audio, fast_rtf, fast_cpu, fast_rss) = usage(&fast_out).context("usage line")?;
 
+    // 2b. The same file at full speed with voice commands listened for (a second,
+    // grammar-restricted recognizer on the same audio); a fresh job, same audio.
+    std::fs::remove_dir_all(state.join("jobs"))?;
+    let status = agent(
+        &state,
+        &logs,
+        "voice",
+        &[
+            "run",
+            "--input",
+            fast_wav.to_str().unwrap_or_default(),
+            "--model",
+        ],
+    )?
+    .arg(model_dir())
+    .env("ROOMSCRIBE_AGENT_VOICE_ENABLED", "true")
+    .status()?;
+    anyhow::ensure!(status.success(), "voice run failed");
+    let voice_out = std::fs::read_to_string(logs.join("voice.stdout"))?;
+    let (voice_audio, voice_rtf, voice_cpu, voice_rss) = usage(&voice_out).context("usage line")?;
+
     // 3. Drain a backlog of 2000 envelopes into a freshly restarted appliance.
     let (https, quic) = (app.https.clone(), app.quic.clone());
     drop(app);
@@ -184,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
                 meeting: info.clone(),
                 segments: vec![Segment::from_words(i, words)],
                 ended: i + 1 == BACKLOG,
+                events: vec![],
             };
             let seq = q.next_seq();
             let env = envelope::seal(
@@ -228,6 +250,11 @@ async fn main() -> anyhow::Result<()> {
         fast_cpu / fast_audio
     );
     println!("| peak RSS, live / full speed | {live_rss:.0} MiB / {fast_rss:.0} MiB |");
+    println!(
+        "| with voice commands: real-time factor / CPU s per audio s / peak RSS | {voice_rtf:.3} / {:.3} ({:.2}x without) / {voice_rss:.0} MiB |",
+        voice_cpu / voice_audio,
+        (voice_cpu / voice_audio) / (fast_cpu / fast_audio)
+    );
     println!(
         "| drain {BACKLOG} envelopes | {drain_s:.2} s = {:.0} envelopes/s |",
         BACKLOG as f64 / drain_s

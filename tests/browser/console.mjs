@@ -1,10 +1,12 @@
 // Drives the real console in Debian's chromium (headless) against a running appliance.
 // Started by the Rust end-to-end harness (tests/e2e), which owns the appliance and agent.
 //
-// Environment: RS_URL, RS_USER, RS_PASSWORD, RS_EXPECT_SEGMENTS (total the meeting will
-// reach), RS_EXPECT_TEXT (text of one segment), RS_SCREENSHOT (PNG path).
-// Prints one JSON line: {"initial": n, "final": n, "captions_seen": n,
-// "admin_controls_visible": bool, "csp_violations": [...]}.
+// Environment: RS_URL, RS_USER, RS_PASSWORD, RS_EXPECT_EVENTS (how many meeting events,
+// e.g. voice commands, the meeting will show), RS_SCREENSHOT (PNG path). Follows the
+// meeting until the console shows it ended.
+// Prints one JSON line: {"initial": n, "final": n, "texts": [segment texts],
+// "captions_seen": n, "events": [{"kind", "text"}], "admin_controls_visible": bool,
+// "csp_violations": [...]}.
 import { chromium } from 'playwright-core';
 
 const env = (k) => {
@@ -13,8 +15,6 @@ const env = (k) => {
   return v;
 };
 const url = env('RS_URL');
-const expected = Number(env('RS_EXPECT_SEGMENTS'));
-const expectText = env('RS_EXPECT_TEXT');
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
@@ -46,16 +46,20 @@ try {
       if (!c.hidden && c.textContent) window.captionsSeen.push(c.textContent);
     }).observe(c, { childList: true, characterData: true, subtree: true, attributes: true });
   });
-  // No reload from here on: new segments must arrive live.
-  await page.waitForFunction((n) => document.querySelectorAll('#segments > li').length >= n, expected, { timeout: 120000 });
-  await page.waitForFunction((t) => document.querySelector('#segments').innerText.includes(t), expectText, { timeout: 10000 });
+  // No reload from here on: new segments must arrive live, until the meeting ends.
+  await page.waitForFunction(() => / · ended · /.test(document.getElementById('meeting-meta').textContent), null, { timeout: 180000 });
   const final = await page.locator('#segments > li').count();
+  const texts = await page.evaluate(() => [...document.querySelectorAll('#segments > li .text')].map((n) => n.textContent));
+  const expectEvents = Number(process.env.RS_EXPECT_EVENTS || '0');
+  await page.waitForFunction((n) => document.querySelectorAll('#meeting-events > li').length >= n, expectEvents, { timeout: 30000 });
+  const events = await page.evaluate(() => [...document.querySelectorAll('#meeting-events > li')]
+    .map((n) => ({ kind: n.dataset.kind, text: n.innerText })));
   const captionsSeen = await page.evaluate(() => window.captionsSeen.length);
   // When the meeting ends no caption is left over.
   await page.waitForFunction(() => document.getElementById('caption').hidden, null, { timeout: 30000 });
   const adminControlsVisible = await page.locator('#enroll-form').isVisible();
   await page.screenshot({ path: env('RS_SCREENSHOT'), fullPage: true });
-  console.log(JSON.stringify({ initial, final, captions_seen: captionsSeen, admin_controls_visible: adminControlsVisible, csp_violations: violations }));
+  console.log(JSON.stringify({ initial, final, texts, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, csp_violations: violations }));
 } finally {
   await browser.close();
 }

@@ -1,7 +1,7 @@
 //! The console in a real browser: headless Debian chromium, driven by playwright-core
 //! (tests/browser/console.mjs), signs in, follows a meeting live while the agent is
 //! still sending (live captions first, then final segments that replace them), and
-//! shows the transcript. Saves a screenshot.
+//! shows the transcript with the meeting's voice-command events. Saves a screenshot.
 
 use roomscribe_tests::*;
 use serde_json::Value;
@@ -11,13 +11,13 @@ use std::process::Command;
 async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
     let logs = artifacts("browser");
     let tmp = tempfile::tempdir()?;
-    let wav = sample_wav(tmp.path(), "weekly.wav", 8)?;
-    let reference = reference_decode(&wav)?;
-    let expect_text: String = reference[reference.len() - 1]
-        .iter()
-        .filter_map(|w| w["word"].as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    // The weekly meeting with two voice commands in it (a highlight, an action item).
+    let wav = tmp.path().join("weekly.wav");
+    let made = Command::new(repo_root().join("scripts/make-sample.sh"))
+        .arg(&wav)
+        .arg(repo_root().join("tests/data/browser-meeting.txt"))
+        .status()?;
+    anyhow::ensure!(made.success(), "make-sample.sh");
 
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
     app.add_user("bob", "bob's long password", "user")?;
@@ -39,6 +39,7 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
         ],
     )?
     .arg(model_dir())
+    .env("ROOMSCRIBE_AGENT_VOICE_ENABLED", "true")
     .spawn_guarded()?;
     let screenshot = logs.join("console.png");
     let out = Command::new("node")
@@ -46,8 +47,7 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
         .env("RS_URL", app.url("/"))
         .env("RS_USER", "bob")
         .env("RS_PASSWORD", "bob's long password")
-        .env("RS_EXPECT_SEGMENTS", reference.len().to_string())
-        .env("RS_EXPECT_TEXT", &expect_text)
+        .env("RS_EXPECT_EVENTS", "2")
         .env("RS_SCREENSHOT", &screenshot)
         .output()?;
     let status = agent_run.wait()?;
@@ -60,14 +60,41 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
     assert!(status.success(), "agent failed");
     let result: Value = serde_json::from_slice(out.stdout.trim_ascii())?;
     println!("browser: {result}; screenshot at {}", screenshot.display());
-    assert_eq!(result["final"].as_u64(), Some(reference.len() as u64));
+    // The console shows exactly the transcript the appliance stored.
+    let api = Api::login(&app, "bob", "bob's long password").await?;
+    let stored = api.only_transcript().await?;
+    let stored_texts: Vec<Value> = stored["segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s["text"].clone())
+        .collect();
+    assert!(stored_texts.len() >= 6, "{stored}");
+    assert_eq!(
+        result["texts"],
+        Value::Array(stored_texts.clone()),
+        "{result}"
+    );
     assert!(
         result["initial"].as_u64() < result["final"].as_u64(),
         "segments arrived live, without a reload: {result}"
     );
     assert!(
-        result["captions_seen"].as_u64().unwrap_or(0) >= reference.len() as u64,
+        result["captions_seen"].as_u64().unwrap_or(0) >= stored_texts.len() as u64,
         "live captions showed words before their segments were final: {result}"
+    );
+    let kinds: Vec<&str> = result["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["highlight", "action_item"], "{result}");
+    assert!(
+        result["events"][0]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Highlight") && t.contains("voice command")),
+        "{result}"
     );
     assert_eq!(
         result["admin_controls_visible"], false,

@@ -76,6 +76,26 @@ fn bad_config_and_missing_setup_are_reported_clearly() -> anyhow::Result<()> {
         "token is malformed",
     );
 
+    fails_with(
+        &run(
+            "roomscribe-agent",
+            &["status", "--state-dir", state_s],
+            &[
+                ("ROOMSCRIBE_AGENT_VOICE_ENABLED", "true"),
+                ("ROOMSCRIBE_AGENT_VOICE_MIN_CONFIDENCE", "2"),
+            ],
+        ),
+        "voice.min_confidence",
+    );
+    fails_with(
+        &run(
+            "roomscribe-agent",
+            &["meeting", "mark", "lunch", "--state-dir", state_s],
+            &[],
+        ),
+        "lunch",
+    );
+
     // The example configs printed by the binaries are the committed ones.
     let ex = run("roomscribe", &["config", "example"], &[]);
     assert_eq!(

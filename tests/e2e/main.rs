@@ -12,3 +12,4 @@ mod segmentation;
 mod speakers;
 mod tidy;
 mod transcript;
+mod voice;

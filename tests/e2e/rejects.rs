@@ -42,6 +42,7 @@ fn envelope(
             }],
         )],
         ended: false,
+        events: vec![],
     };
     let params = SealParams {
         agent_id: id.agent_id,

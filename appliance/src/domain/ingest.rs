@@ -2,9 +2,9 @@
 //! An envelope is acknowledged only after [`Appliance::accept_envelope`] returns, which
 //! is after the store committed it durably.
 
-use super::views::{CaptionView, Event, SegmentView};
+use super::views::{CaptionView, Event, EventView, SegmentView};
 use super::{now_ms, Appliance};
-use crate::store::records::{MeetingRecord, MeetingStatus, SegmentRecord, WordRecord};
+use crate::store::records::{EventRecord, MeetingRecord, MeetingStatus, SegmentRecord, WordRecord};
 use crate::store::{EnvelopeCommit, EnvelopeToCommit};
 use ed25519_dalek::VerifyingKey;
 use roomscribe_protocol::enroll::decode32;
@@ -196,6 +196,17 @@ impl Appliance {
                 speaker: s.speaker.map(|x| x.chars().take(40).collect()),
             })
             .collect();
+        let events: Vec<EventRecord> = batch
+            .events
+            .into_iter()
+            .map(|e| EventRecord {
+                seq: e.seq,
+                at: e.at.max(0.0),
+                kind: e.kind,
+                source: e.source,
+                received_at_ms: now,
+            })
+            .collect();
         let meeting_id = env.header.meeting_id.to_string();
         let commit = EnvelopeToCommit {
             agent_id: agent_id.to_string(),
@@ -218,6 +229,7 @@ impl Appliance {
                 speaker_names: Default::default(),
             },
             segments: &segments,
+            events: &events,
             ended: batch.ended,
             received_at_ms: now,
         };
@@ -227,7 +239,11 @@ impl Appliance {
             .commit_envelope(&commit)
             .map_err(|e| IngestRejection::internal(&e))?
         {
-            EnvelopeCommit::Stored { new_segments, .. } => {
+            EnvelopeCommit::Stored {
+                new_segments,
+                new_events,
+                ..
+            } => {
                 {
                     let mut captions = super::lock(&self.captions);
                     let done = captions.get(&meeting_id).is_some_and(|c| {
@@ -244,6 +260,12 @@ impl Appliance {
                     self.publish(Event::Segment {
                         meeting_id: meeting_id.clone(),
                         segment: SegmentView::from(s),
+                    });
+                }
+                for e in events.into_iter().filter(|e| new_events.contains(&e.seq)) {
+                    self.publish(Event::MeetingEvent {
+                        meeting_id: meeting_id.clone(),
+                        event: EventView::from(e),
                     });
                 }
                 if let Ok(Some(m)) = self.store.meeting(&meeting_id) {

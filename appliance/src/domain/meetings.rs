@@ -1,6 +1,6 @@
 //! Meetings and transcripts as the console sees them.
 
-use super::views::{MeetingView, SegmentView, TranscriptView};
+use super::views::{EventView, MeetingView, SegmentView, TranscriptView};
 use super::{lock, Actor, Appliance, DomainError, Result};
 use crate::store::records::MeetingRecord;
 
@@ -47,10 +47,17 @@ impl Appliance {
             .into_iter()
             .map(SegmentView::from)
             .collect();
+        let events = self
+            .store
+            .events(meeting_id)?
+            .into_iter()
+            .map(EventView::from)
+            .collect();
         let caption = lock(&self.captions).get(&m.id).cloned();
         Ok(TranscriptView {
             meeting: self.meeting_view(m),
             segments,
+            events,
             caption,
         })
     }

@@ -137,6 +137,7 @@ fn envelope(
             }],
         )],
         ended,
+        events: vec![],
     };
     let params = SealParams {
         agent_id: agent,

@@ -1,6 +1,6 @@
 //! What the API and the live event stream show. Stable JSON shapes (documented in README).
 
-use crate::store::records::{MeetingStatus, SegmentRecord, WordRecord};
+use crate::store::records::{EventRecord, MeetingStatus, SegmentRecord, WordRecord};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,10 +79,35 @@ impl From<SegmentRecord> for SegmentView {
 
 pub const UNKNOWN_SPEAKER: &str = "unknown";
 
+/// Something that happened in a meeting: a voice command, a pause, a mark.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    pub seq: u64,
+    /// Seconds from the meeting start.
+    pub at: f64,
+    /// `start`, `stop`, `pause`, `resume`, `action_item` or `highlight`.
+    pub kind: roomscribe_protocol::EventKind,
+    /// `voice`, `local`, `appliance`, `schedule`, `autostart` or `shutdown`.
+    pub source: roomscribe_protocol::EventSource,
+}
+
+impl From<EventRecord> for EventView {
+    fn from(e: EventRecord) -> Self {
+        Self {
+            seq: e.seq,
+            at: e.at,
+            kind: e.kind,
+            source: e.source,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TranscriptView {
     pub meeting: MeetingView,
     pub segments: Vec<SegmentView>,
+    /// Voice commands, pauses and marks, in order.
+    pub events: Vec<EventView>,
     /// The live caption after the last segment, while the meeting is live.
     pub caption: Option<CaptionView>,
 }
@@ -129,5 +154,9 @@ pub enum Event {
     },
     Agent {
         agent: AgentView,
+    },
+    MeetingEvent {
+        meeting_id: String,
+        event: EventView,
     },
 }

@@ -159,7 +159,8 @@ pub async fn name_speaker(
     )?))
 }
 
-/// Server-sent events: `segment`, `caption`, `meeting` and `agent`, each with a JSON body.
+/// Server-sent events: `segment`, `caption`, `meeting`, `meeting_event` and `agent`,
+/// each with a JSON body.
 pub async fn events(
     State(app): State<AppState>,
     a: Authed,
@@ -172,6 +173,7 @@ pub async fn events(
             crate::domain::views::Event::Meeting { .. } => "meeting",
             crate::domain::views::Event::Agent { .. } => "agent",
             crate::domain::views::Event::Caption { .. } => "caption",
+            crate::domain::views::Event::MeetingEvent { .. } => "meeting_event",
         };
         SseEvent::default().event(name).json_data(&e).ok().map(Ok)
     });

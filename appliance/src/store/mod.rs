@@ -31,6 +31,8 @@ const ENROLL_TOKENS: Table = TableDefinition::new("enroll_tokens");
 const MEETINGS: Table = TableDefinition::new("meetings");
 const SEGMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segments");
 const ENVELOPES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("envelopes");
+/// (meeting id, event seq) → [`EventRecord`].
+const MEETING_EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("meeting_events");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -96,6 +98,8 @@ pub enum EnvelopeCommit {
     /// Stored; lists the segment seqs that were new (already-present ones are skipped).
     Stored {
         new_segments: Vec<u64>,
+        /// Event seqs that were new.
+        new_events: Vec<u64>,
         meeting_created: bool,
     },
     /// Identical bytes were stored before.
@@ -145,6 +149,7 @@ impl Store {
             txn.open_table(MEETINGS)?;
             txn.open_table(SEGMENTS)?;
             txn.open_table(ENVELOPES)?;
+            txn.open_table(MEETING_EVENTS)?;
         }
         txn.commit()?;
         Ok(())
@@ -286,14 +291,27 @@ impl Store {
         Ok(updated)
     }
     pub fn segments(&self, meeting_id: &str) -> Result<Vec<SegmentRecord>> {
+        self.per_meeting(SEGMENTS, meeting_id)
+    }
+
+    /// A meeting's events in order.
+    pub fn events(&self, meeting_id: &str) -> Result<Vec<EventRecord>> {
+        self.per_meeting(MEETING_EVENTS, meeting_id)
+    }
+
+    fn per_meeting<T: DeserializeOwned>(
+        &self,
+        def: TableDefinition<(&str, u64), &[u8]>,
+        meeting_id: &str,
+    ) -> Result<Vec<T>> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(SEGMENTS)?;
+        let table = txn.open_table(def)?;
         let mut out = Vec::new();
         for row in table.range((meeting_id, 0u64)..=(meeting_id, u64::MAX))? {
             let (k, v) = row?;
             let (_, seq) = k.value();
             out.push(decode(
-                SEGMENTS.name(),
+                def.name(),
                 &format!("{meeting_id}/{seq}"),
                 v.value(),
             )?);
@@ -353,6 +371,14 @@ impl Store {
                     meeting.duration_s = meeting.duration_s.max(s.end);
                 }
             }
+            let mut events = txn.open_table(MEETING_EVENTS)?;
+            let mut new_events = Vec::new();
+            for e in env.events {
+                if events.get((mid, e.seq))?.is_none() {
+                    events.insert((mid, e.seq), encode(e).as_slice())?;
+                    new_events.push(e.seq);
+                }
+            }
             if env.ended {
                 meeting.status = MeetingStatus::Ended;
             }
@@ -364,6 +390,7 @@ impl Store {
             agents.insert(agent_key, encode(&agent).as_slice())?;
             EnvelopeCommit::Stored {
                 new_segments,
+                new_events,
                 meeting_created,
             }
         };
@@ -380,6 +407,7 @@ pub struct EnvelopeToCommit<'a> {
     /// The meeting as it should be created if it does not exist yet.
     pub meeting: MeetingRecord,
     pub segments: &'a [SegmentRecord],
+    pub events: &'a [EventRecord],
     pub ended: bool,
     pub received_at_ms: i64,
 }

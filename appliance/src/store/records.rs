@@ -100,3 +100,14 @@ pub struct SegmentRecord {
     #[serde(default)]
     pub speaker: Option<String>,
 }
+
+/// A meeting event from the agent: a voice command, a pause, a mark.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub seq: u64,
+    /// Seconds from the meeting start.
+    pub at: f64,
+    pub kind: roomscribe_protocol::EventKind,
+    pub source: roomscribe_protocol::EventSource,
+    pub received_at_ms: i64,
+}

@@ -55,6 +55,7 @@ fn env<'a>(
         digest: [digest; 32],
         meeting: meeting(m, agent),
         segments: segs,
+        events: &[],
         ended: false,
         received_at_ms: 1,
     }
@@ -73,6 +74,7 @@ fn envelopes_apply_once_in_order_and_survive_reopen() {
                 .expect("commit"),
             EnvelopeCommit::Stored {
                 new_segments: vec![0, 1],
+                new_events: vec![],
                 meeting_created: true
             }
         );
@@ -101,6 +103,7 @@ fn envelopes_apply_once_in_order_and_survive_reopen() {
                 .expect("c"),
             EnvelopeCommit::Stored {
                 new_segments: vec![2],
+                new_events: vec![],
                 meeting_created: false
             }
         );
@@ -135,6 +138,50 @@ fn envelopes_apply_once_in_order_and_survive_reopen() {
         Some(2)
     );
     assert!(store.segments("other").expect("empty").is_empty());
+}
+
+#[test]
+fn events_are_stored_once_per_number() {
+    use roomscribe_protocol::{EventKind, EventSource};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open");
+    store.put_agent(&agent("a")).expect("agent");
+    let ev = |seq, kind| EventRecord {
+        seq,
+        at: seq as f64,
+        kind,
+        source: EventSource::Voice,
+        received_at_ms: 0,
+    };
+    let first = [ev(0, EventKind::Start), ev(1, EventKind::Highlight)];
+    let mut e = env("a", 1, 1, "m", &[]);
+    e.events = &first;
+    assert!(matches!(
+        store.commit_envelope(&e).expect("commit"),
+        EnvelopeCommit::Stored { new_events, .. } if new_events == vec![0, 1]
+    ));
+    // Re-sealed after a crash: event 1 again (as another kind), and a new event 2.
+    let again = [ev(1, EventKind::Pause), ev(2, EventKind::Resume)];
+    let mut e = env("a", 2, 2, "m", &[]);
+    e.events = &again;
+    assert!(matches!(
+        store.commit_envelope(&e).expect("commit"),
+        EnvelopeCommit::Stored { new_events, .. } if new_events == vec![2]
+    ));
+    let kinds: Vec<_> = store
+        .events("m")
+        .expect("events")
+        .iter()
+        .map(|e| (e.seq, e.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            (0, EventKind::Start),
+            (1, EventKind::Highlight),
+            (2, EventKind::Resume)
+        ]
+    );
 }
 
 #[test]

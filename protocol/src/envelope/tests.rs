@@ -23,6 +23,7 @@ fn batch(first: u64, n: usize) -> Batch {
             })
             .collect(),
         ended: false,
+        events: vec![],
     }
 }
 
@@ -194,7 +195,7 @@ proptest! {
             .enumerate()
             .map(|(i, (w, t, c))| Segment::from_words(first + i as u64, vec![Word { word: w, start: t, end: t + 0.1, conf: c }]))
             .collect();
-        let b = Batch { meeting: MeetingInfo { started_at_ms: -5, title: "p".into() }, segments, ended };
+        let b = Batch { meeting: MeetingInfo { started_at_ms: -5, title: "p".into() }, segments, ended, events: vec![] };
         let mut params = f.params.clone();
         params.envelope_seq = seq;
         let bytes = seal(&b, &params, &f.agent, &mut OsRng).expect("seals").to_bytes();
