@@ -2,7 +2,7 @@
 // Every value from the server is inserted with textContent, never as HTML.
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, meetingId: null, events: null, meetings: new Map() };
+const state = { me: null, meetingId: null, events: null, meetings: new Map(), answers: {} };
 
 async function api(method, path, body) {
   const opts = { method, headers: {}, credentials: 'same-origin' };
@@ -66,15 +66,89 @@ async function start() {
   listen();
 }
 
+// Rooms are redrawn in place (the agent stream updates them every heartbeat), so an
+// open schedule and a half-typed entry survive.
 async function loadRooms() {
   const rooms = await api('GET', '/rooms');
-  $('rooms').replaceChildren(
-    ...(rooms.length
-      ? rooms.map((r) =>
-          el('li', {}, el('span', { class: 'dot' + (r.online ? ' on' : ''), title: r.online ? 'online' : 'offline' }),
-            r.name, el('span', { class: 'muted', text: `  ${r.agent_count} agent(s)` })))
-      : [el('li', { class: 'muted', text: 'No rooms yet: create an enrollment token.' })]),
-  );
+  const list = $('rooms');
+  if (!rooms.length) {
+    list.replaceChildren(el('li', { class: 'muted', text: 'No rooms yet: create an enrollment token.' }));
+    return;
+  }
+  const keep = new Set(rooms.map((r) => r.id));
+  for (const li of [...list.children]) if (!keep.has(li.dataset.roomId)) li.remove();
+  for (const r of rooms) {
+    let li = list.querySelector(`[data-room-id="${r.id}"]`);
+    if (!li) {
+      const box = el('div', { class: 'schedule', 'data-room': r.id, hidden: '' });
+      const toggle = el('button', {
+        class: 'link', text: 'Schedule', 'data-schedule-toggle': r.id,
+        onclick: async () => {
+          box.hidden = !box.hidden;
+          if (!box.hidden) await loadSchedule(r.id, box);
+        },
+      });
+      li = el('li', { 'data-room-id': r.id }, el('span', { class: 'dot' }), r.name,
+        el('span', { class: 'muted count' }), toggle, box);
+      list.append(li);
+    }
+    const dot = li.querySelector('.dot');
+    dot.className = 'dot' + (r.online ? ' on' : '');
+    dot.title = r.online ? 'online' : 'offline';
+    li.querySelector('.count').textContent = `  ${r.agent_count} agent(s)  `;
+  }
+}
+
+// A room's calendar: its agent records these meetings on its own, even offline.
+async function loadSchedule(roomId, box) {
+  const s = await api('GET', `/rooms/${encodeURIComponent(roomId)}/schedule`);
+  const admin = state.me.role === 'admin';
+  const items = s.entries.map((e) => el('li', { 'data-entry': e.id },
+    el('b', { text: e.title }), ` ${when(e.starts_at_ms)} – ${new Date(e.ends_at_ms).toLocaleTimeString()}`,
+    admin ? el('button', {
+      class: 'small', text: 'Delete', onclick: async () => {
+        await api('DELETE', `/rooms/${encodeURIComponent(roomId)}/schedule/${encodeURIComponent(e.id)}`);
+        await loadSchedule(roomId, box);
+      },
+    }) : ''));
+  const children = [el('ul', { class: 'plain entries' },
+    ...(items.length ? items : [el('li', { class: 'muted', text: 'No scheduled meetings.' })]))];
+  if (admin) {
+    const error = el('p', { class: 'error', role: 'alert' });
+    const form = el('form', { class: 'schedule-form' },
+      el('input', { name: 'title', placeholder: 'Meeting title', required: '', 'aria-label': 'Meeting title' }),
+      el('input', { name: 'starts', type: 'datetime-local', required: '', 'aria-label': 'Starts' }),
+      el('input', { name: 'minutes', type: 'number', min: '1', max: '720', value: '60', required: '', 'aria-label': 'Minutes' }),
+      el('button', { type: 'submit', text: 'Schedule' }), error);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const f = new FormData(form);
+      const starts = new Date(f.get('starts')).getTime();
+      try {
+        await api('POST', `/rooms/${encodeURIComponent(roomId)}/schedule`, {
+          title: f.get('title'), starts_at_ms: starts, ends_at_ms: starts + Number(f.get('minutes')) * 60000,
+        });
+        await loadSchedule(roomId, box);
+      } catch (e) {
+        error.textContent = e.message;
+      }
+    });
+    children.push(form);
+  }
+  box.replaceChildren(...children);
+}
+
+// Meeting control from the console: a signed command the agent answers.
+async function control(a, action) {
+  // Kept in state: the agents table is redrawn on every heartbeat.
+  try {
+    const r = await api('POST', `/agents/${encodeURIComponent(a.id)}/commands`, { action });
+    state.answers[a.id] = (r.ok ? '✓ ' : '✗ ') + r.message;
+  } catch (e) {
+    state.answers[a.id] = '✗ ' + e.message;
+  }
+  const row = document.querySelector(`[data-agent="${a.id}"] .answer`);
+  if (row) row.textContent = state.answers[a.id];
 }
 
 async function loadAgents() {
@@ -84,8 +158,15 @@ async function loadAgents() {
       const stateCell = a.revoked
         ? el('span', { class: 'badge revoked', text: 'revoked' })
         : el('span', {}, el('span', { class: 'dot' + (a.online ? ' on' : '') }), a.online ? 'online' : `seen ${when(a.last_seen_ms)}`);
-      const action = state.me.role === 'admin' && !a.revoked
+      const admin = state.me.role === 'admin' && !a.revoked;
+      const action = admin
         ? el('button', { class: 'small', text: 'Revoke', onclick: () => revoke(a) })
+        : '';
+      const controls = admin && a.online
+        ? el('div', { class: 'controls' },
+          ...[['start', 'Start'], ['pause', 'Pause'], ['resume', 'Resume'], ['stop', 'Stop'], ['mark_highlight', 'Highlight']]
+            .map(([act, label]) => el('button', { class: 'tiny', text: label, 'data-action': act, onclick: () => control(a, act) })),
+          el('span', { class: 'answer muted', text: state.answers[a.id] || '' }))
         : '';
       const st = a.status;
       const detail = st
@@ -102,7 +183,7 @@ async function loadAgents() {
         : '–';
       return el('tr', { 'data-agent': a.id, title: detail },
         el('td', { text: a.hostname, title: a.id }), el('td', { text: a.room_name }), el('td', {}, stateCell, ...alarms),
-        el('td', { class: 'queue', text: queue }), el('td', {}, action));
+        el('td', { class: 'queue', text: queue }), el('td', {}, action, controls));
     }),
   );
 }

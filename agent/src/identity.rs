@@ -59,6 +59,12 @@ impl Identity {
     pub fn recipient_public(&self) -> Result<[u8; 32], IdentityError> {
         decode32(&self.envelope_public_key, "envelope_public_key").map_err(|e| self.corrupt(e))
     }
+    /// The appliance's Ed25519 key, which signs its commands.
+    pub fn appliance_key(&self) -> Result<ed25519_dalek::VerifyingKey, IdentityError> {
+        let raw = decode32(&self.appliance_signing_key, "appliance_signing_key")
+            .map_err(|e| self.corrupt(e))?;
+        ed25519_dalek::VerifyingKey::from_bytes(&raw).map_err(|e| self.corrupt(e))
+    }
     pub fn pin(&self) -> Result<[u8; 32], IdentityError> {
         decode32(&self.ingest_cert_sha256, "ingest_cert_sha256").map_err(|e| self.corrupt(e))
     }

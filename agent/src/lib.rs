@@ -17,6 +17,7 @@ pub mod identity;
 pub mod pipeline;
 pub mod queue;
 pub mod replicate;
+pub mod schedule;
 pub mod segment;
 pub mod transport;
 pub mod voice;
@@ -107,6 +108,7 @@ fn replicator(
     p: &Parts,
     config: &AgentConfig,
     captions: Option<watch::Receiver<Option<pipeline::LiveCaption>>>,
+    commands: Option<Arc<dyn replicate::CommandSink>>,
 ) -> Replicator {
     Replicator {
         identity: p.identity.clone(),
@@ -116,6 +118,8 @@ fn replicator(
         health: p.health.clone(),
         config: config.replicate.clone(),
         captions,
+        commands,
+        seen_commands: Default::default(),
     }
 }
 
@@ -146,7 +150,24 @@ pub async fn run(
     let (finished_tx, finished_rx) = watch::channel(false);
     let (captions_tx, captions_rx) = watch::channel(None);
     let live_captions = config.segment.live_captions;
-    let rep = replicator(&parts, config, live_captions.then_some(captions_rx));
+    let live = matches!(opts.input, Input::Capture(_));
+    let control = Arc::new(control::Control::default());
+    let schedule = Arc::new(Mutex::new(match parts.identity.appliance_key() {
+        Ok(key) => schedule::Schedule::load(&config.state_dir, &key, &parts.identity.agent_id),
+        Err(_) => schedule::Schedule::default(),
+    }));
+    let commands = Arc::new(Commands {
+        control: control.clone(),
+        schedule: schedule.clone(),
+        state_dir: config.state_dir.clone(),
+        live,
+    });
+    let rep = replicator(
+        &parts,
+        config,
+        live_captions.then_some(captions_rx),
+        Some(commands),
+    );
     let replication = tokio::spawn(async move {
         let give_up = Duration::from_secs(rep.config.give_up_after_secs);
         rep.run(finished_rx, Some(give_up)).await
@@ -172,12 +193,16 @@ pub async fn run(
         None
     };
     let listen_while_idle = config.voice.listen_while_idle;
-    // Live capture: meeting control over the local socket, and Ctrl-C ends the
-    // current meeting and the agent.
-    let control = Arc::new(control::Control::default());
+    // Live capture: meeting control over the local socket, the room schedule, and
+    // Ctrl-C ends the current meeting and the agent.
     let control_for_pipeline = control.clone();
     let mut control_tasks = vec![];
-    if matches!(opts.input, Input::Capture(_)) {
+    if live {
+        control_tasks.push(run_schedule(
+            schedule,
+            control.clone(),
+            parts.health.clone(),
+        ));
         control_tasks
             .push(control::serve(control::socket_path(&config.state_dir), control.clone()).await?);
         let (stop, control) = (stop.clone(), control.clone());
@@ -479,13 +504,110 @@ fn new_meeting(title: String) -> Checkpoint {
     }
 }
 
+/// Applies verified appliance commands: meeting control through [`control::Control`]
+/// (live agents only), and the room schedule (stored for the scheduler).
+struct Commands {
+    control: Arc<control::Control>,
+    schedule: Arc<Mutex<schedule::Schedule>>,
+    state_dir: PathBuf,
+    live: bool,
+}
+
+impl replicate::CommandSink for Commands {
+    fn apply(
+        &self,
+        command: &roomscribe_protocol::command::CommandBody,
+        raw: &roomscribe_protocol::command::SignedCommand,
+    ) -> (bool, String) {
+        use roomscribe_protocol::command::{CommandAction, MeetingAction, MAX_SCHEDULE_ENTRIES};
+        match &command.action {
+            CommandAction::Meeting { .. } if !self.live => (
+                false,
+                "this agent is transcribing a file, not capturing live".into(),
+            ),
+            CommandAction::Meeting { action, title } => {
+                let req = match action {
+                    MeetingAction::Start => control::Request::Start {
+                        title: title.clone(),
+                    },
+                    MeetingAction::Stop => control::Request::Stop,
+                    MeetingAction::Pause => control::Request::Pause,
+                    MeetingAction::Resume => control::Request::Resume,
+                    MeetingAction::MarkActionItem => {
+                        control::Request::Mark(control::EventKind::ActionItem)
+                    }
+                    MeetingAction::MarkHighlight => {
+                        control::Request::Mark(control::EventKind::Highlight)
+                    }
+                };
+                if let Err(e) = control::Request::parse(&req.to_line()) {
+                    return (false, e);
+                }
+                let answer = self.control.handle(&req, control::EventSource::Appliance);
+                match answer.strip_prefix("ok ") {
+                    Some(rest) => (true, rest.to_owned()),
+                    None => (false, answer.trim_start_matches("error ").to_owned()),
+                }
+            }
+            CommandAction::Schedule { version, entries } => {
+                if entries.len() > MAX_SCHEDULE_ENTRIES {
+                    return (false, format!("more than {MAX_SCHEDULE_ENTRIES} entries"));
+                }
+                let mut current = self.schedule.lock().unwrap_or_else(|p| p.into_inner());
+                if *version <= current.version && current.version != 0 {
+                    return (true, format!("schedule version {version} already applied"));
+                }
+                if let Err(e) = schedule::Schedule::store(&self.state_dir, raw) {
+                    return (false, format!("storing the schedule: {e}"));
+                }
+                *current = schedule::Schedule {
+                    version: *version,
+                    entries: entries.clone(),
+                };
+                (
+                    true,
+                    format!(
+                        "schedule version {version} stored: {} entries",
+                        entries.len()
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// Ticks the scheduler once a second on the appliance's clock (as last measured).
+fn run_schedule(
+    schedule: Arc<Mutex<schedule::Schedule>>,
+    control: Arc<control::Control>,
+    health: Arc<Health>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut scheduler = schedule::Scheduler::default();
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            every.tick().await;
+            let now = now_ms() + health.clock_offset_ms().unwrap_or(0);
+            let active = control.state() != "idle";
+            let req = {
+                let s = schedule.lock().unwrap_or_else(|p| p.into_inner());
+                scheduler.tick(&s.entries, now, active)
+            };
+            if let Some(req) = req {
+                let answer = control.handle(&req, control::EventSource::Schedule);
+                tracing::info!(request = ?req, %answer, "room schedule");
+            }
+        }
+    })
+}
+
 /// Only replicates what is queued; returns when the queue is empty (or, with
 /// `timeout`, when the appliance stayed unreachable that long).
 pub async fn drain(config: &AgentConfig, timeout: Option<Duration>) -> anyhow::Result<Outcome> {
     let parts = open_parts(config, &config.model)?;
     let status_task = status_writer(&parts, config);
     let (_finished_tx, finished_rx) = watch::channel(true);
-    let outcome = replicator(&parts, config, None)
+    let outcome = replicator(&parts, config, None, None)
         .run(finished_rx, timeout)
         .await;
     status_task.abort();

@@ -13,6 +13,7 @@ use crate::queue::{Queue, QueueError};
 use crate::transport::{Reply, Session, TransportError};
 use ed25519_dalek::SigningKey;
 use rand_core::{OsRng, RngCore};
+use roomscribe_protocol::command::{CommandAck, CommandBody, SignedCommand};
 use roomscribe_protocol::frame::RejectCode;
 use roomscribe_protocol::hello::AgentStatus;
 use roomscribe_protocol::{envelope, SealParams};
@@ -57,6 +58,17 @@ pub struct Replicator {
     pub config: ReplicateConfig,
     /// Live captions from the pipeline; the newest is sent whenever the queue is empty.
     pub captions: Option<watch::Receiver<Option<LiveCaption>>>,
+    /// Applies verified commands from the appliance; `None` refuses them (`drain`).
+    pub commands: Option<Arc<dyn CommandSink>>,
+    /// Ids of commands already applied, with their expiry (appliance clock).
+    pub seen_commands: Mutex<std::collections::HashMap<String, i64>>,
+}
+
+/// Where verified appliance commands go (the live agent's meeting control and
+/// schedule, see `lib.rs`).
+pub trait CommandSink: Send + Sync {
+    /// Applies a verified command; returns (ok, answer for the appliance).
+    fn apply(&self, command: &CommandBody, raw: &SignedCommand) -> (bool, String);
 }
 
 enum RoundError {
@@ -77,6 +89,50 @@ fn jittered(d: Duration) -> Duration {
 impl Replicator {
     pub fn status(&self) -> AgentStatus {
         self.health.status(&lock(&self.queue))
+    }
+
+    /// Verifies one command (signature by the pinned appliance key, addressed to this
+    /// agent, unexpired by the appliance's clock, not seen before), applies it and
+    /// answers.
+    async fn command(&self, session: &mut Session, c: SignedCommand) -> Result<(), TransportError> {
+        let now = crate::now_ms() + session.clock_offset_ms;
+        let verified = self
+            .identity
+            .appliance_key()
+            .map_err(|e| e.to_string())
+            .and_then(|key| {
+                c.verify(&key, &self.identity.agent_id, now)
+                    .map_err(|e| e.to_string())
+            });
+        let id = serde_json::from_str::<serde_json::Value>(&c.body)
+            .ok()
+            .and_then(|v| v["id"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let (ok, message) = match verified {
+            Err(e) => {
+                tracing::warn!(command = %id, error = %e, "appliance command refused");
+                (false, e)
+            }
+            Ok(body) => {
+                let fresh = {
+                    let mut seen = self.seen_commands.lock().unwrap_or_else(|p| p.into_inner());
+                    seen.retain(|_, expires| {
+                        *expires + roomscribe_protocol::command::CLOCK_TOLERANCE_MS >= now
+                    });
+                    seen.insert(body.id.clone(), body.expires_at_ms).is_none()
+                };
+                match (&self.commands, fresh) {
+                    (_, false) => (true, "already applied".to_owned()),
+                    (None, true) => (false, "this agent is only draining its queue".to_owned()),
+                    (Some(sink), true) => {
+                        let (ok, message) = sink.apply(&body, &c);
+                        tracing::info!(command = %body.id, ok, %message, "appliance command");
+                        (ok, message)
+                    }
+                }
+            }
+        };
+        session.command_ack(CommandAck { id, ok, message }).await
     }
 
     /// Seals a caption for sending (never queued).
@@ -192,6 +248,9 @@ impl Replicator {
                             .map_err(|e| RoundError::Fatal(e.into()))?;
                         *acknowledged += 1;
                         tracing::debug!(seq, status = ?a.status, "envelope acknowledged");
+                        while let Some(c) = session.pending_command() {
+                            self.command(&mut session, c).await.map_err(classify)?;
+                        }
                     }
                     Reply::Ack(a) => {
                         return Err(RoundError::Fatal(ReplicateError::Transport(
@@ -228,6 +287,7 @@ impl Replicator {
                         }
                     };
                     let mut captions_closed = false;
+                    let conn = session.connection();
                     tokio::select! {
                         _ = self.wake.notified() => {}
                         c = next_caption => match c {
@@ -241,8 +301,12 @@ impl Replicator {
                             None => captions_closed = true,
                         },
                         _ = heartbeat.tick() => session.heartbeat(self.status()).await.map_err(classify)?,
+                        c = session.next_command() => {
+                            let c = c.map_err(classify)?;
+                            self.command(&mut session, c).await.map_err(classify)?;
+                        }
                         r = finished.changed() => if r.is_err() { tokio::time::sleep(Duration::from_millis(200)).await },
-                        reason = session.closed() => return Err(RoundError::Transient(format!("connection closed: {reason}"))),
+                        reason = conn.closed() => return Err(RoundError::Transient(format!("connection closed: {reason}"))),
                     }
                     if captions_closed {
                         *captions = None;

@@ -8,6 +8,7 @@
 
 use crate::identity::Identity;
 use ed25519_dalek::SigningKey;
+use roomscribe_protocol::command::{CommandAck, SignedCommand};
 use roomscribe_protocol::enroll::{EnrollRequest, EnrollResponse, EnrollToken};
 use roomscribe_protocol::frame::{Ack, Reject, RejectCode};
 use roomscribe_protocol::hello::{
@@ -269,6 +270,8 @@ pub struct Session {
     pub welcome: Welcome,
     /// Appliance clock minus agent clock, estimated from the hello round trip.
     pub clock_offset_ms: i64,
+    /// Commands that arrived while an acknowledgement was awaited.
+    commands: std::collections::VecDeque<SignedCommand>,
 }
 
 /// What the appliance said about one envelope.
@@ -309,6 +312,7 @@ impl Session {
                     ch,
                     welcome,
                     clock_offset_ms,
+                    commands: Default::default(),
                 })
             }
             Frame::Reject(Reject { code, message, .. }) => {
@@ -320,10 +324,17 @@ impl Session {
         }
     }
 
-    /// Sends one envelope and waits for the appliance's verdict.
+    /// Sends one envelope and waits for the appliance's verdict. Commands arriving
+    /// meanwhile are kept for [`next_command`](Session::next_command).
     pub async fn send_envelope(&mut self, bytes: Vec<u8>) -> Result<Reply, TransportError> {
         self.ch.send(&Frame::Envelope(bytes)).await?;
-        match self.ch.recv(Duration::from_secs(60)).await? {
+        let reply = loop {
+            match self.ch.recv(Duration::from_secs(60)).await? {
+                Frame::Command(c) => self.commands.push_back(c),
+                other => break other,
+            }
+        };
+        match reply {
             Frame::Ack(a) => Ok(Reply::Ack(a)),
             Frame::Reject(r) if r.code == RejectCode::RevokedAgent && r.envelope_seq.is_none() => {
                 Err(TransportError::Rejected {
@@ -338,6 +349,33 @@ impl Session {
         }
     }
 
+    /// A command kept while waiting for an acknowledgement, if any.
+    pub fn pending_command(&mut self) -> Option<SignedCommand> {
+        self.commands.pop_front()
+    }
+
+    /// Waits for the next command from the appliance (cancel-safe: a partly read frame
+    /// stays in the decoder). Anything else the appliance sends unasked is an error.
+    pub async fn next_command(&mut self) -> Result<SignedCommand, TransportError> {
+        if let Some(c) = self.commands.pop_front() {
+            return Ok(c);
+        }
+        match self.ch.recv(Duration::from_secs(3600)).await? {
+            Frame::Command(c) => Ok(c),
+            Frame::Reject(Reject { code, message, .. }) => {
+                Err(TransportError::Rejected { code, message })
+            }
+            other => Err(TransportError::Protocol(format!(
+                "unexpected frame from the appliance: {other:?}"
+            ))),
+        }
+    }
+
+    /// Answers a command.
+    pub async fn command_ack(&mut self, ack: CommandAck) -> Result<(), TransportError> {
+        self.ch.send(&Frame::CommandAck(ack)).await
+    }
+
     /// Sends a sealed live caption; the appliance does not answer.
     pub async fn send_caption(&mut self, bytes: Vec<u8>) -> Result<(), TransportError> {
         self.ch.send(&Frame::Caption(bytes)).await
@@ -347,9 +385,10 @@ impl Session {
         self.ch.send(&Frame::Heartbeat(Heartbeat { status })).await
     }
 
-    /// Resolves when the appliance closes the connection (e.g. on revocation).
-    pub async fn closed(&self) -> String {
-        self.ch.conn.closed().await.to_string()
+    /// A handle that resolves when the appliance closes the connection (e.g. on
+    /// revocation): `handle.closed().await`.
+    pub fn connection(&self) -> quinn::Connection {
+        self.ch.conn.clone()
     }
 
     pub fn close(&self) {

@@ -10,3 +10,4 @@ pub const ENROLL_MAC_KEY_INFO: &[u8] = b"roomscribe/enroll/v1/mac-key";
 pub const ENROLL_REQUEST_MAC: &[u8] = b"roomscribe/enroll/v1/request\0";
 pub const ENROLL_RESPONSE_MAC: &[u8] = b"roomscribe/enroll/v1/response\0";
 pub const ENROLL_POSSESSION: &[u8] = b"roomscribe/enroll/v1/possession\0";
+pub const COMMAND_SIGNATURE: &[u8] = b"roomscribe/command/v1\0";

@@ -3,6 +3,7 @@
 //! Envelopes travel as raw bytes; every other frame is a JSON object. [`FrameDecoder`]
 //! is incremental (feed it whatever the stream yields) and bounds its buffer.
 
+use crate::command::{CommandAck, SignedCommand};
 use crate::enroll::{EnrollRequest, EnrollResponse};
 use crate::hello::{Heartbeat, Hello, Welcome};
 use serde::{Deserialize, Serialize};
@@ -75,6 +76,10 @@ pub enum Frame {
     Ack(Ack),
     Reject(Reject),
     Heartbeat(Heartbeat),
+    /// A signed command from the appliance (meeting control, schedule).
+    Command(SignedCommand),
+    /// The agent's answer to a command.
+    CommandAck(CommandAck),
     EnrollRequest(EnrollRequest),
     EnrollResponse(EnrollResponse),
 }
@@ -89,6 +94,8 @@ impl Frame {
             Frame::Reject(_) => 0x05,
             Frame::Heartbeat(_) => 0x06,
             Frame::Caption(_) => 0x07,
+            Frame::Command(_) => 0x08,
+            Frame::CommandAck(_) => 0x09,
             Frame::EnrollRequest(_) => 0x10,
             Frame::EnrollResponse(_) => 0x11,
         }
@@ -102,6 +109,8 @@ impl Frame {
             Frame::Ack(v) => json(v),
             Frame::Reject(v) => json(v),
             Frame::Heartbeat(v) => json(v),
+            Frame::Command(v) => json(v),
+            Frame::CommandAck(v) => json(v),
             Frame::EnrollRequest(v) => json(v),
             Frame::EnrollResponse(v) => json(v),
         };
@@ -121,6 +130,8 @@ impl Frame {
             0x05 => Frame::Reject(parse(payload, "reject")?),
             0x06 => Frame::Heartbeat(parse(payload, "heartbeat")?),
             0x07 => Frame::Caption(payload.to_vec()),
+            0x08 => Frame::Command(parse(payload, "command")?),
+            0x09 => Frame::CommandAck(parse(payload, "command ack")?),
             0x10 => Frame::EnrollRequest(parse(payload, "enroll request")?),
             0x11 => Frame::EnrollResponse(parse(payload, "enroll response")?),
             other => return Err(FrameError::UnknownType(other)),

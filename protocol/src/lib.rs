@@ -11,6 +11,7 @@
 //!   that sealed it keeps nothing that decrypts it.
 
 pub mod batch;
+pub mod command;
 pub mod context;
 pub mod enroll;
 pub mod envelope;

@@ -111,3 +111,78 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// An administrator schedules a meeting for a room and starts and stops a meeting on
+/// its live agent from the console (tests/browser/admin.mjs).
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
+    let logs = artifacts("browser-admin");
+    let tmp = tempfile::tempdir()?;
+    let wav = sample_wav(tmp.path(), "room.wav", 2)?;
+    let home = crate::capture::alsa_home(tmp.path(), &crate::capture::raw_of(&wav)?)?;
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.add_user("ada", "ada's long password", "admin")?;
+    let state = tmp.path().join("agent");
+    app.enroll_agent(&state, "Studio")?;
+    let _agent = agent(&state, &logs, "live", &["run", "--model"])?
+        .arg(model_dir())
+        .env("HOME", &home)
+        .env("ROOMSCRIBE_AGENT_CAPTURE_AUTOSTART", "false")
+        .env("ROOMSCRIBE_AGENT_REPLICATE_HEARTBEAT_SECS", "1")
+        .spawn_guarded()?;
+    let screenshot = logs.join("admin.png");
+    let out = Command::new("node")
+        .arg(repo_root().join("tests/browser/admin.mjs"))
+        .env("RS_URL", app.url("/"))
+        .env("RS_USER", "ada")
+        .env("RS_PASSWORD", "ada's long password")
+        .env("RS_SCREENSHOT", &screenshot)
+        .output()?;
+    assert!(
+        out.status.success(),
+        "browser test failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let result: Value = serde_json::from_slice(out.stdout.trim_ascii())?;
+    println!("browser admin: {result}");
+    assert!(
+        result["scheduled"]
+            .as_str()
+            .is_some_and(|t| t.contains("Quarterly review")),
+        "{result}"
+    );
+    assert!(
+        result["start_answer"]
+            .as_str()
+            .is_some_and(|t| t.starts_with('✓')),
+        "{result}"
+    );
+    assert_eq!(result["meeting_seen"], true, "{result}");
+    assert_eq!(result["csp_violations"], Value::Array(vec![]), "{result}");
+
+    let api = Api::login(&app, "ada", "ada's long password").await?;
+    let room = api.ok("/rooms").await?[0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let s = api.ok(&format!("/rooms/{room}/schedule")).await?;
+    let e = &s["entries"][0];
+    assert_eq!(e["title"], "Quarterly review");
+    assert_eq!(
+        e["ends_at_ms"].as_i64().unwrap_or(0) - e["starts_at_ms"].as_i64().unwrap_or(0),
+        45 * 60_000
+    );
+    api.wait_for("/meetings", std::time::Duration::from_secs(30), |m| {
+        m[0]["status"] == "ended"
+    })
+    .await?;
+    let t = api.only_transcript().await?;
+    let first = &t["events"][0];
+    assert_eq!(
+        (first["kind"].as_str(), first["source"].as_str()),
+        (Some("start"), Some("appliance")),
+        "{t}"
+    );
+    Ok(())
+}

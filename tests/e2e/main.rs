@@ -3,6 +3,7 @@
 mod browser;
 mod capture;
 mod cli;
+mod commands;
 mod health;
 mod killloop;
 mod offline;

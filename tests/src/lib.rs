@@ -361,6 +361,16 @@ impl Api {
         Ok((s, r.json().await.unwrap_or(Value::Null)))
     }
 
+    pub async fn delete(&self, path: &str) -> Result<(reqwest::StatusCode, Value)> {
+        let r = self
+            .client
+            .delete(format!("{}{path}", self.base))
+            .send()
+            .await?;
+        let s = r.status();
+        Ok((s, r.json().await.unwrap_or(Value::Null)))
+    }
+
     /// Opens a long-lived GET (the event stream); read it with `chunk()`.
     pub async fn stream(&self, path: &str) -> Result<reqwest::Response> {
         Ok(self

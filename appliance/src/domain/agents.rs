@@ -220,6 +220,7 @@ impl Appliance {
                 .or(a.last_seen_ms),
             clock_offset_ms: live.as_ref().map(|l| l.clock_offset_ms),
             last_envelope_seq: a.last_envelope_seq,
+            schedule_version: live.as_ref().and_then(|l| l.schedule_version),
             status: live.map(|l| l.status),
         })
     }
@@ -235,15 +236,22 @@ impl Appliance {
             alarms: status.alarms.iter().take(8).map(|a| short(a)).collect(),
             ..status.clone()
         };
-        lock(&self.live).insert(
-            agent_id.to_string(),
-            LiveAgent {
-                connected: true,
-                last_heartbeat_ms: now,
-                clock_offset_ms: status.agent_time_ms - now,
-                status,
-            },
-        );
+        {
+            let mut live = lock(&self.live);
+            let schedule_version = live
+                .get(&agent_id.to_string())
+                .and_then(|l| l.schedule_version);
+            live.insert(
+                agent_id.to_string(),
+                LiveAgent {
+                    connected: true,
+                    last_heartbeat_ms: now,
+                    clock_offset_ms: status.agent_time_ms - now,
+                    status,
+                    schedule_version,
+                },
+            );
+        }
         self.publish_agent(agent_id);
     }
 
@@ -254,7 +262,7 @@ impl Appliance {
         self.publish_agent(agent_id);
     }
 
-    fn publish_agent(&self, agent_id: &AgentId) {
+    pub(super) fn publish_agent(&self, agent_id: &AgentId) {
         if let Ok(Some(a)) = self.store.agent(&agent_id.to_string()) {
             if let Ok(view) = self.agent_view(&a) {
                 self.publish(Event::Agent { agent: view });

@@ -23,6 +23,10 @@ pub enum DomainError {
     },
     #[error("{0}")]
     Conflict(String),
+    #[error("the agent is not connected; try again when it is online")]
+    AgentOffline,
+    #[error("the agent did not answer in time; it may still carry the command out")]
+    AgentTimeout,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]

@@ -6,6 +6,7 @@
 
 mod agents;
 mod auth;
+mod commands;
 mod error;
 mod ingest;
 mod meetings;
@@ -33,6 +34,8 @@ pub struct LiveAgent {
     pub last_heartbeat_ms: i64,
     /// The agent's last reported status, with strings truncated.
     pub status: roomscribe_protocol::hello::AgentStatus,
+    /// The newest room schedule version the agent confirmed it stored.
+    pub schedule_version: Option<u64>,
     /// Agent clock minus appliance clock, as observed when the last status arrived
     /// (accurate to the one-way network delay).
     pub clock_offset_ms: i64,
@@ -48,6 +51,8 @@ pub struct Appliance {
     /// Newest live caption per meeting id (memory only).
     captions: Mutex<HashMap<String, views::CaptionView>>,
     events: broadcast::Sender<Event>,
+    /// Command channels to connected agents.
+    links: Mutex<commands::Links>,
     /// The ingest address actually bound (the configured port may be 0).
     ingest_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
@@ -76,6 +81,7 @@ impl Appliance {
             live: Mutex::new(HashMap::new()),
             captions: Mutex::new(HashMap::new()),
             events,
+            links: Mutex::new(commands::Links::default()),
             ingest_addr: std::sync::OnceLock::new(),
         }
     }

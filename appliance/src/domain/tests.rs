@@ -295,3 +295,81 @@ fn expired_or_wrong_tokens_do_not_enroll() {
         Err(DomainError::Invalid { .. })
     ));
 }
+
+#[tokio::test]
+async fn commands_are_signed_for_one_agent_and_answered_only_by_it() {
+    use roomscribe_protocol::command::{CommandAck, CommandAction, MeetingAction};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = std::sync::Arc::new(appliance(dir.path()));
+    let (a, key_a, _) = enroll(&app, "Ward");
+    let (b, key_b, _) = enroll(&app, "Ward");
+    let admin = Actor::local_admin();
+    let pk = app.keys().signing.verifying_key();
+    assert!(matches!(
+        app.meeting_command(&admin, &a.to_string(), "start", None)
+            .await,
+        Err(DomainError::AgentOffline)
+    ));
+    let who = |id: AgentId, key: &SigningKey| {
+        let exp = [1u8; 32];
+        let hello = Hello {
+            protocol_version: roomscribe_protocol::PROTOCOL_VERSION,
+            agent_id: id,
+            signature: sign_hello(key, &exp, &id),
+            status: AgentStatus::minimal("t", 0, 0),
+        };
+        app.authenticate_hello(&hello, &exp).expect("hello").0
+    };
+    let (who_a, who_b) = (who(a, &key_a), who(b, &key_b));
+    let (_, mut rx) = app.open_command_link(&a);
+    // On connect the agent gets its room's schedule first.
+    let first = rx.recv().await.expect("schedule");
+    let body = first.verify(&pk, &a, now_ms()).expect("verifies");
+    assert!(matches!(
+        body.action,
+        CommandAction::Schedule { version: 0, .. }
+    ));
+
+    let task = {
+        let (app, admin) = (app.clone(), admin.clone());
+        tokio::spawn(async move {
+            app.meeting_command(&admin, &a.to_string(), "pause", None)
+                .await
+        })
+    };
+    let cmd = rx.recv().await.expect("command");
+    let body = cmd.verify(&pk, &a, now_ms()).expect("signed for a");
+    assert!(matches!(
+        body.action,
+        CommandAction::Meeting {
+            action: MeetingAction::Pause,
+            ..
+        }
+    ));
+    assert!(cmd.verify(&pk, &b, now_ms()).is_err(), "not for b");
+    // Another agent cannot answer for it; the addressee can.
+    app.command_answered(
+        who_b,
+        CommandAck {
+            id: body.id.clone(),
+            ok: true,
+            message: "forged".into(),
+        },
+    );
+    app.command_answered(
+        who_a,
+        CommandAck {
+            id: body.id,
+            ok: false,
+            message: "no meeting is being recorded".into(),
+        },
+    );
+    let r = task.await.expect("join").expect("answered");
+    assert!(!r.ok);
+    assert_eq!(r.message, "no meeting is being recorded");
+    assert!(matches!(
+        app.meeting_command(&admin, &a.to_string(), "explode", None)
+            .await,
+        Err(DomainError::Invalid { .. })
+    ));
+}

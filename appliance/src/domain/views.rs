@@ -25,6 +25,8 @@ pub struct AgentView {
     /// Agent clock minus appliance clock, as observed at the last heartbeat.
     pub clock_offset_ms: Option<i64>,
     pub last_envelope_seq: Option<u64>,
+    /// The room schedule version the agent confirmed it stored (since start-up).
+    pub schedule_version: Option<u64>,
     /// The last heartbeat's status (version, model, device, input level, queue,
     /// disk budget, alarms); `null` until the agent has connected since start-up.
     pub status: Option<roomscribe_protocol::hello::AgentStatus>,
@@ -159,4 +161,31 @@ pub enum Event {
         meeting_id: String,
         event: EventView,
     },
+}
+
+/// An agent's answer to a command from the console.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandResultView {
+    pub id: String,
+    /// Whether the agent carried it out.
+    pub ok: bool,
+    /// The agent's answer, e.g. "starting a meeting" or "no meeting is being recorded".
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleEntryView {
+    pub id: String,
+    pub title: String,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: i64,
+    pub created_by: String,
+}
+
+/// A room's calendar: the meetings its agent records on its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleView {
+    pub room_id: String,
+    pub version: u64,
+    pub entries: Vec<ScheduleEntryView>,
 }

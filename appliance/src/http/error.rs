@@ -39,6 +39,8 @@ impl From<DomainError> for ApiError {
             DomainError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             DomainError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             DomainError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            DomainError::AgentOffline => (StatusCode::CONFLICT, "agent_offline"),
+            DomainError::AgentTimeout => (StatusCode::GATEWAY_TIMEOUT, "agent_timeout"),
             DomainError::Store(_) | DomainError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }

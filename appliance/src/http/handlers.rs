@@ -3,7 +3,10 @@
 use super::auth::{clear_cookie, session_token, set_cookie, Authed};
 use super::error::ApiError;
 use super::AppState;
-use crate::domain::views::{AgentView, EnrollTokenView, MeetingView, RoomView, TranscriptView};
+use crate::domain::views::{
+    AgentView, CommandResultView, EnrollTokenView, MeetingView, RoomView, ScheduleView,
+    TranscriptView,
+};
 use crate::domain::DomainError;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::request::Parts;
@@ -106,6 +109,65 @@ pub async fn revoke_agent(
     Path(id): Path<String>,
 ) -> ApiResult<AgentView> {
     Ok(Json(app.revoke_agent(&a.actor, &id)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandBody {
+    action: String,
+    title: Option<String>,
+}
+
+/// Sends a signed meeting command to an online agent; answers with the agent's reply.
+pub async fn agent_command(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+    Json(body): Json<CommandBody>,
+) -> ApiResult<CommandResultView> {
+    Ok(Json(
+        app.meeting_command(&a.actor, &id, &body.action, body.title)
+            .await?,
+    ))
+}
+
+pub async fn schedule(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(room): Path<String>,
+) -> ApiResult<ScheduleView> {
+    Ok(Json(app.schedule(&a.actor, &room)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleEntryBody {
+    title: String,
+    starts_at_ms: i64,
+    ends_at_ms: i64,
+}
+
+pub async fn add_schedule_entry(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(room): Path<String>,
+    Json(body): Json<ScheduleEntryBody>,
+) -> ApiResult<ScheduleView> {
+    Ok(Json(app.add_schedule_entry(
+        &a.actor,
+        &room,
+        &body.title,
+        body.starts_at_ms,
+        body.ends_at_ms,
+    )?))
+}
+
+pub async fn delete_schedule_entry(
+    State(app): State<AppState>,
+    a: Authed,
+    Path((room, entry)): Path<(String, String)>,
+) -> ApiResult<ScheduleView> {
+    Ok(Json(app.delete_schedule_entry(&a.actor, &room, &entry)?))
 }
 
 #[derive(Deserialize)]

@@ -14,7 +14,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use std::sync::Arc;
 
@@ -34,6 +34,15 @@ pub fn router(app: AppState) -> Router {
         .route("/rooms", get(handlers::rooms))
         .route("/agents", get(handlers::agents))
         .route("/agents/{id}/revoke", post(handlers::revoke_agent))
+        .route("/agents/{id}/commands", post(handlers::agent_command))
+        .route(
+            "/rooms/{id}/schedule",
+            get(handlers::schedule).post(handlers::add_schedule_entry),
+        )
+        .route(
+            "/rooms/{id}/schedule/{entry}",
+            delete(handlers::delete_schedule_entry),
+        )
         .route("/enroll-tokens", post(handlers::create_enroll_token))
         .route("/meetings", get(handlers::meetings))
         .route("/meetings/{id}/transcript", get(handlers::transcript))

@@ -141,8 +141,42 @@ async fn session(
 ) -> ConnResult {
     let mut events = app.subscribe();
     let me = who.agent_id().to_string();
+    let (link, mut commands) = app.open_command_link(&who.agent_id());
+    let result = conversation(
+        conn,
+        app,
+        who,
+        send,
+        recv,
+        decoder,
+        &mut events,
+        &mut commands,
+        &me,
+    )
+    .await;
+    app.close_command_link(&who.agent_id(), link);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn conversation(
+    conn: &Connection,
+    app: &Arc<Appliance>,
+    who: crate::domain::Verified,
+    send: &mut SendStream,
+    recv: &mut RecvStream,
+    decoder: &mut FrameDecoder,
+    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    commands: &mut tokio::sync::mpsc::UnboundedReceiver<
+        roomscribe_protocol::command::SignedCommand,
+    >,
+    me: &str,
+) -> ConnResult {
     loop {
         tokio::select! {
+            Some(c) = commands.recv() => {
+                send.write_all(&Frame::Command(c).encode()).await?;
+            }
             frame = read_frame(recv, decoder) => {
                 match frame? {
                     None => return Ok(()),
@@ -163,6 +197,7 @@ async fn session(
                         send.write_all(&reply.encode()).await?;
                     }
                     Some(Frame::Heartbeat(hb)) => app.agent_status(&who.agent_id(), &hb.status),
+                    Some(Frame::CommandAck(ack)) => app.command_answered(who, ack),
                     Some(Frame::Caption(bytes)) => {
                         // Never answered; a bad caption is only logged (it is display-only).
                         if let Err(r) = app.accept_caption(who, &bytes) {

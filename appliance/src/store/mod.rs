@@ -28,6 +28,8 @@ const USERS: Table = TableDefinition::new("users");
 const ROOMS: Table = TableDefinition::new("rooms");
 const AGENTS: Table = TableDefinition::new("agents");
 const ENROLL_TOKENS: Table = TableDefinition::new("enroll_tokens");
+/// room id → [`ScheduleRecord`].
+const SCHEDULES: Table = TableDefinition::new("schedules");
 const MEETINGS: Table = TableDefinition::new("meetings");
 const SEGMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segments");
 const ENVELOPES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("envelopes");
@@ -150,6 +152,7 @@ impl Store {
             txn.open_table(SEGMENTS)?;
             txn.open_table(ENVELOPES)?;
             txn.open_table(MEETING_EVENTS)?;
+            txn.open_table(SCHEDULES)?;
         }
         txn.commit()?;
         Ok(())
@@ -255,6 +258,37 @@ impl Store {
     }
     pub fn put_agent(&self, a: &AgentRecord) -> Result<()> {
         self.put(AGENTS, &a.id, a)
+    }
+
+    // --- room schedules ------------------------------------------------------
+    pub fn schedule(&self, room_id: &str) -> Result<ScheduleRecord> {
+        Ok(self.get(SCHEDULES, room_id)?.unwrap_or_default())
+    }
+
+    /// Changes a room's schedule in one write transaction and bumps its version;
+    /// `change` may refuse (nothing is written then).
+    pub fn update_schedule<E>(
+        &self,
+        room_id: &str,
+        change: impl FnOnce(&mut ScheduleRecord) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<ScheduleRecord, E>> {
+        let txn = self.db.begin_write()?;
+        let updated = {
+            let mut table = txn.open_table(SCHEDULES)?;
+            let mut current: ScheduleRecord = table
+                .get(room_id)?
+                .map(|v| decode(SCHEDULES.name(), room_id, v.value()))
+                .transpose()?
+                .unwrap_or_default();
+            if let Err(e) = change(&mut current) {
+                return Ok(Err(e));
+            }
+            current.version += 1;
+            table.insert(room_id, encode(&current).as_slice())?;
+            current
+        };
+        txn.commit()?;
+        Ok(Ok(updated))
     }
 
     // --- meetings and segments ----------------------------------------------

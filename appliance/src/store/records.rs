@@ -111,3 +111,21 @@ pub struct EventRecord {
     pub source: roomscribe_protocol::EventSource,
     pub received_at_ms: i64,
 }
+
+/// One calendar entry of a room (appliance clock).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleEntryRecord {
+    pub id: String,
+    pub title: String,
+    pub starts_at_ms: i64,
+    pub ends_at_ms: i64,
+    pub created_by: String,
+    pub created_at_ms: i64,
+}
+
+/// A room's calendar; `version` rises with every change (agents keep the newest).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleRecord {
+    pub version: u64,
+    pub entries: Vec<ScheduleEntryRecord>,
+}

@@ -1,0 +1,301 @@
+//! Meeting control from the appliance: signed commands from the console to a live
+//! agent (start, mark, pause, resume, stop), answered by the agent; and the room
+//! schedule, pushed to the agent and carried out by it even while the appliance is
+//! down.
+
+use roomscribe_tests::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::Duration;
+
+fn events(t: &Value) -> Vec<(String, String)> {
+    t["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or_default().to_owned(),
+                e["source"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn live_agent(state: &Path, logs: &Path, home: &Path) -> anyhow::Result<Running> {
+    agent(state, logs, "live", &["run", "--model"])?
+        .arg(model_dir())
+        .env("HOME", home)
+        .env("ROOMSCRIBE_AGENT_CAPTURE_AUTOSTART", "false")
+        .env("ROOMSCRIBE_AGENT_REPLICATE_HEARTBEAT_SECS", "1")
+        .env("ROOMSCRIBE_AGENT_LOG", "info")
+        .spawn_guarded()
+}
+
+async fn command(api: &Api, agent: &str, body: Value) -> anyhow::Result<(u16, Value)> {
+    let (code, v) = api.post(&format!("/agents/{agent}/commands"), body).await?;
+    Ok((code.as_u16(), v))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn console_commands_start_mark_pause_and_stop_a_live_meeting() -> anyhow::Result<()> {
+    let logs = artifacts("commands");
+    let tmp = tempfile::tempdir()?;
+    let wav = sample_wav(tmp.path(), "ward.wav", 2)?;
+    let home = crate::capture::alsa_home(tmp.path(), &crate::capture::raw_of(&wav)?)?;
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.add_user("ada", "ada's long password", "admin")?;
+    app.add_user("ben", "ben's long password", "user")?;
+    let state = tmp.path().join("agent");
+    let agent_id = app.enroll_agent(&state, "Ward 7")?;
+    let admin = Api::login(&app, "ada", "ada's long password").await?;
+    let user = Api::login(&app, "ben", "ben's long password").await?;
+
+    let (code, v) = command(&admin, &agent_id, json!({"action": "start"})).await?;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (409, Some("agent_offline")),
+        "{v}"
+    );
+    let mut child = live_agent(&state, &logs, &home)?;
+    admin
+        .wait_for("/agents", Duration::from_secs(60), |a| {
+            a[0]["online"] == true
+        })
+        .await?;
+
+    let (code, v) = command(&user, &agent_id, json!({"action": "start"})).await?;
+    assert_eq!(code, 403, "only admins control rooms: {v}");
+    for (body, why) in [
+        (json!({"action": "launch"}), "unknown action"),
+        (
+            json!({"action": "start", "title": "a\u{7}b"}),
+            "control character",
+        ),
+        (json!({"action": "start", "extra": 1}), "unknown field"),
+    ] {
+        let (code, v) = command(&admin, &agent_id, body).await?;
+        assert!((400..500).contains(&code), "{why}: {code} {v}");
+    }
+    let (code, v) = command(
+        &admin,
+        "00000000-0000-0000-0000-000000000000",
+        json!({"action": "start"}),
+    )
+    .await?;
+    assert_eq!(code, 404, "{v}");
+    assert_eq!(
+        admin.ok("/meetings").await?,
+        json!([]),
+        "nothing started yet"
+    );
+
+    // The agent answers: refused while idle, then carried out.
+    let (code, v) = command(&admin, &agent_id, json!({"action": "stop"})).await?;
+    assert_eq!((code, &v["ok"]), (200, &json!(false)), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no meeting")),
+        "{v}"
+    );
+    let (code, v) = command(
+        &admin,
+        &agent_id,
+        json!({"action": "start", "title": "Ward round"}),
+    )
+    .await?;
+    assert_eq!((code, &v["ok"]), (200, &json!(true)), "{v}");
+    let meetings = admin
+        .wait_for("/meetings", Duration::from_secs(60), |m| {
+            m[0]["segment_count"].as_u64().unwrap_or(0) >= 1
+        })
+        .await?;
+    assert_eq!(meetings[0]["title"], "Ward round");
+    for action in ["mark_highlight", "pause", "resume", "stop"] {
+        let (code, v) = command(&admin, &agent_id, json!({ "action": action })).await?;
+        assert_eq!((code, &v["ok"]), (200, &json!(true)), "{action}: {v}");
+    }
+    admin
+        .wait_for("/meetings", Duration::from_secs(30), |m| {
+            m[0]["status"] == "ended"
+        })
+        .await?;
+    let t = admin.only_transcript().await?;
+    let src = "appliance".to_owned();
+    assert_eq!(
+        events(&t),
+        [
+            ("start".to_owned(), src.clone()),
+            ("highlight".to_owned(), src.clone()),
+            ("pause".to_owned(), src.clone()),
+            ("resume".to_owned(), src.clone()),
+            ("stop".to_owned(), src),
+        ],
+        "{t}"
+    );
+    assert!(
+        child.try_wait()?.is_none(),
+        "the agent waits for the next meeting"
+    );
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    assert!(status.success());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scheduled_meeting_is_recorded_even_with_the_appliance_down() -> anyhow::Result<()> {
+    let logs = artifacts("schedule");
+    let tmp = tempfile::tempdir()?;
+    let wav = sample_wav(tmp.path(), "board.wav", 2)?;
+    let home = crate::capture::alsa_home(tmp.path(), &crate::capture::raw_of(&wav)?)?;
+    let data = tmp.path().join("data");
+    let app = Appliance::start(&data, &logs)?;
+    app.add_user("ada", "ada's long password", "admin")?;
+    app.add_user("ben", "ben's long password", "user")?;
+    let state = tmp.path().join("agent");
+    app.enroll_agent(&state, "Board room")?;
+    let admin = Api::login(&app, "ada", "ada's long password").await?;
+    let user = Api::login(&app, "ben", "ben's long password").await?;
+    let room = admin.ok("/rooms").await?[0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let url = format!("/rooms/{room}/schedule");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+
+    // Bad entries are refused and change nothing.
+    for (body, why) in [
+        (
+            json!({"title": "X", "starts_at_ms": now + 5000, "ends_at_ms": now + 1000}),
+            "ends before it starts",
+        ),
+        (
+            json!({"title": "X", "starts_at_ms": now - 9000, "ends_at_ms": now - 5000}),
+            "in the past",
+        ),
+        (
+            json!({"title": "", "starts_at_ms": now + 1000, "ends_at_ms": now + 5000}),
+            "no title",
+        ),
+        (
+            json!({"title": "X", "starts_at_ms": now, "ends_at_ms": now + 13 * 3_600_000}),
+            "over 12 h",
+        ),
+    ] {
+        let (code, v) = admin.post(&url, body).await?;
+        assert_eq!(code.as_u16(), 422, "{why}: {v}");
+    }
+    let (code, _) = user
+        .post(
+            &url,
+            json!({"title": "X", "starts_at_ms": now + 1000, "ends_at_ms": now + 5000}),
+        )
+        .await?;
+    assert_eq!(code.as_u16(), 403);
+    assert_eq!(admin.ok(&url).await?["entries"], json!([]));
+
+    let mut child = live_agent(&state, &logs, &home)?;
+    admin
+        .wait_for("/agents", Duration::from_secs(60), |a| {
+            a[0]["online"] == true
+        })
+        .await?;
+    let (starts, ends) = (now + 15_000, now + 30_000);
+    let (code, s) = admin
+        .post(
+            &url,
+            json!({"title": "Board meeting", "starts_at_ms": starts, "ends_at_ms": ends}),
+        )
+        .await?;
+    assert_eq!(code.as_u16(), 200, "{s}");
+    let (code, v) = admin
+        .post(
+            &url,
+            json!({"title": "Clash", "starts_at_ms": ends - 1000, "ends_at_ms": ends + 60_000}),
+        )
+        .await?;
+    assert_eq!(code.as_u16(), 409, "overlapping entries: {v}");
+    let version = s["version"].as_u64().unwrap_or(0);
+    admin
+        .wait_for("/agents", Duration::from_secs(30), |a| {
+            a[0]["schedule_version"].as_u64() == Some(version)
+        })
+        .await?;
+    assert!(
+        state.join("schedule.json").exists(),
+        "kept on disk for offline use"
+    );
+
+    // The appliance goes down before the meeting; the agent records it anyway.
+    let (https, quic) = (app.https.clone(), app.quic.clone());
+    app.kill()?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut seen = vec![];
+    while std::time::Instant::now() < deadline {
+        let st = agent_status_with(
+            &state,
+            &[("ROOMSCRIBE_AGENT_REPLICATE_HEARTBEAT_SECS", "1")],
+        )?;
+        let m = st["meeting_state"].as_str().unwrap_or_default().to_owned();
+        if seen.last() != Some(&m) {
+            seen.push(m.clone());
+        }
+        if seen.iter().any(|s| s == "recording") && m == "idle" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        seen.iter().any(|s| s == "recording") && seen.last().map(String::as_str) == Some("idle"),
+        "the agent recorded on its own and stopped at the end: {seen:?}"
+    );
+
+    let app = Appliance::start_at(&data, &logs, &https, &quic)?;
+    let admin = Api::login(&app, "ada", "ada's long password").await?;
+    let meetings = admin
+        .wait_for("/meetings", Duration::from_secs(60), |m| {
+            m[0]["status"] == "ended"
+        })
+        .await?;
+    assert_eq!(meetings[0]["title"], "Board meeting");
+    let t = admin.only_transcript().await?;
+    assert_eq!(
+        events(&t),
+        [
+            ("start".to_owned(), "schedule".to_owned()),
+            ("stop".to_owned(), "schedule".to_owned())
+        ],
+        "{t}"
+    );
+    let start = meetings[0]["started_at_corrected_ms"].as_i64().unwrap_or(0);
+    assert!(
+        (starts - 1500..starts + 3000).contains(&start),
+        "started on time: {start} vs {starts}"
+    );
+    assert!(
+        t["segments"].as_array().is_some_and(|s| !s.is_empty()),
+        "{t}"
+    );
+
+    let entry = s["entries"][0]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let (code, v) = admin.delete(&format!("{url}/{entry}")).await?;
+    assert_eq!(code.as_u16(), 200, "{v}");
+    assert_eq!(v["entries"], json!([]), "{v}");
+    let (code, _) = admin.delete(&format!("{url}/{entry}")).await?;
+    assert_eq!(code.as_u16(), 404);
+    std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()?;
+    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    assert!(status.success());
+    Ok(())
+}
