@@ -615,6 +615,23 @@ pub async fn drain(config: &AgentConfig, timeout: Option<Duration>) -> anyhow::R
     Ok(outcome?)
 }
 
+/// The stored room schedule: its version and the next meetings (appliance clock).
+fn schedule_summary(state_dir: &Path, identity: &identity::Identity) -> serde_json::Value {
+    let Ok(key) = identity.appliance_key() else {
+        return serde_json::Value::Null;
+    };
+    let s = schedule::Schedule::load(state_dir, &key, &identity.agent_id);
+    let now = now_ms();
+    let upcoming: Vec<_> = s
+        .entries
+        .iter()
+        .filter(|e| e.ends_at_ms > now)
+        .take(5)
+        .map(|e| serde_json::json!({"title": e.title, "starts_at_ms": e.starts_at_ms, "ends_at_ms": e.ends_at_ms}))
+        .collect();
+    serde_json::json!({"version": s.version, "upcoming": upcoming})
+}
+
 /// Local status for `roomscribe-agent status`.
 ///
 /// The queue figures are read from disk now; the live ones (device, input level, clock
@@ -651,5 +668,6 @@ pub fn status(config: &AgentConfig) -> anyhow::Result<serde_json::Value> {
         "budget_left_bytes": q.budget_left(),
         "last_acknowledged_envelope": q.acked(),
         "alarms": alarms,
+        "schedule": schedule_summary(&config.state_dir, &parts.identity),
     }))
 }
