@@ -5,32 +5,14 @@
 // Environment: RS_URL, RS_USER, RS_PASSWORD, RS_SCREENSHOT.
 // Prints one JSON line: {"scheduled": text, "start_answer": text, "meeting_seen": bool,
 // "stop_answer": text, "csp_violations": [...]}.
-import { chromium } from 'playwright-core';
+import { env, open, signIn } from './common.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`missing ${k}`);
-  return v;
-};
 const pad = (n) => String(n).padStart(2, '0');
 const local = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-quic'],
-});
-const violations = [];
+const { browser, page, violations } = await open();
 try {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 900 } });
-  const page = await context.newPage();
-  page.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text()); });
-  page.on('pageerror', (e) => violations.push(`page error: ${e.message}`));
-  await page.goto(env('RS_URL'));
-  await page.fill('#login-form input[name=username]', env('RS_USER'));
-  await page.fill('#login-form input[name=password]', env('RS_PASSWORD'));
-  await page.click('#login-form button[type=submit]');
-  await page.waitForSelector('#app-view:not([hidden])', { timeout: 15000 });
+  await signIn(page);
 
   // Schedule a meeting an hour from now.
   await page.click('[data-schedule-toggle]');

@@ -7,31 +7,12 @@
 // Prints one JSON line: {"initial": n, "final": n, "texts": [segment texts],
 // "captions_seen": n, "events": [{"kind", "text"}], "admin_controls_visible": bool,
 // "csp_violations": [...]}.
-import { chromium } from 'playwright-core';
+import { env, open, signIn } from './common.mjs';
 
-const env = (k) => {
-  const v = process.env[k];
-  if (!v) throw new Error(`missing ${k}`);
-  return v;
-};
-const url = env('RS_URL');
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-quic'],
-});
-const violations = [];
+const { browser, page, violations } = await open();
 try {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 900 } });
-  const page = await context.newPage();
-  page.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text()); });
-  page.on('pageerror', (e) => violations.push(`page error: ${e.message}`));
-  await page.goto(url);
-  await page.fill('#login-form input[name=username]', env('RS_USER'));
-  await page.fill('#login-form input[name=password]', env('RS_PASSWORD'));
-  await page.click('#login-form button[type=submit]');
-  await page.waitForSelector('#app-view:not([hidden])', { timeout: 15000 });
+  await signIn(page);
+
   // The meeting appears in the list through the live event stream; open it.
   const link = page.locator('#meetings a').first();
   await link.waitFor({ timeout: 60000 });

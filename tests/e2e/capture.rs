@@ -67,7 +67,7 @@ async fn live_capture_through_alsa_reaches_the_console() -> anyhow::Result<()> {
     app.add_user("ivy", "ivy's long password", "user")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Studio")?;
-    let mut child = agent(&state, &logs, "live", &["run", "--model"])?
+    let child = agent(&state, &logs, "live", &["run", "--model"])?
         .arg(model_dir())
         .env("HOME", &home)
         .spawn_guarded()?;
@@ -102,10 +102,7 @@ async fn live_capture_through_alsa_reaches_the_console() -> anyhow::Result<()> {
     })
     .await?;
     // Ctrl-C: the agent finishes the meeting and replicates what is queued.
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    let status = child.interrupt().await?;
     assert!(status.success(), "agent exit after Ctrl-C");
     let id = m["id"].as_str().unwrap_or_default();
     let t = api.ok(&format!("/meetings/{id}/transcript")).await?;
@@ -220,10 +217,7 @@ async fn meetings_are_started_paused_and_stopped_from_the_command_line() -> anyh
             && v[0]["segment_count"].as_u64().unwrap_or(0) >= 1
     })
     .await?;
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    let status = child.interrupt().await?;
     assert!(status.success());
     let meetings = api.ok("/meetings").await?;
     assert!(
@@ -254,7 +248,7 @@ async fn a_two_channel_device_is_transcribed_per_channel() -> anyhow::Result<()>
     app.add_user("noa", "noa's long password", "user")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Panel room")?;
-    let mut child = agent(&state, &logs, "live", &["run", "--model"])?
+    let child = agent(&state, &logs, "live", &["run", "--model"])?
         .arg(model_dir())
         .env("HOME", &home)
         .env("ROOMSCRIBE_AGENT_CAPTURE_PER_CHANNEL", "true")
@@ -265,10 +259,7 @@ async fn a_two_channel_device_is_transcribed_per_channel() -> anyhow::Result<()>
         v[0]["duration_s"].as_f64().unwrap_or(0.0) >= total - 2.5
     })
     .await?;
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    let status = child.interrupt().await?;
     assert!(status.success());
     let t = api.only_transcript().await?;
     let segs = t["segments"].as_array().cloned().unwrap_or_default();
@@ -424,7 +415,7 @@ async fn a_microphone_that_vanishes_and_returns_is_picked_up_again() -> anyhow::
         .env("ROOMSCRIBE_AGENT_REPLICATE_HEARTBEAT_SECS", "1")
         .env("ROOMSCRIBE_AGENT_LOG", "info");
     pulse.env(&mut cmd);
-    let mut child = cmd.spawn_guarded()?;
+    let child = cmd.spawn_guarded()?;
     let api = Api::login(&app, "lea", "lea's long password").await?;
     wait_agent(&api, "recording", |a| {
         a["status"]["meeting_state"] == "recording" && a["status"]["device_connected"] == true
@@ -459,10 +450,7 @@ async fn a_microphone_that_vanishes_and_returns_is_picked_up_again() -> anyhow::
         v[0]["segment_count"].as_u64().unwrap_or(0) >= 3
     })
     .await?;
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    let status = child.interrupt().await?;
     assert!(status.success(), "clean exit after Ctrl-C");
     let t = api.only_transcript().await?;
     assert_eq!(t["meeting"]["status"], "ended");

@@ -9,16 +9,9 @@ use std::path::Path;
 use std::time::Duration;
 
 fn events(t: &Value) -> Vec<(String, String)> {
-    t["events"]
-        .as_array()
+    meeting_events(t)
         .into_iter()
-        .flatten()
-        .map(|e| {
-            (
-                e["kind"].as_str().unwrap_or_default().to_owned(),
-                e["source"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
+        .map(|(k, s, _)| (k, s))
         .collect()
 }
 
@@ -138,10 +131,7 @@ async fn console_commands_start_mark_pause_and_stop_a_live_meeting() -> anyhow::
         child.try_wait()?.is_none(),
         "the agent waits for the next meeting"
     );
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    let status = child.interrupt().await?;
     assert!(status.success());
     Ok(())
 }
@@ -200,12 +190,16 @@ async fn a_scheduled_meeting_is_recorded_even_with_the_appliance_down() -> anyho
     assert_eq!(code.as_u16(), 403);
     assert_eq!(admin.ok(&url).await?["entries"], json!([]));
 
-    let mut child = live_agent(&state, &logs, &home)?;
+    let child = live_agent(&state, &logs, &home)?;
     admin
         .wait_for("/agents", Duration::from_secs(60), |a| {
             a[0]["online"] == true
         })
         .await?;
+    // Starts well after the appliance is killed below, whatever the machine's load.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
     let (starts, ends) = (now + 15_000, now + 30_000);
     let (code, s) = admin
         .post(
@@ -275,7 +269,7 @@ async fn a_scheduled_meeting_is_recorded_even_with_the_appliance_down() -> anyho
     );
     let start = meetings[0]["started_at_corrected_ms"].as_i64().unwrap_or(0);
     assert!(
-        (starts - 1500..starts + 3000).contains(&start),
+        (starts - 1500..starts + 5000).contains(&start),
         "started on time: {start} vs {starts}"
     );
     assert!(
@@ -292,10 +286,7 @@ async fn a_scheduled_meeting_is_recorded_even_with_the_appliance_down() -> anyho
     assert_eq!(v["entries"], json!([]), "{v}");
     let (code, _) = admin.delete(&format!("{url}/{entry}")).await?;
     assert_eq!(code.as_u16(), 404);
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    let status = child.interrupt().await?;
     assert!(status.success());
     Ok(())
 }

@@ -4,7 +4,6 @@
 //! are espeak-ng Korean from `tests/data/*.txt` (two alternating voices).
 
 use roomscribe_tests::*;
-use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
@@ -49,21 +48,6 @@ fn heard(log: &str) -> Vec<String> {
         .collect()
 }
 
-fn events(t: &Value) -> Vec<(String, String, f64)> {
-    t["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            (
-                e["kind"].as_str().unwrap_or_default().to_owned(),
-                e["source"].as_str().unwrap_or_default().to_owned(),
-                e["at"].as_f64().unwrap_or(-1.0),
-            )
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn voice_commands_mark_pause_resume_and_stop_a_meeting() -> anyhow::Result<()> {
     let logs = artifacts("voice");
@@ -78,7 +62,7 @@ async fn voice_commands_mark_pause_resume_and_stop_a_meeting() -> anyhow::Result
     let api = Api::login(&app, "eve", "eve's long password").await?;
     let t = api.only_transcript().await?;
     assert_eq!(t["meeting"]["status"], "ended", "stopped by voice");
-    let ev = events(&t);
+    let ev = meeting_events(&t);
     let kinds: Vec<&str> = ev.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         kinds,
@@ -222,14 +206,11 @@ async fn an_idle_agent_starts_and_stops_a_meeting_by_voice() -> anyhow::Result<(
         })
         .await?;
     assert!(child.try_wait()?.is_none(), "the agent listens on, idle");
-    std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()?;
-    let status = tokio::task::spawn_blocking(move || child.wait()).await??;
+    let status = child.interrupt().await?;
     assert!(status.success());
     let id = meetings[0]["id"].as_str().unwrap_or_default();
     let t = api.ok(&format!("/meetings/{id}/transcript")).await?;
-    let ev = events(&t);
+    let ev = meeting_events(&t);
     assert_eq!(
         ev.iter()
             .map(|e| (e.0.as_str(), e.1.as_str()))

@@ -535,6 +535,35 @@ impl Drop for Running {
     }
 }
 
+impl Running {
+    /// Ctrl-C (SIGINT), then waits for the process to exit.
+    pub async fn interrupt(mut self) -> Result<std::process::ExitStatus> {
+        let status = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -INT failed");
+        }
+        Ok(tokio::task::spawn_blocking(move || self.0.wait()).await??)
+    }
+}
+
+/// The events of a transcript: (kind, source, seconds into the meeting).
+pub fn meeting_events(transcript: &Value) -> Vec<(String, String, f64)> {
+    transcript["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or_default().to_owned(),
+                e["source"].as_str().unwrap_or_default().to_owned(),
+                e["at"].as_f64().unwrap_or(-1.0),
+            )
+        })
+        .collect()
+}
+
 /// `Command::spawn` returning a [`Running`] guard.
 pub trait SpawnGuarded {
     fn spawn_guarded(&mut self) -> Result<Running>;
