@@ -46,6 +46,8 @@ const clock = (s) => {
   return `${String(m).padStart(2, '0')}:${(s - m * 60).toFixed(1).padStart(4, '0')}`;
 };
 const when = (ms) => (ms ? new Date(ms).toLocaleString() : 'never');
+// Whether the signed-in user holds a permission (in any scope); the server decides.
+const can = (p) => Boolean(state.me && state.me.permissions && state.me.permissions[p]);
 
 async function start() {
   try {
@@ -54,14 +56,18 @@ async function start() {
     show('login-view');
     return;
   }
-  $('whoami').textContent = `${state.me.username} (${state.me.role})`;
+  $('whoami').textContent = `${state.me.username} (${state.me.roles.join(', ') || 'no role'})`;
   if (state.me.must_change_password) {
     show('password-view');
     return;
   }
   show('app-view');
-  for (const e of document.querySelectorAll('.admin-only')) e.hidden = state.me.role !== 'admin';
-  await Promise.all([loadRooms(), loadAgents(), loadMeetings()]);
+  for (const e of document.querySelectorAll('[data-needs]')) e.hidden = !can(e.dataset.needs);
+  await Promise.all([
+    can('rooms.read') ? loadRooms() : null,
+    can('agents.read') ? loadAgents() : null,
+    can('meetings.read') ? loadMeetings() : null,
+  ]);
   route();
   listen();
 }
@@ -102,7 +108,7 @@ async function loadRooms() {
 // A room's calendar: its agent records these meetings on its own, even offline.
 async function loadSchedule(roomId, box) {
   const s = await api('GET', `/rooms/${encodeURIComponent(roomId)}/schedule`);
-  const admin = state.me.role === 'admin';
+  const admin = can('rooms.manage');
   const items = s.entries.map((e) => el('li', { 'data-entry': e.id },
     el('b', { text: e.title }), ` ${when(e.starts_at_ms)} – ${new Date(e.ends_at_ms).toLocaleTimeString()}`,
     admin ? el('button', {
@@ -158,11 +164,10 @@ async function loadAgents() {
       const stateCell = a.revoked
         ? el('span', { class: 'badge revoked', text: 'revoked' })
         : el('span', {}, el('span', { class: 'dot' + (a.online ? ' on' : '') }), a.online ? 'online' : `seen ${when(a.last_seen_ms)}`);
-      const admin = state.me.role === 'admin' && !a.revoked;
-      const action = admin
+      const action = can('agents.revoke') && !a.revoked
         ? el('button', { class: 'small', text: 'Revoke', onclick: () => revoke(a) })
         : '';
-      const controls = admin && a.online
+      const controls = can('meetings.control') && !a.revoked && a.online
         ? el('div', { class: 'controls' },
           ...[['start', 'Start'], ['pause', 'Pause'], ['resume', 'Resume'], ['stop', 'Stop'], ['mark_highlight', 'Highlight']]
             .map(([act, label]) => el('button', { class: 'tiny', text: label, 'data-action': act, onclick: () => control(a, act) })),
@@ -366,8 +371,8 @@ function listen() {
     }
   });
   es.addEventListener('agent', () => {
-    loadAgents();
-    loadRooms();
+    if (can('agents.read')) loadAgents();
+    if (can('rooms.read')) loadRooms();
   });
   state.events = es;
 }

@@ -7,7 +7,6 @@
 //! Wire: one JSON [`AdminRequest`] line, one JSON [`AdminResponse`] line.
 
 use crate::domain::{Actor, Appliance};
-use crate::store::records::Role;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +21,9 @@ pub const SOCKET: &str = "admin.sock";
 pub enum AdminRequest {
     EnrollTokenCreate {
         room: String,
+        /// Team name; created if new.
+        #[serde(default)]
+        team: Option<String>,
         ttl_minutes: Option<u64>,
     },
     AgentRevoke {
@@ -29,9 +31,17 @@ pub enum AdminRequest {
     },
     UserAdd {
         username: String,
-        role: Role,
+        role: String,
         password: String,
+        /// Team names; created if new.
+        #[serde(default)]
+        teams: Vec<String>,
     },
+    /// Verifies the stored audit log.
+    AuditVerify,
+    /// The audit log as an export (in `value` as a string).
+    AuditExport,
+    AuditPublicKey,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,8 +59,30 @@ pub enum AdminResponse {
 pub fn execute(app: &Appliance, req: AdminRequest) -> AdminResponse {
     let actor = Actor::local_admin();
     let result = match req {
-        AdminRequest::EnrollTokenCreate { room, ttl_minutes } => app
-            .create_enroll_token(&actor, &room, ttl_minutes)
+        AdminRequest::AuditVerify => app.verify_audit(&actor).and_then(|outcome| match outcome {
+            Ok(report) => Ok((
+                report.to_string(),
+                serde_json::to_value(&report).unwrap_or_default(),
+            )),
+            Err(broken) => Err(crate::domain::DomainError::Conflict(format!(
+                "audit log broken at {broken}"
+            ))),
+        }),
+        AdminRequest::AuditExport => app.export_audit(&actor).map(|bytes| {
+            (
+                "audit log exported".to_owned(),
+                serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()),
+            )
+        }),
+        AdminRequest::AuditPublicKey => app
+            .audit_public_key(&actor)
+            .map(|k| (k.clone(), serde_json::Value::String(k))),
+        AdminRequest::EnrollTokenCreate {
+            room,
+            team,
+            ttl_minutes,
+        } => app
+            .create_enroll_token(&actor, &room, team.as_deref(), ttl_minutes)
             .map(|t| {
                 let msg = format!(
                     "{}\n(room \"{}\", single use, expires at {} UTC; shown once)",
@@ -70,9 +102,18 @@ pub fn execute(app: &Appliance, req: AdminRequest) -> AdminResponse {
             username,
             role,
             password,
+            teams,
         } => app
-            .add_user(&actor, &username, role, &password)
-            .map(|()| (format!("user {username} added"), serde_json::Value::Null)),
+            .create_user(&actor, &username, &role, &password, &[], false)
+            .and_then(|_| {
+                for t in &teams {
+                    app.add_to_team_named(&actor, &username, t)?;
+                }
+                Ok((
+                    format!("user {username} added with role {role}"),
+                    serde_json::Value::Null,
+                ))
+            }),
     };
     match result {
         Ok((message, value)) => AdminResponse::Ok { message, value },

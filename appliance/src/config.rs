@@ -24,6 +24,25 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http: HttpConfig,
     pub ingest: IngestConfig,
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Seal new entries with a signed checkpoint at least this often.
+    pub checkpoint_interval_secs: u64,
+    /// ... and after this many entries, whichever comes first.
+    pub checkpoint_every_entries: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_interval_secs: 60,
+            checkpoint_every_entries: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +72,7 @@ impl Default for Config {
             data_dir: PathBuf::from("roomscribe-data"),
             http: HttpConfig::default(),
             ingest: IngestConfig::default(),
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -149,6 +169,13 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "http.session_max_hours",
                 message: "must be at least 1".into(),
+            });
+        }
+        if self.audit.checkpoint_interval_secs == 0 || self.audit.checkpoint_every_entries == 0 {
+            return Err(ConfigError::Invalid {
+                key: "audit.checkpoint_interval_secs",
+                message: "checkpoint_interval_secs and checkpoint_every_entries must be at least 1"
+                    .into(),
             });
         }
         if !(1..=1440).contains(&self.ingest.enroll_token_ttl_minutes) {

@@ -1,6 +1,8 @@
 //! The appliance's own secrets, created on first start under `<data_dir>/keys/`:
-//! the X25519 envelope key, the Ed25519 signing key, the QUIC ingest certificate (which
-//! agents pin) and the self-signed HTTPS certificate (unless the operator configures one).
+//! the X25519 envelope key, the Ed25519 signing key (commands to agents), the Ed25519
+//! audit key (audit-log checkpoints; its public half is what auditors verify against),
+//! the QUIC ingest certificate (which agents pin) and the self-signed HTTPS certificate
+//! (unless the operator configures one).
 //!
 //! Secret files are created 0600 in a 0700 directory and refused when group- or
 //! world-readable. Key bytes are zeroized when dropped.
@@ -108,9 +110,52 @@ impl TlsIdentity {
     }
 }
 
+/// AES-256-GCM for secrets the appliance must keep in its database and use again
+/// (TOTP seeds): a database file or backup alone does not reveal them. Each secret is
+/// bound to what it belongs to (`context`), so one cannot be moved to another user.
+pub struct SecretBox(Zeroizing<[u8; 32]>);
+
+impl SecretBox {
+    /// `nonce (12) || ciphertext+tag`.
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Vec<u8> {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let cipher = aes_gcm::Aes256Gcm::new((&*self.0).into());
+        let mut nonce = [0u8; 12];
+        OsRng.fill_bytes(&mut nonce);
+        let ct = cipher
+            .encrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: plaintext,
+                    aad: context.as_bytes(),
+                },
+            )
+            .unwrap_or_default();
+        [nonce.as_slice(), &ct].concat()
+    }
+
+    pub fn open(&self, context: &str, sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        use aes_gcm::aead::{Aead, KeyInit, Payload};
+        let (nonce, ct) = sealed.split_at_checked(12)?;
+        let cipher = aes_gcm::Aes256Gcm::new((&*self.0).into());
+        cipher
+            .decrypt(
+                nonce.into(),
+                Payload {
+                    msg: ct,
+                    aad: context.as_bytes(),
+                },
+            )
+            .ok()
+            .map(Zeroizing::new)
+    }
+}
+
 pub struct ApplianceKeys {
     pub envelope: RecipientKey,
     pub signing: SigningKey,
+    pub audit: SigningKey,
+    pub secrets: SecretBox,
     pub ingest: TlsIdentity,
     pub ingest_cert_sha256: [u8; 32],
 }
@@ -127,6 +172,9 @@ impl ApplianceKeys {
             &dir.join("signing.ed25519"),
             32,
         )?));
+        let audit =
+            SigningKey::from_bytes(&arr32(&load_or_create_raw(&dir.join("audit.ed25519"), 32)?));
+        let secrets = SecretBox(arr32(&load_or_create_raw(&dir.join("secrets.aes256"), 32)?));
         let ingest = self_signed(
             &dir.join("ingest.crt.der"),
             &dir.join("ingest.key.der"),
@@ -136,6 +184,8 @@ impl ApplianceKeys {
         Ok(Self {
             envelope,
             signing,
+            audit,
+            secrets,
             ingest,
             ingest_cert_sha256,
         })
@@ -199,6 +249,18 @@ mod tests {
         assert_eq!(
             fs::metadata(&key).expect("meta").permissions().mode() & 0o777,
             0o600
+        );
+        let sealed = a.secrets.seal("user:ann", b"seed");
+        assert_eq!(
+            b.secrets
+                .open("user:ann", &sealed)
+                .expect("opens")
+                .as_slice(),
+            b"seed"
+        );
+        assert!(
+            b.secrets.open("user:bob", &sealed).is_none(),
+            "bound to its owner"
         );
         fs::set_permissions(&key, fs::Permissions::from_mode(0o644)).expect("chmod");
         assert!(matches!(

@@ -6,6 +6,7 @@
 //! API), [`ingest`] (QUIC from agents), [`admin`] (local admin socket).
 
 pub mod admin;
+pub mod auditlog;
 pub mod config;
 pub mod domain;
 pub mod http;
@@ -97,6 +98,10 @@ pub async fn serve(
     let admin_task = admin::serve(&config.data_dir, app.clone())
         .await
         .context("admin socket")?;
+    let sealer = tokio::spawn(seal_audit_periodically(
+        app.clone(),
+        Duration::from_secs(config.audit.checkpoint_interval_secs),
+    ));
 
     tracing::info!(%https, %quic, data_dir = %config.data_dir.display(), "roomscribe appliance ready");
     on_ready(Bound { https, quic });
@@ -104,11 +109,31 @@ pub async fn serve(
     shutdown.await;
     tracing::info!("shutting down");
     admin_task.abort();
+    sealer.abort();
     let _ = std::fs::remove_file(admin::socket_path(&config.data_dir));
     endpoint.close(quinn::VarInt::from_u32(0), b"appliance shutting down");
     handle.graceful_shutdown(Some(Duration::from_secs(3)));
     let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
     ingest_task.abort();
+    // What happened since the last checkpoint is sealed before the process ends.
+    if let Err(e) = app.seal_audit() {
+        tracing::error!(error = %e, "sealing the audit log at shutdown");
+    }
     Ok(())
+}
+
+/// Seals new audit entries with a signed checkpoint every `every`.
+async fn seal_audit_periodically(app: Arc<Appliance>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let app = app.clone();
+        match tokio::task::spawn_blocking(move || app.seal_audit()).await {
+            Ok(Err(e)) => tracing::error!(error = %e, "sealing the audit log"),
+            Err(e) => tracing::error!(error = %e, "audit sealer"),
+            Ok(Ok(_)) => {}
+        }
+    }
 }

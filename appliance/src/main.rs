@@ -4,7 +4,6 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use roomscribe_appliance::admin::{self, AdminRequest, AdminResponse};
 use roomscribe_appliance::config::{Config, Overrides, EXAMPLE};
-use roomscribe_appliance::store::records::Role;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,9 +55,45 @@ enum Command {
     /// Manage console users.
     #[command(subcommand)]
     User(UserCommand),
+    /// The tamper-evident audit log: verify, export, print the public key.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the whole audit log (chain, numbering, times, signed checkpoints) and
+    /// report the first broken entry; or, with --export, check an export file offline.
+    #[command(after_help = ADMIN_NOTE)]
+    Verify {
+        /// An export file (`roomscribe audit export`) to verify instead of the stored log.
+        #[arg(long)]
+        export: Option<PathBuf>,
+        /// The appliance's audit public key (hex, as `roomscribe audit public-key`
+        /// prints it). Without it an export is checked against the key it names, which
+        /// proves nothing unless you compare that key yourself.
+        #[arg(long, requires = "export")]
+        public_key: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Write the audit log as JSON lines with its signed checkpoints and public key.
+    #[command(after_help = ADMIN_NOTE)]
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Print the public key audit checkpoints are signed with (hex).
+    #[command(name = "public-key", after_help = ADMIN_NOTE)]
+    PublicKey {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand)]
@@ -68,6 +103,9 @@ enum TokenCommand {
     Create {
         #[arg(long)]
         room: String,
+        /// Put the room in this team (created if new): its meetings belong to the team.
+        #[arg(long)]
+        team: Option<String>,
         /// Lifetime, e.g. 30m, 1h (default: ingest.enroll_token_ttl_minutes; at most 24h).
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<u64>,
@@ -94,8 +132,13 @@ enum UserCommand {
     Add {
         #[arg(long)]
         username: String,
-        #[arg(long, value_parser = ["admin", "user"])]
+        /// A built-in role (admin, compliance_officer, manager, member, viewer) or a
+        /// custom one.
+        #[arg(long)]
         role: String,
+        /// Add the user to this team (created if new); repeatable.
+        #[arg(long = "team")]
+        teams: Vec<String>,
         /// File holding the password; use /dev/stdin to pipe it.
         #[arg(long)]
         password_file: PathBuf,
@@ -159,6 +202,16 @@ async fn shutdown_signal() {
 }
 
 async fn admin_command(common: &Common, req: AdminRequest) -> anyhow::Result<()> {
+    let (message, _) = admin_value(common, req).await?;
+    println!("{message}");
+    Ok(())
+}
+
+/// Runs an admin request; the message and value of a success.
+async fn admin_value(
+    common: &Common,
+    req: AdminRequest,
+) -> anyhow::Result<(String, serde_json::Value)> {
     let config = load(common, Overrides::default())?;
     let response = match admin::call(&config.data_dir, &req).await {
         Ok(Some(r)) => r,
@@ -173,12 +226,39 @@ async fn admin_command(common: &Common, req: AdminRequest) -> anyhow::Result<()>
         ),
     };
     match response {
-        AdminResponse::Ok { message, .. } => {
-            println!("{message}");
-            Ok(())
-        }
+        AdminResponse::Ok { message, value } => Ok((message, value)),
         AdminResponse::Error { message } => bail!("{message}"),
     }
+}
+
+/// `roomscribe audit verify --export FILE`: needs nothing but the file (and the key).
+fn verify_export_file(path: &std::path::Path, key: Option<&str>) -> anyhow::Result<()> {
+    use roomscribe_appliance::auditlog;
+    let bytes = std::fs::read(path).with_context(|| format!("--export {}", path.display()))?;
+    let named = auditlog::export_public_key(&bytes)
+        .map_err(|b| anyhow::anyhow!("{}: {b}", path.display()))?;
+    let key = match key {
+        Some(hex_key) => {
+            let raw: [u8; 32] = hex::decode(hex_key.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .context("--public-key: expected 64 hex characters")?;
+            ed25519_dalek::VerifyingKey::from_bytes(&raw)
+                .map_err(|_| anyhow::anyhow!("--public-key: not a valid Ed25519 public key"))?
+        }
+        None => {
+            eprintln!(
+                "note: no --public-key given; checking against the key the export names ({}). \
+Compare it with `roomscribe audit public-key` on the appliance.",
+                hex::encode(named.to_bytes())
+            );
+            named
+        }
+    };
+    let report = auditlog::verify_export(&bytes, &key)
+        .map_err(|b| anyhow::anyhow!("audit export {} is broken at {b}", path.display()))?;
+    println!("{report}");
+    Ok(())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -204,11 +284,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::EnrollToken(TokenCommand::Create { room, ttl, common }) => {
+        Command::EnrollToken(TokenCommand::Create {
+            room,
+            team,
+            ttl,
+            common,
+        }) => {
             admin_command(
                 &common,
                 AdminRequest::EnrollTokenCreate {
                     room,
+                    team,
                     ttl_minutes: ttl,
                 },
             )
@@ -220,6 +306,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(UserCommand::Add {
             username,
             role,
+            teams,
             password_file,
             common,
         }) => {
@@ -228,20 +315,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     .with_context(|| format!("--password-file {}", password_file.display()))?,
             );
             let password = text.lines().next().unwrap_or("").to_owned();
-            let role = if role == "admin" {
-                Role::Admin
-            } else {
-                Role::User
-            };
             admin_command(
                 &common,
                 AdminRequest::UserAdd {
                     username,
                     role,
                     password,
+                    teams,
                 },
             )
             .await
+        }
+        Command::Audit(AuditCommand::Verify {
+            export: Some(path),
+            public_key,
+            ..
+        }) => verify_export_file(&path, public_key.as_deref()),
+        Command::Audit(AuditCommand::Verify {
+            export: None,
+            common,
+            ..
+        }) => admin_command(&common, AdminRequest::AuditVerify).await,
+        Command::Audit(AuditCommand::Export { out, common }) => {
+            let (_, value) = admin_value(&common, AdminRequest::AuditExport).await?;
+            let text = value.as_str().unwrap_or_default();
+            std::fs::write(&out, text).with_context(|| format!("--out {}", out.display()))?;
+            println!(
+                "audit log written to {} ({} lines)",
+                out.display(),
+                text.lines().count()
+            );
+            Ok(())
+        }
+        Command::Audit(AuditCommand::PublicKey { common }) => {
+            admin_command(&common, AdminRequest::AuditPublicKey).await
         }
         Command::Config(ConfigCommand::Example) => {
             print!("{EXAMPLE}");

@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
     let data = tmp.path().join("data");
     let state = tmp.path().join("agent");
     let app = Appliance::start(&data, &logs)?;
-    app.add_user("bench", "bench's long password", "user")?;
+    app.add_user("bench", "bench's long password", "member")?;
     app.enroll_agent(&state, "Bench")?;
     let api = Api::login(&app, "bench", "bench's long password").await?;
 

@@ -20,7 +20,7 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
     anyhow::ensure!(made.success(), "make-sample.sh");
 
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("bob", "bob's long password", "user")?;
+    app.add_user("bob", "bob's long password", "member")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Meeting room 2")?;
 

@@ -64,7 +64,7 @@ async fn live_capture_through_alsa_reaches_the_console() -> anyhow::Result<()> {
     let home = alsa_home(tmp.path(), &raw)?;
 
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("ivy", "ivy's long password", "user")?;
+    app.add_user("ivy", "ivy's long password", "manager")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Studio")?;
     let child = agent(&state, &logs, "live", &["run", "--model"])?
@@ -152,7 +152,7 @@ async fn meetings_are_started_paused_and_stopped_from_the_command_line() -> anyh
         .fold(0.0, f64::max);
     let home = alsa_home(tmp.path(), &raw_of(&wav)?)?;
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("kai", "kai's long password", "user")?;
+    app.add_user("kai", "kai's long password", "manager")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Ward 7")?;
     let api = Api::login(&app, "kai", "kai's long password").await?;
@@ -245,7 +245,7 @@ async fn a_two_channel_device_is_transcribed_per_channel() -> anyhow::Result<()>
     let home = alsa_home_channels(tmp.path(), &raw_channels(&panel, 2)?, 2)?;
     let total = duration(&panel.to_string_lossy())?;
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("noa", "noa's long password", "user")?;
+    app.add_user("noa", "noa's long password", "manager")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Panel room")?;
     let child = agent(&state, &logs, "live", &["run", "--model"])?
@@ -407,7 +407,7 @@ async fn a_microphone_that_vanishes_and_returns_is_picked_up_again() -> anyhow::
         "pcm.!default { type pulse }\nctl.!default { type pulse }\n",
     )?;
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("lea", "lea's long password", "user")?;
+    app.add_user("lea", "lea's long password", "manager")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Board room")?;
     let mut cmd = agent(&state, &logs, "live", &["run", "--model"])?;

@@ -38,7 +38,7 @@ async fn console_commands_start_mark_pause_and_stop_a_live_meeting() -> anyhow::
     let home = crate::capture::alsa_home(tmp.path(), &crate::capture::raw_of(&wav)?)?;
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
     app.add_user("ada", "ada's long password", "admin")?;
-    app.add_user("ben", "ben's long password", "user")?;
+    app.add_user("ben", "ben's long password", "member")?;
     let state = tmp.path().join("agent");
     let agent_id = app.enroll_agent(&state, "Ward 7")?;
     let admin = Api::login(&app, "ada", "ada's long password").await?;
@@ -145,7 +145,7 @@ async fn a_scheduled_meeting_is_recorded_even_with_the_appliance_down() -> anyho
     let data = tmp.path().join("data");
     let app = Appliance::start(&data, &logs)?;
     app.add_user("ada", "ada's long password", "admin")?;
-    app.add_user("ben", "ben's long password", "user")?;
+    app.add_user("ben", "ben's long password", "member")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Board room")?;
     let admin = Api::login(&app, "ada", "ada's long password").await?;

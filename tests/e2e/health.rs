@@ -28,7 +28,7 @@ async fn heartbeat_reports_health_and_the_appliance_corrects_a_skewed_clock() ->
         "127.0.0.1:0",
         &[("ROOMSCRIBE_INGEST_AGENT_OFFLINE_AFTER_SECS", "3")],
     )?;
-    app.add_user("dora", "dora's long password", "user")?;
+    app.add_user("dora", "dora's long password", "manager")?;
     app.enroll_agent(&state, "Clinic")?;
     let api = Api::login(&app, "dora", "dora's long password").await?;
 
@@ -164,7 +164,7 @@ async fn a_full_disk_budget_stops_transcription_and_loses_nothing() -> anyhow::R
     let data = tmp.path().join("data");
     let state = tmp.path().join("agent");
     let app = Appliance::start(&data, &logs)?;
-    app.add_user("erin", "erin's long password", "user")?;
+    app.add_user("erin", "erin's long password", "manager")?;
     app.enroll_agent(&state, "Archive")?;
     let (https, quic) = (app.https.clone(), app.quic.clone());
     drop(app);

@@ -64,7 +64,7 @@ async fn fifty_sigkills_lose_nothing_and_duplicate_nothing() -> anyhow::Result<(
     let data = tmp.path().join("data");
     let state = tmp.path().join("agent");
     let mut app = Appliance::start(&data, &logs)?;
-    app.add_user("kim", "kim's long password", "user")?;
+    app.add_user("kim", "kim's long password", "manager")?;
     let agent_id = app.enroll_agent(&state, "Ward 3")?;
     let (https, quic) = (app.https.clone(), app.quic.clone());
 

@@ -1,5 +1,7 @@
 //! End-to-end tests with real processes. See `tests/src/lib.rs` for the harness.
 
+mod audit;
+mod authz;
 mod browser;
 mod capture;
 mod cli;

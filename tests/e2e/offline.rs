@@ -15,7 +15,7 @@ async fn offline_meeting_is_queued_then_drained_after_appliance_restart() -> any
     let state = tmp.path().join("agent");
 
     let app = Appliance::start(&data, &logs)?;
-    app.add_user("carol", "carol's long password", "user")?;
+    app.add_user("carol", "carol's long password", "member")?;
     app.enroll_agent(&state, "Annex")?;
     let (https, quic) = (app.https.clone(), app.quic.clone());
     drop(app); // SIGTERM, waits for exit

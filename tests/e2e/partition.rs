@@ -16,7 +16,7 @@ async fn agent_rides_out_an_appliance_outage_mid_meeting() -> anyhow::Result<()>
     let data = tmp.path().join("data");
     let state = tmp.path().join("agent");
     let app = Appliance::start(&data, &logs)?;
-    app.add_user("jin", "jin's long password", "user")?;
+    app.add_user("jin", "jin's long password", "member")?;
     app.enroll_agent(&state, "Boardroom")?;
     let (https, quic) = (app.https.clone(), app.quic.clone());
     let api = Api::login(&app, "jin", "jin's long password").await?;

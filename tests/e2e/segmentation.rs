@@ -37,7 +37,7 @@ async fn long_silences_are_skipped_without_moving_a_word() -> anyhow::Result<()>
     let reference = reference_decode(&wav)?;
 
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("fay", "fay's long password", "user")?;
+    app.add_user("fay", "fay's long password", "member")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Lab")?;
     let status = agent(
@@ -139,7 +139,7 @@ async fn segments_are_cut_at_the_maximum_length() -> anyhow::Result<()> {
     let wav = sample_wav(tmp.path(), "talk.wav", 4)?;
     let reference = reference_decode(&wav)?;
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("gus", "gus's long password", "user")?;
+    app.add_user("gus", "gus's long password", "member")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Hall")?;
     let status = agent(

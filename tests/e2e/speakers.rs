@@ -14,7 +14,7 @@ async fn segments_are_attributed_to_the_speakers_channel() -> anyhow::Result<()>
     let panel = panel.to_string_lossy().into_owned();
 
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("hana", "hana's long password", "user")?;
+    app.add_user("hana", "hana's long password", "member")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Panel room")?;
     let status = agent(&state, &logs, "run", &["run", "--input", &panel, "--model"])?

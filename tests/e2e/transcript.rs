@@ -26,7 +26,7 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
         app.bootstrap_password.is_some(),
         "first start prints a bootstrap password"
     );
-    app.add_user(USER, PASSWORD, "user")?;
+    app.add_user(USER, PASSWORD, "member")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Board room")?;
 

@@ -54,7 +54,7 @@ async fn voice_commands_mark_pause_resume_and_stop_a_meeting() -> anyhow::Result
     let tmp = tempfile::tempdir()?;
     let wav = recording(tmp.path(), "commands.wav", "voice-commands.txt")?;
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("eve", "eve's long password", "user")?;
+    app.add_user("eve", "eve's long password", "member")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Board room")?;
     run_with_voice(&app, &logs, &state, &wav)?;
@@ -187,7 +187,7 @@ async fn an_idle_agent_starts_and_stops_a_meeting_by_voice() -> anyhow::Result<(
     let wav = recording(tmp.path(), "idle.wav", "voice-idle.txt")?;
     let home = crate::capture::alsa_home(tmp.path(), &crate::capture::raw_of(&wav)?)?;
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("ida", "ida's long password", "user")?;
+    app.add_user("ida", "ida's long password", "member")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Board room")?;
     let mut child = agent(&state, &logs, "live", &["run", "--model"])?

@@ -87,6 +87,9 @@ pub fn reference_decode(wav: &Path) -> Result<Vec<Vec<Value>>> {
     Ok(serde_json::from_slice(&out.stdout)?)
 }
 
+/// The team the harness puts test rooms and users in.
+pub const STAFF: &str = "Staff";
+
 pub struct Appliance {
     child: Child,
     pub data_dir: PathBuf,
@@ -198,7 +201,19 @@ impl Appliance {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Adds a user with `role` in the team [`STAFF`] (where [`Appliance::enroll_token`]
+    /// puts rooms), so a `member` sees the meetings these tests record.
     pub fn add_user(&self, username: &str, password: &str, role: &str) -> Result<()> {
+        self.add_user_in(username, password, role, STAFF)
+    }
+
+    pub fn add_user_in(
+        &self,
+        username: &str,
+        password: &str,
+        role: &str,
+        team: &str,
+    ) -> Result<()> {
         let f = self.data_dir.with_extension("pw");
         std::fs::write(&f, password)?;
         self.admin(&[
@@ -208,6 +223,8 @@ impl Appliance {
             username,
             "--role",
             role,
+            "--team",
+            team,
             "--password-file",
             f.to_str().unwrap_or_default(),
         ])?;
@@ -215,14 +232,24 @@ impl Appliance {
         Ok(())
     }
 
+    /// A one-time enrollment token for `room`, which is put in the team [`STAFF`].
     pub fn enroll_token(&self, room: &str) -> Result<String> {
-        let out = self.admin(&["enroll-token", "create", "--room", room])?;
+        self.enroll_token_in(room, STAFF)
+    }
+
+    pub fn enroll_token_in(&self, room: &str, team: &str) -> Result<String> {
+        let out = self.admin(&["enroll-token", "create", "--room", room, "--team", team])?;
         Ok(out.lines().next().unwrap_or_default().trim().to_owned())
     }
 
     /// Enrolls a new agent state directory; returns its agent id.
     pub fn enroll_agent(&self, state_dir: &Path, room: &str) -> Result<String> {
-        let token = self.enroll_token(room)?;
+        self.enroll_agent_in(state_dir, room, STAFF)
+    }
+
+    /// Enrolls an agent for `room` in `team`; returns its agent id.
+    pub fn enroll_agent_in(&self, state_dir: &Path, room: &str, team: &str) -> Result<String> {
+        let token = self.enroll_token_in(room, team)?;
         let out = Command::new(bin("roomscribe-agent"))
             .args([
                 "enroll",
@@ -314,7 +341,10 @@ pub fn agent_status_with(state_dir: &Path, env: &[(&str, &str)]) -> Result<Value
 /// A signed-in API client (accepts the appliance's self-signed certificate; loopback only).
 pub struct Api {
     client: reqwest::Client,
+    /// `https://host:port/api/v1`
     base: String,
+    /// `https://host:port`
+    origin: String,
 }
 
 impl Api {
@@ -327,6 +357,7 @@ impl Api {
         let api = Self {
             client,
             base: app.url("/api/v1"),
+            origin: app.url(""),
         };
         let res = api
             .post(
@@ -369,6 +400,45 @@ impl Api {
             .await?;
         let s = r.status();
         Ok((s, r.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Any request to a path from the root (`/api/v1/...`, `/healthz`): the status and,
+    /// unless the answer is an event stream (left unread), the body as JSON (`Null`
+    /// when it is not JSON).
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(reqwest::StatusCode, Value)> {
+        let mut r = self
+            .client
+            .request(method, format!("{}{path}", self.origin));
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        let res = r.send().await?;
+        let status = res.status();
+        let streaming = res
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        if streaming {
+            return Ok((status, Value::Null));
+        }
+        Ok((status, res.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// A client that never holds a session (keeps no cookies).
+    pub fn anonymous(app: &Appliance) -> Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .danger_accept_invalid_certs(true)
+                .build()?,
+            base: app.url("/api/v1"),
+            origin: app.url(""),
+        })
     }
 
     /// Opens a long-lived GET (the event stream); read it with `chunk()`.
@@ -420,6 +490,30 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Transcribes `wav` as one meeting titled `title` with the agent at `state`, and waits
+/// until every envelope is acknowledged.
+pub fn record_file(state: &Path, logs: &Path, label: &str, wav: &Path, title: &str) -> Result<()> {
+    let status = agent(
+        state,
+        logs,
+        label,
+        &[
+            "run",
+            "--input",
+            &wav.to_string_lossy(),
+            "--title",
+            title,
+            "--model",
+        ],
+    )?
+    .arg(model_dir())
+    .status()?;
+    if !status.success() {
+        bail!("agent run {label} failed; see {}", logs.display());
+    }
+    Ok(())
 }
 
 /// Stored segments are numbered 0..n with no gap or duplicate, and no two cover the

@@ -1,7 +1,10 @@
 //! Rooms, enrollment tokens, enrollment, revocation and agent status.
 
 use super::views::{AgentView, EnrollTokenView, Event, RoomView};
-use super::{lock, now_ms, Actor, Appliance, DomainError, IngestRejection, LiveAgent, Result};
+use super::{
+    lock, now_ms, Actor, Appliance, ClientInfo, DomainError, IngestRejection, LiveAgent,
+    Permission, Record, Result,
+};
 use crate::store::records::{AgentRecord, EnrollTokenRecord, RoomRecord};
 use rand_core::{OsRng, RngCore};
 use roomscribe_protocol::enroll::{EnrollMacKey, EnrollRequest, EnrollResponse, EnrollToken};
@@ -10,18 +13,26 @@ use roomscribe_protocol::hello::AgentStatus;
 use roomscribe_protocol::AgentId;
 
 impl Appliance {
+    /// The rooms the actor may see.
     pub fn rooms(&self, actor: &Actor) -> Result<Vec<RoomView>> {
-        actor.require_active()?;
+        actor.require(Permission::RoomsRead)?;
         let agents = self.agent_views()?;
+        let teams = self.store.teams()?;
         let mut rooms: Vec<RoomView> = self
             .store
             .rooms()?
             .into_iter()
+            .filter(|r| actor.can(Permission::RoomsRead, r.team_id.as_deref()))
             .map(|r| {
                 let mine = agents.iter().filter(|a| a.room_id == r.id && !a.revoked);
                 RoomView {
                     agent_count: mine.clone().count(),
                     online: mine.clone().any(|a| a.online),
+                    team_name: teams
+                        .iter()
+                        .find(|t| Some(&t.id) == r.team_id.as_ref())
+                        .map(|t| t.name.clone()),
+                    team_id: r.team_id,
                     id: r.id,
                     name: r.name,
                     created_at_ms: r.created_at_ms,
@@ -32,18 +43,77 @@ impl Appliance {
         Ok(rooms)
     }
 
-    fn room_by_name_or_create(&self, name: &str) -> Result<RoomRecord> {
+    /// The team a room's meetings, agents and schedule belong to.
+    pub(super) fn room_team(&self, room_id: &str) -> Result<Option<String>> {
+        Ok(self.store.room(room_id)?.and_then(|r| r.team_id))
+    }
+
+    /// A room the actor may use `p` on (404 when the actor cannot see it).
+    pub(super) fn room_for(
+        &self,
+        actor: &Actor,
+        p: Permission,
+        room_id: &str,
+    ) -> Result<RoomRecord> {
+        let room = self.store.room(room_id)?;
+        let team = room.as_ref().and_then(|r| r.team_id.as_deref());
+        actor.require_on(p, team, "room")?;
+        room.ok_or(DomainError::NotFound("room"))
+    }
+
+    /// Moves a room (and its future meetings) to a team, or out of every team.
+    pub fn set_room_team(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        team_id: Option<&str>,
+    ) -> Result<RoomView> {
+        actor.require_all(Permission::RoomsManage)?;
+        let mut room = self
+            .store
+            .room(room_id)?
+            .ok_or(DomainError::NotFound("room"))?;
+        if let Some(t) = team_id {
+            self.store
+                .team(t)?
+                .ok_or_else(|| DomainError::invalid("team_id", "no such team"))?;
+        }
+        room.team_id = team_id.map(str::to_owned);
+        self.store.put_room(&room)?;
+        self.audit(
+            actor,
+            Record::ok("room.team", format!("room:{}", room.id)).detail(format!(
+                "team {}",
+                room.team_id.as_deref().unwrap_or("none")
+            )),
+        )?;
+        self.rooms(actor)?
+            .into_iter()
+            .find(|r| r.id == room.id)
+            .ok_or(DomainError::NotFound("room"))
+    }
+
+    fn room_by_name_or_create(&self, name: &str, team: Option<&str>) -> Result<RoomRecord> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return Err(DomainError::invalid("room", "1-100 printable characters"));
         }
-        if let Some(r) = self.store.rooms()?.into_iter().find(|r| r.name == name) {
+        let team_id = match team {
+            Some(t) => Some(self.team_by_name_or_create(t)?.id),
+            None => None,
+        };
+        if let Some(mut r) = self.store.rooms()?.into_iter().find(|r| r.name == name) {
+            if team_id.is_some() && r.team_id != team_id {
+                r.team_id = team_id;
+                self.store.put_room(&r)?;
+            }
             return Ok(r);
         }
         let room = RoomRecord {
             id: uuid::Uuid::new_v4().to_string(),
             name: name.to_owned(),
             created_at_ms: now_ms(),
+            team_id,
         };
         self.store.put_room(&room)?;
         Ok(room)
@@ -58,19 +128,24 @@ impl Appliance {
             .unwrap_or_default()
     }
 
-    /// Creates a one-time enrollment token for `room_name` (created if new).
+    /// Creates a one-time enrollment token for `room_name` (created if new). With
+    /// `team`, the room is put in that team (created if new).
     pub fn create_enroll_token(
         &self,
         actor: &Actor,
         room_name: &str,
+        team: Option<&str>,
         ttl_minutes: Option<u64>,
     ) -> Result<EnrollTokenView> {
-        actor.require_admin()?;
+        actor.require_all(Permission::AgentsEnroll)?;
+        if team.is_some() {
+            actor.require_all(Permission::RoomsManage)?;
+        }
         let ttl = ttl_minutes.unwrap_or(self.config.ingest.enroll_token_ttl_minutes);
         if !(1..=1440).contains(&ttl) {
             return Err(DomainError::invalid("ttl", "between 1 minute and 24 hours"));
         }
-        let room = self.room_by_name_or_create(room_name)?;
+        let room = self.room_by_name_or_create(room_name, team)?;
         let mut id = [0u8; 8];
         let mut secret = zeroize::Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(&mut id);
@@ -78,6 +153,11 @@ impl Appliance {
         let token = EnrollToken::new(id, *secret);
         let now = now_ms();
         let expires_at_ms = now + ttl as i64 * 60_000;
+        self.audit(
+            actor,
+            Record::ok("enroll_token.create", format!("room:{}", room.id))
+                .detail(format!("token {} · expires {expires_at_ms}", token.id)),
+        )?;
         self.store.put_enroll_token(&EnrollTokenRecord {
             id: token.id.clone(),
             mac_key: *token.mac_key().to_bytes(),
@@ -150,6 +230,15 @@ impl Appliance {
             .map_err(|e| IngestRejection::internal(&e))??;
         let mac_key = mac_key.ok_or_else(bad_token)?;
         tracing::info!(agent = %outcome.id, room = %room_id, hostname = %outcome.hostname, "agent enrolled");
+        self.audit_quietly(
+            &format!("agent:{}", outcome.id),
+            "enroll_token",
+            &ClientInfo::default(),
+            Record::ok("agent.enroll", format!("room:{room_id}")).detail(format!(
+                "token {} · host {}",
+                req.token_id, outcome.hostname
+            )),
+        );
         if let Ok(view) = self.agent_view(&outcome) {
             self.publish(Event::Agent { agent: view });
         }
@@ -166,15 +255,14 @@ impl Appliance {
 
     /// Revokes an agent: its envelopes and connections are refused from now on.
     pub fn revoke_agent(&self, actor: &Actor, agent_id: &str) -> Result<AgentView> {
-        actor.require_admin()?;
-        let mut agent = self
-            .store
-            .agent(agent_id)?
-            .ok_or(DomainError::NotFound("agent"))?;
+        let mut agent = self.agent_for(actor, Permission::AgentsRevoke, agent_id)?;
         if agent.revoked_at_ms.is_none() {
             agent.revoked_at_ms = Some(now_ms());
             self.store.put_agent(&agent)?;
-            tracing::info!(agent = %agent.id, by = %actor.username, "agent revoked");
+            self.audit(
+                actor,
+                Record::ok("agent.revoke", format!("agent:{}", agent.id)),
+            )?;
         }
         let view = self.agent_view(&agent)?;
         self.publish(Event::Agent {
@@ -183,9 +271,30 @@ impl Appliance {
         Ok(view)
     }
 
+    /// An agent the actor may use `p` on (404 when the actor cannot see it).
+    pub(super) fn agent_for(
+        &self,
+        actor: &Actor,
+        p: Permission,
+        agent_id: &str,
+    ) -> Result<AgentRecord> {
+        let agent = self.store.agent(agent_id)?;
+        let team = match &agent {
+            Some(a) => self.room_team(&a.room_id)?,
+            None => None,
+        };
+        actor.require_on(p, team.as_deref(), "agent")?;
+        agent.ok_or(DomainError::NotFound("agent"))
+    }
+
+    /// The agents of the rooms the actor may see.
     pub fn agents(&self, actor: &Actor) -> Result<Vec<AgentView>> {
-        actor.require_active()?;
-        self.agent_views()
+        actor.require(Permission::AgentsRead)?;
+        Ok(self
+            .agent_views()?
+            .into_iter()
+            .filter(|a| actor.can(Permission::AgentsRead, a.team_id.as_deref()))
+            .collect())
     }
 
     fn agent_views(&self) -> Result<Vec<AgentView>> {
@@ -208,6 +317,7 @@ impl Appliance {
                 .is_some_and(|l| l.connected && now_ms() - l.last_heartbeat_ms <= offline_after);
         Ok(AgentView {
             id: a.id.clone(),
+            team_id: self.room_team(&a.room_id)?,
             room_id: a.room_id.clone(),
             room_name: self.room_name(&a.room_id),
             hostname: a.hostname.clone(),

@@ -5,8 +5,10 @@
 //! lifetime, both from config. A user created with a one-time password must change it
 //! before anything else is allowed.
 
-use super::{lock, now_ms, Appliance, DomainError, Result};
-use crate::store::records::{Role, UserRecord};
+use super::access::{Actor, ClientInfo, Permission, ADMIN};
+use super::views::UserView;
+use super::{lock, now_ms, Appliance, DomainError, Record, Result};
+use crate::store::records::{GrantRecord, UserRecord};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
@@ -18,40 +20,6 @@ use zeroize::Zeroizing;
 pub const SESSION_COOKIE: &str = "__Host-roomscribe_session";
 pub const MIN_PASSWORD_LEN: usize = 12;
 const MAX_PASSWORD_LEN: usize = 1024;
-
-/// The signed-in user a request acts as.
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub username: String,
-    pub role: Role,
-    pub must_change_password: bool,
-}
-
-impl Actor {
-    /// The local administrator acting through the admin socket or CLI.
-    pub fn local_admin() -> Self {
-        Self {
-            username: "local-admin".into(),
-            role: Role::Admin,
-            must_change_password: false,
-        }
-    }
-
-    pub fn require_admin(&self) -> Result<()> {
-        self.require_active()?;
-        match self.role {
-            Role::Admin => Ok(()),
-            Role::User => Err(DomainError::Forbidden("admin")),
-        }
-    }
-
-    pub fn require_active(&self) -> Result<()> {
-        if self.must_change_password {
-            return Err(DomainError::PasswordChangeRequired);
-        }
-        Ok(())
-    }
-}
 
 pub(super) struct Session {
     username: String,
@@ -131,39 +99,88 @@ impl Appliance {
             return Ok(None);
         }
         let password = generate_password();
+        let now = now_ms();
         self.store.put_user(&UserRecord {
             username: "admin".into(),
-            role: Role::Admin,
+            legacy_role: None,
+            grants: vec![GrantRecord {
+                role: ADMIN.into(),
+                expires_at_ms: None,
+                granted_by: "bootstrap".into(),
+                granted_at_ms: now,
+            }],
             password_hash: hash_password(&password)?,
             must_change_password: true,
-            created_at_ms: now_ms(),
+            created_at_ms: now,
+            disabled: false,
         })?;
+        self.append_audit(
+            "system",
+            "system",
+            &ClientInfo::default(),
+            Record::ok("user.create", "user:admin".to_owned())
+                .detail("bootstrap administrator (one-time password)"),
+        )?;
         Ok(Some(password))
     }
 
-    pub fn add_user(
+    /// Adds a local user holding `role` (which the actor must be allowed to grant), in
+    /// the teams with ids `teams`. With `one_time`, the password must be changed at the
+    /// first sign-in.
+    pub fn create_user(
         &self,
         actor: &Actor,
         username: &str,
-        role: Role,
+        role: &str,
         password: &str,
-    ) -> Result<()> {
-        actor.require_admin()?;
+        teams: &[String],
+        one_time: bool,
+    ) -> Result<UserView> {
+        actor.require_all(Permission::UsersManage)?;
         check_username(username)?;
         check_policy(password)?;
+        let def = self.grantable_role(actor, role)?;
+        if !teams.is_empty() {
+            actor.require_all(Permission::TeamsManage)?;
+        }
+        let mut team_records = vec![];
+        for id in teams {
+            team_records.push(
+                self.store
+                    .team(id)?
+                    .ok_or_else(|| DomainError::invalid("teams", format!("no team {id:?}")))?,
+            );
+        }
         if self.store.user(username)?.is_some() {
             return Err(DomainError::Conflict(format!(
                 "user {username} already exists"
             )));
         }
-        self.store.put_user(&UserRecord {
+        let now = now_ms();
+        let user = UserRecord {
             username: username.to_owned(),
-            role,
+            legacy_role: None,
+            grants: vec![GrantRecord {
+                role: def.name,
+                expires_at_ms: None,
+                granted_by: actor.username.clone(),
+                granted_at_ms: now,
+            }],
             password_hash: hash_password(password)?,
-            must_change_password: false,
-            created_at_ms: now_ms(),
-        })?;
-        Ok(())
+            must_change_password: one_time,
+            created_at_ms: now,
+            disabled: false,
+        };
+        self.store.put_user(&user)?;
+        for mut t in team_records {
+            t.members.insert(username.to_owned());
+            self.store.put_team(&t)?;
+        }
+        self.audit(
+            actor,
+            Record::ok("user.create", format!("user:{username}")).detail(format!("role {role}")),
+        )?;
+        Ok(self.user_view(&user, &self.store.teams()?))
     }
 
     /// Checks a password and opens a session. Unknown users cost the same work as
@@ -173,10 +190,18 @@ impl Appliance {
         &self,
         username: &str,
         password: &str,
-        source: Option<std::net::IpAddr>,
+        client: &ClientInfo,
     ) -> Result<LoginOutcome> {
+        let source = client.ip;
+        let target = || format!("user:{username}");
         if let Err(retry_after_secs) = lock(&self.login_throttle).check(username, source, now_ms())
         {
+            self.audit_quietly(
+                username,
+                "password",
+                client,
+                Record::failed("login", target(), "too many failed sign-ins: locked"),
+            );
             return Err(DomainError::TooManyAttempts { retry_after_secs });
         }
         let user = self.store.user(username)?;
@@ -187,9 +212,21 @@ impl Appliance {
                 .clone(),
         };
         let ok = verify_password(password, &phc);
-        let Some(user) = user.filter(|_| ok) else {
+        let why = match &user {
+            None => "no such user",
+            Some(_) if !ok => "wrong password",
+            Some(u) if u.disabled => "account disabled",
+            Some(_) => "",
+        };
+        let Some(user) = user.filter(|u| ok && !u.disabled) else {
             lock(&self.login_throttle).failure(username, source, now_ms());
             tracing::warn!(source = ?source, "failed sign-in");
+            self.audit_quietly(
+                username,
+                "password",
+                client,
+                Record::failed("login", target(), why),
+            );
             return Err(DomainError::BadCredentials);
         };
         lock(&self.login_throttle).success(&user.username);
@@ -206,18 +243,14 @@ impl Appliance {
                 last_seen_ms: now,
             },
         );
-        Ok(LoginOutcome {
-            token,
-            actor: Actor {
-                username: user.username,
-                role: user.role,
-                must_change_password: user.must_change_password,
-            },
-        })
+        let mut actor = self.actor_for(&user)?;
+        actor.client = client.clone();
+        self.audit(&actor, Record::ok("login", target()))?;
+        Ok(LoginOutcome { token, actor })
     }
 
     /// Resolves a session token to its user, enforcing idle and absolute timeouts.
-    pub fn session(&self, token: &str) -> Result<Actor> {
+    pub fn session(&self, token: &str, client: &ClientInfo) -> Result<Actor> {
         let now = now_ms();
         let idle = self.config.http.session_idle_minutes as i64 * 60_000;
         let max = self.config.http.session_max_hours as i64 * 3_600_000;
@@ -237,16 +270,59 @@ impl Appliance {
         let user = self
             .store
             .user(&username)?
+            .filter(|u| !u.disabled)
             .ok_or(DomainError::Unauthenticated)?;
-        Ok(Actor {
-            username: user.username,
-            role: user.role,
-            must_change_password: user.must_change_password,
-        })
+        let mut actor = self.actor_for(&user)?;
+        actor.client = client.clone();
+        Ok(actor)
     }
 
-    pub fn logout(&self, token: &str) {
-        lock(&self.sessions).remove(&token_hash(token));
+    /// Whether a session is still open, without counting as activity (a live event
+    /// stream must not keep an idle console signed in, nor outlive a sign-out).
+    pub fn session_open(&self, token: &str) -> bool {
+        let now = now_ms();
+        let idle = self.config.http.session_idle_minutes as i64 * 60_000;
+        let max = self.config.http.session_max_hours as i64 * 3_600_000;
+        lock(&self.sessions)
+            .get(&token_hash(token))
+            .is_some_and(|s| now - s.last_seen_ms <= idle && now - s.created_ms <= max)
+    }
+
+    pub fn logout(&self, token: &str, client: &ClientInfo) {
+        let ended = lock(&self.sessions).remove(&token_hash(token));
+        if let Some(s) = ended {
+            self.audit_quietly(
+                &s.username,
+                "password",
+                client,
+                Record::ok("logout", format!("user:{}", s.username)),
+            );
+        }
+    }
+
+    /// Ends every session of `username` (disabled, deleted, roles withdrawn).
+    pub(super) fn end_sessions(&self, username: &str) {
+        lock(&self.sessions).retain(|_, s| s.username != username);
+    }
+
+    /// Sets another user's password to a one-time one (they must change it at their
+    /// next sign-in) and ends their sessions.
+    pub fn reset_password(&self, actor: &Actor, username: &str, password: &str) -> Result<()> {
+        actor.require_all(Permission::UsersManage)?;
+        let mut user = self
+            .store
+            .user(username)?
+            .ok_or(DomainError::NotFound("user"))?;
+        check_policy(password)?;
+        user.password_hash = hash_password(password)?;
+        user.must_change_password = true;
+        self.store.put_user(&user)?;
+        self.end_sessions(username);
+        self.audit(
+            actor,
+            Record::ok("user.password_reset", format!("user:{username}")),
+        )?;
+        Ok(())
     }
 
     /// Changes the actor's own password; ends the user's other sessions.
@@ -261,7 +337,14 @@ impl Appliance {
             .store
             .user(&actor.username)?
             .ok_or(DomainError::Unauthenticated)?;
+        let target = format!("user:{}", actor.username);
         if !verify_password(current, &user.password_hash) {
+            self.audit_quietly(
+                &actor.username,
+                actor.via,
+                &actor.client,
+                Record::failed("password.change", target, "current password wrong"),
+            );
             return Err(DomainError::invalid("current_password", "is wrong"));
         }
         check_policy(new)?;
@@ -274,6 +357,7 @@ impl Appliance {
         user.password_hash = hash_password(new)?;
         user.must_change_password = false;
         self.store.put_user(&user)?;
+        self.audit(actor, Record::ok("password.change", target))?;
         let keep = token_hash(keep_token);
         lock(&self.sessions).retain(|k, s| s.username != user.username || *k == keep);
         Ok(())

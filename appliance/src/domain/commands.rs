@@ -8,7 +8,7 @@
 //! every connect; the agent stores it and runs it offline.
 
 use super::views::{CommandResultView, ScheduleEntryView, ScheduleView};
-use super::{lock, now_ms, Actor, Appliance, DomainError, Result, Verified};
+use super::{lock, now_ms, Actor, Appliance, DomainError, Permission, Record, Result, Verified};
 use crate::store::records::{ScheduleEntryRecord, ScheduleRecord};
 use roomscribe_protocol::command::{
     CommandAck, CommandAction, CommandBody, MeetingAction, ScheduleEntry, SignedCommand,
@@ -191,15 +191,11 @@ impl Appliance {
         action: &str,
         title: Option<String>,
     ) -> Result<CommandResultView> {
-        actor.require_admin()?;
+        let agent = self.agent_for(actor, Permission::MeetingsControl, agent_id)?;
         let action = action_from(action)?;
         if let Some(t) = &title {
             check_title("title", t, false)?;
         }
-        let agent = self
-            .store
-            .agent(agent_id)?
-            .ok_or(DomainError::NotFound("agent"))?;
         if agent.revoked_at_ms.is_some() {
             return Err(DomainError::Conflict("the agent is revoked".into()));
         }
@@ -216,7 +212,11 @@ impl Appliance {
         if !self.deliver(&id, cid.clone(), cmd, None, Some(tx)) {
             return Err(DomainError::AgentOffline);
         }
-        tracing::info!(agent = %agent_id, command = %cid, ?action, by = %actor.username, "meeting command sent");
+        self.audit(
+            actor,
+            Record::ok("meeting.command", format!("agent:{agent_id}"))
+                .detail(format!("{action:?} · command {cid}")),
+        )?;
         match tokio::time::timeout(ANSWER_WAIT, rx).await {
             Ok(Ok(ack)) => Ok(CommandResultView {
                 id: cid,
@@ -284,16 +284,8 @@ impl Appliance {
         }
     }
 
-    fn existing_room(&self, room_id: &str) -> Result<()> {
-        self.store
-            .room(room_id)?
-            .map(|_| ())
-            .ok_or(DomainError::NotFound("room"))
-    }
-
     pub fn schedule(&self, actor: &Actor, room_id: &str) -> Result<ScheduleView> {
-        actor.require_active()?;
-        self.existing_room(room_id)?;
+        self.room_for(actor, Permission::RoomsRead, room_id)?;
         Ok(self.schedule_view(room_id, self.store.schedule(room_id)?))
     }
 
@@ -306,8 +298,7 @@ impl Appliance {
         starts_at_ms: i64,
         ends_at_ms: i64,
     ) -> Result<ScheduleView> {
-        actor.require_admin()?;
-        self.existing_room(room_id)?;
+        self.room_for(actor, Permission::RoomsManage, room_id)?;
         check_title("title", title, true)?;
         let now = now_ms();
         if ends_at_ms <= starts_at_ms || ends_at_ms - starts_at_ms > MAX_ENTRY_MS {
@@ -349,7 +340,13 @@ impl Appliance {
             s.entries.push(entry);
             Ok(())
         })??;
-        tracing::info!(room = %room_id, by = %actor.username, version = s.version, "schedule entry added");
+        self.audit(
+            actor,
+            Record::ok("schedule.add", format!("room:{room_id}")).detail(format!(
+                "{starts_at_ms}..{ends_at_ms} · version {}",
+                s.version
+            )),
+        )?;
         self.push_schedule(room_id, &s)?;
         Ok(self.schedule_view(room_id, s))
     }
@@ -360,8 +357,7 @@ impl Appliance {
         room_id: &str,
         entry_id: &str,
     ) -> Result<ScheduleView> {
-        actor.require_admin()?;
-        self.existing_room(room_id)?;
+        self.room_for(actor, Permission::RoomsManage, room_id)?;
         let s = self.store.update_schedule(room_id, |s| {
             let before = s.entries.len();
             s.entries.retain(|e| e.id != entry_id);
@@ -370,7 +366,11 @@ impl Appliance {
             }
             Ok(())
         })??;
-        tracing::info!(room = %room_id, by = %actor.username, version = s.version, "schedule entry deleted");
+        self.audit(
+            actor,
+            Record::ok("schedule.delete", format!("room:{room_id}"))
+                .detail(format!("entry {entry_id} · version {}", s.version)),
+        )?;
         self.push_schedule(room_id, &s)?;
         Ok(self.schedule_view(room_id, s))
     }

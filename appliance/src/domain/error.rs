@@ -12,10 +12,14 @@ pub enum DomainError {
     TooManyAttempts { retry_after_secs: u64 },
     #[error("you must change your one-time password first")]
     PasswordChangeRequired,
-    #[error("this needs the {0} role")]
+    #[error("this needs the {0} permission")]
     Forbidden(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The object exists (or may) but lies outside the actor's teams: answered exactly
+    /// like [`DomainError::NotFound`], so ids cannot be probed, and audited as a denial.
+    #[error("{0} not found")]
+    OutOfScope(&'static str),
     #[error("{field}: {message}")]
     Invalid {
         field: &'static str,

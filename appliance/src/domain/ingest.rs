@@ -214,6 +214,9 @@ impl Appliance {
             digest: env.digest(),
             meeting: MeetingRecord {
                 id: meeting_id.clone(),
+                team_id: self
+                    .room_team(&room_id)
+                    .map_err(|e| IngestRejection::internal(&e))?,
                 room_id,
                 agent_id: agent_id.to_string(),
                 title: batch.meeting.title.chars().take(200).collect(),

@@ -4,18 +4,24 @@
 //! none of them touches the store. Permission checks happen here (see [`Actor`]).
 //! This module never imports axum or quinn.
 
+pub mod access;
 mod agents;
+mod audit;
 mod auth;
 mod commands;
+mod directory;
 mod error;
 mod ingest;
 mod meetings;
 mod throttle;
 pub mod views;
 
-pub use auth::{Actor, LoginOutcome, SESSION_COOKIE};
+pub use access::{Actor, ClientInfo, Permission, Scope};
+pub use audit::{AuditQuery, Record};
+pub use auth::{LoginOutcome, SESSION_COOKIE};
 pub use error::DomainError;
 pub use ingest::{IngestRejection, Verified};
+pub use meetings::{Export, ExportFormat};
 
 use crate::config::Config;
 use crate::keys::ApplianceKeys;
@@ -26,6 +32,14 @@ use tokio::sync::broadcast;
 use views::Event;
 
 pub type Result<T> = std::result::Result<T, DomainError>;
+
+/// A live event with what it takes to see it.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub event: views::Event,
+    permission: Permission,
+    team: Option<String>,
+}
 
 /// Live (not persisted) status of a connected agent, from its hello and heartbeats.
 #[derive(Debug, Clone)]
@@ -50,7 +64,7 @@ pub struct Appliance {
     live: Mutex<HashMap<String, LiveAgent>>,
     /// Newest live caption per meeting id (memory only).
     captions: Mutex<HashMap<String, views::CaptionView>>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Published>,
     /// Command channels to connected agents.
     links: Mutex<commands::Links>,
     /// The ingest address actually bound (the configured port may be 0).
@@ -105,14 +119,38 @@ impl Appliance {
         &self.config
     }
 
-    /// Live events for the console (segments, meetings, agents).
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    /// Live events for the console (segments, meetings, agents); show each one only
+    /// where [`Appliance::visible_to`] allows.
+    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
         self.events.subscribe()
     }
 
-    fn publish(&self, e: Event) {
+    fn publish(&self, event: Event) {
+        let (permission, team) = match &event {
+            Event::Segment { meeting_id, .. }
+            | Event::Caption { meeting_id, .. }
+            | Event::MeetingEvent { meeting_id, .. } => (
+                Permission::MeetingsRead,
+                self.store
+                    .meeting(meeting_id)
+                    .ok()
+                    .flatten()
+                    .and_then(|m| m.team_id),
+            ),
+            Event::Meeting { meeting } => (Permission::MeetingsRead, meeting.team_id.clone()),
+            Event::Agent { agent } => (Permission::AgentsRead, agent.team_id.clone()),
+        };
         // No subscribers is normal.
-        let _ = self.events.send(e);
+        let _ = self.events.send(Published {
+            permission,
+            team,
+            event,
+        });
+    }
+
+    /// Whether a live event may be shown to `actor` (the same rule as reading it).
+    pub fn visible_to(&self, actor: &Actor, p: &Published) -> bool {
+        actor.can(p.permission, p.team.as_deref())
     }
 
     /// Storage is reachable (used by /readyz).

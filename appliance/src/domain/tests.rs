@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::records::Role;
+use crate::domain::audit::AuditQuery;
 use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
 use roomscribe_protocol::enroll::{EnrollRequest, EnrollToken};
@@ -24,15 +24,19 @@ fn bootstrap_admin_must_change_password() {
         .expect("first time");
     assert!(app.bootstrap_admin().expect("again").is_none(), "only once");
     assert!(matches!(
-        app.login("admin", "wrong password!", None),
+        app.login("admin", "wrong password!", &ClientInfo::default()),
         Err(DomainError::BadCredentials)
     ));
     assert!(matches!(
-        app.login("nobody", &pw, None),
+        app.login("nobody", &pw, &ClientInfo::default()),
         Err(DomainError::BadCredentials)
     ));
-    let login = app.login("admin", &pw, None).expect("login");
-    let actor = app.session(&login.token).expect("session");
+    let login = app
+        .login("admin", &pw, &ClientInfo::default())
+        .expect("login");
+    let actor = app
+        .session(&login.token, &ClientInfo::default())
+        .expect("session");
     assert!(matches!(
         app.meetings(&actor),
         Err(DomainError::PasswordChangeRequired)
@@ -43,55 +47,223 @@ fn bootstrap_admin_must_change_password() {
     ));
     app.change_password(&actor, &pw, "a much longer password", &login.token)
         .expect("change");
-    let actor = app.session(&login.token).expect("still signed in");
+    let actor = app
+        .session(&login.token, &ClientInfo::default())
+        .expect("still signed in");
     assert!(app.meetings(&actor).expect("allowed now").is_empty());
-    app.logout(&login.token);
+    app.logout(&login.token, &ClientInfo::default());
     assert!(matches!(
-        app.session(&login.token),
+        app.session(&login.token, &ClientInfo::default()),
         Err(DomainError::Unauthenticated)
     ));
 }
 
+/// Signs `username` in and returns the actor their session resolves to.
+fn sign_in(app: &Appliance, username: &str, password: &str) -> Actor {
+    let none = ClientInfo::default();
+    let token = app.login(username, password, &none).expect("login").token;
+    app.session(&token, &none).expect("session")
+}
+
 #[test]
-fn users_cannot_administer() {
+fn members_cannot_administer() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = appliance(dir.path());
-    app.add_user(
-        &Actor::local_admin(),
+    let admin = Actor::local_admin();
+    app.create_user(
+        &admin,
         "alice",
-        Role::User,
+        "member",
         "alice's long password",
+        &[],
+        false,
     )
     .expect("add");
-    let alice = app
-        .session(
-            &app.login("alice", "alice's long password", None)
-                .expect("login")
-                .token,
-        )
-        .expect("session");
+    let alice = sign_in(&app, "alice", "alice's long password");
     assert!(matches!(
-        app.create_enroll_token(&alice, "Room", None),
-        Err(DomainError::Forbidden("admin"))
+        app.create_enroll_token(&alice, "Room", None, None),
+        Err(DomainError::Forbidden("agents.enroll"))
     ));
     assert!(matches!(
-        app.add_user(&alice, "bob", Role::User, "bob's long password"),
+        app.create_user(&alice, "bob", "member", "bob's long password", &[], false),
         Err(DomainError::Forbidden(_))
     ));
     assert!(matches!(
-        app.add_user(
-            &Actor::local_admin(),
-            "alice",
-            Role::User,
-            "another long one"
-        ),
+        app.create_user(&admin, "alice", "member", "another long one", &[], false),
         Err(DomainError::Conflict(_))
+    ));
+    assert!(matches!(
+        app.create_user(&admin, "carl", "pilot", "carl's long password", &[], false),
+        Err(DomainError::Invalid { field: "role", .. })
     ));
 }
 
+/// Meetings of a room belong to the room's team: members of another team get 404 for
+/// them and do not see them listed; a compliance officer reads but cannot edit.
+#[test]
+fn teams_bound_what_members_see() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = appliance(dir.path());
+    let admin = Actor::local_admin();
+    let (agent, key, _) = enroll_in(&app, "Ward 4", Some("Cardiology"));
+    let meeting = MeetingId::random();
+    let exporter = [9u8; 32];
+    let hello = Hello {
+        protocol_version: 1,
+        agent_id: agent,
+        signature: sign_hello(&key, &exporter, &agent),
+        status: AgentStatus::minimal("t", 2, now_ms()),
+    };
+    let (who, _) = app.authenticate_hello(&hello, &exporter).expect("hello");
+    let e1 = envelope(&app, agent, &key, meeting, 1, 0, false);
+    assert_eq!(app.accept_envelope(who, &e1), Ok(AckStatus::Stored));
+    let team = |name: &str| {
+        app.teams(&admin)
+            .expect("teams")
+            .into_iter()
+            .find(|t| t.name == name)
+            .map(|t| t.id)
+    };
+    let cardiology = team("Cardiology").expect("created with the room");
+    let oncology = app.create_team(&admin, "Oncology").expect("team").id;
+    for (name, role, t) in [
+        ("cara", "member", &cardiology),
+        ("otto", "member", &oncology),
+        ("cleo", "compliance_officer", &oncology),
+        ("vera", "viewer", &cardiology),
+    ] {
+        app.create_user(
+            &admin,
+            name,
+            role,
+            "a long enough password",
+            std::slice::from_ref(t),
+            false,
+        )
+        .expect("user");
+    }
+    let id = meeting.to_string();
+    let cara = sign_in(&app, "cara", "a long enough password");
+    assert_eq!(app.meetings(&cara).expect("list").len(), 1);
+    app.transcript(&cara, &id).expect("own team");
+    let otto = sign_in(&app, "otto", "a long enough password");
+    assert!(app.meetings(&otto).expect("list").is_empty());
+    assert!(matches!(
+        app.transcript(&otto, &id),
+        Err(DomainError::OutOfScope("meeting"))
+    ));
+    assert!(app.rooms(&otto).expect("rooms").is_empty());
+    assert!(app.agents(&otto).is_err(), "members do not see agents");
+    let cleo = sign_in(&app, "cleo", "a long enough password");
+    app.transcript(&cleo, &id)
+        .expect("compliance reads everything");
+    app.export_meeting(&cleo, &id, ExportFormat::Text)
+        .expect("and exports");
+    assert!(matches!(
+        app.name_speaker(&cleo, &id, "unknown", "X"),
+        Err(DomainError::Forbidden("meetings.edit"))
+    ));
+    let vera = sign_in(&app, "vera", "a long enough password");
+    assert!(matches!(
+        app.export_meeting(&vera, &id, ExportFormat::Json),
+        Err(DomainError::Forbidden("meetings.export"))
+    ));
+    // Moving the meeting to Oncology swaps who sees it.
+    app.set_meeting_team(&admin, &id, &oncology).expect("move");
+    assert!(app.meetings(&cara).expect("list").is_empty());
+    assert_eq!(app.meetings(&otto).expect("list").len(), 1);
+    // Live events follow the same rule.
+    let mut rx = app.subscribe();
+    app.set_meeting_team(&admin, &id, &cardiology)
+        .expect("move back");
+    let published = rx.try_recv().expect("event");
+    assert!(app.visible_to(&cara, &published));
+    assert!(!app.visible_to(&otto, &published));
+    assert!(app.visible_to(&cleo, &published));
+}
+
+#[test]
+fn grants_expire_and_disabled_users_are_signed_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = appliance(dir.path());
+    let admin = Actor::local_admin();
+    app.create_user(&admin, "aud", "viewer", "auditor's password", &[], false)
+        .expect("user");
+    let aud = sign_in(&app, "aud", "auditor's password");
+    assert!(app.meetings(&aud).expect("viewer").is_empty());
+    assert!(app.create_team(&aud, "X").is_err());
+    // A grant that has already run out is refused; one in the future counts.
+    assert!(matches!(
+        app.grant_role(&admin, "aud", "compliance_officer", Some(now_ms() - 1)),
+        Err(DomainError::Invalid { .. })
+    ));
+    let until = now_ms() + 3_600_000;
+    app.grant_role(&admin, "aud", "compliance_officer", Some(until))
+        .expect("temporary");
+    let aud = sign_in(&app, "aud", "auditor's password");
+    assert!(aud.roles.contains(&"compliance_officer".to_owned()));
+    let record = app.store.user("aud").expect("read").expect("aud");
+    let later = app.actor_at(&record, until + 1).expect("actor");
+    assert!(
+        !later.roles.contains(&"compliance_officer".to_owned()),
+        "expired"
+    );
+    assert!(
+        later.roles.contains(&"viewer".to_owned()),
+        "the permanent grant stays"
+    );
+    // Disabling ends sessions at once and refuses new ones.
+    let none = ClientInfo::default();
+    let token = app
+        .login("aud", "auditor's password", &none)
+        .expect("login")
+        .token;
+    app.set_user_disabled(&admin, "aud", true).expect("disable");
+    assert!(app.session(&token, &none).is_err());
+    assert!(app.login("aud", "auditor's password", &none).is_err());
+    // The last administrator cannot be removed or demoted.
+    app.create_user(&admin, "root", "admin", "root's long password", &[], false)
+        .expect("admin");
+    let root = sign_in(&app, "root", "root's long password");
+    assert!(matches!(
+        app.withdraw_role(&root, "root", "admin"),
+        Err(DomainError::Conflict(_))
+    ));
+    assert!(matches!(
+        app.set_user_disabled(&root, "root", true),
+        Err(DomainError::Conflict(_))
+    ));
+    // Custom roles: no broader than the definer's permissions, deletable when unused.
+    app.create_role(
+        &root,
+        "auditor",
+        "reads audit",
+        "all",
+        &["audit.read".into()],
+    )
+    .expect("role");
+    assert!(app
+        .create_role(&root, "bad", "", "all", &["meetings.fly".into()])
+        .is_err());
+    app.grant_role(&root, "aud", "auditor", None)
+        .expect("grant");
+    assert!(app.delete_role(&root, "auditor").is_err(), "still granted");
+    app.withdraw_role(&root, "aud", "auditor")
+        .expect("withdraw");
+    app.delete_role(&root, "auditor").expect("unused now");
+}
+
 fn enroll(app: &Appliance, room: &str) -> (AgentId, SigningKey, EnrollToken) {
+    enroll_in(app, room, None)
+}
+
+fn enroll_in(
+    app: &Appliance,
+    room: &str,
+    team: Option<&str>,
+) -> (AgentId, SigningKey, EnrollToken) {
     let view = app
-        .create_enroll_token(&Actor::local_admin(), room, None)
+        .create_enroll_token(&Actor::local_admin(), room, team, None)
         .expect("token");
     let token = EnrollToken::parse(&view.token).expect("parse");
     let key = SigningKey::generate(&mut OsRng);
@@ -270,7 +442,7 @@ fn expired_or_wrong_tokens_do_not_enroll() {
     let dir = tempfile::tempdir().expect("tempdir");
     let app = appliance(dir.path());
     let view = app
-        .create_enroll_token(&Actor::local_admin(), "Room", Some(1))
+        .create_enroll_token(&Actor::local_admin(), "Room", None, Some(1))
         .expect("token");
     let token = EnrollToken::parse(&view.token).expect("parse");
     let key = SigningKey::generate(&mut OsRng);
@@ -291,7 +463,7 @@ fn expired_or_wrong_tokens_do_not_enroll() {
         RejectCode::BadToken
     );
     assert!(matches!(
-        app.create_enroll_token(&Actor::local_admin(), "  ", None),
+        app.create_enroll_token(&Actor::local_admin(), "  ", None, None),
         Err(DomainError::Invalid { .. })
     ));
 }
@@ -372,4 +544,112 @@ async fn commands_are_signed_for_one_agent_and_answered_only_by_it() {
             .await,
         Err(DomainError::Invalid { .. })
     ));
+}
+
+/// An appliance with a handful of audit entries (sign-ins, a failure, user changes).
+fn audited(dir: &std::path::Path) -> Appliance {
+    let app = appliance(dir);
+    let admin = Actor::local_admin();
+    let none = ClientInfo::new(Some([10, 0, 0, 7].into()), Some("Firefox"));
+    app.create_user(&admin, "ann", "viewer", "ann's long password", &[], false)
+        .expect("user");
+    for _ in 0..3 {
+        app.login("ann", "ann's long password", &none)
+            .expect("login");
+    }
+    assert!(app.login("ann", "wrong password!!", &none).is_err());
+    app.create_team(&admin, "Audit").expect("team");
+    app.seal_audit().expect("seal");
+    app.create_team(&admin, "After the checkpoint")
+        .expect("team");
+    app
+}
+
+#[test]
+fn audit_log_records_who_did_what_and_verifies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = audited(dir.path());
+    let admin = Actor::local_admin();
+    let report = app.verify_audit(&admin).expect("verify").expect("intact");
+    // user.create, 3 logins, a failed one, team.create | checkpoint | team.create
+    assert_eq!(report.entries, 7, "{report}");
+    assert_eq!(report.sealed_through, 6);
+    let failed = app
+        .audit_entries(
+            &admin,
+            &AuditQuery {
+                action: Some("login".into()),
+                outcome: Some(crate::auditlog::Outcome::Failure),
+                ..Default::default()
+            },
+        )
+        .expect("read");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].actor, "ann");
+    assert_eq!(failed[0].ip.as_deref(), Some("10.0.0.7"));
+    assert_eq!(failed[0].user_agent.as_deref(), Some("Firefox"));
+    assert_eq!(failed[0].detail.as_deref(), Some("wrong password"));
+    // Reading and verifying were recorded too; viewers may do neither.
+    let ann = sign_in(&app, "ann", "ann's long password");
+    assert!(matches!(
+        app.audit_entries(&ann, &AuditQuery::default()),
+        Err(DomainError::Forbidden("audit.read"))
+    ));
+    let export = app.export_audit(&admin).expect("export");
+    let key = app.keys().audit.verifying_key();
+    let r = crate::auditlog::verify_export(&export, &key).expect("export verifies");
+    assert_eq!(r.entries, r.sealed_through);
+}
+
+#[test]
+fn tampering_with_the_stored_audit_log_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = audited(dir.path());
+    let admin = Actor::local_admin();
+    let broken = |app: &Appliance| {
+        app.verify_audit(&admin)
+            .expect("verify runs")
+            .expect_err("tampering is detected")
+    };
+    // Flip one byte at many places in entry 4 (hash and JSON).
+    let row_len = app.store.audit_entries(4..=4, false, 1).expect("row")[0]
+        .1
+        .bytes
+        .len()
+        + 32;
+    for pos in (0..row_len).step_by(7) {
+        app.store
+            .tamper_audit(4, |mut r| {
+                r[pos] ^= 0x04;
+                Some(r)
+            })
+            .expect("tamper");
+        let b = broken(&app);
+        assert_eq!(b.entry, Some(4), "byte {pos}: {b}");
+        app.store
+            .tamper_audit(4, |mut r| {
+                r[pos] ^= 0x04;
+                Some(r)
+            })
+            .expect("restore");
+    }
+    app.verify_audit(&admin).expect("verify").expect("restored");
+    // Delete entry 3.
+    let saved = app.store.audit_entries(3..=3, false, 1).expect("row")[0]
+        .1
+        .clone();
+    app.store.tamper_audit(3, |_| None).expect("delete");
+    let b = broken(&app);
+    assert_eq!(b.entry, Some(3), "{b}");
+    assert!(b.reason.contains("missing"), "{b}");
+    app.store
+        .tamper_audit(3, |_| {
+            let mut row = saved.hash.to_vec();
+            row.extend_from_slice(&saved.bytes);
+            Some(row)
+        })
+        .expect("put back");
+    app.verify_audit(&admin)
+        .expect("verify")
+        .expect("whole again");
 }

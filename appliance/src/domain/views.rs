@@ -7,6 +7,10 @@ use serde::Serialize;
 pub struct RoomView {
     pub id: String,
     pub name: String,
+    /// The team the room's meetings belong to (`null`: none; only roles reaching
+    /// everything see them).
+    pub team_id: Option<String>,
+    pub team_name: Option<String>,
     pub created_at_ms: i64,
     pub agent_count: usize,
     pub online: bool,
@@ -16,6 +20,8 @@ pub struct RoomView {
 pub struct AgentView {
     pub id: String,
     pub room_id: String,
+    /// The room's team.
+    pub team_id: Option<String>,
     pub room_name: String,
     pub hostname: String,
     pub enrolled_at_ms: i64,
@@ -36,6 +42,8 @@ pub struct AgentView {
 pub struct MeetingView {
     pub id: String,
     pub room_id: String,
+    /// The team the meeting belongs to.
+    pub team_id: Option<String>,
     pub room_name: String,
     pub agent_id: String,
     pub title: String,
@@ -188,4 +196,82 @@ pub struct ScheduleView {
     pub room_id: String,
     pub version: u64,
     pub entries: Vec<ScheduleEntryView>,
+}
+
+/// The signed-in user as the console needs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MeView {
+    pub username: String,
+    /// Roles with an unexpired grant.
+    pub roles: Vec<String>,
+    /// Effective permissions and how far each reaches (`all` or `teams`).
+    pub permissions: std::collections::BTreeMap<String, super::access::Scope>,
+    /// Names of the user's teams.
+    pub teams: Vec<String>,
+    pub must_change_password: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GrantView {
+    pub role: String,
+    pub expires_at_ms: Option<i64>,
+    pub granted_by: String,
+    pub granted_at_ms: i64,
+    /// Not expired.
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserView {
+    pub username: String,
+    pub grants: Vec<GrantView>,
+    /// Team names.
+    pub teams: Vec<String>,
+    pub disabled: bool,
+    pub must_change_password: bool,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TeamView {
+    pub id: String,
+    pub name: String,
+    pub members: Vec<String>,
+}
+
+impl From<crate::store::records::TeamRecord> for TeamView {
+    fn from(t: crate::store::records::TeamRecord) -> Self {
+        Self {
+            id: t.id,
+            name: t.name,
+            members: t.members.into_iter().collect(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleView {
+    pub name: String,
+    pub description: String,
+    pub scope: super::access::Scope,
+    pub permissions: Vec<&'static str>,
+    pub builtin: bool,
+}
+
+impl From<super::access::RoleDef> for RoleView {
+    fn from(r: super::access::RoleDef) -> Self {
+        Self {
+            name: r.name,
+            description: r.description,
+            scope: r.scope,
+            permissions: r.permissions.iter().map(|p| p.name()).collect(),
+            builtin: r.builtin,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PermissionView {
+    pub name: &'static str,
+    pub description: &'static str,
 }

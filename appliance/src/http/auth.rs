@@ -1,11 +1,13 @@
-//! Session cookie extraction.
+//! Who is calling: the session cookie ([`Authed`]) and where the request came from
+//! ([`Client`], for the audit log and sign-in throttling).
 
 use super::error::ApiError;
 use super::AppState;
-use crate::domain::{Actor, DomainError, SESSION_COOKIE};
-use axum::extract::FromRequestParts;
+use crate::domain::{Actor, ClientInfo, DomainError, SESSION_COOKIE};
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header;
 use axum::http::request::Parts;
+use std::net::SocketAddr;
 use zeroize::Zeroizing;
 
 /// The signed-in user, with the session token (for logout and password change).
@@ -26,6 +28,43 @@ pub fn session_token(parts: &Parts) -> Option<Zeroizing<String>> {
         .map(|(_, value)| Zeroizing::new(value.to_owned()))
 }
 
+/// Where the audit layer learns who made a request that was then refused.
+#[derive(Clone, Default)]
+pub struct ActorSlot(std::sync::Arc<std::sync::Mutex<Option<Actor>>>);
+
+impl ActorSlot {
+    fn set(&self, actor: &Actor) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(actor.clone());
+    }
+
+    pub fn get(&self) -> Option<Actor> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+/// The peer address and user agent of a request.
+pub struct Client(pub ClientInfo);
+
+pub fn client_info(parts: &Parts) -> ClientInfo {
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ua = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    ClientInfo::new(ip, ua)
+}
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        Ok(Self(client_info(parts)))
+    }
+}
+
 impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
@@ -34,7 +73,10 @@ impl FromRequestParts<AppState> for Authed {
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let token = session_token(parts).ok_or(DomainError::Unauthenticated)?;
-        let actor = app.session(&token)?;
+        let actor = app.session(&token, &client_info(parts))?;
+        if let Some(slot) = parts.extensions.get::<ActorSlot>() {
+            slot.set(&actor);
+        }
         Ok(Self { actor, token })
     }
 }

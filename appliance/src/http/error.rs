@@ -11,7 +11,13 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after_secs: Option<u64>,
+    /// Set when access was refused: what was needed (for the audit log; never sent).
+    denied: Option<String>,
 }
+
+/// Marks a response as an access refusal; the audit layer records it.
+#[derive(Debug, Clone)]
+pub struct Denied(pub String);
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
@@ -20,6 +26,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_secs: None,
+            denied: None,
         }
     }
 }
@@ -36,7 +43,9 @@ impl From<DomainError> for ApiError {
                 (StatusCode::FORBIDDEN, "password_change_required")
             }
             DomainError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
-            DomainError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            DomainError::NotFound(_) | DomainError::OutOfScope(_) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             DomainError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             DomainError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             DomainError::AgentOffline => (StatusCode::CONFLICT, "agent_offline"),
@@ -56,11 +65,17 @@ impl From<DomainError> for ApiError {
             DomainError::TooManyAttempts { retry_after_secs } => Some(retry_after_secs),
             _ => None,
         };
+        let denied = match e {
+            DomainError::Forbidden(p) => Some(format!("needs {p}")),
+            DomainError::OutOfScope(what) => Some(format!("{what} outside the caller's teams")),
+            _ => None,
+        };
         Self {
             status,
             code,
             message,
             retry_after_secs,
+            denied,
         }
     }
 }
@@ -72,6 +87,9 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after_secs {
             res.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        if let Some(d) = self.denied {
+            res.extensions_mut().insert(Denied(d));
         }
         res
     }

@@ -1,20 +1,20 @@
 //! Route handlers: extract, call the domain, map. Nothing else belongs here.
 
-use super::auth::{clear_cookie, session_token, set_cookie, Authed};
+use super::auth::{clear_cookie, session_token, set_cookie, Authed, Client};
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::views::{
-    AgentView, CommandResultView, EnrollTokenView, MeetingView, RoomView, ScheduleView,
-    TranscriptView,
+    AgentView, CommandResultView, EnrollTokenView, MeView, MeetingView, PermissionView, RoleView,
+    RoomView, ScheduleView, TeamView, TranscriptView, UserView,
 };
-use crate::domain::DomainError;
-use axum::extract::{ConnectInfo, Path, State};
+use crate::domain::{DomainError, ExportFormat};
+use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{AppendHeaders, IntoResponse};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::convert::Infallible;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
@@ -28,38 +28,36 @@ pub struct LoginBody {
     password: String,
 }
 
-#[derive(Serialize)]
-pub struct MeView {
-    username: String,
-    role: crate::store::records::Role,
-    must_change_password: bool,
-}
-
 pub async fn login(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    Client(client): Client,
     Json(body): Json<LoginBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let outcome = tokio::task::spawn_blocking(move || {
-        app.login(&body.username, &body.password, Some(peer.ip()))
+    let (outcome, me) = blocking(move || {
+        let outcome = app.login(&body.username, &body.password, &client)?;
+        let me = app.me_view(&outcome.actor);
+        Ok((outcome, me))
     })
-    .await
-    .map_err(|e| DomainError::Internal(e.to_string()))??;
-    let me = MeView {
-        username: outcome.actor.username.clone(),
-        role: outcome.actor.role,
-        must_change_password: outcome.actor.must_change_password,
-    };
+    .await?;
     Ok((
         AppendHeaders([(header::SET_COOKIE, set_cookie(&outcome.token))]),
         Json(me),
     ))
 }
 
+/// Runs CPU-heavy domain work (argon2) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, DomainError> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DomainError::Internal(e.to_string()))??)
+}
+
 pub async fn logout(State(app): State<AppState>, parts: Parts) -> impl IntoResponse {
     if let Some(token) = session_token(&parts) {
-        app.logout(&token);
+        app.logout(&token, &super::auth::client_info(&parts));
     }
     (
         StatusCode::NO_CONTENT,
@@ -67,12 +65,8 @@ pub async fn logout(State(app): State<AppState>, parts: Parts) -> impl IntoRespo
     )
 }
 
-pub async fn me(a: Authed) -> Json<MeView> {
-    Json(MeView {
-        username: a.actor.username,
-        role: a.actor.role,
-        must_change_password: a.actor.must_change_password,
-    })
+pub async fn me(State(app): State<AppState>, a: Authed) -> Json<MeView> {
+    Json(app.me_view(&a.actor))
 }
 
 #[derive(Deserialize)]
@@ -87,11 +81,8 @@ pub async fn change_password(
     a: Authed,
     Json(b): Json<PasswordBody>,
 ) -> Result<StatusCode, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        app.change_password(&a.actor, &b.current_password, &b.new_password, &a.token)
-    })
-    .await
-    .map_err(|e| DomainError::Internal(e.to_string()))??;
+    blocking(move || app.change_password(&a.actor, &b.current_password, &b.new_password, &a.token))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -174,6 +165,7 @@ pub async fn delete_schedule_entry(
 #[serde(deny_unknown_fields)]
 pub struct EnrollTokenBody {
     room: String,
+    team: Option<String>,
     ttl_minutes: Option<u64>,
 }
 
@@ -184,7 +176,7 @@ pub async fn create_enroll_token(
 ) -> Result<(StatusCode, Json<EnrollTokenView>), ApiError> {
     Ok((
         StatusCode::CREATED,
-        Json(app.create_enroll_token(&a.actor, &b.room, b.ttl_minutes)?),
+        Json(app.create_enroll_token(&a.actor, &b.room, b.team.as_deref(), b.ttl_minutes)?),
     ))
 }
 
@@ -228,17 +220,25 @@ pub async fn events(
     a: Authed,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     a.actor.require_active()?;
-    let stream = BroadcastStream::new(app.subscribe()).filter_map(|e| {
-        let e = e.ok()?;
-        let name = match &e {
-            crate::domain::views::Event::Segment { .. } => "segment",
-            crate::domain::views::Event::Meeting { .. } => "meeting",
-            crate::domain::views::Event::Agent { .. } => "agent",
-            crate::domain::views::Event::Caption { .. } => "caption",
-            crate::domain::views::Event::MeetingEvent { .. } => "meeting_event",
-        };
-        SseEvent::default().event(name).json_data(&e).ok().map(Ok)
-    });
+    let (actor, token) = (a.actor, a.token);
+    let stream = BroadcastStream::new(app.subscribe())
+        // A signed-out or expired session ends the stream at the next event.
+        .take_while({
+            let app = app.clone();
+            move |_| app.session_open(&token)
+        })
+        .filter_map(move |p| {
+            let p = p.ok().filter(|p| app.visible_to(&actor, p))?;
+            let e = p.event;
+            let name = match &e {
+                crate::domain::views::Event::Segment { .. } => "segment",
+                crate::domain::views::Event::Meeting { .. } => "meeting",
+                crate::domain::views::Event::Agent { .. } => "agent",
+                crate::domain::views::Event::Caption { .. } => "caption",
+                crate::domain::views::Event::MeetingEvent { .. } => "meeting_event",
+            };
+            SseEvent::default().event(name).json_data(&e).ok().map(Ok)
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -256,4 +256,316 @@ pub async fn readyz(State(app): State<AppState>) -> (StatusCode, &'static str) {
 
 pub async fn api_not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamIdBody {
+    team_id: Option<String>,
+}
+
+pub async fn set_room_team(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+    Json(b): Json<TeamIdBody>,
+) -> ApiResult<RoomView> {
+    Ok(Json(app.set_room_team(
+        &a.actor,
+        &id,
+        b.team_id.as_deref(),
+    )?))
+}
+
+pub async fn set_meeting_team(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+    Json(b): Json<TeamIdBody>,
+) -> ApiResult<MeetingView> {
+    let team = b
+        .team_id
+        .ok_or_else(|| DomainError::invalid("team_id", "a meeting always belongs to a team"))?;
+    Ok(Json(app.set_meeting_team(&a.actor, &id, &team)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    format: Option<String>,
+}
+
+/// A transcript as a download (`?format=json|txt`, default json).
+pub async fn export_meeting(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<impl IntoResponse, ApiError> {
+    let format = ExportFormat::parse(q.format.as_deref().unwrap_or("json"))?;
+    let e = app.export_meeting(&a.actor, &id, format)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, e.content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", e.filename),
+            ),
+        ],
+        e.body,
+    ))
+}
+
+pub async fn users(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<UserView>> {
+    Ok(Json(app.users(&a.actor)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    username: String,
+    /// A one-time password: the user must change it at first sign-in.
+    password: String,
+    role: String,
+    #[serde(default)]
+    teams: Vec<String>,
+}
+
+pub async fn add_user(
+    State(app): State<AppState>,
+    a: Authed,
+    Json(b): Json<NewUserBody>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let view = blocking(move || {
+        app.create_user(&a.actor, &b.username, &b.role, &b.password, &b.teams, true)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+pub async fn delete_user(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(username): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.delete_user(&a.actor, &username)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisabledBody {
+    disabled: bool,
+}
+
+pub async fn set_user_disabled(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(username): Path<String>,
+    Json(b): Json<DisabledBody>,
+) -> ApiResult<UserView> {
+    Ok(Json(
+        app.set_user_disabled(&a.actor, &username, b.disabled)?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordBody {
+    password: String,
+}
+
+pub async fn reset_password(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(username): Path<String>,
+    Json(b): Json<ResetPasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || app.reset_password(&a.actor, &username, &b.password)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    role: String,
+    expires_at_ms: Option<i64>,
+}
+
+pub async fn grant_role(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(username): Path<String>,
+    Json(b): Json<GrantBody>,
+) -> ApiResult<UserView> {
+    Ok(Json(app.grant_role(
+        &a.actor,
+        &username,
+        &b.role,
+        b.expires_at_ms,
+    )?))
+}
+
+pub async fn withdraw_role(
+    State(app): State<AppState>,
+    a: Authed,
+    Path((username, role)): Path<(String, String)>,
+) -> ApiResult<UserView> {
+    Ok(Json(app.withdraw_role(&a.actor, &username, &role)?))
+}
+
+pub async fn teams(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<TeamView>> {
+    Ok(Json(app.teams(&a.actor)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTeamBody {
+    name: String,
+}
+
+pub async fn create_team(
+    State(app): State<AppState>,
+    a: Authed,
+    Json(b): Json<NewTeamBody>,
+) -> Result<(StatusCode, Json<TeamView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.create_team(&a.actor, &b.name)?),
+    ))
+}
+
+pub async fn delete_team(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.delete_team(&a.actor, &id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn add_team_member(
+    State(app): State<AppState>,
+    a: Authed,
+    Path((id, username)): Path<(String, String)>,
+) -> ApiResult<TeamView> {
+    Ok(Json(app.set_team_member(&a.actor, &id, &username, true)?))
+}
+
+pub async fn remove_team_member(
+    State(app): State<AppState>,
+    a: Authed,
+    Path((id, username)): Path<(String, String)>,
+) -> ApiResult<TeamView> {
+    Ok(Json(app.set_team_member(&a.actor, &id, &username, false)?))
+}
+
+pub async fn roles(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<RoleView>> {
+    Ok(Json(app.roles(&a.actor)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRoleBody {
+    name: String,
+    #[serde(default)]
+    description: String,
+    scope: String,
+    permissions: Vec<String>,
+}
+
+pub async fn create_role(
+    State(app): State<AppState>,
+    a: Authed,
+    Json(b): Json<NewRoleBody>,
+) -> Result<(StatusCode, Json<RoleView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.create_role(&a.actor, &b.name, &b.description, &b.scope, &b.permissions)?),
+    ))
+}
+
+pub async fn delete_role(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.delete_role(&a.actor, &name)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn permissions(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<PermissionView>> {
+    Ok(Json(app.permission_catalogue(&a.actor)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    outcome: Option<crate::auditlog::Outcome>,
+    since_ms: Option<i64>,
+    until_ms: Option<i64>,
+    before_seq: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// Audit entries, newest first, filtered.
+pub async fn audit_entries(
+    State(app): State<AppState>,
+    a: Authed,
+    Query(p): Query<AuditParams>,
+) -> ApiResult<Vec<crate::auditlog::Entry>> {
+    let q = crate::domain::AuditQuery {
+        actor: p.actor,
+        action: p.action,
+        target: p.target,
+        outcome: p.outcome,
+        since_ms: p.since_ms,
+        until_ms: p.until_ms,
+        before_seq: p.before_seq,
+        limit: p.limit,
+    };
+    Ok(Json(
+        blocking(move || app.audit_entries(&a.actor, &q)).await?,
+    ))
+}
+
+/// The whole log as a verifiable export (JSON lines with signed checkpoints).
+pub async fn export_audit(
+    State(app): State<AppState>,
+    a: Authed,
+) -> Result<impl IntoResponse, ApiError> {
+    let body = blocking(move || app.export_audit(&a.actor)).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"roomscribe-audit.jsonl\"",
+            ),
+        ],
+        body,
+    ))
+}
+
+/// Verifies the stored log: `{"ok":true,"report":…}` or `{"ok":false,"broken":…}`.
+pub async fn verify_audit(State(app): State<AppState>, a: Authed) -> ApiResult<serde_json::Value> {
+    let outcome = blocking(move || app.verify_audit(&a.actor)).await?;
+    Ok(Json(match outcome {
+        Ok(report) => {
+            serde_json::json!({"ok": true, "report": report, "summary": report.to_string()})
+        }
+        Err(b) => serde_json::json!({"ok": false, "entry": b.entry, "summary": b.to_string()}),
+    }))
+}
+
+pub async fn audit_public_key(
+    State(app): State<AppState>,
+    a: Authed,
+) -> ApiResult<serde_json::Value> {
+    Ok(Json(
+        serde_json::json!({"public_key": app.audit_public_key(&a.actor)?}),
+    ))
 }

@@ -3,18 +3,24 @@
 //! Handlers extract, call the domain, and map the result; [`error::ApiError`] is the
 //! one place where domain errors become status codes. Every response, static files and
 //! errors included, carries the security headers from [`security_headers`].
+//!
+//! Every route is added through [`Routes::add`] with the [`Access`] it needs, so the
+//! route table ([`route_table`]) is the router itself. The access rule is enforced in
+//! the domain (`domain::access`), never here; the authorization-matrix test walks this
+//! table and checks the domain's answer for every route and every built-in role.
 
 mod assets;
 mod auth;
 mod error;
 mod handlers;
 
-use crate::domain::Appliance;
+use crate::domain::{Appliance, Permission};
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{on, MethodFilter};
 use axum::Router;
 use std::sync::Arc;
 
@@ -26,38 +32,272 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
-pub fn router(app: AppState) -> Router {
-    let api = Router::new()
-        .route("/session", post(handlers::login).delete(handlers::logout))
-        .route("/me", get(handlers::me))
-        .route("/me/password", post(handlers::change_password))
-        .route("/rooms", get(handlers::rooms))
-        .route("/agents", get(handlers::agents))
-        .route("/agents/{id}/revoke", post(handlers::revoke_agent))
-        .route("/agents/{id}/commands", post(handlers::agent_command))
-        .route(
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, signed in or not.
+    Public,
+    /// Any signed-in user, about their own account.
+    SignedIn,
+    /// The permission over everything (scope `all`).
+    All(Permission),
+    /// The permission; with scope `teams` it reaches only the caller's teams: lists
+    /// are filtered, and the object named by the path's first `{param}` (a meeting,
+    /// room or agent) must belong to one of them (else 404).
+    Teams(Permission),
+}
+
+/// One route of the API: method, path (axum syntax) and access rule.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Builds the router and its table together, so neither can miss a route.
+struct Routes {
+    router: Router<AppState>,
+    table: Vec<RouteSpec>,
+    prefix: &'static str,
+}
+
+impl Routes {
+    fn new(prefix: &'static str) -> Self {
+        Self {
+            router: Router::new(),
+            table: Vec::new(),
+            prefix,
+        }
+    }
+
+    fn add<H, T>(mut self, method: Method, path: &'static str, access: Access, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+        self.router = self.router.route(path, on(filter, handler));
+        self.table.push(RouteSpec {
+            method,
+            path,
+            access,
+        });
+        self
+    }
+
+    fn specs(&self) -> impl Iterator<Item = RouteSpec> + '_ {
+        self.table.iter().map(|r| RouteSpec {
+            path: leak(format!("{}{}", self.prefix, r.path)),
+            ..r.clone()
+        })
+    }
+}
+
+fn leak(s: String) -> &'static str {
+    // The table is built a handful of times per process (router, tests).
+    Box::leak(s.into_boxed_str())
+}
+
+fn api() -> Routes {
+    use handlers as h;
+    use Access::*;
+    use Method as M;
+    use Permission as P;
+    Routes::new("/api/v1")
+        .add(M::POST, "/session", Public, h::login)
+        .add(M::DELETE, "/session", Public, h::logout)
+        .add(M::GET, "/me", SignedIn, h::me)
+        .add(M::POST, "/me/password", SignedIn, h::change_password)
+        .add(M::GET, "/rooms", Teams(P::RoomsRead), h::rooms)
+        .add(
+            M::POST,
+            "/rooms/{id}/team",
+            All(P::RoomsManage),
+            h::set_room_team,
+        )
+        .add(
+            M::GET,
             "/rooms/{id}/schedule",
-            get(handlers::schedule).post(handlers::add_schedule_entry),
+            Teams(P::RoomsRead),
+            h::schedule,
         )
-        .route(
+        .add(
+            M::POST,
+            "/rooms/{id}/schedule",
+            Teams(P::RoomsManage),
+            h::add_schedule_entry,
+        )
+        .add(
+            M::DELETE,
             "/rooms/{id}/schedule/{entry}",
-            delete(handlers::delete_schedule_entry),
+            Teams(P::RoomsManage),
+            h::delete_schedule_entry,
         )
-        .route("/enroll-tokens", post(handlers::create_enroll_token))
-        .route("/meetings", get(handlers::meetings))
-        .route("/meetings/{id}/transcript", get(handlers::transcript))
-        .route("/meetings/{id}/speakers", post(handlers::name_speaker))
-        .route("/events", get(handlers::events))
-        .fallback(handlers::api_not_found);
-    Router::new()
+        .add(M::GET, "/agents", Teams(P::AgentsRead), h::agents)
+        .add(
+            M::POST,
+            "/agents/{id}/revoke",
+            Teams(P::AgentsRevoke),
+            h::revoke_agent,
+        )
+        .add(
+            M::POST,
+            "/agents/{id}/commands",
+            Teams(P::MeetingsControl),
+            h::agent_command,
+        )
+        .add(
+            M::POST,
+            "/enroll-tokens",
+            All(P::AgentsEnroll),
+            h::create_enroll_token,
+        )
+        .add(M::GET, "/meetings", Teams(P::MeetingsRead), h::meetings)
+        .add(
+            M::GET,
+            "/meetings/{id}/transcript",
+            Teams(P::MeetingsRead),
+            h::transcript,
+        )
+        .add(
+            M::GET,
+            "/meetings/{id}/export",
+            Teams(P::MeetingsExport),
+            h::export_meeting,
+        )
+        .add(
+            M::POST,
+            "/meetings/{id}/speakers",
+            Teams(P::MeetingsEdit),
+            h::name_speaker,
+        )
+        .add(
+            M::POST,
+            "/meetings/{id}/team",
+            Teams(P::MeetingsEdit),
+            h::set_meeting_team,
+        )
+        .add(M::GET, "/events", SignedIn, h::events)
+        .add(M::GET, "/users", All(P::UsersManage), h::users)
+        .add(M::POST, "/users", All(P::UsersManage), h::add_user)
+        .add(
+            M::DELETE,
+            "/users/{username}",
+            All(P::UsersManage),
+            h::delete_user,
+        )
+        .add(
+            M::POST,
+            "/users/{username}/disabled",
+            All(P::UsersManage),
+            h::set_user_disabled,
+        )
+        .add(
+            M::POST,
+            "/users/{username}/password",
+            All(P::UsersManage),
+            h::reset_password,
+        )
+        .add(
+            M::POST,
+            "/users/{username}/grants",
+            All(P::RolesAssign),
+            h::grant_role,
+        )
+        .add(
+            M::DELETE,
+            "/users/{username}/grants/{role}",
+            All(P::RolesAssign),
+            h::withdraw_role,
+        )
+        .add(M::GET, "/teams", SignedIn, h::teams)
+        .add(M::POST, "/teams", All(P::TeamsManage), h::create_team)
+        .add(
+            M::DELETE,
+            "/teams/{id}",
+            All(P::TeamsManage),
+            h::delete_team,
+        )
+        .add(
+            M::PUT,
+            "/teams/{id}/members/{username}",
+            All(P::TeamsManage),
+            h::add_team_member,
+        )
+        .add(
+            M::DELETE,
+            "/teams/{id}/members/{username}",
+            All(P::TeamsManage),
+            h::remove_team_member,
+        )
+        .add(M::GET, "/roles", All(P::RolesAssign), h::roles)
+        .add(M::POST, "/roles", All(P::RolesManage), h::create_role)
+        .add(
+            M::DELETE,
+            "/roles/{name}",
+            All(P::RolesManage),
+            h::delete_role,
+        )
+        .add(M::GET, "/permissions", All(P::RolesAssign), h::permissions)
+        .add(M::GET, "/audit", All(P::AuditRead), h::audit_entries)
+        .add(M::GET, "/audit/export", All(P::AuditRead), h::export_audit)
+        .add(M::GET, "/audit/verify", All(P::AuditRead), h::verify_audit)
+        .add(
+            M::GET,
+            "/audit/public-key",
+            All(P::AuditRead),
+            h::audit_public_key,
+        )
+}
+
+fn root() -> Routes {
+    Routes::new("")
+        .add(Method::GET, "/healthz", Access::Public, handlers::healthz)
+        .add(Method::GET, "/readyz", Access::Public, handlers::readyz)
+}
+
+/// Every route with its access rule (the authorization matrix test walks it).
+pub fn route_table() -> Vec<RouteSpec> {
+    let (api, root) = (api(), root());
+    api.specs().chain(root.specs()).collect()
+}
+
+pub fn router(app: AppState) -> Router {
+    let api = api().router.fallback(handlers::api_not_found);
+    root()
+        .router
         .nest("/api/v1", api)
-        .route("/healthz", get(handlers::healthz))
-        .route("/readyz", get(handlers::readyz))
         .fallback(assets::serve)
         .layer(middleware::from_fn(same_origin_writes))
+        .layer(middleware::from_fn_with_state(app.clone(), audit_denials))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(security_headers))
         .with_state(app)
+}
+
+/// Records every refused request (403, or 404 for an object outside the caller's
+/// teams) in the audit log, with the caller when one was signed in.
+async fn audit_denials(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    mut req: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    let slot = auth::ActorSlot::default();
+    req.extensions_mut().insert(slot.clone());
+    let (parts, body) = req.into_parts();
+    let client = auth::client_info(&parts);
+    let request = format!("{} {}", parts.method, parts.uri.path());
+    let res = next.run(Request::from_parts(parts, body)).await;
+    if let Some(error::Denied(what)) = res.extensions().get::<error::Denied>() {
+        let (app, what) = (app.clone(), what.clone());
+        let actor = slot.get();
+        let _ = tokio::task::spawn_blocking(move || {
+            app.audit_denied(actor.as_ref(), &request, &what, &client)
+        })
+        .await;
+    }
+    res
 }
 
 async fn security_headers(req: Request<axum::body::Body>, next: Next) -> Response {
@@ -109,4 +349,24 @@ async fn same_origin_writes(req: Request<axum::body::Body>, next: Next) -> Respo
         }
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_has_every_route_once_with_a_rule() {
+        let table = super::route_table();
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &table {
+            assert!(
+                seen.insert((r.method.to_string(), r.path)),
+                "{} {} twice",
+                r.method,
+                r.path
+            );
+        }
+        assert!(table.len() > 30);
+        // Building the router from the same table must not panic (overlaps, syntax).
+        let _ = super::api().router;
+    }
 }

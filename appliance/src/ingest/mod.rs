@@ -7,6 +7,7 @@
 //! TLS 1.3 only, no 0-RTT. A revoked agent's open connection is closed at once.
 
 use crate::domain::views::Event;
+use crate::domain::Published;
 use crate::domain::{Appliance, IngestRejection};
 use crate::keys::ApplianceKeys;
 use quinn::{Connection, RecvStream, SendStream};
@@ -166,7 +167,7 @@ async fn conversation(
     send: &mut SendStream,
     recv: &mut RecvStream,
     decoder: &mut FrameDecoder,
-    events: &mut tokio::sync::broadcast::Receiver<Event>,
+    events: &mut tokio::sync::broadcast::Receiver<Published>,
     commands: &mut tokio::sync::mpsc::UnboundedReceiver<
         roomscribe_protocol::command::SignedCommand,
     >,
@@ -211,7 +212,7 @@ async fn conversation(
                 }
             }
             ev = events.recv() => {
-                let revoked = match ev {
+                let revoked = match ev.map(|p| p.event) {
                     Ok(Event::Agent { agent }) => agent.id == me && agent.revoked,
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => !app.agent_active(&who.agent_id()),
                     Err(_) => false,

@@ -12,6 +12,7 @@
 
 pub mod records;
 
+use crate::auditlog::{Hash, SealedEntry, SignedCheckpoint};
 use records::*;
 use redb::{
     Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle,
@@ -20,7 +21,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 pub const DB_FILE: &str = "roomscribe.redb";
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -28,6 +29,10 @@ const USERS: Table = TableDefinition::new("users");
 const ROOMS: Table = TableDefinition::new("rooms");
 const AGENTS: Table = TableDefinition::new("agents");
 const ENROLL_TOKENS: Table = TableDefinition::new("enroll_tokens");
+/// team id → [`TeamRecord`].
+const TEAMS: Table = TableDefinition::new("teams");
+/// role name → [`RoleRecord`] (custom roles only).
+const ROLES: Table = TableDefinition::new("roles");
 /// room id → [`ScheduleRecord`].
 const SCHEDULES: Table = TableDefinition::new("schedules");
 const MEETINGS: Table = TableDefinition::new("meetings");
@@ -35,6 +40,11 @@ const SEGMENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("segm
 const ENVELOPES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("envelopes");
 /// (meeting id, event seq) → [`EventRecord`].
 const MEETING_EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("meeting_events");
+/// audit entry seq → chain hash (32 bytes) || the entry's exact JSON bytes. Appended
+/// only; nothing in this crate rewrites or removes a row.
+const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+/// sealed entry seq → signature (64 bytes) || the checkpoint's exact JSON bytes.
+const AUDIT_CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_checkpoints");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -136,13 +146,11 @@ impl Store {
             let found = meta
                 .get("schema_version")?
                 .map(|v| u64::from_be_bytes(v.value().try_into().unwrap_or([0; 8])));
-            match found {
+            let from = match found {
                 Some(v) if v > SCHEMA_VERSION => return Err(StoreError::SchemaTooNew { found: v }),
-                Some(_) => {}
-                None => {
-                    meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())?;
-                }
-            }
+                Some(v) => v,
+                None => SCHEMA_VERSION,
+            };
             // Create every table so read transactions never meet a missing one.
             txn.open_table(USERS)?;
             txn.open_table(ROOMS)?;
@@ -153,7 +161,17 @@ impl Store {
             txn.open_table(ENVELOPES)?;
             txn.open_table(MEETING_EVENTS)?;
             txn.open_table(SCHEDULES)?;
+            txn.open_table(TEAMS)?;
+            txn.open_table(ROLES)?;
+            txn.open_table(AUDIT)?;
+            txn.open_table(AUDIT_CHECKPOINTS)?;
+            if from < 2 {
+                migrate_1_to_2(&txn)?;
+                tracing::info!("storage migrated from schema 1 to 2 (roles and teams)");
+            }
+            meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())?;
         }
+        // One transaction: a failed migration leaves the data as it was.
         txn.commit()?;
         Ok(())
     }
@@ -198,6 +216,188 @@ impl Store {
     pub fn user_count(&self) -> Result<u64> {
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(USERS)?.len()?)
+    }
+
+    pub fn delete_user(&self, username: &str) -> Result<bool> {
+        self.delete(USERS, username)
+    }
+
+    fn delete(&self, def: Table, key: &str) -> Result<bool> {
+        let txn = self.db.begin_write()?;
+        let existed = txn.open_table(def)?.remove(key)?.is_some();
+        txn.commit()?;
+        Ok(existed)
+    }
+
+    // --- teams and custom roles ---------------------------------------------
+    pub fn teams(&self) -> Result<Vec<TeamRecord>> {
+        self.all(TEAMS)
+    }
+    pub fn team(&self, id: &str) -> Result<Option<TeamRecord>> {
+        self.get(TEAMS, id)
+    }
+    pub fn put_team(&self, t: &TeamRecord) -> Result<()> {
+        self.put(TEAMS, &t.id, t)
+    }
+    pub fn delete_team(&self, id: &str) -> Result<bool> {
+        self.delete(TEAMS, id)
+    }
+    pub fn roles(&self) -> Result<Vec<RoleRecord>> {
+        self.all(ROLES)
+    }
+    pub fn put_role(&self, r: &RoleRecord) -> Result<()> {
+        self.put(ROLES, &r.name, r)
+    }
+    pub fn delete_role(&self, name: &str) -> Result<bool> {
+        self.delete(ROLES, name)
+    }
+
+    // --- audit log -----------------------------------------------------------
+    /// Appends the next audit entry in one transaction: `make` gets its number, the
+    /// chain hash before it and the previous entry's bytes (empty for the first), and
+    /// returns the sealed entry.
+    pub fn append_audit(
+        &self,
+        make: impl FnOnce(u64, &Hash, &[u8]) -> SealedEntry,
+    ) -> Result<(u64, Hash)> {
+        let txn = self.db.begin_write()?;
+        let (seq, hash) = {
+            let mut table = txn.open_table(AUDIT)?;
+            let (last, prev, prev_bytes) = match table.last()? {
+                Some((k, v)) => {
+                    let (h, b) = split_hash(v.value());
+                    (k.value(), h, b.to_vec())
+                }
+                None => (0, crate::auditlog::GENESIS, vec![]),
+            };
+            let seq = last + 1;
+            let sealed = make(seq, &prev, &prev_bytes);
+            let mut row = sealed.hash.to_vec();
+            row.extend_from_slice(&sealed.bytes);
+            table.insert(seq, row.as_slice())?;
+            (seq, sealed.hash)
+        };
+        txn.commit()?;
+        Ok((seq, hash))
+    }
+
+    /// The last entry's number and hash.
+    pub fn audit_head(&self) -> Result<Option<(u64, Hash)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(AUDIT)?;
+        let head = table
+            .last()?
+            .map(|(k, v)| (k.value(), split_hash(v.value()).0));
+        Ok(head)
+    }
+
+    /// Entries in `range` of numbers, in order, as (number, sealed entry).
+    pub fn audit_entries(
+        &self,
+        range: impl std::ops::RangeBounds<u64>,
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<(u64, SealedEntry)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(AUDIT)?;
+        let rows = table.range(range)?;
+        let rows: Box<dyn Iterator<Item = _>> = if newest_first {
+            Box::new(rows.rev())
+        } else {
+            Box::new(rows)
+        };
+        let mut out = vec![];
+        for row in rows.take(limit) {
+            let (k, v) = row?;
+            let (hash, bytes) = split_hash(v.value());
+            out.push((
+                k.value(),
+                SealedEntry {
+                    bytes: bytes.to_vec(),
+                    hash,
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Visits every entry in order (verification reads the whole log).
+    pub fn each_audit_entry<E>(
+        &self,
+        mut f: impl FnMut(u64, &[u8], &Hash) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<(), E>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(AUDIT)?;
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let (hash, bytes) = split_hash(v.value());
+            if let Err(e) = f(k.value(), bytes, &hash) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Test only: what an attacker with the database file could do to one audit row
+    /// (`f` gets the row and returns the new one, or `None` to delete it).
+    #[cfg(test)]
+    pub(crate) fn tamper_audit(
+        &self,
+        seq: u64,
+        f: impl FnOnce(Vec<u8>) -> Option<Vec<u8>>,
+    ) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut t = txn.open_table(AUDIT)?;
+            let row = t.get(seq)?.map(|v| v.value().to_vec()).unwrap_or_default();
+            match f(row) {
+                Some(new) => t.insert(seq, new.as_slice())?,
+                None => t.remove(seq)?,
+            };
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    pub fn put_audit_checkpoint(&self, seq: u64, cp: &SignedCheckpoint) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut row = cp.signature.to_vec();
+            row.extend_from_slice(&cp.bytes);
+            txn.open_table(AUDIT_CHECKPOINTS)?
+                .insert(seq, row.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every checkpoint, oldest first, with the entry number it seals.
+    pub fn audit_checkpoints(&self) -> Result<Vec<(u64, SignedCheckpoint)>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(AUDIT_CHECKPOINTS)?;
+        let mut out = vec![];
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let v = v.value();
+            let mut signature = [0u8; 64];
+            let n = v.len().min(64);
+            signature[..n].copy_from_slice(&v[..n]);
+            out.push((
+                k.value(),
+                SignedCheckpoint {
+                    signature,
+                    bytes: v.get(64..).unwrap_or_default().to_vec(),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    pub fn last_audit_checkpoint(&self) -> Result<Option<u64>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(AUDIT_CHECKPOINTS)?;
+        let last = table.last()?.map(|(k, _)| k.value());
+        Ok(last)
     }
 
     // --- rooms -------------------------------------------------------------
@@ -431,6 +631,84 @@ impl Store {
         txn.commit()?;
         Ok(outcome)
     }
+}
+
+/// Schema 2: a user's one role becomes a grant of the built-in `admin` or `member`,
+/// and — so that nobody sees less than before the upgrade — every user, room and
+/// meeting is put in one team, "Everyone".
+fn migrate_1_to_2(txn: &redb::WriteTransaction) -> Result<()> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut everyone = TeamRecord {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: "Everyone".into(),
+        members: Default::default(),
+        created_at_ms: now,
+    };
+    {
+        let mut users = txn.open_table(USERS)?;
+        let mut rewritten = vec![];
+        for row in users.iter()? {
+            let (k, v) = row?;
+            let mut u: UserRecord = decode(USERS.name(), k.value(), v.value())?;
+            if let Some(role) = u.legacy_role.take() {
+                if u.grants.is_empty() {
+                    u.grants.push(GrantRecord {
+                        role: match role {
+                            LegacyRole::Admin => "admin",
+                            LegacyRole::User => "member",
+                        }
+                        .into(),
+                        expires_at_ms: None,
+                        granted_by: "migration".into(),
+                        granted_at_ms: u.created_at_ms,
+                    });
+                }
+            }
+            everyone.members.insert(u.username.clone());
+            rewritten.push(u);
+        }
+        for u in rewritten {
+            users.insert(u.username.as_str(), encode(&u).as_slice())?;
+        }
+    }
+    let mut rooms = rewrite::<RoomRecord>(txn, ROOMS, |r| r.team_id = Some(everyone.id.clone()))?;
+    rooms += rewrite::<MeetingRecord>(txn, MEETINGS, |m| m.team_id = Some(everyone.id.clone()))?;
+    if rooms > 0 || !everyone.members.is_empty() {
+        txn.open_table(TEAMS)?
+            .insert(everyone.id.as_str(), encode(&everyone).as_slice())?;
+    }
+    Ok(())
+}
+
+/// A stored audit row: the 32-byte hash, then the entry. A row too short to hold a
+/// hash (tampering) yields a hash of zeros, which verification reports.
+fn split_hash(v: &[u8]) -> (Hash, &[u8]) {
+    let mut hash = [0u8; 32];
+    let n = v.len().min(32);
+    hash[..n].copy_from_slice(&v[..n]);
+    (hash, v.get(32..).unwrap_or_default())
+}
+
+/// Applies `f` to every record of a table inside a migration; returns how many.
+fn rewrite<T: Serialize + DeserializeOwned>(
+    txn: &redb::WriteTransaction,
+    def: Table,
+    f: impl Fn(&mut T),
+) -> Result<usize> {
+    let mut table = txn.open_table(def)?;
+    let mut out = vec![];
+    for row in table.iter()? {
+        let (k, v) = row?;
+        let mut r: T = decode(def.name(), k.value(), v.value())?;
+        f(&mut r);
+        out.push((k.value().to_owned(), encode(&r)));
+    }
+    for (k, v) in &out {
+        table.insert(k.as_str(), v.as_slice())?;
+    }
+    Ok(out.len())
 }
 
 /// Everything [`Store::commit_envelope`] needs, already verified by the domain.

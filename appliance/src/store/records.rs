@@ -3,20 +3,59 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Schema 1's one role per user; read only by the migration to schema 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Role {
+pub enum LegacyRole {
     Admin,
     User,
+}
+
+/// A role held by a user, possibly only until `expires_at_ms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    pub role: String,
+    pub expires_at_ms: Option<i64>,
+    pub granted_by: String,
+    pub granted_at_ms: i64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserRecord {
     pub username: String,
-    pub role: Role,
+    /// Schema 1 only; the migration turns it into a grant.
+    #[serde(default, rename = "role", skip_serializing)]
+    pub legacy_role: Option<LegacyRole>,
+    #[serde(default)]
+    pub grants: Vec<GrantRecord>,
     /// argon2id PHC string.
     pub password_hash: String,
     pub must_change_password: bool,
+    pub created_at_ms: i64,
+    /// A disabled user cannot sign in; their sessions end at once.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+/// A team: its members see the meetings of rooms that belong to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeamRecord {
+    pub id: String,
+    pub name: String,
+    pub members: std::collections::BTreeSet<String>,
+    pub created_at_ms: i64,
+}
+
+/// A custom role (the built-in ones are defined in code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRecord {
+    pub name: String,
+    pub description: String,
+    /// `all` or `teams`.
+    pub scope: String,
+    /// Permission names (`meetings.read`, ...).
+    pub permissions: Vec<String>,
+    pub created_by: String,
     pub created_at_ms: i64,
 }
 
@@ -25,6 +64,9 @@ pub struct RoomRecord {
     pub id: String,
     pub name: String,
     pub created_at_ms: i64,
+    /// The team new meetings of this room belong to; none: only `all`-scope roles see them.
+    #[serde(default)]
+    pub team_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +119,9 @@ pub struct MeetingRecord {
     /// Names given in the console to speaker labels ("channel 2" → "Dr. Kim").
     #[serde(default)]
     pub speaker_names: std::collections::BTreeMap<String, String>,
+    /// The team the meeting belongs to (its room's team when it was created).
+    #[serde(default)]
+    pub team_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

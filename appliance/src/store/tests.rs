@@ -26,6 +26,7 @@ fn meeting(id: &str, agent: &str) -> MeetingRecord {
         duration_s: 0.0,
         updated_at_ms: 0,
         speaker_names: Default::default(),
+        team_id: None,
     }
 }
 
@@ -192,4 +193,83 @@ fn second_open_reports_locked() {
         Store::open(dir.path()),
         Err(StoreError::Locked { .. })
     ));
+}
+
+/// A data directory as schema 1 (the first release) wrote it: users with one `role`,
+/// rooms and meetings without teams.
+fn schema_1_fixture(dir: &Path, corrupt_user: bool) {
+    let db = Database::create(dir.join(DB_FILE)).expect("create");
+    let txn = db.begin_write().expect("txn");
+    {
+        let mut meta = txn.open_table(META).expect("meta");
+        meta.insert("schema_version", 1u64.to_be_bytes().as_slice())
+            .expect("version");
+        let mut users = txn.open_table(USERS).expect("users");
+        for (name, role) in [("root", "admin"), ("ann", "user")] {
+            let json = format!(
+                r#"{{"username":"{name}","role":"{role}","password_hash":"$argon2id$x","must_change_password":false,"created_at_ms":7}}"#
+            );
+            users.insert(name, json.as_bytes()).expect("user");
+        }
+        if corrupt_user {
+            users.insert("bad", b"{not json".as_slice()).expect("bad");
+        }
+        txn.open_table(ROOMS)
+            .expect("rooms")
+            .insert(
+                "r",
+                br#"{"id":"r","name":"Ward","created_at_ms":1}"#.as_slice(),
+            )
+            .expect("room");
+        let m = br#"{"id":"m","room_id":"r","agent_id":"a","title":"t","started_at_ms":0,"clock_skew_ms":null,"status":"ended","segment_count":0,"duration_s":0.0,"updated_at_ms":0}"#;
+        txn.open_table(MEETINGS)
+            .expect("meetings")
+            .insert("m", m.as_slice())
+            .expect("meeting");
+    }
+    txn.commit().expect("commit");
+}
+
+#[test]
+fn schema_1_migrates_to_roles_and_one_team_for_everyone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    schema_1_fixture(dir.path(), false);
+    let store = Store::open(dir.path()).expect("migrates");
+    let root = store.user("root").expect("read").expect("root");
+    let ann = store.user("ann").expect("read").expect("ann");
+    assert_eq!(root.grants[0].role, "admin");
+    assert_eq!(ann.grants[0].role, "member");
+    assert_eq!(ann.grants[0].granted_by, "migration");
+    let teams = store.teams().expect("teams");
+    assert_eq!(teams.len(), 1);
+    let everyone = &teams[0];
+    assert_eq!(everyone.name, "Everyone");
+    assert!(everyone.members.contains("ann") && everyone.members.contains("root"));
+    let room = store.room("r").expect("read").expect("room");
+    assert_eq!(room.team_id.as_ref(), Some(&everyone.id));
+    let m = store.meeting("m").expect("read").expect("meeting");
+    assert_eq!(m.team_id.as_ref(), Some(&everyone.id));
+    drop(store);
+    // Opening again changes nothing (the migration ran once).
+    let store = Store::open(dir.path()).expect("again");
+    assert_eq!(store.teams().expect("teams").len(), 1);
+}
+
+#[test]
+fn failed_migration_leaves_the_data_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    schema_1_fixture(dir.path(), true);
+    let err = Store::open(dir.path()).err().expect("corrupt record");
+    assert!(err.to_string().contains("users/bad"), "{err}");
+    let db = Database::create(dir.path().join(DB_FILE)).expect("reopen");
+    let txn = db.begin_read().expect("read");
+    let meta = txn.open_table(META).expect("meta");
+    let v = meta.get("schema_version").expect("get").expect("version");
+    assert_eq!(v.value(), 1u64.to_be_bytes().as_slice(), "still schema 1");
+    let users = txn.open_table(USERS).expect("users");
+    let ann = users.get("ann").expect("get").expect("ann");
+    assert!(std::str::from_utf8(ann.value())
+        .expect("utf8")
+        .contains(r#""role":"user""#));
+    assert!(txn.open_table(TEAMS).is_err(), "no team table was created");
 }
