@@ -2,10 +2,12 @@
 // Every value from the server is inserted with textContent, never as HTML.
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, meetingId: null, events: null, meetings: new Map(), answers: {} };
+const state = { me: null, meetingId: null, events: null, meetings: new Map(), agents: new Map(), answers: {} };
 
 async function api(method, path, body) {
   const opts = { method, headers: {}, credentials: 'same-origin' };
+  // Every state-changing request echoes the session's CSRF token.
+  if (method !== 'GET' && state.csrf) opts.headers['x-csrf-token'] = state.csrf;
   if (body !== undefined) {
     opts.headers['content-type'] = 'application/json';
     opts.body = JSON.stringify(body);
@@ -52,6 +54,7 @@ const can = (p) => Boolean(state.me && state.me.permissions && state.me.permissi
 async function start() {
   try {
     state.me = await api('GET', '/me');
+    state.csrf = state.me.csrf_token;
   } catch (e) {
     show('login-view');
     return;
@@ -159,6 +162,14 @@ async function control(a, action) {
 
 async function loadAgents() {
   const agents = await api('GET', '/agents');
+  state.agents = new Map(agents.map((a) => [a.id, a]));
+  renderAgents();
+}
+
+// Heartbeats arrive as events with the whole agent: redrawn from them, not refetched
+// (a console must stay far below the API rate limit however many rooms report).
+function renderAgents() {
+  const agents = [...state.agents.values()].sort((a, b) => a.enrolled_at_ms - b.enrolled_at_ms);
   $('agents').replaceChildren(
     ...agents.map((a) => {
       const stateCell = a.revoked
@@ -370,9 +381,16 @@ function listen() {
       if (m.status === 'ended') showCaption(m.id, null);
     }
   });
-  es.addEventListener('agent', () => {
-    if (can('agents.read')) loadAgents();
-    if (can('rooms.read')) loadRooms();
+  es.addEventListener('agent', (e) => {
+    const a = JSON.parse(e.data).agent;
+    if (can('agents.read')) {
+      state.agents.set(a.id, a);
+      renderAgents();
+    }
+    // Room dots (online, agent count) follow, at most every few seconds.
+    if (can('rooms.read') && !state.roomsTimer) {
+      state.roomsTimer = setTimeout(() => { state.roomsTimer = null; loadRooms(); }, 2000);
+    }
   });
   state.events = es;
 }

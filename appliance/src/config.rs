@@ -25,6 +25,26 @@ pub struct Config {
     pub http: HttpConfig,
     pub ingest: IngestConfig,
     pub audit: AuditConfig,
+    pub auth: AuthConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Holders of these roles must use a TOTP second factor; until they enrol one,
+    /// their session can do nothing else.
+    pub totp_required_roles: Vec<String>,
+    /// Longest lifetime of an API token (days).
+    pub token_max_days: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            totp_required_roles: vec![],
+            token_max_days: 365,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +76,16 @@ pub struct HttpConfig {
     pub login_max_failures: u32,
     pub login_failure_window_secs: u64,
     pub login_lockout_secs: u64,
+    /// API requests per minute for one API token.
+    pub rate_limit_token_per_minute: u32,
+    /// API requests per minute for one signed-in user's console sessions.
+    pub rate_limit_session_per_minute: u32,
+    /// API requests per minute from one source address, signed in or not.
+    pub rate_limit_address_per_minute: u32,
+    /// A plain-HTTP listener that only redirects to the HTTPS console (off if unset).
+    pub redirect_listen: Option<SocketAddr>,
+    /// Longest a request may take to be answered (the event stream excepted).
+    pub request_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,6 +103,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             ingest: IngestConfig::default(),
             audit: AuditConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -88,6 +119,11 @@ impl Default for HttpConfig {
             login_max_failures: 5,
             login_failure_window_secs: 900,
             login_lockout_secs: 300,
+            rate_limit_token_per_minute: 100,
+            rate_limit_session_per_minute: 600,
+            rate_limit_address_per_minute: 1200,
+            redirect_listen: None,
+            request_timeout_secs: 30,
         }
     }
 }
@@ -123,7 +159,7 @@ impl Config {
         let layers = roomscribe_config::Layers {
             env_prefix: ENV_PREFIX,
             env_other: ENV_OTHER,
-            optional_keys: &["http.cert_file", "http.key_file"],
+            optional_keys: &["http.cert_file", "http.key_file", "http.redirect_listen"],
         };
         let (mut config, warnings): (Config, _) = roomscribe_config::load(&layers, file, env)?;
         if let Some(d) = &overrides.data_dir {
@@ -169,6 +205,39 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "http.session_max_hours",
                 message: "must be at least 1".into(),
+            });
+        }
+        for (key, v) in [
+            (
+                "http.rate_limit_token_per_minute",
+                self.http.rate_limit_token_per_minute,
+            ),
+            (
+                "http.rate_limit_session_per_minute",
+                self.http.rate_limit_session_per_minute,
+            ),
+            (
+                "http.rate_limit_address_per_minute",
+                self.http.rate_limit_address_per_minute,
+            ),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "must be at least 1".into(),
+                });
+            }
+        }
+        if self.http.request_timeout_secs == 0 {
+            return Err(ConfigError::Invalid {
+                key: "http.request_timeout_secs",
+                message: "must be at least 1".into(),
+            });
+        }
+        if !(1..=3650).contains(&self.auth.token_max_days) {
+            return Err(ConfigError::Invalid {
+                key: "auth.token_max_days",
+                message: "must be between 1 and 3650".into(),
             });
         }
         if self.audit.checkpoint_interval_secs == 0 || self.audit.checkpoint_every_entries == 0 {

@@ -36,7 +36,12 @@ pub fn open(config: &Config) -> anyhow::Result<Appliance> {
 pub struct Bound {
     pub https: SocketAddr,
     pub quic: SocketAddr,
+    /// The plain-HTTP redirect listener, when configured.
+    pub redirect: Option<SocketAddr>,
 }
+
+/// How long a client may take to send its request headers (slow-loris defence).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn https_tls(config: &Config) -> anyhow::Result<rustls::ServerConfig> {
     let identity = match (&config.http.cert_file, &config.http.key_file) {
@@ -83,13 +88,26 @@ pub async fn serve(
     listener.set_nonblocking(true)?;
     let https = listener.local_addr()?;
     let handle = axum_server::Handle::new();
-    let server = axum_server::from_tcp_rustls(
-        listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(https_tls(&config)?)),
-    )?
-    .handle(handle.clone())
-    .serve(http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>());
+    let tls = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(https_tls(&config)?));
+    let mut server = axum_server::from_tcp_rustls(listener, tls.clone())?.handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let server =
+        server.serve(http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>());
     let http_task = tokio::spawn(server);
+    let reloader = tokio::spawn(reload_tls_on_sighup(config.clone(), tls, app.clone()));
+    let (redirect, redirect_task) = match config.http.redirect_listen {
+        Some(addr) => {
+            let (bound, task) = http::redirect::serve(addr, https.port())
+                .await
+                .with_context(|| format!("binding http.redirect_listen {addr}"))?;
+            (Some(bound), Some(task))
+        }
+        None => (None, None),
+    };
 
     let endpoint = ingest::endpoint(app.keys(), config.ingest.listen).context("ingest.listen")?;
     let quic = endpoint.local_addr()?;
@@ -104,12 +122,20 @@ pub async fn serve(
     ));
 
     tracing::info!(%https, %quic, data_dir = %config.data_dir.display(), "roomscribe appliance ready");
-    on_ready(Bound { https, quic });
+    on_ready(Bound {
+        https,
+        quic,
+        redirect,
+    });
 
     shutdown.await;
     tracing::info!("shutting down");
     admin_task.abort();
     sealer.abort();
+    reloader.abort();
+    if let Some(t) = redirect_task {
+        t.abort();
+    }
     let _ = std::fs::remove_file(admin::socket_path(&config.data_dir));
     endpoint.close(quinn::VarInt::from_u32(0), b"appliance shutting down");
     handle.graceful_shutdown(Some(Duration::from_secs(3)));
@@ -121,6 +147,27 @@ pub async fn serve(
         tracing::error!(error = %e, "sealing the audit log at shutdown");
     }
     Ok(())
+}
+
+/// On SIGHUP, loads the HTTPS certificate and key again (an operator renewed them):
+/// new connections use the new ones; if they do not load, the old ones stay.
+async fn reload_tls_on_sighup(
+    config: Config,
+    tls: axum_server::tls_rustls::RustlsConfig,
+    app: Arc<Appliance>,
+) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; certificate reload is off");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let outcome = https_tls(&config).map(|c| tls.reload_from_config(Arc::new(c)));
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            app.tls_reloaded(outcome.map_err(|e| format!("{e:#}")))
+        })
+        .await;
+    }
 }
 
 /// Seals new audit entries with a signed checkpoint every `every`.

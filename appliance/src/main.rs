@@ -277,8 +277,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )?;
             roomscribe_appliance::serve(config, shutdown_signal(), |b| {
+                let redirect = b
+                    .redirect
+                    .map(|r| format!("  redirect http://{r}/"))
+                    .unwrap_or_default();
                 println!(
-                    "Roomscribe ready: console https://{}/  ingest {} (QUIC)",
+                    "Roomscribe ready: console https://{}/  ingest {} (QUIC){redirect}",
                     b.https, b.quic
                 );
             })

@@ -116,6 +116,7 @@ impl Fixture {
         &mut self,
         spec: &RouteSpec,
         target: Option<Target>,
+        caller: Option<&Api>,
     ) -> anyhow::Result<(String, Option<Value>)> {
         let ids = target.map(|t| {
             let o = self.objects(t);
@@ -151,6 +152,35 @@ impl Fixture {
             | ("GET", "/audit/public-key")
             | ("GET", "/healthz")
             | ("GET", "/readyz") => (spec.path.into(), None),
+            ("POST", "/me/totp") | ("GET", "/tokens") => (spec.path.into(), None),
+            ("POST", "/me/totp/confirm") | ("DELETE", "/me/totp") => {
+                (spec.path.into(), Some(json!({"code": "000000"})))
+            }
+            ("POST", "/tokens") => (
+                spec.path.into(),
+                Some(json!({"name": "matrix", "permissions": ["meetings.read"]})),
+            ),
+            ("DELETE", "/tokens/{id}") => {
+                // The caller's own token (anyone may revoke their own).
+                let id = match caller {
+                    Some(api) => {
+                        let (s, v) = api
+                            .request(
+                                Method::POST,
+                                "/api/v1/tokens",
+                                Some(&json!({"name": "doomed", "permissions": ["meetings.read"]})),
+                            )
+                            .await?;
+                        anyhow::ensure!(s.is_success(), "token for the caller: {s} {v}");
+                        v["id"].as_str().unwrap_or_default().to_owned()
+                    }
+                    None => "0123456789abcdef".to_owned(),
+                };
+                (format!("/api/v1/tokens/{id}"), None)
+            }
+            ("DELETE", "/users/{username}/totp") => {
+                (format!("/api/v1/users/{}/totp", self.target_user), None)
+            }
             ("POST", "/me/password") => (
                 spec.path.into(),
                 Some(
@@ -444,7 +474,7 @@ async fn every_route_and_every_role_get_what_the_rules_say() -> anyhow::Result<(
                 if spec.access == Access::Public && client.is_some() {
                     continue; // signing in or out would change the caller's session
                 }
-                let (path, body) = fx.prepare(spec, target).await?;
+                let (path, body) = fx.prepare(spec, target, client.as_ref()).await?;
                 let api = client.as_ref().unwrap_or(&anonymous);
                 let (status, v) = api
                     .request(spec.method.clone(), &path, body.as_ref())

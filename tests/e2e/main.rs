@@ -11,6 +11,7 @@ mod killloop;
 mod offline;
 mod partition;
 mod rejects;
+mod security;
 mod segmentation;
 mod speakers;
 mod tidy;

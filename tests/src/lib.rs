@@ -95,6 +95,8 @@ pub struct Appliance {
     pub data_dir: PathBuf,
     pub https: String,
     pub quic: String,
+    /// The plain-HTTP redirect listener, when configured.
+    pub redirect: Option<String>,
     pub bootstrap_password: Option<String>,
 }
 
@@ -135,6 +137,9 @@ impl Appliance {
             ])
             .arg(data_dir)
             .env("ROOMSCRIBE_LOG", "info,roomscribe_appliance=debug")
+            // Tests poll fast; the limits themselves are tested with their own values.
+            .env("ROOMSCRIBE_HTTP_RATE_LIMIT_SESSION_PER_MINUTE", "100000")
+            .env("ROOMSCRIBE_HTTP_RATE_LIMIT_ADDRESS_PER_MINUTE", "100000")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(append(logs.join("appliance.stderr"))?)
@@ -170,11 +175,16 @@ impl Appliance {
                     .and_then(|s| s.split(' ').next())
                     .unwrap_or_default()
                     .to_owned();
+                let redirect = rest
+                    .split("redirect http://")
+                    .nth(1)
+                    .map(|s| s.trim_end_matches('/').to_owned());
                 return Ok(Self {
                     child,
                     data_dir: data_dir.to_owned(),
                     https,
                     quic,
+                    redirect,
                     bootstrap_password,
                 });
             }
@@ -273,6 +283,10 @@ impl Appliance {
             .to_owned())
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
@@ -345,6 +359,10 @@ pub struct Api {
     base: String,
     /// `https://host:port`
     origin: String,
+    /// Sent as `X-CSRF-Token` on state-changing requests (console sessions).
+    csrf: Option<String>,
+    /// Sent as `Authorization: Bearer` (API tokens).
+    bearer: Option<String>,
 }
 
 impl Api {
@@ -354,10 +372,12 @@ impl Api {
             .danger_accept_invalid_certs(true)
             .cookie_store(true)
             .build()?;
-        let api = Self {
+        let mut api = Self {
             client,
             base: app.url("/api/v1"),
             origin: app.url(""),
+            csrf: None,
+            bearer: None,
         };
         let res = api
             .post(
@@ -368,13 +388,46 @@ impl Api {
         if !res.0.is_success() {
             bail!("login failed: {} {}", res.0, res.1);
         }
+        api.csrf = res.1["csrf_token"].as_str().map(str::to_owned);
         Ok(api)
+    }
+
+    /// A client that authenticates with an API token (`Authorization: Bearer`).
+    pub fn with_token(app: &Appliance, token: &str) -> Result<Self> {
+        let mut api = Self::anonymous(app)?;
+        api.bearer = Some(token.to_owned());
+        Ok(api)
+    }
+
+    /// This client without its CSRF token (what a forged cross-site request has).
+    pub fn without_csrf(mut self) -> Self {
+        self.csrf = None;
+        self
+    }
+
+    /// Adds the CSRF and bearer headers this client carries.
+    fn authed(
+        &self,
+        r: reqwest::RequestBuilder,
+        method: &reqwest::Method,
+    ) -> reqwest::RequestBuilder {
+        let mut r = r;
+        if let Some(t) = &self.bearer {
+            r = r.bearer_auth(t);
+        }
+        let unsafe_method = !matches!(*method, reqwest::Method::GET | reqwest::Method::HEAD);
+        if let Some(c) = self.csrf.as_ref().filter(|_| unsafe_method) {
+            r = r.header("x-csrf-token", c);
+        }
+        r
     }
 
     pub async fn get(&self, path: &str) -> Result<(reqwest::StatusCode, Value)> {
         let r = self
-            .client
-            .get(format!("{}{path}", self.base))
+            .authed(
+                self.client.get(format!("{}{path}", self.base)),
+                &reqwest::Method::GET,
+            )
             .send()
             .await?;
         let s = r.status();
@@ -383,8 +436,10 @@ impl Api {
 
     pub async fn post(&self, path: &str, body: Value) -> Result<(reqwest::StatusCode, Value)> {
         let r = self
-            .client
-            .post(format!("{}{path}", self.base))
+            .authed(
+                self.client.post(format!("{}{path}", self.base)),
+                &reqwest::Method::POST,
+            )
             .json(&body)
             .send()
             .await?;
@@ -394,8 +449,10 @@ impl Api {
 
     pub async fn delete(&self, path: &str) -> Result<(reqwest::StatusCode, Value)> {
         let r = self
-            .client
-            .delete(format!("{}{path}", self.base))
+            .authed(
+                self.client.delete(format!("{}{path}", self.base)),
+                &reqwest::Method::DELETE,
+            )
             .send()
             .await?;
         let s = r.status();
@@ -411,9 +468,11 @@ impl Api {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(reqwest::StatusCode, Value)> {
-        let mut r = self
-            .client
-            .request(method, format!("{}{path}", self.origin));
+        let mut r = self.authed(
+            self.client
+                .request(method.clone(), format!("{}{path}", self.origin)),
+            &method,
+        );
         if let Some(b) = body {
             r = r.json(b);
         }
@@ -438,14 +497,18 @@ impl Api {
                 .build()?,
             base: app.url("/api/v1"),
             origin: app.url(""),
+            csrf: None,
+            bearer: None,
         })
     }
 
     /// Opens a long-lived GET (the event stream); read it with `chunk()`.
     pub async fn stream(&self, path: &str) -> Result<reqwest::Response> {
         Ok(self
-            .client
-            .get(format!("{}{path}", self.base))
+            .authed(
+                self.client.get(format!("{}{path}", self.base)),
+                &reqwest::Method::GET,
+            )
             .send()
             .await?
             .error_for_status()?)

@@ -170,6 +170,8 @@ pub struct Actor {
     /// Ids of the teams the user belongs to.
     pub teams: BTreeSet<String>,
     pub must_change_password: bool,
+    /// A role requires a TOTP second factor the user has not set up yet.
+    pub must_enroll_totp: bool,
 }
 
 impl Actor {
@@ -183,6 +185,7 @@ impl Actor {
             permissions: Permission::ALL.iter().map(|p| (*p, Scope::All)).collect(),
             teams: BTreeSet::new(),
             must_change_password: false,
+            must_enroll_totp: false,
         }
     }
 
@@ -208,10 +211,38 @@ impl Actor {
             permissions,
             teams,
             must_change_password,
+            must_enroll_totp: false,
         }
     }
 
+    /// The account may act: its one-time password is changed and any second factor
+    /// its roles require is set up.
     pub fn require_active(&self) -> Result<()> {
+        if self.must_change_password {
+            return Err(DomainError::PasswordChangeRequired);
+        }
+        if self.must_enroll_totp {
+            return Err(DomainError::TotpEnrollmentRequired);
+        }
+        Ok(())
+    }
+
+    /// The request comes from a signed-in person, not an API token (tokens cannot
+    /// change passwords, second factors or tokens).
+    pub fn require_session(&self) -> Result<()> {
+        if self.via == "token" {
+            return Err(DomainError::Forbidden(
+                "a signed-in session (not an API token)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// A session managing its own account's second factor or tokens: allowed while
+    /// a second factor is still to be set up, not before the one-time password is
+    /// changed.
+    pub fn require_own_account(&self) -> Result<()> {
+        self.require_session()?;
         if self.must_change_password {
             return Err(DomainError::PasswordChangeRequired);
         }
@@ -239,6 +270,7 @@ impl Actor {
     /// reachable only with scope `all`).
     pub fn can(&self, p: Permission, team: Option<&str>) -> bool {
         !self.must_change_password
+            && !self.must_enroll_totp
             && match self.permissions.get(&p) {
                 Some(Scope::All) => true,
                 Some(Scope::Teams) => team.is_some_and(|t| self.teams.contains(t)),
@@ -250,6 +282,7 @@ impl Actor {
     /// cannot see at all is reported as not found, never as forbidden.
     pub fn sees(&self, team: Option<&str>) -> bool {
         !self.must_change_password
+            && !self.must_enroll_totp
             && self.permissions.values().any(|s| match s {
                 Scope::All => true,
                 Scope::Teams => team.is_some_and(|t| self.teams.contains(t)),

@@ -142,6 +142,21 @@ impl Appliance {
         );
     }
 
+    /// Records an HTTPS certificate reload (SIGHUP): done, or refused and why.
+    pub fn tls_reloaded(&self, outcome: std::result::Result<(), String>) {
+        match &outcome {
+            Ok(()) => tracing::info!("HTTPS certificate reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "HTTPS certificate reload failed; keeping the old one")
+            }
+        }
+        let r = match &outcome {
+            Ok(()) => Record::ok("settings.tls_reload", None),
+            Err(e) => Record::failed("settings.tls_reload", None, e),
+        };
+        self.audit_quietly("system", "system", &ClientInfo::default(), r);
+    }
+
     fn sign_checkpoint(&self, seq: u64, hash: &auditlog::Hash) -> Result<()> {
         let cp = auditlog::sign_checkpoint(seq, hash, now_ms(), &self.keys.audit);
         self.store.put_audit_checkpoint(seq, &cp)?;

@@ -81,12 +81,9 @@ impl Appliance {
             .filter(|t| t.members.contains(&user.username))
             .map(|t| t.id)
             .collect();
-        Ok(Actor::new(
-            &user.username,
-            &held,
-            teams,
-            user.must_change_password,
-        ))
+        let mut actor = Actor::new(&user.username, &held, teams, user.must_change_password);
+        actor.must_enroll_totp = user.totp_secret.is_none() && self.totp_required_for(&actor.roles);
+        Ok(actor)
     }
 
     /// Active users who are administrators now.
@@ -490,6 +487,15 @@ impl Appliance {
                 .map(|t| t.name)
                 .collect(),
             must_change_password: actor.must_change_password,
+            must_enroll_totp: actor.must_enroll_totp,
+            totp_enabled: self
+                .store
+                .user(&actor.username)
+                .ok()
+                .flatten()
+                .is_some_and(|u| u.totp_secret.is_some()),
+            via: actor.via,
+            csrf_token: None,
         }
     }
 }

@@ -12,6 +12,14 @@ pub enum DomainError {
     TooManyAttempts { retry_after_secs: u64 },
     #[error("you must change your one-time password first")]
     PasswordChangeRequired,
+    #[error("enter the code from your authenticator app")]
+    TotpRequired,
+    #[error("your role requires a second factor: set one up on your profile first")]
+    TotpEnrollmentRequired,
+    #[error("missing or wrong X-CSRF-Token header")]
+    Csrf,
+    #[error("too many requests; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("this needs the {0} permission")]
     Forbidden(&'static str),
     #[error("{0} not found")]

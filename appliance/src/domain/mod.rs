@@ -13,7 +13,10 @@ mod directory;
 mod error;
 mod ingest;
 mod meetings;
+mod ratelimit;
 mod throttle;
+mod tokens;
+mod totp;
 pub mod views;
 
 pub use access::{Actor, ClientInfo, Permission, Scope};
@@ -26,12 +29,20 @@ pub use meetings::{Export, ExportFormat};
 use crate::config::Config;
 use crate::keys::ApplianceKeys;
 use crate::store::Store;
+use ratelimit::RateLimiter;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::broadcast;
 use views::Event;
 
 pub type Result<T> = std::result::Result<T, DomainError>;
+
+/// The API's rate limiters (see `ratelimit`).
+struct ApiLimits {
+    tokens: RateLimiter,
+    sessions: RateLimiter,
+    addresses: RateLimiter,
+}
 
 /// A live event with what it takes to see it.
 #[derive(Debug, Clone)]
@@ -61,6 +72,9 @@ pub struct Appliance {
     config: Config,
     sessions: Mutex<HashMap<[u8; 32], auth::Session>>,
     login_throttle: Mutex<throttle::LoginThrottle>,
+    api_limits: Mutex<ApiLimits>,
+    /// When each API token was last used (memory only).
+    token_last_used: Mutex<HashMap<String, i64>>,
     live: Mutex<HashMap<String, LiveAgent>>,
     /// Newest live caption per meeting id (memory only).
     captions: Mutex<HashMap<String, views::CaptionView>>,
@@ -86,12 +100,19 @@ impl Appliance {
             window_ms: config.http.login_failure_window_secs as i64 * 1000,
             lockout_ms: config.http.login_lockout_secs as i64 * 1000,
         };
+        let api_limits = Mutex::new(ApiLimits {
+            tokens: RateLimiter::new(config.http.rate_limit_token_per_minute),
+            sessions: RateLimiter::new(config.http.rate_limit_session_per_minute),
+            addresses: RateLimiter::new(config.http.rate_limit_address_per_minute),
+        });
         Self {
             store,
             keys,
             config,
             sessions: Mutex::new(HashMap::new()),
             login_throttle: Mutex::new(throttle::LoginThrottle::new(limits)),
+            api_limits,
+            token_last_used: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             captions: Mutex::new(HashMap::new()),
             events,
@@ -151,6 +172,31 @@ impl Appliance {
     /// Whether a live event may be shown to `actor` (the same rule as reading it).
     pub fn visible_to(&self, actor: &Actor, p: &Published) -> bool {
         actor.can(p.permission, p.team.as_deref())
+    }
+
+    /// Counts an API request against the limits of its source address and of its
+    /// verified principal (`token:<id>` or `user:<name>`); 429 beyond either.
+    pub fn admit(&self, principal: Option<&str>, ip: Option<std::net::IpAddr>) -> Result<()> {
+        let now = now_ms();
+        let mut l = lock(&self.api_limits);
+        let by_address = match ip {
+            Some(ip) => l.addresses.take(&ip.to_string(), now),
+            None => Ok(()),
+        };
+        let by_principal = match principal {
+            Some(p) if p.starts_with("token:") => l.tokens.take(p, now),
+            Some(p) => l.sessions.take(p, now),
+            None => Ok(()),
+        };
+        match (by_address, by_principal) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(a), Err(b)) => Err(DomainError::RateLimited {
+                retry_after_secs: a.max(b),
+            }),
+            (Err(s), _) | (_, Err(s)) => Err(DomainError::RateLimited {
+                retry_after_secs: s,
+            }),
+        }
     }
 
     /// Storage is reachable (used by /readyz).

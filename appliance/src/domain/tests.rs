@@ -24,15 +24,15 @@ fn bootstrap_admin_must_change_password() {
         .expect("first time");
     assert!(app.bootstrap_admin().expect("again").is_none(), "only once");
     assert!(matches!(
-        app.login("admin", "wrong password!", &ClientInfo::default()),
+        app.login("admin", "wrong password!", None, &ClientInfo::default()),
         Err(DomainError::BadCredentials)
     ));
     assert!(matches!(
-        app.login("nobody", &pw, &ClientInfo::default()),
+        app.login("nobody", &pw, None, &ClientInfo::default()),
         Err(DomainError::BadCredentials)
     ));
     let login = app
-        .login("admin", &pw, &ClientInfo::default())
+        .login("admin", &pw, None, &ClientInfo::default())
         .expect("login");
     let actor = app
         .session(&login.token, &ClientInfo::default())
@@ -61,7 +61,10 @@ fn bootstrap_admin_must_change_password() {
 /// Signs `username` in and returns the actor their session resolves to.
 fn sign_in(app: &Appliance, username: &str, password: &str) -> Actor {
     let none = ClientInfo::default();
-    let token = app.login(username, password, &none).expect("login").token;
+    let token = app
+        .login(username, password, None, &none)
+        .expect("login")
+        .token;
     app.session(&token, &none).expect("session")
 }
 
@@ -215,12 +218,12 @@ fn grants_expire_and_disabled_users_are_signed_out() {
     // Disabling ends sessions at once and refuses new ones.
     let none = ClientInfo::default();
     let token = app
-        .login("aud", "auditor's password", &none)
+        .login("aud", "auditor's password", None, &none)
         .expect("login")
         .token;
     app.set_user_disabled(&admin, "aud", true).expect("disable");
     assert!(app.session(&token, &none).is_err());
-    assert!(app.login("aud", "auditor's password", &none).is_err());
+    assert!(app.login("aud", "auditor's password", None, &none).is_err());
     // The last administrator cannot be removed or demoted.
     app.create_user(&admin, "root", "admin", "root's long password", &[], false)
         .expect("admin");
@@ -554,10 +557,10 @@ fn audited(dir: &std::path::Path) -> Appliance {
     app.create_user(&admin, "ann", "viewer", "ann's long password", &[], false)
         .expect("user");
     for _ in 0..3 {
-        app.login("ann", "ann's long password", &none)
+        app.login("ann", "ann's long password", None, &none)
             .expect("login");
     }
-    assert!(app.login("ann", "wrong password!!", &none).is_err());
+    assert!(app.login("ann", "wrong password!!", None, &none).is_err());
     app.create_team(&admin, "Audit").expect("team");
     app.seal_audit().expect("seal");
     app.create_team(&admin, "After the checkpoint")
@@ -652,4 +655,179 @@ fn tampering_with_the_stored_audit_log_is_named() {
     app.verify_audit(&admin)
         .expect("verify")
         .expect("whole again");
+}
+
+/// The current TOTP code for a base32 secret (what the user's app shows).
+fn app_code(base32_secret: &str, offset_steps: i64) -> String {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut buf, mut bits, mut out) = (0u32, 0u32, vec![]);
+    for c in base32_secret.bytes() {
+        let v = alphabet.iter().position(|a| *a == c).expect("base32") as u32;
+        buf = (buf << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    let step = (now_ms() / 1000 / totp::STEP_SECS + offset_steps) as u64;
+    format!("{:06}", totp::code_at(&out, step, 6))
+}
+
+#[test]
+fn totp_second_factor_enrols_and_is_required_then() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let keys = ApplianceKeys::load_or_create(dir.path()).expect("keys");
+    let mut config = Config::default();
+    config.auth.totp_required_roles = vec!["compliance_officer".into()];
+    let app = Appliance::new(store, keys, config);
+    let admin = Actor::local_admin();
+    let none = ClientInfo::default();
+    app.create_user(
+        &admin,
+        "cleo",
+        "compliance_officer",
+        "cleo's long password",
+        &[],
+        false,
+    )
+    .expect("user");
+    // Her role requires a second factor: until she sets one up she can do nothing else.
+    let cleo = sign_in(&app, "cleo", "cleo's long password");
+    assert!(cleo.must_enroll_totp);
+    assert!(matches!(
+        app.meetings(&cleo),
+        Err(DomainError::TotpEnrollmentRequired)
+    ));
+    let setup = app.begin_totp(&cleo).expect("begin");
+    assert!(setup.otpauth_uri.contains(&setup.secret));
+    let near: Vec<String> = (-1..=1).map(|o| app_code(&setup.secret, o)).collect();
+    let wrong = (0..10)
+        .map(|d| format!("{d}{d}{d}{d}{d}{d}"))
+        .find(|c| !near.contains(c))
+        .expect("a wrong code");
+    assert!(matches!(
+        app.confirm_totp(&cleo, &wrong),
+        Err(DomainError::Invalid { field: "code", .. })
+    ));
+    app.confirm_totp(&cleo, &app_code(&setup.secret, 0))
+        .expect("confirm");
+    // From now on the password alone opens nothing.
+    assert!(matches!(
+        app.login("cleo", "cleo's long password", None, &none),
+        Err(DomainError::TotpRequired)
+    ));
+    assert!(matches!(
+        app.login("cleo", "cleo's long password", Some("123"), &none),
+        Err(DomainError::BadCredentials)
+    ));
+    // The code used to confirm cannot be used again; the next one works once.
+    let next = app_code(&setup.secret, 1);
+    let ok = app
+        .login("cleo", "cleo's long password", Some(&next), &none)
+        .expect("with the next code");
+    let cleo = app.session(&ok.token, &none).expect("session");
+    assert!(!cleo.must_enroll_totp);
+    app.meetings(&cleo).expect("allowed now");
+    assert!(matches!(
+        app.login("cleo", "cleo's long password", Some(&next), &none),
+        Err(DomainError::BadCredentials)
+    ));
+    // Her role requires it, so she cannot remove it; an administrator can reset it.
+    assert!(matches!(
+        app.remove_totp(&cleo, &app_code(&setup.secret, 1)),
+        Err(DomainError::Conflict(_))
+    ));
+    app.reset_totp(&admin, "cleo").expect("reset");
+    assert!(app.session(&ok.token, &none).is_err(), "sessions ended");
+    // The secret is stored sealed, never in the clear.
+    let stored = serde_json::to_string(&app.store.user("cleo").expect("read")).expect("json");
+    assert!(!stored.contains(&setup.secret));
+}
+
+#[test]
+fn api_tokens_are_scoped_expiring_and_revocable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = appliance(dir.path());
+    let admin = Actor::local_admin();
+    let none = ClientInfo::default();
+    app.create_user(&admin, "mia", "manager", "mia's long password", &[], false)
+        .expect("user");
+    let mia = sign_in(&app, "mia", "mia's long password");
+    // Only permissions she holds, and never forever.
+    assert!(app
+        .create_token(&mia, "x", &["users.manage".into()], None)
+        .is_err());
+    assert!(app
+        .create_token(
+            &mia,
+            "x",
+            &["meetings.read".into()],
+            Some(now_ms() + 400 * 86_400_000)
+        )
+        .is_err());
+    let t = app
+        .create_token(&mia, "exporter", &["meetings.read".into()], None)
+        .expect("token");
+    assert!(t.token.starts_with("rst_"));
+    let stored = serde_json::to_string(&app.store.api_tokens().expect("tokens")).expect("json");
+    assert!(
+        !stored.contains(t.token.rsplit('_').next().unwrap_or("?")),
+        "only a hash is kept"
+    );
+    let as_token = app.token_actor(&t.token, &none).expect("valid");
+    assert_eq!(as_token.via, "token");
+    app.meetings(&as_token).expect("meetings.read");
+    assert!(
+        matches!(
+            app.export_meeting(&as_token, "m", ExportFormat::Json),
+            Err(DomainError::Forbidden("meetings.export"))
+        ),
+        "manager may export, the token may not"
+    );
+    assert!(
+        matches!(
+            app.create_token(&as_token, "more", &["meetings.read".into()], None),
+            Err(DomainError::Forbidden(_))
+        ),
+        "a token cannot make tokens"
+    );
+    // A wrong secret, a revoked token, a disabled owner: all refused.
+    let forged = format!("{}x", t.token);
+    assert!(app.token_actor(&forged, &none).is_err());
+    app.revoke_token(&mia, &t.info.id).expect("revoke");
+    assert!(app.token_actor(&t.token, &none).is_err());
+    let t2 = app
+        .create_token(&mia, "second", &["meetings.read".into()], None)
+        .expect("token");
+    app.set_user_disabled(&admin, "mia", true).expect("disable");
+    assert!(app.token_actor(&t2.token, &none).is_err());
+}
+
+#[test]
+fn csrf_token_belongs_to_its_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = appliance(dir.path());
+    let none = ClientInfo::default();
+    app.create_user(
+        &Actor::local_admin(),
+        "sam",
+        "viewer",
+        "sam's long password",
+        &[],
+        false,
+    )
+    .expect("user");
+    let a = app
+        .login("sam", "sam's long password", None, &none)
+        .expect("a");
+    let b = app
+        .login("sam", "sam's long password", None, &none)
+        .expect("b");
+    app.check_csrf(&a.token, Some(&a.csrf_token))
+        .expect("own token");
+    assert!(app.check_csrf(&a.token, Some(&b.csrf_token)).is_err());
+    assert!(app.check_csrf(&a.token, None).is_err());
+    assert!(app.check_csrf("no session", Some("")).is_err());
 }

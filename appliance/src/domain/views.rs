@@ -209,6 +209,45 @@ pub struct MeView {
     /// Names of the user's teams.
     pub teams: Vec<String>,
     pub must_change_password: bool,
+    /// A role requires a second factor that is not set up yet.
+    pub must_enroll_totp: bool,
+    pub totp_enabled: bool,
+    /// How this session signed in: `password`, `ldap`, `oidc`, `token`.
+    pub via: &'static str,
+    /// The session's CSRF token (console sessions only), for `X-CSRF-Token`.
+    pub csrf_token: Option<String>,
+}
+
+/// An API token (never its secret).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenView {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    pub permissions: Vec<String>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub revoked: bool,
+    /// Last use since the appliance started.
+    pub last_used_ms: Option<i64>,
+}
+
+/// A token just created: the only time its text is shown.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewTokenView {
+    /// `rst_<id>_<secret>`, for `Authorization: Bearer`.
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenView,
+}
+
+/// A new TOTP secret to enter in an authenticator app.
+#[derive(Debug, Clone, Serialize)]
+pub struct TotpSetupView {
+    /// Base32, for typing in.
+    pub secret: String,
+    /// `otpauth://` URI, for pasting or a QR code.
+    pub otpauth_uri: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

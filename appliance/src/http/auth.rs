@@ -1,19 +1,34 @@
-//! Who is calling: the session cookie ([`Authed`]) and where the request came from
-//! ([`Client`], for the audit log and sign-in throttling).
+//! Who is calling: a console session cookie or an API token ([`Authed`]), and where
+//! the request came from ([`Client`], for the audit log and sign-in throttling).
+//!
+//! A cookie session must echo its CSRF token in `X-CSRF-Token` on every request that
+//! is not GET, HEAD or OPTIONS; a bearer token needs none (browsers never attach it).
 
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::{Actor, ClientInfo, DomainError, SESSION_COOKIE};
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, Method};
 use std::net::SocketAddr;
 use zeroize::Zeroizing;
 
-/// The signed-in user, with the session token (for logout and password change).
+/// The caller, with the session token (empty for API tokens).
 pub struct Authed {
     pub actor: Actor,
     pub token: Zeroizing<String>,
+}
+
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The value of `Authorization: Bearer …`.
+pub fn bearer(parts: &Parts) -> Option<Zeroizing<String>> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| Zeroizing::new(t.trim().to_owned()))
 }
 
 pub fn session_token(parts: &Parts) -> Option<Zeroizing<String>> {
@@ -72,8 +87,18 @@ impl FromRequestParts<AppState> for Authed {
         parts: &mut Parts,
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = session_token(parts).ok_or(DomainError::Unauthenticated)?;
-        let actor = app.session(&token, &client_info(parts))?;
+        let client = client_info(parts);
+        let (actor, token) = if let Some(t) = bearer(parts) {
+            (app.token_actor(&t, &client)?, Zeroizing::new(String::new()))
+        } else {
+            let token = session_token(parts).ok_or(DomainError::Unauthenticated)?;
+            let actor = app.session(&token, &client)?;
+            if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+                let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+                app.check_csrf(&token, presented)?;
+            }
+            (actor, token)
+        };
         if let Some(slot) = parts.extensions.get::<ActorSlot>() {
             slot.set(&actor);
         }

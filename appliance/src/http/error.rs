@@ -42,6 +42,12 @@ impl From<DomainError> for ApiError {
             DomainError::PasswordChangeRequired => {
                 (StatusCode::FORBIDDEN, "password_change_required")
             }
+            DomainError::TotpRequired => (StatusCode::UNAUTHORIZED, "totp_required"),
+            DomainError::TotpEnrollmentRequired => {
+                (StatusCode::FORBIDDEN, "totp_enrollment_required")
+            }
+            DomainError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
+            DomainError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             DomainError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             DomainError::NotFound(_) | DomainError::OutOfScope(_) => {
                 (StatusCode::NOT_FOUND, "not_found")
@@ -62,7 +68,8 @@ impl From<DomainError> for ApiError {
             e.to_string()
         };
         let retry_after_secs = match e {
-            DomainError::TooManyAttempts { retry_after_secs } => Some(retry_after_secs),
+            DomainError::TooManyAttempts { retry_after_secs }
+            | DomainError::RateLimited { retry_after_secs } => Some(retry_after_secs),
             _ => None,
         };
         let denied = match e {

@@ -4,8 +4,9 @@ use super::auth::{clear_cookie, session_token, set_cookie, Authed, Client};
 use super::error::ApiError;
 use super::AppState;
 use crate::domain::views::{
-    AgentView, CommandResultView, EnrollTokenView, MeView, MeetingView, PermissionView, RoleView,
-    RoomView, ScheduleView, TeamView, TranscriptView, UserView,
+    AgentView, CommandResultView, EnrollTokenView, MeView, MeetingView, NewTokenView,
+    PermissionView, RoleView, RoomView, ScheduleView, TeamView, TokenView, TotpSetupView,
+    TranscriptView, UserView,
 };
 use crate::domain::{DomainError, ExportFormat};
 use axum::extract::{Path, Query, State};
@@ -26,6 +27,8 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 pub struct LoginBody {
     username: String,
     password: String,
+    /// The code from an authenticator app, for users with a second factor.
+    totp: Option<String>,
 }
 
 pub async fn login(
@@ -35,8 +38,14 @@ pub async fn login(
 ) -> Result<impl IntoResponse, ApiError> {
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
     let (outcome, me) = blocking(move || {
-        let outcome = app.login(&body.username, &body.password, &client)?;
-        let me = app.me_view(&outcome.actor);
+        let outcome = app.login(
+            &body.username,
+            &body.password,
+            body.totp.as_deref(),
+            &client,
+        )?;
+        let mut me = app.me_view(&outcome.actor);
+        me.csrf_token = Some(outcome.csrf_token.clone());
         Ok((outcome, me))
     })
     .await?;
@@ -66,7 +75,82 @@ pub async fn logout(State(app): State<AppState>, parts: Parts) -> impl IntoRespo
 }
 
 pub async fn me(State(app): State<AppState>, a: Authed) -> Json<MeView> {
-    Json(app.me_view(&a.actor))
+    let mut me = app.me_view(&a.actor);
+    me.csrf_token = app.csrf_token(&a.token);
+    Json(me)
+}
+
+/// Starts setting up a TOTP second factor: the secret for the authenticator app.
+pub async fn begin_totp(
+    State(app): State<AppState>,
+    a: Authed,
+) -> Result<(StatusCode, Json<TotpSetupView>), ApiError> {
+    Ok((StatusCode::CREATED, Json(app.begin_totp(&a.actor)?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodeBody {
+    code: String,
+}
+
+pub async fn confirm_totp(
+    State(app): State<AppState>,
+    a: Authed,
+    Json(b): Json<CodeBody>,
+) -> Result<StatusCode, ApiError> {
+    app.confirm_totp(&a.actor, &b.code)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn remove_totp(
+    State(app): State<AppState>,
+    a: Authed,
+    Json(b): Json<CodeBody>,
+) -> Result<StatusCode, ApiError> {
+    app.remove_totp(&a.actor, &b.code)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn reset_totp(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(username): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.reset_totp(&a.actor, &username)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn tokens(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<TokenView>> {
+    Ok(Json(app.tokens(&a.actor)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTokenBody {
+    name: String,
+    permissions: Vec<String>,
+    expires_at_ms: Option<i64>,
+}
+
+/// Creates an API token; its text is in this answer only.
+pub async fn create_token(
+    State(app): State<AppState>,
+    a: Authed,
+    Json(b): Json<NewTokenBody>,
+) -> Result<(StatusCode, Json<NewTokenView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(app.create_token(&a.actor, &b.name, &b.permissions, b.expires_at_ms)?),
+    ))
+}
+
+pub async fn revoke_token(
+    State(app): State<AppState>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> ApiResult<TokenView> {
+    Ok(Json(app.revoke_token(&a.actor, &id)?))
 }
 
 #[derive(Deserialize)]

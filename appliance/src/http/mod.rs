@@ -13,6 +13,7 @@ mod assets;
 mod auth;
 mod error;
 mod handlers;
+pub mod redirect;
 
 use crate::domain::{Appliance, Permission};
 use axum::extract::DefaultBodyLimit;
@@ -109,6 +110,12 @@ fn api() -> Routes {
         .add(M::DELETE, "/session", Public, h::logout)
         .add(M::GET, "/me", SignedIn, h::me)
         .add(M::POST, "/me/password", SignedIn, h::change_password)
+        .add(M::POST, "/me/totp", SignedIn, h::begin_totp)
+        .add(M::POST, "/me/totp/confirm", SignedIn, h::confirm_totp)
+        .add(M::DELETE, "/me/totp", SignedIn, h::remove_totp)
+        .add(M::GET, "/tokens", SignedIn, h::tokens)
+        .add(M::POST, "/tokens", SignedIn, h::create_token)
+        .add(M::DELETE, "/tokens/{id}", SignedIn, h::revoke_token)
         .add(M::GET, "/rooms", Teams(P::RoomsRead), h::rooms)
         .add(
             M::POST,
@@ -200,6 +207,12 @@ fn api() -> Routes {
             h::reset_password,
         )
         .add(
+            M::DELETE,
+            "/users/{username}/totp",
+            All(P::UsersManage),
+            h::reset_totp,
+        )
+        .add(
             M::POST,
             "/users/{username}/grants",
             All(P::RolesAssign),
@@ -271,9 +284,39 @@ pub fn router(app: AppState) -> Router {
         .fallback(assets::serve)
         .layer(middleware::from_fn(same_origin_writes))
         .layer(middleware::from_fn_with_state(app.clone(), audit_denials))
+        .layer(middleware::from_fn_with_state(app.clone(), rate_limit))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            std::time::Duration::from_secs(app.config().http.request_timeout_secs),
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(security_headers))
         .with_state(app)
+}
+
+/// API rate limits (`http.rate_limit_*`): per source address always, and per API
+/// token or per signed-in user once the credential verified.
+async fn rate_limit(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    req: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        let (parts, body) = req.into_parts();
+        let principal = if let Some(t) = auth::bearer(&parts) {
+            app.token_principal(&t).map(|id| format!("token:{id}"))
+        } else {
+            auth::session_token(&parts)
+                .and_then(|t| app.session_user(&t))
+                .map(|u| format!("user:{u}"))
+        };
+        let ip = auth::client_info(&parts).ip;
+        if let Err(e) = app.admit(principal.as_deref(), ip) {
+            return error::ApiError::from(e).into_response();
+        }
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    next.run(req).await
 }
 
 /// Records every refused request (403, or 404 for an object outside the caller's

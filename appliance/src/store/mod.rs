@@ -33,6 +33,8 @@ const ENROLL_TOKENS: Table = TableDefinition::new("enroll_tokens");
 const TEAMS: Table = TableDefinition::new("teams");
 /// role name → [`RoleRecord`] (custom roles only).
 const ROLES: Table = TableDefinition::new("roles");
+/// token id → [`ApiTokenRecord`].
+const API_TOKENS: Table = TableDefinition::new("api_tokens");
 /// room id → [`ScheduleRecord`].
 const SCHEDULES: Table = TableDefinition::new("schedules");
 const MEETINGS: Table = TableDefinition::new("meetings");
@@ -165,6 +167,7 @@ impl Store {
             txn.open_table(ROLES)?;
             txn.open_table(AUDIT)?;
             txn.open_table(AUDIT_CHECKPOINTS)?;
+            txn.open_table(API_TOKENS)?;
             if from < 2 {
                 migrate_1_to_2(&txn)?;
                 tracing::info!("storage migrated from schema 1 to 2 (roles and teams)");
@@ -250,6 +253,17 @@ impl Store {
     }
     pub fn delete_role(&self, name: &str) -> Result<bool> {
         self.delete(ROLES, name)
+    }
+
+    // --- API tokens ----------------------------------------------------------
+    pub fn api_token(&self, id: &str) -> Result<Option<ApiTokenRecord>> {
+        self.get(API_TOKENS, id)
+    }
+    pub fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>> {
+        self.all(API_TOKENS)
+    }
+    pub fn put_api_token(&self, t: &ApiTokenRecord) -> Result<()> {
+        self.put(API_TOKENS, &t.id, t)
     }
 
     // --- audit log -----------------------------------------------------------

@@ -35,6 +35,30 @@ pub struct UserRecord {
     /// A disabled user cannot sign in; their sessions end at once.
     #[serde(default)]
     pub disabled: bool,
+    /// The TOTP secret, sealed with the appliance's secret box (hex), once confirmed.
+    #[serde(default)]
+    pub totp_secret: Option<String>,
+    /// A secret offered for enrolment, not yet confirmed with a code.
+    #[serde(default)]
+    pub totp_pending: Option<String>,
+    /// The last TOTP time step accepted (each code works once).
+    #[serde(default)]
+    pub totp_last_step: Option<u64>,
+}
+
+/// An API token: only the SHA-256 of its secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiTokenRecord {
+    pub id: String,
+    pub owner: String,
+    pub name: String,
+    /// Hex SHA-256 of the secret part.
+    pub secret_sha256: String,
+    /// Permission names; the token never has more than its owner at the time of use.
+    pub permissions: Vec<String>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
 }
 
 /// A team: its members see the meetings of rooms that belong to it.
