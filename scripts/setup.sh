@@ -15,13 +15,18 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # --- Debian packages -------------------------------------------------------
 need_pkgs=()
 # pulseaudio (+ utils, the ALSA pulse plugin): a microphone that vanishes and returns, in tests.
+# slapd + ldap-utils: a real OpenLDAP directory for the sign-in tests (started on loopback
+# by the test harness; the package's own system instance is not configured). openssl: test
+# certificates.
 for p in espeak-ng sox libasound2-dev pkg-config chromium fonts-nanum unzip python3-venv faketime \
-  pulseaudio pulseaudio-utils libasound2-plugins; do
+  pulseaudio pulseaudio-utils libasound2-plugins slapd ldap-utils openssl; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   log "installing Debian packages: ${need_pkgs[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  # No system LDAP instance: the tests run their own.
+  echo "slapd slapd/no_configuration boolean true" | $SUDO debconf-set-selections
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
@@ -64,7 +69,8 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import vosk' 2>/dev/n
 fi
 
 # --- npm packages for the browser test (playwright-core drives Debian's chromium) ---
-if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
+if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ] || \
+   [ ! -d "$ROOT/tests/browser/node_modules/oidc-provider" ]; then
   log "installing browser-test npm packages"
   (cd "$ROOT/tests/browser" && npm ci --silent --no-audit --no-fund)
 fi

@@ -1,62 +1,46 @@
 // Roomscribe console. No framework, no build step, no inline code (CSP: script-src 'self').
 // Every value from the server is inserted with textContent, never as HTML.
 
-const $ = (id) => document.getElementById(id);
-const state = { me: null, meetingId: null, events: null, meetings: new Map(), agents: new Map(), answers: {} };
-
-async function api(method, path, body) {
-  const opts = { method, headers: {}, credentials: 'same-origin' };
-  // Every state-changing request echoes the session's CSRF token.
-  if (method !== 'GET' && state.csrf) opts.headers['x-csrf-token'] = state.csrf;
-  if (body !== undefined) {
-    opts.headers['content-type'] = 'application/json';
-    opts.body = JSON.stringify(body);
-  }
-  const res = await fetch('/api/v1' + path, opts);
-  if (res.status === 204) return null;
-  const data = await res.json().catch(() => ({}));
-  if (!res.ok) {
-    const err = new Error((data.error && data.error.message) || res.statusText);
-    err.status = res.status;
-    err.code = data.error && data.error.code;
-    throw err;
-  }
-  return data;
-}
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') e.className = v;
-    else if (k === 'text') e.textContent = v;
-    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v);
-  }
-  for (const c of children) e.append(c);
-  return e;
-}
+import { $, state, api, el, when, can } from './core.js';
+import { renderPage } from './pages.js';
 
 function show(view) {
-  for (const v of ['login-view', 'password-view', 'app-view']) $(v).hidden = v !== view;
+  for (const v of ['login-view', 'password-view', 'app-view', 'page-view']) $(v).hidden = v !== view;
   const signedIn = view !== 'login-view';
   $('whoami').hidden = !signedIn;
   $('logout').hidden = !signedIn;
+  $('nav').hidden = !(view === 'app-view' || view === 'page-view');
 }
 
 const clock = (s) => {
   const m = Math.floor(s / 60);
   return `${String(m).padStart(2, '0')}:${(s - m * 60).toFixed(1).padStart(4, '0')}`;
 };
-const when = (ms) => (ms ? new Date(ms).toLocaleString() : 'never');
-// Whether the signed-in user holds a permission (in any scope); the server decides.
-const can = (p) => Boolean(state.me && state.me.permissions && state.me.permissions[p]);
+
+// The sign-in page: single sign-on when configured, and the reason a single sign-on
+// came back refused (the appliance redirects here with ?sso_error=…).
+async function showLogin() {
+  show('login-view');
+  const params = new URLSearchParams(location.search);
+  if (params.has('sso_error')) {
+    $('login-error').textContent = params.get('sso_error');
+    history.replaceState(null, '', location.pathname + location.hash);
+  }
+  try {
+    const m = await api('GET', '/auth/methods');
+    $('sso').hidden = !m.oidc;
+    $('sso-button').textContent = m.oidc || '';
+  } catch (e) {
+    $('sso').hidden = true;
+  }
+}
 
 async function start() {
   try {
     state.me = await api('GET', '/me');
     state.csrf = state.me.csrf_token;
   } catch (e) {
-    show('login-view');
+    await showLogin();
     return;
   }
   $('whoami').textContent = `${state.me.username} (${state.me.roles.join(', ') || 'no role'})`;
@@ -64,8 +48,13 @@ async function start() {
     show('password-view');
     return;
   }
-  show('app-view');
   for (const e of document.querySelectorAll('[data-needs]')) e.hidden = !can(e.dataset.needs);
+  if (state.me.must_enroll_totp) {
+    // A role requires a second factor: nothing else until it is set up.
+    location.hash = '#/profile';
+    route();
+    return;
+  }
   await Promise.all([
     can('rooms.read') ? loadRooms() : null,
     can('agents.read') ? loadAgents() : null,
@@ -395,7 +384,21 @@ function listen() {
   state.events = es;
 }
 
+// #/ and #/meetings/<id>: the meetings view; #/users, #/teams, #/roles, #/audit,
+// #/profile: the other pages.
 function route() {
+  if (!state.me) return;
+  const page = location.hash.match(/^#\/(users|teams|roles|audit|profile)$/);
+  for (const a of $('nav').querySelectorAll('a')) {
+    a.classList.toggle('active', page ? a.getAttribute('href') === `#/${page[1]}` : a.getAttribute('href') === '#/');
+  }
+  if (page) {
+    show('page-view');
+    renderPage(page[1], { onAccountChanged: start });
+    return;
+  }
+  if (state.me.must_enroll_totp) return;
+  show('app-view');
   const m = location.hash.match(/^#\/meetings\/([0-9a-f-]+)$/);
   if (m) openMeeting(m[1]);
 }
@@ -404,11 +407,19 @@ $('login-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   const f = new FormData(ev.target);
   $('login-error').textContent = '';
+  const body = { username: f.get('username'), password: f.get('password') };
+  if (!$('totp-field').hidden) body.totp = f.get('totp');
   try {
-    await api('POST', '/session', { username: f.get('username'), password: f.get('password') });
+    await api('POST', '/session', body);
     ev.target.reset();
+    $('totp-field').hidden = true;
     await start();
   } catch (e) {
+    if (e.code === 'totp_required') {
+      // The password was right; the account also needs its second factor.
+      $('totp-field').hidden = false;
+      ev.target.elements.totp.focus();
+    }
     $('login-error').textContent = e.message;
   }
 });
@@ -447,7 +458,7 @@ $('logout').addEventListener('click', async () => {
   await api('DELETE', '/session').catch(() => {});
   if (state.events) state.events.close();
   state.me = null;
-  show('login-view');
+  showLogin();
 });
 
 window.addEventListener('hashchange', route);

@@ -36,6 +36,10 @@ pub struct AuthConfig {
     pub totp_required_roles: Vec<String>,
     /// Longest lifetime of an API token (days).
     pub token_max_days: u64,
+    /// Sign-in against an LDAP directory / Active Directory (off when absent).
+    pub ldap: Option<LdapConfig>,
+    /// Sign-in through an OpenID Connect provider (off when absent).
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -43,8 +47,119 @@ impl Default for AuthConfig {
         Self {
             totp_required_roles: vec![],
             token_max_days: 365,
+            ldap: None,
+            oidc: None,
         }
     }
+}
+
+/// Group name → role or team name.
+pub type GroupMap = std::collections::BTreeMap<String, String>;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    /// `ldaps://host[:port]` (or `ldap://` with `starttls`, or plain `ldap://` on a
+    /// trusted loopback only).
+    pub url: String,
+    #[serde(default)]
+    pub starttls: bool,
+    /// PEM file of the CA that signed the directory's certificate (default: the
+    /// system's trust store).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// The service account that searches for users and groups.
+    pub bind_dn: String,
+    /// File holding the service account's password (first line; must be 0600).
+    pub bind_password_file: PathBuf,
+    pub user_base: String,
+    /// `{username}` is replaced by the (escaped) name typed at sign-in.
+    #[serde(default = "default_user_filter")]
+    pub user_filter: String,
+    /// Where groups are searched; unset: only `member_of_attribute` is used.
+    #[serde(default)]
+    pub group_base: Option<String>,
+    /// `{dn}` is the user's (escaped) DN, `{username}` the name.
+    #[serde(default = "default_group_filter")]
+    pub group_filter: String,
+    #[serde(default = "default_group_name_attribute")]
+    pub group_name_attribute: String,
+    /// A user attribute listing group DNs (Active Directory: `memberOf`).
+    #[serde(default)]
+    pub member_of_attribute: Option<String>,
+    #[serde(default = "default_sso_timeout")]
+    pub timeout_secs: u64,
+    /// Group name → role name. A sign-in whose groups map to no role is refused.
+    #[serde(default)]
+    pub role_map: GroupMap,
+    /// Group name → team name (created if new). Membership of these teams follows
+    /// the groups at every sign-in.
+    #[serde(default)]
+    pub team_map: GroupMap,
+}
+
+fn default_user_filter() -> String {
+    "(&(objectClass=person)(uid={username}))".into()
+}
+fn default_group_filter() -> String {
+    "(&(objectClass=groupOfNames)(member={dn}))".into()
+}
+fn default_group_name_attribute() -> String {
+    "cn".into()
+}
+fn default_sso_timeout() -> u64 {
+    10
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The provider's issuer URL (its discovery document is `<issuer>/.well-known/openid-configuration`).
+    pub issuer: String,
+    pub client_id: String,
+    /// File holding the client secret (first line; must be 0600).
+    pub client_secret_file: PathBuf,
+    /// Where the provider sends the browser back; unset: this appliance's own
+    /// `https://<host the browser used>/api/v1/auth/oidc/callback`. The provider
+    /// must have exactly this URL registered.
+    #[serde(default)]
+    pub redirect_url: Option<String>,
+    /// PEM file of the CA that signed the provider's certificate (default: system).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    #[serde(default = "default_username_claim")]
+    pub username_claim: String,
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// The sign-in button's text.
+    #[serde(default = "default_oidc_label")]
+    pub label: String,
+    #[serde(default = "default_sso_timeout")]
+    pub timeout_secs: u64,
+    /// Group name → role name. A sign-in whose groups map to no role is refused.
+    #[serde(default)]
+    pub role_map: GroupMap,
+    /// Group name → team name (created if new). Membership of these teams follows
+    /// the groups at every sign-in.
+    #[serde(default)]
+    pub team_map: GroupMap,
+}
+
+fn default_scopes() -> Vec<String> {
+    ["openid", "profile", "email", "groups"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_username_claim() -> String {
+    "preferred_username".into()
+}
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+fn default_oidc_label() -> String {
+    "Sign in with single sign-on".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,7 +12,9 @@ pub mod domain;
 pub mod http;
 pub mod ingest;
 pub mod keys;
+pub mod sso;
 pub mod store;
+pub mod urlencode;
 
 use anyhow::Context;
 use config::Config;
@@ -28,7 +30,8 @@ pub fn open(config: &Config) -> anyhow::Result<Appliance> {
     keys::private_dir(&config.data_dir)?;
     let store = store::Store::open(&config.data_dir)?;
     let keys = keys::ApplianceKeys::load_or_create(&config.data_dir)?;
-    Ok(Appliance::new(store, keys, config.clone()))
+    let (directory, oidc) = sso::from_config(&config.auth)?;
+    Ok(Appliance::new(store, keys, config.clone()).with_identity_providers(directory, oidc))
 }
 
 /// Addresses actually bound (useful with port 0).

@@ -150,9 +150,13 @@ impl Fixture {
             | ("GET", "/audit/export")
             | ("GET", "/audit/verify")
             | ("GET", "/audit/public-key")
+            | ("GET", "/auth/methods")
+            | ("GET", "/auth/oidc/start")
             | ("GET", "/healthz")
             | ("GET", "/readyz") => (spec.path.into(), None),
             ("POST", "/me/totp") | ("GET", "/tokens") => (spec.path.into(), None),
+            // Without single sign-on configured: back to the sign-in page, refused.
+            ("GET", "/auth/oidc/callback") => (format!("{}?state=x&code=y", spec.path), None),
             ("POST", "/me/totp/confirm") | ("DELETE", "/me/totp") => {
                 (spec.path.into(), Some(json!({"code": "000000"})))
             }

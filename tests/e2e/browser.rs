@@ -42,23 +42,19 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
     .env("ROOMSCRIBE_AGENT_VOICE_ENABLED", "true")
     .spawn_guarded()?;
     let screenshot = logs.join("console.png");
-    let out = Command::new("node")
-        .arg(repo_root().join("tests/browser/console.mjs"))
-        .env("RS_URL", app.url("/"))
-        .env("RS_USER", "bob")
-        .env("RS_PASSWORD", "bob's long password")
-        .env("RS_EXPECT_EVENTS", "2")
-        .env("RS_SCREENSHOT", &screenshot)
-        .output()?;
-    let status = agent_run.wait()?;
-    assert!(
-        out.status.success(),
-        "browser test failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let result = browser_script(
+        "console.mjs",
+        &[
+            ("RS_URL", &app.url("/")),
+            ("RS_USER", "bob"),
+            ("RS_PASSWORD", "bob's long password"),
+            ("RS_EXPECT_EVENTS", "2"),
+            ("RS_SCREENSHOT", &screenshot.to_string_lossy()),
+        ],
     );
+    let status = agent_run.wait()?;
     assert!(status.success(), "agent failed");
-    let result: Value = serde_json::from_slice(out.stdout.trim_ascii())?;
+    let result = result?;
     println!("browser: {result}; screenshot at {}", screenshot.display());
     // The console shows exactly the transcript the appliance stored.
     let api = Api::login(&app, "bob", "bob's long password").await?;
@@ -131,20 +127,16 @@ async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
         .env("ROOMSCRIBE_AGENT_REPLICATE_HEARTBEAT_SECS", "1")
         .spawn_guarded()?;
     let screenshot = logs.join("admin.png");
-    let out = Command::new("node")
-        .arg(repo_root().join("tests/browser/admin.mjs"))
-        .env("RS_URL", app.url("/"))
-        .env("RS_USER", "ada")
-        .env("RS_PASSWORD", "ada's long password")
-        .env("RS_SCREENSHOT", &screenshot)
-        .output()?;
-    assert!(
-        out.status.success(),
-        "browser test failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let result = browser_script(
+        "admin.mjs",
+        &[
+            ("RS_URL", &app.url("/")),
+            ("RS_USER", "ada"),
+            ("RS_PASSWORD", "ada's long password"),
+            ("RS_SCREENSHOT", &screenshot.to_string_lossy()),
+        ],
     );
-    let result: Value = serde_json::from_slice(out.stdout.trim_ascii())?;
+    let result = result?;
     println!("browser admin: {result}");
     assert!(
         result["scheduled"]
@@ -184,5 +176,94 @@ async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
         (Some("start"), Some("appliance")),
         "{t}"
     );
+    Ok(())
+}
+
+/// Users, teams, roles, the profile's second factor and the audit log in the browser
+/// (tests/browser/identity.mjs): an administrator sets up a compliance officer, whose
+/// role requires TOTP; she enrols it, signs in with a code, verifies the audit log; a
+/// member is refused the audit page.
+#[tokio::test(flavor = "multi_thread")]
+async fn identity_pages_totp_sign_in_and_a_refused_page() -> anyhow::Result<()> {
+    let logs = artifacts("browser-identity");
+    let tmp = tempfile::tempdir()?;
+    let app = Appliance::start_with(
+        &tmp.path().join("data"),
+        &logs,
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &[(
+            "ROOMSCRIBE_AUTH_TOTP_REQUIRED_ROLES",
+            r#"["compliance_officer"]"#,
+        )],
+    )?;
+    let password = "a long enough password";
+    app.add_user("ada", password, "admin")?;
+    app.add_user("mel", password, "member")?;
+    let r = browser_script(
+        "identity.mjs",
+        &[
+            ("RS_URL", &app.url("/")),
+            ("RS_ADMIN", "ada"),
+            ("RS_MEMBER", "mel"),
+            ("RS_PASSWORD", password),
+            ("RS_SHOTS", &logs.to_string_lossy()),
+        ],
+    );
+    let r = r?;
+    println!("browser identity: {r}");
+    let nav = |k: &str| r[k].as_array().cloned().unwrap_or_default();
+    assert!(nav("admin_nav").iter().any(|a| a == "Audit log"), "{r}");
+    assert!(
+        r["cora_row"]
+            .as_str()
+            .is_some_and(|t| t.contains("compliance_officer")),
+        "{r}"
+    );
+    assert!(
+        r["custom_role"]
+            .as_str()
+            .is_some_and(|t| t.contains("audit.read")),
+        "{r}"
+    );
+    assert_eq!(r["otpauth_uri"], true, "{r}");
+    assert!(
+        r["asked_for_code"]
+            .as_str()
+            .is_some_and(|t| t.contains("authenticator")),
+        "{r}"
+    );
+    assert_eq!(r["cora_whoami"], "cora (compliance_officer)", "{r}");
+    assert!(
+        nav("audit_actions").iter().any(|a| a == "totp.enable"),
+        "{r}"
+    );
+    assert!(
+        r["verdict"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("audit log intact")),
+        "{r}"
+    );
+    assert!(!nav("member_nav").iter().any(|a| a == "Audit log"), "{r}");
+    assert!(
+        r["member_denied"]
+            .as_str()
+            .is_some_and(|t| t.contains("audit.read")),
+        "{r}"
+    );
+    assert_eq!(r["member_rows"], 0, "nothing of the log is shown: {r}");
+    assert_eq!(r["csp_violations"], Value::Array(vec![]), "{r}");
+    // What the browser did is on the record.
+    let admin = Api::login(&app, "ada", password).await?;
+    let log = admin.ok("/audit?actor=cora").await?;
+    let actions: Vec<&str> = log
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    for a in ["password.change", "totp.enable", "login", "audit.verify"] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
     Ok(())
 }

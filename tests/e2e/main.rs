@@ -14,6 +14,7 @@ mod rejects;
 mod security;
 mod segmentation;
 mod speakers;
+mod sso;
 mod tidy;
 mod transcript;
 mod voice;

@@ -5,6 +5,8 @@
 //! workspace first (`make test` does). Logs of every process go to
 //! `target/e2e-artifacts/<test>/`, which also keeps screenshots.
 
+pub mod sso;
+
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -189,6 +191,20 @@ impl Appliance {
                 });
             }
         }
+    }
+
+    /// Starts with `config` (TOML) as its config file, written next to `data_dir`.
+    pub fn start_with_config(data_dir: &Path, logs: &Path, config: &str) -> Result<Self> {
+        let file = data_dir.with_extension("toml");
+        std::fs::write(&file, config)?;
+        let file = file.to_string_lossy().into_owned();
+        Self::start_with(
+            data_dir,
+            logs,
+            "127.0.0.1:0",
+            "127.0.0.1:0",
+            &[("ROOMSCRIBE_CONFIG", &file)],
+        )
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -719,6 +735,24 @@ pub fn meeting_events(transcript: &Value) -> Vec<(String, String, f64)> {
             )
         })
         .collect()
+}
+
+/// Runs a console script from `tests/browser/` (Debian's chromium through
+/// playwright-core) with `env`; its one line of JSON output.
+pub fn browser_script(script: &str, env: &[(&str, &str)]) -> Result<Value> {
+    let out = Command::new("node")
+        .arg(repo_root().join("tests/browser").join(script))
+        .envs(env.iter().copied())
+        .output()
+        .context("running node (scripts/setup.sh installs the npm packages)")?;
+    if !out.status.success() {
+        bail!(
+            "browser script {script} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(serde_json::from_slice(out.stdout.trim_ascii())?)
 }
 
 /// `Command::spawn` returning a [`Running`] guard.

@@ -116,7 +116,7 @@ fn check_policy(username: &str, password: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_username(username: &str) -> Result<()> {
+pub(super) fn check_username(username: &str) -> Result<()> {
     let ok = (1..=64).contains(&username.len())
         && username
             .chars()
@@ -179,6 +179,7 @@ pub(super) fn new_user(
         totp_secret: None,
         totp_pending: None,
         totp_last_step: None,
+        source: None,
     }
 }
 
@@ -288,26 +289,32 @@ impl Appliance {
         let Some(mut user) = user.filter(|u| ok && !u.disabled) else {
             return Err(self.login_failed(username, "password", client, why));
         };
-        if let Some(sealed) = user.totp_secret.clone() {
-            let Some(code) = totp_code.filter(|c| !c.is_empty()) else {
-                return Err(DomainError::TotpRequired);
-            };
-            match self.totp_step(&user.username, &sealed, code, user.totp_last_step) {
-                Some(step) => {
-                    user.totp_last_step = Some(step);
-                    self.store.put_user(&user)?;
-                }
-                None => {
-                    return Err(self.login_failed(
-                        username,
-                        "password",
-                        client,
-                        "wrong second-factor code",
-                    ))
-                }
-            }
-        }
+        self.second_factor(&mut user, totp_code, "password", client)?;
         self.open_session(&user, "password", client)
+    }
+
+    /// For a user with a second factor: the code must be there and valid (once).
+    pub(super) fn second_factor(
+        &self,
+        user: &mut UserRecord,
+        totp_code: Option<&str>,
+        via: &str,
+        client: &ClientInfo,
+    ) -> Result<()> {
+        let Some(sealed) = user.totp_secret.clone() else {
+            return Ok(());
+        };
+        let Some(code) = totp_code.filter(|c| !c.is_empty()) else {
+            return Err(DomainError::TotpRequired);
+        };
+        match self.totp_step(&user.username, &sealed, code, user.totp_last_step) {
+            Some(step) => {
+                user.totp_last_step = Some(step);
+                self.store.put_user(user)?;
+                Ok(())
+            }
+            None => Err(self.login_failed(&user.username, via, client, "wrong second-factor code")),
+        }
     }
 
     /// Refuses a sign-in attempt for a locked username or address (429).

@@ -35,6 +35,10 @@ pub enum DomainError {
     },
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("your groups give you no role on this appliance; ask an administrator")]
+    NoRole,
     #[error("the agent is not connected; try again when it is online")]
     AgentOffline,
     #[error("the agent did not answer in time; it may still carry the command out")]

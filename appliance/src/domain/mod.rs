@@ -14,6 +14,7 @@ mod error;
 mod ingest;
 mod meetings;
 mod ratelimit;
+pub mod sso;
 mod throttle;
 mod tokens;
 mod totp;
@@ -75,6 +76,10 @@ pub struct Appliance {
     api_limits: Mutex<ApiLimits>,
     /// When each API token was last used (memory only).
     token_last_used: Mutex<HashMap<String, i64>>,
+    directory: Option<std::sync::Arc<dyn sso::Directory>>,
+    oidc: Option<std::sync::Arc<dyn sso::OidcProvider>>,
+    /// OpenID Connect sign-ins under way, by state.
+    oidc_pending: Mutex<HashMap<String, sso::PendingOidc>>,
     live: Mutex<HashMap<String, LiveAgent>>,
     /// Newest live caption per meeting id (memory only).
     captions: Mutex<HashMap<String, views::CaptionView>>,
@@ -113,12 +118,26 @@ impl Appliance {
             login_throttle: Mutex::new(throttle::LoginThrottle::new(limits)),
             api_limits,
             token_last_used: Mutex::new(HashMap::new()),
+            directory: None,
+            oidc: None,
+            oidc_pending: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             captions: Mutex::new(HashMap::new()),
             events,
             links: Mutex::new(commands::Links::default()),
             ingest_addr: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Plugs in the organisation's identity systems (see `sso`).
+    pub fn with_identity_providers(
+        mut self,
+        directory: Option<std::sync::Arc<dyn sso::Directory>>,
+        oidc: Option<std::sync::Arc<dyn sso::OidcProvider>>,
+    ) -> Self {
+        self.directory = directory;
+        self.oidc = oidc;
+        self
     }
 
     /// Records where QUIC ingest listens, once bound.

@@ -32,15 +32,7 @@ pub fn bearer(parts: &Parts) -> Option<Zeroizing<String>> {
 }
 
 pub fn session_token(parts: &Parts) -> Option<Zeroizing<String>> {
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| Zeroizing::new(value.to_owned()))
+    cookie(parts, SESSION_COOKIE)
 }
 
 /// Where the audit layer learns who made a request that was then refused.
@@ -104,6 +96,34 @@ impl FromRequestParts<AppState> for Authed {
         }
         Ok(Self { actor, token })
     }
+}
+
+/// Binds an OpenID Connect sign-in to the browser that started it. `Lax`: it must
+/// come back on the provider's (cross-site) redirect; it holds no authority itself.
+const OIDC_COOKIE: &str = "__Host-roomscribe_oidc";
+
+pub fn oidc_cookie(value: &str) -> String {
+    format!("{OIDC_COOKIE}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=600")
+}
+
+pub fn clear_oidc_cookie() -> String {
+    format!("{OIDC_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0")
+}
+
+pub fn oidc_cookie_value(parts: &Parts) -> Option<Zeroizing<String>> {
+    cookie(parts, OIDC_COOKIE)
+}
+
+fn cookie(parts: &Parts, name: &str) -> Option<Zeroizing<String>> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, value)| Zeroizing::new(value.to_owned()))
 }
 
 pub fn set_cookie(token: &str) -> String {

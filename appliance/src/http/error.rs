@@ -55,6 +55,8 @@ impl From<DomainError> for ApiError {
             DomainError::Invalid { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             DomainError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             DomainError::AgentOffline => (StatusCode::CONFLICT, "agent_offline"),
+            DomainError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            DomainError::NoRole => (StatusCode::FORBIDDEN, "no_role"),
             DomainError::AgentTimeout => (StatusCode::GATEWAY_TIMEOUT, "agent_timeout"),
             DomainError::Store(_) | DomainError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")

@@ -1,8 +1,12 @@
 //! Route handlers: extract, call the domain, map. Nothing else belongs here.
 
-use super::auth::{clear_cookie, session_token, set_cookie, Authed, Client};
+use super::auth::{
+    clear_cookie, clear_oidc_cookie, oidc_cookie, oidc_cookie_value, session_token, set_cookie,
+    Authed, Client,
+};
 use super::error::ApiError;
 use super::AppState;
+use crate::domain::sso::SignInMethods;
 use crate::domain::views::{
     AgentView, CommandResultView, EnrollTokenView, MeView, MeetingView, NewTokenView,
     PermissionView, RoleView, RoomView, ScheduleView, TeamView, TokenView, TotpSetupView,
@@ -36,23 +40,92 @@ pub async fn login(
     Client(client): Client,
     Json(body): Json<LoginBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let (outcome, me) = blocking(move || {
-        let outcome = app.login(
+    let outcome = app
+        .sign_in(
             &body.username,
             &body.password,
             body.totp.as_deref(),
             &client,
-        )?;
-        let mut me = app.me_view(&outcome.actor);
-        me.csrf_token = Some(outcome.csrf_token.clone());
-        Ok((outcome, me))
-    })
-    .await?;
+        )
+        .await?;
+    let mut me = app.me_view(&outcome.actor);
+    me.csrf_token = Some(outcome.csrf_token.clone());
     Ok((
         AppendHeaders([(header::SET_COOKIE, set_cookie(&outcome.token))]),
         Json(me),
     ))
+}
+
+/// How one may sign in here (password, directory, single sign-on button).
+pub async fn sign_in_methods(State(app): State<AppState>) -> Json<SignInMethods> {
+    Json(app.sign_in_methods())
+}
+
+/// Starts a single sign-on: to the provider, with a cookie binding this browser.
+pub async fn oidc_start(
+    State(app): State<AppState>,
+    parts: Parts,
+) -> Result<impl IntoResponse, ApiError> {
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let start = app
+        .oidc_start(&format!("https://{host}/api/v1/auth/oidc/callback"))
+        .await?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        AppendHeaders([
+            (header::LOCATION, start.location),
+            (header::SET_COOKIE, oidc_cookie(&start.browser_cookie)),
+        ]),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct OidcCallback {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+}
+
+/// The provider sends the browser back here: signed in and on to the console, or
+/// back to the sign-in page with the reason.
+pub async fn oidc_callback(
+    State(app): State<AppState>,
+    Client(client): Client,
+    Query(q): Query<OidcCallback>,
+    parts: Parts,
+) -> impl IntoResponse {
+    let browser = oidc_cookie_value(&parts);
+    let outcome = app
+        .oidc_callback(
+            q.state.as_deref().unwrap_or_default(),
+            q.code.as_deref(),
+            q.error.as_deref(),
+            browser.as_deref().map(|s| s.as_str()),
+            &client,
+        )
+        .await;
+    let (to, session) = match outcome {
+        Ok(o) => ("/".to_owned(), Some(set_cookie(&o.token))),
+        Err(e) => (
+            format!(
+                "/?sso_error={}",
+                crate::urlencode::component(&e.to_string())
+            ),
+            None,
+        ),
+    };
+    let mut headers = vec![
+        (header::LOCATION, to),
+        (header::SET_COOKIE, clear_oidc_cookie()),
+    ];
+    if let Some(c) = session {
+        headers.push((header::SET_COOKIE, c));
+    }
+    (StatusCode::SEE_OTHER, AppendHeaders(headers))
 }
 
 /// Runs CPU-heavy domain work (argon2) off the async workers.

@@ -44,6 +44,9 @@ pub struct UserRecord {
     /// The last TOTP time step accepted (each code works once).
     #[serde(default)]
     pub totp_last_step: Option<u64>,
+    /// Where the account comes from: `None` local (password here), `ldap`, `oidc`.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 /// An API token: only the SHA-256 of its secret is kept.
