@@ -21,6 +21,11 @@
 //! missing. It stops at the first problem and names the entry (and, for an export,
 //! the line).
 //!
+//! Retention (`audit.retention_days`) may remove the oldest entries, but only up to an
+//! entry a checkpoint seals, and that checkpoint stays: it is the signed anchor the
+//! rest of the chain starts from ([`Verifier::anchor`]); the report says where the log
+//! starts.
+//!
 //! An export ([`export_lines`], [`verify_export`]) is JSON lines: a header with the
 //! public key, then one `{"entry":…,"hash":…}` line per entry, each checkpoint right
 //! after the entry it seals, and a checkpoint over the last entry. Everything after
@@ -168,6 +173,9 @@ impl std::error::Error for Broken {}
 /// What a successful verification covered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// The first entry present (1 unless retention removed older ones).
+    pub starts_at: u64,
+    /// The last entry.
     pub entries: u64,
     pub checkpoints: u64,
     /// The last entry a valid checkpoint seals.
@@ -178,10 +186,19 @@ pub struct Report {
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = if self.starts_at > 1 {
+            format!(
+                " (entries before {} removed by retention; the chain starts at the signed checkpoint of entry {})",
+                self.starts_at,
+                self.starts_at - 1
+            )
+        } else {
+            String::new()
+        };
         write!(
             f,
-            "audit log intact: {} entries, {} signed checkpoints, sealed through entry {}{}; head {}",
-            self.entries,
+            "audit log intact: {} entries{kept}, {} signed checkpoints, sealed through entry {}{}; head {}",
+            self.entries + 1 - self.starts_at,
             self.checkpoints,
             self.sealed_through,
             match self.entries - self.sealed_through {
@@ -203,6 +220,7 @@ pub struct Verifier {
     last_seq: u64,
     last_hash: Hash,
     last_at: i64,
+    starts_at: u64,
 }
 
 fn broken(entry: Option<u64>, line: Option<usize>, reason: impl Into<String>) -> Broken {
@@ -223,7 +241,29 @@ impl Verifier {
             last_seq: 0,
             last_hash: GENESIS,
             last_at: i64::MIN,
+            starts_at: 1,
         }
+    }
+
+    /// Starts the chain at a signed checkpoint instead of the beginning: the entries
+    /// up to it were removed by retention. Only before the first entry.
+    pub fn anchor(&mut self, cp: &SignedCheckpoint, line: Option<usize>) -> Result<(), Broken> {
+        let parsed = check_signature(&self.key, cp, line)?;
+        if self.last_seq != 0 || self.checkpoints != 0 {
+            return Err(broken(
+                Some(parsed.seq),
+                line,
+                "an anchor can only come before every entry",
+            ));
+        }
+        let hash = hex32(&parsed.hash)
+            .ok_or_else(|| broken(Some(parsed.seq), line, "anchor hash is not 32 bytes of hex"))?;
+        self.last_seq = parsed.seq;
+        self.last_hash = hash;
+        self.starts_at = parsed.seq + 1;
+        self.checkpoints = 1;
+        self.sealed_through = parsed.seq;
+        Ok(())
     }
 
     /// Registers a checkpoint for an entry still to come (a stored log: all
@@ -359,6 +399,7 @@ impl Verifier {
             ));
         }
         Ok(Report {
+            starts_at: self.starts_at,
             entries: self.last_seq,
             checkpoints: self.checkpoints,
             sealed_through: self.sealed_through,
@@ -405,10 +446,11 @@ fn raw(bytes: &[u8]) -> Option<&RawValue> {
         .and_then(|s| serde_json::from_str::<&RawValue>(s).ok())
 }
 
-/// Writes an export: the header, each entry, each checkpoint after the entry it seals.
+/// Writes an export: the header, the anchor when the log does not start at entry 1,
+/// each entry (with its number), each checkpoint after the entry it seals.
 pub fn export_lines(
     public_key: &VerifyingKey,
-    entries: &[SealedEntry],
+    entries: &[(u64, SealedEntry)],
     checkpoints: &[SignedCheckpoint],
 ) -> Vec<u8> {
     let mut by_seq = std::collections::BTreeMap::new();
@@ -423,7 +465,24 @@ pub fn export_lines(
     })
     .unwrap_or_default();
     out.push(b'\n');
-    for (i, e) in entries.iter().enumerate() {
+    let checkpoint_line = |cp: &SignedCheckpoint| {
+        raw(&cp.bytes).map(|c| {
+            let mut l = serde_json::to_vec(&CheckpointLine {
+                checkpoint: c,
+                signature: hex::encode(cp.signature),
+            })
+            .unwrap_or_default();
+            l.push(b'\n');
+            l
+        })
+    };
+    let first = entries.first().map_or(1, |(s, _)| *s);
+    if first > 1 {
+        if let Some(l) = by_seq.get(&(first - 1)).and_then(|cp| checkpoint_line(cp)) {
+            out.extend(l);
+        }
+    }
+    for (seq, e) in entries {
         if let Some(entry) = raw(&e.bytes) {
             let line = EntryLine {
                 entry,
@@ -432,14 +491,8 @@ pub fn export_lines(
             out.extend(serde_json::to_vec(&line).unwrap_or_default());
             out.push(b'\n');
         }
-        if let Some(cp) = by_seq.get(&(i as u64 + 1)).and_then(|cp| {
-            raw(&cp.bytes).map(|c| CheckpointLine {
-                checkpoint: c,
-                signature: hex::encode(cp.signature),
-            })
-        }) {
-            out.extend(serde_json::to_vec(&cp).unwrap_or_default());
-            out.push(b'\n');
+        if let Some(l) = by_seq.get(seq).and_then(|cp| checkpoint_line(cp)) {
+            out.extend(l);
         }
     }
     out
@@ -511,13 +564,16 @@ pub fn verify_export(export: &[u8], key: &VerifyingKey) -> Result<Report, Broken
                     .ok()
                     .and_then(|b| b.try_into().ok())
                     .ok_or_else(|| broken(None, line, "signature is not 64 bytes of hex"))?;
-                v.checkpoint_here(
-                    &SignedCheckpoint {
-                        bytes: cp.get().as_bytes().to_vec(),
-                        signature,
-                    },
-                    line,
-                )?;
+                let cp = SignedCheckpoint {
+                    bytes: cp.get().as_bytes().to_vec(),
+                    signature,
+                };
+                if v.last_seq == 0 && v.checkpoints == 0 {
+                    // Before any entry: the anchor of a log shortened by retention.
+                    v.anchor(&cp, line)?;
+                } else {
+                    v.checkpoint_here(&cp, line)?;
+                }
             }
             _ => {
                 return Err(broken(

@@ -169,6 +169,9 @@ pub struct AuditConfig {
     pub checkpoint_interval_secs: u64,
     /// ... and after this many entries, whichever comes first.
     pub checkpoint_every_entries: u64,
+    /// Keep audit entries this many days (0: for ever). Independent of how long
+    /// meetings are kept.
+    pub retention_days: u64,
 }
 
 impl Default for AuditConfig {
@@ -176,6 +179,7 @@ impl Default for AuditConfig {
         Self {
             checkpoint_interval_secs: 60,
             checkpoint_every_entries: 100,
+            retention_days: 0,
         }
     }
 }

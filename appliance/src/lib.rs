@@ -173,14 +173,26 @@ async fn reload_tls_on_sighup(
     }
 }
 
-/// Seals new audit entries with a signed checkpoint every `every`.
+/// Seals new audit entries with a signed checkpoint every `every`, and applies the
+/// audit retention period once an hour.
 async fn seal_audit_periodically(app: Arc<Appliance>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_prune: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
+        let prune = last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600));
+        if prune {
+            last_prune = Some(std::time::Instant::now());
+        }
         let app = app.clone();
-        match tokio::task::spawn_blocking(move || app.seal_audit()).await {
+        let work = move || {
+            if prune {
+                app.prune_audit(domain::now_ms())?;
+            }
+            app.seal_audit()
+        };
+        match tokio::task::spawn_blocking(work).await {
             Ok(Err(e)) => tracing::error!(error = %e, "sealing the audit log"),
             Err(e) => tracing::error!(error = %e, "audit sealer"),
             Ok(Ok(_)) => {}

@@ -28,8 +28,12 @@ async fn sign_in(app: &Appliance, user: &str, password: &str) -> anyhow::Result<
 async fn directory_users_sign_in_with_roles_from_their_groups() -> anyhow::Result<()> {
     let logs = artifacts("sso-ldap");
     let tmp = tempfile::tempdir()?;
+    let tls = tmp.path().join("tls");
+    std::fs::create_dir_all(&tls)?;
+    test_ca(&tls)?;
     let slapd = Slapd::start(
         &tmp.path().join("ldap"),
+        &tls,
         &logs,
         &[
             LdapUser {
@@ -58,14 +62,29 @@ bind_dn = "{LDAP_SERVICE_DN}"
 bind_password_file = "{pw}"
 user_base = "ou=people,{LDAP_BASE}"
 group_base = "ou=groups,{LDAP_BASE}"
+ca_file = "{ca}"
 timeout_secs = 3
 role_map = {{ auditors = "compliance_officer", cardiology = "member" }}
 team_map = {{ cardiology = "Cardiology" }}
 "#,
             url = slapd.url,
+            pw = pw.display(),
+            ca = tls.join("ca.pem").display()
+        ),
+    )?;
+    // Without the directory's CA the appliance does not trust it: no sign-in.
+    let untrusting = Appliance::start_with_config(
+        &tmp.path().join("data-untrusting"),
+        &logs,
+        &format!(
+            "[auth.ldap]\nurl = \"{url}\"\nbind_dn = \"{LDAP_SERVICE_DN}\"\nbind_password_file = \"{pw}\"\nuser_base = \"{LDAP_BASE}\"\ntimeout_secs = 3\nrole_map = {{ auditors = \"admin\" }}\n",
+            url = slapd.url,
             pw = pw.display()
         ),
     )?;
+    let (code, v) = sign_in(&untrusting, "lena", "lena's directory password").await?;
+    assert_eq!(code, 503, "an untrusted directory certificate: {v}");
+    drop(untrusting);
     app.add_user("ada", "ada's long password", "admin")?;
     let admin = Api::login(&app, "ada", "ada's long password").await?;
     assert_eq!(admin.ok("/auth/methods").await?["ldap"], true);

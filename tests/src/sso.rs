@@ -105,12 +105,14 @@ pub fn test_ca(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A running OpenLDAP server with `dc=example,dc=org`.
+/// A running OpenLDAP server with `dc=example,dc=org`, over LDAPS with a certificate
+/// from [`test_ca`].
 pub struct Slapd {
     _child: Running,
     pub port: u16,
     pub url: String,
     dir: PathBuf,
+    tls: PathBuf,
 }
 
 pub const LDAP_BASE: &str = "dc=example,dc=org";
@@ -127,9 +129,10 @@ pub struct LdapUser<'a> {
 }
 
 impl Slapd {
-    /// Starts slapd with `users` and their groups; only the service account may read
-    /// the tree, and passwords only serve binds.
-    pub fn start(dir: &Path, logs: &Path, users: &[LdapUser<'_>]) -> Result<Self> {
+    /// Starts slapd (LDAPS, certificate from `tls`, see [`test_ca`]) with `users` and
+    /// their groups; only the service account may read the tree, and passwords only
+    /// serve binds.
+    pub fn start(dir: &Path, tls: &Path, logs: &Path, users: &[LdapUser<'_>]) -> Result<Self> {
         std::fs::create_dir_all(dir.join("db"))?;
         let conf = dir.join("slapd.conf");
         std::fs::write(
@@ -139,6 +142,9 @@ impl Slapd {
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
+TLSCACertificateFile {tls}/ca.pem
+TLSCertificateFile {tls}/server.pem
+TLSCertificateKeyFile {tls}/server.key
 pidfile {dir}/slapd.pid
 modulepath /usr/lib/ldap
 moduleload back_mdb
@@ -151,6 +157,7 @@ access to attrs=userPassword by anonymous auth by self auth by * none
 access to * by dn.exact=\"{LDAP_SERVICE_DN}\" read by self read by * none
 ",
                 dir = dir.display(),
+                tls = tls.display(),
                 root = hash(LDAP_ROOT_PASSWORD)?,
             ),
         )?;
@@ -196,7 +203,7 @@ dn: {LDAP_SERVICE_DN}\nobjectClass: person\ncn: roomscribe\nsn: service\nuserPas
             "slapadd",
         )?;
         let port = crate::sso::free_port()?;
-        let url = format!("ldap://127.0.0.1:{port}");
+        let url = format!("ldaps://127.0.0.1:{port}");
         let child = Command::new("slapd")
             .arg("-f")
             .arg(&conf)
@@ -211,6 +218,7 @@ dn: {LDAP_SERVICE_DN}\nobjectClass: person\ncn: roomscribe\nsn: service\nuserPas
             port,
             url,
             dir: dir.to_owned(),
+            tls: tls.to_owned(),
         })
     }
 
@@ -220,6 +228,7 @@ dn: {LDAP_SERVICE_DN}\nobjectClass: person\ncn: roomscribe\nsn: service\nuserPas
         std::fs::write(&f, ldif)?;
         run(
             Command::new("ldapmodify")
+                .env("LDAPTLS_CACERT", self.tls.join("ca.pem"))
                 .args([
                     "-x",
                     "-H",

@@ -65,7 +65,7 @@ fn an_intact_log_and_its_export_verify() {
         (report.entries, report.checkpoints, report.sealed_through),
         (25, 3, 25)
     );
-    let export = export_lines(&key.verifying_key(), &entries, &cps);
+    let export = export_lines(&key.verifying_key(), &keyed(&entries), &cps);
     assert_eq!(
         verify_export(&export, &key.verifying_key()).expect("export"),
         report
@@ -166,7 +166,7 @@ fn deletion_swap_truncation_and_rewrites_are_detected() {
 fn every_flipped_byte_of_an_export_is_detected_at_its_line() {
     let key = SigningKey::generate(&mut OsRng);
     let (entries, cps) = log(7, 3, &key);
-    let export = export_lines(&key.verifying_key(), &entries, &cps);
+    let export = export_lines(&key.verifying_key(), &keyed(&entries), &cps);
     let line_of = |pos: usize| export[..pos].iter().filter(|b| **b == b'\n').count() + 1;
     let lines = export.iter().filter(|b| **b == b'\n').count();
     for pos in 0..export.len() {
@@ -207,4 +207,46 @@ fn every_flipped_byte_of_an_export_is_detected_at_its_line() {
             skip + 1
         );
     }
+}
+
+#[test]
+fn a_log_shortened_by_retention_verifies_from_its_anchor() {
+    let key = SigningKey::generate(&mut OsRng);
+    let (entries, cps) = log(12, 5, &key);
+    // Retention removed entries 1..=5; the checkpoint of entry 5 stays as the anchor.
+    let kept: Vec<(u64, SealedEntry)> = keyed(&entries).into_iter().skip(5).collect();
+    let anchor = cps[0].clone();
+    let mut v = Verifier::new(key.verifying_key());
+    v.anchor(&anchor, None).expect("anchor");
+    for cp in &cps[1..] {
+        v.checkpoint_ahead(cp, None).expect("checkpoint");
+    }
+    for (k, e) in &kept {
+        v.entry(Some(*k), &e.bytes, &e.hash, None).expect("entry");
+    }
+    let r = v.finish().expect("intact");
+    assert_eq!((r.starts_at, r.entries), (6, 12));
+    assert!(
+        r.to_string()
+            .contains("entries before 6 removed by retention"),
+        "{r}"
+    );
+    // The export carries the anchor first and verifies on its own.
+    let export = export_lines(&key.verifying_key(), &kept, &cps);
+    let r = verify_export(&export, &key.verifying_key()).expect("export");
+    assert_eq!((r.starts_at, r.entries), (6, 12));
+    // An anchor cannot vouch for an entry that was changed after it, nor be forged.
+    let mut changed = kept.clone();
+    changed[0].1.bytes[10] ^= 1;
+    let mut v = Verifier::new(key.verifying_key());
+    v.anchor(&anchor, None).expect("anchor");
+    let err = v
+        .entry(Some(6), &changed[0].1.bytes, &changed[0].1.hash, None)
+        .expect_err("changed");
+    assert_eq!(err.entry, Some(6));
+    let other = SigningKey::generate(&mut OsRng);
+    let forged = sign_checkpoint(5, &entries[4].hash, 1, &other);
+    assert!(Verifier::new(key.verifying_key())
+        .anchor(&forged, None)
+        .is_err());
 }

@@ -183,6 +183,59 @@ impl Appliance {
         Ok(Some(seq))
     }
 
+    /// Applies `audit.retention_days` at time `now_ms`: removes the oldest entries, up
+    /// to the newest checkpoint whose entry is older than the retention period (that
+    /// checkpoint stays as the anchor), and records that it did. Returns the last
+    /// entry removed. Nothing else ever removes audit entries.
+    pub fn prune_audit(&self, now_ms: i64) -> Result<Option<u64>> {
+        let days = self.config.audit.retention_days;
+        if days == 0 {
+            return Ok(None);
+        }
+        let cutoff = now_ms - days as i64 * 86_400_000;
+        let Some((head, _)) = self.store.audit_head()? else {
+            return Ok(None);
+        };
+        let mut through = None;
+        for (seq, _) in self.store.audit_checkpoints()?.into_iter().rev() {
+            if seq >= head {
+                continue; // always keep at least the newest entry
+            }
+            let old = self
+                .store
+                .audit_entries(seq..=seq, false, 1)?
+                .first()
+                .and_then(|(_, e)| serde_json::from_slice::<Entry>(&e.bytes).ok())
+                .is_some_and(|e| e.at_ms < cutoff);
+            if old {
+                through = Some(seq);
+                break;
+            }
+        }
+        let Some(seq) = through else {
+            return Ok(None);
+        };
+        let first = self
+            .store
+            .audit_entries(.., false, 1)?
+            .first()
+            .map_or(1, |(s, _)| *s);
+        if seq < first {
+            return Ok(None); // already removed
+        }
+        self.store.prune_audit_through(seq)?;
+        tracing::info!(through = seq, days, "audit retention removed old entries");
+        self.append_audit(
+            "system",
+            "system",
+            &ClientInfo::default(),
+            Record::ok("audit.prune", None).detail(format!(
+                "entries {first} to {seq} older than {days} days removed; the signed checkpoint of entry {seq} anchors the log"
+            )),
+        )?;
+        Ok(Some(seq))
+    }
+
     /// The hex public key auditors verify checkpoints with.
     pub fn audit_public_key(&self, actor: &Actor) -> Result<String> {
         actor.require_all(Permission::AuditRead)?;
@@ -204,7 +257,31 @@ impl Appliance {
 
     fn verify_stored_audit(&self) -> Result<std::result::Result<Report, Broken>> {
         let mut v = auditlog::Verifier::new(self.keys.audit.verifying_key());
-        for (seq, cp) in self.store.audit_checkpoints()? {
+        let first = self
+            .store
+            .audit_entries(.., false, 1)?
+            .first()
+            .map_or(1, |(s, _)| *s);
+        let mut checkpoints = self.store.audit_checkpoints()?;
+        if first > 1 {
+            // Retention removed entries 1..first-1; the checkpoint it kept anchors the rest.
+            let Some(i) = checkpoints.iter().position(|(s, _)| *s == first - 1) else {
+                return Ok(Err(Broken {
+                    entry: Some(1),
+                    line: None,
+                    reason: format!(
+                        "entries 1 to {} are missing and no signed checkpoint anchors entry {first}",
+                        first - 1
+                    ),
+                }));
+            };
+            let (_, anchor) = checkpoints.remove(i);
+            if let Err(b) = v.anchor(&anchor, None) {
+                return Ok(Err(b));
+            }
+            checkpoints.retain(|(s, _)| *s >= first);
+        }
+        for (seq, cp) in checkpoints {
             if let Err(mut b) = v.checkpoint_ahead(&cp, None) {
                 b.entry = b.entry.or(Some(seq));
                 return Ok(Err(b));
@@ -224,12 +301,7 @@ impl Appliance {
         actor.require_all(Permission::AuditRead)?;
         self.audit(actor, Record::ok("audit.export", None))?;
         self.seal_audit()?;
-        let entries: Vec<_> = self
-            .store
-            .audit_entries(.., false, usize::MAX)?
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect();
+        let entries = self.store.audit_entries(.., false, usize::MAX)?;
         let cps: Vec<_> = self
             .store
             .audit_checkpoints()?

@@ -831,3 +831,50 @@ fn csrf_token_belongs_to_its_session() {
     assert!(app.check_csrf(&a.token, None).is_err());
     assert!(app.check_csrf("no session", Some("")).is_err());
 }
+
+#[test]
+fn audit_retention_keeps_a_verifiable_log_from_its_anchor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("store");
+    let keys = ApplianceKeys::load_or_create(dir.path()).expect("keys");
+    let mut config = Config::default();
+    config.audit.retention_days = 30;
+    config.audit.checkpoint_every_entries = 3;
+    let app = Appliance::new(store, keys, config);
+    let admin = Actor::local_admin();
+    for i in 0..7 {
+        app.create_team(&admin, &format!("Team {i}")).expect("team");
+    }
+    // Nothing is old yet.
+    assert_eq!(app.prune_audit(now_ms()).expect("prune"), None);
+    // Forty days on, everything up to the newest checkpoint before the head goes.
+    let later = now_ms() + 40 * 86_400_000;
+    assert_eq!(app.prune_audit(later).expect("prune"), Some(6));
+    let report = app.verify_audit(&admin).expect("verify").expect("intact");
+    assert_eq!(report.starts_at, 7, "{report}");
+    let prune = app
+        .audit_entries(
+            &admin,
+            &AuditQuery {
+                action: Some("audit.prune".into()),
+                ..Default::default()
+            },
+        )
+        .expect("read");
+    assert!(prune[0]
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.contains("entries 1 to 6")));
+    let export = app.export_audit(&admin).expect("export");
+    let r = crate::auditlog::verify_export(&export, &app.keys().audit.verifying_key())
+        .expect("export verifies");
+    assert_eq!(r.starts_at, 7);
+    // Deleting the first entry kept leaves no checkpoint to anchor the rest.
+    app.store.tamper_audit(7, |_| None).expect("delete entry 7");
+    let err = app
+        .verify_audit(&admin)
+        .expect("verify")
+        .expect_err("detected");
+    assert_eq!(err.entry, Some(1), "{err}");
+    assert!(err.reason.contains("no signed checkpoint anchors"), "{err}");
+}

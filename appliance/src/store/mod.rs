@@ -43,7 +43,8 @@ const ENVELOPES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("env
 /// (meeting id, event seq) → [`EventRecord`].
 const MEETING_EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("meeting_events");
 /// audit entry seq → chain hash (32 bytes) || the entry's exact JSON bytes. Appended
-/// only; nothing in this crate rewrites or removes a row.
+/// only; nothing rewrites a row, and only retention removes the oldest ones, up to a
+/// checkpoint that it keeps ([`Store::prune_audit_through`]).
 const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
 /// sealed entry seq → signature (64 bytes) || the checkpoint's exact JSON bytes.
 const AUDIT_CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_checkpoints");
@@ -350,6 +351,20 @@ impl Store {
             }
         }
         Ok(Ok(()))
+    }
+
+    /// Retention: removes audit entries 1..=`seq` and the checkpoints before `seq`,
+    /// keeping the checkpoint of `seq` as the anchor of what remains. One transaction.
+    pub fn prune_audit_through(&self, seq: u64) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut entries = txn.open_table(AUDIT)?;
+            entries.retain(|k, _| k > seq)?;
+            let mut cps = txn.open_table(AUDIT_CHECKPOINTS)?;
+            cps.retain(|k, _| k >= seq)?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// Test only: what an attacker with the database file could do to one audit row
