@@ -13,6 +13,7 @@ const ENV_PREFIX: &str = "ROOMSCRIBE_";
 /// Environment variables that are not config keys but are ours.
 const ENV_OTHER: &[&str] = &[
     "ROOMSCRIBE_LOG",
+    "ROOMSCRIBE_LOG_FORMAT",
     "ROOMSCRIBE_CACHE",
     "ROOMSCRIBE_CONFIG",
     "ROOMSCRIBE_VOSK_LIB",
@@ -26,6 +27,80 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub audit: AuditConfig,
     pub auth: AuthConfig,
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Source networks (CIDR) that may read `/metrics`.
+    pub allow: Vec<String>,
+    /// A bearer token (file, first line, 0600) that lets a scraper read `/metrics`
+    /// from anywhere.
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            allow: vec!["127.0.0.1/32".into(), "::1/128".into()],
+            token_file: None,
+        }
+    }
+}
+
+/// A network in CIDR notation (`10.0.0.0/8`, `::1/128`, or a bare address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, prefix) = s.split_once('/').unwrap_or((s, ""));
+        let net: std::net::IpAddr = addr
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not an address or network"))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            max
+        } else {
+            prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| format!("{s:?}: prefix length must be 0..={max}"))?
+        };
+        Ok(Self { net, prefix })
+    }
+}
+
+impl Cidr {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        // An IPv4 client may arrive as an IPv4-mapped IPv6 address.
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        let bits = |a: std::net::IpAddr| -> u128 {
+            match a {
+                std::net::IpAddr::V4(v) => u128::from(u32::from(v)) << 96,
+                std::net::IpAddr::V6(v) => u128::from(v),
+            }
+        };
+        if ip.is_ipv4() != self.net.is_ipv4() {
+            return false;
+        }
+        // IPv4 sits in the top 32 bits, so one mask serves both families.
+        let mask = match self.prefix {
+            0 => 0,
+            p => u128::MAX << (128 - u32::from(p)),
+        };
+        (bits(ip) & mask) == (bits(self.net) & mask)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -223,6 +298,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             audit: AuditConfig::default(),
             auth: AuthConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -278,7 +354,12 @@ impl Config {
         let layers = roomscribe_config::Layers {
             env_prefix: ENV_PREFIX,
             env_other: ENV_OTHER,
-            optional_keys: &["http.cert_file", "http.key_file", "http.redirect_listen"],
+            optional_keys: &[
+                "http.cert_file",
+                "http.key_file",
+                "http.redirect_listen",
+                "metrics.token_file",
+            ],
         };
         let (mut config, warnings): (Config, _) = roomscribe_config::load(&layers, file, env)?;
         if let Some(d) = &overrides.data_dir {
@@ -347,6 +428,12 @@ impl Config {
                 });
             }
         }
+        for n in &self.metrics.allow {
+            n.parse::<Cidr>().map_err(|message| ConfigError::Invalid {
+                key: "metrics.allow",
+                message,
+            })?;
+        }
         if self.http.request_timeout_secs == 0 {
             return Err(ConfigError::Invalid {
                 key: "http.request_timeout_secs",
@@ -385,6 +472,28 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn networks() {
+        let c = |s: &str| s.parse::<Cidr>().expect(s);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect(s);
+        assert!(c("127.0.0.1/32").contains(ip("127.0.0.1")));
+        assert!(!c("127.0.0.1/32").contains(ip("127.0.0.2")));
+        assert!(c("10.0.0.0/8").contains(ip("10.200.3.4")));
+        assert!(!c("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(
+            c("10.0.0.0/8").contains(ip("::ffff:10.1.2.3")),
+            "mapped IPv4"
+        );
+        assert!(c("::1/128").contains(ip("::1")));
+        assert!(!c("::1/128").contains(ip("127.0.0.1")));
+        assert!(c("0.0.0.0/0").contains(ip("8.8.8.8")));
+        assert!(c("fd00::/8").contains(ip("fd12::1")));
+        assert!(c("192.0.2.7").contains(ip("192.0.2.7")));
+        for bad in ["10.0.0.0/33", "nonsense", "::/129", "1.2.3.4/x"] {
+            assert!(bad.parse::<Cidr>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod keys;
 pub mod sso;
 pub mod store;
+pub mod systemd;
 pub mod urlencode;
 
 use anyhow::Context;
@@ -31,7 +32,13 @@ pub fn open(config: &Config) -> anyhow::Result<Appliance> {
     let store = store::Store::open(&config.data_dir)?;
     let keys = keys::ApplianceKeys::load_or_create(&config.data_dir)?;
     let (directory, oidc) = sso::from_config(&config.auth)?;
-    Ok(Appliance::new(store, keys, config.clone()).with_identity_providers(directory, oidc))
+    let metrics_token = match &config.metrics.token_file {
+        Some(f) => Some(sso::secret_file(f, "metrics.token_file")?),
+        None => None,
+    };
+    Ok(Appliance::new(store, keys, config.clone())
+        .with_identity_providers(directory, oidc)
+        .with_metrics_token(metrics_token))
 }
 
 /// Addresses actually bound (useful with port 0).
@@ -42,6 +49,10 @@ pub struct Bound {
     /// The plain-HTTP redirect listener, when configured.
     pub redirect: Option<SocketAddr>,
 }
+
+/// The bootstrap administrator's one-time password, in the data directory (0600)
+/// until it is changed.
+pub const BOOTSTRAP_FILE: &str = "bootstrap-admin.txt";
 
 /// How long a client may take to send its request headers (slow-loris defence).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -77,13 +88,31 @@ pub async fn serve(
     on_ready: impl FnOnce(Bound),
 ) -> anyhow::Result<()> {
     let app = Arc::new(open(&config)?);
+    let bootstrap_file = config.data_dir.join(BOOTSTRAP_FILE);
     if let Some(password) = app.bootstrap_admin()? {
+        // Also in a file only the service user (and root) can read: a packaged service
+        // prints to the journal, which others may be allowed to read.
+        keys::write_secret(
+            &bootstrap_file,
+            format!(
+                "username: admin\none-time password: {}\n",
+                password.as_str()
+            )
+            .as_bytes(),
+        )?;
         println!("============================================================");
         println!(" Roomscribe bootstrap administrator (shown once)");
         println!("   username: admin");
         println!("   one-time password: {}", password.as_str());
         println!(" You will be asked to choose a new password at first login.");
+        println!(
+            " (Also in {}, removed once it is changed.)",
+            bootstrap_file.display()
+        );
         println!("============================================================");
+    } else if !app.bootstrap_pending()? {
+        // The one-time password was changed: it no longer needs to be on disk.
+        let _ = std::fs::remove_file(&bootstrap_file);
     }
 
     let listener = std::net::TcpListener::bind(config.http.listen)
@@ -130,9 +159,31 @@ pub async fn serve(
         quic,
         redirect,
     });
+    systemd::notify("READY=1");
+    let watchdog = systemd::watchdog_interval().map(|every| {
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                // Only while storage answers: a wedged appliance gets restarted.
+                let app = app.clone();
+                if tokio::task::spawn_blocking(move || app.ready())
+                    .await
+                    .unwrap_or(false)
+                {
+                    systemd::notify("WATCHDOG=1");
+                }
+            }
+        })
+    });
 
     shutdown.await;
     tracing::info!("shutting down");
+    systemd::notify("STOPPING=1");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     admin_task.abort();
     sealer.abort();
     reloader.abort();

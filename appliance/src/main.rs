@@ -180,11 +180,18 @@ fn init_logging() {
         tracing_subscriber::EnvFilter::try_from_env("ROOMSCRIBE_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new("info,quinn=warn,quinn_proto=warn,rustls=warn")
         });
-    tracing_subscriber::fmt()
+    // ROOMSCRIBE_LOG_FORMAT=json: one JSON object per line (for a SIEM reading the
+    // journal); otherwise plain text. Under systemd, stderr goes to the journal.
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    if std::env::var("ROOMSCRIBE_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
 }
 
 async fn shutdown_signal() {

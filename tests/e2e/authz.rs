@@ -62,13 +62,14 @@ struct RoleDef {
 fn expect(access: Access, role: Option<&RoleDef>, target: Option<Target>) -> Expect {
     let Some(role) = role else {
         return match access {
-            Access::Public => Expect::Allowed,
+            // The matrix runs from loopback, which metrics.allow admits by default.
+            Access::Public | Access::Scraper => Expect::Allowed,
             _ => Expect::Unauthenticated,
         };
     };
     let holds = |p: Permission| role.permissions.iter().any(|n| n == p.name());
     match access {
-        Access::Public | Access::SignedIn => Expect::Allowed,
+        Access::Public | Access::SignedIn | Access::Scraper => Expect::Allowed,
         Access::All(p) if holds(p) && role.all_scope => Expect::Allowed,
         Access::All(_) => Expect::Forbidden,
         Access::Teams(p) if !holds(p) => Expect::Forbidden,
@@ -153,7 +154,8 @@ impl Fixture {
             | ("GET", "/auth/methods")
             | ("GET", "/auth/oidc/start")
             | ("GET", "/healthz")
-            | ("GET", "/readyz") => (spec.path.into(), None),
+            | ("GET", "/readyz")
+            | ("GET", "/metrics") => (spec.path.into(), None),
             ("POST", "/me/totp") | ("GET", "/tokens") => (spec.path.into(), None),
             // Without single sign-on configured: back to the sign-in page, refused.
             ("GET", "/auth/oidc/callback") => (format!("{}?state=x&code=y", spec.path), None),

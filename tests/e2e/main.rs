@@ -9,6 +9,7 @@ mod commands;
 mod health;
 mod killloop;
 mod offline;
+mod operations;
 mod partition;
 mod rejects;
 mod security;

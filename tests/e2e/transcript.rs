@@ -234,5 +234,33 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
         .output()?;
     let st: Value = serde_json::from_slice(&st.stdout)?;
     assert_eq!(st["queue_depth"], 0, "{st}");
+
+    // The appliance's metrics counted exactly the segments it stored, across both
+    // meetings and the kill (a re-sent envelope is a duplicate, not new segments).
+    let first = api.ok("/meetings").await?[1]["segment_count"]
+        .as_u64()
+        .unwrap_or(0);
+    let metrics = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()?
+        .get(app.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(u64::MAX)
+    };
+    assert_eq!(
+        value("roomscribe_ingest_segments_total "),
+        first + segs.len() as u64,
+        "{metrics}"
+    );
+    assert!(value(r#"roomscribe_ingest_envelopes_total{outcome="stored"}"#) >= 2);
     Ok(())
 }

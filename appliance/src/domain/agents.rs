@@ -297,7 +297,7 @@ impl Appliance {
             .collect())
     }
 
-    fn agent_views(&self) -> Result<Vec<AgentView>> {
+    pub(super) fn agent_views(&self) -> Result<Vec<AgentView>> {
         let mut v = self
             .store
             .agents()?

@@ -208,6 +208,13 @@ impl Appliance {
         Ok(Some(password))
     }
 
+    /// Whether the bootstrap administrator still has its one-time password.
+    pub fn bootstrap_pending(&self) -> Result<bool> {
+        Ok(self.store.user("admin")?.is_some_and(|u| {
+            u.must_change_password && u.grants.iter().any(|g| g.granted_by == "bootstrap")
+        }))
+    }
+
     /// Adds a local user holding `role` (which the actor must be allowed to grant), in
     /// the teams with ids `teams`. With `one_time`, the password must be changed at the
     /// first sign-in.

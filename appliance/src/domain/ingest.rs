@@ -156,6 +156,16 @@ impl Appliance {
         from: Verified,
         bytes: &[u8],
     ) -> Result<AckStatus, IngestRejection> {
+        let outcome = self.store_envelope(from, bytes);
+        match &outcome {
+            Ok(AckStatus::Duplicate) => self.metrics.envelope_duplicate(),
+            Ok(_) => {}
+            Err(r) => self.metrics.envelope_rejected(&format!("{:?}", r.code)),
+        }
+        outcome
+    }
+
+    fn store_envelope(&self, from: Verified, bytes: &[u8]) -> Result<AckStatus, IngestRejection> {
         let env = SealedEnvelope::parse(bytes)?;
         let agent_id = env.header.agent_id;
         if agent_id != from.0 {
@@ -276,6 +286,7 @@ impl Appliance {
                         meeting: self.meeting_view(m),
                     });
                 }
+                self.metrics.envelope_stored(new_segments.len() as u64);
                 Ok(AckStatus::Stored)
             }
             EnvelopeCommit::Duplicate => Ok(AckStatus::Duplicate),

@@ -13,6 +13,7 @@ mod directory;
 mod error;
 mod ingest;
 mod meetings;
+mod metrics;
 mod ratelimit;
 pub mod sso;
 mod throttle;
@@ -26,6 +27,7 @@ pub use auth::{LoginOutcome, SESSION_COOKIE};
 pub use error::DomainError;
 pub use ingest::{IngestRejection, Verified};
 pub use meetings::{Export, ExportFormat};
+pub use metrics::Metrics;
 
 use crate::config::Config;
 use crate::keys::ApplianceKeys;
@@ -80,6 +82,9 @@ pub struct Appliance {
     oidc: Option<std::sync::Arc<dyn sso::OidcProvider>>,
     /// OpenID Connect sign-ins under way, by state.
     oidc_pending: Mutex<HashMap<String, sso::PendingOidc>>,
+    metrics: metrics::Metrics,
+    /// `metrics.token_file`'s token.
+    metrics_token: Option<zeroize::Zeroizing<String>>,
     live: Mutex<HashMap<String, LiveAgent>>,
     /// Newest live caption per meeting id (memory only).
     captions: Mutex<HashMap<String, views::CaptionView>>,
@@ -121,6 +126,8 @@ impl Appliance {
             directory: None,
             oidc: None,
             oidc_pending: Mutex::new(HashMap::new()),
+            metrics: metrics::Metrics::default(),
+            metrics_token: None,
             live: Mutex::new(HashMap::new()),
             captions: Mutex::new(HashMap::new()),
             events,
@@ -137,6 +144,12 @@ impl Appliance {
     ) -> Self {
         self.directory = directory;
         self.oidc = oidc;
+        self
+    }
+
+    /// The bearer token that lets a scraper read `/metrics` from anywhere.
+    pub fn with_metrics_token(mut self, token: Option<zeroize::Zeroizing<String>>) -> Self {
+        self.metrics_token = token.filter(|t| !t.is_empty());
         self
     }
 

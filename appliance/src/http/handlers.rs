@@ -411,6 +411,26 @@ pub async fn readyz(State(app): State<AppState>) -> (StatusCode, &'static str) {
     }
 }
 
+/// Prometheus text exposition, for a scraper (see `Access::Scraper`).
+pub async fn metrics(
+    State(app): State<AppState>,
+    Client(client): Client,
+    parts: Parts,
+) -> Result<impl IntoResponse, ApiError> {
+    let bearer = super::auth::bearer(&parts);
+    app.may_scrape(client.ip, bearer.as_deref().map(|s| s.as_str()))?;
+    let body = tokio::task::spawn_blocking(move || app.render_metrics())
+        .await
+        .map_err(|e| DomainError::Internal(e.to_string()))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    ))
+}
+
 pub async fn api_not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such API route")
 }

@@ -40,6 +40,9 @@ pub enum Access {
     Public,
     /// Any signed-in user, about their own account.
     SignedIn,
+    /// A monitoring system: an address in `metrics.allow` or `metrics.token_file`'s
+    /// bearer token.
+    Scraper,
     /// The permission over everything (scope `all`).
     All(Permission),
     /// The permission; with scope `teams` it reaches only the caller's teams: lists
@@ -271,6 +274,7 @@ fn root() -> Routes {
     Routes::new("")
         .add(Method::GET, "/healthz", Access::Public, handlers::healthz)
         .add(Method::GET, "/readyz", Access::Public, handlers::readyz)
+        .add(Method::GET, "/metrics", Access::Scraper, handlers::metrics)
 }
 
 /// Every route with its access rule (the authorization matrix test walks it).
@@ -288,6 +292,7 @@ pub fn router(app: AppState) -> Router {
         .layer(middleware::from_fn(same_origin_writes))
         .layer(middleware::from_fn_with_state(app.clone(), audit_denials))
         .layer(middleware::from_fn_with_state(app.clone(), rate_limit))
+        .layer(middleware::from_fn_with_state(app.clone(), record_metrics))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             std::time::Duration::from_secs(app.config().http.request_timeout_secs),
@@ -295,6 +300,38 @@ pub fn router(app: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(security_headers))
         .with_state(app)
+}
+
+/// Counts every request by method, route pattern (never the concrete path: ids
+/// would make unbounded labels) and status, with its latency.
+async fn record_metrics(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    req: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(
+            || {
+                if req.uri().path().starts_with("/api/") {
+                    "unmatched".to_owned()
+                } else {
+                    "console".to_owned()
+                }
+            },
+            |m| m.as_str().to_owned(),
+        );
+    let res = next.run(req).await;
+    app.metrics().http_request(
+        &method,
+        &route,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    res
 }
 
 /// API rate limits (`http.rate_limit_*`): per source address always, and per API

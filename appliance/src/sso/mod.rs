@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// A secret from a file (first line), refused when others can read the file.
-fn secret_file(path: &Path, key: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
+pub fn secret_file(path: &Path, key: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
     let raw = crate::keys::read_secret(path).with_context(|| key.to_owned())?;
     let text = String::from_utf8_lossy(&raw);
     Ok(zeroize::Zeroizing::new(

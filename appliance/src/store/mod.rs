@@ -92,6 +92,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {
     db: Database,
+    path: PathBuf,
 }
 
 fn decode<T: DeserializeOwned>(table: &str, key: &str, bytes: &[u8]) -> Result<T> {
@@ -137,7 +138,7 @@ impl Store {
                 source,
             },
         })?;
-        let store = Self { db };
+        let store = Self { db, path };
         store.migrate()?;
         Ok(store)
     }
@@ -178,6 +179,11 @@ impl Store {
         // One transaction: a failed migration leaves the data as it was.
         txn.commit()?;
         Ok(())
+    }
+
+    /// Size of the database file in bytes.
+    pub fn file_size(&self) -> std::io::Result<u64> {
+        Ok(std::fs::metadata(&self.path)?.len())
     }
 
     fn get<T: DeserializeOwned>(&self, def: Table, key: &str) -> Result<Option<T>> {

@@ -1,0 +1,320 @@
+//! What the appliance counts for monitoring, and its Prometheus text exposition
+//! (format 0.0.4): HTTP requests and their latency by route, envelopes and segments
+//! ingested, envelopes refused by reason, agents online and their queues, storage size,
+//! the audit log's length. Counters live in memory (they restart at zero, as
+//! Prometheus expects); gauges are read when scraped. Labels are bounded: routes are
+//! the route table's patterns, reasons the protocol's reject codes, agents the enrolled
+//! ones.
+
+use super::{lock, now_ms, Appliance};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Latency buckets (seconds).
+const BUCKETS: [f64; 10] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.counts[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    /// (method, route, status) → requests.
+    http: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// (method, route) → latency.
+    latency: Mutex<BTreeMap<(String, String), Histogram>>,
+    envelopes_stored: AtomicU64,
+    envelopes_duplicate: AtomicU64,
+    segments: AtomicU64,
+    rejected: Mutex<BTreeMap<String, u64>>,
+}
+
+/// `"` `\` and newlines escaped, as label values need.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+impl Metrics {
+    pub fn http_request(&self, method: &str, route: &str, status: u16, secs: f64) {
+        *lock(&self.http)
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        lock(&self.latency)
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default()
+            .observe(secs);
+    }
+
+    pub(super) fn envelope_stored(&self, new_segments: u64) {
+        self.envelopes_stored.fetch_add(1, Ordering::Relaxed);
+        self.segments.fetch_add(new_segments, Ordering::Relaxed);
+    }
+
+    pub(super) fn envelope_duplicate(&self) {
+        self.envelopes_duplicate.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(super) fn envelope_rejected(&self, reason: &str) {
+        *lock(&self.rejected).entry(reason.to_owned()).or_default() += 1;
+    }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+impl Appliance {
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// A scraper must come from `metrics.allow` or present `metrics.token_file`'s token.
+    pub fn may_scrape(
+        &self,
+        ip: Option<std::net::IpAddr>,
+        bearer: Option<&str>,
+    ) -> super::Result<()> {
+        if let (Some(expected), Some(given)) = (&self.metrics_token, bearer) {
+            let same: bool =
+                subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), given.as_bytes()).into();
+            if same {
+                return Ok(());
+            }
+        }
+        let allowed = ip.is_some_and(|ip| {
+            self.config
+                .metrics
+                .allow
+                .iter()
+                .filter_map(|n| n.parse::<crate::config::Cidr>().ok())
+                .any(|n| n.contains(ip))
+        });
+        if allowed {
+            Ok(())
+        } else {
+            Err(super::DomainError::Forbidden(
+                "a metrics scraper (metrics.allow or metrics.token_file)",
+            ))
+        }
+    }
+
+    /// The Prometheus text exposition of everything above.
+    pub fn render_metrics(&self) -> String {
+        let m = &self.metrics;
+        let mut out = String::new();
+        family(
+            &mut out,
+            "roomscribe_build_info",
+            "gauge",
+            "The running version.",
+        );
+        let _ = writeln!(
+            out,
+            "roomscribe_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        family(
+            &mut out,
+            "roomscribe_http_requests_total",
+            "counter",
+            "HTTP requests by method, route and status.",
+        );
+        for ((method, route, status), n) in lock(&m.http).iter() {
+            let _ = writeln!(
+                out,
+                "roomscribe_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                label(route)
+            );
+        }
+        family(
+            &mut out,
+            "roomscribe_http_request_duration_seconds",
+            "histogram",
+            "Time to answer HTTP requests (until the response head).",
+        );
+        for ((method, route), h) in lock(&m.latency).iter() {
+            let l = format!("method=\"{method}\",route=\"{}\"", label(route));
+            for (i, le) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "roomscribe_http_request_duration_seconds_bucket{{{l},le=\"{le}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "roomscribe_http_request_duration_seconds_bucket{{{l},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "roomscribe_http_request_duration_seconds_sum{{{l}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "roomscribe_http_request_duration_seconds_count{{{l}}} {}",
+                h.count
+            );
+        }
+        family(
+            &mut out,
+            "roomscribe_ingest_envelopes_total",
+            "counter",
+            "Envelopes accepted from agents (stored, or an exact replay acknowledged again).",
+        );
+        let _ = writeln!(
+            out,
+            "roomscribe_ingest_envelopes_total{{outcome=\"stored\"}} {}",
+            m.envelopes_stored.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "roomscribe_ingest_envelopes_total{{outcome=\"duplicate\"}} {}",
+            m.envelopes_duplicate.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "roomscribe_ingest_segments_total",
+            "counter",
+            "Transcript segments stored.",
+        );
+        let _ = writeln!(
+            out,
+            "roomscribe_ingest_segments_total {}",
+            m.segments.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "roomscribe_ingest_rejected_total",
+            "counter",
+            "Envelopes and sessions refused, by reason.",
+        );
+        for (reason, n) in lock(&m.rejected).iter() {
+            let _ = writeln!(
+                out,
+                "roomscribe_ingest_rejected_total{{reason=\"{}\"}} {n}",
+                label(reason)
+            );
+        }
+        let agents = self.agent_views().unwrap_or_default();
+        family(
+            &mut out,
+            "roomscribe_agents_online",
+            "gauge",
+            "Agents with a recent heartbeat.",
+        );
+        let _ = writeln!(
+            out,
+            "roomscribe_agents_online {}",
+            agents.iter().filter(|a| a.online).count()
+        );
+        family(
+            &mut out,
+            "roomscribe_agent_queue_depth",
+            "gauge",
+            "Envelopes waiting in an agent's queue (last heartbeat).",
+        );
+        for a in agents.iter().filter(|a| !a.revoked) {
+            if let Some(s) = &a.status {
+                let _ = writeln!(
+                    out,
+                    "roomscribe_agent_queue_depth{{agent=\"{}\",room=\"{}\"}} {}",
+                    a.id,
+                    label(&a.room_name),
+                    s.queue_depth
+                );
+            }
+        }
+        family(
+            &mut out,
+            "roomscribe_agent_queue_oldest_seconds",
+            "gauge",
+            "Age of the oldest envelope in an agent's queue (last heartbeat).",
+        );
+        for a in agents.iter().filter(|a| !a.revoked) {
+            if let Some(age) = a.status.as_ref().and_then(|s| s.oldest_queued_age_s) {
+                let _ = writeln!(
+                    out,
+                    "roomscribe_agent_queue_oldest_seconds{{agent=\"{}\",room=\"{}\"}} {age}",
+                    a.id,
+                    label(&a.room_name)
+                );
+            }
+        }
+        family(
+            &mut out,
+            "roomscribe_agent_last_seen_seconds",
+            "gauge",
+            "Seconds since each agent was last heard from.",
+        );
+        for a in agents.iter().filter(|a| !a.revoked) {
+            if let Some(seen) = a.last_seen_ms {
+                let _ = writeln!(
+                    out,
+                    "roomscribe_agent_last_seen_seconds{{agent=\"{}\"}} {}",
+                    a.id,
+                    (now_ms() - seen).max(0) as f64 / 1000.0
+                );
+            }
+        }
+        family(
+            &mut out,
+            "roomscribe_storage_bytes",
+            "gauge",
+            "Size of the database file.",
+        );
+        let _ = writeln!(
+            out,
+            "roomscribe_storage_bytes {}",
+            self.store.file_size().unwrap_or(0)
+        );
+        family(
+            &mut out,
+            "roomscribe_audit_entries",
+            "gauge",
+            "Number of the newest audit-log entry.",
+        );
+        let head = self.store.audit_head().ok().flatten().map_or(0, |(s, _)| s);
+        let _ = writeln!(out, "roomscribe_audit_entries {head}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let mut h = Histogram::default();
+        for s in [0.001, 0.02, 0.02, 3.0, 30.0] {
+            h.observe(s);
+        }
+        assert_eq!(h.counts[0], 1);
+        assert_eq!(h.counts[2], 3, "≤ 25 ms");
+        assert_eq!(h.counts[BUCKETS.len() - 1], 4, "≤ 10 s");
+        assert_eq!(h.count, 5);
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
