@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod auditlog;
 pub mod config;
+pub mod doctor;
 pub mod domain;
 pub mod http;
 pub mod ingest;
@@ -70,11 +71,20 @@ fn https_tls(config: &Config) -> anyhow::Result<rustls::ServerConfig> {
             )?
         }
     };
+    https_tls_from(identity.chain, identity.key)
+}
+
+/// The HTTPS server configuration for a certificate chain and key: TLS 1.3 and 1.2,
+/// ring, HTTP/1.1.
+pub fn https_tls_from(
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: rustls::pki_types::PrivateKeyDer<'static>,
+) -> anyhow::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut tls = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
-        .with_single_cert(identity.chain, identity.key)
+        .with_single_cert(chain, key)
         .context("http TLS certificate and key do not match")?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(tls)

@@ -55,6 +55,12 @@ enum Command {
     /// Manage console users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Check this installation and say what to fix: config, permissions, certificate,
+    /// disk, clock, ports, storage and the audit log. Exits 1 on a failure.
+    Doctor {
+        #[command(flatten)]
+        common: Common,
+    },
     /// The tamper-evident audit log: verify, export, print the public key.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -238,6 +244,107 @@ async fn admin_value(
     }
 }
 
+/// `roomscribe doctor`.
+async fn doctor(common: &Common) -> anyhow::Result<()> {
+    use roomscribe_appliance::doctor::{self, Finding, Level};
+    let config = match load(common, Overrides::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            doctor::print(&[Finding {
+                level: Level::Fail,
+                what: format!("configuration: {e:#}"),
+                fix: Some(
+                    "fix the file or variable named; `roomscribe config example` shows every key"
+                        .into(),
+                ),
+            }]);
+            std::process::exit(1);
+        }
+    };
+    let mut findings = vec![Finding {
+        level: Level::Ok,
+        what: format!(
+            "configuration {} loads",
+            common
+                .config
+                .as_ref()
+                .map_or("(defaults and environment)".to_owned(), |p| p
+                    .display()
+                    .to_string())
+        ),
+        fix: None,
+    }];
+    findings.extend(doctor::check_permissions(&config.data_dir));
+    findings.extend(doctor::check_certificate(&config));
+    findings.extend(doctor::check_disk(&config.data_dir));
+    findings.extend(doctor::check_clock());
+    // Running: ask it. Stopped: check the ports and open the data directory.
+    let verdict = match admin::call(&config.data_dir, &AdminRequest::AuditVerify).await {
+        Ok(Some(r)) => {
+            findings.push(Finding {
+                level: Level::Ok,
+                what: "the appliance is running (admin socket answers)".into(),
+                fix: None,
+            });
+            Some(r)
+        }
+        _ if !config
+            .data_dir
+            .join(roomscribe_appliance::store::DB_FILE)
+            .exists() =>
+        {
+            // Nothing to open yet; doctor changes nothing (opening would create it).
+            findings.extend(doctor::check_ports(&config));
+            None
+        }
+        _ => {
+            findings.extend(doctor::check_ports(&config));
+            match roomscribe_appliance::open(&config) {
+                Ok(app) => {
+                    findings.push(Finding {
+                        level: Level::Ok,
+                        what: "storage opens (schema up to date)".into(),
+                        fix: None,
+                    });
+                    Some(
+                        tokio::task::spawn_blocking(move || {
+                            admin::execute(&app, AdminRequest::AuditVerify)
+                        })
+                        .await?,
+                    )
+                }
+                Err(e) => {
+                    findings.push(Finding {
+                        level: Level::Fail,
+                        what: format!("storage: {e:#}"),
+                        fix: Some(
+                            "see the message; restore from a backup if the file is damaged".into(),
+                        ),
+                    });
+                    None
+                }
+            }
+        }
+    };
+    match verdict {
+        Some(AdminResponse::Ok { message, .. }) => findings.push(Finding {
+            level: Level::Ok,
+            what: message,
+            fix: None,
+        }),
+        Some(AdminResponse::Error { message }) => findings.push(Finding {
+            level: Level::Fail,
+            what: message,
+            fix: Some("the audit log was altered: keep the file for investigation; roomscribe audit export and compare with earlier exports".into()),
+        }),
+        None => {}
+    }
+    if doctor::print(&findings) > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
 /// `roomscribe audit verify --export FILE`: needs nothing but the file (and the key).
 fn verify_export_file(path: &std::path::Path, key: Option<&str>) -> anyhow::Result<()> {
     use roomscribe_appliance::auditlog;
@@ -361,6 +468,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::PublicKey { common }) => {
             admin_command(&common, AdminRequest::AuditPublicKey).await
         }
+        Command::Doctor { common } => doctor(&common).await,
         Command::Config(ConfigCommand::Example) => {
             print!("{EXAMPLE}");
             Ok(())

@@ -138,3 +138,94 @@ async fn systemd_notify_watchdog_bootstrap_file_metrics_and_json_logs() -> anyho
     assert!(r.text().await?.contains("roomscribe_build_info"));
     Ok(())
 }
+
+/// `roomscribe doctor` with `env`; (exit code, stdout).
+fn doctor(data: &std::path::Path, env: &[(&str, &str)]) -> anyhow::Result<(i32, String)> {
+    let out = std::process::Command::new(bin("roomscribe"))
+        .args(["doctor", "--data-dir"])
+        .arg(data)
+        .envs(env.iter().copied())
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn doctor_names_what_is_wrong_and_how_to_fix_it() -> anyhow::Result<()> {
+    let logs = artifacts("doctor");
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("data");
+    // A fresh directory: nothing to fix, and doctor creates nothing.
+    let (code, out) = doctor(&data, &[])?;
+    assert_eq!(code, 0, "{out}");
+    assert!(!data.exists(), "doctor changed nothing");
+
+    // Running and healthy: it asks the appliance, whose audit log verifies.
+    let app = Appliance::start(&data, &logs)?;
+    let (code, out) = doctor(&data, &[])?;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("the appliance is running"), "{out}");
+    assert!(out.contains("audit log intact"), "{out}");
+    assert!(
+        out.contains("WARN  HTTPS uses the appliance's self-signed certificate"),
+        "{out}"
+    );
+    drop(app);
+
+    // An expired operator certificate, a port taken, an open key file.
+    let cert = tmp.path().join("cert.pem");
+    let key = tmp.path().join("key.pem");
+    let made = std::process::Command::new("faketime")
+        .args(["3 days ago", "openssl", "req", "-x509", "-newkey", "ec"])
+        .args([
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args(["-subj", "/CN=rs.example"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(made.success(), "faketime openssl");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let taken_addr = taken.local_addr()?.to_string();
+    std::fs::set_permissions(
+        data.join("keys/signing.ed25519"),
+        std::fs::Permissions::from_mode(0o640),
+    )?;
+    let (code, out) = doctor(
+        &data,
+        &[
+            ("ROOMSCRIBE_HTTP_CERT_FILE", &cert.to_string_lossy()),
+            ("ROOMSCRIBE_HTTP_KEY_FILE", &key.to_string_lossy()),
+            ("ROOMSCRIBE_HTTP_LISTEN", &taken_addr),
+        ],
+    )?;
+    assert_eq!(code, 1, "{out}");
+    for needle in [
+        "FAIL  HTTPS certificate expired",
+        "fix: renew it, then: systemctl reload roomscribe",
+        &format!("FAIL  http.listen {taken_addr} (TCP)"),
+        "fix: another program uses",
+        "signing.ed25519 (mode 640)",
+        "fix: chmod 600",
+    ] {
+        assert!(out.contains(needle), "doctor should say {needle:?}:\n{out}");
+    }
+    // A configuration error is reported with its key, and is a failure.
+    let (code, out) = doctor(&data, &[("ROOMSCRIBE_HTTP_LISTEN", "not an address")])?;
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("FAIL  configuration") && out.contains("ROOMSCRIBE_HTTP_LISTEN"),
+        "{out}"
+    );
+    Ok(())
+}
