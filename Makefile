@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: setup build demo test bench lint clean
+.PHONY: setup build demo test bench lint clean packages
 
 setup:
 	bash scripts/setup.sh
@@ -15,18 +15,26 @@ build: setup
 demo: build
 	bash scripts/demo.sh
 
-## Everything CI runs: formatting, lints, unit, property and end-to-end tests.
+## Everything CI runs: formatting, lints, the packages, unit, property and end-to-end
+## tests (the package tests read and install what `packages` built).
 test: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) build --workspace --bins --tests
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	bash scripts/packages.sh
 	$(CARGO) test --workspace
+
+## .deb and .rpm packages of the appliance (static binary) and the agent, in target/packages/.
+packages: setup
+	bash scripts/packages.sh
 
 ## Benchmarks (release build; figures go in docs/BENCHMARKS.md). Never part of `test`.
 bench: setup
 	$(CARGO) build --release --workspace --bins
 	BENCH_DIR=$(CURDIR)/target $(CARGO) bench -p roomscribe-agent --bench envelope_queue
 	$(CARGO) bench -p roomscribe-tests --bench agent_live
+	bash scripts/packages.sh
+	$(CARGO) bench -p roomscribe-tests --bench appliance_startup
 
 lint:
 	$(CARGO) fmt --all --check

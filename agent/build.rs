@@ -1,12 +1,15 @@
 //! Links libvosk (from the PyPI wheel that scripts/setup.sh unpacks into the cache) and
 //! sets an rpath so the agent runs without LD_LIBRARY_PATH: next to the binary, in
-//! ../lib/roomscribe-agent (installed layout), and the build's own copy (development).
+//! ../lib/roomscribe-agent (installed layout), and the build's own copy (development;
+//! left out when `ROOMSCRIBE_PACKAGE_RPATH=1`, as `make packages` builds, so that no
+//! build path ships).
 
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=ROOMSCRIBE_VOSK_LIB");
     println!("cargo:rerun-if-env-changed=ROOMSCRIBE_CACHE");
+    println!("cargo:rerun-if-env-changed=ROOMSCRIBE_PACKAGE_RPATH");
     let lib = std::env::var_os("ROOMSCRIBE_VOSK_LIB")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -41,8 +44,11 @@ fn main() {
         }
     }
     println!("cargo:rustc-link-search=native={}", out.display());
-    println!(
-        "cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN:$ORIGIN/../lib/roomscribe-agent:{}",
-        out.display()
-    );
+    let packaged = std::env::var_os("ROOMSCRIBE_PACKAGE_RPATH").is_some_and(|v| v == "1");
+    let rpath = if packaged {
+        "$ORIGIN:$ORIGIN/../lib/roomscribe-agent".to_owned()
+    } else {
+        format!("$ORIGIN:$ORIGIN/../lib/roomscribe-agent:{}", out.display())
+    };
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{rpath}");
 }

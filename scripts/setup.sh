@@ -17,9 +17,11 @@ need_pkgs=()
 # pulseaudio (+ utils, the ALSA pulse plugin): a microphone that vanishes and returns, in tests.
 # slapd + ldap-utils: a real OpenLDAP directory for the sign-in tests (started on loopback
 # by the test harness; the package's own system instance is not configured). openssl: test
-# certificates.
+# certificates. rpm and file: reading the packages `make packages` builds; systemd:
+# systemd-analyze, which scores the units' hardening. zip: a model archive in a test.
 for p in espeak-ng sox libasound2-dev pkg-config chromium fonts-nanum unzip python3-venv faketime \
-  pulseaudio pulseaudio-utils libasound2-plugins slapd ldap-utils openssl; do
+  pulseaudio pulseaudio-utils libasound2-plugins slapd ldap-utils openssl \
+  rpm file systemd zip; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

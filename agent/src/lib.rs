@@ -14,6 +14,7 @@ pub mod config;
 pub mod control;
 pub mod health;
 pub mod identity;
+pub mod model;
 pub mod pipeline;
 pub mod queue;
 pub mod replicate;
@@ -28,6 +29,7 @@ use ed25519_dalek::SigningKey;
 use health::Health;
 use pipeline::{Checkpoint, Options, Sealer, Transcribed};
 use replicate::{Outcome, Replicator};
+use roomscribe_config::systemd;
 use roomscribe_protocol::{MeetingId, MeetingInfo, Segment};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -137,6 +139,27 @@ fn status_writer(p: &Parts, config: &AgentConfig) -> tokio::task::JoinHandle<()>
     })
 }
 
+/// Tells systemd the agent is alive while its queue answers (a deadlocked queue or a
+/// stalled runtime stops the pings, and the unit's `WatchdogSec=` restarts it).
+fn watchdog(p: &Parts, every: Duration) -> tokio::task::JoinHandle<()> {
+    let queue = p.queue.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            let queue = queue.clone();
+            let alive = tokio::task::spawn_blocking(move || {
+                let _held = queue.lock().unwrap_or_else(|p| p.into_inner());
+            })
+            .await
+            .is_ok();
+            if alive {
+                systemd::notify("WATCHDOG=1");
+            }
+        }
+    })
+}
+
 /// Transcribes and replicates; returns once the input is done (or `stop` is set) and
 /// every envelope is acknowledged or, if the appliance is unreachable, safely queued.
 pub async fn run(
@@ -211,9 +234,13 @@ pub async fn run(
             while !stop.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
+            systemd::notify("STOPPING=1");
             control.exit.store(true, Ordering::Relaxed);
             control.handle(&control::Request::Stop, control::EventSource::Shutdown);
         }));
+        if let Some(every) = systemd::watchdog_interval() {
+            control_tasks.push(watchdog(&parts, every));
+        }
     }
     let per_channel = config.capture.per_channel;
     let state_dir = config.state_dir.clone();
@@ -268,6 +295,8 @@ pub async fn run(
                 // Opened now so that a missing device is a clear error at start.
                 let first = audio::Capture::open(device, per_channel)?;
                 let model = load_model()?;
+                // Device open, model loaded, control socket bound: ready for meetings.
+                systemd::notify("READY=1");
                 let live = LiveParts {
                     device,
                     per_channel,

@@ -93,9 +93,28 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Vosk models.
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ModelCommand {
+    /// Install a Vosk model you supply (a model directory, or a .zip/.tar/.tar.gz of
+    /// one) where `model` in agent.toml points, after checking that it loads. The model
+    /// installed before is kept beside it as <model>.previous.
+    Install {
+        /// Model directory or archive.
+        source: PathBuf,
+        /// Install here instead of `model` from the configuration.
+        #[arg(long)]
+        to: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand)]
@@ -134,7 +153,14 @@ enum ConfigCommand {
 }
 
 fn load(common: &Common) -> anyhow::Result<AgentConfig> {
-    let (mut config, warnings) = AgentConfig::load(common.config.as_deref(), std::env::vars())?;
+    // An installed binary (under /usr) reads the packaged configuration when none is
+    // named, so `roomscribe-agent model install` run by root finds the service's paths.
+    let file = common.config.clone().or_else(|| {
+        let exe = std::env::current_exe().ok()?;
+        let etc = PathBuf::from("/etc/roomscribe/agent.toml");
+        (exe.starts_with("/usr/") && etc.is_file()).then_some(etc)
+    });
+    let (mut config, warnings) = AgentConfig::load(file.as_deref(), std::env::vars())?;
     for w in warnings {
         tracing::warn!("{w}");
     }
@@ -309,6 +335,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&roomscribe_agent::status(&config)?)?
+            );
+            Ok(())
+        }
+        Command::Model(ModelCommand::Install { source, to, common }) => {
+            let config = load(&common)?;
+            let dest = to.unwrap_or(config.model);
+            anyhow::ensure!(
+                !dest.as_os_str().is_empty(),
+                "where to? set `model` in agent.toml or pass --to DIR"
+            );
+            let done = tokio::task::spawn_blocking(move || {
+                roomscribe_agent::model::install(&source, &dest)
+            })
+            .await??;
+            println!(
+                "model installed at {} ({:.0} MiB; it loads){}",
+                done.path.display(),
+                done.bytes as f64 / 1_048_576.0,
+                done.previous
+                    .map(|p| format!("; the previous one is in {}", p.display()))
+                    .unwrap_or_default()
             );
             Ok(())
         }

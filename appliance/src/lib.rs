@@ -15,12 +15,12 @@ pub mod ingest;
 pub mod keys;
 pub mod sso;
 pub mod store;
-pub mod systemd;
 pub mod urlencode;
 
 use anyhow::Context;
 use config::Config;
 use domain::Appliance;
+use roomscribe_config::systemd;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -174,11 +174,24 @@ fn load(common: &Common, overrides: Overrides) -> anyhow::Result<Config> {
         data_dir: common.data_dir.clone(),
         ..overrides
     };
-    let (config, warnings) = Config::load(common.config.as_deref(), std::env::vars(), &overrides)?;
+    let file = common
+        .config
+        .clone()
+        .or_else(|| installed_default("/etc/roomscribe/appliance.toml"));
+    let (config, warnings) = Config::load(file.as_deref(), std::env::vars(), &overrides)?;
     for w in warnings {
         tracing::warn!("{w}");
     }
     Ok(config)
+}
+
+/// An installed binary (under /usr, from the packages) reads the packaged
+/// configuration when none is named, so `roomscribe user add ...` run by root finds
+/// the service's data directory. A development build never does.
+fn installed_default(path: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let etc = PathBuf::from(path);
+    (exe.starts_with("/usr/") && etc.is_file()).then_some(etc)
 }
 
 fn init_logging() {

@@ -5,6 +5,11 @@
 //! Unknown keys in the file are an error naming the file and key (the config struct
 //! uses `deny_unknown_fields`); environment variables with the prefix that match no key
 //! are returned as warnings. Environment names join section and key with `_`.
+//!
+//! [`systemd`] is the other thing both binaries share as processes: telling systemd
+//! they are ready, alive and stopping.
+
+pub mod systemd;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;

@@ -67,10 +67,23 @@ async fn live_capture_through_alsa_reaches_the_console() -> anyhow::Result<()> {
     app.add_user("ivy", "ivy's long password", "manager")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Studio")?;
+    // Started as its unit starts it (write-xor-execute memory): systemd hears that it
+    // is ready and alive.
+    let notify = NotifySocket::bind()?;
     let child = agent(&state, &logs, "live", &["run", "--model"])?
         .arg(model_dir())
         .env("HOME", &home)
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("WATCHDOG_USEC", "1000000")
         .spawn_guarded()?;
+    assert!(
+        notify.wait_for("READY=1", Duration::from_secs(60)),
+        "READY=1 once capturing"
+    );
+    assert!(
+        notify.wait_for("WATCHDOG=1", Duration::from_secs(10)),
+        "watchdog pings"
+    );
 
     let api = Api::login(&app, "ivy", "ivy's long password").await?;
     // Wait until the last spoken word has arrived.
@@ -104,6 +117,10 @@ async fn live_capture_through_alsa_reaches_the_console() -> anyhow::Result<()> {
     // Ctrl-C: the agent finishes the meeting and replicates what is queued.
     let status = child.interrupt().await?;
     assert!(status.success(), "agent exit after Ctrl-C");
+    assert!(
+        notify.wait_for("STOPPING=1", Duration::from_secs(10)),
+        "STOPPING=1 at Ctrl-C"
+    );
     let id = m["id"].as_str().unwrap_or_default();
     let t = api.ok(&format!("/meetings/{id}/transcript")).await?;
     assert_eq!(t["meeting"]["status"], "ended");

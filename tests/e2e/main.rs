@@ -10,6 +10,7 @@ mod health;
 mod killloop;
 mod offline;
 mod operations;
+mod packages;
 mod partition;
 mod rejects;
 mod security;

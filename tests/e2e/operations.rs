@@ -6,25 +6,15 @@ use roomscribe_tests::sso::secret_file;
 use roomscribe_tests::*;
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixDatagram;
-use std::time::{Duration, Instant};
-
-/// The next sd_notify message, or None after `within`.
-fn next_message(sock: &UnixDatagram, within: Duration) -> Option<String> {
-    sock.set_read_timeout(Some(within)).ok()?;
-    let mut buf = [0u8; 256];
-    let n = sock.recv(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
-}
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn systemd_notify_watchdog_bootstrap_file_metrics_and_json_logs() -> anyhow::Result<()> {
     let logs = artifacts("operations");
     let tmp = tempfile::tempdir()?;
     let data = tmp.path().join("data");
-    let notify = tmp.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&notify)?;
-    let notify_path = notify.to_string_lossy().into_owned();
+    let sock = NotifySocket::bind()?;
+    let notify_path = sock.path.to_string_lossy().into_owned();
     let app = Appliance::start_with(
         &data,
         &logs,
@@ -38,11 +28,11 @@ async fn systemd_notify_watchdog_bootstrap_file_metrics_and_json_logs() -> anyho
     )?;
     // 1. Ready, then watchdog pings while storage answers.
     assert_eq!(
-        next_message(&sock, Duration::from_secs(10)).as_deref(),
+        sock.next(Duration::from_secs(10)).as_deref(),
         Some("READY=1")
     );
     assert_eq!(
-        next_message(&sock, Duration::from_secs(10)).as_deref(),
+        sock.next(Duration::from_secs(10)).as_deref(),
         Some("WATCHDOG=1")
     );
 
@@ -62,9 +52,7 @@ async fn systemd_notify_watchdog_bootstrap_file_metrics_and_json_logs() -> anyho
     assert_eq!(code.as_u16(), 204, "{v}");
 
     // 3. Metrics, from loopback (allowed by default).
-    let anon = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()?;
+    let anon = loopback_client()?;
     let text = anon.get(app.url("/metrics")).send().await?.text().await?;
     for needle in [
         "# TYPE roomscribe_http_requests_total counter",
@@ -81,19 +69,10 @@ async fn systemd_notify_watchdog_bootstrap_file_metrics_and_json_logs() -> anyho
     // 4. Stopping tells systemd; the logs were JSON lines.
     let (https, quic) = (app.https.clone(), app.quic.clone());
     drop(app);
-    let mut stopping = false;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        match next_message(&sock, Duration::from_secs(2)).as_deref() {
-            Some("STOPPING=1") => {
-                stopping = true;
-                break;
-            }
-            Some(_) => continue,
-            None => break,
-        }
-    }
-    assert!(stopping, "STOPPING=1 at shutdown");
+    assert!(
+        sock.wait_for("STOPPING=1", Duration::from_secs(10)),
+        "STOPPING=1 at shutdown"
+    );
     let stderr = std::fs::read_to_string(logs.join("appliance.stderr"))?;
     let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!lines.is_empty());

@@ -252,9 +252,7 @@ async fn bad_envelopes_are_refused_and_the_appliance_keeps_serving() -> anyhow::
 
     // Guessing passwords: after 5 failures the account is locked (429, Retry-After),
     // even for the right password, and the API stays up.
-    let guesser = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()?;
+    let guesser = loopback_client()?;
     let attempt = |pw: &'static str| {
         guesser
             .post(app.url("/api/v1/session"))

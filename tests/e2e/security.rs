@@ -157,9 +157,7 @@ async fn certificates_csrf_tokens_rate_limits_and_redirects() -> anyhow::Result<
     assert_eq!(code.as_u16(), 403, "a token cannot make tokens");
     let mut limited = None;
     for _ in 0..10 {
-        let r = reqwest::Client::builder()
-            .danger_accept_invalid_certs(true)
-            .build()?
+        let r = loopback_client()?
             .get(app.url("/api/v1/meetings"))
             .bearer_auth(&token)
             .send()

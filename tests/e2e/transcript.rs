@@ -70,9 +70,7 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
     assert!(code.is_client_error(), "{code} {body}");
     let (code, _) = api.get("/meetings/not-a-meeting/transcript").await?;
     assert_eq!(code, 404);
-    let anonymous = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()?;
+    let anonymous = loopback_client()?;
     let r = anonymous.get(app.url("/api/v1/meetings")).send().await?;
     assert_eq!(r.status(), 401);
     assert!(r
@@ -240,9 +238,7 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
     let first = api.ok("/meetings").await?[1]["segment_count"]
         .as_u64()
         .unwrap_or(0);
-    let metrics = reqwest::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .build()?
+    let metrics = loopback_client()?
         .get(app.url("/metrics"))
         .send()
         .await?

@@ -59,6 +59,65 @@ pub fn artifacts(test: &str) -> PathBuf {
     d
 }
 
+/// What systemd would hear: a datagram socket to pass as `$NOTIFY_SOCKET`, read
+/// continuously (like systemd) so that a sender never finds its queue full.
+pub struct NotifySocket {
+    messages: mpsc::Receiver<String>,
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl NotifySocket {
+    /// A socket in a fresh directory under /tmp that any user may write to (a service
+    /// started under its own user must reach it too).
+    pub fn bind() -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new()
+            .prefix("notify")
+            .tempdir_in("/tmp")?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        let path = dir.path().join("notify");
+        let sock = std::os::unix::net::UnixDatagram::bind(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
+        let (tx, messages) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 256];
+            // Ends when the test drops the receiver (the next send fails).
+            while let Ok(n) = sock.recv(&mut buf) {
+                if tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        Ok(Self {
+            messages,
+            path,
+            _dir: dir,
+        })
+    }
+
+    /// The next message, or None after `within`.
+    pub fn next(&self, within: Duration) -> Option<String> {
+        self.messages.recv_timeout(within).ok()
+    }
+
+    /// Whether `want` arrives within `within`, skipping other messages.
+    pub fn wait_for(&self, want: &str, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.next(left) {
+                Some(m) if m == want => return true,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+        false
+    }
+}
+
 /// A generated Korean meeting recording (`sentences` of 8), 16 kHz mono.
 pub fn sample_wav(dir: &Path, name: &str, sentences: usize) -> Result<PathBuf> {
     let out = dir.join(name);
@@ -340,7 +399,52 @@ impl Drop for Appliance {
 /// An agent command (`args[0]` is the subcommand; `--state-dir` goes right after it)
 /// with logs in `logs/<label>.{stdout,stderr}`.
 pub fn agent(state_dir: &Path, logs: &Path, label: &str, args: &[&str]) -> Result<Command> {
-    let mut c = Command::new(bin("roomscribe-agent"));
+    agent_command(
+        Command::new(bin("roomscribe-agent")),
+        state_dir,
+        logs,
+        label,
+        args,
+    )
+}
+
+/// [`agent`], run as its unit runs it with `MemoryDenyWriteExecute=yes`: the kernel
+/// refuses it memory that is both writable and executable, or made executable later.
+pub fn agent_denied_wx(
+    state_dir: &Path,
+    logs: &Path,
+    label: &str,
+    args: &[&str],
+) -> Result<Command> {
+    agent_command(
+        deny_write_execute(&bin("roomscribe-agent")),
+        state_dir,
+        logs,
+        label,
+        args,
+    )
+}
+
+/// `program` started under the kernel's memory-deny-write-execute (`PR_SET_MDWE` with
+/// `PR_MDWE_REFUSE_EXEC_GAIN`, what systemd's `MemoryDenyWriteExecute=` amounts to;
+/// kept across exec). Python's ctypes sets it so that no test code needs `unsafe`.
+pub fn deny_write_execute(program: &Path) -> Command {
+    const SET_AND_EXEC: &str = "import ctypes, os, sys; \
+        libc = ctypes.CDLL(None, use_errno=True); \
+        libc.prctl(65, 1, 0, 0, 0) == 0 or sys.exit('PR_SET_MDWE: errno %d' % ctypes.get_errno()); \
+        os.execv(sys.argv[1], sys.argv[1:])";
+    let mut c = Command::new("python3");
+    c.args(["-c", SET_AND_EXEC]).arg(program);
+    c
+}
+
+fn agent_command(
+    mut c: Command,
+    state_dir: &Path,
+    logs: &Path,
+    label: &str,
+    args: &[&str],
+) -> Result<Command> {
     c.args(&args[..1])
         .arg("--state-dir")
         .arg(state_dir)
@@ -379,6 +483,14 @@ pub struct Api {
     csrf: Option<String>,
     /// Sent as `Authorization: Bearer` (API tokens).
     bearer: Option<String>,
+}
+
+/// An HTTPS client for the appliance on loopback (accepts its self-signed certificate).
+pub fn loopback_client() -> Result<reqwest::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()?)
 }
 
 impl Api {
@@ -506,11 +618,8 @@ impl Api {
 
     /// A client that never holds a session (keeps no cookies).
     pub fn anonymous(app: &Appliance) -> Result<Self> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
-            client: reqwest::Client::builder()
-                .danger_accept_invalid_certs(true)
-                .build()?,
+            client: loopback_client()?,
             base: app.url("/api/v1"),
             origin: app.url(""),
             csrf: None,

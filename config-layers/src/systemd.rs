@@ -1,16 +1,19 @@
-//! Telling systemd how the service is doing (the `sd_notify` protocol, without
-//! libsystemd): `READY=1` once every listener is bound, `WATCHDOG=1` on a timer while
-//! storage answers (the unit's `WatchdogSec=` restarts a wedged appliance), and
-//! `STOPPING=1` at shutdown. Outside systemd (no `$NOTIFY_SOCKET`) nothing is sent.
+//! Telling systemd how a service is doing (the `sd_notify` protocol, without
+//! libsystemd), shared by both binaries: `READY=1` once the service can do its work,
+//! `WATCHDOG=1` on a timer while it is healthy (the unit's `WatchdogSec=` restarts a
+//! wedged process), and `STOPPING=1` at shutdown. Outside systemd (no
+//! `$NOTIFY_SOCKET`) nothing is sent.
 
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::Duration;
 
 /// Sends `state` to the socket named like `$NOTIFY_SOCKET` (a path, or `@name` for
-/// an abstract socket).
+/// an abstract socket). Never blocks: a listener that does not read (its queue holds
+/// only `net.unix.max_dgram_qlen` messages) gets `WouldBlock`, not a stalled caller.
 pub fn notify_to(socket: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
     let sock = UnixDatagram::unbound()?;
+    sock.set_nonblocking(true)?;
     match socket.as_encoded_bytes().strip_prefix(b"@") {
         Some(name) => {
             use std::os::linux::net::SocketAddrExt;
@@ -27,8 +30,12 @@ pub fn notify_to(socket: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
 /// Sends `state` to systemd when it started us; errors are logged, never fatal.
 pub fn notify(state: &str) {
     if let Some(socket) = std::env::var_os("NOTIFY_SOCKET") {
-        if let Err(e) = notify_to(&socket, state) {
-            tracing::warn!(error = %e, "sd_notify {state:?} failed");
+        match notify_to(&socket, state) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                tracing::debug!("sd_notify {state:?} dropped: the listener's queue is full");
+            }
+            Err(e) => tracing::warn!(error = %e, "sd_notify {state:?} failed"),
         }
     }
 }
@@ -67,5 +74,20 @@ mod tests {
         notify_to(std::ffi::OsStr::new(&format!("@{name}")), "WATCHDOG=1").expect("send");
         let n = rx.recv(&mut buf).expect("recv");
         assert_eq!(&buf[..n], b"WATCHDOG=1");
+    }
+
+    #[test]
+    fn a_listener_that_does_not_read_never_blocks_the_sender() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("notify");
+        let _rx = UnixDatagram::bind(&path).expect("bind");
+        // Far more than any datagram queue holds; a blocking send would hang here.
+        let refused = (0..10_000)
+            .filter(|_| notify_to(path.as_os_str(), "WATCHDOG=1").is_err())
+            .count();
+        assert!(
+            refused > 0,
+            "the queue filled and sends were refused, not blocked"
+        );
     }
 }
