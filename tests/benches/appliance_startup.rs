@@ -2,8 +2,10 @@
 //! the binary to its "ready" line (HTTPS, QUIC and the admin socket bound; what systemd
 //! waits for with Type=notify), on a fresh data directory (keys, certificates,
 //! database and the bootstrap administrator's argon2 hash are made) and on an existing
-//! one, and the binary's size. Uses the static release build `make packages` makes
-//! (target/x86_64-unknown-linux-gnu/release/roomscribe), else target/release.
+//! one, and the binary's size. Measures the static release build `make packages` makes
+//! (target/x86_64-unknown-linux-gnu/release/roomscribe) against, as the same-run
+//! baseline, the ordinary dynamically linked release build (target/release/roomscribe),
+//! alternating the two so that machine noise falls on both.
 //!
 //! `cargo bench -p roomscribe-tests --bench appliance_startup`; figures go in
 //! docs/BENCHMARKS.md.
@@ -13,19 +15,18 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn binary() -> std::path::PathBuf {
-    let static_build = repo_root().join("target/x86_64-unknown-linux-gnu/release/roomscribe");
-    if static_build.exists() {
-        static_build
-    } else {
-        repo_root().join("target/release/roomscribe")
-    }
+fn static_binary() -> std::path::PathBuf {
+    repo_root().join("target/x86_64-unknown-linux-gnu/release/roomscribe")
+}
+
+fn dynamic_binary() -> std::path::PathBuf {
+    repo_root().join("target/release/roomscribe")
 }
 
 /// Seconds from spawn to the ready line, then stops it (SIGTERM) and waits.
-fn start(data: &std::path::Path) -> anyhow::Result<f64> {
+fn start(bin: &std::path::Path, data: &std::path::Path) -> anyhow::Result<f64> {
     let t0 = Instant::now();
-    let mut child = Command::new(binary())
+    let mut child = Command::new(bin)
         .args([
             "serve",
             "--http-listen",
@@ -62,33 +63,50 @@ fn median(mut v: Vec<f64>) -> (f64, f64, f64) {
 }
 
 fn main() -> anyhow::Result<()> {
-    let bin = binary();
-    anyhow::ensure!(
-        bin.exists(),
-        "{} missing: run `make packages`",
-        bin.display()
-    );
-    let size = std::fs::metadata(&bin)?.len();
+    let (stat, dynamic) = (static_binary(), dynamic_binary());
+    for (bin, how) in [
+        (&stat, "make packages"),
+        (&dynamic, "cargo build --release"),
+    ] {
+        anyhow::ensure!(bin.exists(), "{} missing: run `{how}`", bin.display());
+    }
     let tmp = tempfile::tempdir()?;
     let runs = 15;
-    let mut fresh = vec![];
+    let (mut fresh, mut fresh_base, mut existing, mut existing_base) =
+        (vec![], vec![], vec![], vec![]);
     for i in 0..runs {
-        fresh.push(start(&tmp.path().join(format!("fresh-{i}")))?);
+        fresh.push(start(&stat, &tmp.path().join(format!("s-{i}")))?);
+        fresh_base.push(start(&dynamic, &tmp.path().join(format!("d-{i}")))?);
     }
-    let existing_dir = tmp.path().join("fresh-0");
-    let mut existing = vec![];
     for _ in 0..runs {
-        existing.push(start(&existing_dir)?);
+        existing.push(start(&stat, &tmp.path().join("s-0"))?);
+        std::thread::sleep(Duration::from_millis(50));
+        existing_base.push(start(&dynamic, &tmp.path().join("d-0"))?);
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (fm, fmin, fmax) = median(fresh);
-    let (em, emin, emax) = median(existing);
-    println!(
-        "binary: {} ({:.1} MiB)",
-        bin.display(),
-        size as f64 / 1_048_576.0
-    );
-    println!("start to ready, fresh data directory:    median {:.0} ms (min {:.0}, max {:.0}) over {runs}", fm * 1e3, fmin * 1e3, fmax * 1e3);
-    println!("start to ready, existing data directory: median {:.0} ms (min {:.0}, max {:.0}) over {runs}", em * 1e3, emin * 1e3, emax * 1e3);
+    for (bin, name) in [(&stat, "static"), (&dynamic, "baseline, dynamic")] {
+        let size = std::fs::metadata(bin)?.len();
+        println!(
+            "{name}: {} ({:.1} MiB)",
+            bin.display(),
+            size as f64 / 1_048_576.0
+        );
+    }
+    let line = |what: &str, v: Vec<f64>| {
+        let (m, lo, hi) = median(v);
+        println!(
+            "{what:<48} median {:>5.0} ms (min {:.0}, max {:.0}) over {runs}",
+            m * 1e3,
+            lo * 1e3,
+            hi * 1e3
+        );
+        m
+    };
+    let f = line("start to ready, fresh data dir, static", fresh);
+    let fb = line("start to ready, fresh data dir, baseline", fresh_base);
+    println!("{:<48} {:.2}x baseline", "", f / fb);
+    let e = line("start to ready, existing data dir, static", existing);
+    let eb = line("start to ready, existing data dir, baseline", existing_base);
+    println!("{:<48} {:.2}x baseline", "", e / eb);
     Ok(())
 }

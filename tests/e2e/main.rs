@@ -19,4 +19,5 @@ mod speakers;
 mod sso;
 mod tidy;
 mod transcript;
+mod upgrade;
 mod voice;

@@ -273,3 +273,35 @@ fn failed_migration_leaves_the_data_as_it_was() {
         .contains(r#""role":"user""#));
     assert!(txn.open_table(TEAMS).is_err(), "no team table was created");
 }
+
+#[test]
+fn a_database_from_a_newer_build_is_refused_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    drop(Store::open(dir.path()).expect("create"));
+    {
+        let db = Database::create(dir.path().join(DB_FILE)).expect("reopen");
+        let txn = db.begin_write().expect("txn");
+        txn.open_table(META)
+            .expect("meta")
+            .insert(
+                "schema_version",
+                (SCHEMA_VERSION + 1).to_be_bytes().as_slice(),
+            )
+            .expect("version");
+        txn.commit().expect("commit");
+    }
+    let err = Store::open(dir.path()).err().expect("refused");
+    assert!(
+        err.to_string().contains(&format!(
+            "database schema version {} is newer than this build understands ({SCHEMA_VERSION})",
+            SCHEMA_VERSION + 1
+        )),
+        "{err}"
+    );
+    // Still the newer version: nothing was migrated "down".
+    let db = Database::create(dir.path().join(DB_FILE)).expect("reopen");
+    let txn = db.begin_read().expect("read");
+    let meta = txn.open_table(META).expect("meta");
+    let v = meta.get("schema_version").expect("get").expect("version");
+    assert!(v.value() == (SCHEMA_VERSION + 1).to_be_bytes().as_slice());
+}
