@@ -38,6 +38,10 @@ log "building the agent"
 ROOMSCRIBE_PACKAGE_RPATH=1 \
   cargo build --release --locked --target "$TARGET" -p roomscribe-agent
 
+# Stripped copies for the rpms (cargo-deb strips its own).
+mkdir -p "$OUT/bin"
+strip -o "$OUT/bin/roomscribe" "target/$TARGET/release/roomscribe"
+strip -o "$OUT/bin/roomscribe-agent" "target/$TARGET/release/roomscribe-agent"
 rm -f "$OUT"/*.deb "$OUT"/*.rpm
 for dir in appliance agent; do
   # cargo-deb warns that the generated configs are not build outputs; they are not.
