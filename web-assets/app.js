@@ -175,7 +175,7 @@ function renderAgents() {
         : '';
       const st = a.status;
       const detail = st
-        ? [`${st.version} · model ${st.model || '–'}`, `device ${st.device || '–'}${st.device_connected ? '' : ' (not connected)'}`,
+        ? [`${st.version} · model ${st.model || '–'}${st.engine ? ' · ' + st.engine : ''}`, `device ${st.device || '–'}${st.device_connected ? '' : ' (not connected)'}`,
           st.input_level_dbfs == null ? 'level –' : `level ${st.input_level_dbfs.toFixed(0)} dBFS`,
           `disk budget left ${(st.budget_left_bytes / 1048576).toFixed(1)} MiB`,
           `clock offset ${a.clock_offset_ms} ms`].join('\n')
@@ -265,7 +265,8 @@ function segmentNode(s, fresh) {
       el('span', { class: 'speaker', text: s.speaker === 'unknown' ? 'Unknown speaker' : speakerName(s.speaker) }), ' · ',
       (state.meetingStart ? new Date(state.meetingStart + s.start * 1000).toLocaleTimeString() + ' · ' : '') +
       `${clock(s.start)} – ${clock(s.end)}`,
-      el('span', { class: 'conf', text: `confidence ${s.confidence.toFixed(2)}` })),
+      el('span', { class: 'conf', text: `confidence ${s.confidence.toFixed(2)}` }),
+      s.engine ? el('span', { class: 'engine', title: 'the engine and model that produced this text', text: ` · ${s.engine}${s.model ? ' ' + s.model : ''}` }) : ''),
     text);
 }
 

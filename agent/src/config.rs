@@ -15,11 +15,87 @@ pub struct AgentConfig {
     pub state_dir: PathBuf,
     /// Vosk model directory; empty means "not configured".
     pub model: PathBuf,
+    /// `vosk`, `whisper` or `two-pass` (see `engine.rs`).
+    pub engine: Engine,
+    pub whisper: WhisperConfig,
     pub capture: CaptureConfig,
     pub segment: SegmentConfig,
     pub queue: QueueConfig,
     pub replicate: ReplicateConfig,
     pub voice: VoiceConfig,
+}
+
+/// Which engine transcribes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engine {
+    #[default]
+    Vosk,
+    Whisper,
+    TwoPass,
+}
+
+impl Engine {
+    pub fn kind(self) -> crate::engine::EngineKind {
+        match self {
+            Engine::Vosk => crate::engine::EngineKind::Vosk,
+            Engine::Whisper => crate::engine::EngineKind::Whisper,
+            Engine::TwoPass => crate::engine::EngineKind::TwoPass,
+        }
+    }
+}
+
+impl std::str::FromStr for Engine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "vosk" => Ok(Engine::Vosk),
+            "whisper" => Ok(Engine::Whisper),
+            "two-pass" => Ok(Engine::TwoPass),
+            other => Err(format!(
+                "unknown engine {other:?}: use \"vosk\", \"whisper\" or \"two-pass\""
+            )),
+        }
+    }
+}
+
+/// Whisper (CTranslate2) settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WhisperConfig {
+    /// CTranslate2 Whisper model directory; empty means "not configured".
+    pub model: PathBuf,
+    /// "int8" or "float32".
+    pub precision: String,
+    pub threads: usize,
+    pub beam_size: usize,
+    pub language: String,
+    pub partial_every_secs: f64,
+    pub partial_cpu_share: f64,
+}
+
+impl Default for WhisperConfig {
+    fn default() -> Self {
+        Self {
+            model: PathBuf::new(),
+            precision: "int8".into(),
+            threads: 2,
+            beam_size: 5,
+            language: String::new(),
+            partial_every_secs: 1.0,
+            partial_cpu_share: 0.5,
+        }
+    }
+}
+
+impl WhisperConfig {
+    pub fn precision(&self) -> crate::whisper::Precision {
+        if self.precision == "float32" {
+            crate::whisper::Precision::Float32
+        } else {
+            crate::whisper::Precision::Int8
+        }
+    }
 }
 
 /// Voice commands: a wake phrase followed by a command phrase, recognised by a
@@ -137,6 +213,8 @@ impl Default for AgentConfig {
         Self {
             state_dir: PathBuf::from("agent-state"),
             model: PathBuf::new(),
+            engine: Engine::default(),
+            whisper: WhisperConfig::default(),
             capture: CaptureConfig::default(),
             segment: SegmentConfig::default(),
             queue: QueueConfig::default(),
@@ -204,6 +282,48 @@ impl AgentConfig {
                 });
             }
         }
+        let w = &self.whisper;
+        let whisper_checks: [(&'static str, bool, &str); 5] = [
+            (
+                "whisper.precision",
+                w.precision == "int8" || w.precision == "float32",
+                "must be \"int8\" or \"float32\"",
+            ),
+            (
+                "whisper.threads",
+                w.threads <= 64,
+                "must be 0 (CTranslate2 decides) to 64",
+            ),
+            (
+                "whisper.beam_size",
+                (1..=10).contains(&w.beam_size),
+                "must be between 1 and 10",
+            ),
+            (
+                "whisper.partial_every_secs",
+                (0.25..=30.0).contains(&w.partial_every_secs),
+                "must be between 0.25 and 30",
+            ),
+            (
+                "whisper.partial_cpu_share",
+                (0.05..=1.0).contains(&w.partial_cpu_share),
+                "must be between 0.05 and 1",
+            ),
+        ];
+        for (key, ok, message) in whisper_checks {
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: message.into(),
+                });
+            }
+        }
+        if self.engine != Engine::Vosk && self.voice.enabled && self.model.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "voice.enabled",
+                message: "voice commands are heard by Vosk: set `model` to a Vosk model too, or turn them off".into(),
+            });
+        }
         if self.queue.max_bytes < 4096 {
             return Err(ConfigError::Invalid {
                 key: "queue.max_bytes",
@@ -253,6 +373,19 @@ mod tests {
         std::fs::write(&f, "[replicate]\nheartbeat_secs = 0\n").expect("write");
         let e = AgentConfig::load(Some(&f), vec![]).expect_err("invalid");
         assert!(e.to_string().contains("replicate.heartbeat_secs"), "{e}");
+        std::fs::write(&f, "engine = \"wisper\"\n").expect("write");
+        let e = AgentConfig::load(Some(&f), vec![]).expect_err("bad engine");
+        assert!(e.to_string().contains("engine"), "{e}");
+        std::fs::write(
+            &f,
+            "engine = \"two-pass\"\n[whisper]\nprecision = \"int4\"\n",
+        )
+        .expect("write");
+        let e = AgentConfig::load(Some(&f), vec![]).expect_err("bad precision");
+        assert!(e.to_string().contains("whisper.precision"), "{e}");
+        let env = vec![("ROOMSCRIBE_AGENT_ENGINE".to_owned(), "whisper".to_owned())];
+        let (c, _) = AgentConfig::load(None, env).expect("engine from env");
+        assert_eq!(c.engine, Engine::Whisper);
         std::fs::write(&f, "modle = \"/m\"\n").expect("write");
         let e = AgentConfig::load(Some(&f), vec![]).expect_err("unknown");
         assert!(e.to_string().contains("modle"), "{e}");

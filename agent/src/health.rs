@@ -25,7 +25,9 @@ const UNKNOWN: i64 = i64::MIN;
 
 #[derive(Debug)]
 pub struct Health {
-    model: String,
+    /// Model name(s), and which engine runs (set once the models are loaded).
+    model: Mutex<String>,
+    engine: Mutex<String>,
     device: Mutex<String>,
     device_connected: AtomicBool,
     /// Input level of the last second, hundredths of dBFS.
@@ -40,10 +42,8 @@ pub struct Health {
 impl Health {
     pub fn new(model: &Path) -> Self {
         Self {
-            model: model
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            model: Mutex::new(crate::model::display_name(model)),
+            engine: Mutex::new(String::new()),
             device: Mutex::new(String::new()),
             device_connected: AtomicBool::new(false),
             level_cdb: AtomicI64::new(UNKNOWN),
@@ -51,6 +51,11 @@ impl Health {
             clock_offset_ms: AtomicI64::new(UNKNOWN),
             meeting_state: Mutex::new("idle"),
         }
+    }
+
+    pub fn set_engine(&self, models: &str, mode: &str) {
+        *self.model.lock().unwrap_or_else(|p| p.into_inner()) = models.to_owned();
+        *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = mode.to_owned();
     }
 
     pub fn set_meeting_state(&self, state: &'static str) {
@@ -122,7 +127,12 @@ impl Health {
             queue_depth: q.len(),
             oldest_queued_age_s: q.oldest_age_s(),
             agent_time_ms: crate::now_ms(),
-            model: self.model.clone(),
+            model: self.model.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            engine: self
+                .engine
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             device,
             device_connected: self.device_connected.load(Ordering::Relaxed),
             input_level_dbfs: match self.level_cdb.load(Ordering::Relaxed) {

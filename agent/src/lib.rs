@@ -12,6 +12,7 @@ pub mod asr;
 pub mod audio;
 pub mod config;
 pub mod control;
+pub mod engine;
 pub mod health;
 pub mod identity;
 pub mod model;
@@ -22,6 +23,7 @@ pub mod schedule;
 pub mod segment;
 pub mod transport;
 pub mod voice;
+pub mod whisper;
 
 use audio::AudioSource as _;
 use config::AgentConfig;
@@ -244,13 +246,53 @@ pub async fn run(
     }
     let per_channel = config.capture.per_channel;
     let state_dir = config.state_dir.clone();
+    let engine = config.engine;
+    let whisper_config = config.whisper.clone();
+    let tuning = engine::WhisperTuning {
+        beam_size: config.whisper.beam_size,
+        partial_every: Duration::from_secs_f64(config.whisper.partial_every_secs),
+        partial_cpu_share: config.whisper.partial_cpu_share,
+        vad: segment::VadParams {
+            margin_db: config.segment.vad_margin_db,
+            min_speech_dbfs: config.segment.vad_min_speech_dbfs,
+        },
+    };
     let pipeline = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Transcribed>> {
-        let load_model = || -> anyhow::Result<vosk::Model> {
-            let mut model = asr::load_model(&opts.model)?;
-            if let Some(v) = &voice {
-                v.check_vocabulary(&mut model)?;
-            }
-            Ok(model)
+        let load_models = || -> anyhow::Result<engine::Models> {
+            let kind = engine.kind();
+            // Vosk is loaded when it transcribes or hears voice commands.
+            let vosk = if kind != engine::EngineKind::Whisper || voice.is_some() {
+                let mut model = asr::load_model(&opts.model)?;
+                if let Some(v) = &voice {
+                    v.check_vocabulary(&mut model)?;
+                }
+                Some(model)
+            } else {
+                None
+            };
+            let whisper = if kind != engine::EngineKind::Vosk {
+                Some(whisper::WhisperModel::load(
+                    &whisper_config.model,
+                    &whisper::LoadOptions {
+                        precision: whisper_config.precision(),
+                        threads: whisper_config.threads,
+                        language: whisper_config.language.clone(),
+                    },
+                )?)
+            } else {
+                None
+            };
+            let models = engine::Models {
+                kind,
+                vosk,
+                vosk_name: model::display_name(&opts.model),
+                whisper,
+                tuning: tuning.clone(),
+            };
+            models.check()?;
+            health.set_engine(&models.names(), &models.mode());
+            tracing::info!(engine = %models.mode(), models = %models.names(), "speech engine ready");
+            Ok(models)
         };
         let (inputs, state, checkpoint, end_on_stop): (
             Vec<pipeline::Input>,
@@ -294,13 +336,13 @@ pub async fn run(
             Input::Capture(device) => {
                 // Opened now so that a missing device is a clear error at start.
                 let first = audio::Capture::open(device, per_channel)?;
-                let model = load_model()?;
+                let models = load_models()?;
                 // Device open, model loaded, control socket bound: ready for meetings.
                 systemd::notify("READY=1");
                 let live = LiveParts {
                     device,
                     per_channel,
-                    model: &model,
+                    models: &models,
                     sealer: &sealer,
                     control: &control_for_pipeline,
                     health: &health,
@@ -313,7 +355,7 @@ pub async fn run(
                 return live_meetings(live, first, opts.title.clone(), autostart);
             }
         };
-        let model = load_model()?;
+        let models = load_models()?;
         let on_segment = move |s: &Segment| on_segment(s);
         // A file job's meeting is "recording" from the start: voice commands may
         // pause, resume, stop or mark it.
@@ -330,7 +372,7 @@ pub async fn run(
             on_segment: &on_segment,
         };
         Ok(Some(pipeline::transcribe(
-            &model, inputs, &sealer, state, &o,
+            &models, inputs, &sealer, state, &o,
         )?))
     });
     let transcribed = pipeline.await?;
@@ -354,7 +396,7 @@ pub async fn run(
 struct LiveParts<'a> {
     device: &'a str,
     per_channel: bool,
-    model: &'a vosk::Model,
+    models: &'a engine::Models,
     sealer: &'a Sealer,
     control: &'a control::Control,
     health: &'a Health,
@@ -397,7 +439,9 @@ impl LiveParts<'_> {
                 let skip = (self.segment.skip_silence_after_secs * 16_000.0) as u64;
                 tracing::info!("idle: listening for the voice command to start recording");
                 Some(voice::Listener::new(
-                    self.model,
+                    self.models.vosk.as_ref().ok_or_else(|| {
+                        anyhow::anyhow!("voice commands need a Vosk model (`model` in agent.toml)")
+                    })?,
                     phrases,
                     self.vad(),
                     skip,
@@ -505,7 +549,7 @@ fn live_meetings(
                 speaker: None,
             }]
         };
-        let result = pipeline::transcribe(live.model, inputs, live.sealer, state, &o);
+        let result = pipeline::transcribe(live.models, inputs, live.sealer, state, &o);
         c.set_active(false);
         live.health.set_device("", false);
         live.health.set_meeting_state("idle");

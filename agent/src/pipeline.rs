@@ -1,4 +1,4 @@
-//! The transcription pipeline: audio → Vosk → segments → sealed envelopes → queue.
+//! The transcription pipeline: audio → speech engine (Vosk, Whisper or both) → segments → sealed envelopes → queue.
 //!
 //! Each finished utterance becomes one segment, sealed at once into its own envelope
 //! and durably queued before the next audio is read. For a WAV file the pipeline also
@@ -9,10 +9,11 @@
 //! that segment again under the same segment number; the appliance stores a segment
 //! number once, so nothing is duplicated.
 
-use crate::asr::{Transcriber, CHUNK};
+use crate::asr::CHUNK;
 use crate::audio::{AudioSource, SAMPLE_RATE};
 use crate::config::SegmentConfig;
 use crate::control::{Control, EventSource, PendingEvent};
+use crate::engine::{Models, Recognizer};
 use crate::health::{level_dbfs, Health};
 use crate::identity::{write_atomic, Identity};
 use crate::queue::{Queue, QueueError};
@@ -36,6 +37,8 @@ pub enum PipelineError {
     Audio(#[from] crate::audio::AudioError),
     #[error(transparent)]
     Asr(#[from] crate::asr::AsrError),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
     #[error("sealing: {0}")]
@@ -239,10 +242,10 @@ pub struct Input {
     pub speaker: Option<String>,
 }
 
-struct Channel {
+struct Channel<'m> {
     source: Box<dyn AudioSource>,
     speaker: Option<String>,
-    asr: Transcriber,
+    asr: Recognizer<'m>,
     segmenter: Segmenter,
     /// Samples consumed from this source (fed or skipped).
     consumed: u64,
@@ -267,13 +270,13 @@ struct Run<'a> {
 }
 
 /// Where the meeting has got: the furthest any channel has read, in seconds.
-fn position_s(channels: &[Channel]) -> f64 {
+fn position_s(channels: &[Channel<'_>]) -> f64 {
     channels.iter().map(|c| c.consumed).max().unwrap_or(0) as f64 / SAMPLE_RATE as f64
 }
 
 impl Run<'_> {
     /// Publishes channel `c`'s utterance in progress as a live caption if it changed.
-    fn caption(&mut self, c: &mut Channel) {
+    fn caption(&mut self, c: &mut Channel<'_>) {
         let Some(tx) = &self.opts.captions else {
             return;
         };
@@ -298,7 +301,7 @@ impl Run<'_> {
     /// the meeting).
     fn emit(
         &mut self,
-        channels: &mut [Channel],
+        channels: &mut [Channel<'_>],
         index: usize,
         words: Vec<Word>,
         ended: bool,
@@ -311,13 +314,16 @@ impl Run<'_> {
         } else {
             let mut s = Segment::from_words(self.state.next_segment_seq, words);
             s.speaker.clone_from(&c.speaker);
+            let (engine, model) = c.asr.source();
+            s.engine = Some(engine.to_owned());
+            s.model = Some(model);
             vec![s]
         };
         self.seal_batch(channels, segments, ended)
     }
 
     /// Numbers the control's waiting events; they go out with the next batch.
-    fn take_events(&mut self, channels: &[Channel]) -> Vec<MeetingEvent> {
+    fn take_events(&mut self, channels: &[Channel<'_>]) -> Vec<MeetingEvent> {
         let now = position_s(channels);
         self.opts
             .control
@@ -337,7 +343,7 @@ impl Run<'_> {
     }
 
     /// Seals waiting events on their own, so the console shows them at once.
-    fn flush_events(&mut self, channels: &[Channel]) -> Result<(), PipelineError> {
+    fn flush_events(&mut self, channels: &[Channel<'_>]) -> Result<(), PipelineError> {
         self.seal_batch(channels, vec![], false)
     }
 
@@ -345,7 +351,7 @@ impl Run<'_> {
     /// the next envelope, then advances the checkpoint.
     fn seal_batch(
         &mut self,
-        channels: &[Channel],
+        channels: &[Channel<'_>],
         segments: Vec<Segment>,
         ended: bool,
     ) -> Result<(), PipelineError> {
@@ -384,7 +390,7 @@ impl Run<'_> {
     /// finds a pause or where it reaches the maximum length.
     fn feed(
         &mut self,
-        channels: &mut [Channel],
+        channels: &mut [Channel<'_>],
         index: usize,
         samples: &[i16],
     ) -> Result<(), PipelineError> {
@@ -393,8 +399,8 @@ impl Run<'_> {
             return self.emit(channels, index, words, false);
         }
         c.utterance += samples.len() as u64;
-        if c.utterance >= self.max_utterance {
-            let words = c.asr.end_utterance();
+        if c.utterance >= self.max_utterance && !c.asr.cuts_its_own_clips() {
+            let words = c.asr.end_utterance()?;
             return self.emit(channels, index, words, false);
         }
         self.caption(c);
@@ -409,7 +415,7 @@ fn voice_command(control: &Control, h: crate::voice::Heard) {
 }
 
 /// The mono mix of this chunk of every channel (as long as the shortest).
-fn mix_into(mix: &mut Vec<i16>, channels: &[Channel]) {
+fn mix_into(mix: &mut Vec<i16>, channels: &[Channel<'_>]) {
     let len = channels.iter().map(|c| c.buf.len()).min().unwrap_or(0);
     mix.clear();
     mix.extend((0..len).map(|i| {
@@ -425,7 +431,7 @@ pub const BLEED_MARGIN_DB: f32 = 12.0;
 /// Transcribes `inputs` (one mono mix, or one per channel) into the meeting described
 /// by `state`, sealing as it goes.
 pub fn transcribe(
-    model: &vosk::Model,
+    models: &Models,
     inputs: Vec<Input>,
     sealer: &Sealer,
     state: Checkpoint,
@@ -461,7 +467,7 @@ pub fn transcribe(
         channels.push(Channel {
             source: input.source,
             speaker: input.speaker,
-            asr: Transcriber::new(model, target)?,
+            asr: models.recognizer(target)?,
             segmenter: Segmenter::new(
                 Vad::new(VadParams {
                     margin_db: g.vad_margin_db,
@@ -508,7 +514,13 @@ pub fn transcribe(
     }
     let mut voice = match opts.voice {
         Some(phrases) => Some(Listener::new(
-            model,
+            models
+                .vosk
+                .as_ref()
+                .ok_or(crate::engine::EngineError::Missing {
+                    engine: models.kind.as_str(),
+                    what: "a Vosk model for voice commands".into(),
+                })?,
             phrases,
             VadParams {
                 margin_db: g.vad_margin_db,
@@ -574,7 +586,7 @@ pub fn transcribe(
             // the meeting clock runs on.
             if !was_paused {
                 for i in 0..n {
-                    let words = channels[i].asr.end_utterance();
+                    let words = channels[i].asr.end_utterance()?;
                     run.emit(&mut channels, i, words, false)?;
                 }
                 was_paused = true;
@@ -614,7 +626,7 @@ pub fn transcribe(
             match channels[i].segmenter.step(heard) {
                 Step::Feed => run.feed(&mut channels, i, heard)?,
                 Step::StartSkipping => {
-                    let words = channels[i].asr.end_utterance();
+                    let words = channels[i].asr.end_utterance()?;
                     run.emit(&mut channels, i, words, false)?;
                 }
                 Step::Skip { dropped } => {
@@ -654,7 +666,7 @@ pub fn transcribe(
     }
     if !paused_file_job {
         for i in 0..n {
-            let last = channels[i].asr.finish();
+            let last = channels[i].asr.finish()?;
             run.emit(&mut channels, i, last, i + 1 == n)?;
         }
     }

@@ -42,6 +42,13 @@ pub struct Segment {
     /// room with one microphone per seat. Absent means unknown; never guessed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub speaker: Option<String>,
+    /// The engine that produced the text: `"vosk"` or `"whisper"` (absent from agents
+    /// older than the Whisper engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// The model that produced the text (its directory name, e.g. `"whisper-tiny.en"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 /// What happened at a moment of a meeting that is not words.
@@ -149,6 +156,8 @@ impl Segment {
             words,
             confidence,
             speaker: None,
+            engine: None,
+            model: None,
         }
     }
 }

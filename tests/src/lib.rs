@@ -51,6 +51,110 @@ pub fn model_dir() -> PathBuf {
     m
 }
 
+/// Whisper tiny.en in CTranslate2 format (scripts/setup.sh fetches it).
+pub fn whisper_model_dir() -> PathBuf {
+    let m = cache_dir().join("models/whisper-tiny.en");
+    assert!(
+        m.join(".complete").exists(),
+        "Whisper model missing at {}: run scripts/setup.sh",
+        m.display()
+    );
+    m
+}
+
+/// Debian's pocketsphinx-testdata: real English recordings with reference transcripts
+/// (read audiobook sentences, and spoken playing cards).
+pub const POCKETSPHINX_DATA: &str = "/usr/share/pocketsphinx/test/data";
+
+/// The scored recordings of a set ("librivox" or "cards"): (wav, reference words).
+pub fn pocketsphinx_set(set: &str) -> Result<Vec<(PathBuf, Vec<String>)>> {
+    let dir = Path::new(POCKETSPHINX_DATA).join(set);
+    let refs = std::fs::read_to_string(dir.join(match set {
+        "librivox" => "transcription",
+        _ => "cards.transcription",
+    }))
+    .context("pocketsphinx-testdata missing: run scripts/setup.sh")?;
+    let mut out = vec![];
+    for line in refs.lines() {
+        // "<s> words </s> (id)"
+        let Some((text, id)) = line.rsplit_once('(') else {
+            continue;
+        };
+        let id = id.trim_end_matches(')').trim();
+        let words = text
+            .split_whitespace()
+            .filter(|w| *w != "<s>" && *w != "</s>")
+            .collect::<Vec<_>>()
+            .join(" ");
+        out.push((dir.join(format!("{id}.wav")), wer::normalize(&words)));
+    }
+    Ok(out)
+}
+
+/// Word error rate, with a text normalisation that forgives only spelling conventions
+/// (case, punctuation, hyphens, "Mr."/"mister", digits/number words up to twenty).
+pub mod wer {
+    const NUMBERS: [&str; 21] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+        "twenty",
+    ];
+
+    pub fn normalize(text: &str) -> Vec<String> {
+        text.to_lowercase()
+            .replace(['-', '—'], " ")
+            .split_whitespace()
+            .map(|w| {
+                w.chars()
+                    .filter(|c| c.is_alphanumeric() || *c == '\'')
+                    .collect::<String>()
+            })
+            .filter(|w| !w.is_empty())
+            .map(|w| match w.as_str() {
+                "mr" => "mister".to_owned(),
+                "mrs" => "missus".to_owned(),
+                _ => match w.parse::<usize>() {
+                    Ok(n) if n < NUMBERS.len() => NUMBERS[n].to_owned(),
+                    _ => w,
+                },
+            })
+            .collect()
+    }
+
+    /// Edit distance in words (substitutions, insertions, deletions).
+    pub fn errors(reference: &[String], hypothesis: &[String]) -> usize {
+        let mut row: Vec<usize> = (0..=hypothesis.len()).collect();
+        for (i, r) in reference.iter().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, h) in hypothesis.iter().enumerate() {
+                let here = row[j + 1];
+                row[j + 1] = (prev + usize::from(r != h)).min(row[j] + 1).min(here + 1);
+                prev = here;
+            }
+        }
+        row[hypothesis.len()]
+    }
+}
+
 /// Where a test leaves logs and screenshots.
 pub fn artifacts(test: &str) -> PathBuf {
     let d = bin_dir().join("..").join("e2e-artifacts").join(test);

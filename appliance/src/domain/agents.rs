@@ -342,6 +342,7 @@ impl Appliance {
         let status = AgentStatus {
             version: short(&status.version),
             model: short(&status.model),
+            engine: short(&status.engine),
             device: short(&status.device),
             alarms: status.alarms.iter().take(8).map(|a| short(a)).collect(),
             ..status.clone()

@@ -204,6 +204,8 @@ impl Appliance {
                 confidence: s.confidence,
                 received_at_ms: now,
                 speaker: s.speaker.map(|x| x.chars().take(40).collect()),
+                engine: s.engine.map(|x| x.chars().take(20).collect()),
+                model: s.model.map(|x| x.chars().take(80).collect()),
             })
             .collect();
         let events: Vec<EventRecord> = batch

@@ -71,6 +71,11 @@ pub struct SegmentView {
     pub confidence: f32,
     /// Speaker label (`"channel N"`), or `"unknown"`: never guessed.
     pub speaker: String,
+    /// `"vosk"` or `"whisper"`; absent when the agent did not say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
 }
 
 impl From<SegmentRecord> for SegmentView {
@@ -83,6 +88,8 @@ impl From<SegmentRecord> for SegmentView {
             words: s.words,
             confidence: s.confidence,
             speaker: s.speaker.unwrap_or_else(|| UNKNOWN_SPEAKER.to_owned()),
+            engine: s.engine,
+            model: s.model,
         }
     }
 }

@@ -171,6 +171,11 @@ pub struct SegmentRecord {
     /// Speaker label from the agent (`"channel N"`); `None` is unknown.
     #[serde(default)]
     pub speaker: Option<String>,
+    /// Engine and model that produced the text (`None` from older agents).
+    #[serde(default)]
+    pub engine: Option<String>,
+    #[serde(default)]
+    pub model: Option<String>,
 }
 
 /// A meeting event from the agent: a voice command, a pause, a mark.

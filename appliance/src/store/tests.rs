@@ -10,6 +10,8 @@ fn seg(seq: u64) -> SegmentRecord {
         confidence: 0.5,
         received_at_ms: 0,
         speaker: None,
+        engine: None,
+        model: None,
     }
 }
 
