@@ -34,7 +34,11 @@ else
   echo "==> Making a sample meeting recording (English speech by espeak-ng, two voices)"
   title="Weekly ward meeting"
 fi
-SAMPLE_LANG="$LANG_" "$ROOT/scripts/make-sample.sh" "$DEMO/weekly-meeting.wav" 8
+if [ "$LANG_" = ko ]; then
+  "$ROOT/scripts/make-sample.sh" "$DEMO/weekly-meeting.wav" 8
+else
+  SAMPLE_LANG=en "$ROOT/scripts/make-sample.sh" "$DEMO/weekly-meeting.wav" "$ROOT/tests/data/english-meeting.txt"
+fi
 
 echo "==> Starting the appliance (data in $DEMO/appliance)"
 "$BIN/roomscribe" serve --data-dir "$DEMO/appliance" --http-listen "$HTTPS" --quic-listen "$QUIC" \

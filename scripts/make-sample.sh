@@ -2,7 +2,8 @@
 # Makes a sample meeting recording: sentences spoken by espeak-ng in two voices
 # (different pitch and speed), with pauses, as 16 kHz mono 16-bit WAV. Korean by
 # default; SAMPLE_LANG=en makes it English (espeak-ng's en-us, a male and a female
-# variant as the two speakers).
+# variant as the two speakers) and needs FILE (the demo's is
+# tests/data/english-meeting.txt).
 # Usage: scripts/make-sample.sh OUT.wav [SENTENCES | FILE]
 #   SENTENCES: the first N of the built-in 8 (default: all);
 #   FILE: one sentence per line instead (e.g. tests/data/voice-commands.txt).
@@ -19,18 +20,6 @@ sentences=(
   "질문이 있으면 말씀해 주세요."
   "오늘 회의는 여기서 마치겠습니다. 감사합니다."
 )
-if [ "$lang" = en ]; then
-  sentences=(
-    "Good morning everyone, let's start the weekly ward meeting."
-    "Could you share how the new discharge checklist is working?"
-    "The checklist is in use on both wards, and the nurses find it helpful."
-    "We still need the pharmacy to review the medication section by Friday."
-    "I will ask the pharmacy team and send everyone an update tomorrow."
-    "Please add the staffing rota for the holidays to next week's agenda."
-    "Does anyone have other questions before we finish?"
-    "Thank you all, the meeting is closed."
-  )
-fi
 if [ -f "$count" ]; then
   mapfile -t sentences < <(grep -v '^[[:space:]]*$' "$count")
   count="${#sentences[@]}"
@@ -38,8 +27,13 @@ fi
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 parts=()
 for i in $(seq 0 $((count - 1))); do
-  if (( i % 2 == 0 )); then pitch=35; speed=150; variant=m3; else pitch=70; speed=165; variant=f3; fi
-  if [ "$lang" = en ]; then voice="en-us+$variant"; else voice=ko; fi
+  if [ "$lang" = en ]; then
+    # Two speakers espeak-ng's English renders clearly enough for a small model.
+    if (( i % 2 == 0 )); then voice=en-us+m1; pitch=40; speed=150; else voice=en-us+f2; pitch=50; speed=150; fi
+  else
+    voice=ko
+    if (( i % 2 == 0 )); then pitch=35; speed=150; else pitch=70; speed=165; fi
+  fi
   espeak-ng -v "$voice" -p "$pitch" -s "$speed" -w "$tmp/s$i.wav" "${sentences[$i]}"
   sox -R "$tmp/s$i.wav" -r 16000 -c 1 -b 16 "$tmp/p$i.wav" pad 0 1.2
   parts+=("$tmp/p$i.wav")

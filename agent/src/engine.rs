@@ -212,7 +212,9 @@ impl Recognizer<'_> {
             Recognizer::Vosk { asr, .. } => Ok(asr.accept(samples)?),
             Recognizer::Whisper(w) => w.accept(samples),
             Recognizer::TwoPass { vosk, whisper } => {
-                whisper.clip.extend_from_slice(samples);
+                for frame in samples.chunks(FRAME) {
+                    whisper.listen(frame);
+                }
                 let mut words = None;
                 if whisper.clip.len() >= whisper.max_clip() {
                     // Vosk has not ended a long utterance: Whisper cannot wait.
@@ -333,6 +335,20 @@ impl<'m> WhisperStream<'m> {
         }
     }
 
+    /// Adds a 20 ms frame to the clip and notes whether (and where first) it is speech.
+    fn listen(&mut self, frame: &[i16]) {
+        self.clip.extend_from_slice(frame);
+        if self.vad.active(frame) {
+            if !self.heard {
+                self.onset = Some(self.clip.len() - frame.len());
+            }
+            self.heard = true;
+            self.silence_run = 0;
+        } else {
+            self.silence_run += frame.len();
+        }
+    }
+
     fn max_clip(&self) -> usize {
         (MAX_CLIP_SECS * SAMPLE_RATE as f64) as usize
     }
@@ -343,16 +359,7 @@ impl<'m> WhisperStream<'m> {
         let max = self.max_clip();
         let mut words: Option<Vec<Word>> = None;
         for frame in samples.chunks(FRAME) {
-            self.clip.extend_from_slice(frame);
-            if self.vad.active(frame) {
-                if !self.heard {
-                    self.onset = Some(self.clip.len() - frame.len());
-                }
-                self.heard = true;
-                self.silence_run = 0;
-            } else {
-                self.silence_run += frame.len();
-            }
+            self.listen(frame);
             if !self.heard && self.clip.len() > preroll {
                 // Nothing said yet: keep only a little pre-roll.
                 let drop = self.clip.len() - preroll;
@@ -392,7 +399,9 @@ impl<'m> WhisperStream<'m> {
         self.silence_run = 0;
         self.caption.clear();
         self.caption_len = 0;
-        if audio.len() < SAMPLE_RATE as usize / 10 {
+        // Nothing the detector took for speech: Whisper would only make words up
+        // ("Thank you." is its favourite on silence).
+        if !heard || audio.len() < SAMPLE_RATE as usize / 10 {
             return Ok(vec![]);
         }
         let decoded = self.model.transcribe(

@@ -262,7 +262,7 @@ fn model_install_checks_before_it_replaces() -> anyhow::Result<()> {
             "--to",
             &dest_s,
         ]),
-        "no Vosk model (a directory with am/ and conf/) inside",
+        "no Vosk model (a directory with am/ and conf/) or CTranslate2 Whisper model (model.bin, vocabulary.txt, config.json) inside",
     );
     let text = tmp.path().join("model.txt");
     std::fs::write(&text, "hello")?;

@@ -392,7 +392,7 @@ async fn two_pass_captions_then_whisper_finals() -> anyhow::Result<()> {
 
 /// Whisper alone (no Vosk model for the room's language): live captions come from
 /// re-decoding the utterance in progress, the status says so, and the finals are
-/// stored with the Whisper model's name.
+/// stored with the Whisper model's name; under the unit's no-W^X-memory rule.
 #[tokio::test(flavor = "multi_thread")]
 async fn whisper_alone_captions_from_a_sliding_window() -> anyhow::Result<()> {
     use roomscribe_tests::*;
@@ -405,8 +405,10 @@ async fn whisper_alone_captions_from_a_sliding_window() -> anyhow::Result<()> {
     app.enroll_agent(&state, "Ward office")?;
     let api = Api::login(&app, "ann", "ann's long password").await?;
     let events = api.stream("/events").await?;
-    // No --model: Vosk is not loaded at all.
-    let mut run = agent(
+    // No --model: Vosk is not loaded at all. Run as the unit runs it, with memory
+    // that is writable and executable forbidden (MemoryDenyWriteExecute=yes):
+    // CTranslate2's Ruy backend must not need it.
+    let mut run = agent_denied_wx(
         &state,
         &logs,
         "run",
@@ -457,5 +459,33 @@ async fn whisper_alone_captions_from_a_sliding_window() -> anyhow::Result<()> {
         reference.len()
     );
     assert!(e as f64 <= 0.08 * reference.len() as f64, "{text}");
+    Ok(())
+}
+
+/// The demo's English meeting (two espeak-ng voices) comes out as what was said:
+/// what a newcomer sees in `make demo`.
+#[test]
+fn the_demo_meeting_is_transcribed_accurately() -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let wav = tmp.path().join("meeting.wav");
+    let script = repo_root().join("tests/data/english-meeting.txt");
+    let made = Command::new(repo_root().join("scripts/make-sample.sh"))
+        .arg(&wav)
+        .arg(&script)
+        .env("SAMPLE_LANG", "en")
+        .status()?;
+    anyhow::ensure!(made.success(), "make-sample.sh");
+    let reference = wer::normalize(&std::fs::read_to_string(&script)?);
+    let (words, clips) = stream(&models()?, &read_wav(&wav)?)?;
+    let e = wer::errors(&reference, &wer::normalize(&text(&words)));
+    println!(
+        "demo meeting: {} clip(s), WER {e}/{}: {}",
+        clips + 1,
+        reference.len(),
+        text(&words)
+    );
+    // One clip per sentence: each ends at the speaker's pause.
+    assert!(clips + 1 >= 8, "{clips}");
+    assert!(e as f64 <= 0.1 * reference.len() as f64);
     Ok(())
 }
