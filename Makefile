@@ -35,6 +35,7 @@ bench: setup
 	$(CARGO) bench -p roomscribe-tests --bench agent_live
 	bash scripts/packages.sh
 	$(CARGO) bench -p roomscribe-tests --bench appliance_startup
+	$(CARGO) bench -p roomscribe-tests --bench whisper
 
 lint:
 	$(CARGO) fmt --all --check
