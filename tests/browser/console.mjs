@@ -5,6 +5,7 @@
 // e.g. voice commands, the meeting will show), RS_SCREENSHOT (PNG path). Follows the
 // meeting until the console shows it ended.
 // Prints one JSON line: {"initial": n, "final": n, "texts": [segment texts],
+// "engines": [each segment's engine label],
 // "captions_seen": n, "events": [{"kind", "text"}], "admin_controls_visible": bool,
 // "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
@@ -31,6 +32,9 @@ try {
   await page.waitForFunction(() => / · ended · /.test(document.getElementById('meeting-meta').textContent), null, { timeout: 180000 });
   const final = await page.locator('#segments > li').count();
   const texts = await page.evaluate(() => [...document.querySelectorAll('#segments > li .text')].map((n) => n.textContent));
+  // Which engine and model produced each segment, as its header line says.
+  const engines = await page.evaluate(() => [...document.querySelectorAll('#segments > li')]
+    .map((n) => n.querySelector('.engine')?.textContent ?? ''));
   const expectEvents = Number(process.env.RS_EXPECT_EVENTS || '0');
   await page.waitForFunction((n) => document.querySelectorAll('#meeting-events > li').length >= n, expectEvents, { timeout: 30000 });
   const events = await page.evaluate(() => [...document.querySelectorAll('#meeting-events > li')]
@@ -40,7 +44,7 @@ try {
   await page.waitForFunction(() => document.getElementById('caption').hidden, null, { timeout: 30000 });
   const adminControlsVisible = await page.locator('#enroll-form').isVisible();
   await page.screenshot({ path: env('RS_SCREENSHOT'), fullPage: true });
-  console.log(JSON.stringify({ initial, final, texts, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, csp_violations: violations }));
+  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, csp_violations: violations }));
 } finally {
   await browser.close();
 }

@@ -71,6 +71,26 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
         Value::Array(stored_texts.clone()),
         "{result}"
     );
+    // Each segment names the engine and model that produced it (Vosk here).
+    let labels: Vec<Value> = stored["segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            Value::from(format!(
+                " · {} {}",
+                s["engine"].as_str().unwrap_or_default(),
+                s["model"].as_str().unwrap_or_default()
+            ))
+        })
+        .collect();
+    assert!(
+        labels.iter().all(|l| l
+            .as_str()
+            .is_some_and(|l| l.starts_with(" · vosk vosk-model"))),
+        "{stored}"
+    );
+    assert_eq!(result["engines"], Value::Array(labels), "{result}");
     assert!(
         result["initial"].as_u64() < result["final"].as_u64(),
         "segments arrived live, without a reload: {result}"
