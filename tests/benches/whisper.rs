@@ -13,6 +13,8 @@
 //! both; medians over `RUNS`.
 //!
 //! `cargo bench -p roomscribe-tests --bench whisper`; figures go in docs/BENCHMARKS.md.
+//! `WHISPER_BENCH_WORD_TIMES=0` leaves out the word-times runs (scripts/bench-backends.sh
+//! compares backends without them, to keep a run short).
 
 use roomscribe_agent::whisper::{DecodeOptions, LoadOptions, Precision, WhisperModel};
 use roomscribe_tests::{cache_dir, pocketsphinx_set, repo_root, whisper_model_dir};
@@ -185,15 +187,24 @@ fn main() -> anyhow::Result<()> {
         "| compute | threads | RTF Rust | RTF faster-whisper | ratio | RTF Rust + word times | peak RSS Rust | peak RSS faster-whisper | final-text delay Rust | faster-whisper |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    let word_times = std::env::var("WHISPER_BENCH_WORD_TIMES").map_or(true, |v| v != "0");
     for precision in ["int8", "float32"] {
         for threads in [1, 2] {
             let (mut r, mut rw, mut p) = (vec![], vec![], vec![]);
             for _ in 0..RUNS {
                 r.push(rust(precision, threads, false)?);
                 p.push(python(precision, threads)?);
-                rw.push(rust(precision, threads, true)?);
+                if word_times {
+                    rw.push(rust(precision, threads, true)?);
+                }
             }
-            let m = |v: &[Figures], f: fn(&Figures) -> f64| median(v.iter().map(f).collect());
+            let m = |v: &[Figures], f: fn(&Figures) -> f64| {
+                if v.is_empty() {
+                    f64::NAN
+                } else {
+                    median(v.iter().map(f).collect())
+                }
+            };
             let (rr, pr) = (m(&r, |f| f.rtf), m(&p, |f| f.rtf));
             println!(
                 "| {precision} | {threads} | {rr:.3} | {pr:.3} | {:.2}x | {:.3} | {:.0} MiB | {:.0} MiB | {:.2} s | {:.2} s |",
@@ -201,7 +212,9 @@ fn main() -> anyhow::Result<()> {
                 m(&rw, |f| f.rtf),
                 m(&r, |f| f.rss_mib),
                 m(&p, |f| f.rss_mib),
-                m(&rw, |f| f.delay_s),
+                // The delay of a final, which the agent times (the text alone
+                // without word-times runs).
+                m(if rw.is_empty() { &r } else { &rw }, |f| f.delay_s),
                 m(&p, |f| f.delay_s),
             );
         }
