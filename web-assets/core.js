@@ -4,7 +4,7 @@
 export const $ = (id) => document.getElementById(id);
 export const state = { me: null, meetingId: null, events: null, meetings: new Map(), agents: new Map(), answers: {} };
 
-export async function api(method, path, body) {
+export async function api(method, path, body, retried = false) {
   const opts = { method, headers: {}, credentials: 'same-origin' };
   // Every state-changing request echoes the session's CSRF token.
   if (method !== 'GET' && state.csrf) opts.headers['x-csrf-token'] = state.csrf;
@@ -15,6 +15,12 @@ export async function api(method, path, body) {
   const res = await fetch('/api/v1' + path, opts);
   if (res.status === 204) return null;
   const data = await res.json().catch(() => ({}));
+  // Too many password checks at once: the appliance asks to come back in a moment.
+  if (res.status === 503 && data.error && data.error.code === 'busy' && !retried) {
+    const wait = Number(res.headers.get('retry-after')) || 1;
+    await new Promise((ok) => setTimeout(ok, wait * 1000));
+    return api(method, path, body, true);
+  }
   if (!res.ok) {
     const err = new Error((data.error && data.error.message) || res.statusText);
     err.status = res.status;

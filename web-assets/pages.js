@@ -66,9 +66,20 @@ async function act(fn, page) {
   }
 }
 
+// Roles that make someone an administrator in all but name: confirm before granting.
+const powerful = (roles, name) => {
+  const r = roles.find((x) => x.name === name);
+  return Boolean(r && (r.name === 'admin' || r.permissions.includes('users.manage') || r.permissions.includes('roles.assign')));
+};
+const confirmGrant = (roles, user, role) => !powerful(roles, role)
+  || confirm(`Give ${user} the role ${role}? It can manage user accounts (and with them, much of this appliance).`);
+
 async function usersPage(body) {
   const [users, roles, teams] = await Promise.all([api('GET', '/users'), api('GET', '/roles'), api('GET', '/teams')]);
-  const roleOptions = roles.map((r) => [r.name, r.name]);
+  // Least privilege first: the role preselected for a new user is the weakest.
+  const order = ['viewer', 'member', 'manager', 'compliance_officer', 'admin'];
+  const rank = (r) => (order.includes(r.name) ? order.indexOf(r.name) : 1.5);
+  const roleOptions = [...roles].sort((a, b) => rank(a) - rank(b)).map((r) => [r.name, r.name]);
   const rows = users.map((u) => {
     const grants = u.grants.map((g) => el('span', {
       class: 'pill' + (g.active ? '' : ' expired'),
@@ -79,6 +90,7 @@ async function usersPage(body) {
       el('select', { name: 'role', 'aria-label': `Role for ${u.username}` }, ...roleOptions.map(([v, t]) => el('option', { value: v, text: t }))),
       el('input', { name: 'until', type: 'date', 'aria-label': 'Until (optional)' }),
     ], 'Grant', async (f) => {
+      if (!confirmGrant(roles, u.username, f.get('role'))) return;
       const until = f.get('until');
       await api('POST', `/users/${encodeURIComponent(u.username)}/grants`,
         { role: f.get('role'), expires_at_ms: until ? new Date(`${until}T23:59:59`).getTime() : null });
@@ -109,6 +121,7 @@ async function usersPage(body) {
       select('role', 'Role', roleOptions),
       select('team', 'Team', [['', '(none)'], ...teams.map((t) => [t.id, t.name])]),
     ], 'Create user', async (f) => {
+      if (!confirmGrant(roles, f.get('username'), f.get('role'))) return;
       await api('POST', '/users', {
         username: f.get('username'), password: f.get('password'), role: f.get('role'),
         teams: f.get('team') ? [f.get('team')] : [],
@@ -246,8 +259,12 @@ async function profilePage(body) {
           await hooks.onAccountChanged();
         }));
   } else {
-    totp.append(el('p', { class: 'muted', text: 'Off.' }), button('Set up', async () => {
-      const s = await api('POST', '/me/totp');
+    // A new credential needs the password again (a stolen session alone cannot add one).
+    const local = me.via === 'password';
+    totp.append(el('p', { class: 'muted', text: 'Off.' }), form('inline', local
+      ? [el('input', { name: 'password', type: 'password', placeholder: 'current password', autocomplete: 'current-password', 'aria-label': 'Current password' })]
+      : [], 'Set up', async (f) => {
+      const s = await api('POST', '/me/totp', local ? { password: f.get('password') } : {});
       totp.replaceChildren(
         el('p', { text: 'Add this key to your authenticator app (or paste the link), then enter the code it shows.' }),
         el('p', { class: 'secret', id: 'totp-secret', text: s.secret }),
@@ -283,9 +300,11 @@ async function profilePage(body) {
       input('name', 'Name', { required: true }),
       input('days', 'Valid for (days)', { type: 'number', min: '1', max: '365', value: '90' }),
       el('div', { class: 'perms' }, ...mine.map((p) => el('label', {}, el('input', { type: 'checkbox', name: 'perm', value: p }), p))),
+      me.via === 'password' ? input('password', 'Your current password', { type: 'password', required: true, autocomplete: 'current-password' }) : '',
     ], 'Create token', async (f) => {
       const t = await api('POST', '/tokens', {
         name: f.get('name'), permissions: f.getAll('perm'), expires_at_ms: Date.now() + Number(f.get('days')) * 86400000,
+        password: f.get('password') || undefined,
       });
       await rerender('profile');
       $('new-token').textContent = `Copy it now, it is shown only once: ${t.token}`;

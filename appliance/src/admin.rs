@@ -1,4 +1,5 @@
-//! Local administration: `roomscribe enroll-token create`, `agent revoke`, `user add`.
+//! Local administration: `roomscribe enroll-token create`, `agent revoke`, `user add`,
+//! `user unlock`, `audit verify|export|public-key`.
 //!
 //! redb lets one process open the database. While the appliance runs, these commands
 //! reach it through `<data_dir>/admin.sock` (a Unix socket, mode 0600 in a 0700
@@ -6,13 +7,35 @@
 //! the data directory directly. Both paths run [`execute`], so they behave the same.
 //! Wire: one JSON [`AdminRequest`] line, one JSON [`AdminResponse`] line.
 
-use crate::domain::{Actor, Appliance};
+use crate::domain::{Actor, Appliance, AuditLog, Directory, Fleet, SignIn};
+use crate::jobs::Stop;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+
+/// What admin commands call.
+#[derive(Clone)]
+pub struct Services {
+    pub directory: Arc<Directory>,
+    pub fleet: Arc<Fleet>,
+    pub audit: Arc<AuditLog>,
+    pub sign_in: Arc<SignIn>,
+}
+
+impl From<&Appliance> for Services {
+    fn from(a: &Appliance) -> Self {
+        Self {
+            directory: a.directory.clone(),
+            fleet: a.fleet.clone(),
+            audit: a.audit.clone(),
+            sign_in: a.sign_in.clone(),
+        }
+    }
+}
 
 pub const SOCKET: &str = "admin.sock";
 
@@ -37,8 +60,17 @@ pub enum AdminRequest {
         #[serde(default)]
         teams: Vec<String>,
     },
-    /// Verifies the stored audit log.
-    AuditVerify,
+    /// Lifts the sign-in lockout of a user (for instance `admin`, locked by someone
+    /// guessing its password).
+    UserUnlock {
+        username: String,
+    },
+    /// Verifies the stored audit log (and, with `witness`, that it still holds every
+    /// checkpoint that directory received).
+    AuditVerify {
+        #[serde(default)]
+        witness: Option<PathBuf>,
+    },
     /// The audit log as an export (in `value` as a string).
     AuditExport,
     AuditPublicKey,
@@ -56,32 +88,37 @@ pub enum AdminResponse {
     },
 }
 
-pub fn execute(app: &Appliance, req: AdminRequest) -> AdminResponse {
+pub fn execute(app: &Services, req: AdminRequest) -> AdminResponse {
     let actor = Actor::local_admin();
     let result = match req {
-        AdminRequest::AuditVerify => app.verify_audit(&actor).and_then(|outcome| match outcome {
-            Ok(report) => Ok((
-                report.to_string(),
-                serde_json::to_value(&report).unwrap_or_default(),
-            )),
-            Err(broken) => Err(crate::domain::DomainError::Conflict(format!(
-                "audit log broken at {broken}"
-            ))),
-        }),
-        AdminRequest::AuditExport => app.export_audit(&actor).map(|bytes| {
+        AdminRequest::AuditVerify { witness } => app
+            .audit
+            .verify(&actor, witness.as_deref())
+            .and_then(|outcome| match outcome {
+                Ok(report) => Ok((
+                    report.to_string(),
+                    serde_json::to_value(&report).unwrap_or_default(),
+                )),
+                Err(broken) => Err(crate::domain::DomainError::Conflict(format!(
+                    "audit log broken at {broken}"
+                ))),
+            }),
+        AdminRequest::AuditExport => app.audit.export(&actor).map(|bytes| {
             (
                 "audit log exported".to_owned(),
                 serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned()),
             )
         }),
         AdminRequest::AuditPublicKey => app
-            .audit_public_key(&actor)
+            .audit
+            .public_key(&actor)
             .map(|k| (k.clone(), serde_json::Value::String(k))),
         AdminRequest::EnrollTokenCreate {
             room,
             team,
             ttl_minutes,
         } => app
+            .fleet
             .create_enroll_token(&actor, &room, team.as_deref(), ttl_minutes)
             .map(|t| {
                 let msg = format!(
@@ -92,28 +129,39 @@ pub fn execute(app: &Appliance, req: AdminRequest) -> AdminResponse {
                 );
                 (msg, serde_json::to_value(&t).unwrap_or_default())
             }),
-        AdminRequest::AgentRevoke { agent_id } => app.revoke_agent(&actor, &agent_id).map(|a| {
-            (
-                format!("agent {} revoked", a.id),
-                serde_json::to_value(&a).unwrap_or_default(),
-            )
-        }),
+        AdminRequest::AgentRevoke { agent_id } => {
+            app.fleet.revoke_agent(&actor, &agent_id).map(|a| {
+                (
+                    format!("agent {} revoked", a.id),
+                    serde_json::to_value(&a).unwrap_or_default(),
+                )
+            })
+        }
         AdminRequest::UserAdd {
             username,
             role,
             password,
             teams,
         } => app
+            .directory
             .create_user(&actor, &username, &role, &password, &[], false)
             .and_then(|_| {
                 for t in &teams {
-                    app.add_to_team_named(&actor, &username, t)?;
+                    app.directory.add_to_team_named(&actor, &username, t)?;
                 }
                 Ok((
                     format!("user {username} added with role {role}"),
                     serde_json::Value::Null,
                 ))
             }),
+        AdminRequest::UserUnlock { username } => app.sign_in.unlock(&actor, &username).map(|was| {
+            let message = if was {
+                format!("{username} may sign in again")
+            } else {
+                format!("{username} was not locked")
+            };
+            (message, serde_json::Value::Bool(was))
+        }),
     };
     match result {
         Ok((message, value)) => AdminResponse::Ok { message, value },
@@ -152,26 +200,39 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET)
 }
 
-/// Serves the admin socket until the task is dropped.
-pub async fn serve(
-    data_dir: &Path,
-    app: Arc<Appliance>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
+/// Binds `<data_dir>/admin.sock` (mode 0600).
+pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
     let path = socket_path(data_dir);
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let app = app.clone();
-            tokio::spawn(async move {
-                let _ = handle(stream, app).await;
-            });
-        }
-    }))
+    Ok(listener)
 }
 
-async fn handle(stream: UnixStream, app: Arc<Appliance>) -> std::io::Result<()> {
+/// Serves the admin socket until `stop`. An accept error (a full file table) is
+/// logged and retried after a pause; it never ends the service.
+pub async fn serve(listener: UnixListener, app: Services, mut stop: Stop) {
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.requested() => return,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let _ = handle(stream, app).await;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "admin socket: accept failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+async fn handle(stream: UnixStream, app: Services) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut line = String::new();
     BufReader::new(r.take(64 * 1024))

@@ -76,6 +76,10 @@ pub struct Entry {
     pub outcome: Outcome,
     /// A short note (never a secret, never transcript text).
     pub detail: Option<String>,
+    /// How many identical events this entry stands for, when more than one (repeated
+    /// refusals of one source and route within a minute are recorded once, counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
     /// Hex of the chain hash before this entry.
     pub prev: String,
 }
@@ -122,6 +126,19 @@ pub struct Checkpoint {
     pub at_ms: i64,
     /// Hex of the audit public key that signs it.
     pub key: String,
+    /// The first entry the log holds when this checkpoint is signed: 1, or the entry
+    /// after the anchor retention kept. Only a signed checkpoint can say that older
+    /// entries are gone by retention; entries missing before it are tampering.
+    #[serde(default = "first_entry", skip_serializing_if = "is_first_entry")]
+    pub starts_at: u64,
+}
+
+fn first_entry() -> u64 {
+    1
+}
+
+fn is_first_entry(n: &u64) -> bool {
+    *n == 1
 }
 
 /// A checkpoint's exact JSON bytes and their signature.
@@ -135,12 +152,21 @@ fn checkpoint_message(bytes: &[u8]) -> Vec<u8> {
     [CHECKPOINT_CONTEXT, bytes].concat()
 }
 
-pub fn sign_checkpoint(seq: u64, hash: &Hash, at_ms: i64, key: &SigningKey) -> SignedCheckpoint {
+/// Signs "the chain up to entry `seq` has hash `hash`, and the log starts at entry
+/// `starts_at`".
+pub fn sign_checkpoint(
+    seq: u64,
+    hash: &Hash,
+    at_ms: i64,
+    starts_at: u64,
+    key: &SigningKey,
+) -> SignedCheckpoint {
     let cp = Checkpoint {
         seq,
         hash: hex::encode(hash),
         at_ms,
         key: hex::encode(key.verifying_key().to_bytes()),
+        starts_at,
     };
     let bytes = serde_json::to_vec(&cp).unwrap_or_default();
     let signature = key.sign(&checkpoint_message(&bytes)).to_bytes();
@@ -221,6 +247,8 @@ pub struct Verifier {
     last_hash: Hash,
     last_at: i64,
     starts_at: u64,
+    /// Where the newest verified checkpoint says the log starts: (its entry, start).
+    claimed_start: Option<(u64, u64)>,
 }
 
 fn broken(entry: Option<u64>, line: Option<usize>, reason: impl Into<String>) -> Broken {
@@ -242,6 +270,7 @@ impl Verifier {
             last_hash: GENESIS,
             last_at: i64::MIN,
             starts_at: 1,
+            claimed_start: None,
         }
     }
 
@@ -317,6 +346,9 @@ impl Verifier {
         }
         self.checkpoints += 1;
         self.sealed_through = cp.seq;
+        if self.claimed_start.is_none_or(|(seq, _)| cp.seq >= seq) {
+            self.claimed_start = Some((cp.seq, cp.starts_at));
+        }
         Ok(())
     }
 
@@ -397,6 +429,21 @@ impl Verifier {
                     self.last_seq
                 ),
             ));
+        }
+        let claimed = self.claimed_start.map_or(1, |(_, s)| s);
+        if claimed != self.starts_at && self.last_seq > 0 {
+            let reason = if self.starts_at > claimed {
+                format!(
+                    "entries {claimed} to {} are missing: the newest signed checkpoint says the log starts at entry {claimed}, and only retention may remove entries",
+                    self.starts_at - 1
+                )
+            } else {
+                format!(
+                    "the log starts at entry {} but the newest signed checkpoint says {claimed}",
+                    self.starts_at
+                )
+            };
+            return Err(broken(Some(self.starts_at.min(claimed)), None, reason));
         }
         Ok(Report {
             starts_at: self.starts_at,
@@ -496,6 +543,58 @@ pub fn export_lines(
         }
     }
     out
+}
+
+/// One line of a witness file: a checkpoint exactly as in an export
+/// (`{"checkpoint":…,"signature":…}`), newline-terminated.
+pub fn witness_line(cp: &SignedCheckpoint) -> Vec<u8> {
+    let mut line = raw(&cp.bytes)
+        .map(|c| {
+            serde_json::to_vec(&CheckpointLine {
+                checkpoint: c,
+                signature: hex::encode(cp.signature),
+            })
+            .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    line.push(b'\n');
+    line
+}
+
+/// The checkpoints of a witness file (see [`witness_line`]); a line cut short by a
+/// crash at the very end is ignored, anything else unreadable is refused.
+pub fn parse_witness(text: &[u8]) -> Result<Vec<SignedCheckpoint>, Broken> {
+    let mut out = vec![];
+    let complete = match text.iter().rposition(|b| *b == b'\n') {
+        Some(i) => &text[..=i],
+        None => return Ok(out),
+    };
+    for (i, line) in complete.split(|b| *b == b'\n').enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let l: Line<'_> = serde_json::from_slice(line)
+            .map_err(|e| broken(None, Some(i + 1), format!("unreadable witness line: {e}")))?;
+        let (Some(cp), Some(sig)) = (l.checkpoint, l.signature) else {
+            return Err(broken(None, Some(i + 1), "not a checkpoint line"));
+        };
+        let signature: [u8; 64] = hex::decode(&sig)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| broken(None, Some(i + 1), "signature is not 64 bytes of hex"))?;
+        out.push(SignedCheckpoint {
+            bytes: cp.get().as_bytes().to_vec(),
+            signature,
+        });
+    }
+    Ok(out)
+}
+
+/// The entry a checkpoint seals, if its bytes parse.
+pub fn checkpoint_seq(cp: &SignedCheckpoint) -> Option<u64> {
+    serde_json::from_slice::<Checkpoint>(&cp.bytes)
+        .ok()
+        .map(|c| c.seq)
 }
 
 fn hex32(s: &str) -> Option<Hash> {

@@ -151,7 +151,13 @@ pub struct LdapConfig {
     /// `{username}` is replaced by the (escaped) name typed at sign-in.
     #[serde(default = "default_user_filter")]
     pub user_filter: String,
-    /// Where groups are searched; unset: only `member_of_attribute` is used.
+    /// The attribute holding the account's name as the directory spells it (the
+    /// name it gets here): `uid`; Active Directory: `sAMAccountName`.
+    #[serde(default = "default_username_attribute")]
+    pub username_attribute: String,
+    /// Where groups live: the group search looks here, and a `memberOf` group counts
+    /// by name only when it lies under this base (elsewhere only by its full DN in
+    /// `role_map`/`team_map`). Unset: no group search.
     #[serde(default)]
     pub group_base: Option<String>,
     /// `{dn}` is the user's (escaped) DN, `{username}` the name.
@@ -164,17 +170,21 @@ pub struct LdapConfig {
     pub member_of_attribute: Option<String>,
     #[serde(default = "default_sso_timeout")]
     pub timeout_secs: u64,
-    /// Group name → role name. A sign-in whose groups map to no role is refused.
+    /// Group name (under `group_base`) or full group DN → role name. A sign-in whose
+    /// groups map to no role is refused.
     #[serde(default)]
     pub role_map: GroupMap,
-    /// Group name → team name (created if new). Membership of these teams follows
-    /// the groups at every sign-in.
+    /// Group name or DN → team name (created if new). Membership of these teams
+    /// follows the groups at every sign-in.
     #[serde(default)]
     pub team_map: GroupMap,
 }
 
 fn default_user_filter() -> String {
     "(&(objectClass=person)(uid={username}))".into()
+}
+fn default_username_attribute() -> String {
+    "uid".into()
 }
 fn default_group_filter() -> String {
     "(&(objectClass=groupOfNames)(member={dn}))".into()
@@ -194,11 +204,10 @@ pub struct OidcConfig {
     pub client_id: String,
     /// File holding the client secret (first line; must be 0600).
     pub client_secret_file: PathBuf,
-    /// Where the provider sends the browser back; unset: this appliance's own
-    /// `https://<host the browser used>/api/v1/auth/oidc/callback`. The provider
-    /// must have exactly this URL registered.
-    #[serde(default)]
-    pub redirect_url: Option<String>,
+    /// Where the provider sends the browser back: this appliance's
+    /// `https://<its name>/api/v1/auth/oidc/callback`, exactly as registered at the
+    /// provider. Required (never taken from a request's Host header).
+    pub redirect_url: String,
     /// PEM file of the CA that signed the provider's certificate (default: system).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -247,6 +256,13 @@ pub struct AuditConfig {
     /// Keep audit entries this many days (0: for ever). Independent of how long
     /// meetings are kept.
     pub retention_days: u64,
+    /// The Ed25519 key that signs checkpoints, outside the data directory (0600);
+    /// unset: `<data_dir>/keys/audit.ed25519`.
+    pub key_file: Option<PathBuf>,
+    /// A directory outside the data directory (another disk, a share) where every
+    /// checkpoint is also appended; `roomscribe audit verify --witness DIR` then
+    /// detects entries cut from the end of the log.
+    pub witness_dir: Option<PathBuf>,
 }
 
 impl Default for AuditConfig {
@@ -255,6 +271,8 @@ impl Default for AuditConfig {
             checkpoint_interval_secs: 60,
             checkpoint_every_entries: 100,
             retention_days: 0,
+            key_file: None,
+            witness_dir: None,
         }
     }
 }
@@ -359,6 +377,8 @@ impl Config {
                 "http.key_file",
                 "http.redirect_listen",
                 "metrics.token_file",
+                "audit.key_file",
+                "audit.witness_dir",
             ],
         };
         let (mut config, warnings): (Config, _) = roomscribe_config::load(&layers, file, env)?;
@@ -453,6 +473,19 @@ impl Config {
                     .into(),
             });
         }
+        if let Some(l) = &self.auth.ldap {
+            check_ldap_url(&l.url, l.starttls)?;
+        }
+        if let Some(o) = &self.auth.oidc {
+            if !o.redirect_url.starts_with("https://")
+                || !o.redirect_url.ends_with("/api/v1/auth/oidc/callback")
+            {
+                return Err(ConfigError::Invalid {
+                    key: "auth.oidc.redirect_url",
+                    message: "must be https://<this appliance>/api/v1/auth/oidc/callback".into(),
+                });
+            }
+        }
         if !(1..=1440).contains(&self.ingest.enroll_token_ttl_minutes) {
             return Err(ConfigError::Invalid {
                 key: "ingest.enroll_token_ttl_minutes",
@@ -463,9 +496,62 @@ impl Config {
     }
 }
 
+/// Passwords cross to the directory: `ldaps://`, StartTLS, or plain `ldap://` to a
+/// loopback address only.
+fn check_ldap_url(url: &str, starttls: bool) -> Result<(), ConfigError> {
+    let invalid = |message: &str| ConfigError::Invalid {
+        key: "auth.ldap.url",
+        message: message.into(),
+    };
+    if url.starts_with("ldaps://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("ldap://") else {
+        return Err(invalid(
+            "expected ldaps://host[:port] or ldap://host[:port]",
+        ));
+    };
+    if starttls {
+        return Ok(());
+    }
+    let host = rest.split('/').next().unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(invalid(
+            "plain ldap:// to another host would send passwords in the clear: use ldaps:// or set auth.ldap.starttls = true",
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ldap_needs_tls_off_loopback() {
+        for ok in [
+            ("ldaps://dc1.example.org", false),
+            ("ldap://dc1.example.org:389", true),
+            ("ldap://127.0.0.1:3890", false),
+            ("ldap://localhost", false),
+            ("ldap://[::1]:389", false),
+        ] {
+            assert!(check_ldap_url(ok.0, ok.1).is_ok(), "{ok:?}");
+        }
+        for bad in ["ldap://dc1.example.org", "ldap://10.0.0.5:389", "http://x"] {
+            let e = check_ldap_url(bad, false).expect_err(bad);
+            assert!(e.to_string().contains("auth.ldap.url"), "{e}");
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

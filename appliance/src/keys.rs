@@ -4,8 +4,14 @@
 //! the QUIC ingest certificate (which agents pin) and the self-signed HTTPS certificate
 //! (unless the operator configures one).
 //!
-//! Secret files are created 0600 in a 0700 directory and refused when group- or
-//! world-readable. Key bytes are zeroized when dropped.
+//! Secret files are created 0600 in a 0700 directory (atomically, durably, never
+//! through a planted symlink) and refused when group- or world-readable. A key file is
+//! created only the first time: the database records which ones exist
+//! ([`ApplianceKeys::load`]'s `known`), and one that goes missing later is an error
+//! naming the file, never silently replaced (agents pin these keys; the audit log is
+//! signed with one). The audit signing key may live outside the data directory
+//! (`audit.key_file`), so that a copy of the data directory cannot forge checkpoints.
+//! Key bytes are zeroized when dropped.
 
 use ed25519_dalek::SigningKey;
 use rand_core::{OsRng, RngCore};
@@ -13,8 +19,7 @@ use roomscribe_protocol::RecipientKey;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use sha2::{Digest, Sha256};
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -33,6 +38,8 @@ pub enum KeyError {
     Certificate(#[from] rcgen::Error),
     #[error("{path}: no {what} found in PEM file")]
     Pem { path: PathBuf, what: &'static str },
+    #[error("{path} is missing, but this appliance created it before: restore it from a backup (a new key would break every agent's pinned key or the audit log's signatures)")]
+    Missing { path: PathBuf },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
@@ -48,19 +55,9 @@ pub fn private_dir(dir: &Path) -> Result<(), KeyError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))
 }
 
-/// Writes a secret file with mode 0600, atomically (temp file + rename).
+/// Writes a secret file with mode 0600, atomically and durably.
 pub fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), KeyError> {
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    fs::rename(&tmp, path).map_err(io(path))
+    roomscribe_config::fsutil::write_atomic(path, bytes, 0o600).map_err(io(path))
 }
 
 /// Reads a secret file, refusing it when group or others can read it.
@@ -76,8 +73,50 @@ pub fn read_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     Ok(Zeroizing::new(fs::read(path).map_err(io(path))?))
 }
 
-fn load_or_create_raw(path: &Path, len: usize) -> Result<Zeroizing<Vec<u8>>, KeyError> {
-    if !path.exists() {
+/// Which key files an appliance created: created now, or known to exist.
+/// (Recorded by name within the data directory, so a restored copy elsewhere still
+/// knows its files.)
+pub struct KeyFiles<'a> {
+    base: &'a Path,
+    known: &'a std::collections::BTreeSet<String>,
+    pub now: std::collections::BTreeSet<String>,
+}
+
+impl KeyFiles<'_> {
+    fn name(&self, path: &Path) -> String {
+        path.strip_prefix(self.base)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    /// `path` may be created only if it was never created before.
+    fn may_create(&mut self, path: &Path) -> Result<(), KeyError> {
+        let name = self.name(path);
+        if self.known.contains(&name) {
+            return Err(KeyError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        self.now.insert(name);
+        Ok(())
+    }
+
+    fn exists(&mut self, path: &Path) {
+        let name = self.name(path);
+        self.now.insert(name);
+    }
+}
+
+fn load_or_create_raw(
+    path: &Path,
+    len: usize,
+    files: &mut KeyFiles<'_>,
+) -> Result<Zeroizing<Vec<u8>>, KeyError> {
+    if path.exists() {
+        files.exists(path);
+    } else {
+        files.may_create(path)?;
         let mut b = Zeroizing::new(vec![0u8; len]);
         OsRng.fill_bytes(&mut b);
         write_secret(path, &b)?;
@@ -152,43 +191,61 @@ impl SecretBox {
 }
 
 pub struct ApplianceKeys {
-    pub envelope: RecipientKey,
-    pub signing: SigningKey,
-    pub audit: SigningKey,
-    pub secrets: SecretBox,
+    pub envelope: std::sync::Arc<RecipientKey>,
+    pub signing: std::sync::Arc<SigningKey>,
+    pub audit: std::sync::Arc<SigningKey>,
+    pub secrets: std::sync::Arc<SecretBox>,
     pub ingest: TlsIdentity,
     pub ingest_cert_sha256: [u8; 32],
 }
 
 impl ApplianceKeys {
-    pub fn load_or_create(data_dir: &Path) -> Result<Self, KeyError> {
+    /// Loads the keys under `<data_dir>/keys/` (and the audit key from
+    /// `audit_key_file` when set), creating those never created before; `known` is
+    /// what the database says was created. Returns the keys and the key files that
+    /// exist now (to record).
+    pub fn load(
+        data_dir: &Path,
+        audit_key_file: Option<&Path>,
+        known: &std::collections::BTreeSet<String>,
+    ) -> Result<(Self, std::collections::BTreeSet<String>), KeyError> {
         let dir = data_dir.join("keys");
         private_dir(&dir)?;
-        let envelope = RecipientKey::from_secret_bytes(*arr32(&load_or_create_raw(
-            &dir.join("envelope.x25519"),
-            32,
-        )?));
-        let signing = SigningKey::from_bytes(&arr32(&load_or_create_raw(
-            &dir.join("signing.ed25519"),
-            32,
-        )?));
-        let audit =
-            SigningKey::from_bytes(&arr32(&load_or_create_raw(&dir.join("audit.ed25519"), 32)?));
-        let secrets = SecretBox(arr32(&load_or_create_raw(&dir.join("secrets.aes256"), 32)?));
-        let ingest = self_signed(
+        let mut files = KeyFiles {
+            base: data_dir,
+            known,
+            now: Default::default(),
+        };
+        let mut raw32 = |path: &Path| load_or_create_raw(path, 32, &mut files).map(|b| arr32(&b));
+        let envelope = RecipientKey::from_secret_bytes(*raw32(&dir.join("envelope.x25519"))?);
+        let signing = SigningKey::from_bytes(&*raw32(&dir.join("signing.ed25519"))?);
+        let audit_path =
+            audit_key_file.map_or_else(|| dir.join("audit.ed25519"), Path::to_path_buf);
+        let audit = SigningKey::from_bytes(&*raw32(&audit_path)?);
+        let secrets = SecretBox(raw32(&dir.join("secrets.aes256"))?);
+        let ingest = self_signed_known(
             &dir.join("ingest.crt.der"),
             &dir.join("ingest.key.der"),
             &["roomscribe-ingest".into()],
+            Some(&mut files),
         )?;
         let ingest_cert_sha256 = Sha256::digest(&ingest.chain[0]).into();
-        Ok(Self {
-            envelope,
-            signing,
-            audit,
-            secrets,
-            ingest,
-            ingest_cert_sha256,
-        })
+        Ok((
+            Self {
+                envelope: std::sync::Arc::new(envelope),
+                signing: std::sync::Arc::new(signing),
+                audit: std::sync::Arc::new(audit),
+                secrets: std::sync::Arc::new(secrets),
+                ingest,
+                ingest_cert_sha256,
+            },
+            files.now,
+        ))
+    }
+
+    /// Loads the keys, creating any that are missing (tests and a new data directory).
+    pub fn load_or_create(data_dir: &Path) -> Result<Self, KeyError> {
+        Self::load(data_dir, None, &Default::default()).map(|(k, _)| k)
     }
 }
 
@@ -199,10 +256,28 @@ pub fn self_signed(
     key_path: &Path,
     names: &[String],
 ) -> Result<TlsIdentity, KeyError> {
-    if !cert_path.exists() || !key_path.exists() {
+    self_signed_known(cert_path, key_path, names, None)
+}
+
+fn self_signed_known(
+    cert_path: &Path,
+    key_path: &Path,
+    names: &[String],
+    files: Option<&mut KeyFiles<'_>>,
+) -> Result<TlsIdentity, KeyError> {
+    let present = cert_path.exists() && key_path.exists();
+    if let Some(files) = files {
+        if present {
+            files.exists(key_path);
+        } else {
+            files.may_create(key_path)?;
+        }
+    }
+    if !present {
         let ck = rcgen::generate_simple_self_signed(names.to_vec())?;
         write_secret(key_path, &Zeroizing::new(ck.signing_key.serialize_der()))?;
-        fs::write(cert_path, ck.cert.der()).map_err(io(cert_path))?;
+        roomscribe_config::fsutil::write_atomic(cert_path, ck.cert.der(), 0o644)
+            .map_err(io(cert_path))?;
     }
     let key = read_secret(key_path)?;
     let cert = fs::read(cert_path).map_err(io(cert_path))?;
@@ -267,5 +342,33 @@ mod tests {
             ApplianceKeys::load_or_create(dir.path()),
             Err(KeyError::TooOpen { .. })
         ));
+    }
+
+    #[test]
+    fn a_key_created_before_is_never_silently_recreated() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_, known) = ApplianceKeys::load(dir.path(), None, &Default::default()).expect("first");
+        assert_eq!(known.len(), 5, "{known:?}");
+        let (_, again) = ApplianceKeys::load(dir.path(), None, &known).expect("second");
+        assert_eq!(again, known);
+        let gone = dir.path().join("keys/envelope.x25519");
+        fs::remove_file(&gone).expect("rm");
+        let err = ApplianceKeys::load(dir.path(), None, &known)
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string().contains("envelope.x25519 is missing"),
+            "{err}"
+        );
+        assert!(!gone.exists(), "and not recreated");
+        // An audit key outside the data directory.
+        let outside = tempfile::tempdir().expect("tempdir");
+        let audit = outside.path().join("audit.key");
+        let (k, _) = ApplianceKeys::load(outside.path(), Some(&audit), &Default::default())
+            .expect("created there");
+        assert!(audit.exists());
+        let (k2, _) =
+            ApplianceKeys::load(outside.path(), Some(&audit), &Default::default()).expect("again");
+        assert_eq!(k.audit.verifying_key(), k2.audit.verifying_key());
     }
 }

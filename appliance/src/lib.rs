@@ -2,8 +2,9 @@
 //! [`serve`]; tests start the real server the same way.
 //!
 //! Modules: [`config`] (one load order), [`keys`] (the appliance's secrets),
-//! [`store`] (redb, the only storage), [`domain`] (all rules), [`http`] (console and
-//! API), [`ingest`] (QUIC from agents), [`admin`] (local admin socket).
+//! [`store`] (redb, the only storage, with its unit of work), [`domain`] (all rules,
+//! as services), [`http`] (console and API), [`ingest`] (QUIC from agents), [`admin`]
+//! (local admin socket), [`jobs`] (background work and the one shutdown signal).
 
 pub mod admin;
 pub mod auditlog;
@@ -12,6 +13,7 @@ pub mod doctor;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod jobs;
 pub mod keys;
 pub mod sso;
 pub mod store;
@@ -19,27 +21,65 @@ pub mod urlencode;
 
 use anyhow::Context;
 use config::Config;
-use domain::Appliance;
+use domain::{Appliance, AuditAction, Record, Setup, Who};
 use roomscribe_config::systemd;
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use store::Reads;
+
+/// The `meta` key listing the key files this data directory created.
+const KEY_FILES: &str = "key_files";
+/// The `meta` key holding the audit public key the log is signed with.
+const AUDIT_KEY: &str = "audit_public_key";
 
 /// Opens the data directory: storage, keys and the domain. Used by `serve` and by admin
 /// commands when the appliance is stopped.
 pub fn open(config: &Config) -> anyhow::Result<Appliance> {
+    Ok(Appliance::new(setup(config)?))
+}
+
+/// What [`open`] builds the appliance from (tests change parts of it).
+pub fn setup(config: &Config) -> anyhow::Result<Setup> {
     keys::private_dir(&config.data_dir)?;
     let store = store::Store::open(&config.data_dir)?;
-    let keys = keys::ApplianceKeys::load_or_create(&config.data_dir)?;
-    let (directory, oidc) = sso::from_config(&config.auth)?;
-    let metrics_token = match &config.metrics.token_file {
+    let (known, recorded) =
+        store.read(|tx| Ok::<_, store::StoreError>((tx.meta(KEY_FILES)?, tx.meta(AUDIT_KEY)?)))?;
+    let known: BTreeSet<String> = known
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let (keys, files) =
+        keys::ApplianceKeys::load(&config.data_dir, config.audit.key_file.as_deref(), &known)?;
+    let audit_key = hex::encode(keys.audit.verifying_key().to_bytes());
+    if let Some(r) = recorded.as_deref().filter(|r| *r != audit_key.as_bytes()) {
+        anyhow::bail!(
+            "the audit key ({}) is not the one this audit log is signed with ({}): put the original key file back",
+            config
+                .audit
+                .key_file
+                .as_ref()
+                .map_or_else(|| "keys/audit.ed25519".to_owned(), |p| format!("audit.key_file {}", p.display())),
+            String::from_utf8_lossy(r)
+        );
+    }
+    if files != known || recorded.is_none() {
+        let list = serde_json::to_vec(&files)?;
+        store.write(|tx| {
+            tx.put_meta(KEY_FILES, &list)?;
+            tx.put_meta(AUDIT_KEY, audit_key.as_bytes())
+        })?;
+    }
+    let (ldap, oidc) = sso::from_config(&config.auth)?;
+    let mut s = Setup::new(store, keys, config.clone());
+    s.ldap = ldap;
+    s.oidc = oidc;
+    s.metrics_token = match &config.metrics.token_file {
         Some(f) => Some(sso::secret_file(f, "metrics.token_file")?),
         None => None,
     };
-    Ok(Appliance::new(store, keys, config.clone())
-        .with_identity_providers(directory, oidc)
-        .with_metrics_token(metrics_token))
+    Ok(s)
 }
 
 /// Addresses actually bound (useful with port 0).
@@ -57,6 +97,8 @@ pub const BOOTSTRAP_FILE: &str = "bootstrap-admin.txt";
 
 /// How long a client may take to send its request headers (slow-loris defence).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for connections and background work to finish.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(10);
 
 fn https_tls(config: &Config) -> anyhow::Result<rustls::ServerConfig> {
     let identity = match (&config.http.cert_file, &config.http.key_file) {
@@ -90,16 +132,9 @@ pub fn https_tls_from(
     Ok(tls)
 }
 
-/// Runs the appliance until `shutdown` resolves. `on_ready` is called once both
-/// listeners are bound.
-pub async fn serve(
-    config: Config,
-    shutdown: impl Future<Output = ()>,
-    on_ready: impl FnOnce(Bound),
-) -> anyhow::Result<()> {
-    let app = Arc::new(open(&config)?);
-    let bootstrap_file = config.data_dir.join(BOOTSTRAP_FILE);
-    if let Some(password) = app.bootstrap_admin()? {
+fn announce_bootstrap(app: &Appliance, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let bootstrap_file = data_dir.join(BOOTSTRAP_FILE);
+    if let Some(password) = app.directory.bootstrap_admin()? {
         // Also in a file only the service user (and root) can read: a packaged service
         // prints to the journal, which others may be allowed to read.
         keys::write_secret(
@@ -120,10 +155,37 @@ pub async fn serve(
             bootstrap_file.display()
         );
         println!("============================================================");
-    } else if !app.bootstrap_pending()? {
+    } else if !app.directory.bootstrap_pending()? {
         // The one-time password was changed: it no longer needs to be on disk.
         let _ = std::fs::remove_file(&bootstrap_file);
     }
+    Ok(())
+}
+
+/// Runs the appliance until `shutdown` resolves. `on_ready` is called once every
+/// listener is bound.
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(Bound),
+) -> anyhow::Result<()> {
+    let app = open(&config)?;
+    serve_app(app, shutdown, on_ready).await
+}
+
+/// [`serve`] with an appliance already built (tests build theirs with [`setup`]).
+pub async fn serve_app(
+    app: Appliance,
+    shutdown: impl Future<Output = ()>,
+    on_ready: impl FnOnce(Bound),
+) -> anyhow::Result<()> {
+    let config = app.config.clone();
+    announce_bootstrap(&app, &config.data_dir)?;
+    // Old audit entries go before anything else is recorded.
+    if let Err(e) = app.audit.prune() {
+        tracing::error!(error = %e, "audit retention");
+    }
+    let mut jobs = jobs::Jobs::new(app.monitoring.metrics.clone());
 
     let listener = std::net::TcpListener::bind(config.http.listen)
         .with_context(|| format!("binding http.listen {}", config.http.listen))?;
@@ -137,31 +199,89 @@ pub async fn serve(
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT);
-    let server =
+    let serving =
         server.serve(http::router(app.clone()).into_make_service_with_connect_info::<SocketAddr>());
-    let http_task = tokio::spawn(server);
-    let reloader = tokio::spawn(reload_tls_on_sighup(config.clone(), tls, app.clone()));
-    let (redirect, redirect_task) = match config.http.redirect_listen {
+    jobs.spawn("https", move |mut stop| async move {
+        tokio::pin!(serving);
+        tokio::select! {
+            r = &mut serving => if let Err(e) = r { tracing::error!(error = %e, "HTTPS server failed") },
+            _ = stop.requested() => {
+                handle.graceful_shutdown(Some(Duration::from_secs(3)));
+                let _ = serving.await;
+            }
+        }
+    });
+    let redirect = match config.http.redirect_listen {
         Some(addr) => {
-            let (bound, task) = http::redirect::serve(addr, https.port())
+            let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("binding http.redirect_listen {addr}"))?;
-            (Some(bound), Some(task))
+            let bound = l.local_addr()?;
+            let port = https.port();
+            jobs.spawn("redirect", move |stop| http::redirect::serve(l, port, stop));
+            Some(bound)
         }
-        None => (None, None),
+        None => None,
     };
+    let (cfg, t, a) = (config.clone(), tls, app.clone());
+    jobs.spawn("tls-reload", move |stop| {
+        reload_tls_on_sighup(cfg, t, a, stop)
+    });
 
-    let endpoint = ingest::endpoint(app.keys(), config.ingest.listen).context("ingest.listen")?;
+    let endpoint = ingest::endpoint(&app.keys, config.ingest.listen).context("ingest.listen")?;
     let quic = endpoint.local_addr()?;
-    app.set_ingest_addr(quic);
-    let ingest_task = tokio::spawn(ingest::serve(endpoint.clone(), app.clone()));
-    let admin_task = admin::serve(&config.data_dir, app.clone())
-        .await
-        .context("admin socket")?;
-    let sealer = tokio::spawn(seal_audit_periodically(
-        app.clone(),
+    app.fleet.set_ingest_port(quic.port());
+    let services = ingest::Services::from(&app);
+    let ep = endpoint.clone();
+    jobs.spawn("ingest", move |stop| ingest::serve(ep, services, stop));
+    let admin_listener = admin::bind(&config.data_dir).context("admin socket")?;
+    let admin_services = admin::Services::from(&app);
+    jobs.spawn("admin", move |stop| {
+        admin::serve(admin_listener, admin_services, stop)
+    });
+
+    let audit = app.audit.clone();
+    jobs.every(
+        "audit-seal",
         Duration::from_secs(config.audit.checkpoint_interval_secs),
-    ));
+        move || audit.seal().map(drop),
+    );
+    let audit = app.audit.clone();
+    jobs.every("audit-retention", Duration::from_secs(3600), move || {
+        audit.prune().map(drop)
+    });
+    let audit = app.audit.clone();
+    jobs.every("audit-denials", Duration::from_secs(5), move || {
+        audit.flush_denials(false);
+        Ok::<_, std::convert::Infallible>(())
+    });
+    let (sign_in, captions, clock) = (app.sign_in.clone(), app.captions.clone(), app.clock.clone());
+    jobs.every("prune", Duration::from_secs(60), move || {
+        let sessions = sign_in.prune();
+        let captions = captions.prune(clock.now_ms());
+        tracing::debug!(sessions, captions, "pruned expired sessions and captions");
+        Ok::<_, std::convert::Infallible>(())
+    });
+    if let Some(every) = systemd::watchdog_interval() {
+        let monitoring = app.monitoring.clone();
+        jobs.spawn("watchdog", move |mut stop| async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.requested() => return,
+                }
+                // Only while storage answers: a wedged appliance gets restarted.
+                let m = monitoring.clone();
+                if tokio::task::spawn_blocking(move || m.ready().is_ok())
+                    .await
+                    .unwrap_or(false)
+                {
+                    systemd::notify("WATCHDOG=1");
+                }
+            }
+        });
+    }
 
     tracing::info!(%https, %quic, data_dir = %config.data_dir.display(), "roomscribe appliance ready");
     on_ready(Bound {
@@ -170,44 +290,22 @@ pub async fn serve(
         redirect,
     });
     systemd::notify("READY=1");
-    let watchdog = systemd::watchdog_interval().map(|every| {
-        let app = app.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                // Only while storage answers: a wedged appliance gets restarted.
-                let app = app.clone();
-                if tokio::task::spawn_blocking(move || app.ready())
-                    .await
-                    .unwrap_or(false)
-                {
-                    systemd::notify("WATCHDOG=1");
-                }
-            }
-        })
-    });
 
     shutdown.await;
     tracing::info!("shutting down");
     systemd::notify("STOPPING=1");
-    if let Some(w) = watchdog {
-        w.abort();
-    }
-    admin_task.abort();
-    sealer.abort();
-    reloader.abort();
-    if let Some(t) = redirect_task {
-        t.abort();
-    }
-    let _ = std::fs::remove_file(admin::socket_path(&config.data_dir));
     endpoint.close(quinn::VarInt::from_u32(0), b"appliance shutting down");
-    handle.graceful_shutdown(Some(Duration::from_secs(3)));
-    let _ = tokio::time::timeout(Duration::from_secs(5), http_task).await;
+    jobs.shutdown(SHUTDOWN_DEADLINE).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
-    ingest_task.abort();
-    // What happened since the last checkpoint is sealed before the process ends.
-    if let Err(e) = app.seal_audit() {
+    let _ = std::fs::remove_file(admin::socket_path(&config.data_dir));
+    // What happened since the last checkpoint is counted and sealed before the end.
+    let audit = app.audit.clone();
+    let sealed = tokio::task::spawn_blocking(move || {
+        audit.flush_denials(true);
+        audit.seal()
+    })
+    .await?;
+    if let Err(e) = sealed {
         tracing::error!(error = %e, "sealing the audit log at shutdown");
     }
     Ok(())
@@ -216,47 +314,33 @@ pub async fn serve(
 /// On SIGHUP, loads the HTTPS certificate and key again (an operator renewed them):
 /// new connections use the new ones; if they do not load, the old ones stay.
 async fn reload_tls_on_sighup(
-    config: Config,
+    config: Arc<Config>,
     tls: axum_server::tls_rustls::RustlsConfig,
-    app: Arc<Appliance>,
+    app: Appliance,
+    mut stop: jobs::Stop,
 ) {
     let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
         tracing::warn!("cannot listen for SIGHUP; certificate reload is off");
         return;
     };
-    while hup.recv().await.is_some() {
-        let outcome = https_tls(&config).map(|c| tls.reload_from_config(Arc::new(c)));
-        let app = app.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            app.tls_reloaded(outcome.map_err(|e| format!("{e:#}")))
-        })
-        .await;
-    }
-}
-
-/// Seals new audit entries with a signed checkpoint every `every`, and applies the
-/// audit retention period once an hour.
-async fn seal_audit_periodically(app: Arc<Appliance>, every: Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_prune: Option<std::time::Instant> = None;
     loop {
-        tick.tick().await;
-        let prune = last_prune.is_none_or(|t| t.elapsed() >= Duration::from_secs(3600));
-        if prune {
-            last_prune = Some(std::time::Instant::now());
+        tokio::select! {
+            got = hup.recv() => if got.is_none() { return },
+            _ = stop.requested() => return,
         }
-        let app = app.clone();
-        let work = move || {
-            if prune {
-                app.prune_audit(domain::now_ms())?;
+        let outcome = https_tls(&config).map(|c| tls.reload_from_config(Arc::new(c)));
+        let r = match &outcome {
+            Ok(()) => {
+                tracing::info!("HTTPS certificate reloaded");
+                Record::ok(AuditAction::TlsReload, None)
             }
-            app.seal_audit()
+            Err(e) => {
+                let e = format!("{e:#}");
+                tracing::error!(error = %e, "HTTPS certificate reload failed; keeping the old one");
+                Record::failed(AuditAction::TlsReload, None, &e)
+            }
         };
-        match tokio::task::spawn_blocking(work).await {
-            Ok(Err(e)) => tracing::error!(error = %e, "sealing the audit log"),
-            Err(e) => tracing::error!(error = %e, "audit sealer"),
-            Ok(Ok(_)) => {}
-        }
+        let audit = app.audit.clone();
+        let _ = tokio::task::spawn_blocking(move || audit.quietly(&Who::system(), r)).await;
     }
 }

@@ -83,6 +83,10 @@ enum AuditCommand {
         /// proves nothing unless you compare that key yourself.
         #[arg(long, requires = "export")]
         public_key: Option<String>,
+        /// A witness directory (`audit.witness_dir`, or a copy of it): the log must
+        /// still hold every checkpoint it received, so cut-off newest entries are found.
+        #[arg(long, conflicts_with = "export")]
+        witness: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -148,6 +152,15 @@ enum UserCommand {
         /// File holding the password; use /dev/stdin to pipe it.
         #[arg(long)]
         password_file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Lift a user's sign-in lockout (for instance `admin`, locked by someone guessing
+    /// its password). Needs the running appliance.
+    #[command(after_help = ADMIN_NOTE)]
+    Unlock {
+        #[arg(long)]
+        username: String,
         #[command(flatten)]
         common: Common,
     },
@@ -244,7 +257,8 @@ async fn admin_value(
         Ok(None) => {
             let app = roomscribe_appliance::open(&config)
                 .context("opening the data directory (no appliance is running there)")?;
-            tokio::task::spawn_blocking(move || admin::execute(&app, req)).await?
+            let services = admin::Services::from(&app);
+            tokio::task::spawn_blocking(move || admin::execute(&services, req)).await?
         }
         Err(e) => bail!(
             "admin socket {}: {e}",
@@ -292,7 +306,12 @@ async fn doctor(common: &Common) -> anyhow::Result<()> {
     findings.extend(doctor::check_disk(&config.data_dir));
     findings.extend(doctor::check_clock());
     // Running: ask it. Stopped: check the ports and open the data directory.
-    let verdict = match admin::call(&config.data_dir, &AdminRequest::AuditVerify).await {
+    let verdict = match admin::call(
+        &config.data_dir,
+        &AdminRequest::AuditVerify { witness: None },
+    )
+    .await
+    {
         Ok(Some(r)) => {
             findings.push(Finding {
                 level: Level::Ok,
@@ -319,9 +338,10 @@ async fn doctor(common: &Common) -> anyhow::Result<()> {
                         what: "storage opens (schema up to date)".into(),
                         fix: None,
                     });
+                    let services = admin::Services::from(&app);
                     Some(
                         tokio::task::spawn_blocking(move || {
-                            admin::execute(&app, AdminRequest::AuditVerify)
+                            admin::execute(&services, AdminRequest::AuditVerify { witness: None })
                         })
                         .await?,
                     )
@@ -464,9 +484,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => verify_export_file(&path, public_key.as_deref()),
         Command::Audit(AuditCommand::Verify {
             export: None,
+            witness,
             common,
             ..
-        }) => admin_command(&common, AdminRequest::AuditVerify).await,
+        }) => admin_command(&common, AdminRequest::AuditVerify { witness }).await,
+        Command::User(UserCommand::Unlock { username, common }) => {
+            admin_command(&common, AdminRequest::UserUnlock { username }).await
+        }
         Command::Audit(AuditCommand::Export { out, common }) => {
             let (_, value) = admin_value(&common, AdminRequest::AuditExport).await?;
             let text = value.as_str().unwrap_or_default();

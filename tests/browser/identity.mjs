@@ -50,6 +50,16 @@ try {
   step = 'admin creates a user';
   await page.click('#nav a[href="#/users"]');
   await page.waitForSelector('#page-view:not([hidden]) form.grid');
+  // The least privilege is preselected; an administrator is made only on confirmation.
+  out.preselected_role = await page.inputValue('#page-body form.grid select[name=role]');
+  out.confirmations = [];
+  page.once('dialog', (d) => { out.confirmations.push(d.message()); d.dismiss(); });
+  await page.fill('#page-body input[name=username]', 'hasty');
+  await page.fill('#page-body input[name=password]', 'hasty first password');
+  await page.selectOption('#page-body form.grid select[name=role]', 'admin');
+  await page.click('#page-body form.grid button[type=submit]');
+  await page.waitForTimeout(300);
+  out.hasty_created = await page.locator('tr[data-user=hasty]').count();
   await page.fill('#page-body input[name=username]', 'cora');
   await page.fill('#page-body input[name=password]', 'cora first password');
   await page.selectOption('#page-body select[name=role]', 'compliance_officer');
@@ -83,7 +93,9 @@ try {
   step = 'cora must set up a second factor';
   await page.waitForSelector('#totp-required');
   out.totp_required_shown = await page.textContent('#totp-required');
-  await page.click('#totp button');
+  // Adding a second factor asks for the password again.
+  await page.fill('#totp input[name=password]', env('RS_PASSWORD'));
+  await page.click('#totp button[type=submit]');
   await page.waitForSelector('#totp-secret');
   const secret = (await page.textContent('#totp-secret')).trim();
   out.otpauth_uri = (await page.textContent('#totp-uri')).startsWith('otpauth://totp/Roomscribe:cora?');

@@ -234,6 +234,16 @@ async fn identity_pages_totp_sign_in_and_a_refused_page() -> anyhow::Result<()> 
     println!("browser identity: {r}");
     let nav = |k: &str| r[k].as_array().cloned().unwrap_or_default();
     assert!(nav("admin_nav").iter().any(|a| a == "Audit log"), "{r}");
+    // A hurried click makes no administrator: least privilege first, admin confirmed.
+    assert_eq!(r["preselected_role"], "viewer", "{r}");
+    assert!(
+        nav("confirmations")
+            .first()
+            .and_then(|m| m.as_str())
+            .is_some_and(|m| m.contains("hasty") && m.contains("admin")),
+        "{r}"
+    );
+    assert_eq!(r["hasty_created"], 0, "dismissed, not created: {r}");
     assert!(
         r["cora_row"]
             .as_str()

@@ -134,7 +134,7 @@ async fn certificates_csrf_tokens_rate_limits_and_redirects() -> anyhow::Result<
     let (code, t) = admin
         .post(
             "/tokens",
-            json!({"name": "reporting", "permissions": ["meetings.read"]}),
+            json!({"name": "reporting", "permissions": ["meetings.read"], "password": PASSWORD}),
         )
         .await?;
     assert_eq!(code.as_u16(), 201, "{t}");

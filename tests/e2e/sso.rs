@@ -171,8 +171,8 @@ async fn single_sign_on_through_an_openid_connect_provider() -> anyhow::Result<(
     secret_file(&secret, "a long random client secret")?;
     // The provider's port is chosen first: the appliance needs its issuer, the
     // provider the appliance's callback.
-    let idp_port = free_port()?;
-    let app = Appliance::start_with_config(
+    let (idp_port, https_port) = (free_port()?, free_port()?);
+    let app = Appliance::start_with_config_on(
         &tmp.path().join("data"),
         &logs,
         &format!(
@@ -180,6 +180,7 @@ async fn single_sign_on_through_an_openid_connect_provider() -> anyhow::Result<(
 issuer = "https://127.0.0.1:{idp_port}"
 client_id = "roomscribe"
 client_secret_file = "{secret}"
+redirect_url = "https://127.0.0.1:{https_port}/api/v1/auth/oidc/callback"
 ca_file = "{ca}"
 label = "Sign in with Example ID"
 role_map = {{ roomscribe-auditors = "compliance_officer" }}
@@ -188,6 +189,7 @@ team_map = {{ cardiology = "Cardiology" }}
             secret = secret.display(),
             ca = tls.join("ca.pem").display()
         ),
+        &format!("127.0.0.1:{https_port}"),
     )?;
     let _idp = OidcProvider::start(
         idp_port,

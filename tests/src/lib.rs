@@ -358,13 +358,24 @@ impl Appliance {
 
     /// Starts with `config` (TOML) as its config file, written next to `data_dir`.
     pub fn start_with_config(data_dir: &Path, logs: &Path, config: &str) -> Result<Self> {
+        Self::start_with_config_on(data_dir, logs, config, "127.0.0.1:0")
+    }
+
+    /// [`Appliance::start_with_config`] with the console on `https` (when the config
+    /// must name the appliance's own address, as an OpenID Connect redirect does).
+    pub fn start_with_config_on(
+        data_dir: &Path,
+        logs: &Path,
+        config: &str,
+        https: &str,
+    ) -> Result<Self> {
         let file = data_dir.with_extension("toml");
         std::fs::write(&file, config)?;
         let file = file.to_string_lossy().into_owned();
         Self::start_with(
             data_dir,
             logs,
-            "127.0.0.1:0",
+            https,
             "127.0.0.1:0",
             &[("ROOMSCRIBE_CONFIG", &file)],
         )

@@ -13,6 +13,7 @@ fn entry(seq: u64, at_ms: i64) -> Entry {
         target: Some(format!("meeting:{seq}")),
         outcome: Outcome::Success,
         detail: None,
+        count: None,
         prev: String::new(),
     }
 }
@@ -26,7 +27,7 @@ fn log(n: u64, every: u64, key: &SigningKey) -> (Vec<SealedEntry>, Vec<SignedChe
         let e = seal_entry(entry(seq, 1000 + seq as i64), &prev);
         prev = e.hash;
         if seq % every == 0 || seq == n {
-            cps.push(sign_checkpoint(seq, &e.hash, 5000, key));
+            cps.push(sign_checkpoint(seq, &e.hash, 5000, 1, key));
         }
         entries.push(e);
     }
@@ -150,7 +151,7 @@ fn deletion_swap_truncation_and_rewrites_are_detected() {
 
     // A checkpoint signed by another key, or with a flipped signature, is refused.
     let other = SigningKey::generate(&mut OsRng);
-    let forged = sign_checkpoint(12, &all[11].1.hash, 1, &other);
+    let forged = sign_checkpoint(12, &all[11].1.hash, 1, 1, &other);
     assert!(verify_stored(&key, &all, &[forged]).is_err());
     let mut bad = cps.clone();
     bad[0].signature[3] ^= 1;
@@ -212,10 +213,27 @@ fn every_flipped_byte_of_an_export_is_detected_at_its_line() {
 #[test]
 fn a_log_shortened_by_retention_verifies_from_its_anchor() {
     let key = SigningKey::generate(&mut OsRng);
-    let (entries, cps) = log(12, 5, &key);
+    let (entries, mut cps) = log(12, 5, &key);
     // Retention removed entries 1..=5; the checkpoint of entry 5 stays as the anchor.
     let kept: Vec<(u64, SealedEntry)> = keyed(&entries).into_iter().skip(5).collect();
     let anchor = cps[0].clone();
+    // Without a signed statement that the log now starts at 6, it is tampering.
+    let mut v = Verifier::new(key.verifying_key());
+    v.anchor(&anchor, None).expect("anchor");
+    for cp in &cps[1..] {
+        v.checkpoint_ahead(cp, None).expect("checkpoint");
+    }
+    for (k, e) in &kept {
+        v.entry(Some(*k), &e.bytes, &e.hash, None).expect("entry");
+    }
+    let err = v.finish().expect_err("not authorized");
+    assert!(
+        err.reason.contains("only retention may remove entries"),
+        "{err}"
+    );
+    // Retention signs where the log starts now.
+    let last = cps.len() - 1;
+    cps[last] = sign_checkpoint(12, &entries[11].hash, 6000, 6, &key);
     let mut v = Verifier::new(key.verifying_key());
     v.anchor(&anchor, None).expect("anchor");
     for cp in &cps[1..] {
@@ -245,7 +263,7 @@ fn a_log_shortened_by_retention_verifies_from_its_anchor() {
         .expect_err("changed");
     assert_eq!(err.entry, Some(6));
     let other = SigningKey::generate(&mut OsRng);
-    let forged = sign_checkpoint(5, &entries[4].hash, 1, &other);
+    let forged = sign_checkpoint(5, &entries[4].hash, 1, 1, &other);
     assert!(Verifier::new(key.verifying_key())
         .anchor(&forged, None)
         .is_err());

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 macro_rules! permissions {
-    ($($variant:ident = $name:literal : $doc:literal,)*) => {
+    ($($variant:ident = $name:literal : $doc:literal $(, $later:literal)?;)*) => {
         /// Everything a role can allow. Names are stable (they are stored in custom roles).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         pub enum Permission {
@@ -34,30 +34,70 @@ macro_rules! permissions {
             pub fn parse(name: &str) -> Option<Self> {
                 match name { $($name => Some(Permission::$variant),)* _ => None }
             }
+
+            /// For a permission that gates nothing yet: the feature it waits for. It
+            /// can be granted now and takes effect when that feature lands.
+            pub fn not_enforced_until(self) -> Option<&'static str> {
+                match self { $(Permission::$variant => None $(.or(Some($later)))?,)* }
+            }
         }
     };
 }
 
 permissions! {
-    MeetingsRead = "meetings.read": "read meetings, transcripts and their live events",
-    MeetingsEdit = "meetings.edit": "name speakers, move a meeting to another team",
-    MeetingsDelete = "meetings.delete": "delete meetings",
-    MeetingsExport = "meetings.export": "export transcripts",
-    MeetingsControl = "meetings.control": "start, pause, resume and stop a room's recording",
-    RoomsRead = "rooms.read": "see rooms and their schedules",
-    RoomsManage = "rooms.manage": "change rooms, their default team and schedules",
-    AgentsRead = "agents.read": "see agents and their health",
-    AgentsEnroll = "agents.enroll": "create enrollment tokens",
-    AgentsRevoke = "agents.revoke": "revoke agents",
-    UsersManage = "users.manage": "create, disable and delete users",
-    TeamsManage = "teams.manage": "create and delete teams, change members",
-    RolesAssign = "roles.assign": "grant and withdraw roles (only ones within one's own permissions)",
-    RolesManage = "roles.manage": "define custom roles",
-    AuditRead = "audit.read": "read and export the audit log",
-    AnalyticsRead = "analytics.read": "see meeting analytics",
-    BackupsManage = "backups.manage": "make and restore backups",
-    RetentionManage = "retention.manage": "set retention and erase data",
-    SettingsManage = "settings.manage": "change appliance settings",
+    MeetingsRead = "meetings.read": "read meetings, transcripts and their live events";
+    MeetingsEdit = "meetings.edit": "name speakers, move a meeting to another team";
+    MeetingsDelete = "meetings.delete": "delete meetings", "erasure (not enforced yet: nothing deletes meetings)";
+    MeetingsExport = "meetings.export": "export transcripts";
+    MeetingsControl = "meetings.control": "start, pause, resume and stop a room's recording";
+    RoomsRead = "rooms.read": "see rooms and their schedules";
+    RoomsManage = "rooms.manage": "change rooms, their default team and schedules";
+    AgentsRead = "agents.read": "see agents and their health";
+    AgentsEnroll = "agents.enroll": "create enrollment tokens";
+    AgentsRevoke = "agents.revoke": "revoke agents";
+    UsersManage = "users.manage": "create, disable and delete users with no more permissions than one's own";
+    TeamsManage = "teams.manage": "create and delete teams, change members";
+    RolesAssign = "roles.assign": "grant and withdraw roles (only ones within one's own permissions)";
+    RolesManage = "roles.manage": "define custom roles";
+    AuditRead = "audit.read": "read and export the audit log";
+    AnalyticsRead = "analytics.read": "see meeting analytics", "analytics (not enforced yet: there are none)";
+    BackupsManage = "backups.manage": "make and restore backups", "backups (not enforced yet: there are none)";
+    RetentionManage = "retention.manage": "set retention and erase data", "meeting retention (not enforced yet)";
+    SettingsManage = "settings.manage": "change appliance settings", "settings in the console (not enforced yet)";
+}
+
+/// How the actor proved who they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Via {
+    Password,
+    Ldap,
+    Oidc,
+    /// An API token.
+    Token,
+    /// The admin socket or a command on the appliance itself.
+    Local,
+    /// An agent enrolling with its one-time token.
+    EnrollToken,
+    /// The appliance's own jobs.
+    System,
+    /// Nobody signed in.
+    None,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Password => "password",
+            Via::Ldap => "ldap",
+            Via::Oidc => "oidc",
+            Via::Token => "token",
+            Via::Local => "local",
+            Via::EnrollToken => "enroll_token",
+            Via::System => "system",
+            Via::None => "none",
+        }
+    }
 }
 
 /// How far a permission reaches.
@@ -161,8 +201,10 @@ impl ClientInfo {
 #[derive(Debug, Clone)]
 pub struct Actor {
     pub username: String,
-    /// How the actor proved who they are: `password`, `ldap`, `oidc`, `token`, `local`.
-    pub via: &'static str,
+    /// The account's stable id (empty for the local administrator).
+    pub user_id: String,
+    /// How the actor proved who they are.
+    pub via: Via,
     pub client: ClientInfo,
     /// Roles with an unexpired grant.
     pub roles: Vec<String>,
@@ -172,6 +214,9 @@ pub struct Actor {
     pub must_change_password: bool,
     /// A role requires a TOTP second factor the user has not set up yet.
     pub must_enroll_totp: bool,
+    /// When the console session signed in (for re-authentication before adding a
+    /// credential); `None` for API tokens and the local administrator.
+    pub session_started_ms: Option<i64>,
 }
 
 impl Actor {
@@ -179,13 +224,15 @@ impl Actor {
     pub fn local_admin() -> Self {
         Self {
             username: "local-admin".into(),
-            via: "local",
+            user_id: String::new(),
+            via: Via::Local,
             client: ClientInfo::default(),
             roles: vec![ADMIN.into()],
             permissions: Permission::ALL.iter().map(|p| (*p, Scope::All)).collect(),
             teams: BTreeSet::new(),
             must_change_password: false,
             must_enroll_totp: false,
+            session_started_ms: None,
         }
     }
 
@@ -205,13 +252,15 @@ impl Actor {
         }
         Self {
             username: username.to_owned(),
-            via: "password",
+            user_id: String::new(),
+            via: Via::Password,
             client: ClientInfo::default(),
             roles: roles.iter().map(|r| r.name.clone()).collect(),
             permissions,
             teams,
             must_change_password,
             must_enroll_totp: false,
+            session_started_ms: None,
         }
     }
 
@@ -230,7 +279,7 @@ impl Actor {
     /// The request comes from a signed-in person, not an API token (tokens cannot
     /// change passwords, second factors or tokens).
     pub fn require_session(&self) -> Result<()> {
-        if self.via == "token" {
+        if self.via == Via::Token {
             return Err(DomainError::Forbidden(
                 "a signed-in session (not an API token)",
             ));
@@ -315,6 +364,16 @@ impl Actor {
         role.permissions
             .iter()
             .all(|p| self.permissions.get(p).is_some_and(|s| *s >= role.scope))
+    }
+
+    /// Whether everything `other` may do, the actor may do too (as far): only then
+    /// may the actor act on `other`'s account (reset credentials, disable, delete),
+    /// so `users.manage` never opens a way into a more powerful account.
+    pub fn outranks_or_equals(&self, other: &Actor) -> bool {
+        other
+            .permissions
+            .iter()
+            .all(|(p, s)| self.permissions.get(p).is_some_and(|mine| mine >= s))
     }
 }
 

@@ -7,15 +7,23 @@
 //! [`ANSWER_WAIT`] for its answer. A schedule is pushed whenever it changes and on
 //! every connect; the agent stores it and runs it offline.
 
+use super::audit::{AuditAction as A, AuditLog, Record, Who};
+use super::clock::SharedClock;
+use super::fleet::Fleet;
+use super::live::LiveAgents;
+use super::scope::{agent_for, room_for};
 use super::views::{CommandResultView, ScheduleEntryView, ScheduleView};
-use super::{lock, now_ms, Actor, Appliance, DomainError, Permission, Record, Result, Verified};
+use super::{lock, Actor, DomainError, Permission, Result, Verified};
 use crate::store::records::{ScheduleEntryRecord, ScheduleRecord};
+use crate::store::{Reads, Store};
+use ed25519_dalek::SigningKey;
 use roomscribe_protocol::command::{
     CommandAck, CommandAction, CommandBody, MeetingAction, ScheduleEntry, SignedCommand,
     MAX_SCHEDULE_ENTRIES,
 };
 use roomscribe_protocol::AgentId;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,7 +38,7 @@ pub const MAX_ENTRY_MS: i64 = 12 * 3600 * 1000;
 
 /// Open command channels to connected agents, and commands awaiting an answer.
 #[derive(Default)]
-pub struct Links {
+struct Links {
     next: u64,
     by_agent: HashMap<String, (u64, mpsc::UnboundedSender<SignedCommand>)>,
     waiting: HashMap<String, Waiting>,
@@ -75,33 +83,56 @@ fn check_title(field: &'static str, title: &str, required: bool) -> Result<()> {
     Ok(())
 }
 
-impl Appliance {
+pub struct Commands {
+    store: Arc<Store>,
+    clock: SharedClock,
+    audit: Arc<AuditLog>,
+    signing: Arc<SigningKey>,
+    fleet: Arc<Fleet>,
+    live: Arc<LiveAgents>,
+    links: Mutex<Links>,
+}
+
+impl Commands {
+    pub fn new(
+        store: Arc<Store>,
+        clock: SharedClock,
+        audit: Arc<AuditLog>,
+        signing: Arc<SigningKey>,
+        fleet: Arc<Fleet>,
+        live: Arc<LiveAgents>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            audit,
+            signing,
+            fleet,
+            live,
+            links: Mutex::default(),
+        }
+    }
+
     fn sign_command(
         &self,
         agent: &AgentId,
         ttl_ms: i64,
         action: CommandAction,
     ) -> (String, SignedCommand) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let body = CommandBody {
             id: uuid::Uuid::new_v4().to_string(),
             agent_id: *agent,
             issued_at_ms: now,
-            expires_at_ms: now + ttl_ms,
+            expires_at_ms: now.saturating_add(ttl_ms),
             action,
         };
-        (
-            body.id.clone(),
-            SignedCommand::sign(&body, &self.keys.signing),
-        )
+        (body.id.clone(), SignedCommand::sign(&body, &self.signing))
     }
 
     /// Called by the ingest connection once the agent is authenticated: commands for
     /// it arrive on the returned channel, the room's schedule first.
-    pub fn open_command_link(
-        &self,
-        agent: &AgentId,
-    ) -> (u64, mpsc::UnboundedReceiver<SignedCommand>) {
+    pub fn open_link(&self, agent: &AgentId) -> (u64, mpsc::UnboundedReceiver<SignedCommand>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let id = {
             let mut links = lock(&self.links);
@@ -110,16 +141,18 @@ impl Appliance {
             links.by_agent.insert(agent.to_string(), (id, tx));
             id
         };
-        if let Ok(Some(a)) = self.store.agent(&agent.to_string()) {
-            if let Ok(s) = self.store.schedule(&a.room_id) {
-                self.send_schedule(agent, &s);
-            }
+        let schedule = self.store.read(|tx| match tx.agent(&agent.to_string())? {
+            Some(a) => tx.schedule(&a.room_id).map(Some),
+            None => Ok(None),
+        });
+        if let Ok(Some(s)) = schedule {
+            self.send_schedule(agent, &s);
         }
         (id, rx)
     }
 
     /// The connection `link` of `agent` has ended.
-    pub fn close_command_link(&self, agent: &AgentId, link: u64) {
+    pub fn close_link(&self, agent: &AgentId, link: u64) {
         let mut links = lock(&self.links);
         let key = agent.to_string();
         if links.by_agent.get(&key).is_some_and(|(id, _)| *id == link) {
@@ -128,7 +161,7 @@ impl Appliance {
     }
 
     /// An agent's answer to a command it was sent.
-    pub fn command_answered(&self, from: Verified, ack: CommandAck) {
+    pub fn answered(&self, from: Verified, ack: CommandAck) {
         let me = from.agent_id().to_string();
         let waiting = {
             let mut links = lock(&self.links);
@@ -138,15 +171,13 @@ impl Appliance {
             }
         };
         let Some(mut w) = waiting else {
-            tracing::warn!(agent = %me, command = %ack.id, "answer to a command this agent was not sent");
+            tracing::warn!(command = %ack.id, "answer to a command this agent was not sent");
             return;
         };
-        tracing::info!(agent = %me, command = %ack.id, ok = ack.ok, message = %ack.message, "agent answered a command");
+        tracing::info!(command = %ack.id, ok = ack.ok, message = %ack.message, "agent answered a command");
         if let (Some(v), true) = (w.schedule_version, ack.ok) {
-            if let Some(l) = lock(&self.live).get_mut(&me) {
-                l.schedule_version = Some(v);
-            }
-            self.publish_agent(&from.agent_id());
+            self.live.schedule_stored(&me, v);
+            self.fleet.publish_agent(&from.agent_id());
         }
         if let Some(reply) = w.reply.take() {
             let _ = reply.send(ack);
@@ -183,7 +214,8 @@ impl Appliance {
         true
     }
 
-    /// Sends a meeting command to an online agent and waits for its answer.
+    /// Sends a meeting command to an online agent and waits for its answer. The
+    /// command is recorded in the audit log before it is sent.
     pub async fn meeting_command(
         &self,
         actor: &Actor,
@@ -191,32 +223,48 @@ impl Appliance {
         action: &str,
         title: Option<String>,
     ) -> Result<CommandResultView> {
-        let agent = self.agent_for(actor, Permission::MeetingsControl, agent_id)?;
         let action = action_from(action)?;
         if let Some(t) = &title {
             check_title("title", t, false)?;
-        }
-        if agent.revoked_at_ms.is_some() {
-            return Err(DomainError::Conflict("the agent is revoked".into()));
         }
         let id: AgentId = agent_id
             .parse()
             .map_err(|_| DomainError::NotFound("agent"))?;
         let title = title.filter(|t| !t.trim().is_empty());
+        let linked = lock(&self.links).by_agent.contains_key(&id.to_string());
         let (cid, cmd) = self.sign_command(
             &id,
             COMMAND_TTL_MS,
             CommandAction::Meeting { action, title },
         );
+        let recorded = cid.clone();
+        let store = self.store.clone();
+        let (audit, actor2, agent) = (self.audit.clone(), actor.clone(), agent_id.to_owned());
+        // The audit append is storage work: off the async workers.
+        tokio::task::spawn_blocking(move || {
+            store.write(|tx| {
+                let a = agent_for(tx, &actor2, Permission::MeetingsControl, &agent)?;
+                if a.revoked_at_ms.is_some() {
+                    return Err(DomainError::Conflict("the agent is revoked".into()));
+                }
+                if !linked {
+                    return Err(DomainError::AgentOffline);
+                }
+                audit.record(
+                    tx,
+                    &Who::from(&actor2),
+                    Record::ok(A::MeetingCommand, format!("agent:{agent}"))
+                        .detail(format!("{action:?} · command {recorded}")),
+                )?;
+                Ok(())
+            })
+        })
+        .await
+        .map_err(|e| DomainError::Internal(e.to_string()))??;
         let (tx, rx) = oneshot::channel();
         if !self.deliver(&id, cid.clone(), cmd, None, Some(tx)) {
             return Err(DomainError::AgentOffline);
         }
-        self.audit(
-            actor,
-            Record::ok("meeting.command", format!("agent:{agent_id}"))
-                .detail(format!("{action:?} · command {cid}")),
-        )?;
         match tokio::time::timeout(ANSWER_WAIT, rx).await {
             Ok(Ok(ack)) => Ok(CommandResultView {
                 id: cid,
@@ -228,7 +276,7 @@ impl Appliance {
     }
 
     fn send_schedule(&self, agent: &AgentId, s: &ScheduleRecord) {
-        let now = now_ms();
+        let now = self.clock.now_ms();
         let mut entries: Vec<ScheduleEntry> = s
             .entries
             .iter()
@@ -253,18 +301,13 @@ impl Appliance {
     }
 
     /// Pushes a room's schedule to its connected agents.
-    fn push_schedule(&self, room_id: &str, s: &ScheduleRecord) -> Result<()> {
-        for a in self.store.agents()? {
-            if a.room_id == room_id && a.revoked_at_ms.is_none() {
-                if let Ok(id) = a.id.parse::<AgentId>() {
-                    self.send_schedule(&id, s);
-                }
-            }
+    fn push_schedule(&self, agents: Vec<AgentId>, s: &ScheduleRecord) {
+        for id in agents {
+            self.send_schedule(&id, s);
         }
-        Ok(())
     }
 
-    fn schedule_view(&self, room_id: &str, s: ScheduleRecord) -> ScheduleView {
+    fn schedule_view(room_id: &str, s: ScheduleRecord) -> ScheduleView {
         let mut entries: Vec<ScheduleEntryView> = s
             .entries
             .into_iter()
@@ -285,8 +328,44 @@ impl Appliance {
     }
 
     pub fn schedule(&self, actor: &Actor, room_id: &str) -> Result<ScheduleView> {
-        self.room_for(actor, Permission::RoomsRead, room_id)?;
-        Ok(self.schedule_view(room_id, self.store.schedule(room_id)?))
+        let s = self.store.read(|tx| {
+            room_for(tx, actor, Permission::RoomsRead, room_id)?;
+            Ok::<_, DomainError>(tx.schedule(room_id)?)
+        })?;
+        Ok(Self::schedule_view(room_id, s))
+    }
+
+    /// Changes a room's schedule in one write transaction with its audit entry, bumps
+    /// its version, and pushes it to the room's connected agents once committed.
+    fn change_schedule(
+        &self,
+        actor: &Actor,
+        room_id: &str,
+        change: impl FnOnce(&mut ScheduleRecord) -> Result<Record>,
+    ) -> Result<ScheduleView> {
+        let (s, agents) = self.store.write(|tx| {
+            room_for(tx, actor, Permission::RoomsManage, room_id)?;
+            let mut s = tx.schedule(room_id)?;
+            let r = change(&mut s)?;
+            s.version += 1;
+            tx.put_schedule(room_id, &s)?;
+            let detail = format!(
+                "{} · version {}",
+                r.detail.clone().unwrap_or_default(),
+                s.version
+            );
+            let r = r.detail(detail);
+            self.audit.record(tx, &Who::from(actor), r)?;
+            let agents: Vec<AgentId> = tx
+                .agents()?
+                .into_iter()
+                .filter(|a| a.room_id == room_id && a.revoked_at_ms.is_none())
+                .filter_map(|a| a.id.parse().ok())
+                .collect();
+            Ok::<_, DomainError>((s, agents))
+        })?;
+        self.push_schedule(agents, &s);
+        Ok(Self::schedule_view(room_id, s))
     }
 
     /// Adds a calendar entry to a room: the room's agent records a meeting then.
@@ -298,10 +377,12 @@ impl Appliance {
         starts_at_ms: i64,
         ends_at_ms: i64,
     ) -> Result<ScheduleView> {
-        self.room_for(actor, Permission::RoomsManage, room_id)?;
         check_title("title", title, true)?;
-        let now = now_ms();
-        if ends_at_ms <= starts_at_ms || ends_at_ms - starts_at_ms > MAX_ENTRY_MS {
+        let now = self.clock.now_ms();
+        let long = ends_at_ms
+            .checked_sub(starts_at_ms)
+            .is_none_or(|d| d <= 0 || d > MAX_ENTRY_MS);
+        if long {
             return Err(DomainError::invalid(
                 "ends_at_ms",
                 "after starts_at_ms, and at most 12 hours later",
@@ -318,7 +399,7 @@ impl Appliance {
             created_by: actor.username.clone(),
             created_at_ms: now,
         };
-        let s = self.store.update_schedule(room_id, |s| {
+        self.change_schedule(actor, room_id, |s| {
             // Entries that are over are dropped as the schedule changes.
             s.entries.retain(|e| e.ends_at_ms > now);
             if s.entries.len() >= MAX_SCHEDULE_ENTRIES {
@@ -338,17 +419,9 @@ impl Appliance {
                 )));
             }
             s.entries.push(entry);
-            Ok(())
-        })??;
-        self.audit(
-            actor,
-            Record::ok("schedule.add", format!("room:{room_id}")).detail(format!(
-                "{starts_at_ms}..{ends_at_ms} · version {}",
-                s.version
-            )),
-        )?;
-        self.push_schedule(room_id, &s)?;
-        Ok(self.schedule_view(room_id, s))
+            Ok(Record::ok(A::ScheduleAdd, format!("room:{room_id}"))
+                .detail(format!("{starts_at_ms}..{ends_at_ms}")))
+        })
     }
 
     pub fn delete_schedule_entry(
@@ -357,21 +430,14 @@ impl Appliance {
         room_id: &str,
         entry_id: &str,
     ) -> Result<ScheduleView> {
-        self.room_for(actor, Permission::RoomsManage, room_id)?;
-        let s = self.store.update_schedule(room_id, |s| {
+        self.change_schedule(actor, room_id, |s| {
             let before = s.entries.len();
             s.entries.retain(|e| e.id != entry_id);
             if s.entries.len() == before {
                 return Err(DomainError::NotFound("schedule entry"));
             }
-            Ok(())
-        })??;
-        self.audit(
-            actor,
-            Record::ok("schedule.delete", format!("room:{room_id}"))
-                .detail(format!("entry {entry_id} · version {}", s.version)),
-        )?;
-        self.push_schedule(room_id, &s)?;
-        Ok(self.schedule_view(room_id, s))
+            Ok(Record::ok(A::ScheduleDelete, format!("room:{room_id}"))
+                .detail(format!("entry {entry_id}")))
+        })
     }
 }

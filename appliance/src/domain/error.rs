@@ -20,6 +20,11 @@ pub enum DomainError {
     Csrf,
     #[error("too many requests; try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// Too much expensive work under way (password checks): try again shortly.
+    #[error("the appliance is busy; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
+    #[error("sign in again to confirm it is you, then retry")]
+    ReauthenticationRequired,
     #[error("this needs the {0} permission")]
     Forbidden(&'static str),
     #[error("{0} not found")]
@@ -39,6 +44,10 @@ pub enum DomainError {
     Unavailable(String),
     #[error("your groups give you no role on this appliance; ask an administrator")]
     NoRole,
+    /// Single sign-on failed at or with the provider (the reason is in the audit log
+    /// and the service log, not in the answer to a browser nobody authenticated).
+    #[error("single sign-on failed; try again, or ask an administrator to look at the audit log")]
+    SignInFailed,
     #[error("the agent is not connected; try again when it is online")]
     AgentOffline,
     #[error("the agent did not answer in time; it may still carry the command out")]

@@ -1,16 +1,28 @@
-//! Accepting envelopes: parse, authenticate, verify, decrypt, sequence-check, commit.
-//! An envelope is acknowledged only after [`Appliance::accept_envelope`] returns, which
-//! is after the store committed it durably.
+//! Accepting what agents send: hellos, envelopes and captions. An envelope is parsed,
+//! authenticated, verified and decrypted outside any transaction; then one write
+//! transaction applies the sequence rule, the meeting's ownership and the
+//! stored-at-most-once rule for segments and events, and stores it. It is
+//! acknowledged only after that transaction committed durably.
 
-use super::views::{CaptionView, Event, EventView, SegmentView};
-use super::{now_ms, Appliance};
+use super::clock::SharedClock;
+use super::events::EventBus;
+use super::fleet::Fleet;
+use super::live::{Captions, LiveAgents};
+use super::meetings::meeting_view;
+use super::metrics::Metrics;
+use super::scope::room_team;
+use super::views::{CaptionView, Event, EventView, SegmentView, UNKNOWN_SPEAKER};
+use super::DomainError;
 use crate::store::records::{EventRecord, MeetingRecord, MeetingStatus, SegmentRecord, WordRecord};
-use crate::store::{EnvelopeCommit, EnvelopeToCommit};
+use crate::store::{Reads, Store};
 use ed25519_dalek::VerifyingKey;
 use roomscribe_protocol::enroll::decode32;
 use roomscribe_protocol::frame::{AckStatus, RejectCode};
 use roomscribe_protocol::hello::{verify_hello, Hello, EXPORTER_LEN};
-use roomscribe_protocol::{AgentId, EnvelopeError, SealedEnvelope};
+use roomscribe_protocol::{
+    check_sequence, AgentId, EnvelopeError, RecipientKey, SealedEnvelope, SequenceVerdict,
+};
+use std::sync::Arc;
 
 /// Why an envelope, hello or enrollment was refused; sent back to the agent as-is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,11 +68,54 @@ impl Verified {
     }
 }
 
-impl Appliance {
+/// What one committed envelope changed (for its events once committed).
+enum Applied {
+    Stored,
+    Duplicate,
+    Conflict,
+    OutOfOrder { expected: u64 },
+    ForeignMeeting,
+}
+
+pub struct Ingest {
+    store: Arc<Store>,
+    clock: SharedClock,
+    envelope_key: Arc<RecipientKey>,
+    events: Arc<EventBus>,
+    metrics: Arc<Metrics>,
+    live: Arc<LiveAgents>,
+    captions: Arc<Captions>,
+    fleet: Arc<Fleet>,
+}
+
+impl Ingest {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Arc<Store>,
+        clock: SharedClock,
+        envelope_key: Arc<RecipientKey>,
+        events: Arc<EventBus>,
+        metrics: Arc<Metrics>,
+        live: Arc<LiveAgents>,
+        captions: Arc<Captions>,
+        fleet: Arc<Fleet>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            envelope_key,
+            events,
+            metrics,
+            live,
+            captions,
+            fleet,
+        }
+    }
+
     fn agent_key(&self, agent_id: &AgentId) -> Result<VerifyingKey, IngestRejection> {
         let agent = self
             .store
-            .agent(&agent_id.to_string())
+            .read(|tx| tx.agent(&agent_id.to_string()))
             .map_err(|e| IngestRejection::internal(&e))?
             .ok_or_else(|| {
                 IngestRejection::new(
@@ -79,7 +134,8 @@ impl Appliance {
         VerifyingKey::from_bytes(&raw).map_err(|e| IngestRejection::internal(&e))
     }
 
-    /// Authenticates a hello against the keying material exported from its connection.
+    /// Authenticates a hello against the keying material exported from its
+    /// connection; returns the agent and the last envelope number stored from it.
     pub fn authenticate_hello(
         &self,
         hello: &Hello,
@@ -100,10 +156,10 @@ impl Appliance {
         }
         let last = self
             .store
-            .agent(&hello.agent_id.to_string())
+            .read(|tx| tx.agent(&hello.agent_id.to_string()))
             .map_err(|e| IngestRejection::internal(&e))?
             .and_then(|a| a.last_envelope_seq);
-        self.agent_status(&hello.agent_id, &hello.status);
+        self.fleet.agent_connected(&hello.agent_id, &hello.status);
         Ok((Verified(hello.agent_id), last))
     }
 
@@ -119,34 +175,41 @@ impl Appliance {
             ));
         }
         env.verify(&self.agent_key(&from.0)?)?;
-        let caption = env.open_caption(&self.keys.envelope)?;
+        let caption = env.open_caption(&self.envelope_key)?;
         let meeting_id = env.header.meeting_id.to_string();
-        if let Ok(Some(m)) = self.store.meeting(&meeting_id) {
-            if m.agent_id != from.0.to_string() {
+        let meeting = self
+            .store
+            .read(|tx| tx.meeting(&meeting_id))
+            .map_err(|e| IngestRejection::internal(&e))?;
+        let team = match &meeting {
+            Some(m) if m.agent_id != from.0.to_string() => {
                 return Err(IngestRejection::new(
                     RejectCode::AgentMismatch,
                     "meeting belongs to another agent",
-                ));
+                ))
             }
-            if caption.segment_seq < m.segment_count {
-                return Ok(()); // the final segment is already here
-            }
-        }
+            Some(m) if caption.segment_seq < m.segment_count => return Ok(()), // final is here
+            Some(m) => m.team_id.clone(),
+            None => None,
+        };
         let view = CaptionView {
             segment_seq: caption.segment_seq,
             text: caption.text.chars().take(2000).collect(),
-            heard_until: caption.heard_until,
-            received_at_ms: now_ms(),
+            heard_until: finite(caption.heard_until),
+            received_at_ms: self.clock.now_ms(),
             speaker: caption
                 .speaker
                 .map(|x| x.chars().take(40).collect())
-                .unwrap_or_else(|| super::views::UNKNOWN_SPEAKER.to_owned()),
+                .unwrap_or_else(|| UNKNOWN_SPEAKER.to_owned()),
         };
-        super::lock(&self.captions).insert(meeting_id.clone(), view.clone());
-        self.publish(Event::Caption {
-            meeting_id,
-            caption: view,
-        });
+        self.captions.set(&meeting_id, view.clone());
+        self.events.publish(
+            Event::Caption {
+                meeting_id,
+                caption: view,
+            },
+            team,
+        );
         Ok(())
     }
 
@@ -174,34 +237,32 @@ impl Appliance {
                 "envelope names another agent than this connection",
             ));
         }
-        let key = self.agent_key(&agent_id)?;
-        env.verify(&key)?;
-        let batch = env.open(&self.keys.envelope)?;
-        let agent = self
-            .store
-            .agent(&agent_id.to_string())
-            .map_err(|e| IngestRejection::internal(&e))?;
-        let room_id = agent.map(|a| a.room_id).unwrap_or_default();
-        let now = now_ms();
+        env.verify(&self.agent_key(&agent_id)?)?;
+        let batch = env.open(&self.envelope_key)?;
+        let now = self.clock.now_ms();
         let segments: Vec<SegmentRecord> = batch
             .segments
             .into_iter()
             .map(|s| SegmentRecord {
                 seq: s.seq,
-                start: s.start,
-                end: s.end,
+                start: finite(s.start),
+                end: finite(s.end),
                 text: s.text,
                 words: s
                     .words
                     .into_iter()
                     .map(|w| WordRecord {
                         word: w.word,
-                        start: w.start,
-                        end: w.end,
-                        conf: w.conf,
+                        start: finite(w.start),
+                        end: finite(w.end),
+                        conf: if w.conf.is_finite() { w.conf } else { 0.0 },
                     })
                     .collect(),
-                confidence: s.confidence,
+                confidence: if s.confidence.is_finite() {
+                    s.confidence
+                } else {
+                    0.0
+                },
                 received_at_ms: now,
                 speaker: s.speaker.map(|x| x.chars().take(40).collect()),
                 engine: s.engine.map(|x| x.chars().take(20).collect()),
@@ -213,97 +274,142 @@ impl Appliance {
             .into_iter()
             .map(|e| EventRecord {
                 seq: e.seq,
-                at: e.at.max(0.0),
+                at: finite(e.at),
                 kind: e.kind,
                 source: e.source,
                 received_at_ms: now,
             })
             .collect();
         let meeting_id = env.header.meeting_id.to_string();
-        let commit = EnvelopeToCommit {
-            agent_id: agent_id.to_string(),
-            envelope_seq: env.header.envelope_seq,
-            digest: env.digest(),
-            meeting: MeetingRecord {
-                id: meeting_id.clone(),
-                team_id: self
-                    .room_team(&room_id)
-                    .map_err(|e| IngestRejection::internal(&e))?,
-                room_id,
-                agent_id: agent_id.to_string(),
-                title: batch.meeting.title.chars().take(200).collect(),
-                started_at_ms: batch.meeting.started_at_ms,
-                clock_skew_ms: super::lock(&self.live)
-                    .get(&agent_id.to_string())
-                    .filter(|l| l.connected)
-                    .map(|l| l.clock_offset_ms),
-                status: MeetingStatus::Live,
-                segment_count: 0,
-                duration_s: 0.0,
-                updated_at_ms: now,
-                speaker_names: Default::default(),
-            },
-            segments: &segments,
-            events: &events,
-            ended: batch.ended,
-            received_at_ms: now,
-        };
+        let agent_key = agent_id.to_string();
         let seq = env.header.envelope_seq;
-        match self
+        let digest = env.digest();
+        let skew = self.live.clock_offset(&agent_key);
+        let applied = self
             .store
-            .commit_envelope(&commit)
-            .map_err(|e| IngestRejection::internal(&e))?
-        {
-            EnvelopeCommit::Stored {
-                new_segments,
-                new_events,
-                ..
-            } => {
-                {
-                    let mut captions = super::lock(&self.captions);
-                    let done = captions.get(&meeting_id).is_some_and(|c| {
-                        batch.ended || segments.iter().any(|s| s.seq >= c.segment_seq)
-                    });
-                    if done {
-                        captions.remove(&meeting_id);
+            .write(|tx| {
+                let Some(mut agent) = tx.agent(&agent_key)? else {
+                    return Ok(Applied::ForeignMeeting);
+                };
+                match check_sequence(agent.last_envelope_seq, seq) {
+                    SequenceVerdict::AlreadySeen => {
+                        let same = tx
+                            .envelope_digest(&agent_key, seq)?
+                            .is_some_and(|d| d == digest);
+                        return Ok(if same {
+                            Applied::Duplicate
+                        } else {
+                            Applied::Conflict
+                        });
+                    }
+                    SequenceVerdict::Gap { expected } => {
+                        return Ok(Applied::OutOfOrder { expected })
+                    }
+                    SequenceVerdict::Next => {}
+                }
+                let mut meeting = match tx.meeting(&meeting_id)? {
+                    Some(m) if m.agent_id != agent_key => return Ok(Applied::ForeignMeeting),
+                    Some(m) => m,
+                    None => MeetingRecord {
+                        id: meeting_id.clone(),
+                        team_id: room_team(tx, &agent.room_id)?,
+                        room_id: agent.room_id.clone(),
+                        agent_id: agent_key.clone(),
+                        title: batch.meeting.title.chars().take(200).collect(),
+                        started_at_ms: batch.meeting.started_at_ms,
+                        clock_skew_ms: skew,
+                        status: MeetingStatus::Live,
+                        segment_count: 0,
+                        duration_s: 0.0,
+                        updated_at_ms: now,
+                        speaker_names: Default::default(),
+                    },
+                };
+                let mut new_segments = vec![];
+                for s in &segments {
+                    if !tx.has_segment(&meeting_id, s.seq)? {
+                        tx.put_segment(&meeting_id, s)?;
+                        meeting.segment_count += 1;
+                        meeting.duration_s = meeting.duration_s.max(s.end);
+                        new_segments.push(s.clone());
                     }
                 }
-                for s in segments
-                    .into_iter()
-                    .filter(|s| new_segments.contains(&s.seq))
-                {
-                    self.publish(Event::Segment {
-                        meeting_id: meeting_id.clone(),
-                        segment: SegmentView::from(s),
-                    });
+                let mut new_events = vec![];
+                for e in &events {
+                    if !tx.has_event(&meeting_id, e.seq)? {
+                        tx.put_event(&meeting_id, e)?;
+                        new_events.push(e.clone());
+                    }
                 }
-                for e in events.into_iter().filter(|e| new_events.contains(&e.seq)) {
-                    self.publish(Event::MeetingEvent {
-                        meeting_id: meeting_id.clone(),
-                        event: EventView::from(e),
-                    });
+                if batch.ended {
+                    meeting.status = MeetingStatus::Ended;
                 }
-                if let Ok(Some(m)) = self.store.meeting(&meeting_id) {
-                    self.publish(Event::Meeting {
-                        meeting: self.meeting_view(m),
-                    });
-                }
-                self.metrics.envelope_stored(new_segments.len() as u64);
-                Ok(AckStatus::Stored)
-            }
-            EnvelopeCommit::Duplicate => Ok(AckStatus::Duplicate),
-            EnvelopeCommit::Conflict => Err(IngestRejection::new(
+                meeting.updated_at_ms = now;
+                tx.put_meeting(&meeting)?;
+                tx.put_envelope_digest(&agent_key, seq, &digest)?;
+                agent.last_envelope_seq = Some(seq);
+                agent.last_seen_ms = Some(now);
+                tx.put_agent(&agent)?;
+                let view = meeting_view(tx, meeting)?;
+                let (events_bus, captions, metrics) = (
+                    self.events.clone(),
+                    self.captions.clone(),
+                    self.metrics.clone(),
+                );
+                let (mid, ended) = (meeting_id.clone(), batch.ended);
+                tx.on_commit(move || {
+                    let newest = segments.iter().map(|s| s.seq).max();
+                    captions.settled(&mid, newest, ended);
+                    metrics.envelope_stored(new_segments.len() as u64);
+                    let team = view.team_id.clone();
+                    for s in new_segments {
+                        events_bus.publish(
+                            Event::Segment {
+                                meeting_id: mid.clone(),
+                                segment: SegmentView::from(s),
+                            },
+                            team.clone(),
+                        );
+                    }
+                    for e in new_events {
+                        events_bus.publish(
+                            Event::MeetingEvent {
+                                meeting_id: mid.clone(),
+                                event: EventView::from(e),
+                            },
+                            team.clone(),
+                        );
+                    }
+                    events_bus.publish(Event::Meeting { meeting: view }, team);
+                });
+                Ok::<_, DomainError>(Applied::Stored)
+            })
+            .map_err(|e| IngestRejection::internal(&e))?;
+        match applied {
+            Applied::Stored => Ok(AckStatus::Stored),
+            Applied::Duplicate => Ok(AckStatus::Duplicate),
+            Applied::Conflict => Err(IngestRejection::new(
                 RejectCode::Replayed,
                 format!("envelope {seq} was already stored with different content"),
             )),
-            EnvelopeCommit::OutOfOrder { expected } => Err(IngestRejection::new(
+            Applied::OutOfOrder { expected } => Err(IngestRejection::new(
                 RejectCode::OutOfOrder,
                 format!("expected envelope {expected}, got {seq}"),
             )),
-            EnvelopeCommit::ForeignMeeting => Err(IngestRejection::new(
+            Applied::ForeignMeeting => Err(IngestRejection::new(
                 RejectCode::AgentMismatch,
                 "meeting belongs to another agent",
             )),
         }
+    }
+}
+
+/// A time from an agent as stored: non-negative and finite (JSON cannot carry NaN,
+/// but a negative or absurd value must not break sums and sorting).
+fn finite(t: f64) -> f64 {
+    if t.is_finite() {
+        t.max(0.0)
+    } else {
+        0.0
     }
 }

@@ -1,9 +1,16 @@
 //! Meetings and transcripts as the console sees them: each meeting belongs to a team,
-//! and every read, edit and export is checked against it.
+//! and every read, edit and export is checked against it. Reads and exports are
+//! recorded in the audit log before the data is returned (no record, no data).
 
-use super::views::{EventView, MeetingView, SegmentView, TranscriptView};
-use super::{lock, Actor, Appliance, DomainError, Permission, Record, Result};
+use super::audit::{AuditAction as A, AuditLog, Record, Who};
+use super::events::EventBus;
+use super::live::Captions;
+use super::scope::{meeting_for, room_name};
+use super::views::{Event, EventView, MeetingView, SegmentView, TranscriptView};
+use super::{Actor, DomainError, Permission, Result};
 use crate::store::records::MeetingRecord;
+use crate::store::{Reads, Store};
+use std::sync::Arc;
 
 /// What an export is written as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,92 +39,111 @@ pub struct Export {
     pub body: Vec<u8>,
 }
 
-impl Appliance {
-    pub(super) fn meeting_view(&self, m: MeetingRecord) -> MeetingView {
-        MeetingView {
-            room_name: self.room_name(&m.room_id),
-            id: m.id,
-            room_id: m.room_id,
-            team_id: m.team_id,
-            agent_id: m.agent_id,
-            title: m.title,
-            started_at_ms: m.started_at_ms,
-            clock_skew_ms: m.clock_skew_ms,
-            started_at_corrected_ms: m.started_at_ms - m.clock_skew_ms.unwrap_or(0),
-            status: m.status,
-            segment_count: m.segment_count,
-            duration_s: m.duration_s,
-            speaker_names: m.speaker_names,
+/// A meeting as shown, with its room's name.
+pub fn meeting_view(tx: &impl Reads, m: MeetingRecord) -> Result<MeetingView> {
+    Ok(MeetingView {
+        room_name: room_name(tx, &m.room_id)?,
+        started_at_corrected_ms: m.started_at_ms.saturating_sub(m.clock_skew_ms.unwrap_or(0)),
+        id: m.id,
+        room_id: m.room_id,
+        team_id: m.team_id,
+        agent_id: m.agent_id,
+        title: m.title,
+        started_at_ms: m.started_at_ms,
+        clock_skew_ms: m.clock_skew_ms,
+        status: m.status,
+        segment_count: m.segment_count,
+        duration_s: m.duration_s,
+        speaker_names: m.speaker_names,
+    })
+}
+
+pub struct Meetings {
+    store: Arc<Store>,
+    audit: Arc<AuditLog>,
+    events: Arc<EventBus>,
+    captions: Arc<Captions>,
+}
+
+impl Meetings {
+    pub fn new(
+        store: Arc<Store>,
+        audit: Arc<AuditLog>,
+        events: Arc<EventBus>,
+        captions: Arc<Captions>,
+    ) -> Self {
+        Self {
+            store,
+            audit,
+            events,
+            captions,
         }
     }
 
-    /// A meeting the actor may use `p` on (404 when the actor cannot see it).
-    fn meeting_for(&self, actor: &Actor, p: Permission, id: &str) -> Result<MeetingRecord> {
-        let m = self.store.meeting(id)?;
-        actor.require_on(p, m.as_ref().and_then(|m| m.team_id.as_deref()), "meeting")?;
-        m.ok_or(DomainError::NotFound("meeting"))
-    }
-
     /// The meetings the actor may read, newest first.
-    pub fn meetings(&self, actor: &Actor) -> Result<Vec<MeetingView>> {
+    pub fn list(&self, actor: &Actor) -> Result<Vec<MeetingView>> {
         actor.require(Permission::MeetingsRead)?;
-        let mut v: Vec<MeetingView> = self
-            .store
-            .meetings()?
-            .into_iter()
-            .filter(|m| actor.can(Permission::MeetingsRead, m.team_id.as_deref()))
-            .map(|m| self.meeting_view(m))
-            .collect();
+        let mut v = self.store.read(|tx| {
+            tx.meetings()?
+                .into_iter()
+                .filter(|m| actor.can(Permission::MeetingsRead, m.team_id.as_deref()))
+                .map(|m| meeting_view(tx, m))
+                .collect::<Result<Vec<_>>>()
+        })?;
         v.sort_by_key(|m| std::cmp::Reverse(m.started_at_ms));
         Ok(v)
     }
 
-    /// A meeting's transcript; recorded in the audit log before it is returned.
-    pub fn transcript(&self, actor: &Actor, meeting_id: &str) -> Result<TranscriptView> {
-        let m = self.meeting_for(actor, Permission::MeetingsRead, meeting_id)?;
-        self.audit(
-            actor,
-            Record::ok("meeting.view", format!("meeting:{meeting_id}")),
-        )?;
-        self.transcript_of(m)
-    }
-
-    fn transcript_of(&self, m: MeetingRecord) -> Result<TranscriptView> {
-        let segments = self
-            .store
-            .segments(&m.id)?
-            .into_iter()
-            .map(SegmentView::from)
-            .collect();
-        let events = self
-            .store
-            .events(&m.id)?
-            .into_iter()
-            .map(EventView::from)
-            .collect();
-        let caption = lock(&self.captions).get(&m.id).cloned();
-        Ok(TranscriptView {
-            meeting: self.meeting_view(m),
-            segments,
-            events,
-            caption,
-        })
-    }
-
-    /// A meeting's transcript as a file to download.
-    pub fn export_meeting(
+    /// Records a read (`action`) of a meeting the actor may use `p` on, then reads
+    /// the transcript: the data is returned only if the record was written.
+    fn recorded_read(
         &self,
         actor: &Actor,
         meeting_id: &str,
-        format: ExportFormat,
-    ) -> Result<Export> {
-        let m = self.meeting_for(actor, Permission::MeetingsExport, meeting_id)?;
-        self.audit(
+        p: Permission,
+        r: Record,
+    ) -> Result<TranscriptView> {
+        self.store.write(|tx| {
+            meeting_for(tx, actor, p, meeting_id)?;
+            self.audit.record(tx, &Who::from(actor), r).map(drop)
+        })?;
+        self.store.read(|tx| {
+            let m = meeting_for(tx, actor, p, meeting_id)?;
+            let segments = tx
+                .segments(&m.id)?
+                .into_iter()
+                .map(SegmentView::from)
+                .collect();
+            let events = tx.events(&m.id)?.into_iter().map(EventView::from).collect();
+            let caption = self.captions.get(&m.id);
+            Ok(TranscriptView {
+                meeting: meeting_view(tx, m)?,
+                segments,
+                events,
+                caption,
+            })
+        })
+    }
+
+    /// A meeting's transcript; recorded in the audit log before it is returned.
+    pub fn transcript(&self, actor: &Actor, meeting_id: &str) -> Result<TranscriptView> {
+        self.recorded_read(
             actor,
-            Record::ok("meeting.export", format!("meeting:{meeting_id}"))
+            meeting_id,
+            Permission::MeetingsRead,
+            Record::ok(A::MeetingView, format!("meeting:{meeting_id}")),
+        )
+    }
+
+    /// A meeting's transcript as a file to download.
+    pub fn export(&self, actor: &Actor, meeting_id: &str, format: ExportFormat) -> Result<Export> {
+        let t = self.recorded_read(
+            actor,
+            meeting_id,
+            Permission::MeetingsExport,
+            Record::ok(A::MeetingExport, format!("meeting:{meeting_id}"))
                 .detail(format!("{format:?}")),
         )?;
-        let t = self.transcript_of(m)?;
         let stem = format!("meeting-{}", t.meeting.id);
         Ok(match format {
             ExportFormat::Json => Export {
@@ -154,37 +180,43 @@ impl Appliance {
         })
     }
 
-    /// Moves a meeting to another team: the actor must be able to edit it where it is
-    /// and where it goes.
-    pub fn set_meeting_team(
+    /// Changes a meeting the actor may edit, with its audit entry, in one
+    /// transaction; publishes the new view once committed.
+    fn edit(
         &self,
         actor: &Actor,
         meeting_id: &str,
-        team_id: &str,
+        change: impl FnOnce(&crate::store::WriteTx, &mut MeetingRecord) -> Result<Record>,
     ) -> Result<MeetingView> {
-        self.meeting_for(actor, Permission::MeetingsEdit, meeting_id)?;
-        if self.store.team(team_id)?.is_none()
-            || !actor.can(Permission::MeetingsEdit, Some(team_id))
-        {
-            return Err(DomainError::invalid(
-                "team_id",
-                "no such team, or not one you can edit meetings of",
-            ));
-        }
-        let m = self
-            .store
-            .update_meeting(meeting_id, |m| m.team_id = Some(team_id.to_owned()))?
-            .ok_or(DomainError::NotFound("meeting"))?;
-        self.audit(
-            actor,
-            Record::ok("meeting.move", format!("meeting:{meeting_id}"))
-                .detail(format!("team {team_id}")),
-        )?;
-        let view = self.meeting_view(m);
-        self.publish(super::views::Event::Meeting {
-            meeting: view.clone(),
-        });
-        Ok(view)
+        self.store.write(|tx| {
+            let mut m = meeting_for(tx, actor, Permission::MeetingsEdit, meeting_id)?;
+            let r = change(tx, &mut m)?;
+            tx.put_meeting(&m)?;
+            self.audit.record(tx, &Who::from(actor), r)?;
+            let view = meeting_view(tx, m)?;
+            let (events, published) = (self.events.clone(), view.clone());
+            tx.on_commit(move || {
+                let team = published.team_id.clone();
+                events.publish(Event::Meeting { meeting: published }, team);
+            });
+            Ok(view)
+        })
+    }
+
+    /// Moves a meeting to another team: the actor must be able to edit it where it is
+    /// and where it goes.
+    pub fn set_team(&self, actor: &Actor, meeting_id: &str, team_id: &str) -> Result<MeetingView> {
+        self.edit(actor, meeting_id, |tx, m| {
+            if tx.team(team_id)?.is_none() || !actor.can(Permission::MeetingsEdit, Some(team_id)) {
+                return Err(DomainError::invalid(
+                    "team_id",
+                    "no such team, or not one you can edit meetings of",
+                ));
+            }
+            m.team_id = Some(team_id.to_owned());
+            Ok(Record::ok(A::MeetingMove, format!("meeting:{meeting_id}"))
+                .detail(format!("team {team_id}")))
+        })
     }
 
     /// Names a speaker label of a meeting (an empty name removes it). Only labels that
@@ -196,7 +228,6 @@ impl Appliance {
         speaker: &str,
         name: &str,
     ) -> Result<MeetingView> {
-        self.meeting_for(actor, Permission::MeetingsEdit, meeting_id)?;
         let name = name.trim();
         if name.chars().count() > 80 || name.chars().any(char::is_control) {
             return Err(DomainError::invalid(
@@ -204,36 +235,24 @@ impl Appliance {
                 "at most 80 characters, no control characters",
             ));
         }
-        let known = self
-            .store
-            .segments(meeting_id)?
-            .iter()
-            .any(|s| s.speaker.as_deref() == Some(speaker));
-        if !known {
-            return Err(DomainError::invalid(
-                "speaker",
-                format!("no segment of this meeting is attributed to {speaker:?}"),
-            ));
-        }
-        let m = self
-            .store
-            .update_meeting(meeting_id, |m| {
-                if name.is_empty() {
-                    m.speaker_names.remove(speaker);
-                } else {
-                    m.speaker_names.insert(speaker.to_owned(), name.to_owned());
-                }
-            })?
-            .ok_or(DomainError::NotFound("meeting"))?;
-        self.audit(
-            actor,
-            Record::ok("meeting.edit", format!("meeting:{meeting_id}"))
-                .detail(format!("speaker name for {speaker}")),
-        )?;
-        let view = self.meeting_view(m);
-        self.publish(super::views::Event::Meeting {
-            meeting: view.clone(),
-        });
-        Ok(view)
+        self.edit(actor, meeting_id, |tx, m| {
+            let known = tx
+                .segments(meeting_id)?
+                .iter()
+                .any(|s| s.speaker.as_deref() == Some(speaker));
+            if !known {
+                return Err(DomainError::invalid(
+                    "speaker",
+                    format!("no segment of this meeting is attributed to {speaker:?}"),
+                ));
+            }
+            if name.is_empty() {
+                m.speaker_names.remove(speaker);
+            } else {
+                m.speaker_names.insert(speaker.to_owned(), name.to_owned());
+            }
+            Ok(Record::ok(A::MeetingEdit, format!("meeting:{meeting_id}"))
+                .detail(format!("speaker name for {speaker}")))
+        })
     }
 }

@@ -6,10 +6,16 @@
 //! the route table's patterns, reasons the protocol's reject codes, agents the enrolled
 //! ones.
 
-use super::{lock, now_ms, Appliance};
+use super::audit::AuditLog;
+use super::clock::SharedClock;
+use super::fleet::Fleet;
+use super::lock;
+use crate::config::Cidr;
+use crate::store::Store;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::sync::Mutex;
 
 /// Latency buckets (seconds).
@@ -44,6 +50,8 @@ pub struct Metrics {
     envelopes_duplicate: AtomicU64,
     segments: AtomicU64,
     rejected: Mutex<BTreeMap<String, u64>>,
+    /// Failed runs of background jobs, by job.
+    job_failures: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// `"` `\` and newlines escaped, as label values need.
@@ -64,17 +72,25 @@ impl Metrics {
             .observe(secs);
     }
 
-    pub(super) fn envelope_stored(&self, new_segments: u64) {
+    pub fn envelope_stored(&self, new_segments: u64) {
         self.envelopes_stored.fetch_add(1, Ordering::Relaxed);
         self.segments.fetch_add(new_segments, Ordering::Relaxed);
     }
 
-    pub(super) fn envelope_duplicate(&self) {
+    pub fn envelope_duplicate(&self) {
         self.envelopes_duplicate.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn envelope_rejected(&self, reason: &str) {
+    pub fn envelope_rejected(&self, reason: &str) {
         *lock(&self.rejected).entry(reason.to_owned()).or_default() += 1;
+    }
+
+    pub fn job_failed(&self, job: &'static str) {
+        *lock(&self.job_failures).entry(job).or_default() += 1;
+    }
+
+    pub fn job_failures(&self, job: &str) -> u64 {
+        lock(&self.job_failures).get(job).copied().unwrap_or(0)
     }
 }
 
@@ -83,9 +99,43 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-impl Appliance {
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+/// What `/metrics` shows and who may read it.
+pub struct Monitoring {
+    pub metrics: Arc<Metrics>,
+    store: Arc<Store>,
+    fleet: Arc<Fleet>,
+    audit: Arc<AuditLog>,
+    clock: SharedClock,
+    allow: Vec<Cidr>,
+    /// `metrics.token_file`'s token.
+    token: Option<zeroize::Zeroizing<String>>,
+}
+
+impl Monitoring {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        metrics: Arc<Metrics>,
+        store: Arc<Store>,
+        fleet: Arc<Fleet>,
+        audit: Arc<AuditLog>,
+        clock: SharedClock,
+        allow: Vec<Cidr>,
+        token: Option<zeroize::Zeroizing<String>>,
+    ) -> Self {
+        Self {
+            metrics,
+            store,
+            fleet,
+            audit,
+            clock,
+            allow,
+            token: token.filter(|t| !t.is_empty()),
+        }
+    }
+
+    /// Storage answers (`/readyz`), or why not.
+    pub fn ready(&self) -> std::result::Result<(), String> {
+        self.store.health()
     }
 
     /// A scraper must come from `metrics.allow` or present `metrics.token_file`'s token.
@@ -94,21 +144,14 @@ impl Appliance {
         ip: Option<std::net::IpAddr>,
         bearer: Option<&str>,
     ) -> super::Result<()> {
-        if let (Some(expected), Some(given)) = (&self.metrics_token, bearer) {
+        if let (Some(expected), Some(given)) = (&self.token, bearer) {
             let same: bool =
                 subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), given.as_bytes()).into();
             if same {
                 return Ok(());
             }
         }
-        let allowed = ip.is_some_and(|ip| {
-            self.config
-                .metrics
-                .allow
-                .iter()
-                .filter_map(|n| n.parse::<crate::config::Cidr>().ok())
-                .any(|n| n.contains(ip))
-        });
+        let allowed = ip.is_some_and(|ip| self.allow.iter().any(|n| n.contains(ip)));
         if allowed {
             Ok(())
         } else {
@@ -217,7 +260,16 @@ impl Appliance {
                 label(reason)
             );
         }
-        let agents = self.agent_views().unwrap_or_default();
+        family(
+            &mut out,
+            "roomscribe_job_failures_total",
+            "counter",
+            "Failed runs of background jobs (each runs again at its next tick).",
+        );
+        for (job, n) in lock(&m.job_failures).iter() {
+            let _ = writeln!(out, "roomscribe_job_failures_total{{job=\"{job}\"}} {n}");
+        }
+        let agents = self.fleet.all_agent_views().unwrap_or_default();
         family(
             &mut out,
             "roomscribe_agents_online",
@@ -274,7 +326,7 @@ impl Appliance {
                     out,
                     "roomscribe_agent_last_seen_seconds{{agent=\"{}\"}} {}",
                     a.id,
-                    (now_ms() - seen).max(0) as f64 / 1000.0
+                    self.clock.now_ms().saturating_sub(seen).max(0) as f64 / 1000.0
                 );
             }
         }
@@ -284,10 +336,28 @@ impl Appliance {
             "gauge",
             "Size of the database file.",
         );
+        let _ = writeln!(out, "roomscribe_storage_bytes {}", self.store.file_size());
+        family(
+            &mut out,
+            "roomscribe_storage_commits_total",
+            "counter",
+            "Write transactions committed since start.",
+        );
         let _ = writeln!(
             out,
-            "roomscribe_storage_bytes {}",
-            self.store.file_size().unwrap_or(0)
+            "roomscribe_storage_commits_total {}",
+            self.store.commits()
+        );
+        family(
+            &mut out,
+            "roomscribe_storage_ready",
+            "gauge",
+            "1 while storage accepts writes, 0 after a failed write until it is opened again.",
+        );
+        let _ = writeln!(
+            out,
+            "roomscribe_storage_ready {}",
+            u8::from(self.ready().is_ok())
         );
         family(
             &mut out,
@@ -295,8 +365,7 @@ impl Appliance {
             "gauge",
             "Number of the newest audit-log entry.",
         );
-        let head = self.store.audit_head().ok().flatten().map_or(0, |(s, _)| s);
-        let _ = writeln!(out, "roomscribe_audit_entries {head}");
+        let _ = writeln!(out, "roomscribe_audit_entries {}", self.audit.head());
         out
     }
 }

@@ -1,239 +1,300 @@
-//! The appliance's domain: every rule about users, rooms, agents, meetings and ingest.
+//! The appliance's domain: every rule about users, rooms, agents, meetings and ingest,
+//! as small services, each built with only what it needs (the store, a clock, its
+//! slice of config and keys, the event bus, the services it calls):
 //!
-//! HTTP handlers, the QUIC ingest loop and the admin socket call into [`Appliance`];
-//! none of them touches the store. Permission checks happen here (see [`Actor`]).
-//! This module never imports axum or quinn.
+//! | service | owns |
+//! |---|---|
+//! | [`AuditLog`] | what is recorded, sealing, retention, reading, verifying |
+//! | [`Directory`] | users, teams, roles, grants; who an account acts as |
+//! | [`SignIn`] | sign-in (password, directory, single sign-on), sessions → actors |
+//! | [`Credentials`] | one's own password and second factor, re-authentication |
+//! | [`ApiTokens`] | tokens for integrations |
+//! | [`Fleet`] | rooms, enrollment, agents and their live status |
+//! | [`Commands`] | signed commands to connected agents, room schedules |
+//! | [`Ingest`] | hellos, envelopes, captions |
+//! | [`Meetings`] | transcripts, exports, edits |
+//! | [`Monitoring`] | metrics, readiness |
+//! | [`RequestLimits`] | request rate limits |
+//!
+//! [`Appliance`] only composes them. Every operation that changes something is one
+//! write transaction with its audit entry (`store`'s unit of work); time comes from an
+//! injected [`Clock`]. HTTP handlers, the QUIC ingest loop and the admin socket call
+//! the service they need; none of them touches the store. Permission checks happen
+//! here (see [`Actor`]). This module never imports axum or quinn.
 
 pub mod access;
-mod agents;
-mod audit;
-mod auth;
+pub mod audit;
+pub mod clock;
 mod commands;
-mod directory;
+pub mod credentials;
+pub mod directory;
 mod error;
+pub mod events;
+mod fleet;
 mod ingest;
+mod limits;
+pub mod live;
 mod meetings;
 mod metrics;
+pub mod passwords;
 mod ratelimit;
+mod scope;
+pub mod sessions;
+pub mod signin;
 pub mod sso;
 mod throttle;
 mod tokens;
 mod totp;
 pub mod views;
 
-pub use access::{Actor, ClientInfo, Permission, Scope};
-pub use audit::{AuditQuery, Record};
-pub use auth::{LoginOutcome, SESSION_COOKIE};
+pub use access::{Actor, ClientInfo, Permission, Scope, Via};
+pub use audit::{AuditAction, AuditLog, AuditQuery, AuditSettings, Record, Who};
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use commands::Commands;
+pub use credentials::Credentials;
+pub use directory::Directory;
 pub use error::DomainError;
-pub use ingest::{IngestRejection, Verified};
-pub use meetings::{Export, ExportFormat};
-pub use metrics::Metrics;
+pub use events::{EventBus, Published};
+pub use fleet::{Fleet, FleetKeys};
+pub use ingest::{Ingest, IngestRejection, Verified};
+pub use limits::{Principal, RequestLimits};
+pub use meetings::{Export, ExportFormat, Meetings};
+pub use metrics::{Metrics, Monitoring};
+pub use passwords::Passwords;
+pub use sessions::SESSION_COOKIE;
+pub use signin::{LoginOutcome, OidcSetup, Provider, SignIn, SignInMethods};
+pub use tokens::{ApiTokens, NewToken};
 
 use crate::config::Config;
 use crate::keys::ApplianceKeys;
 use crate::store::Store;
-use ratelimit::RateLimiter;
-use std::collections::HashMap;
-use std::sync::Mutex;
-use tokio::sync::broadcast;
-use views::Event;
+use std::sync::{Arc, Mutex};
 
 pub type Result<T> = std::result::Result<T, DomainError>;
 
-/// The API's rate limiters (see `ratelimit`).
-struct ApiLimits {
-    tokens: RateLimiter,
-    sessions: RateLimiter,
-    addresses: RateLimiter,
-}
-
-/// A live event with what it takes to see it.
-#[derive(Debug, Clone)]
-pub struct Published {
-    pub event: views::Event,
-    permission: Permission,
-    team: Option<String>,
-}
-
-/// Live (not persisted) status of a connected agent, from its hello and heartbeats.
-#[derive(Debug, Clone)]
-pub struct LiveAgent {
-    pub connected: bool,
-    pub last_heartbeat_ms: i64,
-    /// The agent's last reported status, with strings truncated.
-    pub status: roomscribe_protocol::hello::AgentStatus,
-    /// The newest room schedule version the agent confirmed it stored.
-    pub schedule_version: Option<u64>,
-    /// Agent clock minus appliance clock, as observed when the last status arrived
-    /// (accurate to the one-way network delay).
-    pub clock_offset_ms: i64,
-}
-
-pub struct Appliance {
-    store: Store,
-    keys: ApplianceKeys,
-    config: Config,
-    sessions: Mutex<HashMap<[u8; 32], auth::Session>>,
-    login_throttle: Mutex<throttle::LoginThrottle>,
-    api_limits: Mutex<ApiLimits>,
-    /// When each API token was last used (memory only).
-    token_last_used: Mutex<HashMap<String, i64>>,
-    directory: Option<std::sync::Arc<dyn sso::Directory>>,
-    oidc: Option<std::sync::Arc<dyn sso::OidcProvider>>,
-    /// OpenID Connect sign-ins under way, by state.
-    oidc_pending: Mutex<HashMap<String, sso::PendingOidc>>,
-    metrics: metrics::Metrics,
+/// What the composition root hands the domain.
+pub struct Setup {
+    pub store: Arc<Store>,
+    pub keys: ApplianceKeys,
+    pub config: Config,
+    pub clock: SharedClock,
+    pub passwords: Passwords,
+    pub ldap: Option<Arc<dyn sso::DirectoryPort>>,
+    pub oidc: Option<Arc<dyn sso::OidcProvider>>,
     /// `metrics.token_file`'s token.
-    metrics_token: Option<zeroize::Zeroizing<String>>,
-    live: Mutex<HashMap<String, LiveAgent>>,
-    /// Newest live caption per meeting id (memory only).
-    captions: Mutex<HashMap<String, views::CaptionView>>,
-    events: broadcast::Sender<Published>,
-    /// Command channels to connected agents.
-    links: Mutex<commands::Links>,
-    /// The ingest address actually bound (the configured port may be 0).
-    ingest_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    pub metrics_token: Option<zeroize::Zeroizing<String>>,
 }
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+impl Setup {
+    /// The system clock, argon2 bounded at two checks per core, no identity systems.
+    pub fn new(store: Store, keys: ApplianceKeys, config: Config) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            store: Arc::new(store),
+            keys,
+            config,
+            clock: Arc::new(SystemClock),
+            passwords: Passwords::new(2 * cores),
+            ldap: None,
+            oidc: None,
+            metrics_token: None,
+        }
+    }
+}
+
+/// The services, composed. Cloning is cheap (every service is shared).
+#[derive(Clone)]
+pub struct Appliance {
+    pub audit: Arc<AuditLog>,
+    pub directory: Arc<Directory>,
+    pub sign_in: Arc<SignIn>,
+    pub credentials: Arc<Credentials>,
+    pub tokens: Arc<ApiTokens>,
+    pub fleet: Arc<Fleet>,
+    pub commands: Arc<Commands>,
+    pub ingest: Arc<Ingest>,
+    pub meetings: Arc<Meetings>,
+    pub monitoring: Arc<Monitoring>,
+    pub limits: Arc<RequestLimits>,
+    pub events: Arc<EventBus>,
+    pub captions: Arc<live::Captions>,
+    pub clock: SharedClock,
+    /// For the listeners: the ingest certificate, the HTTPS settings.
+    pub keys: Arc<ApplianceKeys>,
+    pub config: Arc<Config>,
 }
 
 impl Appliance {
-    pub fn new(store: Store, keys: ApplianceKeys, config: Config) -> Self {
-        let (events, _) = broadcast::channel(1024);
-        let limits = throttle::Limits {
-            max_failures: config.http.login_max_failures,
-            window_ms: config.http.login_failure_window_secs as i64 * 1000,
-            lockout_ms: config.http.login_lockout_secs as i64 * 1000,
-        };
-        let api_limits = Mutex::new(ApiLimits {
-            tokens: RateLimiter::new(config.http.rate_limit_token_per_minute),
-            sessions: RateLimiter::new(config.http.rate_limit_session_per_minute),
-            addresses: RateLimiter::new(config.http.rate_limit_address_per_minute),
-        });
-        Self {
+    pub fn new(s: Setup) -> Self {
+        let Setup {
             store,
             keys,
             config,
-            sessions: Mutex::new(HashMap::new()),
-            login_throttle: Mutex::new(throttle::LoginThrottle::new(limits)),
-            api_limits,
-            token_last_used: Mutex::new(HashMap::new()),
-            directory: None,
-            oidc: None,
-            oidc_pending: Mutex::new(HashMap::new()),
-            metrics: metrics::Metrics::default(),
-            metrics_token: None,
-            live: Mutex::new(HashMap::new()),
-            captions: Mutex::new(HashMap::new()),
+            clock,
+            passwords,
+            ldap,
+            oidc,
+            metrics_token,
+        } = s;
+        let keys = Arc::new(keys);
+        let events = Arc::new(EventBus::default());
+        let live = Arc::new(live::LiveAgents::default());
+        let captions = Arc::new(live::Captions::default());
+        let metrics = Arc::new(Metrics::default());
+        let passwords = Arc::new(passwords);
+        let audit = Arc::new(AuditLog::new(
+            store.clone(),
+            clock.clone(),
+            keys.audit.clone(),
+            AuditSettings {
+                checkpoint_every_entries: config.audit.checkpoint_every_entries,
+                retention_days: config.audit.retention_days,
+                witness_dir: config.audit.witness_dir.clone(),
+            },
+        ));
+        let totp_roles = config.auth.totp_required_roles.clone();
+        let directory = Arc::new(Directory::new(
+            store.clone(),
+            clock.clone(),
+            audit.clone(),
+            events.clone(),
+            passwords.clone(),
+            totp_roles.clone(),
+        ));
+        let sessions = Arc::new(sessions::Sessions::new(
+            clock.clone(),
+            config.http.session_idle_minutes,
+            config.http.session_max_hours,
+        ));
+        let second_factor = Arc::new(credentials::SecondFactor::new(
+            keys.secrets.clone(),
+            clock.clone(),
+        ));
+        let ldap = match (ldap, &config.auth.ldap) {
+            (Some(port), Some(c)) => Some(Provider {
+                port,
+                role_map: c.role_map.clone(),
+                team_map: c.team_map.clone(),
+            }),
+            _ => None,
+        };
+        let oidc = match (oidc, &config.auth.oidc) {
+            (Some(port), Some(c)) => Some(OidcSetup {
+                provider: Provider {
+                    port,
+                    role_map: c.role_map.clone(),
+                    team_map: c.team_map.clone(),
+                },
+                redirect_url: c.redirect_url.clone(),
+                label: c.label.clone(),
+            }),
+            _ => None,
+        };
+        let sign_in = Arc::new(SignIn::new(
+            store.clone(),
+            clock.clone(),
+            audit.clone(),
+            passwords.clone(),
+            sessions.clone(),
+            directory.clone(),
+            second_factor.clone(),
+            throttle::Limits {
+                max_failures: config.http.login_max_failures,
+                window_ms: config.http.login_failure_window_secs as i64 * 1000,
+                lockout_ms: config.http.login_lockout_secs as i64 * 1000,
+            },
+            ldap,
+            oidc,
+        ));
+        let credentials = Arc::new(Credentials::new(
+            store.clone(),
+            clock.clone(),
+            audit.clone(),
+            passwords,
+            sessions,
+            second_factor,
+            totp_roles,
+        ));
+        let tokens = Arc::new(ApiTokens::new(
+            store.clone(),
+            clock.clone(),
+            audit.clone(),
+            directory.clone(),
+            credentials.clone(),
+            config.auth.token_max_days,
+        ));
+        let fleet = Arc::new(Fleet::new(
+            store.clone(),
+            clock.clone(),
+            audit.clone(),
+            events.clone(),
+            directory.clone(),
+            live.clone(),
+            FleetKeys {
+                ingest_cert_sha256: keys.ingest_cert_sha256,
+                envelope_public: keys.envelope.public_bytes(),
+                signing_public: keys.signing.verifying_key().to_bytes(),
+            },
+            &config.ingest,
+        ));
+        let commands = Arc::new(Commands::new(
+            store.clone(),
+            clock.clone(),
+            audit.clone(),
+            keys.signing.clone(),
+            fleet.clone(),
+            live.clone(),
+        ));
+        let ingest = Arc::new(Ingest::new(
+            store.clone(),
+            clock.clone(),
+            keys.envelope.clone(),
+            events.clone(),
+            metrics.clone(),
+            live,
+            captions.clone(),
+            fleet.clone(),
+        ));
+        let meetings = Arc::new(Meetings::new(
+            store.clone(),
+            audit.clone(),
+            events.clone(),
+            captions.clone(),
+        ));
+        let allow = config
+            .metrics
+            .allow
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        let monitoring = Arc::new(Monitoring::new(
+            metrics,
+            store,
+            fleet.clone(),
+            audit.clone(),
+            clock.clone(),
+            allow,
+            metrics_token,
+        ));
+        let limits = Arc::new(RequestLimits::new(clock.clone(), &config.http));
+        Self {
+            audit,
+            directory,
+            sign_in,
+            credentials,
+            tokens,
+            fleet,
+            commands,
+            ingest,
+            meetings,
+            monitoring,
+            limits,
             events,
-            links: Mutex::new(commands::Links::default()),
-            ingest_addr: std::sync::OnceLock::new(),
+            captions,
+            clock,
+            keys,
+            config: Arc::new(config),
         }
-    }
-
-    /// Plugs in the organisation's identity systems (see `sso`).
-    pub fn with_identity_providers(
-        mut self,
-        directory: Option<std::sync::Arc<dyn sso::Directory>>,
-        oidc: Option<std::sync::Arc<dyn sso::OidcProvider>>,
-    ) -> Self {
-        self.directory = directory;
-        self.oidc = oidc;
-        self
-    }
-
-    /// The bearer token that lets a scraper read `/metrics` from anywhere.
-    pub fn with_metrics_token(mut self, token: Option<zeroize::Zeroizing<String>>) -> Self {
-        self.metrics_token = token.filter(|t| !t.is_empty());
-        self
-    }
-
-    /// Records where QUIC ingest listens, once bound.
-    pub fn set_ingest_addr(&self, addr: std::net::SocketAddr) {
-        let _ = self.ingest_addr.set(addr);
-    }
-
-    pub fn ingest_port(&self) -> u16 {
-        self.ingest_addr
-            .get()
-            .map_or(self.config.ingest.listen.port(), |a| a.port())
-    }
-
-    pub fn keys(&self) -> &ApplianceKeys {
-        &self.keys
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// Live events for the console (segments, meetings, agents); show each one only
-    /// where [`Appliance::visible_to`] allows.
-    pub fn subscribe(&self) -> broadcast::Receiver<Published> {
-        self.events.subscribe()
-    }
-
-    fn publish(&self, event: Event) {
-        let (permission, team) = match &event {
-            Event::Segment { meeting_id, .. }
-            | Event::Caption { meeting_id, .. }
-            | Event::MeetingEvent { meeting_id, .. } => (
-                Permission::MeetingsRead,
-                self.store
-                    .meeting(meeting_id)
-                    .ok()
-                    .flatten()
-                    .and_then(|m| m.team_id),
-            ),
-            Event::Meeting { meeting } => (Permission::MeetingsRead, meeting.team_id.clone()),
-            Event::Agent { agent } => (Permission::AgentsRead, agent.team_id.clone()),
-        };
-        // No subscribers is normal.
-        let _ = self.events.send(Published {
-            permission,
-            team,
-            event,
-        });
-    }
-
-    /// Whether a live event may be shown to `actor` (the same rule as reading it).
-    pub fn visible_to(&self, actor: &Actor, p: &Published) -> bool {
-        actor.can(p.permission, p.team.as_deref())
-    }
-
-    /// Counts an API request against the limits of its source address and of its
-    /// verified principal (`token:<id>` or `user:<name>`); 429 beyond either.
-    pub fn admit(&self, principal: Option<&str>, ip: Option<std::net::IpAddr>) -> Result<()> {
-        let now = now_ms();
-        let mut l = lock(&self.api_limits);
-        let by_address = match ip {
-            Some(ip) => l.addresses.take(&ip.to_string(), now),
-            None => Ok(()),
-        };
-        let by_principal = match principal {
-            Some(p) if p.starts_with("token:") => l.tokens.take(p, now),
-            Some(p) => l.sessions.take(p, now),
-            None => Ok(()),
-        };
-        match (by_address, by_principal) {
-            (Ok(()), Ok(())) => Ok(()),
-            (Err(a), Err(b)) => Err(DomainError::RateLimited {
-                retry_after_secs: a.max(b),
-            }),
-            (Err(s), _) | (_, Err(s)) => Err(DomainError::RateLimited {
-                retry_after_secs: s,
-            }),
-        }
-    }
-
-    /// Storage is reachable (used by /readyz).
-    pub fn ready(&self) -> bool {
-        self.store.user_count().is_ok()
     }
 }
 

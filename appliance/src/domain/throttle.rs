@@ -1,11 +1,14 @@
 //! Login throttling, as a pure structure with the clock passed in.
 //!
-//! Failed logins are counted per username and per source address within a window.
-//! Reaching the limit locks that key for the lockout period; while locked, attempts are
-//! refused before any password is checked (HTTP 429 with Retry-After). A source address
-//! gets four times the per-user allowance, so one office behind NAT is not locked out by
-//! one person's typos, while password spraying across usernames still is. A success
-//! clears the user's count. Memory is bounded by pruning expired entries.
+//! Sign-in attempts are counted as failures per username and per source address within
+//! a window *before* the password is checked, so concurrent guesses cannot outrun the
+//! count; a sign-in that succeeds takes its count back. Reaching the limit locks that
+//! key for the lockout period; while locked, attempts are refused before any password
+//! is checked (HTTP 429 with Retry-After). A source address gets four times the
+//! per-user allowance, so one office behind NAT is not locked out by one person's
+//! typos, while password spraying across usernames still is. Usernames are counted
+//! case-insensitively (a directory treats `ALICE` and `alice` as one person). An
+//! administrator can lift a user's lock. Memory is bounded by pruning expired entries.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -46,7 +49,7 @@ impl LoginThrottle {
     }
 
     fn keys(user: &str, addr: Option<IpAddr>) -> impl Iterator<Item = Key> {
-        std::iter::once(Key::User(user.to_owned())).chain(addr.map(Key::Addr))
+        std::iter::once(Key::User(user.to_lowercase())).chain(addr.map(Key::Addr))
     }
 
     /// `Err(seconds)` while the username or the address is locked.
@@ -93,8 +96,29 @@ impl LoginThrottle {
         }
     }
 
-    pub fn success(&mut self, user: &str) {
-        self.entries.remove(&Key::User(user.to_owned()));
+    /// A sign-in that was counted as a failure succeeded: the user's count is
+    /// cleared and the address's count given back.
+    pub fn success(&mut self, user: &str, addr: Option<IpAddr>) {
+        self.entries.remove(&Key::User(user.to_lowercase()));
+        if let Some(e) = addr.and_then(|a| self.entries.get_mut(&Key::Addr(a))) {
+            e.failures = e.failures.saturating_sub(1);
+        }
+    }
+
+    /// An attempt that was counted but never checked (the appliance was busy).
+    pub fn not_attempted(&mut self, user: &str, addr: Option<IpAddr>) {
+        for key in Self::keys(user, addr) {
+            if let Some(e) = self.entries.get_mut(&key) {
+                e.failures = e.failures.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Lifts a user's lock (an administrator's `roomscribe user unlock`).
+    pub fn unlock(&mut self, user: &str) -> bool {
+        self.entries
+            .remove(&Key::User(user.to_lowercase()))
+            .is_some()
     }
 }
 
@@ -138,13 +162,28 @@ mod tests {
         t.failure("ann", None, 70_000);
         assert_eq!(t.check("ann", None, 70_000), Ok(()), "the window restarted");
         t.failure("ann", None, 70_001);
-        t.success("ann");
+        t.success("ann", None);
         t.failure("ann", None, 70_002);
         assert_eq!(
             t.check("ann", None, 70_002),
             Ok(()),
             "success cleared the count"
         );
+    }
+
+    #[test]
+    fn names_count_case_insensitively_and_unlock_lifts_the_lock() {
+        let mut t = LoginThrottle::new(LIMITS);
+        t.failure("ALICE", ip(1), 0);
+        t.failure("Alice", ip(2), 1);
+        t.failure("alice", ip(3), 2);
+        assert_eq!(
+            t.check("aLiCe", ip(4), 3),
+            Err(30),
+            "one person, one budget"
+        );
+        assert!(t.unlock("ALICE"));
+        assert_eq!(t.check("alice", ip(4), 3), Ok(()));
     }
 
     #[test]

@@ -220,7 +220,7 @@ pub struct MeView {
     pub must_enroll_totp: bool,
     pub totp_enabled: bool,
     /// How this session signed in: `password`, `ldap`, `oidc`, `token`.
-    pub via: &'static str,
+    pub via: super::access::Via,
     /// The session's CSRF token (console sessions only), for `X-CSRF-Token`.
     pub csrf_token: Option<String>,
 }
@@ -276,6 +276,8 @@ pub struct UserView {
     pub disabled: bool,
     pub must_change_password: bool,
     pub created_at_ms: i64,
+    /// Where the account signs in: `null` here (a local password), `ldap`, `oidc`.
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -320,4 +322,10 @@ impl From<super::access::RoleDef> for RoleView {
 pub struct PermissionView {
     pub name: &'static str,
     pub description: &'static str,
+    /// Whether anything checks it yet; one that is not can be granted now and takes
+    /// effect when its feature lands.
+    pub enforced: bool,
+    /// For one not enforced yet: the feature it waits for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub takes_effect_with: Option<&'static str>,
 }

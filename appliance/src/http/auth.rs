@@ -13,10 +13,29 @@ use axum::http::{header, Method};
 use std::net::SocketAddr;
 use zeroize::Zeroizing;
 
-/// The caller, with the session token (empty for API tokens).
+/// How the caller authenticated.
+#[derive(Clone)]
+pub enum Credential {
+    /// A console session: its token (from the cookie).
+    Session(Zeroizing<String>),
+    /// `Authorization: Bearer` with an API token.
+    Bearer(Zeroizing<String>),
+}
+
+/// The caller, with the credential it presented.
 pub struct Authed {
     pub actor: Actor,
-    pub token: Zeroizing<String>,
+    pub credential: Credential,
+}
+
+impl Authed {
+    /// The console session's token (empty for API tokens).
+    pub fn session_token(&self) -> &str {
+        match &self.credential {
+            Credential::Session(t) => t.as_str(),
+            Credential::Bearer(_) => "",
+        }
+    }
 }
 
 pub const CSRF_HEADER: &str = "x-csrf-token";
@@ -80,22 +99,45 @@ impl FromRequestParts<AppState> for Authed {
         app: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let client = client_info(parts);
-        let (actor, token) = if let Some(t) = bearer(parts) {
-            (app.token_actor(&t, &client)?, Zeroizing::new(String::new()))
-        } else {
-            let token = session_token(parts).ok_or(DomainError::Unauthenticated)?;
-            let actor = app.session(&token, &client)?;
+        let credential = match bearer(parts) {
+            Some(t) => Credential::Bearer(t),
+            None => Credential::Session(session_token(parts).ok_or(DomainError::Unauthenticated)?),
+        };
+        if let Credential::Session(token) = &credential {
             if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
                 let presented = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-                app.check_csrf(&token, presented)?;
+                app.sign_in.check_csrf(token, presented)?;
             }
-            (actor, token)
-        };
+        }
+        let actor = resolve(app, &credential, &client, true).await?;
         if let Some(slot) = parts.extensions.get::<ActorSlot>() {
             slot.set(&actor);
         }
-        Ok(Self { actor, token })
+        Ok(Self { actor, credential })
     }
+}
+
+/// The actor a credential acts as now (storage work, off the async workers);
+/// `touch` counts a session's use as activity.
+pub async fn resolve(
+    app: &AppState,
+    credential: &Credential,
+    client: &ClientInfo,
+    touch: bool,
+) -> Result<Actor, ApiError> {
+    let (sign_in, tokens, credential, client) = (
+        app.sign_in.clone(),
+        app.tokens.clone(),
+        credential.clone(),
+        client.clone(),
+    );
+    let actor = tokio::task::spawn_blocking(move || match &credential {
+        Credential::Bearer(t) => tokens.actor_for(t, &client),
+        Credential::Session(t) => sign_in.session_actor(t, &client, touch),
+    })
+    .await
+    .map_err(|e| DomainError::Internal(e.to_string()))??;
+    Ok(actor)
 }
 
 /// Binds an OpenID Connect sign-in to the browser that started it. `Lax`: it must

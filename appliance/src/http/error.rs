@@ -48,6 +48,11 @@ impl From<DomainError> for ApiError {
             }
             DomainError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             DomainError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            DomainError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            DomainError::ReauthenticationRequired => {
+                (StatusCode::FORBIDDEN, "reauthentication_required")
+            }
+            DomainError::SignInFailed => (StatusCode::BAD_GATEWAY, "sign_in_failed"),
             DomainError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             DomainError::NotFound(_) | DomainError::OutOfScope(_) => {
                 (StatusCode::NOT_FOUND, "not_found")
@@ -71,7 +76,8 @@ impl From<DomainError> for ApiError {
         };
         let retry_after_secs = match e {
             DomainError::TooManyAttempts { retry_after_secs }
-            | DomainError::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            | DomainError::RateLimited { retry_after_secs }
+            | DomainError::Busy { retry_after_secs } => Some(retry_after_secs),
             _ => None,
         };
         let denied = match e {

@@ -1,18 +1,20 @@
 //! Route handlers: extract, call the domain, map. Nothing else belongs here.
 
 use super::auth::{
-    clear_cookie, clear_oidc_cookie, oidc_cookie, oidc_cookie_value, session_token, set_cookie,
-    Authed, Client,
+    clear_cookie, clear_oidc_cookie, oidc_cookie, oidc_cookie_value, resolve, session_token,
+    set_cookie, Authed, Client,
 };
 use super::error::ApiError;
 use super::AppState;
-use crate::domain::sso::SignInMethods;
 use crate::domain::views::{
     AgentView, CommandResultView, EnrollTokenView, MeView, MeetingView, NewTokenView,
     PermissionView, RoleView, RoomView, ScheduleView, TeamView, TokenView, TotpSetupView,
     TranscriptView, UserView,
 };
-use crate::domain::{DomainError, ExportFormat};
+use crate::domain::{
+    ApiTokens, AuditLog, Commands, Credentials, Directory, DomainError, EventBus, ExportFormat,
+    Fleet, Meetings, Monitoring, NewToken, SignIn, SignInMethods,
+};
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -21,10 +23,33 @@ use axum::response::{AppendHeaders, IntoResponse};
 use axum::Json;
 use serde::Deserialize;
 use std::convert::Infallible;
-use tokio_stream::wrappers::BroadcastStream;
-use tokio_stream::{Stream, StreamExt};
+use std::sync::Arc;
+use tokio_stream::Stream;
 
 type ApiResult<T> = Result<Json<T>, ApiError>;
+
+/// Runs domain work (storage, argon2) off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, DomainError> + Send + 'static,
+) -> Result<T, ApiError> {
+    Ok(tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DomainError::Internal(e.to_string()))??)
+}
+
+/// [`blocking`], answered as JSON.
+async fn json<T: serde::Serialize + Send + 'static>(
+    f: impl FnOnce() -> Result<T, DomainError> + Send + 'static,
+) -> ApiResult<T> {
+    blocking(f).await.map(Json)
+}
+
+/// [`blocking`], answered `204 No Content`.
+async fn done(
+    f: impl FnOnce() -> Result<(), DomainError> + Send + 'static,
+) -> Result<StatusCode, ApiError> {
+    blocking(f).await.map(|()| StatusCode::NO_CONTENT)
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,11 +61,12 @@ pub struct LoginBody {
 }
 
 pub async fn login(
-    State(app): State<AppState>,
+    State(sign_in): State<Arc<SignIn>>,
+    State(directory): State<Arc<Directory>>,
     Client(client): Client,
     Json(body): Json<LoginBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let outcome = app
+    let outcome = sign_in
         .sign_in(
             &body.username,
             &body.password,
@@ -48,8 +74,9 @@ pub async fn login(
             &client,
         )
         .await?;
-    let mut me = app.me_view(&outcome.actor);
-    me.csrf_token = Some(outcome.csrf_token.clone());
+    let (actor, csrf) = (outcome.actor.clone(), outcome.csrf_token.clone());
+    let mut me = blocking(move || directory.me_view(&actor)).await?;
+    me.csrf_token = Some(csrf);
     Ok((
         AppendHeaders([(header::SET_COOKIE, set_cookie(&outcome.token))]),
         Json(me),
@@ -57,23 +84,16 @@ pub async fn login(
 }
 
 /// How one may sign in here (password, directory, single sign-on button).
-pub async fn sign_in_methods(State(app): State<AppState>) -> Json<SignInMethods> {
-    Json(app.sign_in_methods())
+pub async fn sign_in_methods(State(sign_in): State<Arc<SignIn>>) -> Json<SignInMethods> {
+    Json(sign_in.methods())
 }
 
 /// Starts a single sign-on: to the provider, with a cookie binding this browser.
 pub async fn oidc_start(
-    State(app): State<AppState>,
-    parts: Parts,
+    State(sign_in): State<Arc<SignIn>>,
+    Client(client): Client,
 ) -> Result<impl IntoResponse, ApiError> {
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let start = app
-        .oidc_start(&format!("https://{host}/api/v1/auth/oidc/callback"))
-        .await?;
+    let start = sign_in.oidc_start(&client).await?;
     Ok((
         StatusCode::SEE_OTHER,
         AppendHeaders([
@@ -93,13 +113,13 @@ pub struct OidcCallback {
 /// The provider sends the browser back here: signed in and on to the console, or
 /// back to the sign-in page with the reason.
 pub async fn oidc_callback(
-    State(app): State<AppState>,
+    State(sign_in): State<Arc<SignIn>>,
     Client(client): Client,
     Query(q): Query<OidcCallback>,
     parts: Parts,
 ) -> impl IntoResponse {
     let browser = oidc_cookie_value(&parts);
-    let outcome = app
+    let outcome = sign_in
         .oidc_callback(
             q.state.as_deref().unwrap_or_default(),
             q.code.as_deref(),
@@ -128,18 +148,10 @@ pub async fn oidc_callback(
     (StatusCode::SEE_OTHER, AppendHeaders(headers))
 }
 
-/// Runs CPU-heavy domain work (argon2) off the async workers.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, DomainError> + Send + 'static,
-) -> Result<T, ApiError> {
-    Ok(tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| DomainError::Internal(e.to_string()))??)
-}
-
-pub async fn logout(State(app): State<AppState>, parts: Parts) -> impl IntoResponse {
+pub async fn logout(State(sign_in): State<Arc<SignIn>>, parts: Parts) -> impl IntoResponse {
     if let Some(token) = session_token(&parts) {
-        app.logout(&token, &super::auth::client_info(&parts));
+        let client = super::auth::client_info(&parts);
+        let _ = tokio::task::spawn_blocking(move || sign_in.logout(&token, &client)).await;
     }
     (
         StatusCode::NO_CONTENT,
@@ -147,18 +159,34 @@ pub async fn logout(State(app): State<AppState>, parts: Parts) -> impl IntoRespo
     )
 }
 
-pub async fn me(State(app): State<AppState>, a: Authed) -> Json<MeView> {
-    let mut me = app.me_view(&a.actor);
-    me.csrf_token = app.csrf_token(&a.token);
-    Json(me)
+pub async fn me(
+    State(directory): State<Arc<Directory>>,
+    State(sign_in): State<Arc<SignIn>>,
+    a: Authed,
+) -> ApiResult<MeView> {
+    let csrf = sign_in.csrf_token(a.session_token());
+    let mut me = blocking(move || directory.me_view(&a.actor)).await?;
+    me.csrf_token = csrf;
+    Ok(Json(me))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ReauthBody {
+    /// The current password (local accounts), to confirm it is the account's owner.
+    #[serde(default)]
+    password: Option<String>,
 }
 
 /// Starts setting up a TOTP second factor: the secret for the authenticator app.
 pub async fn begin_totp(
-    State(app): State<AppState>,
+    State(credentials): State<Arc<Credentials>>,
     a: Authed,
+    body: Option<Json<ReauthBody>>,
 ) -> Result<(StatusCode, Json<TotpSetupView>), ApiError> {
-    Ok((StatusCode::CREATED, Json(app.begin_totp(&a.actor)?)))
+    let b = body.map(|Json(b)| b).unwrap_or_default();
+    let view = blocking(move || credentials.begin_totp(&a.actor, b.password.as_deref())).await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 #[derive(Deserialize)]
@@ -168,34 +196,31 @@ pub struct CodeBody {
 }
 
 pub async fn confirm_totp(
-    State(app): State<AppState>,
+    State(credentials): State<Arc<Credentials>>,
     a: Authed,
     Json(b): Json<CodeBody>,
 ) -> Result<StatusCode, ApiError> {
-    app.confirm_totp(&a.actor, &b.code)?;
-    Ok(StatusCode::NO_CONTENT)
+    done(move || credentials.confirm_totp(&a.actor, &b.code)).await
 }
 
 pub async fn remove_totp(
-    State(app): State<AppState>,
+    State(credentials): State<Arc<Credentials>>,
     a: Authed,
     Json(b): Json<CodeBody>,
 ) -> Result<StatusCode, ApiError> {
-    app.remove_totp(&a.actor, &b.code)?;
-    Ok(StatusCode::NO_CONTENT)
+    done(move || credentials.remove_totp(&a.actor, &b.code)).await
 }
 
 pub async fn reset_totp(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Path(username): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.reset_totp(&a.actor, &username)?;
-    Ok(StatusCode::NO_CONTENT)
+    done(move || directory.reset_totp(&a.actor, &username)).await
 }
 
-pub async fn tokens(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<TokenView>> {
-    Ok(Json(app.tokens(&a.actor)?))
+pub async fn tokens(State(tokens): State<Arc<ApiTokens>>, a: Authed) -> ApiResult<Vec<TokenView>> {
+    json(move || tokens.list(&a.actor)).await
 }
 
 #[derive(Deserialize)]
@@ -204,26 +229,38 @@ pub struct NewTokenBody {
     name: String,
     permissions: Vec<String>,
     expires_at_ms: Option<i64>,
+    /// The current password (local accounts), to confirm it is the account's owner.
+    #[serde(default)]
+    password: Option<String>,
 }
 
 /// Creates an API token; its text is in this answer only.
 pub async fn create_token(
-    State(app): State<AppState>,
+    State(tokens): State<Arc<ApiTokens>>,
     a: Authed,
     Json(b): Json<NewTokenBody>,
 ) -> Result<(StatusCode, Json<NewTokenView>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(app.create_token(&a.actor, &b.name, &b.permissions, b.expires_at_ms)?),
-    ))
+    let view = blocking(move || {
+        tokens.create(
+            &a.actor,
+            &NewToken {
+                name: &b.name,
+                permissions: &b.permissions,
+                expires_at_ms: b.expires_at_ms,
+                password: b.password.as_deref(),
+            },
+        )
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 pub async fn revoke_token(
-    State(app): State<AppState>,
+    State(tokens): State<Arc<ApiTokens>>,
     a: Authed,
     Path(id): Path<String>,
 ) -> ApiResult<TokenView> {
-    Ok(Json(app.revoke_token(&a.actor, &id)?))
+    json(move || tokens.revoke(&a.actor, &id)).await
 }
 
 #[derive(Deserialize)]
@@ -234,29 +271,29 @@ pub struct PasswordBody {
 }
 
 pub async fn change_password(
-    State(app): State<AppState>,
+    State(credentials): State<Arc<Credentials>>,
     a: Authed,
     Json(b): Json<PasswordBody>,
 ) -> Result<StatusCode, ApiError> {
-    blocking(move || app.change_password(&a.actor, &b.current_password, &b.new_password, &a.token))
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    let keep = a.session_token().to_owned();
+    done(move || credentials.change_password(&a.actor, &b.current_password, &b.new_password, &keep))
+        .await
 }
 
-pub async fn rooms(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<RoomView>> {
-    Ok(Json(app.rooms(&a.actor)?))
+pub async fn rooms(State(fleet): State<Arc<Fleet>>, a: Authed) -> ApiResult<Vec<RoomView>> {
+    json(move || fleet.rooms(&a.actor)).await
 }
 
-pub async fn agents(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<AgentView>> {
-    Ok(Json(app.agents(&a.actor)?))
+pub async fn agents(State(fleet): State<Arc<Fleet>>, a: Authed) -> ApiResult<Vec<AgentView>> {
+    json(move || fleet.agents(&a.actor)).await
 }
 
 pub async fn revoke_agent(
-    State(app): State<AppState>,
+    State(fleet): State<Arc<Fleet>>,
     a: Authed,
     Path(id): Path<String>,
 ) -> ApiResult<AgentView> {
-    Ok(Json(app.revoke_agent(&a.actor, &id)?))
+    json(move || fleet.revoke_agent(&a.actor, &id)).await
 }
 
 #[derive(Deserialize)]
@@ -268,23 +305,24 @@ pub struct CommandBody {
 
 /// Sends a signed meeting command to an online agent; answers with the agent's reply.
 pub async fn agent_command(
-    State(app): State<AppState>,
+    State(commands): State<Arc<Commands>>,
     a: Authed,
     Path(id): Path<String>,
     Json(body): Json<CommandBody>,
 ) -> ApiResult<CommandResultView> {
     Ok(Json(
-        app.meeting_command(&a.actor, &id, &body.action, body.title)
+        commands
+            .meeting_command(&a.actor, &id, &body.action, body.title)
             .await?,
     ))
 }
 
 pub async fn schedule(
-    State(app): State<AppState>,
+    State(commands): State<Arc<Commands>>,
     a: Authed,
     Path(room): Path<String>,
 ) -> ApiResult<ScheduleView> {
-    Ok(Json(app.schedule(&a.actor, &room)?))
+    json(move || commands.schedule(&a.actor, &room)).await
 }
 
 #[derive(Deserialize)]
@@ -296,26 +334,23 @@ pub struct ScheduleEntryBody {
 }
 
 pub async fn add_schedule_entry(
-    State(app): State<AppState>,
+    State(commands): State<Arc<Commands>>,
     a: Authed,
     Path(room): Path<String>,
-    Json(body): Json<ScheduleEntryBody>,
+    Json(b): Json<ScheduleEntryBody>,
 ) -> ApiResult<ScheduleView> {
-    Ok(Json(app.add_schedule_entry(
-        &a.actor,
-        &room,
-        &body.title,
-        body.starts_at_ms,
-        body.ends_at_ms,
-    )?))
+    json(move || {
+        commands.add_schedule_entry(&a.actor, &room, &b.title, b.starts_at_ms, b.ends_at_ms)
+    })
+    .await
 }
 
 pub async fn delete_schedule_entry(
-    State(app): State<AppState>,
+    State(commands): State<Arc<Commands>>,
     a: Authed,
     Path((room, entry)): Path<(String, String)>,
 ) -> ApiResult<ScheduleView> {
-    Ok(Json(app.delete_schedule_entry(&a.actor, &room, &entry)?))
+    json(move || commands.delete_schedule_entry(&a.actor, &room, &entry)).await
 }
 
 #[derive(Deserialize)]
@@ -327,26 +362,30 @@ pub struct EnrollTokenBody {
 }
 
 pub async fn create_enroll_token(
-    State(app): State<AppState>,
+    State(fleet): State<Arc<Fleet>>,
     a: Authed,
     Json(b): Json<EnrollTokenBody>,
 ) -> Result<(StatusCode, Json<EnrollTokenView>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(app.create_enroll_token(&a.actor, &b.room, b.team.as_deref(), b.ttl_minutes)?),
-    ))
+    let view = blocking(move || {
+        fleet.create_enroll_token(&a.actor, &b.room, b.team.as_deref(), b.ttl_minutes)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
-pub async fn meetings(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<MeetingView>> {
-    Ok(Json(app.meetings(&a.actor)?))
+pub async fn meetings(
+    State(meetings): State<Arc<Meetings>>,
+    a: Authed,
+) -> ApiResult<Vec<MeetingView>> {
+    json(move || meetings.list(&a.actor)).await
 }
 
 pub async fn transcript(
-    State(app): State<AppState>,
+    State(meetings): State<Arc<Meetings>>,
     a: Authed,
     Path(id): Path<String>,
 ) -> ApiResult<TranscriptView> {
-    Ok(Json(app.transcript(&a.actor, &id)?))
+    json(move || meetings.transcript(&a.actor, &id)).await
 }
 
 #[derive(Deserialize)]
@@ -357,35 +396,57 @@ pub struct SpeakerNameBody {
 }
 
 pub async fn name_speaker(
-    State(app): State<AppState>,
+    State(meetings): State<Arc<Meetings>>,
     a: Authed,
     Path(id): Path<String>,
-    Json(body): Json<SpeakerNameBody>,
+    Json(b): Json<SpeakerNameBody>,
 ) -> ApiResult<MeetingView> {
-    Ok(Json(app.name_speaker(
-        &a.actor,
-        &id,
-        &body.speaker,
-        &body.name,
-    )?))
+    json(move || meetings.name_speaker(&a.actor, &id, &b.speaker, &b.name)).await
 }
 
 /// Server-sent events: `segment`, `caption`, `meeting`, `meeting_event` and `agent`,
-/// each with a JSON body.
+/// each with a JSON body. Each event is shown only to a caller who may read it now:
+/// when anyone's permissions or teams change, the caller is resolved again (and the
+/// stream ends if they are signed out, disabled or deleted).
 pub async fn events(
     State(app): State<AppState>,
     a: Authed,
+    Client(client): Client,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     a.actor.require_active()?;
-    let (actor, token) = (a.actor, a.token);
-    let stream = BroadcastStream::new(app.subscribe())
-        // A signed-out or expired session ends the stream at the next event.
-        .take_while({
-            let app = app.clone();
-            move |_| app.session_open(&token)
-        })
-        .filter_map(move |p| {
-            let p = p.ok().filter(|p| app.visible_to(&actor, p))?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<SseEvent, Infallible>>(64);
+    let bus: Arc<EventBus> = app.events.clone();
+    let mut events = bus.subscribe();
+    let (mut actor, credential) = (a.actor, a.credential);
+    let mut version = bus.access_version();
+    tokio::spawn(async move {
+        loop {
+            let p = tokio::select! {
+                r = events.recv() => r,
+                _ = tx.closed() => return,
+            };
+            let p = match p {
+                Ok(p) => p,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            };
+            let now = bus.access_version();
+            // A signed-out or expired session ends the stream at the next event.
+            let session_gone = matches!(&credential, super::auth::Credential::Session(t)
+                if app.sign_in.session_user(t).is_none());
+            if session_gone {
+                return;
+            }
+            if now != version {
+                match resolve(&app, &credential, &client, false).await {
+                    Ok(a) if a.require_active().is_ok() => actor = a,
+                    _ => return,
+                }
+                version = now;
+            }
+            if !p.visible_to(&actor) {
+                continue;
+            }
             let e = p.event;
             let name = match &e {
                 crate::domain::views::Event::Segment { .. } => "segment",
@@ -394,8 +455,15 @@ pub async fn events(
                 crate::domain::views::Event::Caption { .. } => "caption",
                 crate::domain::views::Event::MeetingEvent { .. } => "meeting_event",
             };
-            SseEvent::default().event(name).json_data(&e).ok().map(Ok)
-        });
+            let Ok(sse) = SseEvent::default().event(name).json_data(&e) else {
+                continue;
+            };
+            if tx.send(Ok(sse)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -403,23 +471,24 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-pub async fn readyz(State(app): State<AppState>) -> (StatusCode, &'static str) {
-    if app.ready() {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "storage unavailable")
+/// `ready`, or 503 with the reason (storage failed and could not be opened again).
+pub async fn readyz(State(monitoring): State<Arc<Monitoring>>) -> (StatusCode, String) {
+    match tokio::task::spawn_blocking(move || monitoring.ready()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready".into()),
+        Ok(Err(why)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
     }
 }
 
 /// Prometheus text exposition, for a scraper (see `Access::Scraper`).
 pub async fn metrics(
-    State(app): State<AppState>,
+    State(monitoring): State<Arc<Monitoring>>,
     Client(client): Client,
     parts: Parts,
 ) -> Result<impl IntoResponse, ApiError> {
     let bearer = super::auth::bearer(&parts);
-    app.may_scrape(client.ip, bearer.as_deref().map(|s| s.as_str()))?;
-    let body = tokio::task::spawn_blocking(move || app.render_metrics())
+    monitoring.may_scrape(client.ip, bearer.as_deref().map(|s| s.as_str()))?;
+    let body = tokio::task::spawn_blocking(move || monitoring.render_metrics())
         .await
         .map_err(|e| DomainError::Internal(e.to_string()))?;
     Ok((
@@ -442,20 +511,16 @@ pub struct TeamIdBody {
 }
 
 pub async fn set_room_team(
-    State(app): State<AppState>,
+    State(fleet): State<Arc<Fleet>>,
     a: Authed,
     Path(id): Path<String>,
     Json(b): Json<TeamIdBody>,
 ) -> ApiResult<RoomView> {
-    Ok(Json(app.set_room_team(
-        &a.actor,
-        &id,
-        b.team_id.as_deref(),
-    )?))
+    json(move || fleet.set_room_team(&a.actor, &id, b.team_id.as_deref())).await
 }
 
 pub async fn set_meeting_team(
-    State(app): State<AppState>,
+    State(meetings): State<Arc<Meetings>>,
     a: Authed,
     Path(id): Path<String>,
     Json(b): Json<TeamIdBody>,
@@ -463,7 +528,7 @@ pub async fn set_meeting_team(
     let team = b
         .team_id
         .ok_or_else(|| DomainError::invalid("team_id", "a meeting always belongs to a team"))?;
-    Ok(Json(app.set_meeting_team(&a.actor, &id, &team)?))
+    json(move || meetings.set_team(&a.actor, &id, &team)).await
 }
 
 #[derive(Deserialize)]
@@ -474,13 +539,13 @@ pub struct ExportQuery {
 
 /// A transcript as a download (`?format=json|txt`, default json).
 pub async fn export_meeting(
-    State(app): State<AppState>,
+    State(meetings): State<Arc<Meetings>>,
     a: Authed,
     Path(id): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
     let format = ExportFormat::parse(q.format.as_deref().unwrap_or("json"))?;
-    let e = app.export_meeting(&a.actor, &id, format)?;
+    let e = blocking(move || meetings.export(&a.actor, &id, format)).await?;
     Ok((
         [
             (header::CONTENT_TYPE, e.content_type.to_owned()),
@@ -493,8 +558,8 @@ pub async fn export_meeting(
     ))
 }
 
-pub async fn users(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<UserView>> {
-    Ok(Json(app.users(&a.actor)?))
+pub async fn users(State(directory): State<Arc<Directory>>, a: Authed) -> ApiResult<Vec<UserView>> {
+    json(move || directory.users(&a.actor)).await
 }
 
 #[derive(Deserialize)]
@@ -509,24 +574,23 @@ pub struct NewUserBody {
 }
 
 pub async fn add_user(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Json(b): Json<NewUserBody>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let view = blocking(move || {
-        app.create_user(&a.actor, &b.username, &b.role, &b.password, &b.teams, true)
+        directory.create_user(&a.actor, &b.username, &b.role, &b.password, &b.teams, true)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
 pub async fn delete_user(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Path(username): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.delete_user(&a.actor, &username)?;
-    Ok(StatusCode::NO_CONTENT)
+    done(move || directory.delete_user(&a.actor, &username)).await
 }
 
 #[derive(Deserialize)]
@@ -536,14 +600,12 @@ pub struct DisabledBody {
 }
 
 pub async fn set_user_disabled(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Path(username): Path<String>,
     Json(b): Json<DisabledBody>,
 ) -> ApiResult<UserView> {
-    Ok(Json(
-        app.set_user_disabled(&a.actor, &username, b.disabled)?,
-    ))
+    json(move || directory.set_user_disabled(&a.actor, &username, b.disabled)).await
 }
 
 #[derive(Deserialize)]
@@ -553,13 +615,12 @@ pub struct ResetPasswordBody {
 }
 
 pub async fn reset_password(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Path(username): Path<String>,
     Json(b): Json<ResetPasswordBody>,
 ) -> Result<StatusCode, ApiError> {
-    blocking(move || app.reset_password(&a.actor, &username, &b.password)).await?;
-    Ok(StatusCode::NO_CONTENT)
+    done(move || directory.reset_password(&a.actor, &username, &b.password)).await
 }
 
 #[derive(Deserialize)]
@@ -570,29 +631,24 @@ pub struct GrantBody {
 }
 
 pub async fn grant_role(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Path(username): Path<String>,
     Json(b): Json<GrantBody>,
 ) -> ApiResult<UserView> {
-    Ok(Json(app.grant_role(
-        &a.actor,
-        &username,
-        &b.role,
-        b.expires_at_ms,
-    )?))
+    json(move || directory.grant_role(&a.actor, &username, &b.role, b.expires_at_ms)).await
 }
 
 pub async fn withdraw_role(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Path((username, role)): Path<(String, String)>,
 ) -> ApiResult<UserView> {
-    Ok(Json(app.withdraw_role(&a.actor, &username, &role)?))
+    json(move || directory.withdraw_role(&a.actor, &username, &role)).await
 }
 
-pub async fn teams(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<TeamView>> {
-    Ok(Json(app.teams(&a.actor)?))
+pub async fn teams(State(directory): State<Arc<Directory>>, a: Authed) -> ApiResult<Vec<TeamView>> {
+    json(move || directory.teams(&a.actor)).await
 }
 
 #[derive(Deserialize)]
@@ -602,43 +658,40 @@ pub struct NewTeamBody {
 }
 
 pub async fn create_team(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Json(b): Json<NewTeamBody>,
 ) -> Result<(StatusCode, Json<TeamView>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(app.create_team(&a.actor, &b.name)?),
-    ))
+    let view = blocking(move || directory.create_team(&a.actor, &b.name)).await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 pub async fn delete_team(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.delete_team(&a.actor, &id)?;
-    Ok(StatusCode::NO_CONTENT)
+    done(move || directory.delete_team(&a.actor, &id)).await
 }
 
 pub async fn add_team_member(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Path((id, username)): Path<(String, String)>,
 ) -> ApiResult<TeamView> {
-    Ok(Json(app.set_team_member(&a.actor, &id, &username, true)?))
+    json(move || directory.set_team_member(&a.actor, &id, &username, true)).await
 }
 
 pub async fn remove_team_member(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Path((id, username)): Path<(String, String)>,
 ) -> ApiResult<TeamView> {
-    Ok(Json(app.set_team_member(&a.actor, &id, &username, false)?))
+    json(move || directory.set_team_member(&a.actor, &id, &username, false)).await
 }
 
-pub async fn roles(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<RoleView>> {
-    Ok(Json(app.roles(&a.actor)?))
+pub async fn roles(State(directory): State<Arc<Directory>>, a: Authed) -> ApiResult<Vec<RoleView>> {
+    json(move || directory.roles(&a.actor)).await
 }
 
 #[derive(Deserialize)]
@@ -652,27 +705,30 @@ pub struct NewRoleBody {
 }
 
 pub async fn create_role(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Json(b): Json<NewRoleBody>,
 ) -> Result<(StatusCode, Json<RoleView>), ApiError> {
-    Ok((
-        StatusCode::CREATED,
-        Json(app.create_role(&a.actor, &b.name, &b.description, &b.scope, &b.permissions)?),
-    ))
+    let view = blocking(move || {
+        directory.create_role(&a.actor, &b.name, &b.description, &b.scope, &b.permissions)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 pub async fn delete_role(
-    State(app): State<AppState>,
+    State(directory): State<Arc<Directory>>,
     a: Authed,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    app.delete_role(&a.actor, &name)?;
-    Ok(StatusCode::NO_CONTENT)
+    done(move || directory.delete_role(&a.actor, &name)).await
 }
 
-pub async fn permissions(State(app): State<AppState>, a: Authed) -> ApiResult<Vec<PermissionView>> {
-    Ok(Json(app.permission_catalogue(&a.actor)?))
+pub async fn permissions(
+    State(directory): State<Arc<Directory>>,
+    a: Authed,
+) -> ApiResult<Vec<PermissionView>> {
+    json(move || directory.permission_catalogue(&a.actor)).await
 }
 
 #[derive(Deserialize)]
@@ -690,7 +746,7 @@ pub struct AuditParams {
 
 /// Audit entries, newest first, filtered.
 pub async fn audit_entries(
-    State(app): State<AppState>,
+    State(audit): State<Arc<AuditLog>>,
     a: Authed,
     Query(p): Query<AuditParams>,
 ) -> ApiResult<Vec<crate::auditlog::Entry>> {
@@ -704,17 +760,15 @@ pub async fn audit_entries(
         before_seq: p.before_seq,
         limit: p.limit,
     };
-    Ok(Json(
-        blocking(move || app.audit_entries(&a.actor, &q)).await?,
-    ))
+    json(move || audit.entries(&a.actor, &q)).await
 }
 
 /// The whole log as a verifiable export (JSON lines with signed checkpoints).
 pub async fn export_audit(
-    State(app): State<AppState>,
+    State(audit): State<Arc<AuditLog>>,
     a: Authed,
 ) -> Result<impl IntoResponse, ApiError> {
-    let body = blocking(move || app.export_audit(&a.actor)).await?;
+    let body = blocking(move || audit.export(&a.actor)).await?;
     Ok((
         [
             (header::CONTENT_TYPE, "application/x-ndjson"),
@@ -728,8 +782,12 @@ pub async fn export_audit(
 }
 
 /// Verifies the stored log: `{"ok":true,"report":…}` or `{"ok":false,"broken":…}`.
-pub async fn verify_audit(State(app): State<AppState>, a: Authed) -> ApiResult<serde_json::Value> {
-    let outcome = blocking(move || app.verify_audit(&a.actor)).await?;
+pub async fn verify_audit(
+    State(audit): State<Arc<AuditLog>>,
+    a: Authed,
+) -> ApiResult<serde_json::Value> {
+    // Against the configured witness directory too, when there is one.
+    let outcome = blocking(move || audit.verify(&a.actor, None)).await?;
     Ok(Json(match outcome {
         Ok(report) => {
             serde_json::json!({"ok": true, "report": report, "summary": report.to_string()})
@@ -739,10 +797,10 @@ pub async fn verify_audit(State(app): State<AppState>, a: Authed) -> ApiResult<s
 }
 
 pub async fn audit_public_key(
-    State(app): State<AppState>,
+    State(audit): State<Arc<AuditLog>>,
     a: Authed,
 ) -> ApiResult<serde_json::Value> {
     Ok(Json(
-        serde_json::json!({"public_key": app.audit_public_key(&a.actor)?}),
+        serde_json::json!({"public_key": audit.public_key(&a.actor)?}),
     ))
 }

@@ -15,8 +15,11 @@ mod error;
 mod handlers;
 pub mod redirect;
 
-use crate::domain::{Appliance, Permission};
-use axum::extract::DefaultBodyLimit;
+use crate::domain::{
+    ApiTokens, Appliance, AuditLog, Commands, Credentials, Directory, EventBus, Fleet, Meetings,
+    Monitoring, Permission, Principal, SignIn,
+};
+use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::middleware::{self, Next};
@@ -25,7 +28,32 @@ use axum::routing::{on, MethodFilter};
 use axum::Router;
 use std::sync::Arc;
 
-pub type AppState = Arc<Appliance>;
+/// The router's state: the composed services. Each handler extracts only the
+/// service it calls (`State<Arc<Meetings>>`, …).
+pub type AppState = Appliance;
+
+macro_rules! services {
+    ($($field:ident: $t:ty,)*) => {$(
+        impl FromRef<Appliance> for Arc<$t> {
+            fn from_ref(app: &Appliance) -> Self {
+                app.$field.clone()
+            }
+        }
+    )*};
+}
+
+services! {
+    audit: AuditLog,
+    directory: Directory,
+    sign_in: SignIn,
+    credentials: Credentials,
+    tokens: ApiTokens,
+    fleet: Fleet,
+    commands: Commands,
+    meetings: Meetings,
+    monitoring: Monitoring,
+    events: EventBus,
+}
 
 /// Largest request body accepted (JSON only; nothing here uploads files).
 pub const MAX_BODY: usize = 64 * 1024;
@@ -285,6 +313,7 @@ pub fn route_table() -> Vec<RouteSpec> {
 
 pub fn router(app: AppState) -> Router {
     let api = api().router.fallback(handlers::api_not_found);
+    let timeout = std::time::Duration::from_secs(app.config.http.request_timeout_secs);
     root()
         .router
         .nest("/api/v1", api)
@@ -293,26 +322,20 @@ pub fn router(app: AppState) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), audit_denials))
         .layer(middleware::from_fn_with_state(app.clone(), rate_limit))
         .layer(middleware::from_fn_with_state(app.clone(), record_metrics))
+        .layer(middleware::from_fn(request_span))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
-            std::time::Duration::from_secs(app.config().http.request_timeout_secs),
+            timeout,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(security_headers))
         .with_state(app)
 }
 
-/// Counts every request by method, route pattern (never the concrete path: ids
-/// would make unbounded labels) and status, with its latency.
-async fn record_metrics(
-    axum::extract::State(app): axum::extract::State<AppState>,
-    req: Request<axum::body::Body>,
-    next: Next,
-) -> Response {
-    let started = std::time::Instant::now();
-    let method = req.method().to_string();
-    let route = req
-        .extensions()
+/// The route pattern of a request (never the concrete path: ids would make unbounded
+/// labels and audit keys).
+fn route_of(req: &Request<axum::body::Body>) -> String {
+    req.extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(
             || {
@@ -323,9 +346,36 @@ async fn record_metrics(
                 }
             },
             |m| m.as_str().to_owned(),
-        );
+        )
+}
+
+/// Every request runs in a span naming its method, route and a request id (also
+/// sent back as `X-Request-Id`), so every log line says whose work it was.
+async fn request_span(req: Request<axum::body::Body>, next: Next) -> Response {
+    use rand_core::RngCore;
+    use tracing::Instrument;
+    let mut raw = [0u8; 8];
+    rand_core::OsRng.fill_bytes(&mut raw);
+    let id = hex::encode(raw);
+    let span = tracing::info_span!("http", method = %req.method(), route = %route_of(&req), request_id = %id);
+    let mut res = next.run(req).instrument(span).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    res
+}
+
+/// Counts every request by method, route pattern and status, with its latency.
+async fn record_metrics(
+    axum::extract::State(monitoring): axum::extract::State<Arc<Monitoring>>,
+    req: Request<axum::body::Body>,
+    next: Next,
+) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().to_string();
+    let route = route_of(&req);
     let res = next.run(req).await;
-    app.metrics().http_request(
+    monitoring.metrics.http_request(
         &method,
         &route,
         res.status().as_u16(),
@@ -334,49 +384,58 @@ async fn record_metrics(
     res
 }
 
-/// API rate limits (`http.rate_limit_*`): per source address always, and per API
-/// token or per signed-in user once the credential verified.
+/// Rate limits (`http.rate_limit_*`): every request against its source address; an
+/// API request also against its API token or signed-in user once that verified.
 async fn rate_limit(
     axum::extract::State(app): axum::extract::State<AppState>,
     req: Request<axum::body::Body>,
     next: Next,
 ) -> Response {
-    if req.uri().path().starts_with("/api/") {
-        let (parts, body) = req.into_parts();
-        let principal = if let Some(t) = auth::bearer(&parts) {
-            app.token_principal(&t).map(|id| format!("token:{id}"))
-        } else {
-            auth::session_token(&parts)
-                .and_then(|t| app.session_user(&t))
-                .map(|u| format!("user:{u}"))
-        };
-        let ip = auth::client_info(&parts).ip;
-        if let Err(e) = app.admit(principal.as_deref(), ip) {
-            return error::ApiError::from(e).into_response();
+    let (parts, body) = req.into_parts();
+    let ip = auth::client_info(&parts).ip;
+    let principal = if parts.uri.path().starts_with("/api/") {
+        match auth::bearer(&parts) {
+            Some(t) => {
+                let tokens = app.tokens.clone();
+                tokio::task::spawn_blocking(move || tokens.principal(&t))
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(Principal::Token)
+            }
+            None => auth::session_token(&parts)
+                .and_then(|t| app.sign_in.session_user(&t))
+                .map(Principal::User),
         }
-        return next.run(Request::from_parts(parts, body)).await;
+    } else {
+        None
+    };
+    if let Err(e) = app.limits.admit(principal.as_ref(), ip) {
+        return error::ApiError::from(e).into_response();
     }
-    next.run(req).await
+    next.run(Request::from_parts(parts, body)).await
 }
 
-/// Records every refused request (403, or 404 for an object outside the caller's
-/// teams) in the audit log, with the caller when one was signed in.
+/// Records refused requests (403, or 404 for an object outside the caller's teams)
+/// in the audit log, with the caller when one was signed in: the first of a source,
+/// caller and route in a minute at once, repeats counted (see `AuditLog::denied`).
 async fn audit_denials(
-    axum::extract::State(app): axum::extract::State<AppState>,
+    axum::extract::State(audit): axum::extract::State<Arc<AuditLog>>,
     mut req: Request<axum::body::Body>,
     next: Next,
 ) -> Response {
     let slot = auth::ActorSlot::default();
     req.extensions_mut().insert(slot.clone());
+    let route = format!("{} {}", req.method(), route_of(&req));
     let (parts, body) = req.into_parts();
     let client = auth::client_info(&parts);
     let request = format!("{} {}", parts.method, parts.uri.path());
     let res = next.run(Request::from_parts(parts, body)).await;
     if let Some(error::Denied(what)) = res.extensions().get::<error::Denied>() {
-        let (app, what) = (app.clone(), what.clone());
+        let what = what.clone();
         let actor = slot.get();
         let _ = tokio::task::spawn_blocking(move || {
-            app.audit_denied(actor.as_ref(), &request, &what, &client)
+            audit.denied(actor.as_ref(), &route, &request, &what, &client)
         })
         .await;
     }

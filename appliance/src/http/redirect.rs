@@ -4,7 +4,6 @@
 
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
 
 /// `https://<host from the request, without its port>:<https_port><path>`.
 pub fn location(headers: &HeaderMap, uri: &Uri, https_port: u16, fallback_host: &str) -> String {
@@ -26,22 +25,25 @@ pub fn location(headers: &HeaderMap, uri: &Uri, https_port: u16, fallback_host: 
     format!("https://{name}:{https_port}{path}")
 }
 
-/// Binds `addr` and serves redirects until the task is dropped.
+/// Serves redirects on `listener` until `stop`.
 pub async fn serve(
-    addr: SocketAddr,
+    listener: tokio::net::TcpListener,
     https_port: u16,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    let fallback = bound.ip().to_string();
+    mut stop: crate::jobs::Stop,
+) {
+    let fallback = listener
+        .local_addr()
+        .map_or_else(|_| "localhost".to_owned(), |a| a.ip().to_string());
     let app = axum::Router::new().fallback(move |headers: HeaderMap, uri: Uri| {
         let to = location(&headers, &uri, https_port, &fallback);
         async move { redirect(to) }
     });
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok((bound, task))
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.requested().await })
+        .await;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "redirect listener failed");
+    }
 }
 
 fn redirect(to: String) -> Response {

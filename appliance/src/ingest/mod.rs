@@ -4,11 +4,16 @@
 //! an `EnrollRequest` (answered, then closed) or a `Hello`, authenticated against
 //! keying material exported from this TLS session, followed by envelopes (each answered
 //! with an `Ack` after the store committed it, or a `Reject`) and heartbeats.
-//! TLS 1.3 only, no 0-RTT. A revoked agent's open connection is closed at once.
+//! TLS 1.3 only, no 0-RTT. Before a peer has authenticated it must open its stream and
+//! send its first frame within [`FIRST_FRAME_WITHIN`], or the connection is closed. A
+//! revoked agent's open connection is closed at once. Every log line of a connection
+//! is in its span (remote address, then agent id).
 
 use crate::domain::views::Event;
-use crate::domain::Published;
-use crate::domain::{Appliance, IngestRejection};
+use crate::domain::{
+    Appliance, Commands, EventBus, Fleet, Ingest, IngestRejection, Published, Verified,
+};
+use crate::jobs::Stop;
 use crate::keys::ApplianceKeys;
 use quinn::{Connection, RecvStream, SendStream};
 use roomscribe_protocol::frame::{self, Ack, Reject, RejectCode};
@@ -16,6 +21,30 @@ use roomscribe_protocol::hello::{Welcome, EXPORTER_LEN};
 use roomscribe_protocol::{context, Frame, FrameDecoder, ALPN};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
+
+/// An unauthenticated peer must open its stream and send its first frame within this.
+pub const FIRST_FRAME_WITHIN: Duration = Duration::from_secs(10);
+
+/// What the ingest connections call.
+#[derive(Clone)]
+pub struct Services {
+    pub ingest: Arc<Ingest>,
+    pub fleet: Arc<Fleet>,
+    pub commands: Arc<Commands>,
+    pub events: Arc<EventBus>,
+}
+
+impl From<&Appliance> for Services {
+    fn from(a: &Appliance) -> Self {
+        Self {
+            ingest: a.ingest.clone(),
+            fleet: a.fleet.clone(),
+            commands: a.commands.clone(),
+            events: a.events.clone(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -54,39 +83,60 @@ pub fn endpoint(
     quinn::Endpoint::server(config, addr).map_err(|source| IngestError::Bind { addr, source })
 }
 
-/// Accepts connections until the endpoint is closed.
-pub async fn serve(endpoint: quinn::Endpoint, app: Arc<Appliance>) {
-    while let Some(incoming) = endpoint.accept().await {
-        let app = app.clone();
-        tokio::spawn(async move {
-            match incoming.await {
-                Ok(conn) => {
-                    let remote = conn.remote_address();
-                    if let Err(e) = handle(conn, app).await {
-                        tracing::debug!(%remote, error = %e, "ingest connection ended");
+/// Accepts connections until the endpoint is closed or `stop`; connections end at
+/// `stop` too.
+pub async fn serve(endpoint: quinn::Endpoint, app: Services, mut stop: Stop) {
+    loop {
+        let incoming = tokio::select! {
+            i = endpoint.accept() => match i { Some(i) => i, None => return },
+            _ = stop.requested() => return,
+        };
+        let (app, stop) = (app.clone(), stop.clone());
+        let span = tracing::info_span!("quic", remote = %incoming.remote_address(), agent = tracing::field::Empty);
+        tokio::spawn(
+            async move {
+                match tokio::time::timeout(FIRST_FRAME_WITHIN, incoming).await {
+                    Ok(Ok(conn)) => {
+                        if let Err(e) = handle(conn, app, stop).await {
+                            tracing::debug!(error = %e, "ingest connection ended");
+                        }
                     }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "ingest handshake failed"),
+                    Err(_) => tracing::debug!("ingest handshake did not finish in time"),
                 }
-                Err(e) => tracing::debug!(error = %e, "ingest handshake failed"),
             }
-        });
+            .instrument(span),
+        );
     }
 }
 
 type ConnResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
-async fn handle(conn: Connection, app: Arc<Appliance>) -> ConnResult {
-    let (mut send, mut recv) = conn.accept_bi().await?;
-    // Until the peer has proven who it is, only a small first frame is accepted.
+async fn handle(conn: Connection, app: Services, stop: Stop) -> ConnResult {
+    // Until the peer has proven who it is, only a small first frame is accepted, and
+    // only soon: a peer that opens nothing, or sends nothing, is closed.
     let mut decoder = FrameDecoder::with_limit(frame::MAX_UNAUTHENTICATED_PAYLOAD);
-    let first = tokio::time::timeout(Duration::from_secs(10), read_frame(&mut recv, &mut decoder))
-        .await??;
+    let opened = tokio::time::timeout(FIRST_FRAME_WITHIN, async {
+        let (send, mut recv) = conn.accept_bi().await?;
+        let first = read_frame(&mut recv, &mut decoder).await?;
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>((send, recv, first))
+    })
+    .await;
+    let (mut send, mut recv, first) = match opened {
+        Ok(r) => r?,
+        Err(_) => {
+            conn.close(quinn::VarInt::from_u32(408), b"no hello in time");
+            return Err("no first frame in time".into());
+        }
+    };
     match first {
         Some(Frame::EnrollRequest(req)) => {
-            let app2 = app.clone();
-            let reply = match tokio::task::spawn_blocking(move || app2.enroll(&req)).await? {
-                Ok(resp) => Frame::EnrollResponse(resp),
-                Err(r) => reject(r, None),
-            };
+            let (fleet, from) = (app.fleet.clone(), conn.remote_address().ip());
+            let reply =
+                match tokio::task::spawn_blocking(move || fleet.enroll(&req, Some(from))).await? {
+                    Ok(resp) => Frame::EnrollResponse(resp),
+                    Err(r) => reject(r, None),
+                };
             send.write_all(&reply.encode()).await?;
             send.finish()?;
             // Let the agent read the reply before the connection goes.
@@ -97,17 +147,27 @@ async fn handle(conn: Connection, app: Arc<Appliance>) -> ConnResult {
             let mut exporter = [0u8; EXPORTER_LEN];
             conn.export_keying_material(&mut exporter, context::HELLO_EXPORTER_LABEL, b"")
                 .map_err(|_| "keying material export failed")?;
-            match app.authenticate_hello(&hello, &exporter) {
+            let (ingest, h) = (app.ingest.clone(), hello.clone());
+            let authenticated =
+                tokio::task::spawn_blocking(move || ingest.authenticate_hello(&h, &exporter))
+                    .await?;
+            match authenticated {
                 Ok((who, last)) => {
+                    tracing::Span::current()
+                        .record("agent", tracing::field::display(who.agent_id()));
                     decoder.set_limit(frame::MAX_FRAME_PAYLOAD);
                     let welcome = Welcome {
                         last_envelope_seq: last,
-                        appliance_time_ms: crate::domain::now_ms(),
+                        appliance_time_ms: app.fleet.now_ms(),
                     };
                     send.write_all(&Frame::Welcome(welcome).encode()).await?;
                     let result =
-                        session(&conn, &app, who, &mut send, &mut recv, &mut decoder).await;
-                    app.agent_disconnected(&who.agent_id());
+                        session(&conn, &app, who, &mut send, &mut recv, &mut decoder, stop).await;
+                    let fleet = app.fleet.clone();
+                    let _ = tokio::task::spawn_blocking(move || {
+                        fleet.agent_disconnected(&who.agent_id())
+                    })
+                    .await;
                     result
                 }
                 Err(r) => {
@@ -134,95 +194,121 @@ async fn handle(conn: Connection, app: Arc<Appliance>) -> ConnResult {
 
 async fn session(
     conn: &Connection,
-    app: &Arc<Appliance>,
-    who: crate::domain::Verified,
+    app: &Services,
+    who: Verified,
     send: &mut SendStream,
     recv: &mut RecvStream,
     decoder: &mut FrameDecoder,
+    stop: Stop,
 ) -> ConnResult {
-    let mut events = app.subscribe();
+    let mut events = app.events.subscribe();
     let me = who.agent_id().to_string();
-    let (link, mut commands) = app.open_command_link(&who.agent_id());
-    let result = conversation(
+    let commands = app.commands.clone();
+    let (link, mut rx) =
+        tokio::task::spawn_blocking(move || commands.open_link(&who.agent_id())).await?;
+    let mut talk = Conversation {
         conn,
         app,
         who,
         send,
         recv,
         decoder,
-        &mut events,
-        &mut commands,
-        &me,
-    )
-    .await;
-    app.close_command_link(&who.agent_id(), link);
+        me: &me,
+    };
+    let result = talk.run(&mut events, &mut rx, stop).await;
+    app.commands.close_link(&who.agent_id(), link);
     result
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn conversation(
-    conn: &Connection,
-    app: &Arc<Appliance>,
-    who: crate::domain::Verified,
-    send: &mut SendStream,
-    recv: &mut RecvStream,
-    decoder: &mut FrameDecoder,
-    events: &mut tokio::sync::broadcast::Receiver<Published>,
-    commands: &mut tokio::sync::mpsc::UnboundedReceiver<
-        roomscribe_protocol::command::SignedCommand,
-    >,
-    me: &str,
-) -> ConnResult {
-    loop {
-        tokio::select! {
-            Some(c) = commands.recv() => {
-                send.write_all(&Frame::Command(c).encode()).await?;
-            }
-            frame = read_frame(recv, decoder) => {
-                match frame? {
-                    None => return Ok(()),
-                    Some(Frame::Envelope(bytes)) => {
-                        let app = app.clone();
-                        let outcome = tokio::task::spawn_blocking(move || {
-                            let seq = roomscribe_protocol::EnvelopeHeader::parse(&bytes).ok().map(|h| h.envelope_seq);
-                            (seq, app.accept_envelope(who, &bytes))
-                        }).await?;
-                        let reply = match outcome {
-                            (Some(seq), Ok(status)) => Frame::Ack(Ack { envelope_seq: seq, status }),
-                            (seq, Err(r)) => {
-                                tracing::warn!(agent = %me, code = ?r.code, envelope = ?seq, "envelope refused");
-                                reject(r, seq)
+/// One authenticated agent's conversation.
+struct Conversation<'a> {
+    conn: &'a Connection,
+    app: &'a Services,
+    who: Verified,
+    send: &'a mut SendStream,
+    recv: &'a mut RecvStream,
+    decoder: &'a mut FrameDecoder,
+    me: &'a str,
+}
+
+impl Conversation<'_> {
+    async fn run(
+        &mut self,
+        events: &mut tokio::sync::broadcast::Receiver<Published>,
+        commands: &mut tokio::sync::mpsc::UnboundedReceiver<
+            roomscribe_protocol::command::SignedCommand,
+        >,
+        mut stop: Stop,
+    ) -> ConnResult {
+        let (conn, app, who, me) = (self.conn, self.app, self.who, self.me);
+        let send = &mut *self.send;
+        let recv = &mut *self.recv;
+        let decoder = &mut *self.decoder;
+        loop {
+            tokio::select! {
+                _ = stop.requested() => {
+                    conn.close(quinn::VarInt::from_u32(0), b"appliance shutting down");
+                    return Ok(());
+                }
+                Some(c) = commands.recv() => {
+                    send.write_all(&Frame::Command(c).encode()).await?;
+                }
+                frame = read_frame(recv, decoder) => {
+                    match frame? {
+                        None => return Ok(()),
+                        Some(Frame::Envelope(bytes)) => {
+                            let ingest = app.ingest.clone();
+                            let outcome = tokio::task::spawn_blocking(move || {
+                                let seq = roomscribe_protocol::EnvelopeHeader::parse(&bytes).ok().map(|h| h.envelope_seq);
+                                (seq, ingest.accept_envelope(who, &bytes))
+                            }).await?;
+                            let reply = match outcome {
+                                (Some(seq), Ok(status)) => Frame::Ack(Ack { envelope_seq: seq, status }),
+                                (seq, Err(r)) => {
+                                    tracing::warn!(code = ?r.code, envelope = ?seq, "envelope refused");
+                                    reject(r, seq)
+                                }
+                                (None, Ok(_)) => reject(IngestRejection::new(RejectCode::Malformed, "no header"), None),
+                            };
+                            send.write_all(&reply.encode()).await?;
+                        }
+                        Some(Frame::Heartbeat(hb)) => {
+                            let fleet = app.fleet.clone();
+                            tokio::task::spawn_blocking(move || fleet.agent_heartbeat(&who.agent_id(), &hb.status)).await?;
+                        }
+                        Some(Frame::CommandAck(ack)) => {
+                            let commands = app.commands.clone();
+                            tokio::task::spawn_blocking(move || commands.answered(who, ack)).await?;
+                        }
+                        Some(Frame::Caption(bytes)) => {
+                            // Never answered; a bad caption is only logged (it is display-only).
+                            let ingest = app.ingest.clone();
+                            if let Err(r) = tokio::task::spawn_blocking(move || ingest.accept_caption(who, &bytes)).await? {
+                                tracing::warn!(code = ?r.code, "caption refused: {}", r.message);
                             }
-                            (None, Ok(_)) => reject(IngestRejection::new(RejectCode::Malformed, "no header"), None),
-                        };
-                        send.write_all(&reply.encode()).await?;
-                    }
-                    Some(Frame::Heartbeat(hb)) => app.agent_status(&who.agent_id(), &hb.status),
-                    Some(Frame::CommandAck(ack)) => app.command_answered(who, ack),
-                    Some(Frame::Caption(bytes)) => {
-                        // Never answered; a bad caption is only logged (it is display-only).
-                        if let Err(r) = app.accept_caption(who, &bytes) {
-                            tracing::warn!(agent = %me, code = ?r.code, "caption refused: {}", r.message);
+                        }
+                        Some(_) => {
+                            let r = IngestRejection::new(RejectCode::Malformed, "unexpected frame");
+                            send.write_all(&reject(r, None).encode()).await?;
                         }
                     }
-                    Some(_) => {
-                        let r = IngestRejection::new(RejectCode::Malformed, "unexpected frame");
-                        send.write_all(&reject(r, None).encode()).await?;
-                    }
                 }
-            }
-            ev = events.recv() => {
-                let revoked = match ev.map(|p| p.event) {
-                    Ok(Event::Agent { agent }) => agent.id == me && agent.revoked,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => !app.agent_active(&who.agent_id()),
-                    Err(_) => false,
-                    Ok(_) => false,
-                };
-                if revoked {
-                    let r = IngestRejection::new(RejectCode::RevokedAgent, "agent revoked");
-                    let _ = send.write_all(&reject(r, None).encode()).await;
-                    conn.close(quinn::VarInt::from_u32(403), b"revoked");
-                    return Ok(());
+                ev = events.recv() => {
+                    let revoked = match ev.map(|p| p.event) {
+                        Ok(Event::Agent { agent }) => agent.id == me && agent.revoked,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            let fleet = app.fleet.clone();
+                            !tokio::task::spawn_blocking(move || fleet.agent_active(&who.agent_id())).await?
+                        }
+                        Err(_) => false,
+                        Ok(_) => false,
+                    };
+                    if revoked {
+                        let r = IngestRejection::new(RejectCode::RevokedAgent, "agent revoked");
+                        let _ = send.write_all(&reject(r, None).encode()).await;
+                        conn.close(quinn::VarInt::from_u32(403), b"revoked");
+                        return Ok(());
+                    }
                 }
             }
         }

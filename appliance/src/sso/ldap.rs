@@ -1,12 +1,19 @@
 //! LDAP sign-in: bind as the service account, find the user with the configured
 //! filter (the typed name escaped, RFC 4515), bind as that user with the typed
-//! password, then — as the service account again — collect group names from a group
+//! password, then — as the service account again — collect groups from a group
 //! search and/or the user's `memberOf`. An empty password is refused before any bind
 //! (an LDAP "unauthenticated bind" would succeed with one).
+//!
+//! The person is identified by the entry's own identifier (`entryUUID`, Active
+//! Directory's `objectGUID`, else its DN), never by the typed name (`ALICE` and
+//! `alice` find the same entry), and named by the entry's `username_attribute`.
+//! Groups are reported by DN, and by name only when the group entry lies under
+//! `group_base` (found by the group search, or a `memberOf` DN under it): a group of
+//! the same name elsewhere in the directory maps to nothing.
 
 use super::{secret_file, tls_config};
 use crate::config::LdapConfig;
-use crate::domain::sso::{BoxFuture, Directory, ExternalIdentity, SsoError};
+use crate::domain::sso::{normalize_dn, BoxFuture, DirectoryPort, ExternalIdentity, SsoError};
 use ldap3::{ldap_escape, LdapConnAsync, LdapConnSettings, Scope, SearchEntry};
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +85,14 @@ impl LdapDirectory {
         };
         service_bind(&mut ldap).await?;
         let filter = c.user_filter.replace("{username}", &ldap_escape(username));
-        let mut attrs = vec!["cn", "mail", "displayName"];
+        let mut attrs = vec![
+            "cn",
+            "mail",
+            "displayName",
+            "entryUUID",
+            "objectGUID",
+            c.username_attribute.as_str(),
+        ];
         if let Some(a) = &c.member_of_attribute {
             attrs.push(a.as_str());
         }
@@ -106,6 +120,11 @@ impl LdapDirectory {
         }
         service_bind(&mut ldap).await?;
         let mut groups = vec![];
+        let under_base = |dn: &str| {
+            c.group_base
+                .as_ref()
+                .is_some_and(|base| normalize_dn(dn).ends_with(&format!(",{}", normalize_dn(base))))
+        };
         if let Some(base) = &c.group_base {
             let filter = c
                 .group_filter
@@ -126,19 +145,32 @@ impl LdapDirectory {
                 if let Some(names) = g.attrs.get(&c.group_name_attribute) {
                     groups.extend(names.iter().cloned());
                 }
+                groups.push(g.dn);
             }
         }
         if let Some(attr) = &c.member_of_attribute {
             for dn in entry.attrs.get(attr).into_iter().flatten() {
-                groups.extend(first_rdn_value(dn));
+                if under_base(dn) {
+                    groups.extend(first_rdn_value(dn));
+                }
+                groups.push(dn.clone());
             }
         }
         groups.sort();
         groups.dedup();
         let _ = ldap.unbind().await;
         let first = |a: &str| entry.attrs.get(a).and_then(|v| v.first()).cloned();
+        let subject = match (
+            first("entryUUID"),
+            entry.bin_attrs.get("objectGUID").and_then(|v| v.first()),
+        ) {
+            (Some(uuid), _) => format!("ldap:{}", uuid.to_lowercase()),
+            (None, Some(guid)) => format!("ldap:guid:{}", hex::encode(guid)),
+            (None, None) => format!("ldap:dn:{}", normalize_dn(&entry.dn)),
+        };
         Ok(ExternalIdentity {
-            username: username.to_owned(),
+            subject,
+            username: first(&c.username_attribute).unwrap_or_else(|| username.to_owned()),
             name: first("displayName").or_else(|| first("cn")),
             email: first("mail"),
             groups,
@@ -146,7 +178,7 @@ impl LdapDirectory {
     }
 }
 
-impl Directory for LdapDirectory {
+impl DirectoryPort for LdapDirectory {
     fn authenticate<'a>(
         &'a self,
         username: &'a str,

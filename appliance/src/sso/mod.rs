@@ -8,7 +8,7 @@ pub mod ldap;
 pub mod oidc;
 
 use crate::config::AuthConfig;
-use crate::domain::sso::{Directory, OidcProvider};
+use crate::domain::sso::{DirectoryPort, OidcProvider};
 use anyhow::Context;
 use std::path::Path;
 use std::sync::Arc;
@@ -57,8 +57,11 @@ fn tls_config(ca_file: Option<&Path>, key: &str) -> anyhow::Result<rustls::Clien
 #[allow(clippy::type_complexity)]
 pub fn from_config(
     auth: &AuthConfig,
-) -> anyhow::Result<(Option<Arc<dyn Directory>>, Option<Arc<dyn OidcProvider>>)> {
-    let directory: Option<Arc<dyn Directory>> = match &auth.ldap {
+) -> anyhow::Result<(
+    Option<Arc<dyn DirectoryPort>>,
+    Option<Arc<dyn OidcProvider>>,
+)> {
+    let directory: Option<Arc<dyn DirectoryPort>> = match &auth.ldap {
         Some(c) => Some(Arc::new(ldap::LdapDirectory::new(c.clone())?)),
         None => None,
     };

@@ -184,7 +184,12 @@ impl Oidc {
             Some(Value::String(g)) => vec![g.clone()],
             _ => vec![],
         };
+        let sub = text("sub")
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| SsoError::Unavailable("the ID token has no sub claim".into()))?;
         Ok(ExternalIdentity {
+            // The issuer was checked to be the configured one.
+            subject: format!("oidc:{}#{sub}", self.cfg.issuer),
             username,
             name: text("name"),
             email: text("email"),

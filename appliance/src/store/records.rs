@@ -22,6 +22,10 @@ pub struct GrantRecord {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserRecord {
+    /// Stable for the account's life: sessions and API tokens belong to the id, so a
+    /// new account of a deleted one's name inherits nothing (schema 3).
+    #[serde(default)]
+    pub id: String,
     pub username: String,
     /// Schema 1 only; the migration turns it into a grant.
     #[serde(default, rename = "role", skip_serializing)]
@@ -47,6 +51,15 @@ pub struct UserRecord {
     /// Where the account comes from: `None` local (password here), `ldap`, `oidc`.
     #[serde(default)]
     pub source: Option<String>,
+    /// The identity system's own name for the person (`ldap:<entryUUID>`,
+    /// `oidc:<issuer>#<sub>`); see the `identities` table.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// Rises whenever the account's credentials or standing change (password set or
+    /// reset, second factor reset, disabled): a session opened under an older value
+    /// is over.
+    #[serde(default)]
+    pub auth_epoch: u64,
 }
 
 /// An API token: only the SHA-256 of its secret is kept.
@@ -54,6 +67,9 @@ pub struct UserRecord {
 pub struct ApiTokenRecord {
     pub id: String,
     pub owner: String,
+    /// The owner's [`UserRecord::id`]: a token works only for that very account.
+    #[serde(default)]
+    pub owner_id: String,
     pub name: String,
     /// Hex SHA-256 of the secret part.
     pub secret_sha256: String,

@@ -1,4 +1,8 @@
+use super::records::*;
+use super::tx::encode;
 use super::*;
+use redb::ReadableDatabase;
+use std::sync::atomic::AtomicBool;
 
 fn seg(seq: u64) -> SegmentRecord {
     SegmentRecord {
@@ -15,176 +19,141 @@ fn seg(seq: u64) -> SegmentRecord {
     }
 }
 
-fn meeting(id: &str, agent: &str) -> MeetingRecord {
-    MeetingRecord {
+fn team(id: &str, members: &[&str]) -> TeamRecord {
+    TeamRecord {
         id: id.into(),
-        room_id: "r".into(),
-        agent_id: agent.into(),
-        title: "t".into(),
-        started_at_ms: 0,
-        clock_skew_ms: None,
-        status: MeetingStatus::Live,
-        segment_count: 0,
-        duration_s: 0.0,
-        updated_at_ms: 0,
-        speaker_names: Default::default(),
-        team_id: None,
+        name: id.to_uppercase(),
+        members: members.iter().map(|m| (*m).to_owned()).collect(),
+        created_at_ms: 0,
     }
 }
 
-fn agent(id: &str) -> AgentRecord {
-    AgentRecord {
-        id: id.into(),
-        room_id: "r".into(),
-        hostname: "h".into(),
-        public_key: String::new(),
-        enrolled_at_ms: 0,
-        revoked_at_ms: None,
-        last_envelope_seq: None,
-        last_seen_ms: None,
-    }
+#[derive(Debug, thiserror::Error)]
+enum TestError {
+    #[error("refused")]
+    Refused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
-fn env<'a>(
-    agent: &str,
-    seq: u64,
-    digest: u8,
-    m: &str,
-    segs: &'a [SegmentRecord],
-) -> EnvelopeToCommit<'a> {
-    EnvelopeToCommit {
-        agent_id: agent.into(),
-        envelope_seq: seq,
-        digest: [digest; 32],
-        meeting: meeting(m, agent),
-        segments: segs,
-        events: &[],
-        ended: false,
-        received_at_ms: 1,
-    }
+/// The transaction semantics every backend must have.
+fn test_suite(store: &Store) {
+    // A closure that returns an error writes nothing, and its hooks never run.
+    let hooked = Arc::new(AtomicBool::new(false));
+    let h = hooked.clone();
+    let refused = store.write(|tx| {
+        tx.put_team(&team("a", &["ann"]))?;
+        tx.on_commit(move || h.store(true, Ordering::SeqCst));
+        Err::<(), _>(TestError::Refused)
+    });
+    assert!(matches!(refused, Err(TestError::Refused)));
+    assert!(!hooked.load(Ordering::SeqCst), "no hook after an abort");
+    assert!(
+        store.read(|tx| tx.team("a")).expect("read").is_none(),
+        "nothing written"
+    );
+    let before = store.commits();
+    // A committed closure's writes are visible to its own later reads and to others;
+    // hooks run after the commit.
+    let h = hooked.clone();
+    store
+        .write(|tx| {
+            tx.put_team(&team("a", &["ann"]))?;
+            assert!(
+                tx.team("a")?.is_some(),
+                "a transaction reads its own writes"
+            );
+            tx.put_segment("m", &seg(0))?;
+            tx.put_segment("m", &seg(2))?;
+            tx.put_segment("n", &seg(1))?;
+            tx.on_commit(move || h.store(true, Ordering::SeqCst));
+            Ok::<_, StoreError>(())
+        })
+        .expect("commit");
+    assert!(hooked.load(Ordering::SeqCst));
+    assert_eq!(store.commits(), before + 1);
+    store
+        .read(|tx| {
+            assert_eq!(tx.team("a")?.map(|t| t.members.len()), Some(1));
+            let segs: Vec<u64> = tx.segments("m")?.iter().map(|s| s.seq).collect();
+            assert_eq!(segs, [0, 2], "only this meeting's, in order");
+            assert!(tx.has_segment("n", 1)? && !tx.has_segment("n", 0)?);
+            Ok::<_, StoreError>(())
+        })
+        .expect("read");
+    // Audit rows: appended and read by number, pruned only up to a kept checkpoint.
+    store
+        .write(|tx| {
+            for seq in 1..=5 {
+                let e = crate::auditlog::SealedEntry {
+                    bytes: format!("{{\"n\":{seq}}}").into_bytes(),
+                    hash: [seq as u8; 32],
+                };
+                tx.put_audit_entry(seq, &e)?;
+            }
+            let cp = crate::auditlog::SignedCheckpoint {
+                bytes: b"{}".to_vec(),
+                signature: [7; 64],
+            };
+            tx.put_audit_checkpoint(2, &cp)?;
+            tx.put_audit_checkpoint(4, &cp)?;
+            tx.prune_audit_through(2)
+        })
+        .expect("audit");
+    store
+        .read(|tx| {
+            assert_eq!(tx.audit_first()?, Some(3));
+            assert_eq!(tx.audit_head()?, Some((5, [5; 32])));
+            let cps: Vec<u64> = tx.audit_checkpoints()?.iter().map(|(s, _)| *s).collect();
+            assert_eq!(cps, [2, 4], "the anchor stays");
+            let newest: Vec<u64> = tx
+                .audit_entries(.., true, 2)?
+                .iter()
+                .map(|(s, _)| *s)
+                .collect();
+            assert_eq!(newest, [5, 4]);
+            Ok::<_, StoreError>(())
+        })
+        .expect("read");
 }
 
 #[test]
-fn envelopes_apply_once_in_order_and_survive_reopen() {
+fn transactions_behave_the_same_on_a_file_and_in_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
-    {
-        let store = Store::open(dir.path()).expect("open");
-        store.put_agent(&agent("a")).expect("agent");
-        let s01 = [seg(0), seg(1)];
-        assert_eq!(
-            store
-                .commit_envelope(&env("a", 1, 1, "m", &s01))
-                .expect("commit"),
-            EnvelopeCommit::Stored {
-                new_segments: vec![0, 1],
-                new_events: vec![],
-                meeting_created: true
-            }
-        );
-        assert_eq!(
-            store
-                .commit_envelope(&env("a", 1, 1, "m", &s01))
-                .expect("c"),
-            EnvelopeCommit::Duplicate
-        );
-        assert_eq!(
-            store
-                .commit_envelope(&env("a", 1, 9, "m", &s01))
-                .expect("c"),
-            EnvelopeCommit::Conflict
-        );
-        assert_eq!(
-            store
-                .commit_envelope(&env("a", 3, 3, "m", &[seg(2)]))
-                .expect("c"),
-            EnvelopeCommit::OutOfOrder { expected: 2 }
-        );
-        // A re-sealed batch carrying an already stored segment stores only the new one.
-        assert_eq!(
-            store
-                .commit_envelope(&env("a", 2, 2, "m", &[seg(1), seg(2)]))
-                .expect("c"),
-            EnvelopeCommit::Stored {
-                new_segments: vec![2],
-                new_events: vec![],
-                meeting_created: false
-            }
-        );
-        store.put_agent(&agent("b")).expect("agent b");
-        assert_eq!(
-            store
-                .commit_envelope(&env("b", 1, 1, "m", &[seg(3)]))
-                .expect("c"),
-            EnvelopeCommit::ForeignMeeting
-        );
-    }
-    let store = Store::open(dir.path()).expect("reopen");
-    let segs = store.segments("m").expect("segments");
-    assert_eq!(
-        segs.iter().map(|s| s.seq).collect::<Vec<_>>(),
-        vec![0, 1, 2]
-    );
-    assert_eq!(
-        store
-            .meeting("m")
-            .expect("m")
-            .expect("exists")
-            .segment_count,
-        3
-    );
-    assert_eq!(
-        store
-            .agent("a")
-            .expect("a")
-            .expect("exists")
-            .last_envelope_seq,
-        Some(2)
-    );
-    assert!(store.segments("other").expect("empty").is_empty());
+    test_suite(&Store::open(dir.path()).expect("file"));
+    test_suite(&Store::in_memory().expect("memory"));
 }
 
 #[test]
-fn events_are_stored_once_per_number() {
-    use roomscribe_protocol::{EventKind, EventSource};
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = Store::open(dir.path()).expect("open");
-    store.put_agent(&agent("a")).expect("agent");
-    let ev = |seq, kind| EventRecord {
-        seq,
-        at: seq as f64,
-        kind,
-        source: EventSource::Voice,
-        received_at_ms: 0,
-    };
-    let first = [ev(0, EventKind::Start), ev(1, EventKind::Highlight)];
-    let mut e = env("a", 1, 1, "m", &[]);
-    e.events = &first;
-    assert!(matches!(
-        store.commit_envelope(&e).expect("commit"),
-        EnvelopeCommit::Stored { new_events, .. } if new_events == vec![0, 1]
-    ));
-    // Re-sealed after a crash: event 1 again (as another kind), and a new event 2.
-    let again = [ev(1, EventKind::Pause), ev(2, EventKind::Resume)];
-    let mut e = env("a", 2, 2, "m", &[]);
-    e.events = &again;
-    assert!(matches!(
-        store.commit_envelope(&e).expect("commit"),
-        EnvelopeCommit::Stored { new_events, .. } if new_events == vec![2]
-    ));
-    let kinds: Vec<_> = store
-        .events("m")
-        .expect("events")
-        .iter()
-        .map(|e| (e.seq, e.kind))
+fn concurrent_read_modify_writes_lose_nothing() {
+    // Each thread adds its own member to one team, reading and writing in one
+    // transaction: every member must survive (two transactions would lose some).
+    let store = Arc::new(Store::in_memory().expect("memory"));
+    store
+        .write(|tx| tx.put_team(&team("t", &[])))
+        .expect("team");
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                for j in 0..25 {
+                    store
+                        .write(|tx| {
+                            let mut t = tx.team("t")?.expect("team");
+                            t.members.insert(format!("u{i}-{j}"));
+                            std::thread::yield_now();
+                            tx.put_team(&t)
+                        })
+                        .expect("write");
+                }
+            })
+        })
         .collect();
-    assert_eq!(
-        kinds,
-        vec![
-            (0, EventKind::Start),
-            (1, EventKind::Highlight),
-            (2, EventKind::Resume)
-        ]
-    );
+    for t in threads {
+        t.join().expect("join");
+    }
+    let t = store.read(|tx| tx.team("t")).expect("read").expect("team");
+    assert_eq!(t.members.len(), 200);
 }
 
 #[test]
@@ -198,7 +167,7 @@ fn second_open_reports_locked() {
 }
 
 /// A data directory as schema 1 (the first release) wrote it: users with one `role`,
-/// rooms and meetings without teams.
+/// rooms and meetings without teams, an API token.
 fn schema_1_fixture(dir: &Path, corrupt_user: bool) {
     let db = Database::create(dir.join(DB_FILE)).expect("create");
     let txn = db.begin_write().expect("txn");
@@ -228,33 +197,58 @@ fn schema_1_fixture(dir: &Path, corrupt_user: bool) {
             .expect("meetings")
             .insert("m", m.as_slice())
             .expect("meeting");
+        let mut tokens = txn.open_table(API_TOKENS).expect("tokens");
+        for (id, owner) in [("t1", "ann"), ("t2", "gone")] {
+            let t = ApiTokenRecord {
+                id: id.into(),
+                owner: owner.into(),
+                owner_id: String::new(),
+                name: "x".into(),
+                secret_sha256: String::new(),
+                permissions: vec![],
+                created_at_ms: 0,
+                expires_at_ms: 1,
+                revoked_at_ms: None,
+            };
+            tokens.insert(id, encode(&t).as_slice()).expect("token");
+        }
     }
     txn.commit().expect("commit");
 }
 
 #[test]
-fn schema_1_migrates_to_roles_and_one_team_for_everyone() {
+fn schema_1_migrates_to_roles_teams_and_account_ids() {
     let dir = tempfile::tempdir().expect("tempdir");
     schema_1_fixture(dir.path(), false);
     let store = Store::open(dir.path()).expect("migrates");
-    let root = store.user("root").expect("read").expect("root");
-    let ann = store.user("ann").expect("read").expect("ann");
-    assert_eq!(root.grants[0].role, "admin");
-    assert_eq!(ann.grants[0].role, "member");
-    assert_eq!(ann.grants[0].granted_by, "migration");
-    let teams = store.teams().expect("teams");
-    assert_eq!(teams.len(), 1);
-    let everyone = &teams[0];
-    assert_eq!(everyone.name, "Everyone");
-    assert!(everyone.members.contains("ann") && everyone.members.contains("root"));
-    let room = store.room("r").expect("read").expect("room");
-    assert_eq!(room.team_id.as_ref(), Some(&everyone.id));
-    let m = store.meeting("m").expect("read").expect("meeting");
-    assert_eq!(m.team_id.as_ref(), Some(&everyone.id));
+    store
+        .read(|tx| {
+            let root = tx.user("root")?.expect("root");
+            let ann = tx.user("ann")?.expect("ann");
+            assert_eq!(root.grants[0].role, "admin");
+            assert_eq!(ann.grants[0].role, "member");
+            assert_eq!(ann.grants[0].granted_by, "migration");
+            assert!(!root.id.is_empty() && !ann.id.is_empty() && root.id != ann.id);
+            let teams = tx.teams()?;
+            assert_eq!(teams.len(), 1);
+            let everyone = &teams[0];
+            assert_eq!(everyone.name, "Everyone");
+            assert!(everyone.members.contains("ann") && everyone.members.contains("root"));
+            let room = tx.room("r")?.expect("room");
+            assert_eq!(room.team_id.as_ref(), Some(&everyone.id));
+            let m = tx.meeting("m")?.expect("meeting");
+            assert_eq!(m.team_id.as_ref(), Some(&everyone.id));
+            // Tokens belong to their owner's id; one whose owner is gone is removed.
+            let tokens = tx.api_tokens()?;
+            assert_eq!(tokens.len(), 1, "{tokens:?}");
+            assert_eq!(tokens[0].owner_id, ann.id);
+            Ok::<_, StoreError>(())
+        })
+        .expect("read");
     drop(store);
     // Opening again changes nothing (the migration ran once).
     let store = Store::open(dir.path()).expect("again");
-    assert_eq!(store.teams().expect("teams").len(), 1);
+    assert_eq!(store.read(|tx| tx.teams()).expect("teams").len(), 1);
 }
 
 #[test]

@@ -1,0 +1,486 @@
+//! The two kinds of transaction and their typed table helpers. [`Reads`] is what both
+//! can do (each read sees the transaction's own state, writes included); only
+//! [`WriteTx`] changes anything.
+
+use super::records::*;
+use super::*;
+use crate::auditlog::{Hash, SealedEntry, SignedCheckpoint};
+use redb::{ReadableTable, ReadableTableMetadata, TableHandle};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::ops::Bound;
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+pub struct ReadTx {
+    txn: redb::ReadTransaction,
+}
+
+pub struct WriteTx {
+    txn: redb::WriteTransaction,
+    hooks: Vec<Hook>,
+}
+
+impl ReadTx {
+    pub(super) fn new(txn: redb::ReadTransaction) -> Self {
+        Self { txn }
+    }
+}
+
+impl WriteTx {
+    pub(super) fn new(txn: redb::WriteTransaction) -> Self {
+        Self { txn, hooks: vec![] }
+    }
+
+    pub(super) fn abort(self) -> Result<()> {
+        self.txn.abort()?;
+        Ok(())
+    }
+
+    pub(super) fn commit(self) -> Result<Vec<Hook>> {
+        self.txn.commit()?;
+        Ok(self.hooks)
+    }
+
+    /// Runs `f` once this transaction has committed durably (never if it does not).
+    pub fn on_commit(&mut self, f: impl FnOnce() + Send + 'static) {
+        self.hooks.push(Box::new(f));
+    }
+}
+
+pub(super) fn decode<T: DeserializeOwned>(table: &str, key: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        table: table.to_owned(),
+        key: key.to_owned(),
+        source,
+    })
+}
+
+pub(super) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Records are plain structs of strings, numbers and options: this cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+/// A stored audit row: the 32-byte hash, then the entry. A row too short to hold a
+/// hash (tampering) yields a hash of zeros, which verification reports.
+fn split_hash(v: &[u8]) -> (Hash, &[u8]) {
+    let mut hash = [0u8; 32];
+    let n = v.len().min(32);
+    hash[..n].copy_from_slice(&v[..n]);
+    (hash, v.get(32..).unwrap_or_default())
+}
+
+fn sealed_entry(row: &[u8]) -> SealedEntry {
+    let (hash, bytes) = split_hash(row);
+    SealedEntry {
+        bytes: bytes.to_vec(),
+        hash,
+    }
+}
+
+fn checkpoint(row: &[u8]) -> SignedCheckpoint {
+    let mut signature = [0u8; 64];
+    let n = row.len().min(64);
+    signature[..n].copy_from_slice(&row[..n]);
+    SignedCheckpoint {
+        signature,
+        bytes: row.get(64..).unwrap_or_default().to_vec(),
+    }
+}
+
+/// The primitive reads, implemented for both transactions by [`impl_reads`]; the
+/// typed helpers below are built on them.
+pub trait Reads {
+    #[doc(hidden)]
+    fn raw(&self, def: Table, key: &str) -> Result<Option<Vec<u8>>>;
+    #[doc(hidden)]
+    fn raw_all(&self, def: Table) -> Result<Vec<(String, Vec<u8>)>>;
+    #[doc(hidden)]
+    fn raw_len(&self, def: Table) -> Result<u64>;
+    #[doc(hidden)]
+    fn raw_pair(&self, def: PairTable, id: &str, n: u64) -> Result<Option<Vec<u8>>>;
+    #[doc(hidden)]
+    fn raw_pairs(&self, def: PairTable, id: &str) -> Result<Vec<(u64, Vec<u8>)>>;
+    #[doc(hidden)]
+    fn raw_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Audit rows with numbers in `range`, oldest (or newest) first, at most `limit`.
+    #[doc(hidden)]
+    fn raw_audit(
+        &self,
+        range: (Bound<u64>, Bound<u64>),
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>>;
+    #[doc(hidden)]
+    fn raw_checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>>;
+
+    fn get_record<T: DeserializeOwned>(&self, def: Table, key: &str) -> Result<Option<T>> {
+        self.raw(def, key)?
+            .map(|v| decode(def.name(), key, &v))
+            .transpose()
+    }
+
+    fn all_records<T: DeserializeOwned>(&self, def: Table) -> Result<Vec<T>> {
+        self.raw_all(def)?
+            .iter()
+            .map(|(k, v)| decode(def.name(), k, v))
+            .collect()
+    }
+
+    fn pairs<T: DeserializeOwned>(&self, def: PairTable, id: &str) -> Result<Vec<T>> {
+        self.raw_pairs(def, id)?
+            .iter()
+            .map(|(n, v)| decode(def.name(), &format!("{id}/{n}"), v))
+            .collect()
+    }
+
+    // --- people --------------------------------------------------------------
+    fn user(&self, username: &str) -> Result<Option<UserRecord>> {
+        self.get_record(USERS, username)
+    }
+    fn users(&self) -> Result<Vec<UserRecord>> {
+        self.all_records(USERS)
+    }
+    fn user_count(&self) -> Result<u64> {
+        self.raw_len(USERS)
+    }
+    /// The username an external identity signs in as.
+    fn identity(&self, subject: &str) -> Result<Option<String>> {
+        Ok(self
+            .raw(IDENTITIES, subject)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+    fn team(&self, id: &str) -> Result<Option<TeamRecord>> {
+        self.get_record(TEAMS, id)
+    }
+    fn teams(&self) -> Result<Vec<TeamRecord>> {
+        self.all_records(TEAMS)
+    }
+    fn roles(&self) -> Result<Vec<RoleRecord>> {
+        self.all_records(ROLES)
+    }
+    fn api_token(&self, id: &str) -> Result<Option<ApiTokenRecord>> {
+        self.get_record(API_TOKENS, id)
+    }
+    fn api_tokens(&self) -> Result<Vec<ApiTokenRecord>> {
+        self.all_records(API_TOKENS)
+    }
+
+    // --- rooms, agents, schedules ---------------------------------------------
+    fn room(&self, id: &str) -> Result<Option<RoomRecord>> {
+        self.get_record(ROOMS, id)
+    }
+    fn rooms(&self) -> Result<Vec<RoomRecord>> {
+        self.all_records(ROOMS)
+    }
+    fn enroll_token(&self, id: &str) -> Result<Option<EnrollTokenRecord>> {
+        self.get_record(ENROLL_TOKENS, id)
+    }
+    fn agent(&self, id: &str) -> Result<Option<AgentRecord>> {
+        self.get_record(AGENTS, id)
+    }
+    fn agents(&self) -> Result<Vec<AgentRecord>> {
+        self.all_records(AGENTS)
+    }
+    fn schedule(&self, room_id: &str) -> Result<ScheduleRecord> {
+        Ok(self.get_record(SCHEDULES, room_id)?.unwrap_or_default())
+    }
+
+    // --- meetings ----------------------------------------------------------------
+    fn meeting(&self, id: &str) -> Result<Option<MeetingRecord>> {
+        self.get_record(MEETINGS, id)
+    }
+    fn meetings(&self) -> Result<Vec<MeetingRecord>> {
+        self.all_records(MEETINGS)
+    }
+    fn segments(&self, meeting_id: &str) -> Result<Vec<SegmentRecord>> {
+        self.pairs(SEGMENTS, meeting_id)
+    }
+    fn has_segment(&self, meeting_id: &str, seq: u64) -> Result<bool> {
+        Ok(self.raw_pair(SEGMENTS, meeting_id, seq)?.is_some())
+    }
+    /// A meeting's events in order.
+    fn events(&self, meeting_id: &str) -> Result<Vec<EventRecord>> {
+        self.pairs(MEETING_EVENTS, meeting_id)
+    }
+    fn has_event(&self, meeting_id: &str, seq: u64) -> Result<bool> {
+        Ok(self.raw_pair(MEETING_EVENTS, meeting_id, seq)?.is_some())
+    }
+    /// The SHA-256 an agent's envelope was stored with.
+    fn envelope_digest(&self, agent_id: &str, seq: u64) -> Result<Option<Vec<u8>>> {
+        self.raw_pair(ENVELOPES, agent_id, seq)
+    }
+
+    // --- the audit log -------------------------------------------------------------
+    /// The last entry's number and hash.
+    fn audit_head(&self) -> Result<Option<(u64, Hash)>> {
+        let last = self.raw_audit((Bound::Unbounded, Bound::Unbounded), true, 1)?;
+        Ok(last.first().map(|(k, v)| (*k, split_hash(v).0)))
+    }
+    /// The number of the oldest entry kept.
+    fn audit_first(&self) -> Result<Option<u64>> {
+        let first = self.raw_audit((Bound::Unbounded, Bound::Unbounded), false, 1)?;
+        Ok(first.first().map(|(k, _)| *k))
+    }
+    /// Entries with numbers in `range`, oldest or newest first, at most `limit`.
+    fn audit_entries(
+        &self,
+        range: impl std::ops::RangeBounds<u64>,
+        newest_first: bool,
+        limit: usize,
+    ) -> Result<Vec<(u64, SealedEntry)>> {
+        let range = (range.start_bound().cloned(), range.end_bound().cloned());
+        Ok(self
+            .raw_audit(range, newest_first, limit)?
+            .iter()
+            .map(|(k, v)| (*k, sealed_entry(v)))
+            .collect())
+    }
+    /// Every checkpoint, oldest first, with the entry number it seals.
+    fn audit_checkpoints(&self) -> Result<Vec<(u64, SignedCheckpoint)>> {
+        Ok(self
+            .raw_checkpoints()?
+            .iter()
+            .map(|(k, v)| (*k, checkpoint(v)))
+            .collect())
+    }
+    fn last_audit_checkpoint(&self) -> Result<Option<u64>> {
+        Ok(self.raw_checkpoints()?.last().map(|(k, _)| *k))
+    }
+
+    /// A value of the `meta` table (schema version, the key files created).
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.raw_meta(key)
+    }
+}
+
+macro_rules! impl_reads {
+    ($t:ty) => {
+        impl Reads for $t {
+            fn raw(&self, def: Table, key: &str) -> Result<Option<Vec<u8>>> {
+                let table = self.txn.open_table(def)?;
+                let v = table.get(key)?.map(|v| v.value().to_vec());
+                Ok(v)
+            }
+            fn raw_all(&self, def: Table) -> Result<Vec<(String, Vec<u8>)>> {
+                let table = self.txn.open_table(def)?;
+                let mut out = vec![];
+                for row in table.iter()? {
+                    let (k, v) = row?;
+                    out.push((k.value().to_owned(), v.value().to_vec()));
+                }
+                Ok(out)
+            }
+            fn raw_len(&self, def: Table) -> Result<u64> {
+                Ok(self.txn.open_table(def)?.len()?)
+            }
+            fn raw_pair(&self, def: PairTable, id: &str, n: u64) -> Result<Option<Vec<u8>>> {
+                let table = self.txn.open_table(def)?;
+                let v = table.get((id, n))?.map(|v| v.value().to_vec());
+                Ok(v)
+            }
+            fn raw_pairs(&self, def: PairTable, id: &str) -> Result<Vec<(u64, Vec<u8>)>> {
+                let table = self.txn.open_table(def)?;
+                let mut out = vec![];
+                for row in table.range((id, 0u64)..=(id, u64::MAX))? {
+                    let (k, v) = row?;
+                    out.push((k.value().1, v.value().to_vec()));
+                }
+                Ok(out)
+            }
+            fn raw_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+                let table = self.txn.open_table(META)?;
+                let v = table.get(key)?.map(|v| v.value().to_vec());
+                Ok(v)
+            }
+            fn raw_audit(
+                &self,
+                range: (Bound<u64>, Bound<u64>),
+                newest_first: bool,
+                limit: usize,
+            ) -> Result<Vec<(u64, Vec<u8>)>> {
+                let table = self.txn.open_table(AUDIT)?;
+                let rows = table.range::<u64>(range)?;
+                let rows: Box<dyn Iterator<Item = _>> = if newest_first {
+                    Box::new(rows.rev())
+                } else {
+                    Box::new(rows)
+                };
+                let mut out = vec![];
+                for row in rows.take(limit) {
+                    let (k, v) = row?;
+                    out.push((k.value(), v.value().to_vec()));
+                }
+                Ok(out)
+            }
+            fn raw_checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>> {
+                let table = self.txn.open_table(AUDIT_CHECKPOINTS)?;
+                let mut out = vec![];
+                for row in table.iter()? {
+                    let (k, v) = row?;
+                    out.push((k.value(), v.value().to_vec()));
+                }
+                Ok(out)
+            }
+        }
+    };
+}
+
+impl_reads!(ReadTx);
+impl_reads!(WriteTx);
+
+impl ReadTx {
+    /// Visits every audit entry in order (verification reads the whole log) without
+    /// holding it all in memory.
+    pub fn each_audit_entry<E>(
+        &self,
+        mut f: impl FnMut(u64, &[u8], &Hash) -> std::result::Result<(), E>,
+    ) -> Result<std::result::Result<(), E>> {
+        let table = self.txn.open_table(AUDIT)?;
+        for row in table.iter()? {
+            let (k, v) = row?;
+            let (hash, bytes) = split_hash(v.value());
+            if let Err(e) = f(k.value(), bytes, &hash) {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+impl WriteTx {
+    fn put<T: Serialize>(&mut self, def: Table, key: &str, value: &T) -> Result<()> {
+        self.txn
+            .open_table(def)?
+            .insert(key, encode(value).as_slice())?;
+        Ok(())
+    }
+
+    fn remove(&mut self, def: Table, key: &str) -> Result<bool> {
+        Ok(self.txn.open_table(def)?.remove(key)?.is_some())
+    }
+
+    fn put_pair<T: Serialize>(&mut self, def: PairTable, id: &str, n: u64, v: &T) -> Result<()> {
+        self.txn
+            .open_table(def)?
+            .insert((id, n), encode(v).as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_user(&mut self, u: &UserRecord) -> Result<()> {
+        self.put(USERS, &u.username, u)
+    }
+    pub fn delete_user(&mut self, username: &str) -> Result<bool> {
+        self.remove(USERS, username)
+    }
+    pub fn put_identity(&mut self, subject: &str, username: &str) -> Result<()> {
+        self.txn
+            .open_table(IDENTITIES)?
+            .insert(subject, username.as_bytes())?;
+        Ok(())
+    }
+    pub fn delete_identity(&mut self, subject: &str) -> Result<bool> {
+        self.remove(IDENTITIES, subject)
+    }
+    pub fn put_team(&mut self, t: &TeamRecord) -> Result<()> {
+        self.put(TEAMS, &t.id, t)
+    }
+    pub fn delete_team(&mut self, id: &str) -> Result<bool> {
+        self.remove(TEAMS, id)
+    }
+    pub fn put_role(&mut self, r: &RoleRecord) -> Result<()> {
+        self.put(ROLES, &r.name, r)
+    }
+    pub fn delete_role(&mut self, name: &str) -> Result<bool> {
+        self.remove(ROLES, name)
+    }
+    pub fn put_api_token(&mut self, t: &ApiTokenRecord) -> Result<()> {
+        self.put(API_TOKENS, &t.id, t)
+    }
+    pub fn delete_api_token(&mut self, id: &str) -> Result<bool> {
+        self.remove(API_TOKENS, id)
+    }
+    pub fn put_room(&mut self, r: &RoomRecord) -> Result<()> {
+        self.put(ROOMS, &r.id, r)
+    }
+    pub fn put_enroll_token(&mut self, t: &EnrollTokenRecord) -> Result<()> {
+        self.put(ENROLL_TOKENS, &t.id, t)
+    }
+    pub fn put_agent(&mut self, a: &AgentRecord) -> Result<()> {
+        self.put(AGENTS, &a.id, a)
+    }
+    pub fn put_schedule(&mut self, room_id: &str, s: &ScheduleRecord) -> Result<()> {
+        self.put(SCHEDULES, room_id, s)
+    }
+    pub fn put_meeting(&mut self, m: &MeetingRecord) -> Result<()> {
+        self.put(MEETINGS, &m.id, m)
+    }
+    pub fn put_segment(&mut self, meeting_id: &str, s: &SegmentRecord) -> Result<()> {
+        self.put_pair(SEGMENTS, meeting_id, s.seq, s)
+    }
+    pub fn put_event(&mut self, meeting_id: &str, e: &EventRecord) -> Result<()> {
+        self.put_pair(MEETING_EVENTS, meeting_id, e.seq, e)
+    }
+    pub fn put_envelope_digest(&mut self, agent_id: &str, seq: u64, digest: &[u8]) -> Result<()> {
+        self.txn
+            .open_table(ENVELOPES)?
+            .insert((agent_id, seq), digest)?;
+        Ok(())
+    }
+
+    /// Appends audit entry `seq` (the caller read the head in this transaction).
+    pub fn put_audit_entry(&mut self, seq: u64, e: &SealedEntry) -> Result<()> {
+        let mut row = e.hash.to_vec();
+        row.extend_from_slice(&e.bytes);
+        self.txn.open_table(AUDIT)?.insert(seq, row.as_slice())?;
+        Ok(())
+    }
+
+    pub fn put_audit_checkpoint(&mut self, seq: u64, cp: &SignedCheckpoint) -> Result<()> {
+        let mut row = cp.signature.to_vec();
+        row.extend_from_slice(&cp.bytes);
+        self.txn
+            .open_table(AUDIT_CHECKPOINTS)?
+            .insert(seq, row.as_slice())?;
+        Ok(())
+    }
+
+    /// Retention: removes audit entries 1..=`seq` and the checkpoints before `seq`,
+    /// keeping the checkpoint of `seq` as the anchor of what remains.
+    pub fn prune_audit_through(&mut self, seq: u64) -> Result<()> {
+        self.txn.open_table(AUDIT)?.retain(|k, _| k > seq)?;
+        self.txn
+            .open_table(AUDIT_CHECKPOINTS)?
+            .retain(|k, _| k >= seq)?;
+        Ok(())
+    }
+
+    pub fn put_meta(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        self.txn.open_table(META)?.insert(key, value)?;
+        Ok(())
+    }
+
+    /// Test only: what an attacker with the database file could do to one audit row
+    /// (`f` gets the row and returns the new one, or `None` to delete it).
+    #[cfg(test)]
+    pub(crate) fn tamper_audit(
+        &mut self,
+        seq: u64,
+        f: impl FnOnce(Vec<u8>) -> Option<Vec<u8>>,
+    ) -> Result<()> {
+        let mut t = self.txn.open_table(AUDIT)?;
+        let row = t.get(seq)?.map(|v| v.value().to_vec()).unwrap_or_default();
+        match f(row) {
+            Some(new) => t.insert(seq, new.as_slice())?,
+            None => t.remove(seq)?,
+        };
+        Ok(())
+    }
+
+    /// Test only: removes a checkpoint (an attacker cutting the log's tail).
+    #[cfg(test)]
+    pub(crate) fn tamper_checkpoint(&mut self, seq: u64) -> Result<()> {
+        self.txn.open_table(AUDIT_CHECKPOINTS)?.remove(seq)?;
+        Ok(())
+    }
+}
