@@ -172,11 +172,9 @@ pub fn write_status_file(state_dir: &Path, status: AgentStatus) {
         status,
     };
     let path = status_file(state_dir);
-    let tmp = path.with_extension("json.tmp");
     let ok = serde_json::to_vec_pretty(&file)
         .ok()
-        .and_then(|b| std::fs::write(&tmp, b).ok())
-        .and_then(|()| std::fs::rename(&tmp, &path).ok());
+        .and_then(|b| roomscribe_config::fsutil::write_atomic(&path, &b, 0o644).ok());
     if ok.is_none() {
         tracing::debug!(path = %path.display(), "could not write the status file");
     }

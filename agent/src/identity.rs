@@ -7,8 +7,8 @@ use roomscribe_protocol::enroll::decode32;
 use roomscribe_protocol::AgentId;
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -82,23 +82,9 @@ pub fn private_dir(dir: &Path) -> Result<(), IdentityError> {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))
 }
 
-/// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
+/// Writes `bytes` to `path` atomically and durably: a fresh temporary name (never an
+/// existing file or a planted symlink), fsync, rename, fsync of the directory.
+pub use roomscribe_config::fsutil::write_atomic;
 
 pub fn load(state_dir: &Path) -> Result<(Identity, SigningKey), IdentityError> {
     let id_path = state_dir.join(IDENTITY_FILE);

@@ -355,9 +355,27 @@ impl Run<'_> {
         segments: Vec<Segment>,
         ended: bool,
     ) -> Result<(), PipelineError> {
-        let events = self.take_events(channels);
+        let mut events = self.take_events(channels);
         if segments.is_empty() && events.is_empty() && !ended {
             return Ok(());
+        }
+        // A recognizer's NaN would make the envelope unsealable (JSON cannot carry it):
+        // the numbers are repaired, the words kept.
+        let mut segments = segments;
+        for s in &mut segments {
+            let fixed = s.repair_non_finite();
+            if fixed > 0 {
+                tracing::warn!(
+                    segment = s.seq,
+                    fixed,
+                    "replaced numbers that were not finite"
+                );
+            }
+        }
+        for e in &mut events {
+            if !e.at.is_finite() {
+                e.at = 0.0;
+            }
         }
         self.sealer.seal(
             self.state.meeting_id,

@@ -8,8 +8,9 @@
 //! - `*.tmp`: a write in progress; removed on open.
 //!
 //! Fsync discipline:
-//! - push: write `<seq>.tmp`, fsync it, rename to `<seq>.env`, fsync the directory.
-//!   Only then is the envelope "queued" (and the caller may report it safe).
+//! - push: write a fresh temporary file (`.<seq>.env.<pid>.<n>.tmp`, created
+//!   exclusively, never through a symlink), fsync it, rename to `<seq>.env`, fsync the
+//!   directory. Only then is the envelope "queued" (and the caller may report it safe).
 //! - ack: write `acked` the same way (tmp, fsync, rename, fsync dir), then unlink the
 //!   envelope file. A crash after `acked` is durable but before the unlink leaves a file
 //!   at or below `acked`, which open deletes.

@@ -133,7 +133,76 @@ pub struct Batch {
     pub events: Vec<MeetingEvent>,
 }
 
+impl Batch {
+    /// The first number in the batch that is not finite (NaN or infinite), named: JSON
+    /// cannot carry it, so such a batch would be refused by the appliance for ever.
+    pub fn non_finite(&self) -> Option<String> {
+        for s in &self.segments {
+            let fields = [
+                ("start", s.start),
+                ("end", s.end),
+                ("confidence", f64::from(s.confidence)),
+            ];
+            if let Some((f, _)) = fields.iter().find(|(_, v)| !v.is_finite()) {
+                return Some(format!("segment {}: {f} is not a finite number", s.seq));
+            }
+            for (i, w) in s.words.iter().enumerate() {
+                let fields = [
+                    ("start", w.start),
+                    ("end", w.end),
+                    ("conf", f64::from(w.conf)),
+                ];
+                if let Some((f, _)) = fields.iter().find(|(_, v)| !v.is_finite()) {
+                    return Some(format!(
+                        "segment {}, word {i}: {f} is not a finite number",
+                        s.seq
+                    ));
+                }
+            }
+        }
+        self.events
+            .iter()
+            .find(|e| !e.at.is_finite())
+            .map(|e| format!("event {}: at is not a finite number", e.seq))
+    }
+}
+
 impl Segment {
+    /// Replaces numbers that are not finite (a recognizer's NaN) so the segment can be
+    /// sealed: a time takes the nearest finite time before it (else 0), a confidence
+    /// becomes 0. Returns how many were replaced; the words themselves are kept.
+    pub fn repair_non_finite(&mut self) -> usize {
+        let mut fixed = 0;
+        let mut last = if self.start.is_finite() {
+            self.start
+        } else {
+            0.0
+        };
+        let mut time = |t: &mut f64, fixed: &mut usize| {
+            if t.is_finite() {
+                last = *t;
+            } else {
+                *t = last;
+                *fixed += 1;
+            }
+        };
+        time(&mut self.start, &mut fixed);
+        for w in &mut self.words {
+            time(&mut w.start, &mut fixed);
+            time(&mut w.end, &mut fixed);
+            if !w.conf.is_finite() {
+                w.conf = 0.0;
+                fixed += 1;
+            }
+        }
+        time(&mut self.end, &mut fixed);
+        if !self.confidence.is_finite() {
+            self.confidence = 0.0;
+            fixed += 1;
+        }
+        fixed
+    }
+
     /// Builds a segment from words, deriving text, times and mean confidence.
     pub fn from_words(seq: u64, words: Vec<Word>) -> Self {
         let text = words

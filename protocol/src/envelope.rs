@@ -246,6 +246,9 @@ pub fn seal<R: RngCore + CryptoRng>(
 ) -> Result<SealedEnvelope, EnvelopeError> {
     let segment_first = batch.segments.first().map_or(0, |s| s.seq);
     check_contiguous(batch, segment_first)?;
+    if let Some(what) = batch.non_finite() {
+        return Err(EnvelopeError::BadPayload(what));
+    }
     let plaintext = Zeroizing::new(
         serde_json::to_vec(batch).map_err(|e| EnvelopeError::BadPayload(e.to_string()))?,
     );

@@ -131,3 +131,85 @@ async fn audit_log_is_kept_verified_exported_and_tampering_is_named() -> anyhow:
     );
     Ok(())
 }
+
+/// Someone with the database file deletes the newest entries and their checkpoints:
+/// the log alone cannot show it, but every checkpoint also went to the witness
+/// directory (`audit.witness_dir`, on other storage), and `roomscribe audit verify
+/// --witness DIR` finds the cut.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cut_off_tail_is_found_with_the_witness() -> anyhow::Result<()> {
+    use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+    let logs = artifacts("audit-witness");
+    let tmp = tempfile::tempdir()?;
+    let (data, witness) = (tmp.path().join("data"), tmp.path().join("witness"));
+    std::fs::create_dir_all(&witness)?;
+    let app = Appliance::start_with(
+        &data,
+        &logs,
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &[
+            ("ROOMSCRIBE_AUDIT_WITNESS_DIR", &witness.to_string_lossy()),
+            ("ROOMSCRIBE_AUDIT_CHECKPOINT_EVERY_ENTRIES", "2"),
+        ],
+    )?;
+    app.add_user("cora", PASSWORD, "compliance_officer")?;
+    let cora = Api::login(&app, "cora", PASSWORD).await?;
+    let (code, _) = cora.get("/users").await?;
+    assert_eq!(code, 403);
+    let out = app.admin(&["audit", "verify"])?;
+    assert!(out.starts_with("audit log intact"), "{out}");
+    drop(cora);
+    drop(app); // shutdown seals the log: the witness holds the last checkpoint
+    let witnessed = std::fs::read_to_string(witness.join("audit-checkpoints.jsonl"))?;
+    assert!(
+        witnessed.lines().count() >= 3,
+        "every checkpoint reached the witness: {witnessed}"
+    );
+    let verify = |extra: &[&str]| -> anyhow::Result<(bool, String)> {
+        let out = Command::new(bin("roomscribe"))
+            .args(["audit", "verify", "--data-dir"])
+            .arg(&data)
+            .args(extra)
+            .output()?;
+        Ok((
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ))
+    };
+    let w = witness.to_string_lossy().into_owned();
+    let (ok, text) = verify(&["--witness", &w])?;
+    assert!(ok && text.contains("audit log intact"), "{text}");
+
+    // The attacker's edit: the newest entries and their checkpoints go.
+    {
+        const AUDIT: TableDefinition<u64, &[u8]> = TableDefinition::new("audit");
+        const CHECKPOINTS: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_checkpoints");
+        let db = redb::Database::create(data.join("roomscribe.redb"))?;
+        let head = {
+            let r = db.begin_read()?;
+            let t = r.open_table(AUDIT)?;
+            let last = t.last()?.map(|(k, _)| k.value()).unwrap_or(0);
+            last
+        };
+        let w = db.begin_write()?;
+        {
+            let mut entries = w.open_table(AUDIT)?;
+            let mut cps = w.open_table(CHECKPOINTS)?;
+            for seq in head - 2..=head {
+                entries.remove(seq)?;
+                cps.remove(seq)?;
+            }
+        }
+        w.commit()?;
+    }
+    let (ok, text) = verify(&[])?;
+    assert!(ok, "the log alone cannot show the cut: {text}");
+    let (ok, text) = verify(&["--witness", &w])?;
+    assert!(!ok && text.contains("entries were removed"), "{text}");
+    Ok(())
+}

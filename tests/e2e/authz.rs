@@ -165,7 +165,9 @@ impl Fixture {
             }
             ("POST", "/tokens") => (
                 spec.path.into(),
-                Some(json!({"name": "matrix", "permissions": ["meetings.read"], "password": PASSWORD})),
+                Some(
+                    json!({"name": "matrix", "permissions": ["meetings.read"], "password": PASSWORD}),
+                ),
             ),
             ("DELETE", "/tokens/{id}") => {
                 // The caller's own token (anyone may revoke their own).
@@ -590,17 +592,151 @@ async fn every_route_and_every_role_get_what_the_rules_say() -> anyhow::Result<(
         .arg("--data-dir")
         .arg(&data)
         .output()?;
-    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let denied: Vec<Value> = std::fs::read_to_string(&export)?
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .map(|l| l["entry"].clone())
         .filter(|e| e["action"] == "permission.denied")
         .collect();
-    let counted: u64 = denied.iter().map(|e| e["count"].as_u64().unwrap_or(1)).sum();
-    assert_eq!(counted, denials as u64, "every refused call is accounted for");
+    let counted: u64 = denied
+        .iter()
+        .map(|e| e["count"].as_u64().unwrap_or(1))
+        .sum();
+    assert_eq!(
+        counted, denials as u64,
+        "every refused call is accounted for"
+    );
     assert!(denied.iter().all(|e| e["outcome"] == "denied"
         && e["actor"].as_str().is_some_and(|a| a.starts_with("u-"))
         && e["ip"] == "127.0.0.1"));
+    Ok(())
+}
+
+/// Reads the event stream for `within`, returning what arrived (ends early if the
+/// stream ends, and says so).
+async fn listen(
+    stream: &mut reqwest::Response,
+    within: Duration,
+) -> anyhow::Result<(String, bool)> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut seen = String::new();
+    loop {
+        match tokio::time::timeout_at(deadline, stream.chunk()).await {
+            Err(_) => return Ok((seen, false)),
+            Ok(Ok(Some(c))) => seen.push_str(&String::from_utf8_lossy(&c)),
+            Ok(Ok(None)) => return Ok((seen, true)),
+            Ok(Err(e)) => return Err(e.into()),
+        }
+    }
+}
+
+/// A live event stream does not keep the permissions it opened with: a member taken
+/// out of the team hears nothing more of its meeting, and a disabled user's stream
+/// ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_stream_follows_permission_changes() -> anyhow::Result<()> {
+    let logs = artifacts("authz-stream");
+    let tmp = tempfile::tempdir()?;
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.add_user("ada", PASSWORD, "admin")?;
+    app.add_user("mel", PASSWORD, "member")?;
+    let admin = Api::login(&app, "ada", PASSWORD).await?;
+    let mel = Api::login(&app, "mel", PASSWORD).await?;
+    let state = tmp.path().join("agent");
+    app.enroll_agent(&state, "Ward")?;
+    let mut probe = IngestProbe::connect(&state).await?;
+    let mut stream = mel.stream("/events").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    probe.send().await?; // segment word "w1"
+    let (seen, _) = listen(&mut stream, Duration::from_secs(5)).await?;
+    assert!(
+        seen.contains("\"w1\""),
+        "a member hears her team's meeting: {seen}"
+    );
+    let staff = admin
+        .ok("/teams")
+        .await?
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["name"] == STAFF))
+        .and_then(|t| t["id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let (code, v) = admin.delete(&format!("/teams/{staff}/members/mel")).await?;
+    assert!(code.is_success(), "{v}");
+    for _ in 0..4 {
+        probe.send().await?; // w2..w5
+    }
+    let (seen, ended) = listen(&mut stream, Duration::from_secs(3)).await?;
+    for w in ["w2", "w3", "w4", "w5"] {
+        assert!(
+            !seen.contains(&format!("\"{w}\"")),
+            "removed from the team, she still heard {w}: {seen}"
+        );
+    }
+    assert!(!ended, "still signed in: the stream stays, re-scoped");
+    let (code, v) = admin
+        .post("/users/mel/disabled", json!({"disabled": true}))
+        .await?;
+    assert!(code.is_success(), "{v}");
+    probe.send().await?;
+    let (_, ended) = listen(&mut stream, Duration::from_secs(10)).await?;
+    assert!(ended, "a disabled user's stream ends");
+    Ok(())
+}
+
+/// `users.manage` is not admin in disguise: its holder may change only accounts whose
+/// permissions are within their own — never reset an administrator's password or
+/// second factor, disable or delete one — and an account from single sign-on gets no
+/// local password from anyone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_manager_cannot_take_over_a_stronger_account() -> anyhow::Result<()> {
+    let logs = artifacts("authz-user-manager");
+    let tmp = tempfile::tempdir()?;
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.add_user("ada", PASSWORD, "admin")?;
+    app.add_user("vic", PASSWORD, "viewer")?;
+    let admin = Api::login(&app, "ada", PASSWORD).await?;
+    let (code, v) = admin
+        .post(
+            "/roles",
+            json!({"name": "helpdesk", "scope": "all", "permissions": ["users.manage", "meetings.read", "rooms.read"]}),
+        )
+        .await?;
+    assert_eq!(code.as_u16(), 201, "{v}");
+    app.add_user("hal", PASSWORD, "helpdesk")?;
+    let hal = Api::login(&app, "hal", PASSWORD).await?;
+    let new_pw = json!({"password": "hal chose this password"});
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/api/v1/users/ada/password",
+            Some(new_pw.clone()),
+        ),
+        (Method::DELETE, "/api/v1/users/ada/totp", None),
+        (
+            Method::POST,
+            "/api/v1/users/ada/disabled",
+            Some(json!({"disabled": true})),
+        ),
+        (Method::DELETE, "/api/v1/users/ada", None),
+    ] {
+        let (code, v) = hal.request(method.clone(), path, body.as_ref()).await?;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{method} {path}: {v}");
+    }
+    assert!(
+        Api::login(&app, "ada", "hal chose this password")
+            .await
+            .is_err(),
+        "the administrator's password is unchanged"
+    );
+    Api::login(&app, "ada", PASSWORD).await?;
+    // An account within his reach he may help.
+    let (code, v) = hal.post("/users/vic/password", new_pw).await?;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{v}");
     Ok(())
 }

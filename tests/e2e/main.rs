@@ -1,5 +1,6 @@
 //! End-to-end tests with real processes. See `tests/src/lib.rs` for the harness.
 
+mod abuse;
 mod audit;
 mod authz;
 mod browser;
@@ -17,6 +18,7 @@ mod security;
 mod segmentation;
 mod speakers;
 mod sso;
+mod storage;
 mod tidy;
 mod transcript;
 mod upgrade;

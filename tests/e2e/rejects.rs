@@ -282,3 +282,23 @@ async fn bad_envelopes_are_refused_and_the_appliance_keeps_serving() -> anyhow::
 fn hex_zero() -> String {
     "00".repeat(32)
 }
+
+/// Before a peer has authenticated it must say something soon: a connection that
+/// opens nothing (holding a slot and the handshake's state) is closed by the
+/// appliance, not kept for ever by keep-alives.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_that_says_nothing_is_disconnected() -> anyhow::Result<()> {
+    let logs = artifacts("rejects-silent-peer");
+    let tmp = tempfile::tempdir()?;
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut silent = Channel::connect(&app.quic, None).await?;
+    // The client keeps the connection alive (keep-alives every 3 s); only the
+    // appliance can end it.
+    let outcome = silent.recv(Duration::from_secs(25)).await;
+    assert!(
+        matches!(&outcome, Err(TransportError::Lost(_))),
+        "closed by the appliance, not left open: {outcome:?}"
+    );
+    Ok(())
+}

@@ -258,3 +258,159 @@ team_map = {{ cardiology = "Cardiology" }}
         .starts_with("__Host-roomscribe_session=")));
     Ok(())
 }
+
+async fn sign_in_with(
+    app: &Appliance,
+    user: &str,
+    password: &str,
+    totp: Option<&str>,
+) -> anyhow::Result<(u16, Value)> {
+    let api = Api::anonymous(app)?;
+    let mut body = json!({"username": user, "password": password});
+    if let Some(c) = totp {
+        body["totp"] = json!(c);
+    }
+    let (code, v) = api
+        .request(reqwest::Method::POST, "/api/v1/session", Some(&body))
+        .await?;
+    Ok((code.as_u16(), v))
+}
+
+/// A directory treats `ALICE` and `alice` as one person: so must the appliance — one
+/// account, with its second factor, its disabling and its lockout whatever the
+/// spelling. And a group counts by name only where groups live (`group_base`): a
+/// same-named group someone made elsewhere in the directory gives no role.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_directory_person_is_one_account_and_groups_count_where_they_live() -> anyhow::Result<()>
+{
+    let logs = artifacts("sso-ldap-identity");
+    let tmp = tempfile::tempdir()?;
+    let tls = tmp.path().join("tls");
+    std::fs::create_dir_all(&tls)?;
+    test_ca(&tls)?;
+    let slapd = Slapd::start(
+        &tmp.path().join("ldap"),
+        &tls,
+        &logs,
+        &[
+            LdapUser {
+                uid: "alice",
+                password: "alice's directory password",
+                name: "Alice Amt",
+                groups: &["staff"],
+            },
+            LdapUser {
+                uid: "mallory",
+                password: "mallory's directory password",
+                name: "Mallory Made",
+                // A group she could create herself, named like the mapped one.
+                groups: &["selfservice/auditors"],
+            },
+            LdapUser {
+                uid: "audrey",
+                password: "audrey's directory password",
+                name: "Audrey Auditor",
+                groups: &["auditors"],
+            },
+        ],
+    )?;
+    let pw = tmp.path().join("ldap-password");
+    secret_file(&pw, LDAP_SERVICE_PASSWORD)?;
+    let app = Appliance::start_with_config(
+        &tmp.path().join("data"),
+        &logs,
+        &format!(
+            r#"[http]
+login_max_failures = 4
+[auth.ldap]
+url = "{url}"
+bind_dn = "{LDAP_SERVICE_DN}"
+bind_password_file = "{pw}"
+user_base = "ou=people,{LDAP_BASE}"
+group_base = "ou=groups,{LDAP_BASE}"
+member_of_attribute = "memberOf"
+ca_file = "{ca}"
+timeout_secs = 3
+role_map = {{ auditors = "compliance_officer", staff = "member" }}
+"#,
+            url = slapd.url,
+            pw = pw.display(),
+            ca = tls.join("ca.pem").display()
+        ),
+    )?;
+    app.add_user("ada", "ada's long password", "admin")?;
+    let admin = Api::login(&app, "ada", "ada's long password").await?;
+    let alice_pw = "alice's directory password";
+
+    // Alice signs in and adds a second factor.
+    let alice = Api::login(&app, "alice", alice_pw).await?;
+    let (code, setup) = alice.post("/me/totp", json!({})).await?;
+    assert_eq!(code.as_u16(), 201, "{setup}");
+    let secret = setup["secret"].as_str().unwrap_or_default().to_owned();
+    let (code, v) = alice
+        .post("/me/totp/confirm", json!({"code": totp_code(&secret, 0)}))
+        .await?;
+    assert_eq!(code.as_u16(), 204, "{v}");
+    // Typed another way, she is still the account with the second factor.
+    for typed in ["ALICE", "Alice"] {
+        let (code, v) = sign_in_with(&app, typed, alice_pw, None).await?;
+        assert_eq!(
+            (code, v["error"]["code"].as_str()),
+            (401, Some("totp_required")),
+            "{typed}: {v}"
+        );
+    }
+    let (code, me) = sign_in_with(&app, "ALICE", alice_pw, Some(&totp_code(&secret, 1))).await?;
+    assert_eq!(
+        (code, me["username"].as_str()),
+        (200, Some("alice")),
+        "{me}"
+    );
+    let users = admin.ok("/users").await?;
+    let names: Vec<&str> = users
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|u| u["username"].as_str())
+        .filter(|n| n.eq_ignore_ascii_case("alice"))
+        .collect();
+    assert_eq!(names, ["alice"], "one account: {users}");
+    // Disabled is disabled, however she types her name.
+    let (code, _) = admin
+        .post("/users/alice/disabled", json!({"disabled": true}))
+        .await?;
+    assert_eq!(code.as_u16(), 200);
+    let (code, v) = sign_in_with(&app, "ALICE", alice_pw, Some(&totp_code(&secret, 1))).await?;
+    assert_eq!(code, 401, "{v}");
+    let (code, _) = admin
+        .post("/users/alice/disabled", json!({"disabled": false}))
+        .await?;
+    assert_eq!(code.as_u16(), 200);
+    // Guesses under any spelling count against one lockout budget (4: the sign-in
+    // while disabled was the first failure).
+    for typed in ["ALICE", "Alice", "aLiCe"] {
+        let (code, _) = sign_in_with(&app, typed, "a wrong guess", None).await?;
+        assert_eq!(code, 401);
+    }
+    let (code, v) = sign_in_with(&app, "alice", alice_pw, Some(&totp_code(&secret, 1))).await?;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (429, Some("too_many_attempts")),
+        "{v}"
+    );
+
+    // A same-named group outside group_base maps to nothing; the real one does.
+    let (code, v) = sign_in_with(&app, "mallory", "mallory's directory password", None).await?;
+    assert_eq!(
+        (code, v["error"]["code"].as_str()),
+        (403, Some("no_role")),
+        "{v}"
+    );
+    let (code, me) = sign_in_with(&app, "audrey", "audrey's directory password", None).await?;
+    assert_eq!(
+        (code, me["roles"].clone()),
+        (200, json!(["compliance_officer"])),
+        "{me}"
+    );
+    Ok(())
+}

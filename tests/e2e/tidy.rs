@@ -77,6 +77,16 @@ fn layers_keep_to_themselves() {
         "appliance/src/ingest",
         &["store::Store", "redb::", "axum::"],
     );
+    // Time enters the rules through the injected clock only.
+    for f in rust_files(&repo_root().join("appliance/src/domain")) {
+        if !f.ends_with("clock.rs") {
+            assert!(
+                !code(&f).contains("SystemTime::now") && !code(&f).contains("Instant::now"),
+                "{} reads the time itself; rules take it from domain::clock",
+                f.display()
+            );
+        }
+    }
     for f in rust_files(&repo_root().join("appliance/src")) {
         if !f.starts_with(repo_root().join("appliance/src/store")) {
             assert!(

@@ -608,12 +608,39 @@ pub fn loopback_client() -> Result<reqwest::Client> {
         .build()?)
 }
 
+/// An HTTPS client for the appliance whose connections come from `source` (any
+/// 127.x.y.z address works on loopback: a test can be many sources at once).
+pub fn client_from(source: std::net::IpAddr) -> Result<reqwest::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .local_address(source)
+        .build()?)
+}
+
 impl Api {
     pub async fn login(app: &Appliance, username: &str, password: &str) -> Result<Self> {
+        Self::login_from(
+            app,
+            username,
+            password,
+            std::net::IpAddr::from([127, 0, 0, 1]),
+        )
+        .await
+    }
+
+    /// [`Api::login`] from another loopback source address.
+    pub async fn login_from(
+        app: &Appliance,
+        username: &str,
+        password: &str,
+        source: std::net::IpAddr,
+    ) -> Result<Self> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .danger_accept_invalid_certs(true)
             .cookie_store(true)
+            .local_address(source)
             .build()?;
         let mut api = Self {
             client,
@@ -988,4 +1015,128 @@ impl SpawnGuarded for Command {
     fn spawn_guarded(&mut self) -> Result<Running> {
         Ok(Running(self.spawn()?))
     }
+}
+
+/// An enrolled agent's ingest session driven directly (no audio): seals one-segment
+/// envelopes and times each acknowledgement. For tests that need envelopes flowing
+/// while something else happens, and for the ack-latency benchmarks.
+pub struct IngestProbe {
+    session: roomscribe_agent::transport::Session,
+    key: ed25519_dalek::SigningKey,
+    agent_id: roomscribe_protocol::AgentId,
+    recipient: [u8; 32],
+    meeting: roomscribe_protocol::MeetingId,
+    next: u64,
+}
+
+impl IngestProbe {
+    /// Connects as the agent enrolled in `state_dir`.
+    pub async fn connect(state_dir: &Path) -> Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (identity, key) = roomscribe_agent::identity::load(state_dir)?;
+        let status = roomscribe_protocol::hello::AgentStatus::minimal("probe", 0, 0);
+        let session = roomscribe_agent::transport::Session::open(&identity, &key, status).await?;
+        let next = session.welcome.last_envelope_seq.unwrap_or(0) + 1;
+        Ok(Self {
+            session,
+            agent_id: identity.agent_id,
+            recipient: identity.recipient_public()?,
+            key,
+            meeting: roomscribe_protocol::MeetingId::random(),
+            next,
+        })
+    }
+
+    /// Sends the next envelope (one segment); the time until it was acknowledged as
+    /// stored.
+    pub async fn send(&mut self) -> Result<Duration> {
+        use roomscribe_protocol::{Batch, MeetingInfo, SealParams, Segment, Word};
+        let seq = self.next;
+        let batch = Batch {
+            meeting: MeetingInfo {
+                started_at_ms: 1,
+                title: "Probe".into(),
+            },
+            segments: vec![Segment::from_words(
+                seq - 1,
+                vec![Word {
+                    word: format!("w{seq}"),
+                    start: seq as f64,
+                    end: seq as f64 + 0.5,
+                    conf: 1.0,
+                }],
+            )],
+            ended: false,
+            events: vec![],
+        };
+        let params = SealParams {
+            agent_id: self.agent_id,
+            meeting_id: self.meeting,
+            envelope_seq: seq,
+            created_at_ms: 1,
+            recipient_public: self.recipient,
+        };
+        let bytes =
+            roomscribe_protocol::envelope::seal(&batch, &params, &self.key, &mut rand_core::OsRng)?
+                .to_bytes();
+        let t0 = Instant::now();
+        let reply = self.session.send_envelope(bytes).await?;
+        let took = t0.elapsed();
+        match reply {
+            roomscribe_agent::transport::Reply::Ack(a)
+                if a.envelope_seq == seq
+                    && a.status == roomscribe_protocol::frame::AckStatus::Stored =>
+            {
+                self.next += 1;
+                Ok(took)
+            }
+            other => bail!("envelope {seq}: {other:?}"),
+        }
+    }
+}
+
+/// The median and the 99th percentile of `samples`, in milliseconds.
+pub fn p50_p99_ms(samples: &mut [Duration]) -> (f64, f64) {
+    samples.sort();
+    let at = |q: f64| {
+        samples
+            .get(((samples.len() as f64 - 1.0) * q).round() as usize)
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    (at(0.5), at(0.99))
+}
+
+/// The peak resident memory of a process (`VmHWM`), in MiB.
+pub fn peak_rss_mib(pid: u32) -> Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmHWM in /proc/PID/status")?;
+    Ok(kib / 1024.0)
+}
+
+/// The TOTP code an authenticator app shows for `base32_secret` now, `offset_steps`
+/// steps (of 30 s) away.
+pub fn totp_code(base32_secret: &str, offset_steps: i64) -> String {
+    use roomscribe_appliance::domain::totp::{code_at, STEP_SECS};
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let (mut buf, mut bits, mut secret) = (0u32, 0u32, vec![]);
+    for c in base32_secret.bytes() {
+        let Some(v) = alphabet.iter().position(|a| *a == c) else {
+            continue;
+        };
+        buf = (buf << 5) | v as u32;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            secret.push((buf >> bits) as u8);
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let step = (now / STEP_SECS + offset_steps).max(0) as u64;
+    format!("{:06}", code_at(&secret, step, 6))
 }

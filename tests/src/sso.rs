@@ -120,7 +120,9 @@ pub const LDAP_SERVICE_DN: &str = "cn=roomscribe,ou=services,dc=example,dc=org";
 pub const LDAP_SERVICE_PASSWORD: &str = "service account secret";
 const LDAP_ROOT_PASSWORD: &str = "directory manager secret";
 
-/// One directory user: uid, password, groups (groupOfNames under ou=groups).
+/// One directory user: uid, password, groups (groupOfNames under ou=groups, or under
+/// another organizational unit when written `ou/name`). Users see their groups in
+/// `memberOf` too (slapd's dynlist overlay).
 pub struct LdapUser<'a> {
     pub uid: &'a str,
     pub password: &'a str,
@@ -142,17 +144,21 @@ impl Slapd {
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
 include /etc/ldap/schema/nis.schema
+include /etc/ldap/schema/dyngroup.schema
 TLSCACertificateFile {tls}/ca.pem
 TLSCertificateFile {tls}/server.pem
 TLSCertificateKeyFile {tls}/server.key
 pidfile {dir}/slapd.pid
 modulepath /usr/lib/ldap
 moduleload back_mdb
+moduleload dynlist
 database mdb
 suffix \"{LDAP_BASE}\"
 rootdn \"cn=admin,{LDAP_BASE}\"
 rootpw {root}
 directory {dir}/db
+overlay dynlist
+dynlist-attrset groupOfURLs memberURL member+memberOf@groupOfNames
 access to attrs=userPassword by anonymous auth by self auth by * none
 access to * by dn.exact=\"{LDAP_SERVICE_DN}\" read by self read by * none
 ",
@@ -184,9 +190,20 @@ dn: {LDAP_SERVICE_DN}\nobjectClass: person\ncn: roomscribe\nsn: service\nuserPas
                     .push(format!("uid={},ou=people,{LDAP_BASE}", u.uid));
             }
         }
+        let mut units = std::collections::BTreeSet::new();
+        for g in groups.keys() {
+            if let Some((ou, _)) = g.split_once('/') {
+                if ou != "groups" && units.insert(ou.to_owned()) {
+                    ldif.push_str(&format!(
+                        "dn: ou={ou},{LDAP_BASE}\nobjectClass: organizationalUnit\nou: {ou}\n\n"
+                    ));
+                }
+            }
+        }
         for (g, members) in groups {
+            let (ou, cn) = g.split_once('/').unwrap_or(("groups", g));
             ldif.push_str(&format!(
-                "dn: cn={g},ou=groups,{LDAP_BASE}\nobjectClass: groupOfNames\ncn: {g}\n"
+                "dn: cn={cn},ou={ou},{LDAP_BASE}\nobjectClass: groupOfNames\ncn: {cn}\n"
             ));
             for m in members {
                 ldif.push_str(&format!("member: {m}\n"));

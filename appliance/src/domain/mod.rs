@@ -44,7 +44,7 @@ pub mod signin;
 pub mod sso;
 mod throttle;
 mod tokens;
-mod totp;
+pub mod totp;
 pub mod views;
 
 pub use access::{Actor, ClientInfo, Permission, Scope, Via};
@@ -86,9 +86,10 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// The system clock, argon2 bounded at two checks per core, no identity systems.
+    /// The system clock, argon2 bounded at two checks per core (at most 8: 368 MiB),
+    /// no identity systems.
     pub fn new(store: Store, keys: ApplianceKeys, config: Config) -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get().min(4));
         Self {
             store: Arc::new(store),
             keys,

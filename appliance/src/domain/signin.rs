@@ -289,8 +289,19 @@ impl SignIn {
         })
     }
 
+    /// Runs storage work of a sign-in (counting, recording) off the async workers.
+    async fn off<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&SignIn) -> T + Send + 'static,
+    ) -> Result<T> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || f(&me))
+            .await
+            .map_err(|e| DomainError::Internal(e.to_string()))
+    }
+
     async fn directory_sign_in(
-        &self,
+        self: &Arc<Self>,
         username: &str,
         password: &str,
         totp_code: Option<&str>,
@@ -299,34 +310,45 @@ impl SignIn {
         let Some(dir) = self.ldap.as_ref() else {
             return Err(DomainError::BadCredentials);
         };
-        self.attempt(username, Via::Ldap, client)?;
+        let (name, c) = (username.to_owned(), client.clone());
+        let fail = move |why: &'static str| {
+            let (name, c) = (name.clone(), c.clone());
+            move |s: &SignIn| s.failed(&name, Via::Ldap, &c, why)
+        };
+        let (name, c) = (username.to_owned(), client.clone());
+        self.off(move |s| s.attempt(&name, Via::Ldap, &c)).await??;
         // Names outside the local rules never reach a directory filter.
         if check_username(username).is_err() || password.is_empty() {
-            return Err(self.failed(username, Via::Ldap, client, "not a valid directory sign-in"));
+            return Err(self.off(fail("not a valid directory sign-in")).await?);
         }
         let identity = match dir.port.authenticate(username, password).await {
             Ok(i) => i,
             Err(SsoError::Rejected) => {
-                return Err(self.failed(
-                    username,
-                    Via::Ldap,
-                    client,
-                    "the directory refused the password",
-                ))
+                return Err(self.off(fail("the directory refused the password")).await?)
             }
             Err(SsoError::Unavailable(why)) => {
-                lock(&self.throttle).not_attempted(username, client.ip);
-                let (who, r) = refused(client, username, Via::Ldap, &why);
-                self.audit.quietly(&who, r);
                 tracing::error!(error = %why, "directory sign-in failed");
+                let (name, c) = (username.to_owned(), client.clone());
+                self.off(move |s| {
+                    lock(&s.throttle).not_attempted(&name, c.ip);
+                    let (who, r) = refused(&c, &name, Via::Ldap, &why);
+                    s.audit.quietly(&who, r);
+                })
+                .await?;
                 return Err(DomainError::Unavailable(
                     "the directory cannot be reached; try again later".into(),
                 ));
             }
         };
-        let user =
-            self.external_account(&identity, Via::Ldap, client, (&dir.role_map, &dir.team_map))?;
-        let outcome = self.finish(user, Via::Ldap, totp_code, client)?;
+        let outcome = self
+            .clone()
+            .finish_external(
+                identity,
+                Via::Ldap,
+                totp_code.map(str::to_owned),
+                client.clone(),
+            )
+            .await?;
         // The typed spelling and the directory's own share one count.
         lock(&self.throttle).success(username, None);
         Ok(outcome)
@@ -374,7 +396,7 @@ impl SignIn {
     /// What went wrong at the provider is logged and audited; the browser, which
     /// nobody has authenticated yet, hears only that it failed.
     pub async fn oidc_callback(
-        &self,
+        self: &Arc<Self>,
         state: &str,
         code: Option<&str>,
         provider_error: Option<&str>,
@@ -385,9 +407,12 @@ impl SignIn {
             DomainError::Conflict("single sign-on (OpenID Connect) is not configured".into())
         })?;
         let failed = |why: String| {
-            let (who, r) = refused(client, "unknown", Via::Oidc, &why);
-            self.audit.quietly(&who, r);
             tracing::warn!(reason = %why, "OpenID Connect sign-in refused");
+            let c = client.clone();
+            self.off(move |s| {
+                let (who, r) = refused(&c, "unknown", Via::Oidc, &why);
+                s.audit.quietly(&who, r);
+            })
         };
         let pending = lock(&self.pending)
             .take(state, self.clock.now_ms())
@@ -398,7 +423,7 @@ impl SignIn {
                 )
             })?;
         if !pending.same_browser(browser_cookie) {
-            failed("callback from another browser than the one that started".into());
+            failed("callback from another browser than the one that started".into()).await?;
             return Err(DomainError::invalid(
                 "state",
                 "this sign-in was started in another browser",
@@ -406,35 +431,61 @@ impl SignIn {
         }
         if let Some(e) = provider_error {
             let e: String = e.chars().filter(|c| !c.is_control()).take(100).collect();
-            failed(format!("provider said {e}"));
+            failed(format!("provider said {e}")).await?;
             return Err(DomainError::SignInFailed);
         }
         let code = code.ok_or_else(|| DomainError::invalid("code", "missing"))?;
-        let identity = o
+        let identity = match o
             .provider
             .port
             .exchange(&o.redirect_url, code, &pending.verifier, &pending.nonce)
             .await
-            .map_err(|e| {
-                failed(e.to_string());
-                match e {
+        {
+            Ok(i) => i,
+            Err(e) => {
+                failed(e.to_string()).await?;
+                return Err(match e {
                     SsoError::Rejected => DomainError::BadCredentials,
                     SsoError::Unavailable(_) => DomainError::SignInFailed,
-                }
-            })?;
+                });
+            }
+        };
         if check_username(&identity.username).is_err() {
-            let (who, r) = refused(
-                client,
-                &identity.username,
-                Via::Oidc,
-                "username claim is not a valid username here",
-            );
-            self.audit.quietly(&who, r);
+            failed(format!(
+                "username claim {:?} is not a valid username here",
+                identity.username
+            ))
+            .await?;
             return Err(DomainError::BadCredentials);
         }
-        let maps = (&o.provider.role_map, &o.provider.team_map);
-        let user = self.external_account(&identity, Via::Oidc, client, maps)?;
-        self.finish(user, Via::Oidc, None, client)
+        self.clone()
+            .finish_external(identity, Via::Oidc, None, client.clone())
+            .await
+    }
+
+    /// The storage part of an external sign-in (account, then session), off the async
+    /// workers.
+    async fn finish_external(
+        self: Arc<Self>,
+        identity: ExternalIdentity,
+        via: Via,
+        totp_code: Option<String>,
+        client: ClientInfo,
+    ) -> Result<LoginOutcome> {
+        tokio::task::spawn_blocking(move || {
+            let maps = match via {
+                Via::Ldap => self.ldap.as_ref().map(|p| (&p.role_map, &p.team_map)),
+                _ => self
+                    .oidc
+                    .as_ref()
+                    .map(|o| (&o.provider.role_map, &o.provider.team_map)),
+            }
+            .ok_or(DomainError::BadCredentials)?;
+            let user = self.external_account(&identity, via, &client, maps)?;
+            self.finish(user, via, totp_code.as_deref(), &client)
+        })
+        .await
+        .map_err(|e| DomainError::Internal(e.to_string()))?
     }
 
     /// The account of an external identity, created or brought up to date in one

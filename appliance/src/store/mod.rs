@@ -121,6 +121,7 @@ pub struct Store {
     /// was last tried (at most once a second: opening after a failure repairs).
     failure: Mutex<Option<String>>,
     last_reopen: Mutex<Option<std::time::Instant>>,
+    last_probe: Mutex<Option<std::time::Instant>>,
     commits: AtomicU64,
 }
 
@@ -150,6 +151,7 @@ impl Store {
             location,
             failure: Mutex::new(None),
             last_reopen: Mutex::new(None),
+            last_probe: Mutex::new(None),
             commits: AtomicU64::new(0),
         })
     }
@@ -187,6 +189,9 @@ impl Store {
         };
         let hooks = tx.commit().map_err(|e| self.failed(e))?;
         self.commits.fetch_add(1, Ordering::Relaxed);
+        if lock(&self.failure).take().is_some() {
+            tracing::info!("storage takes writes again");
+        }
         for hook in hooks {
             hook();
         }
@@ -199,14 +204,39 @@ impl Store {
         self.commits.load(Ordering::Relaxed)
     }
 
-    /// `Err(reason)` while the last write failed and the database could not be
-    /// opened again (the appliance is then not ready).
+    /// `Err(reason)` while storage cannot take writes: after a write failed (a full
+    /// disk), a small probe write is tried (at most once a second) and the store is
+    /// healthy again only once one commits. The appliance is not ready meanwhile.
     pub fn health(&self) -> std::result::Result<(), String> {
-        match self.database() {
-            Ok(db) => redb::ReadableDatabase::begin_read(&*db)
-                .map(drop)
-                .map_err(|e| self.failed(e.into()).to_string()),
-            Err(e) => Err(e.to_string()),
+        let Some(why) = lock(&self.failure).clone() else {
+            return match self.database() {
+                Ok(db) => redb::ReadableDatabase::begin_read(&*db)
+                    .map(drop)
+                    .map_err(|e| self.failed(e.into()).to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+        };
+        {
+            let mut last = lock(&self.last_probe);
+            if last.is_some_and(|t| t.elapsed() < std::time::Duration::from_secs(1)) {
+                return Err(why);
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let probe = self.write(|tx| {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            tx.put_meta("health_probe", &now.to_be_bytes())
+        });
+        probe.map_err(|e| format!("{why} (still: {e})"))
+    }
+
+    /// Whether `e` says the disk is full.
+    pub fn is_disk_full(e: &StoreError) -> bool {
+        match e {
+            StoreError::Redb(redb::Error::Io(io)) => io.raw_os_error() == Some(28),
+            _ => false,
         }
     }
 
@@ -242,8 +272,7 @@ impl Store {
             Ok(db) => {
                 let db = Arc::new(db);
                 *slot = Some(db.clone());
-                let was = lock(&self.failure).take();
-                tracing::warn!(after = ?was, "storage reopened after a failed write");
+                tracing::warn!("storage reopened after a failed write");
                 Ok(db)
             }
             Err(e) => {

@@ -169,6 +169,40 @@ fn sealing_rejects_non_contiguous_segments() {
 }
 
 #[test]
+fn a_number_json_cannot_carry_is_refused_at_seal_time_and_can_be_repaired() {
+    let f = fixture();
+    for poison in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let mut b = batch(0, 2);
+        b.segments[1].words[0].end = poison;
+        let err = seal(&b, &f.params, &f.agent, &mut OsRng).expect_err("refused");
+        assert!(
+            matches!(&err, EnvelopeError::BadPayload(m) if m.contains("segment 1, word 0: end")),
+            "{err}"
+        );
+        // Repaired, the words stay and the batch seals and opens.
+        assert_eq!(b.segments[1].repair_non_finite(), 1);
+        assert_eq!(b.segments[1].words[0].end, b.segments[1].words[0].start);
+        let env = seal(&b, &f.params, &f.agent, &mut OsRng).expect("seals");
+        let opened = open_bytes(&f, &env.to_bytes()).expect("opens");
+        assert_eq!(opened.segments[1].text, "w1");
+    }
+    let mut b = batch(0, 1);
+    b.segments[0].confidence = f32::NAN;
+    assert!(seal(&b, &f.params, &f.agent, &mut OsRng).is_err());
+    b.events.push(crate::batch::MeetingEvent {
+        seq: 0,
+        at: f64::NAN,
+        kind: crate::batch::EventKind::Highlight,
+        source: crate::batch::EventSource::Voice,
+    });
+    b.segments[0].repair_non_finite();
+    assert!(seal(&b, &f.params, &f.agent, &mut OsRng)
+        .expect_err("event")
+        .to_string()
+        .contains("event 0"));
+}
+
+#[test]
 fn low_order_recipient_key_is_refused() {
     let f = fixture();
     let mut params = f.params.clone();

@@ -605,3 +605,73 @@ fn schedules_refuse_absurd_times_without_overflowing() {
         "a refused change records nothing"
     );
 }
+
+#[test]
+fn absurd_agent_times_do_not_overflow() {
+    let f = fixture();
+    let (agent, key) = f.enroll("Ward");
+    for t in [i64::MIN, i64::MAX] {
+        let exporter = [5u8; 32];
+        let hello = Hello {
+            protocol_version: roomscribe_protocol::PROTOCOL_VERSION,
+            agent_id: agent,
+            signature: sign_hello(&key, &exporter, &agent),
+            status: AgentStatus::minimal("t", 0, t),
+        };
+        f.ingest
+            .authenticate_hello(&hello, &exporter)
+            .expect("hello");
+        let view = &f.fleet.agents(&f.admin()).expect("agents")[0];
+        assert!(view.clock_offset_ms.is_some(), "{t}");
+    }
+    // A meeting that says it started at the dawn of time is shown, not a panic.
+    let who = f.hello(agent, &key);
+    let meeting = MeetingId::random();
+    let batch = Batch {
+        meeting: MeetingInfo {
+            started_at_ms: i64::MIN,
+            title: "t".into(),
+        },
+        segments: vec![],
+        ended: false,
+        events: vec![],
+    };
+    let params = SealParams {
+        agent_id: agent,
+        meeting_id: meeting,
+        envelope_seq: 1,
+        created_at_ms: 5,
+        recipient_public: f.keys.envelope.public_bytes(),
+    };
+    let env = seal(&batch, &params, &key, &mut OsRng)
+        .expect("seal")
+        .to_bytes();
+    assert_eq!(f.ingest.accept_envelope(who, &env), Ok(AckStatus::Stored));
+    let listed = f.meetings.list(&f.admin()).expect("list");
+    assert_eq!(listed[0].started_at_ms, i64::MIN);
+}
+
+#[test]
+fn captions_are_forgotten_when_their_meeting_goes_quiet() {
+    let f = fixture();
+    let cap = |at: i64| views::CaptionView {
+        segment_seq: 3,
+        text: "partial".into(),
+        heard_until: 1.0,
+        received_at_ms: at,
+        speaker: "unknown".into(),
+    };
+    let now = f.clock.now_ms();
+    f.captions.set("m1", cap(now));
+    f.captions.set("m2", cap(now - live::CAPTION_TTL_MS - 1));
+    assert_eq!(f.captions.prune(now), 1);
+    assert!(f.captions.get("m1").is_some() && f.captions.get("m2").is_none());
+    // The final segment it precedes settles it.
+    f.captions.settled("m1", Some(2), false);
+    assert!(
+        f.captions.get("m1").is_some(),
+        "segment 2 is before the caption's 3"
+    );
+    f.captions.settled("m1", Some(3), false);
+    assert!(f.captions.get("m1").is_none());
+}

@@ -348,20 +348,16 @@ fn password_checks_beyond_the_bound_are_refused_at_once() {
     let (busy, first) = thread_pair(
         || {
             std::thread::sleep(std::time::Duration::from_millis(100));
-            let t = std::time::Instant::now();
-            (f.sign_in.login("ann", PASSWORD, None, &none), t.elapsed())
+            f.sign_in.login("ann", PASSWORD, None, &none)
         },
         || f.sign_in.login("ann", PASSWORD, None, &none),
     );
     first.expect("the first sign-in");
+    // (Queued, it would have waited for the permit and succeeded.)
     assert!(
-        matches!(busy.0, Err(DomainError::Busy { .. })),
+        matches!(busy, Err(DomainError::Busy { .. })),
         "{:?}",
-        busy.0.err()
-    );
-    assert!(
-        busy.1 < std::time::Duration::from_millis(300),
-        "answered without waiting"
+        busy.err()
     );
     // The refused attempt did not count against the user.
     for _ in 0..4 {
