@@ -33,6 +33,7 @@ bench: setup
 	$(CARGO) build --release --workspace --bins
 	BENCH_DIR=$(CURDIR)/target $(CARGO) bench -p roomscribe-agent --bench envelope_queue
 	$(CARGO) bench -p roomscribe-tests --bench agent_live
+	$(CARGO) bench -p roomscribe-tests --bench abuse
 	bash scripts/packages.sh
 	$(CARGO) bench -p roomscribe-tests --bench appliance_startup
 	$(CARGO) bench -p roomscribe-tests --bench whisper

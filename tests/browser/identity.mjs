@@ -67,6 +67,9 @@ try {
   await page.waitForSelector('tr[data-user=cora]');
   out.cora_row = (await page.textContent('tr[data-user=cora]')).replace(/\s+/g, ' ').trim();
   await shot(page, 'users');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, 'users-phone');
+  await page.setViewportSize({ width: 1400, height: 900 });
 
   step = 'admin creates a team and a role';
   await page.click('#nav a[href="#/teams"]');
@@ -94,6 +97,10 @@ try {
   await page.waitForSelector('#totp-required');
   out.totp_required_shown = await page.textContent('#totp-required');
   // Adding a second factor asks for the password again.
+  await shot(page, 'profile');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot(page, 'profile-phone');
+  await page.setViewportSize({ width: 1400, height: 900 });
   await page.fill('#totp input[name=password]', env('RS_PASSWORD'));
   await page.click('#totp button[type=submit]');
   await page.waitForSelector('#totp-secret');

@@ -169,22 +169,8 @@ async fn a_flood_of_refused_requests_adds_a_bounded_number_of_audit_entries() ->
     // Every refusal is accounted for, counted (the minute in progress at shutdown).
     drop(admin);
     drop(app);
-    let export = tmp.path().join("audit.jsonl");
-    let out = std::process::Command::new(bin("roomscribe"))
-        .args(["audit", "export", "--out"])
-        .arg(&export)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let counted: u64 = std::fs::read_to_string(&export)?
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|l| l["entry"].clone())
+    let counted: u64 = exported_audit_entries(&data)?
+        .iter()
         .filter(|e| e["action"] == "permission.denied" && e["target"] == "GET /metrics")
         .map(|e| e["count"].as_u64().unwrap_or(1))
         .sum();

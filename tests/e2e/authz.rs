@@ -585,22 +585,8 @@ async fn every_route_and_every_role_get_what_the_rules_say() -> anyhow::Result<(
     drop(stream);
     drop(fx);
     drop(app);
-    let export = tmp.path().join("audit.jsonl");
-    let out = std::process::Command::new(bin("roomscribe"))
-        .args(["audit", "export", "--out"])
-        .arg(&export)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let denied: Vec<Value> = std::fs::read_to_string(&export)?
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|l| l["entry"].clone())
+    let denied: Vec<Value> = exported_audit_entries(&data)?
+        .into_iter()
         .filter(|e| e["action"] == "permission.denied")
         .collect();
     let counted: u64 = denied

@@ -12,28 +12,28 @@ use roomscribe_tests::sso::{
 use roomscribe_tests::*;
 use serde_json::{json, Value};
 
+/// A test CA and a directory with `users`, under `dir`.
+fn directory(
+    dir: &std::path::Path,
+    logs: &std::path::Path,
+    users: &[LdapUser<'_>],
+) -> anyhow::Result<(Slapd, std::path::PathBuf)> {
+    let tls = dir.join("tls");
+    std::fs::create_dir_all(&tls)?;
+    test_ca(&tls)?;
+    Ok((Slapd::start(&dir.join("ldap"), &tls, logs, users)?, tls))
+}
+
 async fn sign_in(app: &Appliance, user: &str, password: &str) -> anyhow::Result<(u16, Value)> {
-    let api = Api::anonymous(app)?;
-    let (code, v) = api
-        .request(
-            reqwest::Method::POST,
-            "/api/v1/session",
-            Some(&json!({"username": user, "password": password})),
-        )
-        .await?;
-    Ok((code.as_u16(), v))
+    sign_in_with(app, user, password, None).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn directory_users_sign_in_with_roles_from_their_groups() -> anyhow::Result<()> {
     let logs = artifacts("sso-ldap");
     let tmp = tempfile::tempdir()?;
-    let tls = tmp.path().join("tls");
-    std::fs::create_dir_all(&tls)?;
-    test_ca(&tls)?;
-    let slapd = Slapd::start(
-        &tmp.path().join("ldap"),
-        &tls,
+    let (slapd, tls) = directory(
+        tmp.path(),
         &logs,
         &[
             LdapUser {
@@ -285,12 +285,8 @@ async fn one_directory_person_is_one_account_and_groups_count_where_they_live() 
 {
     let logs = artifacts("sso-ldap-identity");
     let tmp = tempfile::tempdir()?;
-    let tls = tmp.path().join("tls");
-    std::fs::create_dir_all(&tls)?;
-    test_ca(&tls)?;
-    let slapd = Slapd::start(
-        &tmp.path().join("ldap"),
-        &tls,
+    let (slapd, tls) = directory(
+        tmp.path(),
         &logs,
         &[
             LdapUser {

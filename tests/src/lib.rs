@@ -511,6 +511,26 @@ impl Drop for Appliance {
     }
 }
 
+/// The entries of the audit log of a stopped appliance's `data_dir`, as
+/// `roomscribe audit export` writes them.
+pub fn exported_audit_entries(data_dir: &Path) -> Result<Vec<Value>> {
+    let export = data_dir.with_extension("audit.jsonl");
+    let out = Command::new(bin("roomscribe"))
+        .args(["audit", "export", "--out"])
+        .arg(&export)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .output()?;
+    if !out.status.success() {
+        bail!("audit export: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(std::fs::read_to_string(&export)?
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|l| l.get("entry").cloned())
+        .collect())
+}
+
 /// An agent command (`args[0]` is the subcommand; `--state-dir` goes right after it)
 /// with logs in `logs/<label>.{stdout,stderr}`.
 pub fn agent(state_dir: &Path, logs: &Path, label: &str, args: &[&str]) -> Result<Command> {

@@ -109,10 +109,7 @@ impl Credentials {
     }
 
     fn own(&self, actor: &Actor) -> Result<UserRecord> {
-        self.store
-            .read(|tx| tx.user(&actor.username))?
-            .filter(|u| u.id == actor.user_id)
-            .ok_or(DomainError::Unauthenticated)
+        self.store.read(|tx| own_in(tx, actor))
     }
 
     /// Before a new credential is added: the account's password again, or — without
@@ -201,10 +198,7 @@ impl Credentials {
         let secret = totp::generate();
         let sealed = self.second_factor.seal(&actor.username, &secret);
         self.store.write(|tx| {
-            let mut u = tx
-                .user(&actor.username)?
-                .filter(|u| u.id == actor.user_id)
-                .ok_or(DomainError::Unauthenticated)?;
+            let mut u = own_in(tx, actor)?;
             if u.totp_secret.is_some() {
                 return Err(DomainError::Conflict(
                     "a second factor is already set up; remove it first".into(),
@@ -224,10 +218,7 @@ impl Credentials {
     pub fn confirm_totp(&self, actor: &Actor, code: &str) -> Result<()> {
         actor.require_own_account()?;
         self.store.write(|tx| {
-            let mut u = tx
-                .user(&actor.username)?
-                .filter(|u| u.id == actor.user_id)
-                .ok_or(DomainError::Unauthenticated)?;
+            let mut u = own_in(tx, actor)?;
             let pending = u
                 .totp_pending
                 .clone()
@@ -264,10 +255,7 @@ impl Credentials {
             ));
         }
         self.store.write(|tx| {
-            let mut u = tx
-                .user(&actor.username)?
-                .filter(|u| u.id == actor.user_id)
-                .ok_or(DomainError::Unauthenticated)?;
+            let mut u = own_in(tx, actor)?;
             let sealed = u
                 .totp_secret
                 .clone()
@@ -287,4 +275,11 @@ impl Credentials {
             Ok(())
         })
     }
+}
+
+/// The actor's own account as stored in `tx` (the very account, by id).
+pub(super) fn own_in(tx: &impl Reads, actor: &Actor) -> Result<UserRecord> {
+    tx.user(&actor.username)?
+        .filter(|u| u.id == actor.user_id)
+        .ok_or(DomainError::Unauthenticated)
 }

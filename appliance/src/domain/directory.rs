@@ -447,8 +447,7 @@ impl Directory {
             )));
         }
         let hash = self.passwords.hash(password)?;
-        self.store.write(|tx| {
-            let mut u = self.account_for(tx, actor, username)?;
+        self.reset(actor, username, A::UserPasswordReset, |u| {
             if u.source.is_some() {
                 return Err(DomainError::Conflict(format!(
                     "{username} signs in through single sign-on"
@@ -456,33 +455,42 @@ impl Directory {
             }
             u.password_hash = hash;
             u.must_change_password = true;
-            u.auth_epoch += 1;
-            tx.put_user(&u)?;
-            self.audit.record(
-                tx,
-                &Who::from(actor),
-                Record::ok(A::UserPasswordReset, format!("user:{username}")),
-            )
-        })?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Removes a user's second factor (a lost phone); their sessions end, and a role
     /// that requires one makes them enrol again.
     pub fn reset_totp(&self, actor: &Actor, username: &str) -> Result<()> {
-        self.store.write(|tx| {
-            let mut u = self.account_for(tx, actor, username)?;
+        self.reset(actor, username, A::TotpReset, |u| {
             u.totp_secret = None;
             u.totp_pending = None;
+            Ok(())
+        })
+    }
+
+    /// Changes another account's credentials (`change`) in one transaction with its
+    /// audit entry; the account's epoch moves, so its sessions and streams end.
+    fn reset(
+        &self,
+        actor: &Actor,
+        username: &str,
+        action: A,
+        change: impl FnOnce(&mut UserRecord) -> Result<()>,
+    ) -> Result<()> {
+        self.store.write(|tx| {
+            let mut u = self.account_for(tx, actor, username)?;
+            change(&mut u)?;
             u.auth_epoch += 1;
             tx.put_user(&u)?;
             self.audit.record(
                 tx,
                 &Who::from(actor),
-                Record::ok(A::TotpReset, format!("user:{username}")),
-            )
-        })?;
-        Ok(())
+                Record::ok(action, format!("user:{username}")),
+            )?;
+            self.changes_access(tx);
+            Ok(())
+        })
     }
 
     /// Grants `role` to a user (replacing an earlier grant of it), until `expires_at_ms`.

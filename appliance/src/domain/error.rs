@@ -52,10 +52,34 @@ pub enum DomainError {
     AgentOffline,
     #[error("the agent did not answer in time; it may still carry the command out")]
     AgentTimeout,
+    /// The disk is full: nothing of the operation was stored.
+    #[error(
+        "the appliance's disk is full: nothing of this request was stored; free space and retry"
+    )]
+    DiskFull,
+    /// A write failed earlier and storage could not be opened again yet.
+    #[error("storage is unavailable; try again shortly")]
+    StorageUnavailable,
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<StoreError> for DomainError {
+    fn from(e: StoreError) -> Self {
+        if crate::store::Store::is_disk_full(&e) {
+            tracing::error!(error = %e, "storage: the disk is full");
+            return Self::DiskFull;
+        }
+        match e {
+            StoreError::Unavailable(why) => {
+                tracing::error!(error = %why, "storage unavailable");
+                Self::StorageUnavailable
+            }
+            e => Self::Store(e),
+        }
+    }
 }
 
 impl DomainError {

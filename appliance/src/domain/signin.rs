@@ -219,13 +219,13 @@ impl SignIn {
                 return Err(e);
             }
         };
+        let why = if user.is_none() {
+            "no such user"
+        } else {
+            "wrong password"
+        };
         let Some(checked) = user.filter(|_| ok) else {
-            return Err(self.failed(
-                username,
-                Via::Password,
-                client,
-                "no such user or wrong password",
-            ));
+            return Err(self.failed(username, Via::Password, client, why));
         };
         self.finish(checked, Via::Password, totp_code, client)
     }

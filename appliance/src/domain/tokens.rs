@@ -144,9 +144,7 @@ impl ApiTokens {
             revoked_at_ms: None,
         };
         self.store.write(|tx| {
-            tx.user(&actor.username)?
-                .filter(|u| u.id == actor.user_id)
-                .ok_or(DomainError::Unauthenticated)?;
+            super::credentials::own_in(tx, actor)?;
             tx.put_api_token(&record)?;
             self.audit.record(
                 tx,

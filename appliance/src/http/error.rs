@@ -63,33 +63,20 @@ impl From<DomainError> for ApiError {
             DomainError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             DomainError::NoRole => (StatusCode::FORBIDDEN, "no_role"),
             DomainError::AgentTimeout => (StatusCode::GATEWAY_TIMEOUT, "agent_timeout"),
-            DomainError::Store(s) if crate::store::Store::is_disk_full(s) => {
-                (StatusCode::INSUFFICIENT_STORAGE, "disk_full")
-            }
-            DomainError::Store(crate::store::StoreError::Unavailable(_)) => {
+            DomainError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "disk_full"),
+            DomainError::StorageUnavailable => {
                 (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
             }
             DomainError::Store(_) | DomainError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
-        let message = match status {
-            StatusCode::INTERNAL_SERVER_ERROR | StatusCode::SERVICE_UNAVAILABLE
-                if matches!(e, DomainError::Store(_) | DomainError::Internal(_)) =>
-            {
-                // Details go to the log, never to the client.
-                tracing::error!(error = %e, "request failed");
-                if status == StatusCode::SERVICE_UNAVAILABLE {
-                    "storage is unavailable; try again shortly".to_owned()
-                } else {
-                    "internal error".to_owned()
-                }
-            }
-            StatusCode::INSUFFICIENT_STORAGE => {
-                tracing::error!(error = %e, "request failed: the disk is full");
-                "the appliance's disk is full: nothing of this request was stored; free space and retry".to_owned()
-            }
-            _ => e.to_string(),
+        let message = if status == StatusCode::INTERNAL_SERVER_ERROR {
+            // Details go to the log, never to the client.
+            tracing::error!(error = %e, "request failed");
+            "internal error".to_owned()
+        } else {
+            e.to_string()
         };
         let retry_after_secs = match e {
             DomainError::TooManyAttempts { retry_after_secs }

@@ -40,6 +40,11 @@ pub fn fixture() -> Fixture {
 }
 
 pub fn fixture_with(config: impl FnOnce(&mut Config), passwords: Passwords) -> Fixture {
+    fixture_setup(config, |s| s.passwords = passwords)
+}
+
+/// A fixture whose config and setup (identity providers, passwords) the test changes.
+pub fn fixture_setup(config: impl FnOnce(&mut Config), setup: impl FnOnce(&mut Setup)) -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut c = Config {
         data_dir: dir.path().to_owned(),
@@ -49,12 +54,13 @@ pub fn fixture_with(config: impl FnOnce(&mut Config), passwords: Passwords) -> F
     let store = Store::open(dir.path()).expect("store");
     let keys = crate::keys::ApplianceKeys::load_or_create(dir.path()).expect("keys");
     let clock = ManualClock::new(SystemClock.now_ms());
-    let mut setup = Setup::new(store, keys, c);
-    setup.clock = clock.clone();
-    setup.passwords = passwords;
-    let store = setup.store.clone();
+    let mut s = Setup::new(store, keys, c);
+    s.clock = clock.clone();
+    s.passwords = Passwords::for_tests(std::time::Duration::ZERO);
+    setup(&mut s);
+    let store = s.store.clone();
     Fixture {
-        app: Appliance::new(setup),
+        app: Appliance::new(s),
         store,
         clock,
         _dir: dir,

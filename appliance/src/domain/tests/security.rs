@@ -481,51 +481,33 @@ pub fn with_identity_systems(
     people: Vec<ExternalIdentity>,
     provider: Arc<dyn OidcProvider>,
 ) -> Fixture {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut c = Config {
-        data_dir: dir.path().to_owned(),
-        ..Config::default()
-    };
     let map = |pairs: &[(&str, &str)]| -> crate::config::GroupMap {
         pairs
             .iter()
             .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
             .collect()
     };
-    c.auth.ldap = Some(
-        toml::from_str(
-            "url = \"ldaps://dc.test\"\nbind_dn = \"cn=x\"\nbind_password_file = \"/x\"\nuser_base = \"dc=test\"\n",
-        )
-        .expect("ldap config"),
-    );
-    if let Some(l) = c.auth.ldap.as_mut() {
-        l.role_map = map(&[("staff", "member")]);
-        l.team_map = map(&[("staff", "Staff")]);
-    }
-    c.auth.oidc = Some(
-        toml::from_str(
-            "issuer = \"https://idp.test\"\nclient_id = \"rs\"\nclient_secret_file = \"/x\"\nredirect_url = \"https://rs.test/api/v1/auth/oidc/callback\"\n",
-        )
-        .expect("oidc config"),
-    );
-    if let Some(o) = c.auth.oidc.as_mut() {
-        o.role_map = map(&[("auditors", "compliance_officer")]);
-    }
-    let store = Store::open(dir.path()).expect("store");
-    let keys = crate::keys::ApplianceKeys::load_or_create(dir.path()).expect("keys");
-    let clock = ManualClock::new(SystemClock.now_ms());
-    let mut setup = Setup::new(store, keys, c);
-    setup.clock = clock.clone();
-    setup.passwords = Passwords::for_tests(std::time::Duration::ZERO);
-    setup.ldap = Some(Arc::new(Directory(people)));
-    setup.oidc = Some(provider);
-    let store = setup.store.clone();
-    Fixture {
-        app: Appliance::new(setup),
-        store,
-        clock,
-        _dir: dir,
-    }
+    fixture_setup(
+        |c| {
+            let mut ldap: crate::config::LdapConfig = toml::from_str(
+                "url = \"ldaps://dc.test\"\nbind_dn = \"cn=x\"\nbind_password_file = \"/x\"\nuser_base = \"dc=test\"\n",
+            )
+            .expect("ldap config");
+            ldap.role_map = map(&[("staff", "member")]);
+            ldap.team_map = map(&[("staff", "Staff")]);
+            c.auth.ldap = Some(ldap);
+            let mut oidc: crate::config::OidcConfig = toml::from_str(
+                "issuer = \"https://idp.test\"\nclient_id = \"rs\"\nclient_secret_file = \"/x\"\nredirect_url = \"https://rs.test/api/v1/auth/oidc/callback\"\n",
+            )
+            .expect("oidc config");
+            oidc.role_map = map(&[("auditors", "compliance_officer")]);
+            c.auth.oidc = Some(oidc);
+        },
+        |s| {
+            s.ldap = Some(Arc::new(Directory(people)));
+            s.oidc = Some(provider);
+        },
+    )
 }
 
 #[tokio::test]
