@@ -175,8 +175,11 @@ async function rolesPage(body) {
       : button('Delete', () => act(() => api('DELETE', `/roles/${encodeURIComponent(r.name)}`), 'roles')))));
   body.append(table(['Role', 'Reaches', 'Permissions', ''], rows));
   if (can('roles.manage')) {
-    const perms = el('div', { class: 'perms' }, ...catalogue.map((p) => el('label', { title: p.description },
-      el('input', { type: 'checkbox', name: 'perm', value: p.name }), p.name)));
+    // A permission that gates nothing yet says so (it takes effect with its feature).
+    const perms = el('div', { class: 'perms' }, ...catalogue.map((p) => el('label', {
+      title: p.enforced ? p.description : `${p.description}; takes effect with ${p.takes_effect_with}`,
+    }, el('input', { type: 'checkbox', name: 'perm', value: p.name }), p.name,
+    p.enforced ? '' : el('span', { class: 'muted', text: ' (not enforced yet)' }))));
     body.append(el('h2', { text: 'New custom role' }),
       form('grid', [
         input('name', 'Name (a-z, 0-9, _)', { required: true, pattern: '[a-z0-9_]{1,40}' }),

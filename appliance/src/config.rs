@@ -537,6 +537,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn single_sign_on_needs_its_registered_redirect_url() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("a.toml");
+        let oidc = "[auth.oidc]\nissuer = \"https://idp\"\nclient_id = \"x\"\nclient_secret_file = \"/s\"\n";
+        std::fs::write(&f, oidc).expect("write");
+        let e = Config::load(Some(&f), vec![], &Overrides::default()).expect_err("required");
+        assert!(e.to_string().contains("redirect_url"), "{e}");
+        std::fs::write(&f, format!("{oidc}redirect_url = \"http://rs/cb\"\n")).expect("write");
+        let e = Config::load(Some(&f), vec![], &Overrides::default()).expect_err("https");
+        assert!(e.to_string().contains("auth.oidc.redirect_url"), "{e}");
+    }
+
+    #[test]
     fn ldap_needs_tls_off_loopback() {
         for ok in [
             ("ldaps://dc1.example.org", false),

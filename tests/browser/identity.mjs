@@ -84,6 +84,8 @@ try {
   await page.click('#page-body form.grid button[type=submit]');
   await page.waitForSelector('tr[data-role=auditor_lite]');
   out.custom_role = (await page.textContent('tr[data-role=auditor_lite]')).replace(/\s+/g, ' ').trim();
+  out.not_enforced = await page.locator('#page-body .perms label:has-text("not enforced yet") input').evaluateAll((es) => es.map((e) => e.value));
+  await shot(page, 'roles');
   await signOut(page);
 
   step = 'cora replaces her one-time password';

@@ -244,6 +244,18 @@ async fn identity_pages_totp_sign_in_and_a_refused_page() -> anyhow::Result<()> 
         "{r}"
     );
     assert_eq!(r["hasty_created"], 0, "dismissed, not created: {r}");
+    // The role form says which permissions gate nothing yet.
+    assert_eq!(
+        r["not_enforced"],
+        serde_json::json!([
+            "meetings.delete",
+            "analytics.read",
+            "backups.manage",
+            "retention.manage",
+            "settings.manage"
+        ]),
+        "{r}"
+    );
     assert!(
         r["cora_row"]
             .as_str()

@@ -204,3 +204,30 @@ async fn certificates_csrf_tokens_rate_limits_and_redirects() -> anyhow::Result<
     assert_eq!(code.as_u16(), 413);
     Ok(())
 }
+
+/// Someone guessing the administrator's password keeps it locked; the operator on the
+/// appliance itself lifts the lock.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_out_administrator_is_unlocked_from_the_appliance() -> anyhow::Result<()> {
+    let logs = artifacts("security-unlock");
+    let tmp = tempfile::tempdir()?;
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.add_user("ada", PASSWORD, "admin")?;
+    let guesser = Api::anonymous(&app)?;
+    for _ in 0..5 {
+        let (code, _) = guesser
+            .post(
+                "/session",
+                json!({"username": "ada", "password": "a wrong guess!"}),
+            )
+            .await?;
+        assert_eq!(code.as_u16(), 401);
+    }
+    assert!(Api::login(&app, "ada", PASSWORD).await.is_err(), "locked");
+    let out = app.admin(&["user", "unlock", "--username", "ada"])?;
+    assert!(out.contains("ada may sign in again"), "{out}");
+    let ada = Api::login(&app, "ada", PASSWORD).await?;
+    let log = ada.ok("/audit?action=user.unlock").await?;
+    assert_eq!(log[0]["actor"], "local-admin", "{log}");
+    Ok(())
+}
