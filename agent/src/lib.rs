@@ -711,8 +711,9 @@ fn schedule_summary(state_dir: &Path, identity: &identity::Identity) -> serde_js
 /// offset, alarms) come from a running agent's `status.json` and are `null` when no
 /// agent has written it within three heartbeats.
 pub fn status(config: &AgentConfig) -> anyhow::Result<serde_json::Value> {
-    let parts = open_parts(config, &config.model)?;
-    let q = parts.queue.lock().unwrap_or_else(|p| p.into_inner());
+    let (identity, _) = identity::load(&config.state_dir)?;
+    // Read only: a live agent may be writing the queue right now.
+    let q = queue::Queue::inspect(&queue_dir(&config.state_dir), config.queue.max_bytes)?;
     let live = health::read_status_file(&config.state_dir)
         .filter(|f| now_ms() - f.written_at_ms <= 3000 * config.replicate.heartbeat_secs as i64);
     let mut alarms = live
@@ -723,9 +724,9 @@ pub fn status(config: &AgentConfig) -> anyhow::Result<serde_json::Value> {
         alarms.push(health::ALARM_QUEUE_FULL.to_owned());
     }
     Ok(serde_json::json!({
-        "agent_id": parts.identity.agent_id,
-        "room": parts.identity.room,
-        "appliance": parts.identity.appliance,
+        "agent_id": identity.agent_id,
+        "room": identity.room,
+        "appliance": identity.appliance,
         "version": env!("CARGO_PKG_VERSION"),
         "model": config.model,
         "running": live.as_ref().map(|f| f.pid),
@@ -741,6 +742,6 @@ pub fn status(config: &AgentConfig) -> anyhow::Result<serde_json::Value> {
         "budget_left_bytes": q.budget_left(),
         "last_acknowledged_envelope": q.acked(),
         "alarms": alarms,
-        "schedule": schedule_summary(&config.state_dir, &parts.identity),
+        "schedule": schedule_summary(&config.state_dir, &identity),
     }))
 }

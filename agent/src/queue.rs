@@ -80,7 +80,20 @@ impl Queue {
 
     /// Opens the queue; pushes beyond `budget` bytes of queued envelopes fail.
     pub fn open_with_budget(dir: &Path, budget: u64) -> Result<Self, QueueError> {
-        fs::create_dir_all(dir).map_err(io(dir))?;
+        Self::scan(dir, budget, true)
+    }
+
+    /// Reads what the queue holds without changing anything on disk (for `status`
+    /// while a live agent may be writing it: its in-flight temporary files and
+    /// acknowledged envelopes are its own to clean up). Not for pushing or acking.
+    pub fn inspect(dir: &Path, budget: u64) -> Result<Self, QueueError> {
+        Self::scan(dir, budget, false)
+    }
+
+    fn scan(dir: &Path, budget: u64, owner: bool) -> Result<Self, QueueError> {
+        if owner {
+            fs::create_dir_all(dir).map_err(io(dir))?;
+        }
         let acked_path = dir.join("acked");
         let acked = match fs::read(&acked_path) {
             Ok(b) => {
@@ -103,7 +116,9 @@ impl Queue {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.ends_with(".tmp") {
-                fs::remove_file(&path).map_err(io(&path))?;
+                if owner {
+                    fs::remove_file(&path).map_err(io(&path))?;
+                }
                 continue;
             }
             let Some(seq) = name
@@ -113,10 +128,21 @@ impl Queue {
                 continue;
             };
             if seq <= acked {
-                fs::remove_file(&path).map_err(io(&path))?;
+                if owner {
+                    fs::remove_file(&path).map_err(io(&path))?;
+                }
                 continue;
             }
-            let meta = entry.metadata().map_err(io(&path))?;
+            // (An envelope acknowledged and removed by its owner since the listing.)
+            let Ok(meta) = entry.metadata() else {
+                if owner {
+                    return Err(QueueError::Io {
+                        path,
+                        source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                    });
+                }
+                continue;
+            };
             items.insert(
                 seq,
                 Item {
@@ -125,7 +151,9 @@ impl Queue {
                 },
             );
         }
-        if let (Some(first), Some(last)) = (items.keys().next(), items.keys().next_back()) {
+        if let (Some(first), Some(last), true) =
+            (items.keys().next(), items.keys().next_back(), owner)
+        {
             if *first != acked + 1 || (last - first + 1) as usize != items.len() {
                 return Err(QueueError::Corrupt {
                     path: dir.to_owned(),
@@ -331,6 +359,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn inspecting_changes_nothing_a_live_owner_is_writing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut q = Queue::open(dir.path()).expect("open");
+        q.push(1, b"a").expect("push");
+        q.push(2, b"bb").expect("push");
+        // The owner's push of 3 is in flight: its temporary file is there.
+        let in_flight = dir.path().join(".00000000000000000003.env.1.2.3.tmp");
+        std::fs::write(&in_flight, b"partial").expect("tmp");
+        let seen = Queue::inspect(dir.path(), u64::MAX).expect("inspect");
+        assert_eq!((seen.len(), seen.bytes()), (2, 3));
+        assert!(
+            in_flight.exists(),
+            "status must not delete a live agent's write"
+        );
+        // The owner finishes: rename, then it acks 1 and removes it.
+        std::fs::rename(&in_flight, dir.path().join(format!("{:020}.env", 3))).expect("rename");
+        q = Queue::open(dir.path()).expect("owner reopens");
+        assert_eq!(q.len(), 3);
     }
 
     #[test]

@@ -208,3 +208,72 @@ async fn doctor_names_what_is_wrong_and_how_to_fix_it() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// The file-descriptor limit the appliance runs with now: (soft, hard).
+fn nofile(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let out = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &pid.to_string(),
+            "--nofile",
+            "--raw",
+            "--noheadings",
+            "--output",
+            "SOFT,HARD",
+        ])
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text
+        .split_whitespace()
+        .filter_map(|v| v.parse::<u64>().ok());
+    match (it.next(), it.next()) {
+        (Some(s), Some(h)) => Ok((s, h)),
+        _ => anyhow::bail!("prlimit: {text}"),
+    }
+}
+
+/// Running out of file descriptors (a flood of connections, a leak elsewhere) makes
+/// accepting fail for a while: the admin socket must still answer once descriptors
+/// are free again, not have stopped for good at its first error.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_socket_survives_running_out_of_file_descriptors() -> anyhow::Result<()> {
+    let logs = artifacts("operations-fd-exhaustion");
+    let tmp = tempfile::tempdir()?;
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    let pid = app.pid();
+    let (soft, hard) = nofile(pid)?;
+    let open = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64;
+    let set = |s: u64, h: u64| {
+        std::process::Command::new("prlimit")
+            .args(["--pid", &pid.to_string(), &format!("--nofile={s}:{h}")])
+            .status()
+    };
+    anyhow::ensure!(set(open + 2, hard)?.success(), "prlimit needs root");
+    // Connections it must accept until it cannot: each takes a descriptor.
+    let sock = roomscribe_appliance::admin::socket_path(&app.data_dir);
+    let held: Vec<_> = (0..8)
+        .filter_map(|_| std::os::unix::net::UnixStream::connect(&sock).ok())
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop(held);
+    anyhow::ensure!(set(soft, hard)?.success(), "prlimit restore");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let out = std::process::Command::new("timeout")
+        .arg("20")
+        .arg(bin("roomscribe"))
+        .args(["audit", "public-key", "--data-dir"])
+        .arg(&app.data_dir)
+        .output()?;
+    assert!(
+        out.status.success() && out.stdout.len() >= 64,
+        "the admin socket answers again: {:?} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = std::fs::read_to_string(logs.join("appliance.stderr"))?;
+    assert!(
+        stderr.contains("admin socket: accept failed"),
+        "it did run out: {stderr}"
+    );
+    Ok(())
+}
