@@ -411,7 +411,11 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("roomscribe-agent: {e:#}");
+            let cause: &(dyn std::error::Error + 'static) = e.as_ref();
+            eprintln!(
+                "roomscribe-agent: {}",
+                roomscribe_config::errtext::one_line(cause)
+            );
             ExitCode::FAILURE
         }
     }

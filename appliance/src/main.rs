@@ -529,7 +529,11 @@ fn main() -> ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("roomscribe: {e:#}");
+            let cause: &(dyn std::error::Error + 'static) = e.as_ref();
+            eprintln!(
+                "roomscribe: {}",
+                roomscribe_config::errtext::one_line(cause)
+            );
             ExitCode::FAILURE
         }
     }
