@@ -93,8 +93,10 @@ fn main() {
             seal_t.push(t.elapsed());
             let t = Instant::now();
             let e = SealedEnvelope::parse(&bytes).expect("parse");
-            e.verify(&key.verifying_key()).expect("verify");
-            e.open(&recipient).expect("open");
+            e.verify(&key.verifying_key())
+                .expect("verify")
+                .open(&recipient)
+                .expect("open");
             open_t.push(t.elapsed());
         }
         let name = format!("seal, 1 segment of {words} words ({} B)", bytes.len());

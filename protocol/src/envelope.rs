@@ -58,6 +58,8 @@ pub enum EnvelopeError {
     WrongRecipientKey { expected: String, got: String },
     #[error("decryption failed (wrong key or altered ciphertext)")]
     DecryptFailed,
+    #[error("sealing failed: the cipher refused the key or the payload")]
+    EncryptFailed,
     #[error("ephemeral key is a low-order point")]
     WeakEphemeralKey,
     #[error("payload is not a valid batch: {0}")]
@@ -324,7 +326,7 @@ fn seal_plaintext<R: RngCore + CryptoRng>(
     };
     let header_bytes = header.to_bytes();
     let cipher =
-        Aes256Gcm::new_from_slice(key.as_ref()).map_err(|_| EnvelopeError::DecryptFailed)?;
+        Aes256Gcm::new_from_slice(key.as_ref()).map_err(|_| EnvelopeError::EncryptFailed)?;
     let ciphertext = cipher
         .encrypt(
             Nonce::from_slice(&nonce),
@@ -333,7 +335,7 @@ fn seal_plaintext<R: RngCore + CryptoRng>(
                 aad: &header_bytes,
             },
         )
-        .map_err(|_| EnvelopeError::DecryptFailed)?;
+        .map_err(|_| EnvelopeError::EncryptFailed)?;
     let signature = signing_key
         .sign(&signed_message(&header_bytes, &ciphertext))
         .to_bytes();
@@ -364,7 +366,7 @@ impl SealedEnvelope {
         out
     }
 
-    /// Parses the framing only; call [`Self::verify`] and [`Self::open`] next.
+    /// Parses the framing only; [`Self::verify`] next, then open what it returns.
     pub fn parse(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         let header = EnvelopeHeader::parse(bytes)?;
         let total = HEADER_LEN + header.ciphertext_len as usize + SIGNATURE_LEN;
@@ -386,42 +388,14 @@ impl SealedEnvelope {
     }
 
     /// Checks the agent's signature with `verify_strict` (rejects malleable and
-    /// small-order cases).
-    pub fn verify(&self, agent_key: &VerifyingKey) -> Result<(), EnvelopeError> {
+    /// small-order cases). Only the [`VerifiedEnvelope`] it returns can be opened, so
+    /// nothing can decrypt an envelope whose signature was not checked.
+    pub fn verify(&self, agent_key: &VerifyingKey) -> Result<VerifiedEnvelope<'_>, EnvelopeError> {
         let msg = signed_message(&self.header.to_bytes(), &self.ciphertext);
         agent_key
             .verify_strict(&msg, &Signature::from_bytes(&self.signature))
-            .map_err(|_| EnvelopeError::BadSignature(self.header.agent_id))
-    }
-
-    /// Decrypts a transcript batch and checks that it agrees with the header. Verify
-    /// first.
-    pub fn open(&self, recipient: &RecipientKey) -> Result<Batch, EnvelopeError> {
-        if self.header.kind != KIND_TRANSCRIPT_BATCH {
-            return Err(EnvelopeError::PayloadMismatch("not a transcript batch"));
-        }
-        let plaintext = self.decrypt(recipient)?;
-        let batch: Batch = serde_json::from_slice(&plaintext)
-            .map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
-        if batch.segments.len() != self.header.segment_count as usize {
-            return Err(EnvelopeError::PayloadMismatch("segment count"));
-        }
-        check_contiguous(&batch, self.header.segment_first)?;
-        Ok(batch)
-    }
-
-    /// Decrypts a live caption and checks it against the header. Verify first.
-    pub fn open_caption(&self, recipient: &RecipientKey) -> Result<Caption, EnvelopeError> {
-        if self.header.kind != KIND_CAPTION {
-            return Err(EnvelopeError::PayloadMismatch("not a caption"));
-        }
-        let plaintext = self.decrypt(recipient)?;
-        let caption: Caption = serde_json::from_slice(&plaintext)
-            .map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
-        if caption.segment_seq != self.header.segment_first || self.header.segment_count != 0 {
-            return Err(EnvelopeError::PayloadMismatch("caption segment number"));
-        }
-        Ok(caption)
+            .map_err(|_| EnvelopeError::BadSignature(self.header.agent_id))?;
+        Ok(VerifiedEnvelope(self))
     }
 
     fn decrypt(&self, recipient: &RecipientKey) -> Result<Zeroizing<Vec<u8>>, EnvelopeError> {
@@ -462,6 +436,60 @@ impl SealedEnvelope {
     /// SHA-256 of the exact bytes, used to recognise an identical replay.
     pub fn digest(&self) -> [u8; 32] {
         Sha256::digest(self.to_bytes()).into()
+    }
+}
+
+/// An envelope whose agent signature verified: the only kind that can be opened.
+/// Only [`SealedEnvelope::verify`] makes one; an unverified envelope has no `open`:
+///
+/// ```compile_fail
+/// # use roomscribe_protocol::envelope::{RecipientKey, SealedEnvelope};
+/// fn read(env: &SealedEnvelope, key: &RecipientKey) {
+///     let _ = env.open(key);
+/// }
+/// ```
+///
+/// ```compile_fail
+/// # use roomscribe_protocol::envelope::{SealedEnvelope, VerifiedEnvelope};
+/// fn forge(env: &SealedEnvelope) -> VerifiedEnvelope<'_> {
+///     VerifiedEnvelope(env)
+/// }
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct VerifiedEnvelope<'a>(&'a SealedEnvelope);
+
+impl VerifiedEnvelope<'_> {
+    pub fn header(&self) -> &EnvelopeHeader {
+        &self.0.header
+    }
+
+    /// Decrypts a transcript batch and checks that it agrees with the header.
+    pub fn open(&self, recipient: &RecipientKey) -> Result<Batch, EnvelopeError> {
+        if self.0.header.kind != KIND_TRANSCRIPT_BATCH {
+            return Err(EnvelopeError::PayloadMismatch("not a transcript batch"));
+        }
+        let plaintext = self.0.decrypt(recipient)?;
+        let batch: Batch = serde_json::from_slice(&plaintext)
+            .map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
+        if batch.segments.len() != self.0.header.segment_count as usize {
+            return Err(EnvelopeError::PayloadMismatch("segment count"));
+        }
+        check_contiguous(&batch, self.0.header.segment_first)?;
+        Ok(batch)
+    }
+
+    /// Decrypts a live caption and checks it against the header.
+    pub fn open_caption(&self, recipient: &RecipientKey) -> Result<Caption, EnvelopeError> {
+        if self.0.header.kind != KIND_CAPTION {
+            return Err(EnvelopeError::PayloadMismatch("not a caption"));
+        }
+        let plaintext = self.0.decrypt(recipient)?;
+        let caption: Caption = serde_json::from_slice(&plaintext)
+            .map_err(|e| EnvelopeError::BadPayload(e.to_string()))?;
+        if caption.segment_seq != self.0.header.segment_first || self.0.header.segment_count != 0 {
+            return Err(EnvelopeError::PayloadMismatch("caption segment number"));
+        }
+        Ok(caption)
     }
 }
 

@@ -174,8 +174,9 @@ impl Ingest {
                 "caption names another agent than this connection",
             ));
         }
-        env.verify(&self.agent_key(&from.0)?)?;
-        let caption = env.open_caption(&self.envelope_key)?;
+        let caption = env
+            .verify(&self.agent_key(&from.0)?)?
+            .open_caption(&self.envelope_key)?;
         let meeting_id = env.header.meeting_id.to_string();
         let meeting = self
             .store
@@ -237,8 +238,9 @@ impl Ingest {
                 "envelope names another agent than this connection",
             ));
         }
-        env.verify(&self.agent_key(&agent_id)?)?;
-        let batch = env.open(&self.envelope_key)?;
+        let batch = env
+            .verify(&self.agent_key(&agent_id)?)?
+            .open(&self.envelope_key)?;
         let now = self.clock.now_ms();
         let segments: Vec<SegmentRecord> = batch
             .segments

@@ -50,8 +50,7 @@ fn fixture() -> Fixture {
 
 fn open_bytes(f: &Fixture, bytes: &[u8]) -> Result<Batch, EnvelopeError> {
     let env = SealedEnvelope::parse(bytes)?;
-    env.verify(&f.agent.verifying_key())?;
-    env.open(&f.recipient)
+    env.verify(&f.agent.verifying_key())?.open(&f.recipient)
 }
 
 #[test]
@@ -124,14 +123,16 @@ fn each_bad_input_has_its_error() {
     // Signed by someone else.
     let stranger = SigningKey::generate(&mut OsRng);
     assert_eq!(
-        env.verify(&stranger.verifying_key()),
-        Err(EnvelopeError::BadSignature(f.params.agent_id))
+        env.verify(&stranger.verifying_key()).err(),
+        Some(EnvelopeError::BadSignature(f.params.agent_id))
     );
 
     // Sealed to another appliance.
     let other = RecipientKey::generate(&mut OsRng);
     assert!(matches!(
-        env.open(&other),
+        env.verify(&f.agent.verifying_key())
+            .expect("verifies")
+            .open(&other),
         Err(EnvelopeError::WrongRecipientKey { .. })
     ));
 
@@ -146,11 +147,11 @@ fn each_bad_input_has_its_error() {
         }
         let msg = signed_message(&moved.header.to_bytes(), &moved.ciphertext);
         moved.signature = f.agent.sign(&msg).to_bytes();
-        moved
+        let verified = moved
             .verify(&f.agent.verifying_key())
             .expect("re-signed header verifies");
         assert_eq!(
-            moved.open(&f.recipient),
+            verified.open(&f.recipient),
             Err(EnvelopeError::DecryptFailed),
             "field {field}"
         );
@@ -267,10 +268,10 @@ fn captions_round_trip_and_never_pass_as_batches() {
     let env = SealedEnvelope::parse(&bytes).expect("parses");
     assert_eq!(env.header.kind, KIND_CAPTION);
     assert_eq!((env.header.segment_first, env.header.segment_count), (7, 0));
-    env.verify(&f.agent.verifying_key()).expect("verifies");
-    assert_eq!(env.open_caption(&f.recipient).expect("opens"), caption);
+    let verified = env.verify(&f.agent.verifying_key()).expect("verifies");
+    assert_eq!(verified.open_caption(&f.recipient).expect("opens"), caption);
     assert_eq!(
-        env.open(&f.recipient),
+        verified.open(&f.recipient),
         Err(EnvelopeError::PayloadMismatch("not a transcript batch"))
     );
     let batch_env = SealedEnvelope::parse(
@@ -279,7 +280,11 @@ fn captions_round_trip_and_never_pass_as_batches() {
             .to_bytes(),
     )
     .expect("parses");
-    assert!(batch_env.open_caption(&f.recipient).is_err());
+    assert!(batch_env
+        .verify(&f.agent.verifying_key())
+        .expect("verifies")
+        .open_caption(&f.recipient)
+        .is_err());
     // Relabelling a batch as a caption breaks the signature.
     let mut relabelled = batch_env.to_bytes();
     relabelled[5] = KIND_CAPTION;
