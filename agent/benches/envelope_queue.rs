@@ -109,7 +109,8 @@ fn main() {
     // Durable queue on this machine's disk (the state directory's file system).
     let dir = tempfile::tempdir_in(std::env::var_os("BENCH_DIR").unwrap_or_else(|| ".".into()))
         .expect("tempdir");
-    let mut q = Queue::open(dir.path()).expect("queue");
+    let lock = roomscribe_agent::lock::StateLock::acquire(dir.path()).expect("lock");
+    let mut q = Queue::open(dir.path(), &lock).expect("queue");
     let batch = Batch {
         meeting: MeetingInfo {
             started_at_ms: 0,

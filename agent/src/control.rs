@@ -6,11 +6,12 @@
 //! prints the one-line answer. A room button or a kiosk script uses the same command.
 //!
 //! Requests are one line of text: `start [TITLE]`, `stop`, `pause`, `resume`,
-//! `mark action_item|highlight`, `status`. Answers are `ok ...` or `error ...`. The
-//! decisions are made by [`Control`], which the pipeline polls between audio chunks;
-//! voice commands, appliance commands and the room schedule go through the same
-//! [`Control::handle`], each with its [`EventSource`], and every change becomes a
-//! meeting event.
+//! `mark action_item|highlight`, `status`. The decisions are made by [`Control`], which
+//! the pipeline polls between audio chunks; voice commands, appliance commands and the
+//! room schedule go through the same [`Control::handle`], each with its
+//! [`EventSource`], and every change becomes a meeting event. `handle` answers with a
+//! typed [`Answer`] or [`Refusal`]; only the socket turns them into its one line
+//! (`ok <answer>` or `error <refusal>`), and [`send`] turns that line back.
 
 pub use roomscribe_protocol::{EventKind, EventSource};
 use std::path::{Path, PathBuf};
@@ -91,6 +92,85 @@ impl Request {
     }
 }
 
+/// Whether a meeting is being recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeetingState {
+    Idle,
+    Recording,
+    Paused,
+}
+
+impl MeetingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeetingState::Idle => "idle",
+            MeetingState::Recording => "recording",
+            MeetingState::Paused => "paused",
+        }
+    }
+}
+
+impl std::fmt::Display for MeetingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Starting,
+    /// The current meeting is ending; the next starts right after it.
+    StartingAfterCurrent,
+    Stopping,
+    Paused,
+    Recording,
+    Marked(EventKind),
+    State(MeetingState),
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Answer::Starting => f.write_str("starting a meeting"),
+            Answer::StartingAfterCurrent => {
+                f.write_str("starting a meeting when the current one has ended")
+            }
+            Answer::Stopping => f.write_str("stopping the meeting"),
+            Answer::Paused => f.write_str("paused"),
+            Answer::Recording => f.write_str("recording"),
+            Answer::Marked(kind) => write!(f, "marked {}", kind.as_str()),
+            Answer::State(state) => write!(f, "{state}"),
+        }
+    }
+}
+
+/// Why a request was not carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("the agent is shutting down")]
+    ShuttingDown,
+    #[error("a meeting is already being recorded")]
+    AlreadyRecording,
+    #[error("no meeting is being recorded")]
+    NotRecording,
+    #[error("no meeting is being recorded to mark {}", .0.as_str())]
+    NothingToMark(EventKind),
+    #[error("cannot mark {}", .0.as_str())]
+    CannotMark(EventKind),
+    /// The line was not a request (only from the socket).
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+/// The socket's one-line form of a result.
+fn to_wire(result: &Result<Answer, Refusal>) -> String {
+    match result {
+        Ok(a) => format!("ok {a}\n"),
+        Err(r) => format!("error {r}\n"),
+    }
+}
+
 /// What a live agent is doing, shared by the control socket and the pipeline.
 #[derive(Debug, Default)]
 pub struct Control {
@@ -109,73 +189,73 @@ pub struct Control {
 }
 
 impl Control {
-    pub fn state(&self) -> &'static str {
+    pub fn state(&self) -> MeetingState {
         match (
             self.active.load(Ordering::Relaxed),
             self.paused.load(Ordering::Relaxed),
         ) {
-            (false, _) => "idle",
-            (true, false) => "recording",
-            (true, true) => "paused",
+            (false, _) => MeetingState::Idle,
+            (true, false) => MeetingState::Recording,
+            (true, true) => MeetingState::Paused,
         }
     }
 
-    /// Applies a request from `source`; returns the answer line (without newline).
-    pub fn handle(&self, req: &Request, source: EventSource) -> String {
+    /// Applies a request from `source`.
+    pub fn handle(&self, req: &Request, source: EventSource) -> Result<Answer, Refusal> {
         self.handle_at(req, source, None)
     }
 
     /// [`handle`](Control::handle) for a request heard at `at` seconds into the meeting.
-    pub fn handle_at(&self, req: &Request, source: EventSource, at: Option<f64>) -> String {
+    pub fn handle_at(
+        &self,
+        req: &Request,
+        source: EventSource,
+        at: Option<f64>,
+    ) -> Result<Answer, Refusal> {
         let active = self.active.load(Ordering::Relaxed);
         let event = |kind| self.push_event(PendingEvent { kind, source, at });
         match req {
             Request::Start { title } if !active => {
                 if self.exit.load(Ordering::Relaxed) {
-                    return "error the agent is shutting down".into();
+                    return Err(Refusal::ShuttingDown);
                 }
                 *lock(&self.start) = Some((title.clone(), source));
-                "ok starting a meeting".into()
+                Ok(Answer::Starting)
             }
             // The current meeting is ending: start the next one right after it.
             Request::Start { title } if self.meeting_stop.load(Ordering::Relaxed) => {
                 *lock(&self.start) = Some((title.clone(), source));
-                "ok starting a meeting when the current one has ended".into()
+                Ok(Answer::StartingAfterCurrent)
             }
-            Request::Start { .. } => "error a meeting is already being recorded".into(),
+            Request::Start { .. } => Err(Refusal::AlreadyRecording),
             Request::Stop if active => {
                 if !self.meeting_stop.swap(true, Ordering::Relaxed) {
                     event(EventKind::Stop);
                 }
-                "ok stopping the meeting".into()
+                Ok(Answer::Stopping)
             }
             Request::Pause if active => {
                 if !self.paused.swap(true, Ordering::Relaxed) {
                     event(EventKind::Pause);
                 }
-                "ok paused".into()
+                Ok(Answer::Paused)
             }
             Request::Resume if active => {
                 if self.paused.swap(false, Ordering::Relaxed) {
                     event(EventKind::Resume);
                 }
-                "ok recording".into()
+                Ok(Answer::Recording)
             }
             Request::Mark(kind @ (EventKind::ActionItem | EventKind::Highlight)) if active => {
                 event(*kind);
-                format!("ok marked {}", kind.as_str())
+                Ok(Answer::Marked(*kind))
             }
             Request::Mark(kind @ (EventKind::ActionItem | EventKind::Highlight)) => {
-                format!(
-                    "error no meeting is being recorded to mark {}",
-                    kind.as_str()
-                )
+                Err(Refusal::NothingToMark(*kind))
             }
-            Request::Mark(kind) => format!("error cannot mark {}", kind.as_str()),
-            Request::Stop | Request::Pause | Request::Resume => {
-                "error no meeting is being recorded".into()
-            }
-            Request::Status => format!("ok {}", self.state()),
+            Request::Mark(kind) => Err(Refusal::CannotMark(*kind)),
+            Request::Stop | Request::Pause | Request::Resume => Err(Refusal::NotRecording),
+            Request::Status => Ok(Answer::State(self.state())),
         }
     }
 
@@ -241,21 +321,22 @@ pub async fn serve(
                 if r.read_line(&mut line).await.is_err() {
                     return;
                 }
-                let answer = match Request::parse(&line) {
+                let result = match Request::parse(&line) {
                     Ok(req) => {
                         tracing::info!(request = ?req, "meeting control");
                         control.handle(&req, EventSource::Local)
                     }
-                    Err(e) => format!("error {e}"),
+                    Err(e) => Err(Refusal::BadRequest(e)),
                 };
-                let _ = w.write_all(format!("{answer}\n").as_bytes()).await;
+                let _ = w.write_all(to_wire(&result).as_bytes()).await;
             });
         }
     }))
 }
 
-/// Sends one request to the agent running with `state_dir`; returns its answer.
-pub async fn send(state_dir: &Path, req: &Request) -> anyhow::Result<String> {
+/// Sends one request to the agent running with `state_dir`; returns its answer, or
+/// its refusal as `Err` (both as the agent worded them).
+pub async fn send(state_dir: &Path, req: &Request) -> anyhow::Result<Result<String, String>> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let path = socket_path(state_dir);
     let stream = tokio::net::UnixStream::connect(&path).await.map_err(|e| {
@@ -268,7 +349,12 @@ pub async fn send(state_dir: &Path, req: &Request) -> anyhow::Result<String> {
     w.write_all(req.to_line().as_bytes()).await?;
     let mut line = String::new();
     BufReader::new(r).read_line(&mut line).await?;
-    Ok(line.trim().to_owned())
+    let line = line.trim();
+    match (line.strip_prefix("ok "), line.strip_prefix("error ")) {
+        (Some(answer), _) => Ok(Ok(answer.to_owned())),
+        (_, Some(refusal)) => Ok(Err(refusal.to_owned())),
+        _ => anyhow::bail!("the agent answered {line:?}, which is no answer"),
+    }
 }
 
 #[cfg(test)]
@@ -307,31 +393,41 @@ mod tests {
     fn state_machine() {
         let c = Control::default();
         let local = EventSource::Local;
+        assert_eq!(c.handle(&Request::Stop, local), Err(Refusal::NotRecording));
         assert_eq!(
-            c.handle(&Request::Stop, local),
-            "error no meeting is being recorded"
+            c.handle(&Request::Mark(EventKind::Highlight), local),
+            Err(Refusal::NothingToMark(EventKind::Highlight))
         );
-        assert!(c
-            .handle(&Request::Mark(EventKind::Highlight), local)
-            .starts_with("error"));
-        assert!(c
-            .handle(&Request::Start { title: None }, EventSource::Voice)
-            .starts_with("ok"));
+        assert_eq!(
+            c.handle(&Request::Start { title: None }, EventSource::Voice),
+            Ok(Answer::Starting)
+        );
         assert_eq!(c.take_start(), Some((None, EventSource::Voice)));
         c.set_active(true);
-        assert!(c
-            .handle(&Request::Start { title: None }, local)
-            .starts_with("error"));
-        assert!(c.handle(&Request::Pause, local).starts_with("ok"));
-        assert!(c.handle(&Request::Pause, local).starts_with("ok"));
-        assert_eq!(c.state(), "paused");
-        assert!(c
-            .handle_at(&Request::Resume, EventSource::Voice, Some(12.5))
-            .starts_with("ok"));
-        assert!(c
-            .handle(&Request::Mark(EventKind::ActionItem), local)
-            .starts_with("ok"));
-        assert!(c.handle(&Request::Stop, local).starts_with("ok"));
+        assert_eq!(
+            c.handle(&Request::Start { title: None }, local),
+            Err(Refusal::AlreadyRecording)
+        );
+        assert_eq!(c.handle(&Request::Pause, local), Ok(Answer::Paused));
+        assert_eq!(c.handle(&Request::Pause, local), Ok(Answer::Paused));
+        assert_eq!(c.state(), MeetingState::Paused);
+        assert_eq!(
+            c.handle(&Request::Status, local),
+            Ok(Answer::State(MeetingState::Paused))
+        );
+        assert_eq!(
+            c.handle_at(&Request::Resume, EventSource::Voice, Some(12.5)),
+            Ok(Answer::Recording)
+        );
+        assert_eq!(
+            c.handle(&Request::Mark(EventKind::ActionItem), local),
+            Ok(Answer::Marked(EventKind::ActionItem))
+        );
+        assert_eq!(
+            c.handle(&Request::Mark(EventKind::Stop), local),
+            Err(Refusal::CannotMark(EventKind::Stop))
+        );
+        assert_eq!(c.handle(&Request::Stop, local), Ok(Answer::Stopping));
         assert!(c.meeting_stop.load(Ordering::Relaxed));
         let kinds: Vec<_> = c
             .take_events()
@@ -350,12 +446,37 @@ mod tests {
         );
         assert!(c.take_events().is_empty());
         // Asked to start while the last meeting is still closing: queued, not refused.
-        assert!(c
-            .handle(&Request::Start { title: None }, local)
-            .starts_with("ok"));
+        assert_eq!(
+            c.handle(&Request::Start { title: None }, local),
+            Ok(Answer::StartingAfterCurrent)
+        );
         c.set_active(false);
         assert_eq!(c.take_start(), Some((None, local)));
-        assert_eq!(c.state(), "idle");
+        assert_eq!(c.state(), MeetingState::Idle);
         assert!(!c.meeting_stop.load(Ordering::Relaxed));
+        c.exit.store(true, Ordering::Relaxed);
+        assert_eq!(
+            c.handle(&Request::Start { title: None }, local),
+            Err(Refusal::ShuttingDown)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_socket_carries_answers_and_refusals_as_worded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let control = std::sync::Arc::new(Control::default());
+        let task = serve(socket_path(dir.path()), control.clone())
+            .await
+            .expect("serve");
+        let status = send(dir.path(), &Request::Status).await.expect("send");
+        assert_eq!(status, Ok("idle".to_owned()));
+        let stop = send(dir.path(), &Request::Stop).await.expect("send");
+        assert_eq!(stop, Err(Refusal::NotRecording.to_string()));
+        control.set_active(true);
+        let mark = send(dir.path(), &Request::Mark(EventKind::Highlight))
+            .await
+            .expect("send");
+        assert_eq!(mark, Ok(Answer::Marked(EventKind::Highlight).to_string()));
+        task.abort();
     }
 }

@@ -6,6 +6,7 @@
 //! `<state_dir>/status.json` (not fsynced: it is advisory) so that `status`, a separate
 //! process, can show the live values.
 
+use crate::control::MeetingState;
 use crate::queue::Queue;
 use roomscribe_protocol::hello::AgentStatus;
 use serde::{Deserialize, Serialize};
@@ -36,7 +37,7 @@ pub struct Health {
     /// Appliance clock minus agent clock, from the last welcome.
     clock_offset_ms: AtomicI64,
     /// "idle", "recording" or "paused".
-    meeting_state: Mutex<&'static str>,
+    meeting_state: Mutex<MeetingState>,
 }
 
 impl Health {
@@ -49,7 +50,7 @@ impl Health {
             level_cdb: AtomicI64::new(UNKNOWN),
             queue_full: AtomicBool::new(false),
             clock_offset_ms: AtomicI64::new(UNKNOWN),
-            meeting_state: Mutex::new("idle"),
+            meeting_state: Mutex::new(MeetingState::Idle),
         }
     }
 
@@ -58,7 +59,7 @@ impl Health {
         *self.engine.lock().unwrap_or_else(|p| p.into_inner()) = mode.to_owned();
     }
 
-    pub fn set_meeting_state(&self, state: &'static str) {
+    pub fn set_meeting_state(&self, state: MeetingState) {
         *self.meeting_state.lock().unwrap_or_else(|p| p.into_inner()) = state;
     }
 
@@ -244,7 +245,8 @@ mod tests {
     #[test]
     fn status_includes_alarms() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let q = Queue::open_with_budget(dir.path(), 1000).expect("queue");
+        let lock = crate::lock::StateLock::acquire(dir.path()).expect("lock");
+        let q = Queue::open_with_budget(dir.path(), 1000, &lock).expect("queue");
         let h = Health::new(Path::new("m"));
         h.set_device("mic", false);
         let st = h.status(&q);

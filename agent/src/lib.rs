@@ -15,6 +15,7 @@ pub mod control;
 pub mod engine;
 pub mod health;
 pub mod identity;
+pub mod lock;
 pub mod model;
 pub mod pipeline;
 pub mod queue;
@@ -22,6 +23,7 @@ pub mod replicate;
 pub mod schedule;
 pub mod segment;
 pub mod transport;
+pub mod unpack;
 pub mod voice;
 pub mod whisper;
 
@@ -56,6 +58,7 @@ pub async fn enroll(
     appliance: &str,
     token: &str,
 ) -> anyhow::Result<identity::Identity> {
+    let _owner = lock::StateLock::acquire(state_dir)?;
     identity::ensure_not_enrolled(state_dir)?;
     let token = roomscribe_protocol::enroll::EnrollToken::parse(token)?;
     let key = SigningKey::generate(&mut rand_core::OsRng);
@@ -88,6 +91,8 @@ pub struct RunReport {
 }
 
 struct Parts {
+    /// Held while the parts live: this process owns the state directory.
+    _owner: lock::StateLock,
     identity: identity::Identity,
     key: Arc<SigningKey>,
     queue: Arc<Mutex<queue::Queue>>,
@@ -96,10 +101,16 @@ struct Parts {
 }
 
 fn open_parts(config: &AgentConfig, model: &Path) -> anyhow::Result<Parts> {
+    // First: a second process must fail here, before it touches anything.
+    let owner = lock::StateLock::acquire(&config.state_dir)?;
     let (identity, key) = identity::load(&config.state_dir)?;
-    let queue =
-        queue::Queue::open_with_budget(&queue_dir(&config.state_dir), config.queue.max_bytes)?;
+    let queue = queue::Queue::open_with_budget(
+        &queue_dir(&config.state_dir),
+        config.queue.max_bytes,
+        &owner,
+    )?;
     Ok(Parts {
+        _owner: owner,
         identity,
         key: Arc::new(key),
         queue: Arc::new(Mutex::new(queue)),
@@ -238,7 +249,8 @@ pub async fn run(
             }
             systemd::notify("STOPPING=1");
             control.exit.store(true, Ordering::Relaxed);
-            control.handle(&control::Request::Stop, control::EventSource::Shutdown);
+            // Refused only when no meeting is being recorded: nothing to stop then.
+            let _ = control.handle(&control::Request::Stop, control::EventSource::Shutdown);
         }));
         if let Some(every) = systemd::watchdog_interval() {
             control_tasks.push(watchdog(&parts, every));
@@ -376,7 +388,7 @@ pub async fn run(
         )?))
     });
     let transcribed = pipeline.await?;
-    parts.health.set_meeting_state("idle");
+    parts.health.set_meeting_state(control::MeetingState::Idle);
     if !control_tasks.is_empty() {
         control_tasks.iter().for_each(|t| t.abort());
         let _ = std::fs::remove_file(control::socket_path(&config.state_dir));
@@ -472,7 +484,11 @@ impl LiveParts<'_> {
                     self.health.set_device_connected(cap.connected());
                     for h in l.feed(&buf)? {
                         let answer = c.handle(&h.command.request(), control::EventSource::Voice);
-                        tracing::info!(command = h.command.name(), %answer, "voice command while idle");
+                        tracing::info!(
+                            command = h.command.name(),
+                            ?answer,
+                            "voice command while idle"
+                        );
                     }
                 }
                 _ => std::thread::sleep(Duration::from_millis(100)),
@@ -552,7 +568,7 @@ fn live_meetings(
         let result = pipeline::transcribe(live.models, inputs, live.sealer, state, &o);
         c.set_active(false);
         live.health.set_device("", false);
-        live.health.set_meeting_state("idle");
+        live.health.set_meeting_state(control::MeetingState::Idle);
         let t = result?;
         tracing::info!(meeting = %t.meeting_id, segments = t.segments_sealed, "meeting ended");
         last = Some(t);
@@ -616,10 +632,9 @@ impl replicate::CommandSink for Commands {
                 if let Err(e) = control::Request::parse(&req.to_line()) {
                     return (false, e);
                 }
-                let answer = self.control.handle(&req, control::EventSource::Appliance);
-                match answer.strip_prefix("ok ") {
-                    Some(rest) => (true, rest.to_owned()),
-                    None => (false, answer.trim_start_matches("error ").to_owned()),
+                match self.control.handle(&req, control::EventSource::Appliance) {
+                    Ok(answer) => (true, answer.to_string()),
+                    Err(refusal) => (false, refusal.to_string()),
                 }
             }
             CommandAction::Schedule { version, entries } => {
@@ -661,21 +676,23 @@ fn run_schedule(
         loop {
             every.tick().await;
             let now = now_ms() + health.clock_offset_ms().unwrap_or(0);
-            let active = control.state() != "idle";
+            let active = control.state() != control::MeetingState::Idle;
             let req = {
                 let s = schedule.lock().unwrap_or_else(|p| p.into_inner());
                 scheduler.tick(&s.entries, now, active)
             };
             if let Some(req) = req {
                 let answer = control.handle(&req, control::EventSource::Schedule);
-                tracing::info!(request = ?req, %answer, "room schedule");
+                tracing::info!(request = ?req, ?answer, "room schedule");
             }
         }
     })
 }
 
 /// Only replicates what is queued; returns when the queue is empty (or, with
-/// `timeout`, when the appliance stayed unreachable that long).
+/// `timeout`, when the appliance stayed unreachable that long). Refused, changing
+/// nothing, while a running agent owns the state directory: it replicates its own
+/// queue.
 pub async fn drain(config: &AgentConfig, timeout: Option<Duration>) -> anyhow::Result<Outcome> {
     let parts = open_parts(config, &config.model)?;
     let status_task = status_writer(&parts, config);

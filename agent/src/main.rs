@@ -327,13 +327,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             // Validate locally for a clear message before reaching the agent.
             Request::parse(&req.to_line()).map_err(|e| anyhow::anyhow!(e))?;
-            let answer = send(&config.state_dir, &req).await?;
-            match answer.strip_prefix("ok ") {
-                Some(rest) => {
-                    println!("{rest}");
+            match send(&config.state_dir, &req).await? {
+                Ok(answer) => {
+                    println!("{answer}");
                     Ok(())
                 }
-                None => anyhow::bail!("{}", answer.trim_start_matches("error ")),
+                Err(refusal) => anyhow::bail!("{refusal}"),
             }
         }
         Command::Devices => {

@@ -1,16 +1,18 @@
 //! `roomscribe-agent model install`: puts an operator-supplied model where the agent
 //! looks for it: a Vosk model at `model`, a CTranslate2 Whisper model at
 //! `whisper.model` in agent.toml. The source is a model directory or an archive of one
-//! (`.zip`/`.whl`, `.tar`, `.tar.gz`/`.tgz`; unpacked with the system's `unzip`/`tar`);
-//! the model is found inside it (a Vosk model is the directory holding `am/` and
-//! `conf/`; a Whisper model holds `model.bin`, `vocabulary.txt` and a `config.json`
-//! with alignment heads), loaded once to prove it works, made readable to the service,
-//! and only then swapped in. A model that does not load leaves the installed one
-//! untouched. The installed model keeps its name (the directory it came from) in
-//! `.roomscribe-name`: segments record it.
+//! (`.zip`/`.whl`, `.tar`, `.tar.gz`/`.tgz`), unpacked or copied by [`crate::unpack`]
+//! into a private staging directory beside the destination, refusing links, devices,
+//! paths that leave it and bombs. The model is found inside it (a Vosk model is the
+//! directory holding `am/` and `conf/`; a Whisper model holds `model.bin`,
+//! `vocabulary.txt` and a `config.json` with alignment heads), loaded once to prove it
+//! works, and only then swapped in: files 0644, directories 0755, owned (when root
+//! installs) by the owner of the directory it goes into, the service user. A model that
+//! does not load leaves the installed one untouched. The installed model keeps its name
+//! (the directory it came from) in `.roomscribe-name`: segments record it.
 
+use crate::unpack::{self, Limits, UnpackError};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -18,8 +20,8 @@ pub enum ModelError {
     Missing(PathBuf),
     #[error("{0}: not a model directory or a .zip/.tar/.tar.gz/.tgz archive")]
     UnknownKind(PathBuf),
-    #[error("unpacking {path}: {message}")]
-    Unpack { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Unpack { path: PathBuf, source: UnpackError },
     #[error("no Vosk model (a directory with am/ and conf/) or CTranslate2 Whisper model (model.bin, vocabulary.txt, config.json) inside {0}")]
     NotAModel(PathBuf),
     #[error("the model in {source_path} does not load, so nothing was replaced ({reason}; the engine's own message may be above)")]
@@ -110,7 +112,8 @@ fn find_model(dir: &Path) -> Option<(PathBuf, ModelKind)> {
         for d in level {
             for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
                 let p = e.path();
-                if p.is_dir() {
+                // Not through links: the model is the tree as it lies.
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
                     if let Some(kind) = model_kind(&p) {
                         return Some((p, kind));
                     }
@@ -121,56 +124,6 @@ fn find_model(dir: &Path) -> Option<(PathBuf, ModelKind)> {
         level = next;
     }
     None
-}
-
-/// Copies a directory tree (files readable by all, directories 0755).
-fn copy_tree(from: &Path, to: &Path) -> Result<u64, ModelError> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(to).map_err(io(to))?;
-    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).map_err(io(to))?;
-    let mut bytes = 0;
-    for e in std::fs::read_dir(from).map_err(io(from))? {
-        let e = e.map_err(io(from))?;
-        let (src, dst) = (e.path(), to.join(e.file_name()));
-        if src.is_dir() {
-            bytes += copy_tree(&src, &dst)?;
-        } else if src.is_file() {
-            bytes += std::fs::copy(&src, &dst).map_err(io(&src))?;
-            std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o644))
-                .map_err(io(&dst))?;
-        }
-    }
-    Ok(bytes)
-}
-
-fn unpack(archive: &Path, into: &Path) -> Result<(), ModelError> {
-    let name = archive.to_string_lossy().to_lowercase();
-    let mut cmd = if name.ends_with(".zip") || name.ends_with(".whl") {
-        let mut c = Command::new("unzip");
-        c.arg("-q").arg(archive).arg("-d").arg(into);
-        c
-    } else if name.ends_with(".tar")
-        || name.ends_with(".tar.gz")
-        || name.ends_with(".tgz")
-        || name.ends_with(".tar.xz")
-    {
-        let mut c = Command::new("tar");
-        c.arg("-xf").arg(archive).arg("-C").arg(into);
-        c
-    } else {
-        return Err(ModelError::UnknownKind(archive.to_owned()));
-    };
-    let out = cmd.output().map_err(|e| ModelError::Unpack {
-        path: archive.to_owned(),
-        message: format!("{e} (is unzip/tar installed?)"),
-    })?;
-    if !out.status.success() {
-        return Err(ModelError::Unpack {
-            path: archive.to_owned(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-        });
-    }
-    Ok(())
 }
 
 /// The name a model found at `found` inside `source` is known by: its directory's
@@ -190,30 +143,63 @@ fn model_name(source: &Path, found: &Path) -> String {
         .unwrap_or(file)
 }
 
+/// The bytes of the regular files under `dir`.
+fn tree_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map_or(0, |m| m.len()),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// Installs the model in `source` at the destination `dest` chooses for its kind.
 pub fn install(
     source: &Path,
     dest: impl FnOnce(ModelKind) -> Option<PathBuf>,
 ) -> Result<Installed, ModelError> {
-    if !source.exists() {
-        return Err(ModelError::Missing(source.to_owned()));
-    }
-    // Find the model first (unpacking into a scratch directory), then stage it beside
-    // its destination.
-    let scratch = tempfile::Builder::new()
-        .prefix("roomscribe-model-")
-        .tempdir()
-        .map_err(io(Path::new("temporary directory")))?;
-    let unpacked = if source.is_dir() {
-        source.to_owned()
-    } else {
-        let dir = scratch.path().join("unpacked");
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        unpack(source, &dir)?;
-        dir
+    install_within(source, dest, Limits::default())
+}
+
+/// [`install`] with explicit bounds on what may be unpacked.
+pub fn install_within(
+    source: &Path,
+    dest: impl FnOnce(ModelKind) -> Option<PathBuf>,
+    limits: Limits,
+) -> Result<Installed, ModelError> {
+    let meta = std::fs::metadata(source).map_err(|_| ModelError::Missing(source.to_owned()))?;
+    let unpacking = |e: UnpackError| match e {
+        UnpackError::UnknownKind => ModelError::UnknownKind(source.to_owned()),
+        e => ModelError::Unpack {
+            path: source.to_owned(),
+            source: e,
+        },
     };
-    let (found, kind) =
-        find_model(&unpacked).ok_or_else(|| ModelError::NotAModel(source.to_owned()))?;
+    // A directory is searched where it lies (read only); an archive must be unpacked
+    // before its model can be found, so its kind and destination are known only then.
+    // It is unpacked in a private scratch directory, moved beside the destination
+    // once that is known.
+    let scratch;
+    let (found, kind, from_archive) = if meta.is_dir() {
+        let (found, kind) =
+            find_model(source).ok_or_else(|| ModelError::NotAModel(source.to_owned()))?;
+        (found, kind, false)
+    } else {
+        scratch = tempfile::Builder::new()
+            .prefix("roomscribe-model-")
+            .tempdir()
+            .map_err(io(Path::new("temporary directory")))?;
+        let into = scratch.path().join("unpacked");
+        std::fs::create_dir(&into).map_err(io(&into))?;
+        unpack::archive(source, &into, limits).map_err(unpacking)?;
+        let (found, kind) =
+            find_model(&into).ok_or_else(|| ModelError::NotAModel(source.to_owned()))?;
+        (found, kind, true)
+    };
     let dest =
         dest(kind)
             .filter(|d| !d.as_os_str().is_empty())
@@ -227,15 +213,33 @@ pub fn install(
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
-    // Work beside the destination, so the final step is a rename on one file system.
+    // Work beside the destination (0700, so nobody sees a half-made model), so the
+    // final step is a rename on one file system. What was unpacked is moved there (it
+    // holds nothing unchecked), or copied if the scratch directory is on another file
+    // system; a directory source is copied with the same checks as an archive.
     let work = tempfile::Builder::new()
         .prefix(".model-install-")
         .tempdir_in(parent)
         .map_err(io(parent))?;
     let staged = work.path().join("model");
-    let bytes = copy_tree(&found, &staged)?;
+    let moved = from_archive && std::fs::rename(&found, &staged).is_ok();
+    if !moved {
+        std::fs::create_dir(&staged).map_err(io(&staged))?;
+        unpack::directory(&found, &staged, limits).map_err(unpacking)?;
+    }
+    let bytes = tree_bytes(&staged);
     let name_file = staged.join(NAME_FILE);
     std::fs::write(&name_file, format!("{name}\n")).map_err(io(&name_file))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&name_file, std::fs::Permissions::from_mode(0o644))
+            .map_err(io(&name_file))?;
+    }
+    if rustix::process::geteuid().is_root() {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(parent).map_err(io(parent))?;
+        unpack::chown_tree(&staged, owner.uid(), owner.gid()).map_err(unpacking)?;
+    }
     // Proof that it works, before anything is replaced.
     let loads = match kind {
         ModelKind::Vosk => crate::asr::load_model(&staged)

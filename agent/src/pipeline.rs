@@ -12,7 +12,7 @@
 use crate::asr::CHUNK;
 use crate::audio::{AudioSource, SAMPLE_RATE};
 use crate::config::SegmentConfig;
-use crate::control::{Control, EventSource, PendingEvent};
+use crate::control::{Control, EventSource, MeetingState, PendingEvent};
 use crate::engine::{Models, Recognizer};
 use crate::health::{level_dbfs, Health};
 use crate::identity::{write_atomic, Identity};
@@ -429,7 +429,12 @@ impl Run<'_> {
 /// Applies a voice command heard during a meeting.
 fn voice_command(control: &Control, h: crate::voice::Heard) {
     let answer = control.handle_at(&h.command.request(), EventSource::Voice, Some(h.at));
-    tracing::info!(command = h.command.name(), at_s = h.at, %answer, "voice command");
+    tracing::info!(
+        command = h.command.name(),
+        at_s = h.at,
+        ?answer,
+        "voice command"
+    );
 }
 
 /// The mono mix of this chunk of every channel (as long as the shortest).
@@ -596,9 +601,11 @@ pub fn transcribe(
         }
         run.flush_events(&channels)?;
         let paused = control.paused.load(Ordering::Relaxed);
-        sealer
-            .health
-            .set_meeting_state(if paused { "paused" } else { "recording" });
+        sealer.health.set_meeting_state(if paused {
+            MeetingState::Paused
+        } else {
+            MeetingState::Recording
+        });
         if paused {
             // Paused: end what was being said, then let the audio pass unheard while
             // the meeting clock runs on.

@@ -23,6 +23,9 @@
 //! room. A disk that fills up before the budget does gives [`QueueError::Io`] with
 //! `ENOSPC`, also without changing the queue.
 //!
+//! Ownership: opening for writing needs the state directory's [`StateLock`]; a
+//! second process (`status`) uses [`Queue::inspect`], which changes nothing.
+//!
 //! Invariants (checked by the model test below and by the SIGKILL end-to-end test):
 //! - envelope numbers are contiguous: queued items are `acked+1 ..= last`;
 //! - the next number is `max(last queued, acked) + 1`, so numbers are never reused
@@ -30,6 +33,7 @@
 //! - nothing is removed before it is acknowledged.
 
 use crate::identity::write_atomic;
+use crate::lock::StateLock;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -47,6 +51,8 @@ pub enum QueueError {
     AckNotOldest { got: u64, oldest: Option<u64> },
     #[error("queue file {path} is corrupt: {message}")]
     Corrupt { path: PathBuf, message: String },
+    #[error("queue {dir} is outside the locked state directory {locked}")]
+    NotOwner { dir: PathBuf, locked: PathBuf },
     #[error("queue is full: {used} of {budget} bytes used (queue.max_bytes), {need} more needed; waiting for the appliance to acknowledge")]
     Full { used: u64, budget: u64, need: u64 },
 }
@@ -74,12 +80,26 @@ pub struct Queue {
 
 impl Queue {
     /// Opens (or creates) the queue with no disk budget.
-    pub fn open(dir: &Path) -> Result<Self, QueueError> {
-        Self::open_with_budget(dir, u64::MAX)
+    pub fn open(dir: &Path, owner: &StateLock) -> Result<Self, QueueError> {
+        Self::open_with_budget(dir, u64::MAX, owner)
     }
 
     /// Opens the queue; pushes beyond `budget` bytes of queued envelopes fail.
-    pub fn open_with_budget(dir: &Path, budget: u64) -> Result<Self, QueueError> {
+    ///
+    /// Opening cleans up (it removes temporary files of interrupted writes and
+    /// acknowledged envelopes), so only the state directory's owner may: `owner` is
+    /// the proof.
+    pub fn open_with_budget(
+        dir: &Path,
+        budget: u64,
+        owner: &StateLock,
+    ) -> Result<Self, QueueError> {
+        if !dir.starts_with(owner.dir()) {
+            return Err(QueueError::NotOwner {
+                dir: dir.to_owned(),
+                locked: owner.dir().to_owned(),
+            });
+        }
         Self::scan(dir, budget, true)
     }
 
@@ -111,7 +131,12 @@ impl Queue {
             }
         };
         let mut items = BTreeMap::new();
-        for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let listing = match fs::read_dir(dir) {
+            // Nothing queued yet: the owner creates the directory when it first opens.
+            Err(e) if !owner && e.kind() == std::io::ErrorKind::NotFound => None,
+            listing => Some(listing.map_err(io(dir))?),
+        };
+        for entry in listing.into_iter().flatten() {
             let entry = entry.map_err(io(dir))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -312,7 +337,8 @@ mod tests {
             // A budget of 5 bytes: pushes of 1..=7 bytes hit it regularly, and some
             // are larger than the whole budget.
             const BUDGET: u64 = 5;
-            let mut q = Queue::open_with_budget(&qdir, BUDGET).expect("open");
+            let lock = StateLock::acquire(dir.path()).expect("lock");
+            let mut q = Queue::open_with_budget(&qdir, BUDGET, &lock).expect("open");
             let mut model: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
             let mut next = 1u64;
             for op in ops {
@@ -337,15 +363,15 @@ mod tests {
                             prop_assert!(q.ack(1).is_err());
                         }
                     }
-                    Op::Reopen => q = Queue::open_with_budget(&qdir, BUDGET).expect("reopen"),
+                    Op::Reopen => q = Queue::open_with_budget(&qdir, BUDGET, &lock).expect("reopen"),
                     Op::TornPush => {
                         fs::write(qdir.join(format!("{next:020}.tmp")), b"partial").expect("tmp");
-                        q = Queue::open_with_budget(&qdir, BUDGET).expect("reopen after torn push");
+                        q = Queue::open_with_budget(&qdir, BUDGET, &lock).expect("reopen after torn push");
                     }
                     Op::TornAck => {
                         if let Some((seq, _)) = model.pop_front() {
                             write_atomic(&qdir.join("acked"), &seq.to_be_bytes(), 0o600).expect("acked");
-                            q = Queue::open_with_budget(&qdir, BUDGET).expect("reopen after torn ack");
+                            q = Queue::open_with_budget(&qdir, BUDGET, &lock).expect("reopen after torn ack");
                         }
                     }
                 }
@@ -364,7 +390,8 @@ mod tests {
     #[test]
     fn inspecting_changes_nothing_a_live_owner_is_writing() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut q = Queue::open(dir.path()).expect("open");
+        let lock = StateLock::acquire(dir.path()).expect("lock");
+        let mut q = Queue::open(dir.path(), &lock).expect("open");
         q.push(1, b"a").expect("push");
         q.push(2, b"bb").expect("push");
         // The owner's push of 3 is in flight: its temporary file is there.
@@ -372,20 +399,23 @@ mod tests {
         std::fs::write(&in_flight, b"partial").expect("tmp");
         let seen = Queue::inspect(dir.path(), u64::MAX).expect("inspect");
         assert_eq!((seen.len(), seen.bytes()), (2, 3));
+        let none = Queue::inspect(&dir.path().join("not-yet"), 10).expect("no queue yet");
+        assert_eq!((none.len(), none.budget_left(), none.acked()), (0, 10, 0));
         assert!(
             in_flight.exists(),
             "status must not delete a live agent's write"
         );
         // The owner finishes: rename, then it acks 1 and removes it.
         std::fs::rename(&in_flight, dir.path().join(format!("{:020}.env", 3))).expect("rename");
-        q = Queue::open(dir.path()).expect("owner reopens");
+        q = Queue::open(dir.path(), &lock).expect("owner reopens");
         assert_eq!(q.len(), 3);
     }
 
     #[test]
     fn out_of_order_push_and_ack_are_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut q = Queue::open(dir.path()).expect("open");
+        let lock = StateLock::acquire(dir.path()).expect("lock");
+        let mut q = Queue::open(dir.path(), &lock).expect("open");
         assert!(matches!(
             q.push(2, b"x"),
             Err(QueueError::OutOfOrder {
@@ -398,7 +428,10 @@ mod tests {
         assert!(matches!(q.ack(2), Err(QueueError::AckNotOldest { .. })));
         std::fs::remove_file(dir.path().join(format!("{:020}.env", 1))).expect("rm");
         assert!(
-            matches!(Queue::open(dir.path()), Err(QueueError::Corrupt { .. })),
+            matches!(
+                Queue::open(dir.path(), &lock),
+                Err(QueueError::Corrupt { .. })
+            ),
             "a hole is reported, not skipped"
         );
     }

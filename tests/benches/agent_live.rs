@@ -186,7 +186,8 @@ async fn main() -> anyhow::Result<()> {
     const BACKLOG: u64 = 2000;
     {
         let (identity, key) = roomscribe_agent::identity::load(&state)?;
-        let mut q = Queue::open(&roomscribe_agent::queue_dir(&state))?;
+        let lock = roomscribe_agent::lock::StateLock::acquire(&state)?;
+        let mut q = Queue::open(&roomscribe_agent::queue_dir(&state), &lock)?;
         let meeting = MeetingId::random();
         let info = MeetingInfo {
             started_at_ms: now_ms(),

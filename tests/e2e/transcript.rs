@@ -31,7 +31,10 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
     app.enroll_agent(&state, "Board room")?;
 
     // 1. Transcribe the whole file; the agent exits once everything is acknowledged.
-    let status = agent(
+    // Meanwhile an operator looks at it every 100 ms and tries to drain its queue: the
+    // looks must cost nothing, the drains must be refused (one owner of the state
+    // directory), and the transcript below must still equal the reference.
+    let child = agent(
         &state,
         &logs,
         "run",
@@ -43,8 +46,10 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
         ],
     )?
     .arg(model_dir())
-    .status()?;
-    assert!(status.success(), "agent run failed; see {}", logs.display());
+    .spawn_guarded()?;
+    let (looks, refused) = interfere_while_running(child, &state, &logs)?;
+    println!("while it ran: {looks} status calls, {refused} drains refused");
+    assert!(refused >= 1, "no drain overlapped the run");
     let stdout = std::fs::read_to_string(logs.join("run.stdout"))?;
     assert!(
         stdout.contains("every envelope is acknowledged"),
@@ -259,4 +264,53 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
     );
     assert!(value(r#"roomscribe_ingest_envelopes_total{outcome="stored"}"#) >= 2);
     Ok(())
+}
+
+/// Runs `status` every 100 ms and, once the agent owns its state directory, `drain`
+/// every third time, until `child` exits successfully. Returns (status calls, drains
+/// refused). A drain that succeeds is allowed only when the agent had already let go.
+fn interfere_while_running(
+    mut child: Running,
+    state: &std::path::Path,
+    logs: &std::path::Path,
+) -> anyhow::Result<(u32, u32)> {
+    let (mut looks, mut refused, mut owned) = (0u32, 0u32, false);
+    let agent_cli = |args: &[&str]| {
+        std::process::Command::new(bin("roomscribe-agent"))
+            .args(args)
+            .arg("--state-dir")
+            .arg(state)
+            .output()
+    };
+    loop {
+        if let Some(status) = child.try_wait()? {
+            assert!(status.success(), "agent run failed; see {}", logs.display());
+            return Ok((looks, refused));
+        }
+        let st = agent_cli(&["status"])?;
+        assert!(
+            st.status.success(),
+            "status beside a live agent: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+        let v: Value = serde_json::from_slice(&st.stdout)?;
+        looks += 1;
+        owned |= !v["running"].is_null();
+        if owned && looks % 3 == 0 {
+            let d = agent_cli(&["drain", "--timeout", "1"])?;
+            if d.status.success() {
+                // Only once the run had finished and let go of the state directory.
+                let done = child.wait()?;
+                assert!(done.success(), "agent run failed; see {}", logs.display());
+                return Ok((looks, refused));
+            }
+            let err = String::from_utf8_lossy(&d.stderr);
+            assert!(
+                err.contains("another roomscribe-agent") && err.contains("stop it first"),
+                "drain beside a live agent must be refused clearly: {err}"
+            );
+            refused += 1;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

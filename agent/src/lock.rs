@@ -1,0 +1,133 @@
+//! One owner of the state directory.
+//!
+//! Whichever process transcribes or replicates (`run`, `drain`, `enroll`) holds an
+//! exclusive `flock` on `<state_dir>/agent.lock` for as long as it lives; the kernel
+//! releases it when the process ends, however it ends (SIGKILL included), so a stale
+//! lock never needs clearing by hand. The file holds the owner's pid, for messages.
+//!
+//! Everything that changes the queue takes a [`StateLock`] as proof of ownership
+//! ([`crate::queue::Queue::open_with_budget`]), so a second process cannot delete a
+//! live agent's in-flight writes or acknowledge behind its back. Read-only views
+//! (`status`) never take the lock: a starting agent must never fail because an
+//! operator looked at it.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+pub const LOCK_FILE: &str = "agent.lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("another roomscribe-agent{} owns {dir} (it holds {lock}); stop it first (systemctl stop roomscribe-agent), or use `roomscribe-agent status` to look without interfering", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Held {
+        dir: PathBuf,
+        lock: PathBuf,
+        pid: Option<u32>,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Proof that this process owns a state directory; released on drop.
+#[derive(Debug)]
+pub struct StateLock {
+    dir: PathBuf,
+    _file: File,
+}
+
+impl StateLock {
+    /// Takes the state directory's lock, creating the directory (0700) if needed.
+    /// Fails at once, naming the owner, if another process holds it.
+    pub fn acquire(dir: &Path) -> Result<Self, LockError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| LockError::Io { path, source }
+        };
+        crate::identity::private_dir(dir).map_err(|e| LockError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        let path = dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&path)
+            .map_err(io(&path))?;
+        // Root running a command for the service (`sudo roomscribe-agent drain`) must
+        // not leave a lock file the service user cannot open.
+        if rustix::process::geteuid().is_root() {
+            use std::os::unix::fs::MetadataExt;
+            let owner = std::fs::metadata(dir).map_err(io(dir))?;
+            std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))
+                .map_err(io(&path))?;
+        }
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(LockError::Held {
+                    dir: dir.to_owned(),
+                    lock: path,
+                    pid: text.trim().parse().ok(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io(&path)(e)),
+        }
+        // Only the owner writes the file, so readers see a whole pid or nothing.
+        file.set_len(0).map_err(io(&path))?;
+        file.rewind().map_err(io(&path))?;
+        writeln!(file, "{}", std::process::id()).map_err(io(&path))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            _file: file,
+        })
+    }
+
+    /// The state directory this lock owns.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_owner_is_refused_with_the_first_ones_pid_until_it_lets_go() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        let first = StateLock::acquire(&state).expect("first");
+        // flock is per open file: a second open in this process conflicts like
+        // another process would.
+        match StateLock::acquire(&state) {
+            Err(LockError::Held { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("second owner: {other:?}"),
+        }
+        let message = StateLock::acquire(&state).expect_err("held").to_string();
+        assert!(message.contains("stop it first"), "{message}");
+        drop(first);
+        let again = StateLock::acquire(&state).expect("free again");
+        assert_eq!(again.dir(), state);
+    }
+
+    #[test]
+    fn a_planted_symlink_is_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("elsewhere");
+        std::fs::write(&target, b"precious").expect("write");
+        std::os::unix::fs::symlink(&target, dir.path().join(LOCK_FILE)).expect("symlink");
+        assert!(StateLock::acquire(dir.path()).is_err());
+        assert_eq!(std::fs::read(&target).expect("read"), b"precious");
+    }
+}
