@@ -26,6 +26,8 @@ pub enum LockError {
         lock: PathBuf,
         pid: Option<u32>,
     },
+    #[error("{dir} belongs to uid {owner}; run this as that user (runuser -u roomscribe-agent -- roomscribe-agent ...), so that every file it writes stays the service's")]
+    NotOwner { dir: PathBuf, owner: u32 },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -48,6 +50,17 @@ impl StateLock {
             let path = path.to_owned();
             move |source| LockError::Io { path, source }
         };
+        // Root acting on the service's directory would leave files (the queue's
+        // `acked`, new envelopes, the lock itself) the service cannot open.
+        if let Ok(meta) = std::fs::metadata(dir) {
+            use std::os::unix::fs::MetadataExt;
+            if rustix::process::geteuid().is_root() && meta.uid() != 0 {
+                return Err(LockError::NotOwner {
+                    dir: dir.to_owned(),
+                    owner: meta.uid(),
+                });
+            }
+        }
         crate::identity::private_dir(dir).map_err(|e| LockError::Io {
             path: dir.to_owned(),
             source: std::io::Error::other(e.to_string()),
@@ -62,14 +75,6 @@ impl StateLock {
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
             .map_err(io(&path))?;
-        // Root running a command for the service (`sudo roomscribe-agent drain`) must
-        // not leave a lock file the service user cannot open.
-        if rustix::process::geteuid().is_root() {
-            use std::os::unix::fs::MetadataExt;
-            let owner = std::fs::metadata(dir).map_err(io(dir))?;
-            std::os::unix::fs::fchown(&file, Some(owner.uid()), Some(owner.gid()))
-                .map_err(io(&path))?;
-        }
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -129,5 +134,20 @@ mod tests {
         std::os::unix::fs::symlink(&target, dir.path().join(LOCK_FILE)).expect("symlink");
         assert!(StateLock::acquire(dir.path()).is_err());
         assert_eq!(std::fs::read(&target).expect("read"), b"precious");
+    }
+
+    #[test]
+    fn root_does_not_act_on_the_services_directory() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::os::unix::fs::chown(dir.path(), Some(65534), Some(65534)).expect("chown");
+        match StateLock::acquire(dir.path()) {
+            Err(LockError::NotOwner { owner, .. }) => assert_eq!(owner, 65534),
+            other => panic!("root on another user's directory: {other:?}"),
+        }
+        assert!(!dir.path().join(LOCK_FILE).exists(), "nothing written");
     }
 }

@@ -143,6 +143,37 @@ fn model_name(source: &Path, found: &Path) -> String {
         .unwrap_or(file)
 }
 
+/// Puts `staged` at `dest`; an existing model there moves to `<dest>.previous`
+/// (replacing an older one). The two trade places in one atomic exchange, so `dest`
+/// always holds a whole model, old or new, whatever happens; only on file systems
+/// without exchange is there a moment between two renames, and a failed second rename
+/// puts the old model back.
+fn swap_in(staged: &Path, dest: &Path) -> Result<Option<PathBuf>, ModelError> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    if std::fs::symlink_metadata(dest).is_err() {
+        std::fs::rename(staged, dest).map_err(io(dest))?;
+        return Ok(None);
+    }
+    let mut name = dest.file_name().unwrap_or_default().to_owned();
+    name.push(".previous");
+    let old = dest.with_file_name(name);
+    if std::fs::symlink_metadata(&old).is_ok() {
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
+    }
+    match renameat_with(CWD, staged, CWD, dest, RenameFlags::EXCHANGE) {
+        // `staged` now holds the old model.
+        Ok(()) => std::fs::rename(staged, &old).map_err(io(&old))?,
+        Err(_) => {
+            std::fs::rename(dest, &old).map_err(io(dest))?;
+            if let Err(e) = std::fs::rename(staged, dest) {
+                let _ = std::fs::rename(&old, dest);
+                return Err(io(dest)(e));
+            }
+        }
+    }
+    Ok(Some(old))
+}
+
 /// The bytes of the regular files under `dir`.
 fn tree_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -227,6 +258,11 @@ pub fn install_within(
         std::fs::create_dir(&staged).map_err(io(&staged))?;
         unpack::directory(&found, &staged, limits).map_err(unpacking)?;
     }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o755))
+            .map_err(io(&staged))?;
+    }
     let bytes = tree_bytes(&staged);
     let name_file = staged.join(NAME_FILE);
     std::fs::write(&name_file, format!("{name}\n")).map_err(io(&name_file))?;
@@ -260,19 +296,9 @@ pub fn install_within(
         source_path: source.to_owned(),
         reason,
     })?;
-    let previous = if dest.exists() {
-        let mut name = dest.file_name().unwrap_or_default().to_owned();
-        name.push(".previous");
-        let old = dest.with_file_name(name);
-        if old.exists() {
-            std::fs::remove_dir_all(&old).map_err(io(&old))?;
-        }
-        std::fs::rename(dest, &old).map_err(io(dest))?;
-        Some(old)
-    } else {
-        None
-    };
-    std::fs::rename(&staged, dest).map_err(io(dest))?;
+    unpack::sync_dirs(&staged).map_err(unpacking)?;
+    let previous = swap_in(&staged, dest)?;
+    roomscribe_config::fsutil::sync_dir(dest).map_err(io(dest))?;
     Ok(Installed {
         kind,
         name,

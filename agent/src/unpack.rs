@@ -11,7 +11,7 @@
 //! whatever the umask. Sizes are counted as bytes are written, not taken from headers.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
@@ -133,7 +133,9 @@ impl Sink<'_> {
             });
         }
         self.bytes += wrote;
-        out.flush().map_err(io_at(&path))
+        // Durable before the model is renamed into place: after a power cut the model
+        // is there whole or not at all.
+        out.sync_all().map_err(io_at(&path))
     }
 }
 
@@ -314,14 +316,35 @@ fn copy_dir(base: &Path, rel: &Path, sink: &mut Sink<'_>) -> Result<(), UnpackEr
         } else if t.is_dir() {
             copy_dir(base, &rel, sink)?;
         } else if t.is_file() {
+            // Never through a link, never blocking on a pipe put there since the look
+            // above, and still a regular file once open.
             let mut f = OpenOptions::new()
                 .read(true)
-                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .custom_flags(
+                    (rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32,
+                )
                 .open(&src)
                 .map_err(io_at(&src))?;
+            if !f.metadata().map_err(io_at(&src))?.is_file() {
+                return Err(refused(&rel, "a device file, pipe or socket"));
+            }
             sink.file(&rel, &mut f)?;
         } else {
             return Err(refused(&rel, "a device file, pipe or socket"));
+        }
+    }
+    Ok(())
+}
+
+/// Fsyncs every directory in the tree at `root` (its files were synced as written).
+pub fn sync_dirs(root: &Path) -> Result<(), UnpackError> {
+    File::open(root)
+        .and_then(|d| d.sync_all())
+        .map_err(io_at(root))?;
+    for e in fs::read_dir(root).map_err(io_at(root))? {
+        let e = e.map_err(io_at(root))?;
+        if e.file_type().map_err(io_at(root))?.is_dir() {
+            sync_dirs(&e.path())?;
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! outside the staging directory, and a plain one must unpack with safe modes.
 
 use super::*;
+use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 
 const SECRET: &[u8] = b"the agent's private key: 0123456789abcdef";
