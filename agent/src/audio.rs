@@ -351,6 +351,12 @@ struct DeviceStream {
 }
 
 /// Finds the input device `spec` names: "default", a device name, or an index.
+/// The name of the input device `spec` ("default", a name or an index) names, if it is
+/// there now (nothing is opened).
+pub fn device_name(spec: &str) -> Result<String, AudioError> {
+    find_device(spec).map(|d| d.to_string())
+}
+
 fn find_device(spec: &str) -> Result<cpal::Device, AudioError> {
     use cpal::traits::HostTrait;
     let host = cpal::default_host();

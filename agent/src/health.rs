@@ -22,6 +22,16 @@ pub const ALARM_DEVICE_LOST: &str = "device_lost";
 pub const ALARM_CLOCK_SKEW: &str = "clock_skew";
 pub const SKEW_ALARM_MS: i64 = 2_000;
 
+/// What IT should do about an alarm (`doctor`).
+pub fn alarm_fix(alarm: &str) -> &'static str {
+    match alarm {
+        ALARM_QUEUE_FULL => "the appliance has not acknowledged for a while: check that it runs and is reachable; transcription resumes as acknowledgements free the queue",
+        ALARM_DEVICE_LOST => "reconnect the room's microphone; the agent picks it up again by itself",
+        ALARM_CLOCK_SKEW => "enable NTP on this machine and the appliance (timedatectl set-ntp true)",
+        _ => "see the agent's log (journalctl -u roomscribe-agent)",
+    }
+}
+
 const UNKNOWN: i64 = i64::MIN;
 
 #[derive(Debug)]

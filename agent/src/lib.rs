@@ -12,6 +12,7 @@ pub mod asr;
 pub mod audio;
 pub mod config;
 pub mod control;
+pub mod doctor;
 pub mod engine;
 pub mod health;
 pub mod identity;
@@ -91,13 +92,14 @@ pub struct RunReport {
 }
 
 struct Parts {
-    /// Held while the parts live: this process owns the state directory.
-    _owner: lock::StateLock,
     identity: identity::Identity,
     key: Arc<SigningKey>,
     queue: Arc<Mutex<queue::Queue>>,
     wake: Arc<Notify>,
     health: Arc<Health>,
+    /// Held while the parts live (declared last: dropped last): this process owns the
+    /// state directory.
+    _owner: lock::StateLock,
 }
 
 fn open_parts(config: &AgentConfig, model: &Path) -> anyhow::Result<Parts> {
@@ -110,12 +112,12 @@ fn open_parts(config: &AgentConfig, model: &Path) -> anyhow::Result<Parts> {
         &owner,
     )?;
     Ok(Parts {
-        _owner: owner,
         identity,
         key: Arc::new(key),
         queue: Arc::new(Mutex::new(queue)),
         wake: Arc::new(Notify::new()),
         health: Arc::new(Health::new(model)),
+        _owner: owner,
     })
 }
 

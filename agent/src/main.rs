@@ -100,6 +100,11 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Check this agent's setup and say what to fix (exit 1 on any failure).
+    Doctor {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Vosk models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -342,6 +347,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for (i, name) in devices {
                 println!("{i}: {name}");
+            }
+            Ok(())
+        }
+        Command::Doctor { common } => {
+            use roomscribe_config::doctor::{fail, print};
+            let findings = match load(&common) {
+                Ok(config) => roomscribe_agent::doctor::check(&config).await,
+                Err(e) => vec![fail(
+                    format!("configuration: {e:#}"),
+                    "fix the file or variable named; `roomscribe-agent config example` shows every key",
+                )],
+            };
+            if print(&findings) > 0 {
+                std::process::exit(1);
             }
             Ok(())
         }

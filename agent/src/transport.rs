@@ -44,6 +44,12 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    /// The appliance's certificate is not the one pinned at enrollment (the TLS error
+    /// reaches us through QUIC as text, so it is recognised by the verifier's words).
+    pub fn is_pin_mismatch(&self) -> bool {
+        matches!(self, TransportError::Connect { message, .. } if message.contains(PIN_MISMATCH))
+    }
+
     /// Errors after which retrying later can help.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -53,6 +59,8 @@ impl TransportError {
         }
     }
 }
+
+const PIN_MISMATCH: &str = "appliance certificate does not match the pinned one";
 
 #[derive(Debug)]
 struct PinnedVerifier {
@@ -73,9 +81,7 @@ impl ServerCertVerifier for PinnedVerifier {
         let hash: [u8; 32] = Sha256::digest(end_entity.as_ref()).into();
         if let Some(pin) = self.pin {
             if pin != hash {
-                return Err(rustls::Error::General(
-                    "appliance certificate does not match the pinned one".into(),
-                ));
+                return Err(rustls::Error::General(PIN_MISMATCH.into()));
             }
         }
         *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(hash);
@@ -178,8 +184,12 @@ impl Channel {
             .map_err(|e| cerr(e.to_string()))?;
         let conn = tokio::time::timeout(Duration::from_secs(10), connecting)
             .await
-            .map_err(|_| cerr("handshake timed out".into()))?
-            .map_err(|e| cerr(e.to_string()))?;
+            .map_err(|_| TransportError::Timeout)?
+            .map_err(|e| match e {
+                // Nothing answered within QUIC's idle timeout.
+                quinn::ConnectionError::TimedOut => TransportError::Timeout,
+                e => cerr(e.to_string()),
+            })?;
         let cert_sha256 = verifier
             .seen
             .lock()

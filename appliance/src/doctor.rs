@@ -5,54 +5,11 @@
 //! log. Nothing is changed.
 
 use crate::config::Config;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Ok,
-    Warn,
-    Fail,
-}
-
-#[derive(Debug, Clone)]
-pub struct Finding {
-    pub level: Level,
-    pub what: String,
-    /// What to do about it (warnings and failures).
-    pub fix: Option<String>,
-}
-
-fn ok(what: impl Into<String>) -> Finding {
-    Finding {
-        level: Level::Ok,
-        what: what.into(),
-        fix: None,
-    }
-}
-
-fn warn(what: impl Into<String>, fix: impl Into<String>) -> Finding {
-    Finding {
-        level: Level::Warn,
-        what: what.into(),
-        fix: Some(fix.into()),
-    }
-}
-
-fn fail(what: impl Into<String>, fix: impl Into<String>) -> Finding {
-    Finding {
-        level: Level::Fail,
-        what: what.into(),
-        fix: Some(fix.into()),
-    }
-}
-
-/// Seconds since the Unix epoch now.
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+pub use roomscribe_config::doctor::{check_clock, print, Finding, Level};
+use roomscribe_config::doctor::{fail, now_secs, ok, warn};
 
 /// Data directory and key files: private to the service user.
 pub fn check_permissions(data_dir: &Path) -> Vec<Finding> {
@@ -64,29 +21,12 @@ pub fn check_permissions(data_dir: &Path) -> Vec<Finding> {
         ));
         return out;
     };
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        out.push(fail(
-            format!("data directory {} is mode {mode:o}", data_dir.display()),
-            format!("chmod 700 {}", data_dir.display()),
-        ));
-    } else {
-        out.push(ok(format!(
-            "data directory {} is private (mode {mode:o})",
-            data_dir.display()
-        )));
-    }
-    let uid = rustix::process::geteuid().as_raw();
-    if meta.uid() != uid && uid != 0 {
-        out.push(warn(
-            format!(
-                "data directory {} belongs to uid {}, not to this user (uid {uid})",
-                data_dir.display(),
-                meta.uid()
-            ),
-            "run doctor as the service user (or root), or chown the directory to it",
-        ));
-    }
+    out.extend(roomscribe_config::doctor::check_private_dir(
+        "data directory",
+        data_dir,
+        &meta,
+        "run doctor as the service user (or root), or chown the directory to it",
+    ));
     let keys = data_dir.join("keys");
     let mut open = vec![];
     for e in std::fs::read_dir(&keys).into_iter().flatten().flatten() {
@@ -178,72 +118,12 @@ pub fn check_certificate(config: &Config) -> Vec<Finding> {
     out
 }
 
-/// Free space where the data directory lives.
+/// Free space for the data directory.
 pub fn check_disk(data_dir: &Path) -> Vec<Finding> {
-    let mut probe = data_dir.to_path_buf();
-    while !probe.exists() {
-        if !probe.pop() {
-            break;
-        }
-    }
-    let probe = if probe.as_os_str().is_empty() {
-        Path::new(".").to_path_buf()
-    } else {
-        probe
-    };
-    match rustix::fs::statvfs(&probe) {
-        Ok(s) => {
-            let free = s.f_bavail.saturating_mul(s.f_frsize);
-            let total = s.f_blocks.saturating_mul(s.f_frsize).max(1);
-            let pct = free as f64 * 100.0 / total as f64;
-            let gib = free as f64 / (1u64 << 30) as f64;
-            let what = format!("{gib:.1} GiB free ({pct:.0} %) on {}", probe.display());
-            if free < 256 << 20 {
-                vec![fail(
-                    what,
-                    "free space now: storing transcripts and the audit log will fail",
-                )]
-            } else if free < 1 << 30 || pct < 5.0 {
-                vec![warn(what, "free space or grow the file system")]
-            } else {
-                vec![ok(what)]
-            }
-        }
-        Err(e) => vec![warn(
-            format!("free space on {} unknown: {e}", probe.display()),
-            "check with df",
-        )],
-    }
-}
-
-/// The clock: synchronised (agents' skew, certificate checks and audit times rely on it).
-pub fn check_clock() -> Vec<Finding> {
-    let mut out = vec![];
-    // Nothing built by this project can run before its own release.
-    if now_secs() < 1_767_225_600 {
-        out.push(fail(
-            "the system clock is set before 2026",
-            "set the time (NTP), then restart",
-        ));
-    }
-    let synced = std::process::Command::new("timedatectl")
-        .args(["show", "-p", "NTPSynchronized", "--value"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
-    out.push(match synced.as_deref() {
-        Some("yes") => ok("the clock is synchronised (NTP)"),
-        Some(_) => warn(
-            "the clock is not synchronised",
-            "enable NTP: timedatectl set-ntp true (or chrony); agents' clocks are checked against this one",
-        ),
-        None => warn(
-            "could not tell whether the clock is synchronised (no timedatectl answer)",
-            "make sure NTP or chrony keeps this machine's time",
-        ),
-    });
-    out
+    roomscribe_config::doctor::check_disk(
+        data_dir,
+        "storing transcripts and the audit log will fail",
+    )
 }
 
 /// The listen addresses: free to bind (appliance stopped).
@@ -276,25 +156,6 @@ pub fn check_ports(config: &Config) -> Vec<Finding> {
         });
     }
     out
-}
-
-/// Prints findings; the number of failures.
-pub fn print(findings: &[Finding]) -> usize {
-    for f in findings {
-        let tag = match f.level {
-            Level::Ok => "ok  ",
-            Level::Warn => "WARN",
-            Level::Fail => "FAIL",
-        };
-        println!("{tag}  {}", f.what);
-        if let Some(fix) = &f.fix {
-            println!("      fix: {fix}");
-        }
-    }
-    let count = |l| findings.iter().filter(|f| f.level == l).count();
-    let (warnings, failures) = (count(Level::Warn), count(Level::Fail));
-    println!("{warnings} warning(s), {failures} failure(s)");
-    failures
 }
 
 #[cfg(test)]

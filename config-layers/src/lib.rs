@@ -9,6 +9,7 @@
 //! [`systemd`] is the other thing both binaries share as processes: telling systemd
 //! they are ready, alive and stopping.
 
+pub mod doctor;
 pub mod errtext;
 pub mod fsutil;
 pub mod systemd;

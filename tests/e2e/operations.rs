@@ -118,17 +118,27 @@ async fn systemd_notify_watchdog_bootstrap_file_metrics_and_json_logs() -> anyho
     Ok(())
 }
 
-/// `roomscribe doctor` with `env`; (exit code, stdout).
-fn doctor(data: &std::path::Path, env: &[(&str, &str)]) -> anyhow::Result<(i32, String)> {
-    let out = std::process::Command::new(bin("roomscribe"))
-        .args(["doctor", "--data-dir"])
-        .arg(data)
+/// `BINARY doctor DIR_FLAG DIR` with `env`; (exit code, stdout).
+fn doctor_of(
+    binary: &str,
+    dir_flag: &str,
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> anyhow::Result<(i32, String)> {
+    let out = std::process::Command::new(bin(binary))
+        .args(["doctor", dir_flag])
+        .arg(dir)
         .envs(env.iter().copied())
         .output()?;
     Ok((
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     ))
+}
+
+/// `roomscribe doctor --data-dir D` with `env`.
+fn doctor(data: &std::path::Path, env: &[(&str, &str)]) -> anyhow::Result<(i32, String)> {
+    doctor_of("roomscribe", "--data-dir", data, env)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -205,6 +215,103 @@ async fn doctor_names_what_is_wrong_and_how_to_fix_it() -> anyhow::Result<()> {
     assert!(
         out.contains("FAIL  configuration") && out.contains("ROOMSCRIBE_HTTP_LISTEN"),
         "{out}"
+    );
+    Ok(())
+}
+
+/// `roomscribe-agent doctor --state-dir S` with `env`.
+fn agent_doctor(state: &std::path::Path, env: &[(&str, &str)]) -> anyhow::Result<(i32, String)> {
+    doctor_of("roomscribe-agent", "--state-dir", state, env)
+}
+
+/// `roomscribe-agent doctor`: a healthy enrolled agent passes (the model loads, the
+/// appliance answers with the pinned certificate); an open key, a model that does not
+/// load, a replaced appliance certificate and an appliance that is gone each fail with
+/// what to do, and doctor changes nothing in the state directory.
+#[tokio::test(flavor = "multi_thread")]
+async fn agent_doctor_names_what_is_wrong_and_how_to_fix_it() -> anyhow::Result<()> {
+    let logs = artifacts("agent-doctor");
+    let tmp = tempfile::tempdir()?;
+    let state = tmp.path().join("agent");
+    let model = model_dir().to_string_lossy().into_owned();
+    let env = [("ROOMSCRIBE_AGENT_MODEL", model.as_str())];
+
+    // Not enrolled: says how to enroll.
+    let (code, out) = agent_doctor(&state, &env)?;
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("FAIL  state directory") && out.contains("roomscribe-agent enroll"),
+        "{out}"
+    );
+
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.enroll_agent(&state, "Doctor's room")?;
+    let listing = |dir: &std::path::Path| -> Vec<String> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing(&state);
+    let (code, out) = agent_doctor(&state, &env)?;
+    println!("{out}");
+    assert_eq!(code, 0, "{out}");
+    for needle in [
+        "ok    enrolled as agent",
+        &format!("ok    the Vosk model {model} loads"),
+        "answers with the pinned certificate and accepts this agent",
+        "ok    the clocks agree",
+        "the appliance has stored 0 envelope(s) from this agent",
+        "WARN  no agent is running on this state directory",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing:\n{out}");
+    }
+    assert_eq!(
+        listing(&state),
+        before,
+        "doctor changed the state directory"
+    );
+
+    // An open key and a model that does not load: both named, with the fix.
+    let key = state.join("agent.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644))?;
+    let broken = tmp.path().join("not-a-model");
+    std::fs::create_dir_all(&broken)?;
+    let broken_s = broken.to_string_lossy().into_owned();
+    let (code, out) = agent_doctor(&state, &[("ROOMSCRIBE_AGENT_MODEL", &broken_s)])?;
+    assert_eq!(code, 1, "{out}");
+    for needle in [
+        "is readable by group or others (mode 644); run: chmod 600",
+        &format!("FAIL  the Vosk model {broken_s} does not load"),
+        "fix: roomscribe-agent model install",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing:\n{out}");
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+
+    // Something else answers with another certificate: the pin catches it.
+    let identity_file = state.join("identity.json");
+    let original = std::fs::read_to_string(&identity_file)?;
+    let mut identity: Value = serde_json::from_str(&original)?;
+    identity["ingest_cert_sha256"] = json!("00".repeat(32));
+    std::fs::write(&identity_file, serde_json::to_vec(&identity)?)?;
+    let (code, out) = agent_doctor(&state, &env)?;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not the one pinned at enrollment"), "{out}");
+    std::fs::write(&identity_file, &original)?;
+
+    // The appliance is gone.
+    drop(app);
+    let (code, out) = agent_doctor(&state, &env)?;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("does not answer (QUIC over UDP)"), "{out}");
+    assert!(
+        out.contains("ok    the Vosk model"),
+        "the other checks still ran: {out}"
     );
     Ok(())
 }
