@@ -174,11 +174,27 @@ impl Default for SegmentConfig {
 pub struct QueueConfig {
     /// Disk budget for sealed envelopes waiting for the appliance, bytes.
     pub max_bytes: u64,
+    /// Days to keep envelopes after the appliance acknowledged them, so an appliance
+    /// restored from an older backup is refilled by its rooms (0 = delete at once).
+    /// Kept envelopes share `max_bytes`; the oldest give way to new ones.
+    pub keep_acked_days: u32,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
-        Self { max_bytes: 1 << 30 }
+        Self {
+            max_bytes: 1 << 30,
+            keep_acked_days: 7,
+        }
+    }
+}
+
+impl QueueConfig {
+    pub fn limits(&self) -> crate::queue::Limits {
+        crate::queue::Limits {
+            budget: self.max_bytes,
+            keep_acked: std::time::Duration::from_secs(u64::from(self.keep_acked_days) * 86_400),
+        }
     }
 }
 
@@ -328,6 +344,12 @@ impl AgentConfig {
             return Err(ConfigError::Invalid {
                 key: "queue.max_bytes",
                 message: "must be at least 4096".into(),
+            });
+        }
+        if self.queue.keep_acked_days > 366 {
+            return Err(ConfigError::Invalid {
+                key: "queue.keep_acked_days",
+                message: "must be at most 366 (acknowledged envelopes are only kept to refill a restored appliance)".into(),
             });
         }
         if self.voice.enabled {

@@ -256,7 +256,15 @@ mod tests {
     fn status_includes_alarms() {
         let dir = tempfile::tempdir().expect("tempdir");
         let lock = crate::lock::StateLock::acquire(dir.path()).expect("lock");
-        let q = Queue::open_with_budget(dir.path(), 1000, &lock).expect("queue");
+        let q = Queue::open_with(
+            dir.path(),
+            crate::queue::Limits {
+                budget: 1000,
+                keep_acked: std::time::Duration::ZERO,
+            },
+            &lock,
+        )
+        .expect("queue");
         let h = Health::new(Path::new("m"));
         h.set_device("mic", false);
         let st = h.status(&q);

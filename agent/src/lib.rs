@@ -106,11 +106,8 @@ fn open_parts(config: &AgentConfig, model: &Path) -> anyhow::Result<Parts> {
     // First: a second process must fail here, before it touches anything.
     let owner = lock::StateLock::acquire(&config.state_dir)?;
     let (identity, key) = identity::load(&config.state_dir)?;
-    let queue = queue::Queue::open_with_budget(
-        &queue_dir(&config.state_dir),
-        config.queue.max_bytes,
-        &owner,
-    )?;
+    let queue =
+        queue::Queue::open_with(&queue_dir(&config.state_dir), config.queue.limits(), &owner)?;
     Ok(Parts {
         identity,
         key: Arc::new(key),

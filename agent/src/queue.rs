@@ -5,20 +5,31 @@
 //! - `<seq:020>.env`: one sealed envelope, exactly the bytes sent (self-describing:
 //!   its header carries the sequence number and length);
 //! - `acked`: the highest acknowledged envelope sequence, 8 bytes big-endian;
-//! - `*.tmp`: a write in progress; removed on open.
+//! - `*.tmp`: a write in progress; removed on open;
+//! - `renumber` and `*.env.renumbered`: a renumbering in progress (see below),
+//!   finished on open.
 //!
 //! Fsync discipline:
 //! - push: write a fresh temporary file (`.<seq>.env.<pid>.<n>.tmp`, created
 //!   exclusively, never through a symlink), fsync it, rename to `<seq>.env`, fsync the
 //!   directory. Only then is the envelope "queued" (and the caller may report it safe).
-//! - ack: write `acked` the same way (tmp, fsync, rename, fsync dir), then unlink the
-//!   envelope file. A crash after `acked` is durable but before the unlink leaves a file
-//!   at or below `acked`, which open deletes.
+//! - ack: write `acked` the same way (tmp, fsync, rename, fsync dir). The envelope file
+//!   stays as a *kept* envelope for `queue.keep_acked_days` (counted from sealing), so
+//!   an appliance restored from an older backup can be refilled (`protocol::resync`);
+//!   with 0 days it is unlinked at once. Files at or below `acked` are kept ones.
+//!
+//! Renumbering (after a restore of this state directory, see `protocol::resync`):
+//! every queued envelope moves up by the same shift. `renumber` (first, last, shift,
+//! phase) is written first; phase 1 renames each `<n>.env` to
+//! `<n+shift>.env.renumbered` (a separate name space, so nothing is overwritten),
+//! phase 2 renames those to `.env`, then `acked` moves up by the shift and `renumber`
+//! is removed. Open finishes an interrupted renumbering from its recorded phase.
 //!
 //! Disk budget: the queue holds at most `budget` bytes of envelopes (`queue.max_bytes`
 //! in agent.toml; an empty queue always accepts one envelope). A push that would
 //! exceed it fails with [`QueueError::Full`] and
-//! changes nothing; the caller stops transcribing and raises an alarm until
+//! changes nothing (kept envelopes count against the budget too, but the oldest are
+//! dropped first to make room; queued ones never are); the caller stops transcribing and raises an alarm until
 //! acknowledgements free space (see `pipeline.rs`). Sealed data is never dropped to make
 //! room. A disk that fills up before the budget does gives [`QueueError::Io`] with
 //! `ENOSPC`, also without changing the queue.
@@ -30,13 +41,17 @@
 //! - envelope numbers are contiguous: queued items are `acked+1 ..= last`;
 //! - the next number is `max(last queued, acked) + 1`, so numbers are never reused
 //!   after a restart, and never skipped (a crash mid-push leaves only a `.tmp`);
-//! - nothing is removed before it is acknowledged.
+//! - nothing is removed before it is acknowledged;
+//! - a renumbering keeps the queued envelopes, their order and their contiguity.
 
 use crate::identity::write_atomic;
 use crate::lock::StateLock;
+use roomscribe_config::fsutil::sync_dir;
+use roomscribe_protocol::resync::Holdings;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
@@ -55,6 +70,17 @@ pub enum QueueError {
     NotOwner { dir: PathBuf, locked: PathBuf },
     #[error("queue is full: {used} of {budget} bytes used (queue.max_bytes), {need} more needed; waiting for the appliance to acknowledge")]
     Full { used: u64, budget: u64, need: u64 },
+    #[error("envelope {0} is neither queued nor kept")]
+    NotHeld(u64),
+}
+
+impl QueueError {
+    /// True when the disk (not the budget) is out of space.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, QueueError::Io { source, .. }
+            if source.raw_os_error() == Some(28 /* ENOSPC */)
+                || source.kind() == std::io::ErrorKind::StorageFull)
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> QueueError + '_ {
@@ -64,56 +90,78 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> QueueError + '_ {
     }
 }
 
+/// How much the queue may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of queued plus kept envelopes (`queue.max_bytes`).
+    pub budget: u64,
+    /// How long acknowledged envelopes are kept after sealing (`queue.keep_acked_days`).
+    pub keep_acked: Duration,
+}
+
+impl Limits {
+    pub const UNBOUNDED: Limits = Limits {
+        budget: u64::MAX,
+        keep_acked: Duration::ZERO,
+    };
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Item {
     bytes: u64,
-    modified: std::time::SystemTime,
+    modified: SystemTime,
 }
 
 pub struct Queue {
     dir: PathBuf,
     acked: u64,
     items: BTreeMap<u64, Item>,
-    budget: u64,
+    kept: BTreeMap<u64, Item>,
+    limits: Limits,
     used: u64,
+    kept_bytes: u64,
 }
 
+const RENUMBERED: &str = ".env.renumbered";
+
 impl Queue {
-    /// Opens (or creates) the queue with no disk budget.
+    /// Opens (or creates) the queue with no disk budget, keeping nothing acknowledged.
     pub fn open(dir: &Path, owner: &StateLock) -> Result<Self, QueueError> {
-        Self::open_with_budget(dir, u64::MAX, owner)
+        Self::open_with(dir, Limits::UNBOUNDED, owner)
     }
 
-    /// Opens the queue; pushes beyond `budget` bytes of queued envelopes fail.
+    /// Opens the queue; pushes beyond `limits.budget` bytes of queued envelopes fail.
     ///
     /// Opening cleans up (it removes temporary files of interrupted writes and
-    /// acknowledged envelopes), so only the state directory's owner may: `owner` is
-    /// the proof.
-    pub fn open_with_budget(
-        dir: &Path,
-        budget: u64,
-        owner: &StateLock,
-    ) -> Result<Self, QueueError> {
+    /// expired kept envelopes, and finishes an interrupted renumbering), so only the
+    /// state directory's owner may: `owner` is the proof.
+    pub fn open_with(dir: &Path, limits: Limits, owner: &StateLock) -> Result<Self, QueueError> {
         if !dir.starts_with(owner.dir()) {
             return Err(QueueError::NotOwner {
                 dir: dir.to_owned(),
                 locked: owner.dir().to_owned(),
             });
         }
-        Self::scan(dir, budget, true)
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        finish_renumbering(dir)?;
+        Self::scan(dir, limits, true)
     }
 
     /// Reads what the queue holds without changing anything on disk (for `status`
     /// while a live agent may be writing it: its in-flight temporary files and
     /// acknowledged envelopes are its own to clean up). Not for pushing or acking.
     pub fn inspect(dir: &Path, budget: u64) -> Result<Self, QueueError> {
-        Self::scan(dir, budget, false)
+        Self::scan(
+            dir,
+            Limits {
+                budget,
+                keep_acked: Duration::MAX,
+            },
+            false,
+        )
     }
 
-    fn scan(dir: &Path, budget: u64, owner: bool) -> Result<Self, QueueError> {
-        if owner {
-            fs::create_dir_all(dir).map_err(io(dir))?;
-        }
+    fn scan(dir: &Path, limits: Limits, owner: bool) -> Result<Self, QueueError> {
         let acked_path = dir.join("acked");
         let acked = match fs::read(&acked_path) {
             Ok(b) => {
@@ -131,6 +179,7 @@ impl Queue {
             }
         };
         let mut items = BTreeMap::new();
+        let mut kept = BTreeMap::new();
         let listing = match fs::read_dir(dir) {
             // Nothing queued yet: the owner creates the directory when it first opens.
             Err(e) if !owner && e.kind() == std::io::ErrorKind::NotFound => None,
@@ -152,12 +201,6 @@ impl Queue {
             else {
                 continue;
             };
-            if seq <= acked {
-                if owner {
-                    fs::remove_file(&path).map_err(io(&path))?;
-                }
-                continue;
-            }
             // (An envelope acknowledged and removed by its owner since the listing.)
             let Ok(meta) = entry.metadata() else {
                 if owner {
@@ -168,13 +211,15 @@ impl Queue {
                 }
                 continue;
             };
-            items.insert(
-                seq,
-                Item {
-                    bytes: meta.len(),
-                    modified: meta.modified().unwrap_or(std::time::SystemTime::now()),
-                },
-            );
+            let item = Item {
+                bytes: meta.len(),
+                modified: meta.modified().unwrap_or(SystemTime::now()),
+            };
+            if seq <= acked {
+                kept.insert(seq, item);
+            } else {
+                items.insert(seq, item);
+            }
         }
         if let (Some(first), Some(last), true) =
             (items.keys().next(), items.keys().next_back(), owner)
@@ -187,17 +232,55 @@ impl Queue {
             }
         }
         let used = items.values().map(|i| i.bytes).sum();
-        Ok(Self {
+        let kept_bytes = kept.values().map(|i| i.bytes).sum();
+        let mut q = Self {
             dir: dir.to_owned(),
             acked,
             items,
-            budget,
+            kept,
+            limits,
             used,
-        })
+            kept_bytes,
+        };
+        if owner {
+            q.prune_kept(SystemTime::now(), 0)?;
+        }
+        Ok(q)
     }
 
     fn path(&self, seq: u64) -> PathBuf {
         self.dir.join(format!("{seq:020}.env"))
+    }
+
+    /// Drops kept envelopes sealed longer than `keep_acked` before `now`, and then
+    /// the oldest ones until `room` more bytes fit in the budget.
+    pub fn prune_kept(&mut self, now: SystemTime, room: u64) -> Result<(), QueueError> {
+        let keep = self.limits.keep_acked;
+        while let Some((&seq, item)) = self.kept.iter().next() {
+            let expired = keep.is_zero()
+                || now
+                    .duration_since(item.modified)
+                    .is_ok_and(|age| age > keep);
+            let over = self
+                .used
+                .saturating_add(self.kept_bytes)
+                .saturating_add(room)
+                > self.limits.budget;
+            if !expired && !over {
+                // The oldest by number is the oldest sealed; a later one expires later.
+                break;
+            }
+            let bytes = item.bytes;
+            let path = self.path(seq);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&path)(e)),
+            }
+            self.kept.remove(&seq);
+            self.kept_bytes -= bytes;
+        }
+        Ok(())
     }
 
     /// The number the next sealed envelope must carry.
@@ -220,20 +303,21 @@ impl Queue {
         let need = envelope.len() as u64;
         // An empty queue always takes one envelope, so an envelope larger than the
         // whole budget cannot block the agent forever.
-        if !self.items.is_empty() && self.used.saturating_add(need) > self.budget {
+        if !self.items.is_empty() && self.used.saturating_add(need) > self.limits.budget {
             return Err(QueueError::Full {
                 used: self.used,
-                budget: self.budget,
+                budget: self.limits.budget,
                 need,
             });
         }
+        self.prune_kept(SystemTime::now(), need)?;
         let path = self.path(seq);
         write_atomic(&path, envelope, 0o600).map_err(io(&path))?;
         self.items.insert(
             seq,
             Item {
                 bytes: envelope.len() as u64,
-                modified: std::time::SystemTime::now(),
+                modified: SystemTime::now(),
             },
         );
         self.used += need;
@@ -245,25 +329,79 @@ impl Queue {
         let Some(&seq) = self.items.keys().next() else {
             return Ok(None);
         };
-        let path = self.path(seq);
-        let bytes = fs::read(&path).map_err(io(&path))?;
-        Ok(Some((seq, bytes)))
+        Ok(Some((seq, self.read(seq)?)))
     }
 
-    /// Records the acknowledgement of the oldest envelope and deletes it.
+    /// A queued or kept envelope's bytes.
+    pub fn read(&self, seq: u64) -> Result<Vec<u8>, QueueError> {
+        if !self.items.contains_key(&seq) && !self.kept.contains_key(&seq) {
+            return Err(QueueError::NotHeld(seq));
+        }
+        let path = self.path(seq);
+        fs::read(&path).map_err(io(&path))
+    }
+
+    /// Records the acknowledgement of the oldest envelope; it becomes a kept one.
     pub fn ack(&mut self, seq: u64) -> Result<(), QueueError> {
         let oldest = self.items.keys().next().copied();
         if oldest != Some(seq) {
             return Err(QueueError::AckNotOldest { got: seq, oldest });
         }
+        self.set_acked(seq)?;
+        if let Some(item) = self.items.remove(&seq) {
+            self.used -= item.bytes;
+            self.kept.insert(seq, item);
+            self.kept_bytes += item.bytes;
+        }
+        self.prune_kept(SystemTime::now(), 0)
+    }
+
+    fn set_acked(&mut self, seq: u64) -> Result<(), QueueError> {
         let acked_path = self.dir.join("acked");
         write_atomic(&acked_path, &seq.to_be_bytes(), 0o600).map_err(io(&acked_path))?;
         self.acked = seq;
-        if let Some(item) = self.items.remove(&seq) {
-            self.used -= item.bytes;
+        Ok(())
+    }
+
+    /// The appliance holds numbers up to `to` that this queue never acknowledged
+    /// (its state directory was restored): with nothing queued, new envelopes are
+    /// numbered after `to`. Returns false (and changes nothing) if something is
+    /// queued — it is sent first, and renumbered if the appliance holds other bytes.
+    pub fn advance(&mut self, to: u64) -> Result<bool, QueueError> {
+        if !self.items.is_empty() || to <= self.acked {
+            return Ok(false);
         }
-        let path = self.path(seq);
-        fs::remove_file(&path).map_err(io(&path))
+        self.set_acked(to)?;
+        Ok(true)
+    }
+
+    /// Moves every queued envelope up by `shift` numbers (crash-safe; see the module
+    /// comment). Their bytes are unchanged: each is sent wrapped in a renumbering
+    /// notice (`protocol::resync::wire_bytes`).
+    pub fn renumber(&mut self, shift: u64) -> Result<(), QueueError> {
+        self.renumber_until(shift, usize::MAX)
+    }
+
+    /// [`Self::renumber`], stopping (as a crash would) after `renames` renames.
+    fn renumber_until(&mut self, shift: u64, renames: usize) -> Result<(), QueueError> {
+        let (Some(&first), Some(&last)) = (self.items.keys().next(), self.items.keys().next_back())
+        else {
+            return Ok(());
+        };
+        if shift == 0 {
+            return Ok(());
+        }
+        let plan = Renumbering {
+            first,
+            last,
+            shift,
+            phase: 1,
+        };
+        plan.save(&self.dir)?;
+        if plan.run(&self.dir, renames)? {
+            *self = Self::scan(&self.dir, self.limits, true)?;
+        }
+        Ok(())
     }
 
     pub fn len(&self) -> u64 {
@@ -274,18 +412,30 @@ impl Queue {
         self.items.is_empty()
     }
 
+    /// Bytes of queued (unacknowledged) envelopes.
     pub fn bytes(&self) -> u64 {
         self.used
     }
 
-    /// The disk budget (`u64::MAX` when unbounded).
-    pub fn budget(&self) -> u64 {
-        self.budget
+    /// Bytes of kept acknowledged envelopes.
+    pub fn kept_bytes(&self) -> u64 {
+        self.kept_bytes
     }
 
-    /// Bytes that can still be queued before the budget is reached.
+    /// Number of kept acknowledged envelopes.
+    pub fn kept_len(&self) -> u64 {
+        self.kept.len() as u64
+    }
+
+    /// The disk budget (`u64::MAX` when unbounded).
+    pub fn budget(&self) -> u64 {
+        self.limits.budget
+    }
+
+    /// Bytes that can still be queued before the budget is reached (kept envelopes
+    /// give way, so they do not count).
     pub fn budget_left(&self) -> u64 {
-        self.budget.saturating_sub(self.used)
+        self.limits.budget.saturating_sub(self.used)
     }
 
     pub fn acked(&self) -> u64 {
@@ -299,6 +449,146 @@ impl Queue {
             .next()
             .map(|i| i.modified.elapsed().map(|d| d.as_secs()).unwrap_or(0))
     }
+}
+
+impl Holdings for Queue {
+    fn acked(&self) -> u64 {
+        self.acked
+    }
+    fn last(&self) -> u64 {
+        self.next_seq() - 1
+    }
+    fn kept_from(&self, n: u64) -> Option<u64> {
+        self.kept.range(n..).next().map(|(k, _)| *k)
+    }
+}
+
+/// A renumbering in progress, as recorded in `<queue>/renumber`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Renumbering {
+    first: u64,
+    last: u64,
+    shift: u64,
+    phase: u64,
+}
+
+impl Renumbering {
+    fn file(dir: &Path) -> PathBuf {
+        dir.join("renumber")
+    }
+
+    fn save(&self, dir: &Path) -> Result<(), QueueError> {
+        let mut b = Vec::with_capacity(32);
+        for v in [self.first, self.last, self.shift, self.phase] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        let path = Self::file(dir);
+        write_atomic(&path, &b, 0o600).map_err(io(&path))
+    }
+
+    fn load(dir: &Path) -> Result<Option<Self>, QueueError> {
+        let path = Self::file(dir);
+        let b = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        if b.len() != 32 {
+            return Err(QueueError::Corrupt {
+                path,
+                message: "expected 32 bytes".into(),
+            });
+        }
+        let v = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[i * 8..i * 8 + 8]);
+            u64::from_be_bytes(a)
+        };
+        let r = Self {
+            first: v(0),
+            last: v(1),
+            shift: v(2),
+            phase: v(3),
+        };
+        if r.first == 0 || r.last < r.first || r.shift == 0 || !(1..=2).contains(&r.phase) {
+            return Err(QueueError::Corrupt {
+                path,
+                message: format!("{r:?}"),
+            });
+        }
+        Ok(Some(r))
+    }
+
+    fn env(dir: &Path, seq: u64) -> PathBuf {
+        dir.join(format!("{seq:020}.env"))
+    }
+
+    fn moved(dir: &Path, seq: u64) -> PathBuf {
+        dir.join(format!("{seq:020}{RENUMBERED}"))
+    }
+
+    /// Runs (or resumes) the renumbering; false when stopped after `budget` renames.
+    fn run(mut self, dir: &Path, mut budget: usize) -> Result<bool, QueueError> {
+        let mut rename = |from: &Path, to: &Path| -> Result<bool, QueueError> {
+            if budget == 0 {
+                return Ok(false);
+            }
+            budget -= 1;
+            match fs::rename(from, to) {
+                Ok(()) => Ok(true),
+                // Already moved before an interruption.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+                Err(e) => Err(io(from)(e)),
+            }
+        };
+        if self.phase == 1 {
+            // No `.env` is created in this phase, so any in `first..=last` is an
+            // original still to move.
+            for seq in self.first..=self.last {
+                if Self::env(dir, seq).exists()
+                    && !rename(&Self::env(dir, seq), &Self::moved(dir, seq + self.shift))?
+                {
+                    return Ok(false);
+                }
+            }
+            sync_dir(dir).map_err(io(dir))?;
+            self.phase = 2;
+            self.save(dir)?;
+        }
+        for seq in self.first..=self.last {
+            let to = seq + self.shift;
+            if Self::moved(dir, to).exists() && !rename(&Self::moved(dir, to), &Self::env(dir, to))?
+            {
+                return Ok(false);
+            }
+        }
+        sync_dir(dir).map_err(io(dir))?;
+        let acked_path = dir.join("acked");
+        write_atomic(
+            &acked_path,
+            &(self.first - 1 + self.shift).to_be_bytes(),
+            0o600,
+        )
+        .map_err(io(&acked_path))?;
+        let file = Self::file(dir);
+        fs::remove_file(&file).map_err(io(&file))?;
+        sync_dir(dir).map_err(io(dir))?;
+        Ok(true)
+    }
+}
+
+/// Finishes a renumbering an earlier process was interrupted in.
+fn finish_renumbering(dir: &Path) -> Result<(), QueueError> {
+    if let Some(r) = Renumbering::load(dir)? {
+        tracing::warn!(
+            first = r.first,
+            last = r.last,
+            shift = r.shift,
+            "finishing an interrupted renumbering of the queue"
+        );
+        r.run(dir, usize::MAX)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -316,6 +606,10 @@ mod tests {
         TornPush,
         /// A crash after `acked` was written but before the file was unlinked.
         TornAck,
+        /// Everything queued moves up (after a restore of the state directory).
+        Renumber(u8),
+        /// A renumbering interrupted after this many renames, then reopened.
+        TornRenumber(u8, u8),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -325,6 +619,8 @@ mod tests {
             1 => Just(Op::Reopen),
             1 => Just(Op::TornPush),
             1 => Just(Op::TornAck),
+            1 => (1u8..6).prop_map(Op::Renumber),
+            1 => (1u8..6, 0u8..12).prop_map(|(s, n)| Op::TornRenumber(s, n)),
         ]
     }
 
@@ -338,8 +634,12 @@ mod tests {
             // are larger than the whole budget.
             const BUDGET: u64 = 5;
             let lock = StateLock::acquire(dir.path()).expect("lock");
-            let mut q = Queue::open_with_budget(&qdir, BUDGET, &lock).expect("open");
+            let limits = Limits { budget: BUDGET, keep_acked: Duration::from_secs(7 * 86400) };
+            let open = || Queue::open_with(&qdir, limits, &lock);
+            let mut q = open().expect("open");
             let mut model: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
+            // Every acknowledged body by number: what a kept envelope must read back as.
+            let mut acked_bodies: std::collections::HashMap<u64, Vec<u8>> = Default::default();
             let mut next = 1u64;
             for op in ops {
                 match op {
@@ -357,25 +657,47 @@ mod tests {
                         }
                     }
                     Op::Ack => {
-                        if let Some((seq, _)) = model.pop_front() {
+                        if let Some((seq, body)) = model.pop_front() {
                             q.ack(seq).expect("ack");
+                            acked_bodies.insert(seq, body);
                         } else {
                             prop_assert!(q.ack(1).is_err());
                         }
                     }
-                    Op::Reopen => q = Queue::open_with_budget(&qdir, BUDGET, &lock).expect("reopen"),
+                    Op::Reopen => q = open().expect("reopen"),
                     Op::TornPush => {
                         fs::write(qdir.join(format!("{next:020}.tmp")), b"partial").expect("tmp");
-                        q = Queue::open_with_budget(&qdir, BUDGET, &lock).expect("reopen after torn push");
+                        q = open().expect("reopen after torn push");
                     }
                     Op::TornAck => {
-                        if let Some((seq, _)) = model.pop_front() {
+                        if let Some((seq, body)) = model.pop_front() {
                             write_atomic(&qdir.join("acked"), &seq.to_be_bytes(), 0o600).expect("acked");
-                            q = Queue::open_with_budget(&qdir, BUDGET, &lock).expect("reopen after torn ack");
+                            acked_bodies.insert(seq, body);
+                            q = open().expect("reopen after torn ack");
+                        }
+                    }
+                    Op::Renumber(shift) | Op::TornRenumber(shift, _) => {
+                        let shift = shift as u64;
+                        match op {
+                            Op::TornRenumber(_, renames) => {
+                                q.renumber_until(shift, renames as usize).expect("renumber");
+                                q = open().expect("reopen after torn renumber");
+                            }
+                            _ => q.renumber(shift).expect("renumber"),
+                        }
+                        if !model.is_empty() {
+                            for (seq, _) in model.iter_mut() {
+                                *seq += shift;
+                            }
+                            next += shift;
                         }
                     }
                 }
                 prop_assert_eq!(q.len(), model.len() as u64);
+                prop_assert!(q.kept_len() == 0 || q.bytes() + q.kept_bytes() <= BUDGET, "kept envelopes give way to the budget");
+                for (&seq, _) in q.kept.iter() {
+                    prop_assert_eq!(Some(&q.read(seq).expect("kept")), acked_bodies.get(&seq));
+                }
                 prop_assert_eq!(q.bytes(), model.iter().map(|(_, b)| b.len() as u64).sum::<u64>());
                 prop_assert_eq!(q.next_seq(), next);
                 match (q.front().expect("front"), model.front()) {
@@ -409,6 +731,48 @@ mod tests {
         std::fs::rename(&in_flight, dir.path().join(format!("{:020}.env", 3))).expect("rename");
         q = Queue::open(dir.path(), &lock).expect("owner reopens");
         assert_eq!(q.len(), 3);
+    }
+
+    #[test]
+    fn kept_envelopes_expire_and_an_advance_skips_numbers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = StateLock::acquire(dir.path()).expect("lock");
+        let keep = Duration::from_secs(7 * 86400);
+        let mut q = Queue::open_with(
+            dir.path(),
+            Limits {
+                budget: u64::MAX,
+                keep_acked: keep,
+            },
+            &lock,
+        )
+        .expect("open");
+        q.push(1, b"a").expect("push");
+        q.ack(1).expect("ack");
+        assert_eq!(
+            (q.len(), q.kept_len(), q.read(1).expect("kept")),
+            (0, 1, b"a".to_vec())
+        );
+        assert_eq!(q.kept_from(1), Some(1));
+        q.prune_kept(SystemTime::now() + keep / 2, 0)
+            .expect("prune");
+        assert_eq!(q.kept_len(), 1, "still within keep_acked_days");
+        q.prune_kept(SystemTime::now() + keep * 2, 0)
+            .expect("prune");
+        assert_eq!(q.kept_len(), 0);
+        assert!(!dir.path().join(format!("{:020}.env", 1)).exists());
+        // The appliance holds up to 9: new envelopes follow it.
+        assert!(q.advance(9).expect("advance"));
+        assert_eq!(q.next_seq(), 10);
+        q.push(10, b"b").expect("push");
+        assert!(
+            !q.advance(20).expect("advance"),
+            "not while something is queued"
+        );
+        // With 0 days nothing is kept.
+        let mut q = Queue::open(dir.path(), &lock).expect("reopen");
+        q.ack(10).expect("ack");
+        assert_eq!(q.kept_len(), 0);
     }
 
     #[test]

@@ -1,5 +1,11 @@
-//! Replication: send queued envelopes in order, one at a time, and delete each only
-//! after the appliance acknowledged it. Reconnects with exponential backoff and jitter.
+//! Replication: send queued envelopes in order, one at a time, and mark each
+//! acknowledged (kept for `queue.keep_acked_days`) only after the appliance
+//! acknowledged it. Reconnects with exponential backoff and jitter.
+//!
+//! Each connection starts from the appliance's last stored number (its welcome) and
+//! follows `protocol::resync`: re-sending kept envelopes to an appliance restored
+//! from an older backup, renumbering the queue when this state directory was
+//! restored from an older copy.
 //!
 //! An envelope the appliance refuses for good (bad signature, wrong key, conflict, ...)
 //! is never skipped or deleted: replication stops with an error naming it, and the
@@ -16,6 +22,7 @@ use rand_core::{OsRng, RngCore};
 use roomscribe_protocol::command::{CommandAck, CommandBody, SignedCommand};
 use roomscribe_protocol::frame::RejectCode;
 use roomscribe_protocol::hello::AgentStatus;
+use roomscribe_protocol::resync::{self, Notice, NoticeBody, Resync, Step};
 use roomscribe_protocol::{envelope, SealParams};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -221,7 +228,9 @@ impl Replicator {
             e if e.is_transient() => RoundError::Transient(e.to_string()),
             e => RoundError::Fatal(ReplicateError::Transport(e)),
         };
-        if lock(&self.queue).is_empty() && *finished.borrow() {
+        // With kept envelopes, connect even with nothing queued: the appliance may
+        // have been restored and need them again.
+        if lock(&self.queue).is_empty() && lock(&self.queue).kept_len() == 0 && *finished.borrow() {
             return Ok(());
         }
         let mut session = Session::open(&self.identity, &self.key, self.status())
@@ -236,42 +245,115 @@ impl Replicator {
         tracing::info!(appliance = %self.identity.appliance, last_stored = ?session.welcome.last_envelope_seq, "connected");
         let mut heartbeat = tokio::time::interval(Duration::from_secs(self.config.heartbeat_secs));
         heartbeat.tick().await;
+        let mut resync = Resync::new(session.welcome.last_envelope_seq);
+        let fatal = |e: QueueError| RoundError::Fatal(e.into());
         loop {
-            let front = lock(&self.queue)
-                .front()
-                .map_err(|e| RoundError::Fatal(e.into()))?;
-            match front {
-                Some((seq, bytes)) => match session.send_envelope(bytes).await.map_err(classify)? {
-                    Reply::Ack(a) if a.envelope_seq == seq => {
-                        lock(&self.queue)
-                            .ack(seq)
-                            .map_err(|e| RoundError::Fatal(e.into()))?;
-                        *acknowledged += 1;
-                        tracing::debug!(seq, status = ?a.status, "envelope acknowledged");
-                        while let Some(c) = session.pending_command() {
-                            self.command(&mut session, c).await.map_err(classify)?;
+            let step = resync.next(&*lock(&self.queue));
+            match step {
+                Step::Send(seq) | Step::Resend(seq) => {
+                    let bytes = lock(&self.queue).read(seq).map_err(fatal)?;
+                    let wire = resync::wire_bytes(&self.key, self.identity.agent_id, seq, &bytes);
+                    match session.send_envelope(wire).await.map_err(classify)? {
+                        Reply::Ack(a) if a.envelope_seq == seq => {
+                            if step == Step::Send(seq) {
+                                lock(&self.queue).ack(seq).map_err(fatal)?;
+                                *acknowledged += 1;
+                            } else {
+                                tracing::info!(seq, "refilled the appliance with a kept envelope");
+                            }
+                            resync.acknowledged(seq);
+                            tracing::debug!(seq, status = ?a.status, "envelope acknowledged");
+                            while let Some(c) = session.pending_command() {
+                                self.command(&mut session, c).await.map_err(classify)?;
+                            }
+                        }
+                        Reply::Ack(a) => {
+                            return Err(RoundError::Fatal(ReplicateError::Transport(
+                                TransportError::Protocol(format!(
+                                    "acknowledgement for envelope {} while {seq} was sent",
+                                    a.envelope_seq
+                                )),
+                            )))
+                        }
+                        Reply::Reject(r) if r.code == RejectCode::Internal => {
+                            return Err(RoundError::Transient(r.message))
+                        }
+                        Reply::Reject(r)
+                            if r.code == RejectCode::Replayed && step == Step::Send(seq) =>
+                        {
+                            // The appliance holds other bytes under this number: this
+                            // state directory was restored from an older copy.
+                            let shift = resync.conflict(seq).map_err(|_| {
+                                RoundError::Fatal(ReplicateError::Refused {
+                                    seq,
+                                    code: r.code,
+                                    message: r.message.clone(),
+                                })
+                            })?;
+                            tracing::warn!(
+                                seq,
+                                appliance_last = resync.appliance_last(),
+                                "the appliance already holds envelope {seq} with other content (this agent's state was restored from an older copy): renumbering the queue after {}",
+                                resync.appliance_last()
+                            );
+                            lock(&self.queue).renumber(shift).map_err(fatal)?;
+                        }
+                        Reply::Reject(r) => {
+                            return Err(RoundError::Fatal(ReplicateError::Refused {
+                                seq,
+                                code: r.code,
+                                message: r.message,
+                            }))
                         }
                     }
-                    Reply::Ack(a) => {
-                        return Err(RoundError::Fatal(ReplicateError::Transport(
-                            TransportError::Protocol(format!(
-                                "acknowledgement for envelope {} while {seq} was sent",
-                                a.envelope_seq
-                            )),
-                        )))
+                }
+                Step::DeclareLost { first, last } => {
+                    tracing::error!(
+                        first,
+                        last,
+                        "the appliance lost envelopes {first}..={last} (restored from an older backup) and this agent no longer keeps them (queue.keep_acked_days): declaring them lost so replication can go on"
+                    );
+                    let notice = Notice::sign(
+                        &self.key,
+                        self.identity.agent_id,
+                        first,
+                        NoticeBody::Lost { last },
+                    );
+                    match session
+                        .send_envelope(notice.to_bytes())
+                        .await
+                        .map_err(classify)?
+                    {
+                        Reply::Ack(a) if a.envelope_seq == last => resync.acknowledged(last),
+                        Reply::Reject(r) if r.code == RejectCode::Internal => {
+                            return Err(RoundError::Transient(r.message))
+                        }
+                        Reply::Reject(r) => {
+                            return Err(RoundError::Fatal(ReplicateError::Refused {
+                                seq: first,
+                                code: r.code,
+                                message: r.message,
+                            }))
+                        }
+                        Reply::Ack(a) => {
+                            return Err(RoundError::Fatal(ReplicateError::Transport(
+                                TransportError::Protocol(format!(
+                                    "acknowledgement for envelope {} while the loss of {first}..={last} was declared",
+                                    a.envelope_seq
+                                )),
+                            )))
+                        }
                     }
-                    Reply::Reject(r) if r.code == RejectCode::Internal => {
-                        return Err(RoundError::Transient(r.message))
+                }
+                Step::Advance { to } => {
+                    if lock(&self.queue).advance(to).map_err(fatal)? {
+                        tracing::warn!(
+                            appliance_last = to,
+                            "the appliance holds envelopes up to {to} that this agent's state does not know of (restored from an older copy): numbering new envelopes after them"
+                        );
                     }
-                    Reply::Reject(r) => {
-                        return Err(RoundError::Fatal(ReplicateError::Refused {
-                            seq,
-                            code: r.code,
-                            message: r.message,
-                        }))
-                    }
-                },
-                None => {
+                }
+                Step::Idle => {
                     if *finished.borrow() {
                         session.close();
                         return Ok(());

@@ -11,3 +11,4 @@ pub const ENROLL_REQUEST_MAC: &[u8] = b"roomscribe/enroll/v1/request\0";
 pub const ENROLL_RESPONSE_MAC: &[u8] = b"roomscribe/enroll/v1/response\0";
 pub const ENROLL_POSSESSION: &[u8] = b"roomscribe/enroll/v1/possession\0";
 pub const COMMAND_SIGNATURE: &[u8] = b"roomscribe/command/v1\0";
+pub const RESYNC_NOTICE_SIGNATURE: &[u8] = b"roomscribe/resync-notice/v1\0";

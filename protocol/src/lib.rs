@@ -18,6 +18,7 @@ pub mod envelope;
 pub mod frame;
 pub mod hello;
 pub mod ids;
+pub mod resync;
 pub mod sequence;
 
 pub use batch::{Batch, Caption, EventKind, EventSource, MeetingEvent, MeetingInfo, Segment, Word};

@@ -14,6 +14,7 @@ mod operations;
 mod packages;
 mod partition;
 mod rejects;
+mod restore;
 mod security;
 mod segmentation;
 mod speakers;

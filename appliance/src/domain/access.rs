@@ -79,6 +79,8 @@ pub enum Via {
     Local,
     /// An agent enrolling with its one-time token.
     EnrollToken,
+    /// An enrolled agent, by a statement signed with its key.
+    AgentKey,
     /// The appliance's own jobs.
     System,
     /// Nobody signed in.
@@ -94,6 +96,7 @@ impl Via {
             Via::Token => "token",
             Via::Local => "local",
             Via::EnrollToken => "enroll_token",
+            Via::AgentKey => "agent_key",
             Via::System => "system",
             Via::None => "none",
         }

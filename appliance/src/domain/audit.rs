@@ -70,6 +70,7 @@ actions! {
     EnrollTokenCreate = "enroll_token.create",
     AgentEnroll = "agent.enroll",
     AgentRevoke = "agent.revoke",
+    AgentEnvelopesLost = "agent.envelopes_lost",
     MeetingView = "meeting.view",
     MeetingExport = "meeting.export",
     MeetingMove = "meeting.move",

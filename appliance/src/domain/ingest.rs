@@ -4,6 +4,8 @@
 //! stored-at-most-once rule for segments and events, and stores it. It is
 //! acknowledged only after that transaction committed durably.
 
+use super::access::Via;
+use super::audit::{AuditAction, AuditLog, Record, Who};
 use super::clock::SharedClock;
 use super::events::EventBus;
 use super::fleet::Fleet;
@@ -19,6 +21,7 @@ use ed25519_dalek::VerifyingKey;
 use roomscribe_protocol::enroll::decode32;
 use roomscribe_protocol::frame::{AckStatus, RejectCode};
 use roomscribe_protocol::hello::{verify_hello, Hello, EXPORTER_LEN};
+use roomscribe_protocol::resync::{self, Notice, NoticeError};
 use roomscribe_protocol::{
     check_sequence, AgentId, EnvelopeError, RecipientKey, SealedEnvelope, SequenceVerdict,
 };
@@ -58,6 +61,19 @@ impl From<EnvelopeError> for IngestRejection {
     }
 }
 
+impl From<NoticeError> for IngestRejection {
+    fn from(e: NoticeError) -> Self {
+        match e {
+            NoticeError::Inner(e) => e.into(),
+            NoticeError::BadSignature(_) => Self::new(RejectCode::BadSignature, e.to_string()),
+            NoticeError::UnsupportedVersion(_) => {
+                Self::new(RejectCode::UnsupportedVersion, e.to_string())
+            }
+            e => Self::new(RejectCode::Malformed, e.to_string()),
+        }
+    }
+}
+
 /// An agent proven by its hello on this connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Verified(AgentId);
@@ -79,6 +95,7 @@ enum Applied {
 
 pub struct Ingest {
     store: Arc<Store>,
+    audit: Arc<AuditLog>,
     clock: SharedClock,
     envelope_key: Arc<RecipientKey>,
     events: Arc<EventBus>,
@@ -92,6 +109,7 @@ impl Ingest {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<Store>,
+        audit: Arc<AuditLog>,
         clock: SharedClock,
         envelope_key: Arc<RecipientKey>,
         events: Arc<EventBus>,
@@ -102,6 +120,7 @@ impl Ingest {
     ) -> Self {
         Self {
             store,
+            audit,
             clock,
             envelope_key,
             events,
@@ -230,13 +249,34 @@ impl Ingest {
     }
 
     fn store_envelope(&self, from: Verified, bytes: &[u8]) -> Result<AckStatus, IngestRejection> {
-        let env = SealedEnvelope::parse(bytes)?;
-        let agent_id = env.header.agent_id;
-        if agent_id != from.0 {
-            return Err(IngestRejection::new(
+        let mismatch = || {
+            IngestRejection::new(
                 RejectCode::AgentMismatch,
                 "envelope names another agent than this connection",
-            ));
+            )
+        };
+        // A sealed envelope, or one renumbered by its agent after a restore of the
+        // agent's state (docs/PROTOCOL.md, "Resynchronisation"): stored under the
+        // notice's number, recognised again by the notice's digest.
+        let (seq, env, digest) = if resync::is_notice(bytes) {
+            let notice = Notice::parse(bytes)?;
+            if notice.agent_id != from.0 {
+                return Err(mismatch());
+            }
+            match notice.verify(&self.agent_key(&from.0)?)? {
+                resync::Verified::Lost { first, last } => {
+                    return self.declare_lost(from, first, last, notice.digest())
+                }
+                resync::Verified::Renumbered { seq, envelope } => (seq, envelope, notice.digest()),
+            }
+        } else {
+            let env = SealedEnvelope::parse(bytes)?;
+            let digest = env.digest();
+            (env.header.envelope_seq, env, digest)
+        };
+        let agent_id = env.header.agent_id;
+        if agent_id != from.0 {
+            return Err(mismatch());
         }
         let batch = env
             .verify(&self.agent_key(&agent_id)?)?
@@ -284,8 +324,6 @@ impl Ingest {
             .collect();
         let meeting_id = env.header.meeting_id.to_string();
         let agent_key = agent_id.to_string();
-        let seq = env.header.envelope_seq;
-        let digest = env.digest();
         let skew = self.live.clock_offset(&agent_key);
         let applied = self
             .store
@@ -387,22 +425,86 @@ impl Ingest {
                 Ok::<_, DomainError>(Applied::Stored)
             })
             .map_err(|e| IngestRejection::internal(&e))?;
-        match applied {
-            Applied::Stored => Ok(AckStatus::Stored),
-            Applied::Duplicate => Ok(AckStatus::Duplicate),
-            Applied::Conflict => Err(IngestRejection::new(
-                RejectCode::Replayed,
-                format!("envelope {seq} was already stored with different content"),
-            )),
-            Applied::OutOfOrder { expected } => Err(IngestRejection::new(
-                RejectCode::OutOfOrder,
-                format!("expected envelope {expected}, got {seq}"),
-            )),
-            Applied::ForeignMeeting => Err(IngestRejection::new(
-                RejectCode::AgentMismatch,
-                "meeting belongs to another agent",
-            )),
+        applied_reply(applied, seq)
+    }
+
+    /// An agent's signed statement that envelopes `first..=last` are gone from it as
+    /// well as from this appliance (restored from a backup older than what the agent
+    /// keeps): the numbers are skipped so replication goes on, and the loss is audited.
+    fn declare_lost(
+        &self,
+        from: Verified,
+        first: u64,
+        last: u64,
+        digest: [u8; 32],
+    ) -> Result<AckStatus, IngestRejection> {
+        let agent_key = from.0.to_string();
+        let applied = self
+            .store
+            .write(|tx| {
+                let Some(mut agent) = tx.agent(&agent_key)? else {
+                    return Ok(Applied::ForeignMeeting);
+                };
+                match check_sequence(agent.last_envelope_seq, first) {
+                    SequenceVerdict::AlreadySeen => {
+                        let same = tx
+                            .envelope_digest(&agent_key, first)?
+                            .is_some_and(|d| d == digest);
+                        return Ok(if same {
+                            Applied::Duplicate
+                        } else {
+                            Applied::Conflict
+                        });
+                    }
+                    SequenceVerdict::Gap { expected } => {
+                        return Ok(Applied::OutOfOrder { expected })
+                    }
+                    SequenceVerdict::Next => {}
+                }
+                tx.put_envelope_digest(&agent_key, first, &digest)?;
+                agent.last_envelope_seq = Some(last);
+                agent.last_seen_ms = Some(self.clock.now_ms());
+                tx.put_agent(&agent)?;
+                let who = Who {
+                    name: format!("agent:{agent_key}"),
+                    via: Via::AgentKey,
+                    client: Default::default(),
+                };
+                self.audit.record(
+                    tx,
+                    &who,
+                    Record::ok(AuditAction::AgentEnvelopesLost, format!("agent:{agent_key}"))
+                        .detail(format!(
+                            "envelopes {first}..={last} ({} in all) are lost: this appliance was restored from a backup older than the agent keeps (queue.keep_acked_days)",
+                            last - first + 1
+                        )),
+                )?;
+                Ok::<_, DomainError>(Applied::Stored)
+            })
+            .map_err(|e| IngestRejection::internal(&e))?;
+        if matches!(applied, Applied::Stored) {
+            tracing::error!(agent = %agent_key, first, last, "an agent declared envelopes lost after this appliance was restored from an older backup");
         }
+        applied_reply(applied, first)
+    }
+}
+
+fn applied_reply(applied: Applied, seq: u64) -> Result<AckStatus, IngestRejection> {
+    match applied {
+        Applied::Stored => Ok(AckStatus::Stored),
+        Applied::Duplicate => Ok(AckStatus::Duplicate),
+        Applied::Conflict => Err(IngestRejection::new(
+            RejectCode::Replayed,
+            format!("envelope {seq} was already stored with different content"),
+        )),
+        Applied::OutOfOrder { expected } => Err(IngestRejection::new(
+            RejectCode::OutOfOrder,
+            format!("expected envelope {expected}, got {seq}"),
+        )),
+        Applied::ForeignMeeting => Err(IngestRejection::new(
+            RejectCode::AgentMismatch,
+            "meeting belongs to another agent",
+        )),
     }
 }
 

@@ -248,6 +248,7 @@ impl Appliance {
         ));
         let ingest = Arc::new(Ingest::new(
             store.clone(),
+            audit.clone(),
             clock.clone(),
             keys.envelope.clone(),
             events.clone(),

@@ -259,7 +259,7 @@ impl Conversation<'_> {
                         Some(Frame::Envelope(bytes)) => {
                             let ingest = app.ingest.clone();
                             let outcome = tokio::task::spawn_blocking(move || {
-                                let seq = roomscribe_protocol::EnvelopeHeader::parse(&bytes).ok().map(|h| h.envelope_seq);
+                                let seq = roomscribe_protocol::resync::acknowledged_number(&bytes);
                                 (seq, ingest.accept_envelope(who, &bytes))
                             }).await?;
                             let reply = match outcome {

@@ -675,3 +675,88 @@ fn captions_are_forgotten_when_their_meeting_goes_quiet() {
     f.captions.settled("m1", Some(3), false);
     assert!(f.captions.get("m1").is_none());
 }
+
+#[test]
+fn renumbered_envelopes_and_declared_losses_after_restores() {
+    use roomscribe_protocol::resync::{wire_bytes, Notice, NoticeBody};
+    let f = fixture();
+    let (agent, key) = f.enroll("Board room");
+    let who = f.hello(agent, &key);
+    let accept = |b: &[u8]| f.ingest.accept_envelope(who, b);
+    let (m1, m2) = (MeetingId::random(), MeetingId::random());
+    assert_eq!(
+        accept(&f.envelope(agent, &key, m1, 1, 0, false)),
+        Ok(AckStatus::Stored)
+    );
+    assert_eq!(
+        accept(&f.envelope(agent, &key, m1, 2, 1, false)),
+        Ok(AckStatus::Stored)
+    );
+    // The agent's state was restored to before envelope 2 and it sealed a new
+    // meeting's envelope under 2: refused, then sent renumbered as 3.
+    let restored = f.envelope(agent, &key, m2, 2, 0, true);
+    assert_eq!(
+        accept(&restored)
+            .expect_err("number 2 holds other bytes")
+            .code,
+        RejectCode::Replayed
+    );
+    let renumbered = wire_bytes(&key, agent, 3, &restored);
+    assert_eq!(accept(&renumbered), Ok(AckStatus::Stored));
+    assert_eq!(
+        accept(&renumbered),
+        Ok(AckStatus::Duplicate),
+        "a re-sent notice"
+    );
+    let t = f
+        .meetings
+        .transcript(&f.admin(), &m2.to_string())
+        .expect("renumbered meeting stored");
+    assert_eq!(t.segments.len(), 1);
+    // Renumbering the same envelope again stores its segment only once.
+    assert_eq!(
+        accept(&wire_bytes(&key, agent, 4, &restored)),
+        Ok(AckStatus::Stored)
+    );
+    let t = f
+        .meetings
+        .transcript(&f.admin(), &m2.to_string())
+        .expect("transcript");
+    assert_eq!(t.segments.len(), 1, "nothing duplicated");
+    // Only the agent's own key renumbers, and only its own envelopes.
+    let forger = SigningKey::generate(&mut OsRng);
+    assert_eq!(
+        accept(&wire_bytes(&forger, agent, 5, &restored))
+            .expect_err("forged notice")
+            .code,
+        RejectCode::BadSignature
+    );
+    let (agent_b, key_b) = f.enroll("Board room");
+    let foreign = f.envelope(agent_b, &key_b, MeetingId::random(), 1, 0, false);
+    assert_eq!(
+        accept(&wire_bytes(&key, agent, 5, &foreign))
+            .expect_err("another agent's envelope")
+            .code,
+        RejectCode::Malformed
+    );
+    // A loss this appliance suffered, declared by the agent: the numbers are skipped
+    // and the loss is audited; a re-sent declaration is a duplicate.
+    let lost = Notice::sign(&key, agent, 5, NoticeBody::Lost { last: 7 }).to_bytes();
+    assert_eq!(
+        accept(&Notice::sign(&key, agent, 6, NoticeBody::Lost { last: 7 }).to_bytes())
+            .expect_err("must follow the last number")
+            .code,
+        RejectCode::OutOfOrder
+    );
+    assert_eq!(accept(&lost), Ok(AckStatus::Stored));
+    assert_eq!(accept(&lost), Ok(AckStatus::Duplicate));
+    let audited = f.audited("agent.envelopes_lost");
+    assert_eq!(audited.len(), 1);
+    let detail = audited[0].detail.clone().unwrap_or_default();
+    assert!(detail.contains("5..=7"), "{detail}");
+    assert_eq!(
+        accept(&f.envelope(agent, &key, m2, 8, 1, false)),
+        Ok(AckStatus::Stored),
+        "replication goes on after the declared range"
+    );
+}
