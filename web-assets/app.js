@@ -181,8 +181,16 @@ function renderAgents() {
           `clock offset ${a.clock_offset_ms} ms`].join('\n')
         : 'no heartbeat since the appliance started';
       const alarms = (st && st.alarms.length)
-        ? st.alarms.map((x) => el('span', { class: 'badge alarm', text: x.replace('_', ' ') }))
+        ? st.alarms.filter((x) => x !== 'envelope_quarantined').map((x) => el('span', { class: 'badge alarm', text: x.replaceAll('_', ' ') }))
         : [];
+      if (a.quarantined && a.quarantined.length) {
+        alarms.push(el('span', {
+          class: 'badge alarm',
+          'data-quarantined': a.quarantined.join(' '),
+          text: `${a.quarantined.length} quarantined`,
+          title: `Envelope(s) ${a.quarantined.join(', ')} refused for good and held on ${a.hostname}: run "roomscribe-agent queue list" there, then requeue or discard`,
+        }));
+      }
       const queue = st
         ? `${st.queue_depth}${st.oldest_queued_age_s == null ? '' : ` (oldest ${st.oldest_queued_age_s}s)`}`
         : '–';

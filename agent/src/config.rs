@@ -222,6 +222,9 @@ pub struct ReplicateConfig {
     pub heartbeat_secs: u64,
     pub max_backoff_secs: u64,
     pub give_up_after_secs: u64,
+    /// With envelopes queued, replication that shows no sign of work for this long
+    /// stops feeding the systemd watchdog (the agent is restarted).
+    pub stall_secs: u64,
 }
 
 impl Default for AgentConfig {
@@ -246,6 +249,7 @@ impl Default for ReplicateConfig {
             heartbeat_secs: 5,
             max_backoff_secs: 60,
             give_up_after_secs: 10,
+            stall_secs: 600,
         }
     }
 }
@@ -360,6 +364,15 @@ impl AgentConfig {
             return Err(ConfigError::Invalid {
                 key: "replicate.heartbeat_secs",
                 message: "must be at least 1".into(),
+            });
+        }
+        if r.stall_secs < r.max_backoff_secs + 120 {
+            return Err(ConfigError::Invalid {
+                key: "replicate.stall_secs",
+                message: format!(
+                    "must be at least replicate.max_backoff_secs + 120 = {} (a reconnect waits up to max_backoff_secs, a send up to 60 s)",
+                    r.max_backoff_secs + 120
+                ),
             });
         }
         if r.max_backoff_secs == 0 {

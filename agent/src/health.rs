@@ -11,7 +11,7 @@ use crate::queue::Queue;
 use roomscribe_protocol::hello::AgentStatus;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Alarm: the queue reached its disk budget; transcription is paused.
@@ -21,6 +21,13 @@ pub const ALARM_DEVICE_LOST: &str = "device_lost";
 /// Alarm: the agent clock differs from the appliance's by more than [`SKEW_ALARM_MS`].
 pub const ALARM_CLOCK_SKEW: &str = "clock_skew";
 pub const SKEW_ALARM_MS: i64 = 2_000;
+/// Alarm: replication stopped with an error and is being restarted with backoff.
+pub const ALARM_REPLICATION_FAILED: &str = "replication_failed";
+/// Alarm: envelopes the appliance refused for good wait in the quarantine.
+pub const ALARM_ENVELOPE_QUARANTINED: &str = "envelope_quarantined";
+/// Alarm: the disk is full; transcription is paused and the segment in hand is kept
+/// in memory until a write succeeds.
+pub const ALARM_DISK_FULL: &str = "disk_full";
 
 /// What IT should do about an alarm (`doctor`).
 pub fn alarm_fix(alarm: &str) -> &'static str {
@@ -28,6 +35,9 @@ pub fn alarm_fix(alarm: &str) -> &'static str {
         ALARM_QUEUE_FULL => "the appliance has not acknowledged for a while: check that it runs and is reachable; transcription resumes as acknowledgements free the queue",
         ALARM_DEVICE_LOST => "reconnect the room's microphone; the agent picks it up again by itself",
         ALARM_CLOCK_SKEW => "enable NTP on this machine and the appliance (timedatectl set-ntp true)",
+        ALARM_REPLICATION_FAILED => "read the error in the agent's log (journalctl -u roomscribe-agent); if the agent was revoked or the appliance reinstalled, enroll it again",
+        ALARM_ENVELOPE_QUARANTINED => "`roomscribe-agent queue list` shows what the appliance refused and why; fix the cause, then `queue requeue SEQ`, or `queue discard SEQ` (audited on the appliance)",
+        ALARM_DISK_FULL => "free space on the state directory's filesystem (df -h); transcription resumes by itself and nothing held is lost",
         _ => "see the agent's log (journalctl -u roomscribe-agent)",
     }
 }
@@ -48,6 +58,13 @@ pub struct Health {
     clock_offset_ms: AtomicI64,
     /// "idle", "recording" or "paused".
     meeting_state: Mutex<MeetingState>,
+    /// Why replication last failed, while it is being restarted.
+    replication_failed: Mutex<Option<String>>,
+    /// Envelopes in the quarantine.
+    quarantined: AtomicU64,
+    disk_full: AtomicBool,
+    /// When the replication task last showed it is working (ms since the epoch).
+    replication_alive_ms: AtomicI64,
 }
 
 impl Health {
@@ -61,7 +78,42 @@ impl Health {
             queue_full: AtomicBool::new(false),
             clock_offset_ms: AtomicI64::new(UNKNOWN),
             meeting_state: Mutex::new(MeetingState::Idle),
+            replication_failed: Mutex::new(None),
+            quarantined: AtomicU64::new(0),
+            disk_full: AtomicBool::new(false),
+            replication_alive_ms: AtomicI64::new(crate::now_ms()),
         }
+    }
+
+    /// Replication failed with `reason` (`None`: it works again). True on a change.
+    pub fn set_replication_failed(&self, reason: Option<String>) -> bool {
+        let mut r = self
+            .replication_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let changed = r.is_some() != reason.is_some();
+        *r = reason;
+        changed
+    }
+
+    pub fn set_quarantined(&self, n: u64) {
+        self.quarantined.store(n, Ordering::Relaxed);
+    }
+
+    /// True when the state changed.
+    pub fn set_disk_full(&self, full: bool) -> bool {
+        self.disk_full.swap(full, Ordering::Relaxed) != full
+    }
+
+    /// The replication task is working (connecting, sending, waiting for work).
+    pub fn replication_alive(&self) {
+        self.replication_alive_ms
+            .store(crate::now_ms(), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the replication task last showed it is working.
+    pub fn replication_idle_ms(&self) -> i64 {
+        crate::now_ms() - self.replication_alive_ms.load(Ordering::Relaxed)
     }
 
     pub fn set_engine(&self, models: &str, mode: &str) {
@@ -121,6 +173,20 @@ impl Health {
             .is_some_and(|o| o.abs() > SKEW_ALARM_MS)
         {
             a.push(ALARM_CLOCK_SKEW.to_owned());
+        }
+        if self
+            .replication_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            a.push(ALARM_REPLICATION_FAILED.to_owned());
+        }
+        if self.quarantined.load(Ordering::Relaxed) > 0 {
+            a.push(ALARM_ENVELOPE_QUARANTINED.to_owned());
+        }
+        if self.disk_full.load(Ordering::Relaxed) {
+            a.push(ALARM_DISK_FULL.to_owned());
         }
         a
     }

@@ -19,6 +19,7 @@ pub mod identity;
 pub mod lock;
 pub mod model;
 pub mod pipeline;
+pub mod quarantine;
 pub mod queue;
 pub mod replicate;
 pub mod schedule;
@@ -108,12 +109,14 @@ fn open_parts(config: &AgentConfig, model: &Path) -> anyhow::Result<Parts> {
     let (identity, key) = identity::load(&config.state_dir)?;
     let queue =
         queue::Queue::open_with(&queue_dir(&config.state_dir), config.queue.limits(), &owner)?;
+    let health = Health::new(model);
+    health.set_quarantined(quarantine::list(&quarantine::dir(&config.state_dir))?.len() as u64);
     Ok(Parts {
         identity,
         key: Arc::new(key),
         queue: Arc::new(Mutex::new(queue)),
         wake: Arc::new(Notify::new()),
-        health: Arc::new(Health::new(model)),
+        health: Arc::new(health),
         _owner: owner,
     })
 }
@@ -134,6 +137,7 @@ fn replicator(
         captions,
         commands,
         seen_commands: Default::default(),
+        quarantine: quarantine::dir(&config.state_dir),
     }
 }
 
@@ -151,21 +155,72 @@ fn status_writer(p: &Parts, config: &AgentConfig) -> tokio::task::JoinHandle<()>
     })
 }
 
-/// Tells systemd the agent is alive while its queue answers (a deadlocked queue or a
-/// stalled runtime stops the pings, and the unit's `WatchdogSec=` restarts it).
-fn watchdog(p: &Parts, every: Duration) -> tokio::task::JoinHandle<()> {
-    let queue = p.queue.clone();
+/// Runs replication until it is done, restarting it with exponential backoff after
+/// an error, which is logged and raised as the `replication_failed` alarm (cleared by
+/// the next successful connection) — a fatal error never ends replication silently
+/// while capture goes on. Once `finished` and failing for `give_up`, returns the error.
+async fn supervise_replication(
+    rep: Replicator,
+    finished: watch::Receiver<bool>,
+    give_up: Duration,
+) -> Result<Outcome, replicate::ReplicateError> {
+    let max = Duration::from_secs(rep.config.max_backoff_secs);
+    let mut backoff = Duration::from_secs(1);
+    let mut failing_since: Option<std::time::Instant> = None;
+    loop {
+        match rep.run(finished.clone(), Some(give_up)).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(std::time::Instant::now);
+                if *finished.borrow() && since.elapsed() >= give_up {
+                    return Err(e);
+                }
+                let reason = roomscribe_config::errtext::one_line(&e);
+                rep.health.set_replication_failed(Some(reason.clone()));
+                tracing::error!(
+                    alarm = health::ALARM_REPLICATION_FAILED,
+                    error = %reason,
+                    retry_in_s = backoff.as_secs(),
+                    "replication failed; restarting it"
+                );
+                rep.health.replication_alive();
+                let mut f = finished.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = f.changed() => {}
+                }
+                backoff = (backoff * 2).min(max);
+            }
+        }
+    }
+}
+
+/// Tells systemd the agent is alive while its queue answers and, with work queued,
+/// replication shows it is working within `stall` (a deadlocked queue, a stalled
+/// runtime or a hung replication task stops the pings, and the unit's `WatchdogSec=`
+/// restarts the agent).
+fn watchdog(p: &Parts, every: Duration, stall: Duration) -> tokio::task::JoinHandle<()> {
+    let (queue, health) = (p.queue.clone(), p.health.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
+        let mut said = false;
         loop {
             tick.tick().await;
             let queue = queue.clone();
-            let alive = tokio::task::spawn_blocking(move || {
-                let _held = queue.lock().unwrap_or_else(|p| p.into_inner());
+            let queued = tokio::task::spawn_blocking(move || {
+                !queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
             })
-            .await
-            .is_ok();
-            if alive {
+            .await;
+            let stalled = matches!(queued, Ok(true))
+                && health.replication_idle_ms() > stall.as_millis() as i64;
+            if stalled && !said {
+                tracing::error!(
+                    stall_s = stall.as_secs(),
+                    "replication has shown no sign of work for replicate.stall_secs while envelopes wait: no longer feeding the watchdog, so systemd restarts the agent"
+                );
+            }
+            said = stalled;
+            if queued.is_ok() && !stalled {
                 systemd::notify("WATCHDOG=1");
             }
         }
@@ -205,7 +260,7 @@ pub async fn run(
     );
     let replication = tokio::spawn(async move {
         let give_up = Duration::from_secs(rep.config.give_up_after_secs);
-        rep.run(finished_rx, Some(give_up)).await
+        supervise_replication(rep, finished_rx, give_up).await
     });
 
     let sealer = Sealer {
@@ -252,7 +307,11 @@ pub async fn run(
             let _ = control.handle(&control::Request::Stop, control::EventSource::Shutdown);
         }));
         if let Some(every) = systemd::watchdog_interval() {
-            control_tasks.push(watchdog(&parts, every));
+            control_tasks.push(watchdog(
+                &parts,
+                every,
+                Duration::from_secs(config.replicate.stall_secs),
+            ));
         }
     }
     let per_channel = config.capture.per_channel;
@@ -702,6 +761,63 @@ pub async fn drain(config: &AgentConfig, timeout: Option<Duration>) -> anyhow::R
     status_task.abort();
     let _ = std::fs::remove_file(health::status_file(&config.state_dir));
     Ok(outcome?)
+}
+
+/// `roomscribe-agent queue list`: what waits, what is kept, what is quarantined.
+/// Reads only (a live agent may be writing).
+pub fn queue_list(config: &AgentConfig) -> anyhow::Result<serde_json::Value> {
+    let q = queue::Queue::inspect(&queue_dir(&config.state_dir), config.queue.max_bytes)?;
+    let held = quarantine::list(&quarantine::dir(&config.state_dir))?;
+    Ok(serde_json::json!({
+        "queued": q.len(),
+        "queued_bytes": q.bytes(),
+        "last_acknowledged_envelope": q.acked(),
+        "kept_acknowledged": q.kept_len(),
+        "kept_bytes": q.kept_bytes(),
+        "quarantined": held,
+    }))
+}
+
+/// `roomscribe-agent queue show SEQ`: a quarantined envelope's entry and header
+/// (its content is sealed for the appliance).
+pub fn queue_show(config: &AgentConfig, seq: u64) -> anyhow::Result<serde_json::Value> {
+    let (entry, bytes) = quarantine::show(&quarantine::dir(&config.state_dir), seq)?;
+    let mut v = serde_json::to_value(&entry)?;
+    v["header_valid"] = serde_json::Value::Bool(protocol_header_ok(&bytes));
+    Ok(v)
+}
+
+fn protocol_header_ok(bytes: &[u8]) -> bool {
+    roomscribe_protocol::SealedEnvelope::parse(bytes).is_ok()
+}
+
+/// What IT decided about a quarantined envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueDecision {
+    /// Send it again (after fixing the cause), at the end of the queue.
+    Requeue,
+    /// Delete it; the appliance is told and audits it.
+    Discard,
+}
+
+/// `roomscribe-agent queue requeue|discard SEQ`: needs the state directory's lock, so
+/// it refuses while the agent runs. Returns the queue number now carrying it.
+pub fn queue_decide(
+    config: &AgentConfig,
+    seq: u64,
+    decision: QueueDecision,
+) -> anyhow::Result<u64> {
+    let owner = lock::StateLock::acquire(&config.state_dir)?;
+    let (identity, key) = identity::load(&config.state_dir)?;
+    let mut q =
+        queue::Queue::open_with(&queue_dir(&config.state_dir), config.queue.limits(), &owner)?;
+    let qdir = quarantine::dir(&config.state_dir);
+    Ok(match decision {
+        QueueDecision::Requeue => quarantine::requeue(&mut q, &qdir, seq)?,
+        QueueDecision::Discard => {
+            quarantine::discard(&mut q, &qdir, seq, (&key, identity.agent_id))?
+        }
+    })
 }
 
 /// The stored room schedule: its version and the next meetings (appliance clock).

@@ -105,6 +105,13 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The queue and its quarantine: envelopes the appliance refused for good.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Vosk models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -128,6 +135,20 @@ enum ModelCommand {
         #[command(flatten)]
         common: Common,
     },
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    /// What is queued, kept and quarantined, with the appliance's reasons (JSON).
+    List,
+    /// One quarantined envelope: why it was refused, its meeting and size (JSON).
+    Show { seq: u64 },
+    /// Send a quarantined envelope again, at the end of the queue (after fixing
+    /// what the appliance refused). The agent must be stopped.
+    Requeue { seq: u64 },
+    /// Delete a quarantined envelope for good; the appliance is told and audits it.
+    /// The agent must be stopped.
+    Discard { seq: u64 },
 }
 
 #[derive(Subcommand)]
@@ -370,6 +391,30 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 serde_json::to_string_pretty(&roomscribe_agent::status(&config)?)?
             );
+            Ok(())
+        }
+        Command::Queue { action, common } => {
+            use roomscribe_agent::QueueDecision;
+            let config = load(&common)?;
+            let (seq, decision) = match action {
+                QueueAction::List => {
+                    let v = roomscribe_agent::queue_list(&config)?;
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    return Ok(());
+                }
+                QueueAction::Show { seq } => {
+                    let v = roomscribe_agent::queue_show(&config, seq)?;
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    return Ok(());
+                }
+                QueueAction::Requeue { seq } => (seq, QueueDecision::Requeue),
+                QueueAction::Discard { seq } => (seq, QueueDecision::Discard),
+            };
+            let new = roomscribe_agent::queue_decide(&config, seq, decision)?;
+            match decision {
+                QueueDecision::Requeue => println!("envelope {seq} is queued again as {new}; it is sent with the rest of the queue"),
+                QueueDecision::Discard => println!("envelope {seq} is deleted; the notice telling the appliance is queued as {new}"),
+            }
             Ok(())
         }
         Command::Model(ModelCommand::Install { source, to, common }) => {

@@ -341,6 +341,22 @@ impl Queue {
         fs::read(&path).map_err(io(&path))
     }
 
+    /// Durably replaces the oldest queued item's bytes (an envelope set aside into
+    /// the quarantine becomes the notice that says so, under the same number).
+    pub fn replace_front(&mut self, seq: u64, bytes: &[u8]) -> Result<(), QueueError> {
+        let oldest = self.items.keys().next().copied();
+        if oldest != Some(seq) {
+            return Err(QueueError::AckNotOldest { got: seq, oldest });
+        }
+        let path = self.path(seq);
+        write_atomic(&path, bytes, 0o600).map_err(io(&path))?;
+        if let Some(item) = self.items.get_mut(&seq) {
+            self.used = self.used - item.bytes + bytes.len() as u64;
+            item.bytes = bytes.len() as u64;
+        }
+        Ok(())
+    }
+
     /// Records the acknowledgement of the oldest envelope; it becomes a kept one.
     pub fn ack(&mut self, seq: u64) -> Result<(), QueueError> {
         let oldest = self.items.keys().next().copied();

@@ -7,9 +7,12 @@
 //! from an older backup, renumbering the queue when this state directory was
 //! restored from an older copy.
 //!
-//! An envelope the appliance refuses for good (bad signature, wrong key, conflict, ...)
-//! is never skipped or deleted: replication stops with an error naming it, and the
-//! queue keeps it for an operator to look at.
+//! An envelope the appliance refuses for good (bad signature, wrong key, malformed,
+//! ...) is never skipped or deleted: it is set aside into the quarantine
+//! (`quarantine.rs`) with the appliance's reason, the `envelope_quarantined` alarm is
+//! raised, and replication goes on with the next one. A refusal of the agent itself
+//! (revoked, unknown) ends the round with an error; `lib.rs` restarts it with backoff
+//! and the `replication_failed` alarm.
 
 use crate::config::ReplicateConfig;
 use crate::health::Health;
@@ -40,6 +43,8 @@ pub enum ReplicateError {
     AgentRefused { code: RejectCode, message: String },
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error("setting a refused envelope aside: {0}")]
+    Quarantine(String),
     #[error(transparent)]
     Transport(TransportError),
 }
@@ -69,6 +74,22 @@ pub struct Replicator {
     pub commands: Option<Arc<dyn CommandSink>>,
     /// Ids of commands already applied, with their expiry (appliance clock).
     pub seen_commands: Mutex<std::collections::HashMap<String, i64>>,
+    /// Where refused envelopes are set aside (`<state_dir>/quarantine`).
+    pub quarantine: std::path::PathBuf,
+}
+
+/// Refusals that are about one envelope's bytes, not the agent or the connection:
+/// sending it again cannot succeed, so it is set aside.
+fn refuses_the_envelope(code: RejectCode) -> bool {
+    matches!(
+        code,
+        RejectCode::Malformed
+            | RejectCode::UnsupportedVersion
+            | RejectCode::AgentMismatch
+            | RejectCode::BadSignature
+            | RejectCode::WrongKey
+            | RejectCode::Replayed
+    )
 }
 
 /// Where verified appliance commands go (the live agent's meeting control and
@@ -238,6 +259,9 @@ impl Replicator {
             .map_err(classify)?;
         *backoff = Duration::from_millis(500);
         *failing_since = None;
+        if self.health.set_replication_failed(None) {
+            tracing::info!("replication works again");
+        }
         self.health.set_clock_offset_ms(session.clock_offset_ms);
         if session.clock_offset_ms.abs() > crate::health::SKEW_ALARM_MS {
             tracing::warn!(offset_ms = session.clock_offset_ms, "this machine's clock differs from the appliance's; the appliance corrects meeting times, but check NTP");
@@ -248,6 +272,7 @@ impl Replicator {
         let mut resync = Resync::new(session.welcome.last_envelope_seq);
         let fatal = |e: QueueError| RoundError::Fatal(e.into());
         loop {
+            self.health.replication_alive();
             let step = resync.next(&*lock(&self.queue));
             match step {
                 Step::Send(seq) | Step::Resend(seq) => {
@@ -297,6 +322,32 @@ impl Replicator {
                                 resync.appliance_last()
                             );
                             lock(&self.queue).renumber(shift).map_err(fatal)?;
+                        }
+                        Reply::Reject(r)
+                            if refuses_the_envelope(r.code)
+                                && step == Step::Send(seq)
+                                && !resync::is_notice(&bytes) =>
+                        {
+                            let code = format!("{:?}", r.code);
+                            let n = crate::quarantine::set_aside(
+                                &mut lock(&self.queue),
+                                &self.quarantine,
+                                seq,
+                                (&code, &r.message),
+                                (&self.key, self.identity.agent_id),
+                                crate::now_ms(),
+                            )
+                            .map_err(|e| {
+                                RoundError::Fatal(ReplicateError::Quarantine(e.to_string()))
+                            })?;
+                            self.health.set_quarantined(n);
+                            tracing::error!(
+                                seq,
+                                code = %code,
+                                reason = %r.message,
+                                alarm = crate::health::ALARM_ENVELOPE_QUARANTINED,
+                                "the appliance refused envelope {seq} for good: set aside in the quarantine (`roomscribe-agent queue list`); replication goes on"
+                            );
                         }
                         Reply::Reject(r) => {
                             return Err(RoundError::Fatal(ReplicateError::Refused {

@@ -65,7 +65,7 @@ pub struct Entry {
     /// Username, `local-admin`, `agent:<id>`, or the name tried at a failed sign-in.
     pub actor: String,
     /// How the actor was authenticated: `password`, `ldap`, `oidc`, `token`,
-    /// `local`, `agent`, `system`, or `none`.
+    /// `local`, `enroll_token`, `agent_key`, `system`, or `none`.
     pub via: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,

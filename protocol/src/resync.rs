@@ -129,6 +129,10 @@ pub const NOTICE_MAGIC: [u8; 4] = *b"RSRN";
 pub const NOTICE_HEADER_LEN: usize = 44;
 const KIND_RENUMBERED: u8 = 1;
 const KIND_LOST: u8 = 2;
+const KIND_SET_ASIDE: u8 = 3;
+const KIND_DISCARDED: u8 = 4;
+/// Longest reason a set-aside notice carries, bytes.
+pub const MAX_REASON_LEN: usize = 1024;
 /// Largest envelope a notice may carry (an envelope's own limit plus its framing).
 const MAX_BODY_LEN: usize =
     crate::envelope::MAX_CIPHERTEXT_LEN + crate::envelope::HEADER_LEN + SIGNATURE_LEN;
@@ -140,6 +144,11 @@ pub enum NoticeBody {
     Renumbered { original: Vec<u8> },
     /// Numbers `seq..=last` are lost: neither the appliance nor the agent has them.
     Lost { last: u64 },
+    /// The envelope numbered `seq` (SHA-256 `digest`) was refused for good with
+    /// `reason`; the agent holds it in quarantine and the number is skipped.
+    SetAside { digest: [u8; 32], reason: String },
+    /// An operator discarded the quarantined envelope `original` (SHA-256 `digest`).
+    Discarded { original: u64, digest: [u8; 32] },
 }
 
 /// A signed statement by an agent about its envelope numbers, sent where an
@@ -172,9 +181,19 @@ pub enum NoticeError {
 }
 
 fn unsigned_bytes(agent_id: &AgentId, seq: u64, body: &NoticeBody) -> Vec<u8> {
+    let owned: Vec<u8>;
     let (kind, last, payload): (u8, u64, &[u8]) = match body {
         NoticeBody::Renumbered { original } => (KIND_RENUMBERED, seq, original),
         NoticeBody::Lost { last } => (KIND_LOST, *last, &[]),
+        NoticeBody::SetAside { digest, reason } => {
+            let reason = &reason.as_bytes()[..floor_char_boundary(reason, MAX_REASON_LEN)];
+            owned = [digest.as_slice(), reason].concat();
+            (KIND_SET_ASIDE, seq, &owned)
+        }
+        NoticeBody::Discarded { original, digest } => {
+            owned = [original.to_be_bytes().as_slice(), digest.as_slice()].concat();
+            (KIND_DISCARDED, seq, &owned)
+        }
     };
     let mut b = Vec::with_capacity(NOTICE_HEADER_LEN + payload.len() + SIGNATURE_LEN);
     b.extend_from_slice(&NOTICE_MAGIC);
@@ -185,6 +204,15 @@ fn unsigned_bytes(agent_id: &AgentId, seq: u64, body: &NoticeBody) -> Vec<u8> {
     b.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     b.extend_from_slice(payload);
     b
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character.
+fn floor_char_boundary(s: &str, max: usize) -> usize {
+    let mut i = s.len().min(max);
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
 }
 
 fn signed_message(unsigned: &[u8]) -> Vec<u8> {
@@ -204,6 +232,13 @@ impl Notice {
     /// Signs a notice (Ed25519 is deterministic: the same notice has the same bytes,
     /// so a re-sent one is recognised as a duplicate).
     pub fn sign(key: &SigningKey, agent_id: AgentId, seq: u64, body: NoticeBody) -> Self {
+        let body = match body {
+            NoticeBody::SetAside { digest, reason } => NoticeBody::SetAside {
+                digest,
+                reason: reason[..floor_char_boundary(&reason, MAX_REASON_LEN)].to_owned(),
+            },
+            other => other,
+        };
         let signature = key
             .sign(&signed_message(&unsigned_bytes(&agent_id, seq, &body)))
             .to_bytes();
@@ -259,12 +294,37 @@ impl Notice {
         if seq == 0 {
             return Err(NoticeError::Malformed("envelope number 0"));
         }
+        let payload = &b[NOTICE_HEADER_LEN..NOTICE_HEADER_LEN + len];
+        let digest = |p: &[u8]| {
+            let mut d = [0u8; 32];
+            d.copy_from_slice(&p[..32]);
+            d
+        };
         let body = match b[5] {
             KIND_RENUMBERED if last == seq && len > 0 => NoticeBody::Renumbered {
-                original: b[NOTICE_HEADER_LEN..NOTICE_HEADER_LEN + len].to_vec(),
+                original: payload.to_vec(),
             },
             KIND_LOST if last >= seq && len == 0 => NoticeBody::Lost { last },
-            KIND_RENUMBERED | KIND_LOST => {
+            KIND_SET_ASIDE if last == seq && (32..=32 + MAX_REASON_LEN).contains(&len) => {
+                NoticeBody::SetAside {
+                    digest: digest(payload),
+                    reason: String::from_utf8(payload[32..].to_vec())
+                        .map_err(|_| NoticeError::Malformed("reason is not UTF-8"))?,
+                }
+            }
+            KIND_DISCARDED if last == seq && len == 40 => {
+                let original = be_u64(payload);
+                if original == 0 || original >= seq {
+                    return Err(NoticeError::Malformed(
+                        "a discarded envelope precedes its discard",
+                    ));
+                }
+                NoticeBody::Discarded {
+                    original,
+                    digest: digest(&payload[8..]),
+                }
+            }
+            KIND_RENUMBERED | KIND_LOST | KIND_SET_ASIDE | KIND_DISCARDED => {
                 return Err(NoticeError::Malformed(
                     "numbers or body do not fit the kind",
                 ))
@@ -293,6 +353,16 @@ impl Notice {
             NoticeBody::Lost { last } => Ok(Verified::Lost {
                 first: self.seq,
                 last: *last,
+            }),
+            NoticeBody::SetAside { digest, reason } => Ok(Verified::SetAside {
+                seq: self.seq,
+                digest: *digest,
+                reason: reason.clone(),
+            }),
+            NoticeBody::Discarded { original, digest } => Ok(Verified::Discarded {
+                seq: self.seq,
+                original: *original,
+                digest: *digest,
             }),
             NoticeBody::Renumbered { original } => {
                 let inner = SealedEnvelope::parse(original).map_err(NoticeError::Inner)?;
@@ -327,6 +397,16 @@ pub enum Verified {
         first: u64,
         last: u64,
     },
+    SetAside {
+        seq: u64,
+        digest: [u8; 32],
+        reason: String,
+    },
+    Discarded {
+        seq: u64,
+        original: u64,
+        digest: [u8; 32],
+    },
 }
 
 /// True when `bytes` are a notice rather than a sealed envelope.
@@ -341,7 +421,7 @@ pub fn acknowledged_number(bytes: &[u8]) -> Option<u64> {
         let n = Notice::parse(bytes).ok()?;
         Some(match n.body {
             NoticeBody::Lost { last } => last,
-            NoticeBody::Renumbered { .. } => n.seq,
+            _ => n.seq,
         })
     } else {
         crate::EnvelopeHeader::parse(bytes)
@@ -350,10 +430,24 @@ pub fn acknowledged_number(bytes: &[u8]) -> Option<u64> {
     }
 }
 
-/// The bytes to send for the queued envelope `bytes` under number `seq`: the
-/// envelope itself when it carries that number, else a signed renumbering notice.
+/// The bytes to send for the queued item `bytes` under number `seq`: the envelope
+/// itself when it carries that number, else a signed renumbering notice; a queued
+/// notice (set aside, discarded) is signed again under `seq` if it was renumbered.
 /// Deterministic, so a re-send is byte-identical.
 pub fn wire_bytes(key: &SigningKey, agent_id: AgentId, seq: u64, bytes: &[u8]) -> Vec<u8> {
+    if is_notice(bytes) {
+        if let Ok(n) = Notice::parse(bytes) {
+            if n.seq == seq {
+                return bytes.to_vec();
+            }
+            if !matches!(
+                n.body,
+                NoticeBody::Renumbered { .. } | NoticeBody::Lost { .. }
+            ) {
+                return Notice::sign(key, agent_id, seq, n.body).to_bytes();
+            }
+        }
+    }
     match crate::EnvelopeHeader::parse(bytes) {
         Ok(h) if h.envelope_seq == seq => bytes.to_vec(),
         _ => Notice::sign(

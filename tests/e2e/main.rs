@@ -13,6 +13,7 @@ mod offline;
 mod operations;
 mod packages;
 mod partition;
+mod quarantine;
 mod rejects;
 mod restore;
 mod security;

@@ -71,6 +71,8 @@ actions! {
     AgentEnroll = "agent.enroll",
     AgentRevoke = "agent.revoke",
     AgentEnvelopesLost = "agent.envelopes_lost",
+    AgentEnvelopeQuarantined = "agent.envelope_quarantined",
+    AgentEnvelopeDiscarded = "agent.envelope_discarded",
     MeetingView = "meeting.view",
     MeetingExport = "meeting.export",
     MeetingMove = "meeting.move",

@@ -312,6 +312,7 @@ impl Fleet {
                     revoked_at_ms: None,
                     last_envelope_seq: None,
                     last_seen_ms: None,
+                    quarantined: vec![],
                 };
                 t.used_by = Some(agent.id.clone());
                 tx.put_enroll_token(&t)?;
@@ -332,7 +333,12 @@ impl Fleet {
                 let events = self.events.clone();
                 tx.on_commit(move || {
                     let team = view.team_id.clone();
-                    events.publish(Event::Agent { agent: view }, team);
+                    events.publish(
+                        Event::Agent {
+                            agent: Box::new(view),
+                        },
+                        team,
+                    );
                 });
                 Ok::<_, DomainError>(Ok((agent, key, room)))
             })
@@ -367,7 +373,12 @@ impl Fleet {
             let (events, published) = (self.events.clone(), view.clone());
             tx.on_commit(move || {
                 let team = published.team_id.clone();
-                events.publish(Event::Agent { agent: published }, team);
+                events.publish(
+                    Event::Agent {
+                        agent: Box::new(published),
+                    },
+                    team,
+                );
             });
             Ok(view)
         })
@@ -421,6 +432,7 @@ impl Fleet {
                 .or(a.last_seen_ms),
             clock_offset_ms: live.as_ref().map(|l| l.clock_offset_ms),
             last_envelope_seq: a.last_envelope_seq,
+            quarantined: a.quarantined.clone(),
             schedule_version: live.as_ref().and_then(|l| l.schedule_version),
             status: live.map(|l| l.status),
         })
@@ -436,7 +448,12 @@ impl Fleet {
             });
         if let Ok(Some(view)) = view {
             let team = view.team_id.clone();
-            self.events.publish(Event::Agent { agent: view }, team);
+            self.events.publish(
+                Event::Agent {
+                    agent: Box::new(view),
+                },
+                team,
+            );
         }
     }
 

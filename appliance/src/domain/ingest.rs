@@ -265,7 +265,36 @@ impl Ingest {
             }
             match notice.verify(&self.agent_key(&from.0)?)? {
                 resync::Verified::Lost { first, last } => {
-                    return self.declare_lost(from, first, last, notice.digest())
+                    return self.apply_notice(
+                        from,
+                        first,
+                        NoticeEffect::Lost { last },
+                        notice.digest(),
+                    )
+                }
+                resync::Verified::SetAside {
+                    seq,
+                    digest,
+                    reason,
+                } => {
+                    return self.apply_notice(
+                        from,
+                        seq,
+                        NoticeEffect::SetAside { digest, reason },
+                        notice.digest(),
+                    )
+                }
+                resync::Verified::Discarded {
+                    seq,
+                    original,
+                    digest,
+                } => {
+                    return self.apply_notice(
+                        from,
+                        seq,
+                        NoticeEffect::Discarded { original, digest },
+                        notice.digest(),
+                    )
                 }
                 resync::Verified::Renumbered { seq, envelope } => (seq, envelope, notice.digest()),
             }
@@ -324,6 +353,7 @@ impl Ingest {
             .collect();
         let meeting_id = env.header.meeting_id.to_string();
         let agent_key = agent_id.to_string();
+        let inner_seq = env.header.envelope_seq;
         let skew = self.live.clock_offset(&agent_key);
         let applied = self
             .store
@@ -389,6 +419,8 @@ impl Ingest {
                 tx.put_envelope_digest(&agent_key, seq, &digest)?;
                 agent.last_envelope_seq = Some(seq);
                 agent.last_seen_ms = Some(now);
+                // A quarantined envelope requeued by an operator arrives renumbered.
+                agent.quarantined.retain(|q| *q != inner_seq);
                 tx.put_agent(&agent)?;
                 let view = meeting_view(tx, meeting)?;
                 let (events_bus, captions, metrics) = (
@@ -428,14 +460,14 @@ impl Ingest {
         applied_reply(applied, seq)
     }
 
-    /// An agent's signed statement that envelopes `first..=last` are gone from it as
-    /// well as from this appliance (restored from a backup older than what the agent
-    /// keeps): the numbers are skipped so replication goes on, and the loss is audited.
-    fn declare_lost(
+    /// Applies an agent's signed notice numbered `seq` (docs/PROTOCOL.md,
+    /// "Resynchronisation" and "Quarantine"): the sequence rule as for envelopes, the
+    /// agent's `last` moves on, and the statement is audited.
+    fn apply_notice(
         &self,
         from: Verified,
-        first: u64,
-        last: u64,
+        seq: u64,
+        effect: NoticeEffect,
         digest: [u8; 32],
     ) -> Result<AckStatus, IngestRejection> {
         let agent_key = from.0.to_string();
@@ -445,10 +477,10 @@ impl Ingest {
                 let Some(mut agent) = tx.agent(&agent_key)? else {
                     return Ok(Applied::ForeignMeeting);
                 };
-                match check_sequence(agent.last_envelope_seq, first) {
+                match check_sequence(agent.last_envelope_seq, seq) {
                     SequenceVerdict::AlreadySeen => {
                         let same = tx
-                            .envelope_digest(&agent_key, first)?
+                            .envelope_digest(&agent_key, seq)?
                             .is_some_and(|d| d == digest);
                         return Ok(if same {
                             Applied::Duplicate
@@ -461,7 +493,41 @@ impl Ingest {
                     }
                     SequenceVerdict::Next => {}
                 }
-                tx.put_envelope_digest(&agent_key, first, &digest)?;
+                let short = |d: &[u8; 32]| hex::encode(&d[..8]);
+                let (last, record) = match &effect {
+                    NoticeEffect::Lost { last } => (
+                        *last,
+                        Record::ok(AuditAction::AgentEnvelopesLost, format!("agent:{agent_key}"))
+                            .detail(format!(
+                                "envelopes {seq}..={last} ({} in all) are lost: this appliance was restored from a backup older than the agent keeps (queue.keep_acked_days)",
+                                last - seq + 1
+                            )),
+                    ),
+                    NoticeEffect::SetAside { digest, reason } => {
+                        agent.quarantined.push(seq);
+                        (
+                            seq,
+                            Record::ok(AuditAction::AgentEnvelopeQuarantined, format!("agent:{agent_key}"))
+                                .detail(format!(
+                                    "envelope {seq} (sha256 {}…) refused for good and set aside in the agent's quarantine: {}",
+                                    short(digest),
+                                    reason.chars().take(300).collect::<String>()
+                                )),
+                        )
+                    }
+                    NoticeEffect::Discarded { original, digest } => {
+                        agent.quarantined.retain(|q| q != original);
+                        (
+                            seq,
+                            Record::ok(AuditAction::AgentEnvelopeDiscarded, format!("agent:{agent_key}"))
+                                .detail(format!(
+                                    "quarantined envelope {original} (sha256 {}…) discarded by an operator on the agent",
+                                    short(digest)
+                                )),
+                        )
+                    }
+                };
+                tx.put_envelope_digest(&agent_key, seq, &digest)?;
                 agent.last_envelope_seq = Some(last);
                 agent.last_seen_ms = Some(self.clock.now_ms());
                 tx.put_agent(&agent)?;
@@ -470,23 +536,33 @@ impl Ingest {
                     via: Via::AgentKey,
                     client: Default::default(),
                 };
-                self.audit.record(
-                    tx,
-                    &who,
-                    Record::ok(AuditAction::AgentEnvelopesLost, format!("agent:{agent_key}"))
-                        .detail(format!(
-                            "envelopes {first}..={last} ({} in all) are lost: this appliance was restored from a backup older than the agent keeps (queue.keep_acked_days)",
-                            last - first + 1
-                        )),
-                )?;
+                self.audit.record(tx, &who, record)?;
                 Ok::<_, DomainError>(Applied::Stored)
             })
             .map_err(|e| IngestRejection::internal(&e))?;
         if matches!(applied, Applied::Stored) {
-            tracing::error!(agent = %agent_key, first, last, "an agent declared envelopes lost after this appliance was restored from an older backup");
+            match &effect {
+                NoticeEffect::Lost { last } => {
+                    tracing::error!(agent = %agent_key, first = seq, last, "an agent declared envelopes lost after this appliance was restored from an older backup")
+                }
+                NoticeEffect::SetAside { .. } => {
+                    tracing::warn!(agent = %agent_key, seq, "an agent set a refused envelope aside in its quarantine")
+                }
+                NoticeEffect::Discarded { original, .. } => {
+                    tracing::warn!(agent = %agent_key, original, "an operator discarded a quarantined envelope")
+                }
+            }
+            self.fleet.publish_agent(&from.0);
         }
-        applied_reply(applied, first)
+        applied_reply(applied, seq)
     }
+}
+
+/// What a notice does besides moving the agent's `last` on.
+enum NoticeEffect {
+    Lost { last: u64 },
+    SetAside { digest: [u8; 32], reason: String },
+    Discarded { original: u64, digest: [u8; 32] },
 }
 
 fn applied_reply(applied: Applied, seq: u64) -> Result<AckStatus, IngestRejection> {

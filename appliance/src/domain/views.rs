@@ -31,6 +31,8 @@ pub struct AgentView {
     /// Agent clock minus appliance clock, as observed at the last heartbeat.
     pub clock_offset_ms: Option<i64>,
     pub last_envelope_seq: Option<u64>,
+    /// Envelopes refused for good that the agent holds in quarantine.
+    pub quarantined: Vec<u64>,
     /// The room schedule version the agent confirmed it stored (since start-up).
     pub schedule_version: Option<u64>,
     /// The last heartbeat's status (version, model, device, input level, queue,
@@ -170,7 +172,7 @@ pub enum Event {
         caption: CaptionView,
     },
     Agent {
-        agent: AgentView,
+        agent: Box<AgentView>,
     },
     MeetingEvent {
         meeting_id: String,

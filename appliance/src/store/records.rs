@@ -135,6 +135,10 @@ pub struct AgentRecord {
     pub revoked_at_ms: Option<i64>,
     pub last_envelope_seq: Option<u64>,
     pub last_seen_ms: Option<i64>,
+    /// Numbers of envelopes this appliance refused for good and the agent set aside
+    /// in its quarantine (until an operator requeues or discards them there).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quarantined: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -431,6 +431,67 @@ fn a_renumbered_envelope_carries_the_original_bytes() {
 }
 
 #[test]
+fn set_aside_and_discarded_notices() {
+    let key = SigningKey::generate(&mut OsRng);
+    let agent = AgentId::random();
+    let long = "é".repeat(MAX_REASON_LEN);
+    let n = Notice::sign(
+        &key,
+        agent,
+        7,
+        NoticeBody::SetAside {
+            digest: [3; 32],
+            reason: long,
+        },
+    );
+    let b = n.to_bytes();
+    match Notice::parse(&b).and_then(|n| n.verify(&key.verifying_key())) {
+        Ok(Verified::SetAside {
+            seq: 7,
+            digest,
+            reason,
+        }) => {
+            assert_eq!(digest, [3; 32]);
+            assert!(reason.len() <= MAX_REASON_LEN && reason.chars().all(|c| c == 'é'));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Queued, then renumbered: signed again under the new number.
+    let moved = wire_bytes(&key, agent, 9, &b);
+    assert_eq!(acknowledged_number(&moved), Some(9));
+    assert_eq!(wire_bytes(&key, agent, 7, &b), b);
+    let d = Notice::sign(
+        &key,
+        agent,
+        12,
+        NoticeBody::Discarded {
+            original: 7,
+            digest: [3; 32],
+        },
+    )
+    .to_bytes();
+    assert_eq!(
+        Notice::parse(&d).and_then(|n| n.verify(&key.verifying_key())),
+        Ok(Verified::Discarded {
+            seq: 12,
+            original: 7,
+            digest: [3; 32]
+        })
+    );
+    let bad = Notice::sign(
+        &key,
+        agent,
+        5,
+        NoticeBody::Discarded {
+            original: 7,
+            digest: [3; 32],
+        },
+    )
+    .to_bytes();
+    assert!(Notice::parse(&bad).is_err(), "a discard after its envelope");
+}
+
+#[test]
 fn steps_for_each_case() {
     let q = |kept: &[u64], acked, last: u64| {
         let mut a = Agent::new(usize::MAX);

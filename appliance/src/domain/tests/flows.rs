@@ -759,4 +759,53 @@ fn renumbered_envelopes_and_declared_losses_after_restores() {
         Ok(AckStatus::Stored),
         "replication goes on after the declared range"
     );
+
+    // An envelope refused for good is set aside by the agent: the number is skipped,
+    // the agent page lists it, the audit log says why; requeued (renumbered) it
+    // leaves the list, and so does a discard.
+    let agent_view = || {
+        f.fleet
+            .agents(&f.admin())
+            .expect("agents")
+            .into_iter()
+            .find(|a| a.id == agent.to_string())
+            .expect("agent")
+    };
+    let refused = f.envelope(agent, &key, m2, 9, 2, false);
+    let aside = |seq, reason: &str| {
+        Notice::sign(
+            &key,
+            agent,
+            seq,
+            NoticeBody::SetAside {
+                digest: [1; 32],
+                reason: reason.into(),
+            },
+        )
+        .to_bytes()
+    };
+    assert_eq!(accept(&aside(9, "bad_signature: …")), Ok(AckStatus::Stored));
+    assert_eq!(accept(&aside(10, "malformed: …")), Ok(AckStatus::Stored));
+    assert_eq!(agent_view().quarantined, vec![9, 10]);
+    assert_eq!(f.audited("agent.envelope_quarantined").len(), 2);
+    assert_eq!(
+        accept(&wire_bytes(&key, agent, 11, &refused)),
+        Ok(AckStatus::Stored)
+    );
+    assert_eq!(agent_view().quarantined, vec![10], "requeued");
+    let discard = Notice::sign(
+        &key,
+        agent,
+        12,
+        NoticeBody::Discarded {
+            original: 10,
+            digest: [1; 32],
+        },
+    )
+    .to_bytes();
+    assert_eq!(accept(&discard), Ok(AckStatus::Stored));
+    assert!(agent_view().quarantined.is_empty());
+    let discarded = f.audited("agent.envelope_discarded");
+    assert_eq!(discarded.len(), 1);
+    assert_eq!(discarded[0].actor, format!("agent:{agent}"));
 }
