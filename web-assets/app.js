@@ -284,7 +284,7 @@ const EVENT_LABELS = {
 };
 const SOURCE_LABELS = {
   voice: 'voice command', local: 'room control', appliance: 'console', schedule: 'room schedule',
-  autostart: 'automatic start', shutdown: 'agent shut down',
+  autostart: 'automatic start', shutdown: 'agent shut down', disk_full: 'disk full on the room computer',
 };
 
 // Voice commands, pauses and marks of the open meeting, in time order.

@@ -178,6 +178,9 @@ pub struct QueueConfig {
     /// restored from an older backup is refilled by its rooms (0 = delete at once).
     /// Kept envelopes share `max_bytes`; the oldest give way to new ones.
     pub keep_acked_days: u32,
+    /// Live capture: a disk full for this long ends the meeting (cleanly, with what
+    /// it holds, in 1 MiB the queue keeps in reserve) instead of pausing it for ever.
+    pub disk_full_end_after_secs: u64,
 }
 
 impl Default for QueueConfig {
@@ -185,6 +188,7 @@ impl Default for QueueConfig {
         Self {
             max_bytes: 1 << 30,
             keep_acked_days: 7,
+            disk_full_end_after_secs: 900,
         }
     }
 }

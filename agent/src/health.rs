@@ -28,6 +28,9 @@ pub const ALARM_ENVELOPE_QUARANTINED: &str = "envelope_quarantined";
 /// Alarm: the disk is full; transcription is paused and the segment in hand is kept
 /// in memory until a write succeeds.
 pub const ALARM_DISK_FULL: &str = "disk_full";
+/// Alarm: writing the queue fails for another reason (an I/O error); as with a full
+/// disk, transcription pauses and the segment in hand is kept and retried.
+pub const ALARM_DISK_ERROR: &str = "disk_error";
 
 /// What IT should do about an alarm (`doctor`).
 pub fn alarm_fix(alarm: &str) -> &'static str {
@@ -38,6 +41,7 @@ pub fn alarm_fix(alarm: &str) -> &'static str {
         ALARM_REPLICATION_FAILED => "read the error in the agent's log (journalctl -u roomscribe-agent); if the agent was revoked or the appliance reinstalled, enroll it again",
         ALARM_ENVELOPE_QUARANTINED => "`roomscribe-agent queue list` shows what the appliance refused and why; fix the cause, then `queue requeue SEQ`, or `queue discard SEQ` (audited on the appliance)",
         ALARM_DISK_FULL => "free space on the state directory's filesystem (df -h); transcription resumes by itself and nothing held is lost",
+        ALARM_DISK_ERROR => "the state directory's disk reports I/O errors: check `dmesg` and the disk's health; transcription resumes when writes succeed",
         _ => "see the agent's log (journalctl -u roomscribe-agent)",
     }
 }
@@ -63,6 +67,9 @@ pub struct Health {
     /// Envelopes in the quarantine.
     quarantined: AtomicU64,
     disk_full: AtomicBool,
+    disk_error: AtomicBool,
+    /// Replication cannot record an acknowledgement for lack of space.
+    ack_disk_full: AtomicBool,
     /// When the replication task last showed it is working (ms since the epoch).
     replication_alive_ms: AtomicI64,
 }
@@ -81,6 +88,8 @@ impl Health {
             replication_failed: Mutex::new(None),
             quarantined: AtomicU64::new(0),
             disk_full: AtomicBool::new(false),
+            disk_error: AtomicBool::new(false),
+            ack_disk_full: AtomicBool::new(false),
             replication_alive_ms: AtomicI64::new(crate::now_ms()),
         }
     }
@@ -100,9 +109,18 @@ impl Health {
         self.quarantined.store(n, Ordering::Relaxed);
     }
 
-    /// True when the state changed.
-    pub fn set_disk_full(&self, full: bool) -> bool {
-        self.disk_full.swap(full, Ordering::Relaxed) != full
+    /// Writes fail: `Some(true)` for lack of space, `Some(false)` for another I/O
+    /// error, `None` once they succeed. True when the state changed.
+    pub fn set_disk_trouble(&self, trouble: Option<bool>) -> bool {
+        let full = trouble == Some(true);
+        let error = trouble == Some(false);
+        (self.disk_full.swap(full, Ordering::Relaxed) != full)
+            | (self.disk_error.swap(error, Ordering::Relaxed) != error)
+    }
+
+    /// Replication cannot record acknowledgements for lack of space. True on a change.
+    pub fn set_ack_disk_full(&self, full: bool) -> bool {
+        self.ack_disk_full.swap(full, Ordering::Relaxed) != full
     }
 
     /// The replication task is working (connecting, sending, waiting for work).
@@ -185,8 +203,11 @@ impl Health {
         if self.quarantined.load(Ordering::Relaxed) > 0 {
             a.push(ALARM_ENVELOPE_QUARANTINED.to_owned());
         }
-        if self.disk_full.load(Ordering::Relaxed) {
+        if self.disk_full.load(Ordering::Relaxed) || self.ack_disk_full.load(Ordering::Relaxed) {
             a.push(ALARM_DISK_FULL.to_owned());
+        }
+        if self.disk_error.load(Ordering::Relaxed) {
+            a.push(ALARM_DISK_ERROR.to_owned());
         }
         a
     }

@@ -141,6 +141,10 @@ fn replicator(
     }
 }
 
+fn status_has(health: &Health, alarm: &str) -> bool {
+    health.alarms().iter().any(|a| a == alarm)
+}
+
 /// Writes `status.json` every heartbeat interval until the returned task is aborted.
 fn status_writer(p: &Parts, config: &AgentConfig) -> tokio::task::JoinHandle<()> {
     let (health, queue) = (p.health.clone(), p.queue.clone());
@@ -148,7 +152,17 @@ fn status_writer(p: &Parts, config: &AgentConfig) -> tokio::task::JoinHandle<()>
     let every = Duration::from_secs(config.replicate.heartbeat_secs);
     tokio::spawn(async move {
         loop {
-            let status = health.status(&queue.lock().unwrap_or_else(|p| p.into_inner()));
+            let status = {
+                let q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                // A disk that filled up may have room again while nothing is written.
+                if status_has(&health, health::ALARM_DISK_FULL)
+                    && q.has_room()
+                    && health.set_disk_trouble(None)
+                {
+                    tracing::info!("{}", pipeline::WRITABLE_AGAIN);
+                }
+                health.status(&q)
+            };
             health::write_status_file(&state_dir, status);
             tokio::time::sleep(every).await;
         }
@@ -273,6 +287,11 @@ pub async fn run(
             Input::File(_) => Some(Duration::from_secs(config.replicate.give_up_after_secs)),
             Input::Capture(_) => None,
         },
+        disk_full_end_after: match opts.input {
+            Input::File(_) => None,
+            Input::Capture(_) => Some(Duration::from_secs(config.queue.disk_full_end_after_secs)),
+        },
+        must_end: Default::default(),
     };
     let health = parts.health.clone();
     let segment = config.segment.clone();

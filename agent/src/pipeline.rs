@@ -49,7 +49,13 @@ pub enum PipelineError {
     Checkpoint { path: PathBuf, message: String },
     #[error("the queue stayed full for {waited_s} s (disk budget queue.max_bytes = {budget} bytes): transcription stopped; nothing sealed was dropped. Let the appliance drain it (`roomscribe-agent drain`), then run again to resume")]
     StayedFull { waited_s: u64, budget: u64 },
+    #[error("writing the queue failed for {waited_s} s ({source}): transcription stopped; nothing sealed was dropped. Free space on the state directory's disk, then run again to resume")]
+    DiskTrouble { waited_s: u64, source: QueueError },
 }
+
+/// Logged once writes succeed again after a full disk.
+pub const WRITABLE_AGAIN: &str =
+    "the queue can be written again; transcription resumes, nothing was lost";
 
 /// Seals batches and queues them durably.
 pub struct Sealer {
@@ -61,6 +67,11 @@ pub struct Sealer {
     /// How long to wait for space when the queue is full before giving up with
     /// [`PipelineError::StayedFull`]; `None` waits as long as it takes (live capture).
     pub full_wait: Option<Duration>,
+    /// Live capture: how long a full disk may pause the meeting before it is ended
+    /// with what it holds, in the space the queue keeps in reserve.
+    pub disk_full_end_after: Option<Duration>,
+    /// Set when a write succeeded only thanks to the reserve: the meeting must end.
+    pub must_end: AtomicBool,
 }
 
 impl Sealer {
@@ -78,6 +89,8 @@ impl Sealer {
     ) -> Result<u64, PipelineError> {
         let recipient_public = self.identity.recipient_public()?;
         let mut full_since: Option<Instant> = None;
+        let mut failing_since: Option<Instant> = None;
+        let mut reserve_used = false;
         loop {
             let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             let seq = q.next_seq();
@@ -91,9 +104,17 @@ impl Sealer {
             let env = envelope::seal(batch, &params, &self.key, &mut OsRng)?;
             match q.push(seq, &env.to_bytes()) {
                 Ok(()) => {
+                    // Written into the reserve, the disk is still full: the alarm stays.
+                    let room = !reserve_used && q.restore_reserve();
                     drop(q);
                     if self.health.set_queue_full(false) {
                         tracing::info!("queue has space again; transcription resumes");
+                    }
+                    if room && self.health.set_disk_trouble(None) {
+                        tracing::info!("{WRITABLE_AGAIN}");
+                    }
+                    if reserve_used {
+                        self.must_end.store(true, Ordering::Relaxed);
                     }
                     self.wake.notify_one();
                     return Ok(seq);
@@ -120,9 +141,52 @@ impl Sealer {
                     }
                     std::thread::sleep(Duration::from_millis(200));
                 }
+                Err(e @ QueueError::Io { .. }) => {
+                    // Nothing was queued (push changes nothing on failure); the batch
+                    // in hand stays here and is sealed again on the next try.
+                    let full = e.is_disk_full();
+                    if full && q.kept_len() > 0 {
+                        let freed = q.drop_kept()?;
+                        tracing::warn!(freed_bytes = freed, "the disk is full: dropped the acknowledged envelopes kept for refilling a restored appliance");
+                        continue;
+                    }
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    let waited = since.elapsed();
+                    let stopping = stop.load(Ordering::Relaxed)
+                        || self
+                            .disk_full_end_after
+                            .is_some_and(|limit| waited >= limit);
+                    if stopping && !reserve_used && q.release_reserve() {
+                        // The meeting cannot go on: end it cleanly with what it holds.
+                        tracing::error!("{e}; ending the meeting with the space held in reserve");
+                        reserve_used = true;
+                        continue;
+                    }
+                    drop(q);
+                    let alarm = if full {
+                        crate::health::ALARM_DISK_FULL
+                    } else {
+                        crate::health::ALARM_DISK_ERROR
+                    };
+                    if self.health.set_disk_trouble(Some(full)) {
+                        tracing::error!(alarm, "{e}; transcription paused, the segment in hand is kept in memory and written when the disk allows");
+                    }
+                    if stopping || self.full_wait.is_some_and(|limit| waited >= limit) {
+                        return Err(PipelineError::DiskTrouble {
+                            waited_s: waited.as_secs(),
+                            source: e,
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// True once (then false) when the meeting must end because the disk stayed full.
+    pub fn take_must_end(&self) -> bool {
+        self.must_end.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -399,7 +463,21 @@ impl Run<'_> {
         self.state.resume_sample = channels.iter().map(|c| c.consumed).min().unwrap_or(0);
         self.state.ended = ended;
         if let Some(p) = &self.opts.checkpoint {
-            self.state.save(p)?;
+            // Only the resume point of a killed run: a stale one re-seals segments the
+            // appliance stores once, so a failed write is not worth the meeting.
+            if let Err(e) = self.state.save(p) {
+                tracing::warn!("{e}; if this run is killed, it resumes from an earlier point");
+            }
+        }
+        if self.sealer.take_must_end() && !ended {
+            tracing::error!(
+                alarm = crate::health::ALARM_DISK_FULL,
+                "the disk stayed full: ending the meeting"
+            );
+            let _ = self.opts.control.handle(
+                &crate::control::Request::Stop,
+                crate::control::EventSource::DiskFull,
+            );
         }
         Ok(())
     }
@@ -520,7 +598,9 @@ pub fn transcribe(
         // meeting (and announces it again, harmlessly) instead of leaving an empty one.
         run.state.meeting.started_at_ms = crate::now_ms();
         if let Some(p) = &opts.checkpoint {
-            run.state.save(p)?;
+            if let Err(e) = run.state.save(p) {
+                tracing::warn!("{e}; if this run is killed, it starts the file again");
+            }
         }
         let events = run.take_events(&channels);
         sealer.seal(

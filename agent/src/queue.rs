@@ -78,8 +78,9 @@ impl QueueError {
     /// True when the disk (not the budget) is out of space.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, QueueError::Io { source, .. }
-            if source.raw_os_error() == Some(28 /* ENOSPC */)
-                || source.kind() == std::io::ErrorKind::StorageFull)
+            if matches!(source.raw_os_error(), Some(28 /* ENOSPC */) | Some(122 /* EDQUOT */))
+                || source.kind() == std::io::ErrorKind::StorageFull
+                || source.kind() == std::io::ErrorKind::QuotaExceeded)
     }
 }
 
@@ -123,6 +124,8 @@ pub struct Queue {
 }
 
 const RENUMBERED: &str = ".env.renumbered";
+/// Space held back for ending a meeting cleanly when the disk fills up.
+pub const RESERVE_BYTES: usize = 1 << 20;
 
 impl Queue {
     /// Opens (or creates) the queue with no disk budget, keeping nothing acknowledged.
@@ -144,7 +147,59 @@ impl Queue {
         }
         fs::create_dir_all(dir).map_err(io(dir))?;
         finish_renumbering(dir)?;
-        Self::scan(dir, limits, true)
+        let q = Self::scan(dir, limits, true)?;
+        if !q.restore_reserve() {
+            tracing::warn!(dir = %dir.display(), "less than {} KiB free for the queue: a full disk cannot end a meeting cleanly", RESERVE_BYTES / 1024);
+        }
+        Ok(q)
+    }
+
+    fn reserve_path(&self) -> PathBuf {
+        self.dir.join("reserve")
+    }
+
+    /// Frees the space held back for ending a meeting when the disk is full. True if
+    /// there was a reserve to free.
+    pub fn release_reserve(&self) -> bool {
+        fs::remove_file(self.reserve_path()).is_ok()
+    }
+
+    /// Holds [`RESERVE_BYTES`] back again (written, not sparse) if it was released;
+    /// quietly does nothing while the disk is still too full. True when the reserve
+    /// is in place (the disk has room again).
+    pub fn restore_reserve(&self) -> bool {
+        let path = self.reserve_path();
+        if path.exists() {
+            return true;
+        }
+        match write_atomic(&path, &vec![0u8; RESERVE_BYTES], 0o600) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, "could not hold disk space in reserve yet");
+                false
+            }
+        }
+    }
+
+    /// True when the queue's disk takes a write again (a 64 KiB probe, removed at
+    /// once) and the reserve is back in place.
+    pub fn has_room(&self) -> bool {
+        let probe = self.dir.join("probe.tmp");
+        let ok = write_atomic(&probe, &vec![0u8; 64 * 1024], 0o600).is_ok();
+        let _ = fs::remove_file(&probe);
+        ok && self.restore_reserve()
+    }
+
+    /// Drops every kept acknowledged envelope (to make room on a full disk).
+    /// Returns the bytes freed.
+    pub fn drop_kept(&mut self) -> Result<u64, QueueError> {
+        let before = self.kept_bytes;
+        let budget = self.limits.budget;
+        self.limits.budget = 0;
+        let pruned = self.prune_kept(SystemTime::now(), 0);
+        self.limits.budget = budget;
+        pruned?;
+        Ok(before - self.kept_bytes)
     }
 
     /// Reads what the queue holds without changing anything on disk (for `status`

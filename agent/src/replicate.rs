@@ -163,6 +163,37 @@ impl Replicator {
         session.command_ack(CommandAck { id, ok, message }).await
     }
 
+    /// Records the acknowledgement of `seq`. On a full disk the kept envelopes give
+    /// way first; if it still fails, the `disk_full` alarm is raised and the error
+    /// returned (the round retries: the appliance acknowledges the re-sent envelope
+    /// as a duplicate).
+    fn record_ack(&self, seq: u64) -> Result<(), QueueError> {
+        let mut q = lock(&self.queue);
+        loop {
+            match q.ack(seq) {
+                Ok(()) => {
+                    if self.health.set_ack_disk_full(false) {
+                        tracing::info!("acknowledgements are recorded again");
+                    }
+                    return Ok(());
+                }
+                Err(e) if e.is_disk_full() && q.kept_len() > 0 => {
+                    let freed = q.drop_kept()?;
+                    tracing::warn!(freed_bytes = freed, "the disk is full: dropped the acknowledged envelopes kept for refilling a restored appliance");
+                }
+                Err(e) => {
+                    if e.is_disk_full() && self.health.set_ack_disk_full(true) {
+                        tracing::error!(
+                            alarm = crate::health::ALARM_DISK_FULL,
+                            "{e}: the disk is full, acknowledgements cannot be recorded; retrying"
+                        );
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
     /// Seals a caption for sending (never queued).
     fn seal_caption(&self, caption: &LiveCaption, counter: u64) -> Option<Vec<u8>> {
         let params = SealParams {
@@ -270,7 +301,14 @@ impl Replicator {
         let mut heartbeat = tokio::time::interval(Duration::from_secs(self.config.heartbeat_secs));
         heartbeat.tick().await;
         let mut resync = Resync::new(session.welcome.last_envelope_seq);
-        let fatal = |e: QueueError| RoundError::Fatal(e.into());
+        // A full disk (an acknowledgement cannot be recorded) passes: retry.
+        let fatal = |e: QueueError| {
+            if e.is_disk_full() {
+                RoundError::Transient(format!("recording an acknowledgement: {e}"))
+            } else {
+                RoundError::Fatal(e.into())
+            }
+        };
         loop {
             self.health.replication_alive();
             let step = resync.next(&*lock(&self.queue));
@@ -281,7 +319,7 @@ impl Replicator {
                     match session.send_envelope(wire).await.map_err(classify)? {
                         Reply::Ack(a) if a.envelope_seq == seq => {
                             if step == Step::Send(seq) {
-                                lock(&self.queue).ack(seq).map_err(fatal)?;
+                                self.record_ack(seq).map_err(fatal)?;
                                 *acknowledged += 1;
                             } else {
                                 tracing::info!(seq, "refilled the appliance with a kept envelope");

@@ -106,6 +106,9 @@ pub enum EventSource {
     Autostart,
     /// The agent was shut down (SIGTERM, Ctrl-C) during the meeting.
     Shutdown,
+    /// The disk stayed full (`queue.disk_full_end_after_secs`): the agent ended the
+    /// meeting with what it held, in space it had kept in reserve.
+    DiskFull,
 }
 
 /// One event of a meeting. Numbered per meeting from 0 like segments, so an event

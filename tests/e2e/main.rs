@@ -7,6 +7,7 @@ mod browser;
 mod capture;
 mod cli;
 mod commands;
+mod diskfull;
 mod health;
 mod killloop;
 mod offline;
