@@ -819,6 +819,20 @@ impl AudioSource for ChannelTap {
     }
 }
 
+/// RMS level of 16-bit samples in dBFS (-120 for digital silence).
+pub fn level_dbfs(samples: &[i16]) -> f32 {
+    if samples.is_empty() {
+        return -120.0;
+    }
+    let sum: f64 = samples.iter().map(|&s| (s as f64) * (s as f64)).sum();
+    let rms = (sum / samples.len() as f64).sqrt() / 32768.0;
+    if rms <= 1e-6 {
+        -120.0
+    } else {
+        (20.0 * rms.log10()) as f32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

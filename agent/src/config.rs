@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+pub use crate::voice::{VoiceCommands, VoiceConfig};
 pub use roomscribe_config::ConfigError;
 
 pub const EXAMPLE: &str = include_str!("../../config/agent.toml");
@@ -94,55 +95,6 @@ impl WhisperConfig {
             crate::whisper::Precision::Float32
         } else {
             crate::whisper::Precision::Int8
-        }
-    }
-}
-
-/// Voice commands: a wake phrase followed by a command phrase, recognised by a
-/// grammar-restricted Vosk recognizer beside the transcriber (see `voice.rs`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct VoiceConfig {
-    pub enabled: bool,
-    pub wake_phrase: String,
-    pub min_confidence: f32,
-    pub listen_while_idle: bool,
-    pub commands: VoiceCommands,
-}
-
-/// The phrase for each command; an empty phrase turns that command off.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct VoiceCommands {
-    pub start_recording: String,
-    pub stop_recording: String,
-    pub pause: String,
-    pub resume: String,
-    pub action_item: String,
-    pub highlight: String,
-}
-
-impl Default for VoiceConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            wake_phrase: "회의 비서".into(),
-            min_confidence: 0.8,
-            listen_while_idle: false,
-            commands: VoiceCommands::default(),
-        }
-    }
-}
-
-impl Default for VoiceCommands {
-    fn default() -> Self {
-        Self {
-            start_recording: "녹음 시작".into(),
-            stop_recording: "녹음 중지".into(),
-            pause: "일시 정지".into(),
-            resume: "녹음 계속".into(),
-            action_item: "액션 아이템".into(),
-            highlight: "중요 표시".into(),
         }
     }
 }

@@ -45,7 +45,7 @@ pub async fn check(config: &AgentConfig) -> Vec<Finding> {
 fn live_status(config: &AgentConfig) -> Option<crate::health::StatusFile> {
     let fresh = 3000 * config.replicate.heartbeat_secs as i64;
     crate::health::read_status_file(&config.state_dir)
-        .filter(|f| crate::now_ms() - f.written_at_ms <= fresh)
+        .filter(|f| crate::clock::now_ms() - f.written_at_ms <= fresh)
 }
 
 fn state_dir(
@@ -233,7 +233,7 @@ fn device(config: &AgentConfig) -> Vec<Finding> {
 
 /// Free space where the queue lives, against what the queue may still take.
 fn disk(config: &AgentConfig) -> Vec<Finding> {
-    let dir = crate::queue_dir(&config.state_dir);
+    let dir = crate::queue::dir(&config.state_dir);
     let queue = crate::queue::Queue::inspect(&dir, config.queue.max_bytes);
     let (free, _, probe) = match free_space(&config.state_dir) {
         Ok(f) => f,
@@ -290,7 +290,7 @@ async fn appliance(
     use crate::transport::{Session, TransportError};
     use roomscribe_protocol::hello::AgentStatus;
     let addr = &identity.appliance;
-    let status = AgentStatus::minimal(env!("CARGO_PKG_VERSION"), 0, crate::now_ms());
+    let status = AgentStatus::minimal(env!("CARGO_PKG_VERSION"), 0, crate::clock::now_ms());
     let opened = tokio::time::timeout(REACH_TIMEOUT, Session::open(identity, key, status)).await;
     let session = match opened {
         Ok(Ok(s)) => s,
@@ -331,9 +331,10 @@ async fn appliance(
     } else {
         ok(format!("the clocks agree within {} ms", offset.abs()))
     });
-    if let Ok(q) =
-        crate::queue::Queue::inspect(&crate::queue_dir(&config.state_dir), config.queue.max_bytes)
-    {
+    if let Ok(q) = crate::queue::Queue::inspect(
+        &crate::queue::dir(&config.state_dir),
+        config.queue.max_bytes,
+    ) {
         out.push(ok(format!(
             "the appliance has stored {} envelope(s) from this agent; {} are acknowledged here and {} wait",
             session.welcome.last_envelope_seq.unwrap_or(0),

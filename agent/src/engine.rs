@@ -284,7 +284,7 @@ pub fn quietest_cut(clip: &[i16]) -> usize {
     let mut best = (f32::MAX, clip.len());
     let mut at = from;
     while at + FRAME <= clip.len() {
-        let level = crate::health::level_dbfs(&clip[at..at + FRAME]);
+        let level = crate::audio::level_dbfs(&clip[at..at + FRAME]);
         if level <= best.0 {
             best = (level, at + FRAME / 2);
         }

@@ -77,7 +77,7 @@ pub struct Health {
 impl Health {
     pub fn new(model: &Path) -> Self {
         Self {
-            model: Mutex::new(crate::model::display_name(model)),
+            model: Mutex::new(crate::modeldir::display_name(model)),
             engine: Mutex::new(String::new()),
             device: Mutex::new(String::new()),
             device_connected: AtomicBool::new(false),
@@ -90,7 +90,7 @@ impl Health {
             disk_full: AtomicBool::new(false),
             disk_error: AtomicBool::new(false),
             ack_disk_full: AtomicBool::new(false),
-            replication_alive_ms: AtomicI64::new(crate::now_ms()),
+            replication_alive_ms: AtomicI64::new(crate::clock::now_ms()),
         }
     }
 
@@ -126,12 +126,12 @@ impl Health {
     /// The replication task is working (connecting, sending, waiting for work).
     pub fn replication_alive(&self) {
         self.replication_alive_ms
-            .store(crate::now_ms(), Ordering::Relaxed);
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
     }
 
     /// Milliseconds since the replication task last showed it is working.
     pub fn replication_idle_ms(&self) -> i64 {
-        crate::now_ms() - self.replication_alive_ms.load(Ordering::Relaxed)
+        crate::clock::now_ms() - self.replication_alive_ms.load(Ordering::Relaxed)
     }
 
     pub fn set_engine(&self, models: &str, mode: &str) {
@@ -224,7 +224,7 @@ impl Health {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             queue_depth: q.len(),
             oldest_queued_age_s: q.oldest_age_s(),
-            agent_time_ms: crate::now_ms(),
+            agent_time_ms: crate::clock::now_ms(),
             model: self.model.lock().unwrap_or_else(|p| p.into_inner()).clone(),
             engine: self
                 .engine
@@ -266,13 +266,13 @@ pub fn status_file(state_dir: &Path) -> PathBuf {
 pub fn write_status_file(state_dir: &Path, status: AgentStatus) {
     let file = StatusFile {
         pid: std::process::id(),
-        written_at_ms: crate::now_ms(),
+        written_at_ms: crate::clock::now_ms(),
         status,
     };
     let path = status_file(state_dir);
     let ok = serde_json::to_vec_pretty(&file)
         .ok()
-        .and_then(|b| roomscribe_config::fsutil::write_atomic(&path, &b, 0o644).ok());
+        .and_then(|b| crate::fs::write_atomic(&path, &b, 0o644).ok());
     if ok.is_none() {
         tracing::debug!(path = %path.display(), "could not write the status file");
     }
@@ -303,23 +303,10 @@ pub fn process_usage() -> Option<(f64, u64)> {
     Some((cpu_s, hwm_kib * 1024))
 }
 
-/// RMS level of 16-bit samples in dBFS (-120 for digital silence).
-pub fn level_dbfs(samples: &[i16]) -> f32 {
-    if samples.is_empty() {
-        return -120.0;
-    }
-    let sum: f64 = samples.iter().map(|&s| (s as f64) * (s as f64)).sum();
-    let rms = (sum / samples.len() as f64).sqrt() / 32768.0;
-    if rms <= 1e-6 {
-        -120.0
-    } else {
-        (20.0 * rms.log10()) as f32
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::level_dbfs;
 
     #[test]
     fn alarms_follow_state() {

@@ -2,6 +2,7 @@
 //! `identity.json` (agent id, appliance address, pinned certificate and keys).
 //! The key file is refused when group- or world-readable.
 
+use crate::fs::write_atomic;
 use ed25519_dalek::SigningKey;
 use roomscribe_protocol::enroll::decode32;
 use roomscribe_protocol::AgentId;
@@ -81,10 +82,6 @@ pub fn private_dir(dir: &Path) -> Result<(), IdentityError> {
     fs::create_dir_all(dir).map_err(io(dir))?;
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io(dir))
 }
-
-/// Writes `bytes` to `path` atomically and durably: a fresh temporary name (never an
-/// existing file or a planted symlink), fsync, rename, fsync of the directory.
-pub use roomscribe_config::fsutil::write_atomic;
 
 pub fn load(state_dir: &Path) -> Result<(Identity, SigningKey), IdentityError> {
     let id_path = state_dir.join(IDENTITY_FILE);

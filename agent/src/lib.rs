@@ -10,14 +10,17 @@
 
 pub mod asr;
 pub mod audio;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod doctor;
 pub mod engine;
+pub mod fs;
 pub mod health;
 pub mod identity;
 pub mod lock;
 pub mod model;
+pub mod modeldir;
 pub mod pipeline;
 pub mod quarantine;
 pub mod queue;
@@ -43,16 +46,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-pub fn queue_dir(state_dir: &Path) -> PathBuf {
-    state_dir.join("queue")
-}
+use clock::now_ms;
+use queue::dir as queue_dir;
 
 /// Generates a key, runs enrollment and stores the identity.
 pub async fn enroll(
@@ -374,7 +369,7 @@ pub async fn run(
             let models = engine::Models {
                 kind,
                 vosk,
-                vosk_name: model::display_name(&opts.model),
+                vosk_name: modeldir::display_name(&opts.model),
                 whisper,
                 tuning: tuning.clone(),
             };

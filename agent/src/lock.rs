@@ -6,7 +6,7 @@
 //! lock never needs clearing by hand. The file holds the owner's pid, for messages.
 //!
 //! Everything that changes the queue takes a [`StateLock`] as proof of ownership
-//! ([`crate::queue::Queue::open_with`]), so a second process cannot delete a
+//! (the queue's `open_with`), so a second process cannot delete a
 //! live agent's in-flight writes or acknowledge behind its back. Read-only views
 //! (`status`) never take the lock: a starting agent must never fail because an
 //! operator looked at it.

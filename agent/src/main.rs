@@ -334,7 +334,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load(&common)?;
             let outcome =
                 roomscribe_agent::drain(&config, timeout.map(Duration::from_secs)).await?;
-            report(&outcome, &roomscribe_agent::queue_dir(&config.state_dir));
+            report(&outcome, &roomscribe_agent::queue::dir(&config.state_dir));
             Ok(())
         }
         Command::Meeting { action, common } => {

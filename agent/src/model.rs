@@ -62,23 +62,6 @@ impl ModelKind {
     }
 }
 
-/// File in an installed model directory holding the model's name.
-pub const NAME_FILE: &str = ".roomscribe-name";
-
-/// A model directory's name as status and segments show it: the name recorded at
-/// install, else the directory's own name.
-pub fn display_name(dir: &Path) -> String {
-    std::fs::read_to_string(dir.join(NAME_FILE))
-        .ok()
-        .map(|n| n.trim().chars().take(80).collect::<String>())
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| {
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        })
-}
-
 /// What was installed.
 #[derive(Debug, Clone)]
 pub struct Installed {
@@ -129,7 +112,7 @@ fn find_model(dir: &Path) -> Option<(PathBuf, ModelKind)> {
 /// The name a model found at `found` inside `source` is known by: its directory's
 /// name, unless that is a generic one ("model"), then the source's name.
 fn model_name(source: &Path, found: &Path) -> String {
-    let dir = display_name(found);
+    let dir = crate::modeldir::display_name(found);
     if !dir.is_empty() && dir != "model" && !dir.starts_with('.') && dir != "unpacked" {
         return dir;
     }
@@ -264,7 +247,7 @@ pub fn install_within(
             .map_err(io(&staged))?;
     }
     let bytes = tree_bytes(&staged);
-    let name_file = staged.join(NAME_FILE);
+    let name_file = staged.join(crate::modeldir::NAME_FILE);
     std::fs::write(&name_file, format!("{name}\n")).map_err(io(&name_file))?;
     {
         use std::os::unix::fs::PermissionsExt;
@@ -298,7 +281,7 @@ pub fn install_within(
     })?;
     unpack::sync_dirs(&staged).map_err(unpacking)?;
     let previous = swap_in(&staged, dest)?;
-    roomscribe_config::fsutil::sync_dir(dest).map_err(io(dest))?;
+    crate::fs::sync_dir(dest).map_err(io(dest))?;
     Ok(Installed {
         kind,
         name,

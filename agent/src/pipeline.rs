@@ -10,13 +10,16 @@
 //! number once, so nothing is duplicated.
 
 use crate::asr::CHUNK;
+use crate::audio::level_dbfs;
 use crate::audio::{AudioSource, SAMPLE_RATE};
 use crate::config::SegmentConfig;
 use crate::control::{Control, EventSource, MeetingState, PendingEvent};
 use crate::engine::{Models, Recognizer};
-use crate::health::{level_dbfs, Health};
-use crate::identity::{write_atomic, Identity};
+use crate::fs::write_atomic;
+use crate::health::Health;
+use crate::identity::Identity;
 use crate::queue::{Queue, QueueError};
+pub use crate::replicate::LiveCaption;
 use crate::segment::{Segmenter, Step, Vad, VadParams};
 use crate::voice::{Listener, Phrases};
 use ed25519_dalek::SigningKey;
@@ -98,7 +101,7 @@ impl Sealer {
                 agent_id: self.identity.agent_id,
                 meeting_id: meeting,
                 envelope_seq: seq,
-                created_at_ms: crate::now_ms(),
+                created_at_ms: crate::clock::now_ms(),
                 recipient_public,
             };
             let env = envelope::seal(batch, &params, &self.key, &mut OsRng)?;
@@ -188,13 +191,6 @@ impl Sealer {
     pub fn take_must_end(&self) -> bool {
         self.must_end.swap(false, Ordering::Relaxed)
     }
-}
-
-/// A caption for the meeting it belongs to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LiveCaption {
-    pub meeting_id: MeetingId,
-    pub caption: Caption,
 }
 
 /// Progress of a file job, persisted after every queued envelope.
@@ -596,7 +592,7 @@ pub fn transcribe(
         // loading), and is announced at once so the console shows it before the first
         // words. The checkpoint goes first: a run killed in between resumes this
         // meeting (and announces it again, harmlessly) instead of leaving an empty one.
-        run.state.meeting.started_at_ms = crate::now_ms();
+        run.state.meeting.started_at_ms = crate::clock::now_ms();
         if let Some(p) = &opts.checkpoint {
             if let Err(e) = run.state.save(p) {
                 tracing::warn!("{e}; if this run is killed, it starts the file again");

@@ -11,7 +11,7 @@
 //! end of the queue (sent renumbered), `discard` deletes it and queues a signed
 //! discard notice, audited on the appliance. Nothing here is ever deleted otherwise.
 
-use crate::identity::write_atomic;
+use crate::fs::write_atomic;
 use crate::queue::{Queue, QueueError};
 use ed25519_dalek::SigningKey;
 use roomscribe_protocol::resync::{Notice, NoticeBody};
@@ -172,7 +172,7 @@ fn remove(qdir: &Path, seq: u64) -> Result<(), QuarantineError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(&env_path)(e)),
     }
-    roomscribe_config::fsutil::sync_dir(qdir).map_err(io(qdir))
+    crate::fs::sync_dir(qdir).map_err(io(qdir))
 }
 
 /// Puts a quarantined envelope back at the end of the queue (it is sent renumbered).

@@ -44,9 +44,9 @@
 //! - nothing is removed before it is acknowledged;
 //! - a renumbering keeps the queued envelopes, their order and their contiguity.
 
-use crate::identity::write_atomic;
+use crate::fs::sync_dir;
+use crate::fs::write_atomic;
 use crate::lock::StateLock;
-use roomscribe_config::fsutil::sync_dir;
 use roomscribe_protocol::resync::Holdings;
 use std::collections::BTreeMap;
 use std::fs;
@@ -89,6 +89,11 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> QueueError + '_ {
         path: path.to_owned(),
         source,
     }
+}
+
+/// Where a state directory's queue lives.
+pub fn dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("queue")
 }
 
 /// How much the queue may hold.

@@ -17,7 +17,6 @@
 use crate::config::ReplicateConfig;
 use crate::health::Health;
 use crate::identity::Identity;
-use crate::pipeline::LiveCaption;
 use crate::queue::{Queue, QueueError};
 use crate::transport::{Reply, Session, TransportError};
 use ed25519_dalek::SigningKey;
@@ -26,10 +25,17 @@ use roomscribe_protocol::command::{CommandAck, CommandBody, SignedCommand};
 use roomscribe_protocol::frame::RejectCode;
 use roomscribe_protocol::hello::AgentStatus;
 use roomscribe_protocol::resync::{self, Notice, NoticeBody, Resync, Step};
-use roomscribe_protocol::{envelope, SealParams};
+use roomscribe_protocol::{envelope, Caption, MeetingId, SealParams};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
+
+/// A caption for the meeting it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveCaption {
+    pub meeting_id: MeetingId,
+    pub caption: Caption,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplicateError {
@@ -123,7 +129,7 @@ impl Replicator {
     /// agent, unexpired by the appliance's clock, not seen before), applies it and
     /// answers.
     async fn command(&self, session: &mut Session, c: SignedCommand) -> Result<(), TransportError> {
-        let now = crate::now_ms() + session.clock_offset_ms;
+        let now = crate::clock::now_ms() + session.clock_offset_ms;
         let verified = self
             .identity
             .appliance_key()
@@ -200,7 +206,7 @@ impl Replicator {
             agent_id: self.identity.agent_id,
             meeting_id: caption.meeting_id,
             envelope_seq: counter,
-            created_at_ms: crate::now_ms(),
+            created_at_ms: crate::clock::now_ms(),
             recipient_public: self.identity.recipient_public().ok()?,
         };
         envelope::seal_caption(&caption.caption, &params, &self.key, &mut OsRng)
@@ -373,7 +379,7 @@ impl Replicator {
                                 seq,
                                 (&code, &r.message),
                                 (&self.key, self.identity.agent_id),
-                                crate::now_ms(),
+                                crate::clock::now_ms(),
                             )
                             .map_err(|e| {
                                 RoundError::Fatal(ReplicateError::Quarantine(e.to_string()))

@@ -9,7 +9,7 @@
 //! someone stopped early is not started again.
 
 use crate::control::Request;
-use crate::identity::write_atomic;
+use crate::fs::write_atomic;
 use roomscribe_protocol::command::{CommandAction, ScheduleEntry, SignedCommand};
 use roomscribe_protocol::AgentId;
 use std::collections::HashSet;

@@ -270,7 +270,7 @@ pub async fn enroll(
         envelope_public_key: resp.envelope_public_key,
         appliance_signing_key: resp.appliance_signing_key,
         ingest_cert_sha256: resp.ingest_cert_sha256,
-        enrolled_at_ms: crate::now_ms(),
+        enrolled_at_ms: crate::clock::now_ms(),
     })
 }
 
@@ -312,11 +312,11 @@ impl Session {
             signature: sign_hello(key, &exporter, &identity.agent_id),
             status,
         };
-        let sent_ms = crate::now_ms();
+        let sent_ms = crate::clock::now_ms();
         ch.send(&Frame::Hello(hello)).await?;
         match ch.recv(Duration::from_secs(15)).await? {
             Frame::Welcome(welcome) => {
-                let midpoint = sent_ms + (crate::now_ms() - sent_ms) / 2;
+                let midpoint = sent_ms + (crate::clock::now_ms() - sent_ms) / 2;
                 let clock_offset_ms = welcome.appliance_time_ms - midpoint;
                 Ok(Self {
                     ch,

@@ -187,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
     {
         let (identity, key) = roomscribe_agent::identity::load(&state)?;
         let lock = roomscribe_agent::lock::StateLock::acquire(&state)?;
-        let mut q = Queue::open(&roomscribe_agent::queue_dir(&state), &lock)?;
+        let mut q = Queue::open(&roomscribe_agent::queue::dir(&state), &lock)?;
         let meeting = MeetingId::random();
         let info = MeetingInfo {
             started_at_ms: now_ms(),

@@ -14,7 +14,7 @@
 //! language, or the language detected on the first clip with speech, which then stays
 //! locked for the stream.
 //!
-//! Where clips begin and end is decided by the caller ([`crate::engine`]): at pauses
+//! Where clips begin and end is decided by the caller (the engine module): at pauses
 //! the voice-activity detector finds, never at a fixed 30 s boundary.
 
 pub mod mel;
@@ -304,7 +304,7 @@ impl WhisperModel {
             eot,
             multilingual,
             language,
-            name: crate::model::display_name(dir),
+            name: crate::modeldir::display_name(dir),
             bytes: byte_alphabet(),
         })
     }
