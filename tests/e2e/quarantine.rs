@@ -6,6 +6,7 @@
 use roomscribe_tests::*;
 use serde_json::Value;
 use std::path::Path;
+use std::time::Duration;
 
 fn queue_file(state: &Path, seq: u64) -> std::path::PathBuf {
     state.join("queue").join(format!("{seq:020}.env"))
@@ -154,5 +155,53 @@ async fn a_refused_envelope_is_quarantined_and_replication_goes_on() -> anyhow::
         .as_str()
         .unwrap_or_default()
         .contains("quarantined envelope 3"));
+    Ok(())
+}
+
+/// A fatal replication error (here: the agent is revoked while it records) no longer
+/// ends replication silently: it is logged, raised as `replication_failed`, and
+/// replication is restarted with backoff while the agent keeps running.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_replication_is_raised_and_restarted() -> anyhow::Result<()> {
+    let logs = artifacts("replication-supervised");
+    let tmp = tempfile::tempdir()?;
+    let wav = sample_wav(tmp.path(), "room.wav", 2)?;
+    let home = crate::capture::alsa_home(tmp.path(), &crate::capture::raw_of(&wav)?)?;
+    let state = tmp.path().join("agent");
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.add_user("ida", "ida's long password", "admin")?;
+    let agent_id = app.enroll_agent(&state, "Annex")?;
+    let api = Api::login(&app, "ida", "ida's long password").await?;
+    let mut live = agent(&state, &logs, "live", &["run", "--model"])?
+        .arg(model_dir())
+        .env("HOME", &home)
+        .env("ROOMSCRIBE_AGENT_CAPTURE_AUTOSTART", "false")
+        .env("ROOMSCRIBE_AGENT_REPLICATE_HEARTBEAT_SECS", "1")
+        .spawn_guarded()?;
+    api.wait_for("/agents", Duration::from_secs(60), |a| {
+        a[0]["online"] == true
+    })
+    .await?;
+    app.admin(&["agent", "revoke", &agent_id])?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = agent_status(&state)?;
+        let raised = st["alarms"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "replication_failed"));
+        if raised {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no replication_failed alarm: {st}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(live.try_wait()?.is_none(), "the agent keeps running");
+    let log = std::fs::read_to_string(logs.join("live.stderr"))?;
+    assert!(log.contains("replication failed; restarting it"), "{log}");
+    assert!(log.contains("revoked"), "the reason is logged: {log}");
+    live.interrupt().await?;
     Ok(())
 }
