@@ -8,7 +8,7 @@
 
 use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
-use roomscribe_agent::queue::Queue;
+use roomscribe_agent::replication::queue::Queue;
 use roomscribe_protocol::envelope::{seal, RecipientKey};
 use roomscribe_protocol::{
     AgentId, Batch, MeetingId, MeetingInfo, SealParams, SealedEnvelope, Segment, Word,

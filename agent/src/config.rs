@@ -5,7 +5,6 @@
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub use crate::voice::{VoiceCommands, VoiceConfig};
 pub use roomscribe_config::ConfigError;
 
 pub const EXAMPLE: &str = include_str!("../../config/agent.toml");
@@ -34,16 +33,6 @@ pub enum Engine {
     Vosk,
     Whisper,
     TwoPass,
-}
-
-impl Engine {
-    pub fn kind(self) -> crate::engine::EngineKind {
-        match self {
-            Engine::Vosk => crate::engine::EngineKind::Vosk,
-            Engine::Whisper => crate::engine::EngineKind::Whisper,
-            Engine::TwoPass => crate::engine::EngineKind::TwoPass,
-        }
-    }
 }
 
 impl std::str::FromStr for Engine {
@@ -89,16 +78,6 @@ impl Default for WhisperConfig {
     }
 }
 
-impl WhisperConfig {
-    pub fn precision(&self) -> crate::whisper::Precision {
-        if self.precision == "float32" {
-            crate::whisper::Precision::Float32
-        } else {
-            crate::whisper::Precision::Int8
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SegmentConfig {
@@ -117,6 +96,55 @@ impl Default for SegmentConfig {
             vad_margin_db: 10.0,
             vad_min_speech_dbfs: -55.0,
             live_captions: true,
+        }
+    }
+}
+
+/// Voice commands: a wake phrase followed by a command phrase, recognised by a
+/// grammar-restricted Vosk recognizer beside the transcriber (see `voice.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoiceConfig {
+    pub enabled: bool,
+    pub wake_phrase: String,
+    pub min_confidence: f32,
+    pub listen_while_idle: bool,
+    pub commands: VoiceCommands,
+}
+
+/// The phrase for each command; an empty phrase turns that command off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoiceCommands {
+    pub start_recording: String,
+    pub stop_recording: String,
+    pub pause: String,
+    pub resume: String,
+    pub action_item: String,
+    pub highlight: String,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            wake_phrase: "회의 비서".into(),
+            min_confidence: 0.8,
+            listen_while_idle: false,
+            commands: VoiceCommands::default(),
+        }
+    }
+}
+
+impl Default for VoiceCommands {
+    fn default() -> Self {
+        Self {
+            start_recording: "녹음 시작".into(),
+            stop_recording: "녹음 중지".into(),
+            pause: "일시 정지".into(),
+            resume: "녹음 계속".into(),
+            action_item: "액션 아이템".into(),
+            highlight: "중요 표시".into(),
         }
     }
 }
@@ -141,15 +169,6 @@ impl Default for QueueConfig {
             max_bytes: 1 << 30,
             keep_acked_days: 7,
             disk_full_end_after_secs: 900,
-        }
-    }
-}
-
-impl QueueConfig {
-    pub fn limits(&self) -> crate::queue::Limits {
-        crate::queue::Limits {
-            budget: self.max_bytes,
-            keep_acked: std::time::Duration::from_secs(u64::from(self.keep_acked_days) * 86_400),
         }
     }
 }
@@ -311,9 +330,6 @@ impl AgentConfig {
                 key: "queue.keep_acked_days",
                 message: "must be at most 366 (acknowledged envelopes are only kept to refill a restored appliance)".into(),
             });
-        }
-        if self.voice.enabled {
-            crate::voice::Phrases::from_config(&self.voice)?;
         }
         let r = &self.replicate;
         if r.heartbeat_secs == 0 {

@@ -6,8 +6,8 @@
 //! changed; the queue is only read.
 
 use crate::config::AgentConfig;
-use crate::engine::EngineKind;
 use crate::identity::{Identity, IdentityError};
+use crate::speech::engine::EngineKind;
 use roomscribe_config::doctor::{check_clock, fail, free_space, ok, warn, Finding};
 use std::time::Duration;
 
@@ -42,9 +42,9 @@ pub async fn check(config: &AgentConfig) -> Vec<Finding> {
 }
 
 /// What a running agent last wrote to `status.json`, if that is recent.
-fn live_status(config: &AgentConfig) -> Option<crate::health::StatusFile> {
+fn live_status(config: &AgentConfig) -> Option<crate::replication::health::StatusFile> {
     let fresh = 3000 * config.replicate.heartbeat_secs as i64;
-    crate::health::read_status_file(&config.state_dir)
+    crate::replication::health::read_status_file(&config.state_dir)
         .filter(|f| crate::clock::now_ms() - f.written_at_ms <= fresh)
 }
 
@@ -113,7 +113,7 @@ fn state_dir(
 }
 
 /// A running agent, from what it last wrote to `status.json`, and its alarms.
-fn running(live: Option<&crate::health::StatusFile>) -> Vec<Finding> {
+fn running(live: Option<&crate::replication::health::StatusFile>) -> Vec<Finding> {
     match live {
         None => vec![warn(
             "no agent is running on this state directory",
@@ -127,7 +127,7 @@ fn running(live: Option<&crate::health::StatusFile>) -> Vec<Finding> {
             for alarm in &f.status.alarms {
                 out.push(warn(
                     format!("the running agent raises the alarm {alarm:?}"),
-                    crate::health::alarm_fix(alarm),
+                    crate::replication::health::alarm_fix(alarm),
                 ));
             }
             out
@@ -139,7 +139,7 @@ fn running(live: Option<&crate::health::StatusFile>) -> Vec<Finding> {
 /// only its files are looked at (a second copy of a large model in memory could push
 /// a small room PC out of memory, and the running agent first).
 async fn models(config: &AgentConfig, agent_runs: bool) -> Vec<Finding> {
-    let kind = config.engine.kind();
+    let kind = crate::speech::engine::EngineKind::from(config.engine);
     let mut out = vec![];
     if kind != EngineKind::Whisper || config.voice.enabled {
         let dir = config.model.clone();
@@ -162,7 +162,10 @@ async fn models(config: &AgentConfig, agent_runs: bool) -> Vec<Finding> {
             }
         } else {
             let shown = dir.display().to_string();
-            match tokio::task::spawn_blocking(move || crate::asr::load_model(&dir).map(drop)).await
+            match tokio::task::spawn_blocking(move || {
+                crate::speech::asr::load_model(&dir).map(drop)
+            })
+            .await
             {
                 Ok(Ok(())) => ok(format!("the Vosk model {shown} loads")),
                 Ok(Err(e)) => fail(
@@ -182,7 +185,7 @@ async fn models(config: &AgentConfig, agent_runs: bool) -> Vec<Finding> {
             )
         } else if agent_runs {
             let shown = dir.display().to_string();
-            if crate::whisper::looks_like_model(&dir) {
+            if crate::speech::whisper::looks_like_model(&dir) {
                 ok(format!(
                     "the Whisper model {shown} is in place (not loaded: the agent runs)"
                 ))
@@ -194,13 +197,13 @@ async fn models(config: &AgentConfig, agent_runs: bool) -> Vec<Finding> {
             }
         } else {
             let shown = dir.display().to_string();
-            let options = crate::whisper::LoadOptions {
-                precision: config.whisper.precision(),
+            let options = crate::speech::whisper::LoadOptions {
+                precision: crate::speech::whisper::Precision::from(&config.whisper),
                 threads: config.whisper.threads,
                 language: config.whisper.language.clone(),
             };
             match tokio::task::spawn_blocking(move || {
-                crate::whisper::WhisperModel::load(&dir, &options).map(drop)
+                crate::speech::whisper::WhisperModel::load(&dir, &options).map(drop)
             })
             .await
             {
@@ -222,7 +225,7 @@ async fn models(config: &AgentConfig, agent_runs: bool) -> Vec<Finding> {
 /// The capture device is present (not opened: a running agent may hold it).
 fn device(config: &AgentConfig) -> Vec<Finding> {
     let spec = &config.capture.device;
-    vec![match crate::audio::device_name(spec) {
+    vec![match crate::capture::audio::device_name(spec) {
         Ok(name) => ok(format!("capture device {spec:?} is present ({name})")),
         Err(e) => warn(
             format!("capture device {spec:?}: {e}"),
@@ -233,8 +236,8 @@ fn device(config: &AgentConfig) -> Vec<Finding> {
 
 /// Free space where the queue lives, against what the queue may still take.
 fn disk(config: &AgentConfig) -> Vec<Finding> {
-    let dir = crate::queue::dir(&config.state_dir);
-    let queue = crate::queue::Queue::inspect(&dir, config.queue.max_bytes);
+    let dir = crate::replication::queue::dir(&config.state_dir);
+    let queue = crate::replication::queue::Queue::inspect(&dir, config.queue.max_bytes);
     let (free, _, probe) = match free_space(&config.state_dir) {
         Ok(f) => f,
         Err(e) => {
@@ -287,7 +290,7 @@ async fn appliance(
     identity: &Identity,
     key: &ed25519_dalek::SigningKey,
 ) -> Vec<Finding> {
-    use crate::transport::{Session, TransportError};
+    use crate::replication::transport::{Session, TransportError};
     use roomscribe_protocol::hello::AgentStatus;
     let addr = &identity.appliance;
     let status = AgentStatus::minimal(env!("CARGO_PKG_VERSION"), 0, crate::clock::now_ms());
@@ -323,7 +326,7 @@ async fn appliance(
         "the appliance at {addr} answers with the pinned certificate and accepts this agent"
     ))];
     let offset = session.clock_offset_ms;
-    out.push(if offset.abs() > crate::health::SKEW_ALARM_MS {
+    out.push(if offset.abs() > crate::replication::health::SKEW_ALARM_MS {
         warn(
             format!("this machine's clock differs from the appliance's by {offset} ms"),
             "enable NTP on both (timedatectl set-ntp true); the appliance corrects meeting times meanwhile",
@@ -331,8 +334,8 @@ async fn appliance(
     } else {
         ok(format!("the clocks agree within {} ms", offset.abs()))
     });
-    if let Ok(q) = crate::queue::Queue::inspect(
-        &crate::queue::dir(&config.state_dir),
+    if let Ok(q) = crate::replication::queue::Queue::inspect(
+        &crate::replication::queue::dir(&config.state_dir),
         config.queue.max_bytes,
     ) {
         out.push(ok(format!(

@@ -8,29 +8,16 @@
 //! Audio never leaves this process: only sealed transcript envelopes are written to
 //! disk or sent.
 
-pub mod asr;
-pub mod audio;
+pub mod capture;
 pub mod clock;
 pub mod config;
-pub mod control;
 pub mod doctor;
-pub mod engine;
 pub mod fs;
-pub mod health;
 pub mod identity;
 pub mod lock;
-pub mod model;
-pub mod modeldir;
-pub mod pipeline;
-pub mod quarantine;
-pub mod queue;
-pub mod replicate;
-pub mod schedule;
-pub mod segment;
-pub mod transport;
-pub mod unpack;
-pub mod voice;
-pub mod whisper;
+pub mod meeting;
+pub mod replication;
+pub mod speech;
 
 use audio::AudioSource as _;
 use config::AgentConfig;
@@ -46,8 +33,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
+use capture::audio;
 use clock::now_ms;
+use meeting::{control, pipeline, schedule, voice};
 use queue::dir as queue_dir;
+use replication::{health, quarantine, queue, replicate, transport};
+use speech::{asr, engine, modeldir, segment, whisper};
 
 /// Generates a key, runs enrollment and stores the identity.
 pub async fn enroll(
@@ -102,8 +93,11 @@ fn open_parts(config: &AgentConfig, model: &Path) -> anyhow::Result<Parts> {
     // First: a second process must fail here, before it touches anything.
     let owner = lock::StateLock::acquire(&config.state_dir)?;
     let (identity, key) = identity::load(&config.state_dir)?;
-    let queue =
-        queue::Queue::open_with(&queue_dir(&config.state_dir), config.queue.limits(), &owner)?;
+    let queue = queue::Queue::open_with(
+        &queue_dir(&config.state_dir),
+        queue::Limits::from(&config.queue),
+        &owner,
+    )?;
     let health = Health::new(model);
     health.set_quarantined(quarantine::list(&quarantine::dir(&config.state_dir))?.len() as u64);
     Ok(Parts {
@@ -343,7 +337,7 @@ pub async fn run(
     };
     let pipeline = tokio::task::spawn_blocking(move || -> anyhow::Result<Option<Transcribed>> {
         let load_models = || -> anyhow::Result<engine::Models> {
-            let kind = engine.kind();
+            let kind = engine::EngineKind::from(engine);
             // Vosk is loaded when it transcribes or hears voice commands.
             let vosk = if kind != engine::EngineKind::Whisper || voice.is_some() {
                 let mut model = asr::load_model(&opts.model)?;
@@ -358,7 +352,7 @@ pub async fn run(
                 Some(whisper::WhisperModel::load(
                     &whisper_config.model,
                     &whisper::LoadOptions {
-                        precision: whisper_config.precision(),
+                        precision: whisper::Precision::from(&whisper_config),
                         threads: whisper_config.threads,
                         language: whisper_config.language.clone(),
                     },
@@ -823,8 +817,11 @@ pub fn queue_decide(
 ) -> anyhow::Result<u64> {
     let owner = lock::StateLock::acquire(&config.state_dir)?;
     let (identity, key) = identity::load(&config.state_dir)?;
-    let mut q =
-        queue::Queue::open_with(&queue_dir(&config.state_dir), config.queue.limits(), &owner)?;
+    let mut q = queue::Queue::open_with(
+        &queue_dir(&config.state_dir),
+        queue::Limits::from(&config.queue),
+        &owner,
+    )?;
     let qdir = quarantine::dir(&config.state_dir);
     Ok(match decision {
         QueueDecision::Requeue => quarantine::requeue(&mut q, &qdir, seq)?,

@@ -3,8 +3,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use roomscribe_agent::config::{AgentConfig, EXAMPLE};
-use roomscribe_agent::model::ModelKind;
-use roomscribe_agent::replicate::Outcome;
+use roomscribe_agent::replication::replicate::Outcome;
+use roomscribe_agent::speech::model::ModelKind;
 use roomscribe_agent::{Input, RunOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -316,7 +316,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "meeting {}: {} segment(s) sealed, {:.1} s of silence skipped",
                     t.meeting_id, t.segments_sealed, t.skipped_silence_s
                 );
-                if let Some((cpu_s, peak_rss)) = roomscribe_agent::health::process_usage() {
+                if let Some((cpu_s, peak_rss)) =
+                    roomscribe_agent::replication::health::process_usage()
+                {
                     println!(
                         "usage: {:.1} s of audio in {:.1} s (real-time factor {:.3}), {:.1} s CPU, peak RSS {:.0} MiB",
                         t.audio_s,
@@ -334,11 +336,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load(&common)?;
             let outcome =
                 roomscribe_agent::drain(&config, timeout.map(Duration::from_secs)).await?;
-            report(&outcome, &roomscribe_agent::queue::dir(&config.state_dir));
+            report(
+                &outcome,
+                &roomscribe_agent::replication::queue::dir(&config.state_dir),
+            );
             Ok(())
         }
         Command::Meeting { action, common } => {
-            use roomscribe_agent::control::{send, Request};
+            use roomscribe_agent::meeting::control::{send, Request};
             let config = load(&common)?;
             let req = match action {
                 MeetingAction::Start { title } => Request::Start { title },
@@ -362,7 +367,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Devices => {
-            let devices = roomscribe_agent::audio::list_devices()?;
+            let devices = roomscribe_agent::capture::audio::list_devices()?;
             if devices.is_empty() {
                 println!("no audio input devices found");
             }
@@ -420,7 +425,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(ModelCommand::Install { source, to, common }) => {
             let config = load(&common)?;
             let done = tokio::task::spawn_blocking(move || {
-                roomscribe_agent::model::install(&source, |kind| {
+                roomscribe_agent::speech::model::install(&source, |kind| {
                     to.or(Some(match kind {
                         ModelKind::Vosk => config.model,
                         ModelKind::Whisper => config.whisper.model,

@@ -12,7 +12,7 @@
 //! Results and the machine they came from go in docs/BENCHMARKS.md.
 
 use anyhow::Context;
-use roomscribe_agent::queue::Queue;
+use roomscribe_agent::replication::queue::Queue;
 use roomscribe_protocol::{envelope, Batch, MeetingId, MeetingInfo, SealParams, Segment, Word};
 use roomscribe_tests::*;
 use serde_json::Value;
@@ -187,7 +187,7 @@ async fn main() -> anyhow::Result<()> {
     {
         let (identity, key) = roomscribe_agent::identity::load(&state)?;
         let lock = roomscribe_agent::lock::StateLock::acquire(&state)?;
-        let mut q = Queue::open(&roomscribe_agent::queue::dir(&state), &lock)?;
+        let mut q = Queue::open(&roomscribe_agent::replication::queue::dir(&state), &lock)?;
         let meeting = MeetingId::random();
         let info = MeetingInfo {
             started_at_ms: now_ms(),

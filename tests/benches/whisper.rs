@@ -16,7 +16,7 @@
 //! `WHISPER_BENCH_WORD_TIMES=0` leaves out the word-times runs (scripts/bench-backends.sh
 //! compares backends without them, to keep a run short).
 
-use roomscribe_agent::whisper::{DecodeOptions, LoadOptions, Precision, WhisperModel};
+use roomscribe_agent::speech::whisper::{DecodeOptions, LoadOptions, Precision, WhisperModel};
 use roomscribe_tests::{cache_dir, pocketsphinx_set, repo_root, whisper_model_dir};
 use std::path::PathBuf;
 use std::process::Command;
@@ -83,7 +83,7 @@ fn child(precision: &str, threads: usize, word_times: bool) -> anyhow::Result<()
         decode_s += took;
         delays.push(took);
     }
-    let rss = roomscribe_agent::health::process_usage()
+    let rss = roomscribe_agent::replication::health::process_usage()
         .map(|(_, b)| b as f64 / 1_048_576.0)
         .unwrap_or(0.0);
     println!("{} {} {}", decode_s / audio_s, rss, median(delays));
@@ -177,7 +177,7 @@ fn main() -> anyhow::Result<()> {
         .sum::<anyhow::Result<f64>>()?;
     println!(
         "CTranslate2 backend of the Rust side: {}",
-        roomscribe_agent::whisper::BACKEND
+        roomscribe_agent::speech::whisper::BACKEND
     );
     println!(
         "{} files, {audio:.1} s of audio; medians of {RUNS} runs",

@@ -5,7 +5,7 @@
 use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
 use roomscribe_agent::identity::{self, Identity};
-use roomscribe_agent::transport::{Channel, Reply, Session, TransportError};
+use roomscribe_agent::replication::transport::{Channel, Reply, Session, TransportError};
 use roomscribe_protocol::enroll::EnrollToken;
 use roomscribe_protocol::envelope::{seal, RecipientKey};
 use roomscribe_protocol::frame::{AckStatus, RejectCode};

@@ -3,9 +3,9 @@
 //! checked against the reference transcripts and against Python faster-whisper
 //! decoding the same files with the same model.
 
-use roomscribe_agent::engine::{EngineKind, Models, WhisperTuning};
-use roomscribe_agent::segment::VadParams;
-use roomscribe_agent::whisper::{mel::FrontEnd, LoadOptions, Precision, WhisperModel};
+use roomscribe_agent::speech::engine::{EngineKind, Models, WhisperTuning};
+use roomscribe_agent::speech::segment::VadParams;
+use roomscribe_agent::speech::whisper::{mel::FrontEnd, LoadOptions, Precision, WhisperModel};
 use roomscribe_protocol::Word;
 use roomscribe_tests::{cache_dir, pocketsphinx_set, repo_root, wer, whisper_model_dir};
 use std::path::Path;
@@ -542,7 +542,7 @@ fn the_demo_meeting_is_transcribed_accurately() -> anyhow::Result<()> {
 /// prompt once hot) recovers the sentence.
 #[test]
 fn a_derailed_decode_falls_back_to_sampling() -> anyhow::Result<()> {
-    use roomscribe_agent::whisper::DecodeOptions;
+    use roomscribe_agent::speech::whisper::DecodeOptions;
     let model = tiny_en()?;
     let (wav, reference) = pocketsphinx_set("librivox")?
         .into_iter()
@@ -624,7 +624,7 @@ fn spoken(dir: &Path, voice: &str, sentence: &str) -> anyhow::Result<Vec<i16>> {
 /// language.
 #[test]
 fn a_multilingual_model_detects_and_keeps_the_language() -> anyhow::Result<()> {
-    use roomscribe_agent::whisper::DecodeOptions;
+    use roomscribe_agent::speech::whisper::DecodeOptions;
     let base = cache_dir().join("models/whisper-base");
     let model = WhisperModel::load(
         &base,

@@ -1041,7 +1041,7 @@ impl SpawnGuarded for Command {
 /// envelopes and times each acknowledgement. For tests that need envelopes flowing
 /// while something else happens, and for the ack-latency benchmarks.
 pub struct IngestProbe {
-    session: roomscribe_agent::transport::Session,
+    session: roomscribe_agent::replication::transport::Session,
     key: ed25519_dalek::SigningKey,
     agent_id: roomscribe_protocol::AgentId,
     recipient: [u8; 32],
@@ -1055,7 +1055,9 @@ impl IngestProbe {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let (identity, key) = roomscribe_agent::identity::load(state_dir)?;
         let status = roomscribe_protocol::hello::AgentStatus::minimal("probe", 0, 0);
-        let session = roomscribe_agent::transport::Session::open(&identity, &key, status).await?;
+        let session =
+            roomscribe_agent::replication::transport::Session::open(&identity, &key, status)
+                .await?;
         let next = session.welcome.last_envelope_seq.unwrap_or(0) + 1;
         Ok(Self {
             session,
@@ -1103,7 +1105,7 @@ impl IngestProbe {
         let reply = self.session.send_envelope(bytes).await?;
         let took = t0.elapsed();
         match reply {
-            roomscribe_agent::transport::Reply::Ack(a)
+            roomscribe_agent::replication::transport::Reply::Ack(a)
                 if a.envelope_seq == seq
                     && a.status == roomscribe_protocol::frame::AckStatus::Stored =>
             {

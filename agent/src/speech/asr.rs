@@ -42,12 +42,12 @@ pub struct Transcriber {
 
 impl Transcriber {
     pub fn new(model: &vosk::Model, offset_samples: u64) -> Result<Self, AsrError> {
-        let mut rec = vosk::Recognizer::new(model, crate::audio::SAMPLE_RATE as f32)
+        let mut rec = vosk::Recognizer::new(model, crate::capture::audio::SAMPLE_RATE as f32)
             .ok_or(AsrError::Recognizer)?;
         rec.set_words(true);
         Ok(Self {
             rec,
-            offset_s: offset_samples as f64 / crate::audio::SAMPLE_RATE as f64,
+            offset_s: offset_samples as f64 / crate::capture::audio::SAMPLE_RATE as f64,
         })
     }
 
@@ -57,13 +57,16 @@ impl Transcriber {
         offset_samples: u64,
         phrases: &[String],
     ) -> Result<Self, AsrError> {
-        let mut rec =
-            vosk::Recognizer::new_with_grammar(model, crate::audio::SAMPLE_RATE as f32, phrases)
-                .ok_or(AsrError::Recognizer)?;
+        let mut rec = vosk::Recognizer::new_with_grammar(
+            model,
+            crate::capture::audio::SAMPLE_RATE as f32,
+            phrases,
+        )
+        .ok_or(AsrError::Recognizer)?;
         rec.set_words(true);
         Ok(Self {
             rec,
-            offset_s: offset_samples as f64 / crate::audio::SAMPLE_RATE as f64,
+            offset_s: offset_samples as f64 / crate::capture::audio::SAMPLE_RATE as f64,
         })
     }
 
@@ -115,7 +118,7 @@ impl Transcriber {
     /// Records that `samples` of audio were skipped (silence not fed to Vosk), so later
     /// words keep their place on the meeting clock. Call only between utterances.
     pub fn skipped(&mut self, samples: u64) {
-        self.offset_s += samples as f64 / crate::audio::SAMPLE_RATE as f64;
+        self.offset_s += samples as f64 / crate::capture::audio::SAMPLE_RATE as f64;
     }
 
     /// Ends the stream and returns the last utterance's words.

@@ -15,10 +15,10 @@
 //! and the `replication_failed` alarm.
 
 use crate::config::ReplicateConfig;
-use crate::health::Health;
 use crate::identity::Identity;
-use crate::queue::{Queue, QueueError};
-use crate::transport::{Reply, Session, TransportError};
+use crate::replication::health::Health;
+use crate::replication::queue::{Queue, QueueError};
+use crate::replication::transport::{Reply, Session, TransportError};
 use ed25519_dalek::SigningKey;
 use rand_core::{OsRng, RngCore};
 use roomscribe_protocol::command::{CommandAck, CommandBody, SignedCommand};
@@ -190,7 +190,7 @@ impl Replicator {
                 Err(e) => {
                     if e.is_disk_full() && self.health.set_ack_disk_full(true) {
                         tracing::error!(
-                            alarm = crate::health::ALARM_DISK_FULL,
+                            alarm = crate::replication::health::ALARM_DISK_FULL,
                             "{e}: the disk is full, acknowledgements cannot be recorded; retrying"
                         );
                     }
@@ -300,7 +300,7 @@ impl Replicator {
             tracing::info!("replication works again");
         }
         self.health.set_clock_offset_ms(session.clock_offset_ms);
-        if session.clock_offset_ms.abs() > crate::health::SKEW_ALARM_MS {
+        if session.clock_offset_ms.abs() > crate::replication::health::SKEW_ALARM_MS {
             tracing::warn!(offset_ms = session.clock_offset_ms, "this machine's clock differs from the appliance's; the appliance corrects meeting times, but check NTP");
         }
         tracing::info!(appliance = %self.identity.appliance, last_stored = ?session.welcome.last_envelope_seq, "connected");
@@ -373,7 +373,7 @@ impl Replicator {
                                 && !resync::is_notice(&bytes) =>
                         {
                             let code = format!("{:?}", r.code);
-                            let n = crate::quarantine::set_aside(
+                            let n = crate::replication::quarantine::set_aside(
                                 &mut lock(&self.queue),
                                 &self.quarantine,
                                 seq,
@@ -389,7 +389,7 @@ impl Replicator {
                                 seq,
                                 code = %code,
                                 reason = %r.message,
-                                alarm = crate::health::ALARM_ENVELOPE_QUARANTINED,
+                                alarm = crate::replication::health::ALARM_ENVELOPE_QUARANTINED,
                                 "the appliance refused envelope {seq} for good: set aside in the quarantine (`roomscribe-agent queue list`); replication goes on"
                             );
                         }

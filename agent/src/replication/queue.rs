@@ -105,6 +105,15 @@ pub struct Limits {
     pub keep_acked: Duration,
 }
 
+impl From<&crate::config::QueueConfig> for Limits {
+    fn from(c: &crate::config::QueueConfig) -> Self {
+        Limits {
+            budget: c.max_bytes,
+            keep_acked: Duration::from_secs(u64::from(c.keep_acked_days) * 86_400),
+        }
+    }
+}
+
 impl Limits {
     pub const UNBOUNDED: Limits = Limits {
         budget: u64::MAX,

@@ -92,29 +92,7 @@ impl Request {
     }
 }
 
-/// Whether a meeting is being recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MeetingState {
-    Idle,
-    Recording,
-    Paused,
-}
-
-impl MeetingState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MeetingState::Idle => "idle",
-            MeetingState::Recording => "recording",
-            MeetingState::Paused => "paused",
-        }
-    }
-}
-
-impl std::fmt::Display for MeetingState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::replication::health::MeetingState;
 
 /// What a request did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,7 +14,7 @@
 //! applies the steps and keeps the meeting clock right by telling the recognizer how
 //! much audio it skipped.
 
-use crate::audio::level_dbfs;
+use crate::capture::audio::level_dbfs;
 
 /// 20 ms at 16 kHz.
 const FRAME: usize = 320;

@@ -1,7 +1,7 @@
 //! `roomscribe-agent model install`: puts an operator-supplied model where the agent
 //! looks for it: a Vosk model at `model`, a CTranslate2 Whisper model at
 //! `whisper.model` in agent.toml. The source is a model directory or an archive of one
-//! (`.zip`/`.whl`, `.tar`, `.tar.gz`/`.tgz`), unpacked or copied by [`crate::unpack`]
+//! (`.zip`/`.whl`, `.tar`, `.tar.gz`/`.tgz`), unpacked or copied by [`crate::speech::unpack`]
 //! into a private staging directory beside the destination, refusing links, devices,
 //! paths that leave it and bombs. The model is found inside it (a Vosk model is the
 //! directory holding `am/` and `conf/`; a Whisper model holds `model.bin`,
@@ -11,7 +11,7 @@
 //! does not load leaves the installed one untouched. The installed model keeps its name
 //! (the directory it came from) in `.roomscribe-name`: segments record it.
 
-use crate::unpack::{self, Limits, UnpackError};
+use crate::speech::unpack::{self, Limits, UnpackError};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -77,7 +77,7 @@ pub struct Installed {
 fn model_kind(dir: &Path) -> Option<ModelKind> {
     if dir.join("am").is_dir() && dir.join("conf").is_dir() {
         Some(ModelKind::Vosk)
-    } else if crate::whisper::looks_like_model(dir) {
+    } else if crate::speech::whisper::looks_like_model(dir) {
         Some(ModelKind::Whisper)
     } else {
         None
@@ -112,7 +112,7 @@ fn find_model(dir: &Path) -> Option<(PathBuf, ModelKind)> {
 /// The name a model found at `found` inside `source` is known by: its directory's
 /// name, unless that is a generic one ("model"), then the source's name.
 fn model_name(source: &Path, found: &Path) -> String {
-    let dir = crate::modeldir::display_name(found);
+    let dir = crate::speech::modeldir::display_name(found);
     if !dir.is_empty() && dir != "model" && !dir.starts_with('.') && dir != "unpacked" {
         return dir;
     }
@@ -247,7 +247,7 @@ pub fn install_within(
             .map_err(io(&staged))?;
     }
     let bytes = tree_bytes(&staged);
-    let name_file = staged.join(crate::modeldir::NAME_FILE);
+    let name_file = staged.join(crate::speech::modeldir::NAME_FILE);
     std::fs::write(&name_file, format!("{name}\n")).map_err(io(&name_file))?;
     {
         use std::os::unix::fs::PermissionsExt;
@@ -261,13 +261,13 @@ pub fn install_within(
     }
     // Proof that it works, before anything is replaced.
     let loads = match kind {
-        ModelKind::Vosk => crate::asr::load_model(&staged)
+        ModelKind::Vosk => crate::speech::asr::load_model(&staged)
             .map(drop)
             .map_err(|e| e.to_string()),
-        ModelKind::Whisper => crate::whisper::WhisperModel::load(
+        ModelKind::Whisper => crate::speech::whisper::WhisperModel::load(
             &staged,
-            &crate::whisper::LoadOptions {
-                precision: crate::whisper::Precision::Int8,
+            &crate::speech::whisper::LoadOptions {
+                precision: crate::speech::whisper::Precision::Int8,
                 threads: 1,
                 language: String::new(),
             },

@@ -304,7 +304,7 @@ impl WhisperModel {
             eot,
             multilingual,
             language,
-            name: crate::modeldir::display_name(dir),
+            name: crate::speech::modeldir::display_name(dir),
             bytes: byte_alphabet(),
         })
     }
@@ -655,6 +655,16 @@ impl WhisperModel {
 
 fn round_ms(s: f64) -> f64 {
     (s * 1000.0).round() / 1000.0
+}
+
+impl From<&crate::config::WhisperConfig> for Precision {
+    fn from(c: &crate::config::WhisperConfig) -> Self {
+        if c.precision == "float32" {
+            Precision::Float32
+        } else {
+            Precision::Int8
+        }
+    }
 }
 
 #[cfg(test)]

@@ -17,10 +17,10 @@
 //!
 //! Every segment records the engine and model whose words it carries.
 
-use crate::asr::{AsrError, Transcriber};
-use crate::audio::SAMPLE_RATE;
-use crate::segment::{Vad, VadParams};
-use crate::whisper::{DecodeOptions, WhisperError, WhisperModel};
+use crate::capture::audio::SAMPLE_RATE;
+use crate::speech::asr::{AsrError, Transcriber};
+use crate::speech::segment::{Vad, VadParams};
+use crate::speech::whisper::{DecodeOptions, WhisperError, WhisperModel};
 use roomscribe_protocol::Word;
 use std::time::{Duration, Instant};
 
@@ -284,7 +284,7 @@ pub fn quietest_cut(clip: &[i16]) -> usize {
     let mut best = (f32::MAX, clip.len());
     let mut at = from;
     while at + FRAME <= clip.len() {
-        let level = crate::audio::level_dbfs(&clip[at..at + FRAME]);
+        let level = crate::capture::audio::level_dbfs(&clip[at..at + FRAME]);
         if level <= best.0 {
             best = (level, at + FRAME / 2);
         }
@@ -492,6 +492,16 @@ impl<'m> WhisperStream<'m> {
             .max(took.mul_f64((1.0 - share) / share));
         self.next_caption = Some(Instant::now() + wait);
         self.caption.clone()
+    }
+}
+
+impl From<crate::config::Engine> for EngineKind {
+    fn from(e: crate::config::Engine) -> Self {
+        match e {
+            crate::config::Engine::Vosk => EngineKind::Vosk,
+            crate::config::Engine::Whisper => EngineKind::Whisper,
+            crate::config::Engine::TwoPass => EngineKind::TwoPass,
+        }
     }
 }
 

@@ -12,7 +12,7 @@
 //! discard notice, audited on the appliance. Nothing here is ever deleted otherwise.
 
 use crate::fs::write_atomic;
-use crate::queue::{Queue, QueueError};
+use crate::replication::queue::{Queue, QueueError};
 use ed25519_dalek::SigningKey;
 use roomscribe_protocol::resync::{Notice, NoticeBody};
 use roomscribe_protocol::{AgentId, EnvelopeHeader};

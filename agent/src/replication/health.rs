@@ -6,8 +6,7 @@
 //! `<state_dir>/status.json` (not fsynced: it is advisory) so that `status`, a separate
 //! process, can show the live values.
 
-use crate::control::MeetingState;
-use crate::queue::Queue;
+use crate::replication::queue::Queue;
 use roomscribe_protocol::hello::AgentStatus;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -46,6 +45,30 @@ pub fn alarm_fix(alarm: &str) -> &'static str {
     }
 }
 
+/// Whether a meeting is being recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeetingState {
+    Idle,
+    Recording,
+    Paused,
+}
+
+impl MeetingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeetingState::Idle => "idle",
+            MeetingState::Recording => "recording",
+            MeetingState::Paused => "paused",
+        }
+    }
+}
+
+impl std::fmt::Display for MeetingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 const UNKNOWN: i64 = i64::MIN;
 
 #[derive(Debug)]
@@ -77,7 +100,7 @@ pub struct Health {
 impl Health {
     pub fn new(model: &Path) -> Self {
         Self {
-            model: Mutex::new(crate::modeldir::display_name(model)),
+            model: Mutex::new(crate::speech::modeldir::display_name(model)),
             engine: Mutex::new(String::new()),
             device: Mutex::new(String::new()),
             device_connected: AtomicBool::new(false),
@@ -306,7 +329,7 @@ pub fn process_usage() -> Option<(f64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::level_dbfs;
+    use crate::capture::audio::level_dbfs;
 
     #[test]
     fn alarms_follow_state() {
@@ -332,7 +355,7 @@ mod tests {
         let lock = crate::lock::StateLock::acquire(dir.path()).expect("lock");
         let q = Queue::open_with(
             dir.path(),
-            crate::queue::Limits {
+            crate::replication::queue::Limits {
                 budget: 1000,
                 keep_acked: std::time::Duration::ZERO,
             },

@@ -9,19 +9,19 @@
 //! that segment again under the same segment number; the appliance stores a segment
 //! number once, so nothing is duplicated.
 
-use crate::asr::CHUNK;
-use crate::audio::level_dbfs;
-use crate::audio::{AudioSource, SAMPLE_RATE};
+use crate::capture::audio::level_dbfs;
+use crate::capture::audio::{AudioSource, SAMPLE_RATE};
 use crate::config::SegmentConfig;
-use crate::control::{Control, EventSource, MeetingState, PendingEvent};
-use crate::engine::{Models, Recognizer};
 use crate::fs::write_atomic;
-use crate::health::Health;
 use crate::identity::Identity;
-use crate::queue::{Queue, QueueError};
-pub use crate::replicate::LiveCaption;
-use crate::segment::{Segmenter, Step, Vad, VadParams};
-use crate::voice::{Listener, Phrases};
+use crate::meeting::control::{Control, EventSource, MeetingState, PendingEvent};
+use crate::meeting::voice::{Listener, Phrases};
+use crate::replication::health::Health;
+use crate::replication::queue::{Queue, QueueError};
+pub use crate::replication::replicate::LiveCaption;
+use crate::speech::asr::CHUNK;
+use crate::speech::engine::{Models, Recognizer};
+use crate::speech::segment::{Segmenter, Step, Vad, VadParams};
 use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
 use roomscribe_protocol::{
@@ -37,13 +37,13 @@ use tokio::sync::{watch, Notify};
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
-    Audio(#[from] crate::audio::AudioError),
+    Audio(#[from] crate::capture::audio::AudioError),
     #[error(transparent)]
-    Asr(#[from] crate::asr::AsrError),
+    Asr(#[from] crate::speech::asr::AsrError),
     #[error(transparent)]
-    Engine(#[from] crate::engine::EngineError),
+    Engine(#[from] crate::speech::engine::EngineError),
     #[error(transparent)]
-    Queue(#[from] crate::queue::QueueError),
+    Queue(#[from] crate::replication::queue::QueueError),
     #[error("sealing: {0}")]
     Seal(#[from] roomscribe_protocol::EnvelopeError),
     #[error("identity: {0}")]
@@ -127,7 +127,7 @@ impl Sealer {
                     drop(q);
                     if self.health.set_queue_full(true) {
                         tracing::error!(
-                            alarm = crate::health::ALARM_QUEUE_FULL,
+                            alarm = crate::replication::health::ALARM_QUEUE_FULL,
                             "{e}; transcription paused"
                         );
                     }
@@ -167,9 +167,9 @@ impl Sealer {
                     }
                     drop(q);
                     let alarm = if full {
-                        crate::health::ALARM_DISK_FULL
+                        crate::replication::health::ALARM_DISK_FULL
                     } else {
-                        crate::health::ALARM_DISK_ERROR
+                        crate::replication::health::ALARM_DISK_ERROR
                     };
                     if self.health.set_disk_trouble(Some(full)) {
                         tracing::error!(alarm, "{e}; transcription paused, the segment in hand is kept in memory and written when the disk allows");
@@ -467,12 +467,12 @@ impl Run<'_> {
         }
         if self.sealer.take_must_end() && !ended {
             tracing::error!(
-                alarm = crate::health::ALARM_DISK_FULL,
+                alarm = crate::replication::health::ALARM_DISK_FULL,
                 "the disk stayed full: ending the meeting"
             );
             let _ = self.opts.control.handle(
-                &crate::control::Request::Stop,
-                crate::control::EventSource::DiskFull,
+                &crate::meeting::control::Request::Stop,
+                crate::meeting::control::EventSource::DiskFull,
             );
         }
         Ok(())
@@ -501,7 +501,7 @@ impl Run<'_> {
 }
 
 /// Applies a voice command heard during a meeting.
-fn voice_command(control: &Control, h: crate::voice::Heard) {
+fn voice_command(control: &Control, h: crate::meeting::voice::Heard) {
     let answer = control.handle_at(&h.command.request(), EventSource::Voice, Some(h.at));
     tracing::info!(
         command = h.command.name(),
@@ -616,7 +616,7 @@ pub fn transcribe(
             models
                 .vosk
                 .as_ref()
-                .ok_or(crate::engine::EngineError::Missing {
+                .ok_or(crate::speech::engine::EngineError::Missing {
                     engine: models.kind.as_str(),
                     what: "a Vosk model for voice commands".into(),
                 })?,
@@ -707,7 +707,7 @@ pub fn transcribe(
             tracing::warn!(
                 dropped_samples = dropped,
                 "audio was dropped: transcription fell more than {} s behind the device",
-                crate::audio::CAPTURE_BUFFER_SECS
+                crate::capture::audio::CAPTURE_BUFFER_SECS
             );
             reported_drops = (dropped, Instant::now());
         }

@@ -8,8 +8,8 @@
 //! someone started by hand is never stopped by the schedule, and an entry whose meeting
 //! someone stopped early is not started again.
 
-use crate::control::Request;
 use crate::fs::write_atomic;
+use crate::meeting::control::Request;
 use roomscribe_protocol::command::{CommandAction, ScheduleEntry, SignedCommand};
 use roomscribe_protocol::AgentId;
 use std::collections::HashSet;

@@ -16,12 +16,12 @@
 //! [`Matcher`] is the pure rule; [`Listener`] feeds audio (gated by its own voice
 //! activity detector, so a silent room costs nothing) and applies it.
 
-use crate::asr::{AsrError, Transcriber};
-use crate::control::Request;
-use crate::segment::{Segmenter, Step, Vad, VadParams};
+use crate::config::VoiceConfig;
+use crate::meeting::control::Request;
+use crate::speech::asr::{AsrError, Transcriber};
+use crate::speech::segment::{Segmenter, Step, Vad, VadParams};
 use roomscribe_config::ConfigError;
 use roomscribe_protocol::{EventKind, Word};
-use serde::{Deserialize, Serialize};
 
 /// After an utterance that is just the wake phrase, a command may follow this long.
 pub const ARM_SECS: f64 = 4.0;
@@ -70,55 +70,6 @@ pub struct Phrases {
     wake: Vec<String>,
     commands: Vec<(Command, Vec<String>, &'static str)>,
     min_confidence: f32,
-}
-
-/// Voice commands: a wake phrase followed by a command phrase, recognised by a
-/// grammar-restricted Vosk recognizer beside the transcriber (see `voice.rs`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct VoiceConfig {
-    pub enabled: bool,
-    pub wake_phrase: String,
-    pub min_confidence: f32,
-    pub listen_while_idle: bool,
-    pub commands: VoiceCommands,
-}
-
-/// The phrase for each command; an empty phrase turns that command off.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct VoiceCommands {
-    pub start_recording: String,
-    pub stop_recording: String,
-    pub pause: String,
-    pub resume: String,
-    pub action_item: String,
-    pub highlight: String,
-}
-
-impl Default for VoiceConfig {
-    fn default() -> Self {
-        Self {
-            enabled: false,
-            wake_phrase: "회의 비서".into(),
-            min_confidence: 0.8,
-            listen_while_idle: false,
-            commands: VoiceCommands::default(),
-        }
-    }
-}
-
-impl Default for VoiceCommands {
-    fn default() -> Self {
-        Self {
-            start_recording: "녹음 시작".into(),
-            stop_recording: "녹음 중지".into(),
-            pause: "일시 정지".into(),
-            resume: "녹음 계속".into(),
-            action_item: "액션 아이템".into(),
-            highlight: "중요 표시".into(),
-        }
-    }
 }
 
 fn words_of(key: &'static str, phrase: &str) -> Result<Vec<String>, ConfigError> {
