@@ -331,6 +331,20 @@ impl AgentConfig {
                 message: "must be at most 366 (acknowledged envelopes are only kept to refill a restored appliance)".into(),
             });
         }
+        // The phrases themselves are checked where voice commands start (against
+        // the model's vocabulary); the plain numbers are checked here, at load.
+        if self.voice.enabled && !(0.5..=1.0).contains(&self.voice.min_confidence) {
+            return Err(ConfigError::Invalid {
+                key: "voice.min_confidence",
+                message: "must be between 0.5 and 1.0".into(),
+            });
+        }
+        if self.voice.enabled && self.voice.wake_phrase.trim().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "voice.wake_phrase",
+                message: "must not be empty while voice.enabled = true".into(),
+            });
+        }
         let r = &self.replicate;
         if r.heartbeat_secs == 0 {
             return Err(ConfigError::Invalid {

@@ -18,6 +18,7 @@ pub mod lock;
 pub mod meeting;
 pub mod replication;
 pub mod speech;
+pub mod supervisor;
 
 use audio::AudioSource as _;
 use config::AgentConfig;
@@ -134,28 +135,31 @@ fn status_has(health: &Health, alarm: &str) -> bool {
     health.alarms().iter().any(|a| a == alarm)
 }
 
-/// Writes `status.json` every heartbeat interval until the returned task is aborted.
-fn status_writer(p: &Parts, config: &AgentConfig) -> tokio::task::JoinHandle<()> {
+/// Writes `status.json` every heartbeat interval, as a supervised task.
+fn spawn_status_writer(sup: &supervisor::Supervisor, p: &Parts, config: &AgentConfig) {
     let (health, queue) = (p.health.clone(), p.queue.clone());
     let state_dir = config.state_dir.clone();
     let every = Duration::from_secs(config.replicate.heartbeat_secs);
-    tokio::spawn(async move {
-        loop {
-            let status = {
-                let q = queue.lock().unwrap_or_else(|p| p.into_inner());
-                // A disk that filled up may have room again while nothing is written.
-                if status_has(&health, health::ALARM_DISK_FULL)
-                    && q.has_room()
-                    && health.set_disk_trouble(None)
-                {
-                    tracing::info!("{}", pipeline::WRITABLE_AGAIN);
-                }
-                health.status(&q)
-            };
-            health::write_status_file(&state_dir, status);
-            tokio::time::sleep(every).await;
+    sup.spawn("status file", move |_| {
+        let (health, queue, state_dir) = (health.clone(), queue.clone(), state_dir.clone());
+        async move {
+            loop {
+                let status = {
+                    let q = queue.lock().unwrap_or_else(|p| p.into_inner());
+                    // A disk that filled up may have room again while nothing is written.
+                    if status_has(&health, health::ALARM_DISK_FULL)
+                        && q.has_room()
+                        && health.set_disk_trouble(None)
+                    {
+                        tracing::info!("{}", pipeline::WRITABLE_AGAIN);
+                    }
+                    health.status(&q)
+                };
+                health::write_status_file(&state_dir, status);
+                tokio::time::sleep(every).await;
+            }
         }
-    })
+    });
 }
 
 /// Runs replication until it is done, restarting it with exponential backoff after
@@ -201,33 +205,36 @@ async fn supervise_replication(
 /// Tells systemd the agent is alive while its queue answers and, with work queued,
 /// replication shows it is working within `stall` (a deadlocked queue, a stalled
 /// runtime or a hung replication task stops the pings, and the unit's `WatchdogSec=`
-/// restarts the agent).
-fn watchdog(p: &Parts, every: Duration, stall: Duration) -> tokio::task::JoinHandle<()> {
+/// restarts the agent). A supervised task.
+fn spawn_watchdog(sup: &supervisor::Supervisor, p: &Parts, every: Duration, stall: Duration) {
     let (queue, health) = (p.queue.clone(), p.health.clone());
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        let mut said = false;
-        loop {
-            tick.tick().await;
-            let queue = queue.clone();
-            let queued = tokio::task::spawn_blocking(move || {
-                !queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
-            })
-            .await;
-            let stalled = matches!(queued, Ok(true))
-                && health.replication_idle_ms() > stall.as_millis() as i64;
-            if stalled && !said {
-                tracing::error!(
-                    stall_s = stall.as_secs(),
-                    "replication has shown no sign of work for replicate.stall_secs while envelopes wait: no longer feeding the watchdog, so systemd restarts the agent"
-                );
-            }
-            said = stalled;
-            if queued.is_ok() && !stalled {
-                systemd::notify("WATCHDOG=1");
+    sup.spawn("watchdog", move |_| {
+        let (queue, health) = (queue.clone(), health.clone());
+        async move {
+            let mut tick = tokio::time::interval(every);
+            let mut said = false;
+            loop {
+                tick.tick().await;
+                let queue = queue.clone();
+                let queued = tokio::task::spawn_blocking(move || {
+                    !queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+                })
+                .await;
+                let stalled = matches!(queued, Ok(true))
+                    && health.replication_idle_ms() > stall.as_millis() as i64;
+                if stalled && !said {
+                    tracing::error!(
+                        stall_s = stall.as_secs(),
+                        "replication has shown no sign of work for replicate.stall_secs while envelopes wait: no longer feeding the watchdog, so systemd restarts the agent"
+                    );
+                }
+                said = stalled;
+                if queued.is_ok() && !stalled {
+                    systemd::notify("WATCHDOG=1");
+                }
             }
         }
-    })
+    });
 }
 
 /// Transcribes and replicates; returns once the input is done (or `stop` is set) and
@@ -239,7 +246,10 @@ pub async fn run(
     on_segment: Arc<dyn Fn(&Segment) + Send + Sync>,
 ) -> anyhow::Result<RunReport> {
     let parts = open_parts(config, &opts.model)?;
-    let status_task = status_writer(&parts, config);
+    // One supervisor, one cancellation signal, for every long-lived task but the
+    // pipeline (a blocking thread) and replication (its own restart loop below).
+    let sup = supervisor::Supervisor::new(parts.health.clone());
+    spawn_status_writer(&sup, &parts, config);
     let (finished_tx, finished_rx) = watch::channel(false);
     let (captions_tx, captions_rx) = watch::channel(None);
     let live_captions = config.segment.live_captions;
@@ -294,32 +304,50 @@ pub async fn run(
     // Live capture: meeting control over the local socket, the room schedule, and
     // Ctrl-C ends the current meeting and the agent.
     let control_for_pipeline = control.clone();
-    let mut control_tasks = vec![];
     if live {
-        control_tasks.push(run_schedule(
-            schedule,
-            control.clone(),
-            parts.health.clone(),
-        ));
-        control_tasks
-            .push(control::serve(control::socket_path(&config.state_dir), control.clone()).await?);
-        let (stop, control) = (stop.clone(), control.clone());
-        control_tasks.push(tokio::spawn(async move {
-            use std::sync::atomic::Ordering;
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+        spawn_schedule(&sup, schedule, control.clone(), parts.health.clone());
+        // Bound now, so that a socket that cannot be made is an error at start; a
+        // restart binds it again.
+        let socket = control::socket_path(&config.state_dir);
+        let first = Mutex::new(Some(control::serve(socket.clone(), control.clone()).await?));
+        let c = control.clone();
+        sup.spawn("control socket", move |_| {
+            let (socket, c) = (socket.clone(), c.clone());
+            let first = first.lock().unwrap_or_else(|p| p.into_inner()).take();
+            async move {
+                let serving = match first {
+                    Some(h) => h,
+                    None => control::serve(socket, c).await?,
+                };
+                serving.await?;
+                Ok(())
             }
-            systemd::notify("STOPPING=1");
-            control.exit.store(true, Ordering::Relaxed);
-            // Refused only when no meeting is being recorded: nothing to stop then.
-            let _ = control.handle(&control::Request::Stop, control::EventSource::Shutdown);
-        }));
+        });
+        let (stop, control) = (stop.clone(), control.clone());
+        sup.spawn("shutdown watch", move |mut cancelled| {
+            let (stop, control) = (stop.clone(), control.clone());
+            async move {
+                use std::sync::atomic::Ordering;
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = cancelled.wait_for(|c| *c) => return Ok(()),
+                    }
+                }
+                systemd::notify("STOPPING=1");
+                control.exit.store(true, Ordering::Relaxed);
+                // Refused only when no meeting is being recorded: nothing to stop then.
+                let _ = control.handle(&control::Request::Stop, control::EventSource::Shutdown);
+                Ok(())
+            }
+        });
         if let Some(every) = systemd::watchdog_interval() {
-            control_tasks.push(watchdog(
+            spawn_watchdog(
+                &sup,
                 &parts,
                 every,
                 Duration::from_secs(config.replicate.stall_secs),
-            ));
+            );
         }
     }
     let per_channel = config.capture.per_channel;
@@ -455,14 +483,13 @@ pub async fn run(
     });
     let transcribed = pipeline.await?;
     parts.health.set_meeting_state(control::MeetingState::Idle);
-    if !control_tasks.is_empty() {
-        control_tasks.iter().for_each(|t| t.abort());
+    sup.shutdown().await;
+    if live {
         let _ = std::fs::remove_file(control::socket_path(&config.state_dir));
     }
     let _ = finished_tx.send(true);
     let outcome = replication.await??;
     drop(finished_tx);
-    status_task.abort();
     let _ = std::fs::remove_file(health::status_file(&config.state_dir));
     Ok(RunReport {
         transcribed: transcribed?,
@@ -731,28 +758,32 @@ impl replicate::CommandSink for Commands {
 }
 
 /// Ticks the scheduler once a second on the appliance's clock (as last measured).
-fn run_schedule(
+fn spawn_schedule(
+    sup: &supervisor::Supervisor,
     schedule: Arc<Mutex<schedule::Schedule>>,
     control: Arc<control::Control>,
     health: Arc<Health>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut scheduler = schedule::Scheduler::default();
-        let mut every = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            every.tick().await;
-            let now = now_ms() + health.clock_offset_ms().unwrap_or(0);
-            let active = control.state() != control::MeetingState::Idle;
-            let req = {
-                let s = schedule.lock().unwrap_or_else(|p| p.into_inner());
-                scheduler.tick(&s.entries, now, active)
-            };
-            if let Some(req) = req {
-                let answer = control.handle(&req, control::EventSource::Schedule);
-                tracing::info!(request = ?req, ?answer, "room schedule");
+) {
+    sup.spawn("room schedule", move |_| {
+        let (schedule, control, health) = (schedule.clone(), control.clone(), health.clone());
+        async move {
+            let mut scheduler = schedule::Scheduler::default();
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let now = now_ms() + health.clock_offset_ms().unwrap_or(0);
+                let active = control.state() != control::MeetingState::Idle;
+                let req = {
+                    let s = schedule.lock().unwrap_or_else(|p| p.into_inner());
+                    scheduler.tick(&s.entries, now, active)
+                };
+                if let Some(req) = req {
+                    let answer = control.handle(&req, control::EventSource::Schedule);
+                    tracing::info!(request = ?req, ?answer, "room schedule");
+                }
             }
         }
-    })
+    });
 }
 
 /// Only replicates what is queued; returns when the queue is empty (or, with
@@ -761,12 +792,13 @@ fn run_schedule(
 /// queue.
 pub async fn drain(config: &AgentConfig, timeout: Option<Duration>) -> anyhow::Result<Outcome> {
     let parts = open_parts(config, &config.model)?;
-    let status_task = status_writer(&parts, config);
+    let sup = supervisor::Supervisor::new(parts.health.clone());
+    spawn_status_writer(&sup, &parts, config);
     let (_finished_tx, finished_rx) = watch::channel(true);
     let outcome = replicator(&parts, config, None, None)
         .run(finished_rx, timeout)
         .await;
-    status_task.abort();
+    sup.shutdown().await;
     let _ = std::fs::remove_file(health::status_file(&config.state_dir));
     Ok(outcome?)
 }

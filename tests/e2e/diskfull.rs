@@ -155,7 +155,7 @@ async fn a_live_meeting_whose_disk_stays_full_is_ended_cleanly() -> anyhow::Resu
         .arg(model_dir())
         .env("HOME", &home)
         .env("ROOMSCRIBE_AGENT_REPLICATE_HEARTBEAT_SECS", "1")
-        .env("ROOMSCRIBE_AGENT_QUEUE_DISK_FULL_END_AFTER_SECS", "3")
+        .env("ROOMSCRIBE_AGENT_QUEUE_DISK_FULL_END_AFTER_SECS", "8")
         .env("ROOMSCRIBE_AGENT_QUEUE_KEEP_ACKED_DAYS", "0")
         .spawn_guarded()?;
     api.wait_for("/meetings", Duration::from_secs(90), |m| {
@@ -166,6 +166,11 @@ async fn a_live_meeting_whose_disk_stays_full_is_ended_cleanly() -> anyhow::Resu
     // Someone presses the room's "highlight" button: the event cannot be written.
     let status = agent(&state, &logs, "mark", &["meeting", "mark", "highlight"])?.status()?;
     assert!(status.success(), "the agent answers while the disk is full");
+    // While it waits, the console shows why.
+    api.wait_for("/agents", Duration::from_secs(60), |a| {
+        alarms(a).iter().any(|x| x == "disk_full")
+    })
+    .await?;
     let meetings = api
         .wait_for("/meetings", Duration::from_secs(90), |m| {
             m[0]["status"] == "ended"
@@ -180,13 +185,12 @@ async fn a_live_meeting_whose_disk_stays_full_is_ended_cleanly() -> anyhow::Resu
             .any(|(kind, source, _)| kind == "stop" && source == "disk_full"),
         "{events:?}"
     );
-    // The agent itself keeps running (idle) and says why.
-    let agents = api
-        .wait_for("/agents", Duration::from_secs(30), |a| {
-            a[0]["status"]["meeting_state"] == "idle"
-        })
-        .await?;
-    assert!(alarms(&agents).iter().any(|a| a == "disk_full"), "{agents}");
+    // The agent itself keeps running, idle. (Whether the alarm is still up now depends
+    // on how much the acknowledged, deleted envelopes gave back: not asserted.)
+    api.wait_for("/agents", Duration::from_secs(30), |a| {
+        a[0]["status"]["meeting_state"] == "idle"
+    })
+    .await?;
     let status = live.interrupt().await?;
     assert!(status.success() || status.code().is_some());
     drop(disk);

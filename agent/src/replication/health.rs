@@ -24,6 +24,9 @@ pub const SKEW_ALARM_MS: i64 = 2_000;
 pub const ALARM_REPLICATION_FAILED: &str = "replication_failed";
 /// Alarm: envelopes the appliance refused for good wait in the quarantine.
 pub const ALARM_ENVELOPE_QUARANTINED: &str = "envelope_quarantined";
+/// Alarm: a supervised task (status file, schedule, control socket, watchdog) failed
+/// and is being restarted.
+pub use crate::supervisor::ALARM_TASK_FAILED;
 /// Alarm: the disk is full; transcription is paused and the segment in hand is kept
 /// in memory until a write succeeds.
 pub const ALARM_DISK_FULL: &str = "disk_full";
@@ -40,6 +43,7 @@ pub fn alarm_fix(alarm: &str) -> &'static str {
         ALARM_REPLICATION_FAILED => "read the error in the agent's log (journalctl -u roomscribe-agent); if the agent was revoked or the appliance reinstalled, enroll it again",
         ALARM_ENVELOPE_QUARANTINED => "`roomscribe-agent queue list` shows what the appliance refused and why; fix the cause, then `queue requeue SEQ`, or `queue discard SEQ` (audited on the appliance)",
         ALARM_DISK_FULL => "free space on the state directory's filesystem (df -h); transcription resumes by itself and nothing held is lost",
+        ALARM_TASK_FAILED => "the agent's log names the task and its error (journalctl -u roomscribe-agent); it is restarted by itself",
         ALARM_DISK_ERROR => "the state directory's disk reports I/O errors: check `dmesg` and the disk's health; transcription resumes when writes succeed",
         _ => "see the agent's log (journalctl -u roomscribe-agent)",
     }
@@ -93,6 +97,9 @@ pub struct Health {
     disk_error: AtomicBool,
     /// Replication cannot record an acknowledgement for lack of space.
     ack_disk_full: AtomicBool,
+    /// Supervised tasks that failed (name → error) and have not yet run again long
+    /// enough to count as healthy.
+    tasks_failed: Mutex<std::collections::BTreeMap<&'static str, String>>,
     /// When the replication task last showed it is working (ms since the epoch).
     replication_alive_ms: AtomicI64,
 }
@@ -113,6 +120,7 @@ impl Health {
             disk_full: AtomicBool::new(false),
             disk_error: AtomicBool::new(false),
             ack_disk_full: AtomicBool::new(false),
+            tasks_failed: Mutex::new(Default::default()),
             replication_alive_ms: AtomicI64::new(crate::clock::now_ms()),
         }
     }
@@ -232,6 +240,14 @@ impl Health {
         if self.disk_error.load(Ordering::Relaxed) {
             a.push(ALARM_DISK_ERROR.to_owned());
         }
+        if !self
+            .tasks_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
+            a.push(ALARM_TASK_FAILED.to_owned());
+        }
         a
     }
 
@@ -324,6 +340,23 @@ pub fn process_usage() -> Option<(f64, u64)> {
         .parse()
         .ok()?;
     Some((cpu_s, hwm_kib * 1024))
+}
+
+impl crate::supervisor::TaskAlarms for Health {
+    fn set_task_failed(&self, task: &'static str, error: Option<String>) -> bool {
+        let mut t = self.tasks_failed.lock().unwrap_or_else(|p| p.into_inner());
+        match error {
+            Some(e) => t.insert(task, e).is_none(),
+            None => t.remove(task).is_some(),
+        }
+    }
+
+    fn task_failed(&self, task: &str) -> bool {
+        self.tasks_failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(task)
+    }
 }
 
 #[cfg(test)]
