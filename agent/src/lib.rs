@@ -19,6 +19,8 @@ pub mod meeting;
 pub mod replication;
 pub mod speech;
 pub mod supervisor;
+#[cfg(test)]
+mod testkit;
 
 use audio::AudioSource as _;
 use config::AgentConfig;
@@ -153,9 +155,9 @@ fn spawn_status_writer(sup: &supervisor::Supervisor, p: &Parts, config: &AgentCo
                     {
                         tracing::info!("{}", pipeline::WRITABLE_AGAIN);
                     }
-                    health.status(&q)
+                    (health.status(&q), q.acked())
                 };
-                health::write_status_file(&state_dir, status);
+                health::write_status_file(&state_dir, status.0, status.1);
                 tokio::time::sleep(every).await;
             }
         }
@@ -400,7 +402,7 @@ pub async fn run(
             tracing::info!(engine = %models.mode(), models = %models.names(), "speech engine ready");
             Ok(models)
         };
-        let (inputs, state, checkpoint, end_on_stop): (
+        let (inputs, mut state, checkpoint, end_on_stop): (
             Vec<pipeline::Input>,
             Checkpoint,
             Option<PathBuf>,
@@ -440,6 +442,10 @@ pub async fn run(
                 (inputs, state, Some(cp_path), false)
             }
             Input::Capture(device) => {
+                // A meeting an earlier run left open (killed, crashed, power lost) is
+                // ended first, so the appliance never shows it live for ever.
+                let live_checkpoint = Checkpoint::live_path(&state_dir);
+                end_left_open(&sealer, &live_checkpoint);
                 // Opened now so that a missing device is a clear error at start.
                 let first = audio::Capture::open(device, per_channel)?;
                 let models = load_models()?;
@@ -455,6 +461,7 @@ pub async fn run(
                     segment,
                     voice: voice.as_ref(),
                     listen_while_idle,
+                    checkpoint: live_checkpoint,
                     captions: live_captions.then_some(&captions_tx),
                     on_segment: &move |s: &Segment| on_segment(s),
                 };
@@ -470,7 +477,7 @@ pub async fn run(
             pace: opts.pace,
             stop: &stop,
             end_on_stop,
-            checkpoint,
+            checkpoint: checkpoint.map(pipeline::Keep::Resume),
             segment,
             captions: live_captions.then_some(&captions_tx),
             control: &control_for_pipeline,
@@ -478,7 +485,7 @@ pub async fn run(
             on_segment: &on_segment,
         };
         Ok(Some(pipeline::transcribe(
-            &models, inputs, &sealer, state, &o,
+            &models, inputs, &sealer, &mut state, &o,
         )?))
     });
     let transcribed = pipeline.await?;
@@ -508,6 +515,8 @@ struct LiveParts<'a> {
     segment: config::SegmentConfig,
     voice: Option<&'a voice::Phrases>,
     listen_while_idle: bool,
+    /// The open meeting's state, kept after every envelope ([`Checkpoint::live_path`]).
+    checkpoint: PathBuf,
     captions: Option<&'a watch::Sender<Option<pipeline::LiveCaption>>>,
     on_segment: &'a (dyn Fn(&Segment) + Sync),
 }
@@ -623,7 +632,7 @@ fn live_meetings(
         };
         live.health
             .set_device(&source_audio.describe(), source_audio.connected());
-        let state = new_meeting(requested.unwrap_or_else(|| source_audio.describe()));
+        let mut state = new_meeting(requested.unwrap_or_else(|| source_audio.describe()));
         tracing::info!(meeting = %state.meeting_id, ?source, "meeting started");
         c.set_active(true);
         c.push_event(control::PendingEvent {
@@ -635,7 +644,7 @@ fn live_meetings(
             pace: None,
             stop: &c.meeting_stop,
             end_on_stop: true,
-            checkpoint: None,
+            checkpoint: Some(pipeline::Keep::Live(live.checkpoint.clone())),
             segment: live.segment.clone(),
             captions: live.captions,
             control: c,
@@ -658,16 +667,65 @@ fn live_meetings(
                 speaker: None,
             }]
         };
-        let result = pipeline::transcribe(live.models, inputs, live.sealer, state, &o);
+        let result = pipeline::transcribe(live.models, inputs, live.sealer, &mut state, &o);
         c.set_active(false);
         live.health.set_device("", false);
         live.health.set_meeting_state(control::MeetingState::Idle);
-        let t = result?;
+        let t = match result {
+            Ok(t) => t,
+            Err(e) => {
+                // The run ends with this error (the service manager starts it again);
+                // the meeting ends now, with what was sealed and an event saying why.
+                tracing::error!(meeting = %state.meeting_id, error = %roomscribe_config::errtext::one_line(&e), "the meeting cannot go on: ending it");
+                if !state.ended {
+                    end_or_leave_for_next_start(
+                        live.sealer,
+                        &mut state,
+                        control::EventSource::Fault,
+                        &live.checkpoint,
+                    );
+                }
+                return Err(e.into());
+            }
+        };
         tracing::info!(meeting = %t.meeting_id, segments = t.segments_sealed, "meeting ended");
         last = Some(t);
         if c.exit.load(Ordering::Relaxed) {
             return Ok(last);
         }
+    }
+}
+
+/// Ends the meeting an earlier live run left open in `path`, if any.
+fn end_left_open(sealer: &Sealer, path: &Path) {
+    match Checkpoint::load(path) {
+        Ok(Some(mut open)) if !open.ended => {
+            tracing::warn!(meeting = %open.meeting_id, at_s = open.position_s(), "an earlier run stopped without ending its meeting: ending it with what was sealed");
+            end_or_leave_for_next_start(sealer, &mut open, control::EventSource::Recovered, path);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(
+            "{e}; a meeting an earlier run left open (if any) stays open on the appliance"
+        ),
+    }
+}
+
+/// Ends `state`'s meeting with one try (the queue's reserve on a full disk); if even
+/// that fails, the live checkpoint still says it is open, and the next start ends it.
+fn end_or_leave_for_next_start(
+    sealer: &Sealer,
+    state: &mut Checkpoint,
+    source: control::EventSource,
+    checkpoint: &Path,
+) {
+    let once = AtomicBool::new(true);
+    match pipeline::end_meeting(sealer, state, source, Some(checkpoint), &once) {
+        Ok(()) => tracing::info!(meeting = %state.meeting_id, ?source, "meeting ended"),
+        Err(e) => tracing::error!(
+            meeting = %state.meeting_id,
+            error = %roomscribe_config::errtext::one_line(&e),
+            "the meeting's end could not be queued; the next start ends it"
+        ),
     }
 }
 
@@ -885,17 +943,45 @@ fn schedule_summary(state_dir: &Path, identity: &identity::Identity) -> serde_js
 /// The queue figures are read from disk now; the live ones (device, input level, clock
 /// offset, alarms) come from a running agent's `status.json` and are `null` when no
 /// agent has written it within three heartbeats.
+/// What `status` says about the queue.
+struct QueueFigures {
+    depth: u64,
+    bytes: u64,
+    oldest_age_s: Option<u64>,
+    budget_left: u64,
+    acked: u64,
+}
+
 pub fn status(config: &AgentConfig) -> anyhow::Result<serde_json::Value> {
     let (identity, _) = identity::load(&config.state_dir)?;
-    // Read only: a live agent may be writing the queue right now.
-    let q = queue::Queue::inspect(&queue_dir(&config.state_dir), config.queue.max_bytes)?;
     let live = health::read_status_file(&config.state_dir)
         .filter(|f| now_ms() - f.written_at_ms <= 3000 * config.replicate.heartbeat_secs as i64);
+    // While an agent runs, its status file says everything: the queue, which it may be
+    // writing right now, is not even read. Otherwise it is read, never changed.
+    let queue = match &live {
+        Some(f) => QueueFigures {
+            depth: f.status.queue_depth,
+            bytes: f.status.queue_bytes,
+            oldest_age_s: f.status.oldest_queued_age_s,
+            budget_left: f.status.budget_left_bytes,
+            acked: f.last_acknowledged_envelope,
+        },
+        None => {
+            let q = queue::Queue::inspect(&queue_dir(&config.state_dir), config.queue.max_bytes)?;
+            QueueFigures {
+                depth: q.len(),
+                bytes: q.bytes(),
+                oldest_age_s: q.oldest_age_s(),
+                budget_left: q.budget_left(),
+                acked: q.acked(),
+            }
+        }
+    };
     let mut alarms = live
         .as_ref()
         .map(|f| f.status.alarms.clone())
         .unwrap_or_default();
-    if q.budget_left() < 2048 && !alarms.iter().any(|a| a == health::ALARM_QUEUE_FULL) {
+    if queue.budget_left < 2048 && !alarms.iter().any(|a| a == health::ALARM_QUEUE_FULL) {
         alarms.push(health::ALARM_QUEUE_FULL.to_owned());
     }
     Ok(serde_json::json!({
@@ -910,13 +996,50 @@ pub fn status(config: &AgentConfig) -> anyhow::Result<serde_json::Value> {
         "input_level_dbfs": live.as_ref().and_then(|f| f.status.input_level_dbfs),
         "clock_offset_ms": live.as_ref().and_then(|f| f.status.clock_offset_ms),
         "meeting_state": live.as_ref().map(|f| &f.status.meeting_state),
-        "queue_depth": q.len(),
-        "queue_bytes": q.bytes(),
-        "oldest_queued_age_s": q.oldest_age_s(),
-        "budget_bytes": q.budget(),
-        "budget_left_bytes": q.budget_left(),
-        "last_acknowledged_envelope": q.acked(),
+        "queue_depth": queue.depth,
+        "queue_bytes": queue.bytes,
+        "oldest_queued_age_s": queue.oldest_age_s,
+        "budget_bytes": config.queue.max_bytes,
+        "budget_left_bytes": queue.budget_left,
+        "last_acknowledged_envelope": queue.acked,
         "alarms": alarms,
         "schedule": schedule_summary(&config.state_dir, &identity),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomscribe_protocol::hello::AgentStatus;
+
+    #[test]
+    fn status_beside_a_running_agent_reads_its_status_file_not_the_queue() {
+        let kit = testkit::room("127.0.0.1:1", queue::Limits::UNBOUNDED);
+        identity::save(&kit.state_dir, &kit.identity, &kit.key).expect("identity");
+        let config = AgentConfig {
+            state_dir: kit.state_dir.clone(),
+            ..AgentConfig::default()
+        };
+        // Where the queue would be, nothing readable as one: reading it fails.
+        let q = queue_dir(&kit.state_dir);
+        std::fs::remove_dir_all(&q).expect("rm queue");
+        std::fs::write(&q, b"not a directory").expect("plant");
+        assert!(status(&config).is_err(), "no agent runs: the queue is read");
+        let mut running = AgentStatus::minimal("test", 7, now_ms());
+        running.queue_bytes = 7_000;
+        running.budget_left_bytes = 42;
+        running.alarms = vec![health::ALARM_DISK_FULL.to_owned()];
+        health::write_status_file(&kit.state_dir, running, 19);
+        let st = status(&config).expect("from the status file alone");
+        assert_eq!(st["queue_depth"], 7);
+        assert_eq!(st["queue_bytes"], 7_000);
+        assert_eq!(st["last_acknowledged_envelope"], 19);
+        assert_eq!(st["running"], std::process::id());
+        let alarms = st["alarms"].as_array().expect("alarms");
+        assert!(alarms.iter().any(|a| a == health::ALARM_DISK_FULL));
+        assert!(
+            alarms.iter().any(|a| a == health::ALARM_QUEUE_FULL),
+            "42 bytes left: full"
+        );
+    }
 }

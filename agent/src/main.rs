@@ -425,12 +425,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Model(ModelCommand::Install { source, to, common }) => {
             let config = load(&common)?;
             let done = tokio::task::spawn_blocking(move || {
-                roomscribe_agent::speech::model::install(&source, |kind| {
-                    to.or(Some(match kind {
-                        ModelKind::Vosk => config.model,
-                        ModelKind::Whisper => config.whisper.model,
-                    }))
-                })
+                roomscribe_agent::speech::model::install(
+                    &source,
+                    |kind| {
+                        to.or(Some(match kind {
+                            ModelKind::Vosk => config.model,
+                            ModelKind::Whisper => config.whisper.model,
+                        }))
+                    },
+                    &config.state_dir,
+                )
             })
             .await??;
             println!(

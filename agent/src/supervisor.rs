@@ -8,8 +8,9 @@
 //! [`MAX_BACKOFF`]. A task that returns `Ok` is done. Cancelling stops every task;
 //! [`Supervisor::shutdown`] waits for them. Replication has its own restart loop
 //! (`lib.rs::supervise_replication`, which also decides when a file job gives up); the
-//! transcription pipeline runs on a blocking thread and ends the run with its error,
-//! which the service manager restarts (`Restart=on-failure`).
+//! transcription pipeline runs on a blocking thread and ends the run with its error
+//! (after ending a live meeting with a `fault` stop event), which the service manager
+//! restarts (`Restart=always` in the agent's unit).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

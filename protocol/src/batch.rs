@@ -109,6 +109,12 @@ pub enum EventSource {
     /// The disk stayed full (`queue.disk_full_end_after_secs`): the agent ended the
     /// meeting with what it held, in space it had kept in reserve.
     DiskFull,
+    /// An error the agent could not get past (logged on the room computer) ended the
+    /// meeting with what it had sealed.
+    Fault,
+    /// The agent stopped without ending the meeting (killed, crashed, power lost) and
+    /// ended it, with what it had sealed, when it started again.
+    Recovered,
 }
 
 /// One event of a meeting. Numbered per meeting from 0 like segments, so an event

@@ -250,6 +250,80 @@ async fn meetings_are_started_paused_and_stopped_from_the_command_line() -> anyh
     Ok(())
 }
 
+/// A live agent killed mid-meeting (power cut, crash) leaves the meeting live on the
+/// appliance; its next start ends it with what was sealed and a `stop` event saying
+/// so. (Before the live checkpoint, the meeting stayed "live" for ever.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_meeting_a_killed_agent_left_open_is_ended_at_its_next_start() -> anyhow::Result<()> {
+    let logs = artifacts("killed-live");
+    let tmp = tempfile::tempdir()?;
+    let wav = sample_wav(tmp.path(), "ward.wav", 3)?;
+    let home = alsa_home(tmp.path(), &raw_of(&wav)?)?;
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.add_user("kai", "kai's long password", "manager")?;
+    let state = tmp.path().join("agent");
+    app.enroll_agent(&state, "Ward 7")?;
+    let api = Api::login(&app, "kai", "kai's long password").await?;
+    let mut first = agent(&state, &logs, "live", &["run", "--model"])?
+        .arg(model_dir())
+        .env("HOME", &home)
+        .spawn_guarded()?;
+    let meetings = api
+        .wait_for("/meetings", Duration::from_secs(90), |v| {
+            v[0]["segment_count"].as_u64().unwrap_or(0) >= 1
+        })
+        .await?;
+    let id = meetings[0]["id"].as_str().unwrap_or_default().to_owned();
+    first.kill()?;
+    first.wait()?;
+    let before = api.ok(&format!("/meetings/{id}/transcript")).await?;
+    assert_eq!(
+        before["meeting"]["status"], "live",
+        "killed: nobody ended it"
+    );
+    let segments = before["segments"].as_array().map_or(0, Vec::len);
+
+    let second = agent(&state, &logs, "restarted", &["run", "--model"])?
+        .arg(model_dir())
+        .env("HOME", &home)
+        .env("ROOMSCRIBE_AGENT_CAPTURE_AUTOSTART", "false")
+        .spawn_guarded()?;
+    let path = format!("/meetings/{id}/transcript");
+    let after = api
+        .wait_for(&path, Duration::from_secs(60), |t| {
+            t["meeting"]["status"] == "ended"
+        })
+        .await?;
+    let stops: Vec<_> = meeting_events(&after)
+        .into_iter()
+        .filter(|(kind, _, _)| kind == "stop")
+        .collect();
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0].1, "recovered");
+    // Where the last sealed envelope left off: after every word it held (the place is
+    // kept before each envelope is queued).
+    let held = after["segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["end"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(
+        stops[0].2 > 0.0 && stops[0].2 >= held,
+        "{stops:?} after {held}"
+    );
+    let kept = after["segments"].as_array().map_or(0, Vec::len);
+    assert!(kept >= segments, "nothing sealed before the kill is lost");
+    assert_contiguous_without_overlap(after["segments"].as_array().map_or(&[][..], Vec::as_slice));
+    let log = std::fs::read_to_string(logs.join("restarted.stderr"))?;
+    assert!(log.contains("without ending its meeting"), "{log}");
+    let status = second.interrupt().await?;
+    assert!(status.success());
+    // No second meeting was made up: only the one the first run started.
+    assert_eq!(api.ok("/meetings").await?.as_array().map_or(0, Vec::len), 1);
+    Ok(())
+}
+
 fn control_socket(state: &Path) -> PathBuf {
     state.join("control.sock")
 }

@@ -245,7 +245,25 @@ impl Checkpoint {
         }
     }
 
-    fn save(&self, path: &Path) -> Result<(), PipelineError> {
+    /// Where a live meeting's state is kept while it runs: after a crash the next start
+    /// finds it not ended and ends it ([`end_meeting`] with `recovered`).
+    pub fn live_path(state_dir: &Path) -> PathBuf {
+        state_dir.join("live-meeting.json")
+    }
+
+    /// Seconds into the meeting where the last sealed envelope left off.
+    pub fn position_s(&self) -> f64 {
+        let furthest = self
+            .channel_resume
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(self.resume_sample);
+        furthest as f64 / SAMPLE_RATE as f64
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), PipelineError> {
         let err = |m: String| PipelineError::Checkpoint {
             path: path.to_owned(),
             message: m,
@@ -256,6 +274,46 @@ impl Checkpoint {
         let json = serde_json::to_vec(self).map_err(|e| err(e.to_string()))?;
         write_atomic(path, &json, 0o600).map_err(|e| err(e.to_string()))
     }
+}
+
+/// Ends the meeting `state` describes with what it has sealed: one envelope with no
+/// segments, `ended`, and a `stop` event from `source` ([`EventSource::Fault`] after an
+/// error the pipeline could not get past, [`EventSource::Recovered`] for a meeting an
+/// earlier run left open). `state` then says the meeting ended, and is saved to
+/// `checkpoint` if given. Sealing waits for space as [`Sealer::seal`] does while `stop`
+/// is clear; with `stop` set it tries once (using the queue's reserve on a full disk).
+pub fn end_meeting(
+    sealer: &Sealer,
+    state: &mut Checkpoint,
+    source: EventSource,
+    checkpoint: Option<&Path>,
+    stop: &AtomicBool,
+) -> Result<(), PipelineError> {
+    let stop_event = MeetingEvent {
+        seq: state.next_event_seq,
+        at: state.position_s(),
+        kind: roomscribe_protocol::EventKind::Stop,
+        source,
+    };
+    sealer.seal(
+        state.meeting_id,
+        &Batch {
+            meeting: state.meeting.clone(),
+            segments: vec![],
+            ended: true,
+            events: vec![stop_event],
+        },
+        stop,
+    )?;
+    state.next_event_seq += 1;
+    state.ended = true;
+    if let Some(p) = checkpoint {
+        if let Err(e) = state.save(p) {
+            // The appliance stores an end once: ending it again later changes nothing.
+            tracing::warn!("{e}; the next start may end this meeting again, harmlessly");
+        }
+    }
+    Ok(())
 }
 
 /// What a transcription run produced.
@@ -279,8 +337,8 @@ pub struct Options<'a> {
     pub stop: &'a AtomicBool,
     /// Whether stopping early ends the meeting (live capture) or not (file job).
     pub end_on_stop: bool,
-    /// Checkpoint file for resumable file jobs.
-    pub checkpoint: Option<PathBuf>,
+    /// Where the meeting's state is kept, and how.
+    pub checkpoint: Option<Keep>,
     /// Voice-activity detection and segment limits.
     pub segment: SegmentConfig,
     /// Where live captions go (the replicator sends the newest while connected).
@@ -292,6 +350,19 @@ pub struct Options<'a> {
     pub voice: Option<&'a Phrases>,
     /// Called with every sealed segment (for the terminal).
     pub on_segment: &'a (dyn Fn(&Segment) + Sync),
+}
+
+/// How a meeting's [`Checkpoint`] is kept on disk.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Keep {
+    /// A file job's resume point, written after each queued envelope: a killed run
+    /// resumes there (at worst sealing one segment again, which the appliance stores
+    /// once).
+    Resume(PathBuf),
+    /// A live meeting's numbers, written before each envelope is queued with the
+    /// numbers it takes counted (and once more when the end is queued): a start after
+    /// a kill ends the meeting with an event number nothing sealed can hold.
+    Live(PathBuf),
 }
 
 /// One audio input of a meeting: the whole room (mono mix), or one microphone when
@@ -320,10 +391,10 @@ struct Channel<'m> {
 
 /// One meeting's transcription in progress: the recognizers, the checkpoint state and
 /// the rules for ending segments.
-struct Run<'a> {
+struct Run<'a, 's> {
     sealer: &'a Sealer,
     opts: &'a Options<'a>,
-    state: Checkpoint,
+    state: &'s mut Checkpoint,
     max_utterance: u64,
     sealed: u64,
     skipped: u64,
@@ -334,7 +405,7 @@ fn position_s(channels: &[Channel<'_>]) -> f64 {
     channels.iter().map(|c| c.consumed).max().unwrap_or(0) as f64 / SAMPLE_RATE as f64
 }
 
-impl Run<'_> {
+impl Run<'_, '_> {
     /// Publishes channel `c`'s utterance in progress as a live caption if it changed.
     fn caption(&mut self, c: &mut Channel<'_>) {
         let Some(tx) = &self.opts.captions else {
@@ -437,6 +508,15 @@ impl Run<'_> {
                 e.at = 0.0;
             }
         }
+        if let Some(Keep::Live(p)) = &self.opts.checkpoint {
+            let mut ahead = self.state.clone();
+            ahead.next_segment_seq += segments.len() as u64;
+            ahead.next_event_seq += events.len() as u64;
+            ahead.resume_sample = channels.iter().map(|c| c.consumed).min().unwrap_or(0);
+            if let Err(e) = ahead.save(p) {
+                tracing::warn!("{e}; if the agent is killed now, the next start may end this meeting without saying why");
+            }
+        }
         self.sealer.seal(
             self.state.meeting_id,
             &Batch {
@@ -458,12 +538,20 @@ impl Run<'_> {
         }
         self.state.resume_sample = channels.iter().map(|c| c.consumed).min().unwrap_or(0);
         self.state.ended = ended;
-        if let Some(p) = &self.opts.checkpoint {
+        match &self.opts.checkpoint {
             // Only the resume point of a killed run: a stale one re-seals segments the
             // appliance stores once, so a failed write is not worth the meeting.
-            if let Err(e) = self.state.save(p) {
-                tracing::warn!("{e}; if this run is killed, it resumes from an earlier point");
+            Some(Keep::Resume(p)) => {
+                if let Err(e) = self.state.save(p) {
+                    tracing::warn!("{e}; if this run is killed, it resumes from an earlier point");
+                }
             }
+            Some(Keep::Live(p)) if ended => {
+                if let Err(e) = self.state.save(p) {
+                    tracing::warn!("{e}; the next start ends this meeting again, harmlessly");
+                }
+            }
+            _ => {}
         }
         if self.sealer.take_must_end() && !ended {
             tracing::error!(
@@ -526,12 +614,13 @@ fn mix_into(mix: &mut Vec<i16>, channels: &[Channel<'_>]) {
 pub const BLEED_MARGIN_DB: f32 = 12.0;
 
 /// Transcribes `inputs` (one mono mix, or one per channel) into the meeting described
-/// by `state`, sealing as it goes.
+/// by `state`, sealing as it goes. `state` follows what is sealed, so after an error
+/// it says where the meeting stopped (see [`end_meeting`]).
 pub fn transcribe(
     models: &Models,
     inputs: Vec<Input>,
     sealer: &Sealer,
-    state: Checkpoint,
+    state: &mut Checkpoint,
     opts: &Options<'_>,
 ) -> Result<Transcribed, PipelineError> {
     let rate = SAMPLE_RATE as f64;
@@ -593,12 +682,21 @@ pub fn transcribe(
         // words. The checkpoint goes first: a run killed in between resumes this
         // meeting (and announces it again, harmlessly) instead of leaving an empty one.
         run.state.meeting.started_at_ms = crate::clock::now_ms();
-        if let Some(p) = &opts.checkpoint {
-            if let Err(e) = run.state.save(p) {
-                tracing::warn!("{e}; if this run is killed, it starts the file again");
+        let events = run.take_events(&channels);
+        let kept = match &opts.checkpoint {
+            Some(Keep::Resume(p)) => Some((run.state.clone(), p)),
+            Some(Keep::Live(p)) => {
+                let mut ahead = run.state.clone();
+                ahead.next_event_seq += events.len() as u64;
+                Some((ahead, p))
+            }
+            None => None,
+        };
+        if let Some((state, path)) = kept {
+            if let Err(e) = state.save(path) {
+                tracing::warn!("{e}; if this run is killed, it starts the file again or leaves the meeting open");
             }
         }
-        let events = run.take_events(&channels);
         sealer.seal(
             run.state.meeting_id,
             &Batch {
@@ -780,4 +878,133 @@ pub fn transcribe(
         audio_s: audio as f64 / rate,
         wall_s: started.elapsed().as_secs_f64(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::queue::Limits;
+    use crate::testkit;
+    use roomscribe_protocol::envelope::SealedEnvelope;
+    use roomscribe_protocol::EventKind;
+
+    struct Room {
+        kit: testkit::Room,
+        sealer: Sealer,
+    }
+
+    fn room(limits: Limits) -> Room {
+        let kit = testkit::room("127.0.0.1:1", limits);
+        let sealer = Sealer {
+            identity: kit.identity.clone(),
+            key: kit.key.clone(),
+            queue: kit.queue.clone(),
+            wake: Arc::new(Notify::new()),
+            health: kit.health.clone(),
+            full_wait: None,
+            disk_full_end_after: None,
+            must_end: Default::default(),
+        };
+        Room { kit, sealer }
+    }
+
+    fn open_meeting() -> Checkpoint {
+        Checkpoint {
+            meeting_id: MeetingId::random(),
+            meeting: MeetingInfo {
+                started_at_ms: 1_700_000_000_000,
+                title: "Ward round".into(),
+            },
+            next_segment_seq: 12,
+            resume_sample: 40 * SAMPLE_RATE as u64,
+            channel_resume: vec![40 * SAMPLE_RATE as u64, 45 * SAMPLE_RATE as u64],
+            ended: false,
+            next_event_seq: 3,
+        }
+    }
+
+    #[test]
+    fn ending_a_meeting_seals_its_end_with_a_stop_event_saying_why() {
+        let r = room(Limits::UNBOUNDED);
+        let path = Checkpoint::live_path(&r.kit.state_dir);
+        let mut state = open_meeting();
+        state.save(&path).expect("save");
+        end_meeting(
+            &r.sealer,
+            &mut state,
+            EventSource::Recovered,
+            Some(&path),
+            &AtomicBool::new(true),
+        )
+        .expect("ended");
+        let (seq, bytes) = r
+            .sealer
+            .queue
+            .lock()
+            .expect("queue")
+            .front()
+            .expect("read")
+            .expect("one envelope queued");
+        assert_eq!(seq, 1, "the first number");
+        let env = SealedEnvelope::parse(&bytes).expect("parse");
+        assert_eq!(env.header.meeting_id, state.meeting_id);
+        let batch = env
+            .verify(&r.sealer.key.verifying_key())
+            .expect("signed by the agent")
+            .open(&r.kit.recipient)
+            .expect("open");
+        assert!(batch.ended);
+        assert!(batch.segments.is_empty());
+        assert_eq!(batch.meeting.title, "Ward round");
+        assert_eq!(
+            batch.events,
+            vec![MeetingEvent {
+                seq: 3,
+                at: 45.0,
+                kind: EventKind::Stop,
+                source: EventSource::Recovered,
+            }]
+        );
+        // The saved state says it ended, with the event counted: a later start leaves it.
+        let saved = Checkpoint::load(&path).expect("load").expect("saved");
+        assert!(saved.ended);
+        assert_eq!(saved.next_event_seq, 4);
+        assert_eq!(saved, state);
+    }
+
+    #[test]
+    fn an_end_that_cannot_be_queued_leaves_the_meeting_open_for_the_next_start() {
+        // A queue already at its budget (a full one after an outage), and one try.
+        let r = room(Limits {
+            budget: 1,
+            keep_acked: Duration::ZERO,
+        });
+        {
+            let mut q = r.sealer.queue.lock().expect("queue");
+            let seq = q.next_seq();
+            q.push(seq, b"an envelope waiting for the appliance")
+                .expect("push");
+        }
+        let path = Checkpoint::live_path(&r.kit.state_dir);
+        let mut state = open_meeting();
+        state.save(&path).expect("save");
+        let err = end_meeting(
+            &r.sealer,
+            &mut state,
+            EventSource::Fault,
+            Some(&path),
+            &AtomicBool::new(true),
+        )
+        .expect_err("no room");
+        assert!(matches!(err, PipelineError::StayedFull { .. }), "{err}");
+        assert!(!state.ended);
+        assert_eq!(state.next_event_seq, 3, "the unsent event keeps its number");
+        let saved = Checkpoint::load(&path).expect("load").expect("saved");
+        assert!(!saved.ended, "the next start still finds it open");
+        assert_eq!(
+            r.sealer.queue.lock().expect("queue").len(),
+            1,
+            "nothing added"
+        );
+    }
 }

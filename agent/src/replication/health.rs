@@ -295,6 +295,9 @@ pub struct StatusFile {
     pub pid: u32,
     pub written_at_ms: i64,
     pub status: AgentStatus,
+    /// The newest envelope number the appliance acknowledged.
+    #[serde(default)]
+    pub last_acknowledged_envelope: u64,
 }
 
 pub fn status_file(state_dir: &Path) -> PathBuf {
@@ -302,11 +305,12 @@ pub fn status_file(state_dir: &Path) -> PathBuf {
 }
 
 /// Writes the live status for `roomscribe-agent status` (best effort, atomic rename).
-pub fn write_status_file(state_dir: &Path, status: AgentStatus) {
+pub fn write_status_file(state_dir: &Path, status: AgentStatus, last_acknowledged_envelope: u64) {
     let file = StatusFile {
         pid: std::process::id(),
         written_at_ms: crate::clock::now_ms(),
         status,
+        last_acknowledged_envelope,
     };
     let path = status_file(state_dir);
     let ok = serde_json::to_vec_pretty(&file)

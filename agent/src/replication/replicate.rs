@@ -243,6 +243,10 @@ impl Replicator {
                 Ok(()) => return Ok(Outcome::Drained { acknowledged }),
                 Err(RoundError::Fatal(e)) => return Err(e),
                 Err(RoundError::Transient(reason)) => {
+                    // Retrying is working: an appliance that is down or cut off must not
+                    // look like a hung replication to the watchdog (which would restart
+                    // the agent, and end its meeting, every `stall_secs` of an outage).
+                    self.health.replication_alive();
                     // Failing since the start of the first failed attempt: a handshake to
                     // a dead host takes its whole timeout to fail.
                     let since = *failing_since.get_or_insert(attempt);
@@ -392,6 +396,9 @@ impl Replicator {
                                 alarm = crate::replication::health::ALARM_ENVELOPE_QUARANTINED,
                                 "the appliance refused envelope {seq} for good: set aside in the quarantine (`roomscribe-agent queue list`); replication goes on"
                             );
+                            // The console and monitoring show the alarm now, not at
+                            // the next heartbeat.
+                            session.heartbeat(self.status()).await.map_err(classify)?;
                         }
                         Reply::Reject(r) => {
                             return Err(RoundError::Fatal(ReplicateError::Refused {
@@ -491,5 +498,49 @@ impl Replicator {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::queue::Limits;
+    use crate::testkit;
+
+    #[tokio::test]
+    async fn retrying_an_unreachable_appliance_counts_as_working() {
+        // Port 0 cannot be connected to: every attempt fails at once, transiently.
+        let kit = testkit::room("127.0.0.1:0", Limits::UNBOUNDED);
+        {
+            let mut q = lock(&kit.queue);
+            let seq = q.next_seq();
+            q.push(seq, b"a sealed envelope").expect("push");
+        }
+        let rep = Replicator {
+            identity: kit.identity.clone(),
+            key: kit.key.clone(),
+            queue: kit.queue.clone(),
+            wake: Arc::new(Notify::new()),
+            health: kit.health.clone(),
+            config: Default::default(),
+            captions: None,
+            commands: None,
+            seen_commands: Default::default(),
+            quarantine: kit.state_dir.join("quarantine"),
+        };
+        // Work waits, and the last sign of life is older than this run.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let started = crate::clock::now_ms();
+        let (_done, finished) = watch::channel(true);
+        let outcome = rep.run(finished, Some(Duration::ZERO)).await.expect("run");
+        assert!(
+            matches!(outcome, Outcome::Unreachable { queued: 1, .. }),
+            "{outcome:?}"
+        );
+        let last_alive = crate::clock::now_ms() - kit.health.replication_idle_ms();
+        assert!(
+            last_alive >= started,
+            "the failed attempt showed replication at work"
+        );
     }
 }

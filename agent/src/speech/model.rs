@@ -31,6 +31,8 @@ pub enum ModelError {
     },
     #[error("where to? set `{key}` in agent.toml or pass --to DIR")]
     NoDestination { key: &'static str },
+    #[error("{dest}: a model cannot go there: it is, holds or lies inside the agent's state directory {state_dir} (its key and queue); choose another --to DIR")]
+    InStateDir { dest: PathBuf, state_dir: PathBuf },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -171,18 +173,59 @@ fn tree_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// Installs the model in `source` at the destination `dest` chooses for its kind.
+/// `path` with symbolic links resolved as far as it exists, the rest appended.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+    let mut existing = absolute.as_path();
+    let mut rest = vec![];
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return rest.iter().rev().fold(real, |p, part| p.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
+
+/// Refuses `dest` if it, or the `<dest>.previous` an install moves the old model to,
+/// is, holds or lies inside `state_dir`: the swap would move (and a later install
+/// delete) the agent's key and queue.
+fn clear_of_state(dest: &Path, state_dir: &Path) -> Result<(), ModelError> {
+    let state = resolved(state_dir);
+    let mut previous = dest.file_name().unwrap_or_default().to_owned();
+    previous.push(".previous");
+    for d in [dest.to_owned(), dest.with_file_name(previous)] {
+        let d = resolved(&d);
+        if d.starts_with(&state) || state.starts_with(&d) {
+            return Err(ModelError::InStateDir {
+                dest: dest.to_owned(),
+                state_dir: state_dir.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Installs the model in `source` at the destination `dest` chooses for its kind,
+/// never in or over the agent's `state_dir`.
 pub fn install(
     source: &Path,
     dest: impl FnOnce(ModelKind) -> Option<PathBuf>,
+    state_dir: &Path,
 ) -> Result<Installed, ModelError> {
-    install_within(source, dest, Limits::default())
+    install_within(source, dest, state_dir, Limits::default())
 }
 
 /// [`install`] with explicit bounds on what may be unpacked.
 pub fn install_within(
     source: &Path,
     dest: impl FnOnce(ModelKind) -> Option<PathBuf>,
+    state_dir: &Path,
     limits: Limits,
 ) -> Result<Installed, ModelError> {
     let meta = std::fs::metadata(source).map_err(|_| ModelError::Missing(source.to_owned()))?;
@@ -221,6 +264,7 @@ pub fn install_within(
                 key: kind.config_key(),
             })?;
     let dest = dest.as_path();
+    clear_of_state(dest, state_dir)?;
     let name = model_name(source, &found);
     let parent = dest
         .parent()
@@ -289,4 +333,75 @@ pub fn install_within(
         bytes,
         previous,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory that looks like a Vosk model (it would not load).
+    fn fake_vosk(root: &Path) -> PathBuf {
+        let model = root.join("vosk-model-small");
+        for d in ["am", "conf"] {
+            std::fs::create_dir_all(model.join(d)).expect("mkdir");
+        }
+        std::fs::write(model.join("am/final.mdl"), b"not a model").expect("write");
+        model
+    }
+
+    #[test]
+    fn a_model_is_never_installed_in_or_over_the_state_directory() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let source = fake_vosk(tmp.path());
+        let state = tmp.path().join("var/agent");
+        std::fs::create_dir_all(state.join("queue")).expect("state");
+        std::fs::write(state.join("agent.key"), b"secret").expect("key");
+        // A link to the state directory is the state directory.
+        std::os::unix::fs::symlink(&state, tmp.path().join("alias")).expect("symlink");
+        for dest in [
+            state.clone(),
+            state.join("model"),
+            state.join("queue/deeper/model"),
+            tmp.path().join("var"),
+            tmp.path().join("alias/model"),
+            tmp.path().join("var/../var/agent"),
+        ] {
+            match install(&source, |_| Some(dest.clone()), &state) {
+                Err(ModelError::InStateDir { .. }) => {}
+                other => panic!("{}: {other:?}", dest.display()),
+            }
+        }
+        let names = |d: &Path| {
+            let mut v: Vec<_> = std::fs::read_dir(d)
+                .expect("read_dir")
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(names(&state), vec!["agent.key", "queue"], "untouched");
+        assert_eq!(
+            names(&tmp.path().join("var")),
+            vec!["agent"],
+            "nothing beside it"
+        );
+        assert_eq!(
+            std::fs::read(state.join("agent.key")).expect("key"),
+            b"secret"
+        );
+        // A state directory where the install would put the previous model.
+        let odd = tmp.path().join("srv/model.previous");
+        std::fs::create_dir_all(&odd).expect("odd state");
+        match install(&source, |_| Some(tmp.path().join("srv/model")), &odd) {
+            Err(ModelError::InStateDir { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        // Beside it is fine: the check passes and the fake model is refused for not
+        // loading, replacing nothing.
+        match install(&source, |_| Some(tmp.path().join("var/model")), &state) {
+            Err(ModelError::DoesNotLoad { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    }
 }

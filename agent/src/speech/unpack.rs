@@ -325,8 +325,17 @@ fn copy_dir(base: &Path, rel: &Path, sink: &mut Sink<'_>) -> Result<(), UnpackEr
                 )
                 .open(&src)
                 .map_err(io_at(&src))?;
-            if !f.metadata().map_err(io_at(&src))?.is_file() {
+            let opened = f.metadata().map_err(io_at(&src))?;
+            if !opened.is_file() {
                 return Err(refused(&rel, "a device file, pipe or socket"));
+            }
+            // Another name of the same file may be anything on this file system, the
+            // agent's key included: copied, it would become readable.
+            if std::os::unix::fs::MetadataExt::nlink(&opened) > 1 {
+                return Err(refused(
+                    &rel,
+                    "a hard link (a file with another name elsewhere; copy the model with `cp -r` first)",
+                ));
             }
             sink.file(&rel, &mut f)?;
         } else {

@@ -289,6 +289,13 @@ fn a_directory_source_with_a_link_is_refused_not_followed() {
     );
     s.assert_secret_stayed();
     fs::remove_file(src.join("conf/leak")).expect("rm");
+    // A hard link is the key itself under another name: refused too.
+    fs::hard_link(s.state.join("agent.key"), src.join("conf/leak")).expect("hard link");
+    fs::remove_dir_all(&s.staging).expect("clean");
+    fs::create_dir(&s.staging).expect("again");
+    refused_as(directory(&src, &s.staging, Limits::default()), "hard link");
+    fs::remove_file(src.join("conf/leak")).expect("rm");
+    s.assert_secret_stayed();
     fs::remove_dir_all(&s.staging).expect("clean");
     fs::create_dir(&s.staging).expect("again");
     assert_eq!(
@@ -329,4 +336,60 @@ fn ownership_follows_the_destination_when_root_installs() {
     chown_tree(&s.staging, 65534, 65534).expect("chown");
     let m = fs::metadata(s.staging.join("f")).expect("meta");
     assert_eq!((m.uid(), m.gid()), (65534, 65534));
+}
+
+#[test]
+fn zip_absolute_paths_devices_and_bombs_are_refused_like_tar_ones() {
+    let s = scene();
+    let absolute = format!("{}/evil", s.state.display());
+    let z = s.root.join("absolute.zip");
+    zip_file(&z, |z| {
+        z.start_file(absolute.as_str(), opts()).expect("start");
+        z.write_all(b"x").expect("write");
+    });
+    refused_as(archive(&z, &s.staging, Limits::default()), "absolute");
+    assert!(!s.state.join("evil").exists());
+
+    let z = s.root.join("device.zip");
+    zip_file(&z, |z| {
+        // A character device's mode, as Unix zip tools record it.
+        let device = opts().external_attributes(0o020_644 << 16);
+        z.start_file("model/tty", device).expect("start");
+    });
+    refused_as(archive(&z, &s.staging, Limits::default()), "device");
+
+    let limits = Limits {
+        max_bytes: 1 << 20,
+        max_entries: 100,
+    };
+    let z = s.root.join("bomb.zip");
+    zip_file(&z, |z| {
+        z.start_file("model/zeros", opts()).expect("start");
+        z.write_all(&vec![0u8; 8 << 20]).expect("write");
+    });
+    assert!(fs::metadata(&z).expect("meta").len() < 100_000);
+    let into = s.root.join("bomb");
+    fs::create_dir(&into).expect("dir");
+    assert!(matches!(
+        archive(&z, &into, limits),
+        Err(UnpackError::TooLarge { limit }) if limit == 1 << 20
+    ));
+    let written = fs::metadata(into.join("model/zeros")).map_or(0, |m| m.len());
+    assert!(written <= (1 << 20) + 1, "wrote {written} bytes");
+
+    // Entry counts bound tar archives too (a tar has no directory to count first).
+    let names: Vec<String> = (0..101).map(|i| format!("m/{i}")).collect();
+    let entries: Vec<_> = names
+        .iter()
+        .map(|n| (n.as_str(), tar::EntryType::Regular, &b""[..], ""))
+        .collect();
+    let a = s.root.join("many.tar.gz");
+    tar_gz(&a, &entries);
+    let into = s.root.join("many");
+    fs::create_dir(&into).expect("dir");
+    assert!(matches!(
+        archive(&a, &into, limits),
+        Err(UnpackError::TooManyEntries { limit: 100 })
+    ));
+    s.assert_secret_stayed();
 }
