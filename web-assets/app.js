@@ -190,6 +190,9 @@ function renderAgents() {
           text: `${a.quarantined.length} quarantined`,
           title: `Envelope(s) ${a.quarantined.join(', ')} refused for good and held on ${a.hostname}: run "roomscribe-agent queue list" there, then requeue or discard`,
         }));
+        // Why each was refused, readable without hovering.
+        alarms.push(el('ul', { class: 'quarantine muted' },
+          ...(a.quarantine || []).map((q) => el('li', { 'data-seq': String(q.seq), text: `envelope ${q.seq}: ${q.reason || 'refused'}` }))));
       }
       const queue = st
         ? `${st.queue_depth}${st.oldest_queued_age_s == null ? '' : ` (oldest ${st.oldest_queued_age_s}s)`}`
@@ -285,6 +288,7 @@ const EVENT_LABELS = {
 const SOURCE_LABELS = {
   voice: 'voice command', local: 'room control', appliance: 'console', schedule: 'room schedule',
   autostart: 'automatic start', shutdown: 'agent shut down', disk_full: 'disk full on the room computer',
+  fault: 'an error on the room computer', recovered: 'room computer stopped unexpectedly',
 };
 
 // Voice commands, pauses and marks of the open meeting, in time order.

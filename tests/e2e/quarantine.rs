@@ -118,6 +118,30 @@ async fn a_refused_envelope_is_quarantined_and_replication_goes_on() -> anyhow::
         serde_json::json!([2, 3]),
         "{agents}"
     );
+    // The agent page says why each was refused: the appliance's own reason.
+    for q in agents[0]["quarantine"].as_array().into_iter().flatten() {
+        let reason = q["reason"].as_str().unwrap_or_default().to_lowercase();
+        assert!(reason.contains("signature"), "{q}");
+    }
+    assert_eq!(agents[0]["quarantine"].as_array().map(Vec::len), Some(2));
+    // And monitoring sees it: the alarm the agent raised and the count it holds.
+    let metrics = loopback_client()?
+        .get(app.url("/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let id = agents[0]["id"].as_str().unwrap_or_default();
+    for needle in [
+        format!(
+            "roomscribe_agent_quarantined_envelopes{{agent=\"{id}\",room=\"Annex\"}} 2"
+        ),
+        format!(
+            "roomscribe_agent_alarm{{agent=\"{id}\",room=\"Annex\",alarm=\"envelope_quarantined\"}} 1"
+        ),
+    ] {
+        assert!(metrics.contains(&needle), "no {needle} in\n{metrics}");
+    }
     assert_eq!(
         api.ok("/audit?action=agent.envelope_quarantined")
             .await?

@@ -14,7 +14,7 @@ use super::ingest::IngestRejection;
 use super::live::LiveAgents;
 use super::ratelimit::RateLimiter;
 use super::scope::{agent_for, room_name, room_team};
-use super::views::{AgentView, EnrollTokenView, Event, RoomView};
+use super::views::{AgentView, EnrollTokenView, Event, QuarantinedView, RoomView};
 use super::{lock, Actor, DomainError, Permission, Result};
 use crate::store::records::{AgentRecord, EnrollTokenRecord, RoomRecord};
 use crate::store::{Reads, Store, WriteTx};
@@ -313,6 +313,7 @@ impl Fleet {
                     last_envelope_seq: None,
                     last_seen_ms: None,
                     quarantined: vec![],
+                    quarantine_reasons: Default::default(),
                 };
                 t.used_by = Some(agent.id.clone());
                 tx.put_enroll_token(&t)?;
@@ -433,6 +434,14 @@ impl Fleet {
             clock_offset_ms: live.as_ref().map(|l| l.clock_offset_ms),
             last_envelope_seq: a.last_envelope_seq,
             quarantined: a.quarantined.clone(),
+            quarantine: a
+                .quarantined
+                .iter()
+                .map(|seq| QuarantinedView {
+                    seq: *seq,
+                    reason: a.quarantine_reasons.get(seq).cloned().unwrap_or_default(),
+                })
+                .collect(),
             schedule_version: live.as_ref().and_then(|l| l.schedule_version),
             status: live.map(|l| l.status),
         })

@@ -421,6 +421,7 @@ impl Ingest {
                 agent.last_seen_ms = Some(now);
                 // A quarantined envelope requeued by an operator arrives renumbered.
                 agent.quarantined.retain(|q| *q != inner_seq);
+                agent.quarantine_reasons.remove(&inner_seq);
                 tx.put_agent(&agent)?;
                 let view = meeting_view(tx, meeting)?;
                 let (events_bus, captions, metrics) = (
@@ -505,6 +506,9 @@ impl Ingest {
                     ),
                     NoticeEffect::SetAside { digest, reason } => {
                         agent.quarantined.push(seq);
+                        agent
+                            .quarantine_reasons
+                            .insert(seq, reason.chars().take(300).collect());
                         (
                             seq,
                             Record::ok(AuditAction::AgentEnvelopeQuarantined, format!("agent:{agent_key}"))
@@ -517,6 +521,7 @@ impl Ingest {
                     }
                     NoticeEffect::Discarded { original, digest } => {
                         agent.quarantined.retain(|q| q != original);
+                        agent.quarantine_reasons.remove(original);
                         (
                             seq,
                             Record::ok(AuditAction::AgentEnvelopeDiscarded, format!("agent:{agent_key}"))

@@ -316,6 +316,38 @@ impl Monitoring {
         }
         family(
             &mut out,
+            "roomscribe_agent_alarm",
+            "gauge",
+            "1 for each alarm an agent raised in its last heartbeat (queue_full, disk_full, device_lost, replication_failed, task_failed, ...).",
+        );
+        for a in agents.iter().filter(|a| !a.revoked) {
+            for alarm in a.status.iter().flat_map(|s| s.alarms.iter()) {
+                let _ = writeln!(
+                    out,
+                    "roomscribe_agent_alarm{{agent=\"{}\",room=\"{}\",alarm=\"{}\"}} 1",
+                    a.id,
+                    label(&a.room_name),
+                    label(alarm)
+                );
+            }
+        }
+        family(
+            &mut out,
+            "roomscribe_agent_quarantined_envelopes",
+            "gauge",
+            "Envelopes this appliance refused for good that an agent holds in its quarantine, waiting for IT to requeue or discard them.",
+        );
+        for a in agents.iter().filter(|a| !a.revoked) {
+            let _ = writeln!(
+                out,
+                "roomscribe_agent_quarantined_envelopes{{agent=\"{}\",room=\"{}\"}} {}",
+                a.id,
+                label(&a.room_name),
+                a.quarantined.len()
+            );
+        }
+        family(
+            &mut out,
             "roomscribe_agent_last_seen_seconds",
             "gauge",
             "Seconds since each agent was last heard from.",

@@ -16,6 +16,13 @@ pub struct RoomView {
     pub online: bool,
 }
 
+/// An envelope the agent holds in quarantine, and why this appliance refused it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuarantinedView {
+    pub seq: u64,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct AgentView {
     pub id: String,
@@ -33,6 +40,8 @@ pub struct AgentView {
     pub last_envelope_seq: Option<u64>,
     /// Envelopes refused for good that the agent holds in quarantine.
     pub quarantined: Vec<u64>,
+    /// The same envelopes, each with why it was refused.
+    pub quarantine: Vec<QuarantinedView>,
     /// The room schedule version the agent confirmed it stored (since start-up).
     pub schedule_version: Option<u64>,
     /// The last heartbeat's status (version, model, device, input level, queue,

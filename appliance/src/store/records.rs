@@ -139,6 +139,9 @@ pub struct AgentRecord {
     /// in its quarantine (until an operator requeues or discards them there).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quarantined: Vec<u64>,
+    /// Why each of them was refused (the reason the agent's notice carries).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub quarantine_reasons: std::collections::BTreeMap<u64, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

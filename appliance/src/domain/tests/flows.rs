@@ -787,12 +787,26 @@ fn renumbered_envelopes_and_declared_losses_after_restores() {
     assert_eq!(accept(&aside(9, "bad_signature: …")), Ok(AckStatus::Stored));
     assert_eq!(accept(&aside(10, "malformed: …")), Ok(AckStatus::Stored));
     assert_eq!(agent_view().quarantined, vec![9, 10]);
+    let reasons: Vec<_> = agent_view()
+        .quarantine
+        .into_iter()
+        .map(|q| (q.seq, q.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (9, "bad_signature: …".to_owned()),
+            (10, "malformed: …".to_owned())
+        ],
+        "the agent page says why"
+    );
     assert_eq!(f.audited("agent.envelope_quarantined").len(), 2);
     assert_eq!(
         accept(&wire_bytes(&key, agent, 11, &refused)),
         Ok(AckStatus::Stored)
     );
     assert_eq!(agent_view().quarantined, vec![10], "requeued");
+    assert_eq!(agent_view().quarantine.len(), 1);
     let discard = Notice::sign(
         &key,
         agent,
@@ -805,6 +819,7 @@ fn renumbered_envelopes_and_declared_losses_after_restores() {
     .to_bytes();
     assert_eq!(accept(&discard), Ok(AckStatus::Stored));
     assert!(agent_view().quarantined.is_empty());
+    assert!(agent_view().quarantine.is_empty());
     let discarded = f.audited("agent.envelope_discarded");
     assert_eq!(discarded.len(), 1);
     assert_eq!(discarded[0].actor, format!("agent:{agent}"));
