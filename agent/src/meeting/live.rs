@@ -1,0 +1,257 @@
+//! Live capture as a service (`run` without `--input`): one meeting after another,
+//! each started by `capture.autostart`, `roomscribe-agent meeting start`, a voice
+//! command, the console or the room schedule, and ended by a stop, Ctrl-C, a full disk
+//! or a fault. The microphone is open only while a meeting is recorded (or while voice
+//! commands listen when idle). Every meeting ends on the appliance: a fault ends it
+//! with a `fault` event, and a start finds and ends one a killed run left open.
+
+use crate::capture::audio::{self, AudioSource as _};
+use crate::config;
+use crate::meeting::pipeline::{self, Checkpoint, Options, Sealer, Transcribed};
+use crate::meeting::{control, voice};
+use crate::replication::health::Health;
+use crate::speech::{asr, engine, segment};
+use roomscribe_protocol::{MeetingId, MeetingInfo, Segment};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tokio::sync::watch;
+
+pub struct LiveParts<'a> {
+    pub device: &'a str,
+    pub per_channel: bool,
+    pub models: &'a engine::Models,
+    pub sealer: &'a Sealer,
+    pub control: &'a control::Control,
+    pub health: &'a Health,
+    pub segment: config::SegmentConfig,
+    pub voice: Option<&'a voice::Phrases>,
+    pub listen_while_idle: bool,
+    /// The open meeting's state, kept after every envelope ([`Checkpoint::live_path`]).
+    pub checkpoint: PathBuf,
+    pub captions: Option<&'a watch::Sender<Option<pipeline::LiveCaption>>>,
+    pub on_segment: &'a (dyn Fn(&Segment) + Sync),
+}
+
+impl LiveParts<'_> {
+    fn vad(&self) -> segment::VadParams {
+        segment::VadParams {
+            margin_db: self.segment.vad_margin_db,
+            min_speech_dbfs: self.segment.vad_min_speech_dbfs,
+        }
+    }
+
+    /// Waits, between meetings, for a start request (or the agent's exit: `None`).
+    /// The microphone is closed while waiting, unless voice commands listen while
+    /// idle: then it stays open and only the command recognizer hears it (nothing is
+    /// transcribed or sent), so "<wake phrase> <start recording>" can start a meeting.
+    fn wait_for_start(
+        &self,
+        capture: &mut Option<audio::Capture>,
+        outputs: usize,
+        title: &Option<String>,
+    ) -> anyhow::Result<Option<(Option<String>, control::EventSource)>> {
+        use std::sync::atomic::Ordering;
+        let c = self.control;
+        let mut listener = match self.voice.filter(|_| self.listen_while_idle) {
+            Some(phrases) => {
+                if capture.is_none() {
+                    *capture = Some(audio::Capture::open_or_wait(
+                        self.device,
+                        self.per_channel,
+                        outputs,
+                    ));
+                }
+                let skip = (self.segment.skip_silence_after_secs * 16_000.0) as u64;
+                tracing::info!("idle: listening for the voice command to start recording");
+                Some(voice::Listener::new(
+                    self.models.vosk.as_ref().ok_or_else(|| {
+                        anyhow::anyhow!("voice commands need a Vosk model (`model` in agent.toml)")
+                    })?,
+                    phrases,
+                    self.vad(),
+                    skip,
+                    0,
+                )?)
+            }
+            None => {
+                *capture = None;
+                tracing::info!("idle: waiting for `roomscribe-agent meeting start`");
+                None
+            }
+        };
+        let mut buf = Vec::with_capacity(asr::CHUNK);
+        loop {
+            if c.exit.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            if let Some((t, source)) = c.take_start() {
+                return Ok(Some((t.or_else(|| title.clone()), source)));
+            }
+            match (listener.as_mut(), capture.as_mut()) {
+                (Some(l), Some(cap)) => {
+                    buf.clear();
+                    while buf.len() < asr::CHUNK {
+                        let want = asr::CHUNK - buf.len();
+                        cap.read_mix(&mut buf, want)?;
+                    }
+                    self.health.set_device_connected(cap.connected());
+                    for h in l.feed(&buf)? {
+                        let answer = c.handle(&h.command.request(), control::EventSource::Voice);
+                        tracing::info!(
+                            command = h.command.name(),
+                            ?answer,
+                            "voice command while idle"
+                        );
+                    }
+                }
+                _ => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
+/// Live capture as a service: one meeting after another, each started by `autostart`
+/// (the first), `roomscribe-agent meeting start`, a voice command or a later trigger,
+/// and ended by `meeting stop`, a voice command or Ctrl-C (which also ends the agent).
+/// Returns the last meeting's summary.
+pub fn live_meetings(
+    live: LiveParts<'_>,
+    first: audio::Capture,
+    title: Option<String>,
+    autostart: bool,
+) -> anyhow::Result<Option<Transcribed>> {
+    use std::sync::atomic::Ordering;
+    let c = live.control;
+    // Later meetings capture as many channels as the first did.
+    let outputs = first.outputs();
+    let mut capture = Some(first);
+    let mut last = None;
+    let mut start = autostart.then(|| (title.clone(), control::EventSource::Autostart));
+    loop {
+        let (requested, source) = match start.take() {
+            Some(t) => t,
+            None => match live.wait_for_start(&mut capture, outputs, &title)? {
+                Some(t) => t,
+                None => return Ok(last),
+            },
+        };
+        // A device missing now is waited for (alarm `device_lost`), not fatal: the
+        // meeting goes on and picks the microphone up when it appears.
+        let source_audio = match capture.take() {
+            Some(s) => s,
+            None => audio::Capture::open_or_wait(live.device, live.per_channel, outputs),
+        };
+        live.health
+            .set_device(&source_audio.describe(), source_audio.connected());
+        let mut state = new_meeting(requested.unwrap_or_else(|| source_audio.describe()));
+        tracing::info!(meeting = %state.meeting_id, ?source, "meeting started");
+        c.set_active(true);
+        c.push_event(control::PendingEvent {
+            kind: control::EventKind::Start,
+            source,
+            at: Some(0.0),
+        });
+        let o = Options {
+            pace: None,
+            stop: &c.meeting_stop,
+            end_on_stop: true,
+            checkpoint: Some(pipeline::Keep::Live(live.checkpoint.clone())),
+            segment: live.segment.clone(),
+            captions: live.captions,
+            control: c,
+            voice: live.voice,
+            on_segment: live.on_segment,
+        };
+        let inputs = if source_audio.outputs() > 1 {
+            source_audio
+                .split()
+                .into_iter()
+                .enumerate()
+                .map(|(c, source)| pipeline::Input {
+                    source,
+                    speaker: Some(format!("channel {}", c + 1)),
+                })
+                .collect()
+        } else {
+            vec![pipeline::Input {
+                source: Box::new(source_audio),
+                speaker: None,
+            }]
+        };
+        let result = pipeline::transcribe(live.models, inputs, live.sealer, &mut state, &o);
+        c.set_active(false);
+        live.health.set_device("", false);
+        live.health.set_meeting_state(control::MeetingState::Idle);
+        let t = match result {
+            Ok(t) => t,
+            Err(e) => {
+                // The run ends with this error (the service manager starts it again);
+                // the meeting ends now, with what was sealed and an event saying why.
+                tracing::error!(meeting = %state.meeting_id, error = %roomscribe_config::errtext::one_line(&e), "the meeting cannot go on: ending it");
+                if !state.ended {
+                    end_or_leave_for_next_start(
+                        live.sealer,
+                        &mut state,
+                        control::EventSource::Fault,
+                        &live.checkpoint,
+                    );
+                }
+                return Err(e.into());
+            }
+        };
+        tracing::info!(meeting = %t.meeting_id, segments = t.segments_sealed, "meeting ended");
+        last = Some(t);
+        if c.exit.load(Ordering::Relaxed) {
+            return Ok(last);
+        }
+    }
+}
+
+/// Ends the meeting an earlier live run left open in `path`, if any.
+pub fn end_left_open(sealer: &Sealer, path: &Path) {
+    match Checkpoint::load(path) {
+        Ok(Some(mut open)) if !open.ended => {
+            tracing::warn!(meeting = %open.meeting_id, at_s = open.position_s(), "an earlier run stopped without ending its meeting: ending it with what was sealed");
+            end_or_leave_for_next_start(sealer, &mut open, control::EventSource::Recovered, path);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(
+            "{e}; a meeting an earlier run left open (if any) stays open on the appliance"
+        ),
+    }
+}
+
+/// Ends `state`'s meeting with one try (the queue's reserve on a full disk); if even
+/// that fails, the live checkpoint still says it is open, and the next start ends it.
+fn end_or_leave_for_next_start(
+    sealer: &Sealer,
+    state: &mut Checkpoint,
+    source: control::EventSource,
+    checkpoint: &Path,
+) {
+    let once = AtomicBool::new(true);
+    match pipeline::end_meeting(sealer, state, source, Some(checkpoint), &once) {
+        Ok(()) => tracing::info!(meeting = %state.meeting_id, ?source, "meeting ended"),
+        Err(e) => tracing::error!(
+            meeting = %state.meeting_id,
+            error = %roomscribe_config::errtext::one_line(&e),
+            "the meeting's end could not be queued; the next start ends it"
+        ),
+    }
+}
+
+pub fn new_meeting(title: String) -> Checkpoint {
+    Checkpoint {
+        meeting_id: MeetingId::random(),
+        meeting: MeetingInfo {
+            started_at_ms: crate::clock::now_ms(),
+            title,
+        },
+        next_segment_seq: 0,
+        resume_sample: 0,
+        channel_resume: vec![],
+        ended: false,
+        next_event_seq: 0,
+    }
+}
