@@ -726,6 +726,7 @@ mod tests {
             // Every acknowledged body by number: what a kept envelope must read back as.
             let mut acked_bodies: std::collections::HashMap<u64, Vec<u8>> = Default::default();
             let mut next = 1u64;
+            let mut was_kept: Vec<u64> = vec![];
             for op in ops {
                 match op {
                     Op::Push(b) => {
@@ -780,6 +781,15 @@ mod tests {
                 }
                 prop_assert_eq!(q.len(), model.len() as u64);
                 prop_assert!(q.kept_len() == 0 || q.bytes() + q.kept_bytes() <= BUDGET, "kept envelopes give way to the budget");
+                // The oldest give way first: nothing kept is older than what was dropped.
+                let now_kept: Vec<u64> = q.kept.keys().copied().collect();
+                if let (Some(dropped), Some(oldest)) = (
+                    was_kept.iter().filter(|s| !now_kept.contains(s)).max(),
+                    now_kept.first(),
+                ) {
+                    prop_assert!(dropped < oldest, "dropped {} but kept {:?}", dropped, now_kept);
+                }
+                was_kept = now_kept;
                 for (&seq, _) in q.kept.iter() {
                     prop_assert_eq!(Some(&q.read(seq).expect("kept")), acked_bodies.get(&seq));
                 }
