@@ -276,6 +276,37 @@ async fn agent_doctor_names_what_is_wrong_and_how_to_fix_it() -> anyhow::Result<
         "doctor changed the state directory"
     );
 
+    // A queue budget the disk cannot hold: the disk would fill first.
+    let (code, out) = agent_doctor(
+        &state,
+        &[
+            env[0],
+            ("ROOMSCRIBE_AGENT_QUEUE_MAX_BYTES", "1125899906842624"),
+        ],
+    )?;
+    assert_eq!(code, 0, "a warning, not a failure: {out}");
+    assert!(
+        out.contains("WARN") && out.contains("the disk fills before the queue's budget"),
+        "{out}"
+    );
+    // A mistyped setting: named, with the file, before anything is checked.
+    let conf = tmp.path().join("agent.toml");
+    std::fs::write(&conf, "[queue]\nmax_byte = 4096\n")?;
+    let bad = std::process::Command::new(bin("roomscribe-agent"))
+        .args(["doctor", "--config"])
+        .arg(&conf)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()?;
+    let said = String::from_utf8_lossy(&bad.stdout);
+    assert!(!bad.status.success(), "{said}");
+    assert!(
+        said.contains("FAIL  configuration")
+            && said.contains("unknown field `max_byte`")
+            && said.contains("agent.toml"),
+        "{said}"
+    );
+
     // An open key and a model that does not load: both named, with the fix.
     let key = state.join("agent.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644))?;
