@@ -18,6 +18,22 @@ use std::path::{Path, PathBuf};
 
 pub const LOCK_FILE: &str = "agent.lock";
 
+/// Everything the agent keeps in its state directory (its key, identity, queue,
+/// quarantine, checkpoints, schedule, status, control socket and this lock). Nothing
+/// else may be put over them; other names there (the packaged `model`) are free.
+pub const STATE_ENTRIES: &[&str] = &[
+    "agent.key",
+    "identity.json",
+    LOCK_FILE,
+    "queue",
+    "quarantine",
+    "jobs",
+    "live-meeting.json",
+    "schedule.json",
+    "status.json",
+    "control.sock",
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("another roomscribe-agent{} owns {dir} (it holds {lock}); stop it first (systemctl stop roomscribe-agent), or use `roomscribe-agent status` to look without interfering", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]

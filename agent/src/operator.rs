@@ -163,6 +163,37 @@ mod tests {
     use roomscribe_protocol::hello::AgentStatus;
 
     #[test]
+    fn every_name_the_agent_keeps_in_its_state_directory_is_listed_as_its_own() {
+        let state = Path::new("/state");
+        let jobs = crate::meeting::pipeline::Checkpoint::path_for(state, Path::new("/dev/null"))
+            .expect("a job's checkpoint path");
+        let paths = [
+            state.join(crate::identity::KEY_FILE),
+            state.join(crate::identity::IDENTITY_FILE),
+            state.join(crate::lock::LOCK_FILE),
+            state.join(schedule::SCHEDULE_FILE),
+            queue_dir(state),
+            quarantine::dir(state),
+            jobs,
+            crate::meeting::pipeline::Checkpoint::live_path(state),
+            health::status_file(state),
+            crate::meeting::control::socket_path(state),
+        ];
+        for p in paths {
+            let first = p.strip_prefix(state).expect("inside").components().next();
+            let name = first
+                .expect("a name")
+                .as_os_str()
+                .to_string_lossy()
+                .into_owned();
+            assert!(
+                crate::lock::STATE_ENTRIES.contains(&name.as_str()),
+                "{name} is not in lock::STATE_ENTRIES: `model install` could write over it"
+            );
+        }
+    }
+
+    #[test]
     fn status_beside_a_running_agent_reads_its_status_file_not_the_queue() {
         let kit = testkit::room("127.0.0.1:1", queue::Limits::UNBOUNDED);
         identity::save(&kit.state_dir, &kit.identity, &kit.key).expect("identity");

@@ -167,12 +167,13 @@ async fn meetings_are_started_paused_and_stopped_from_the_command_line() -> anyh
         .flatten()
         .filter_map(|w| w["end"].as_f64())
         .fold(0.0, f64::max);
-    let home = alsa_home(tmp.path(), &raw_of(&wav)?)?;
-    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("kai", "kai's long password", "manager")?;
-    let state = tmp.path().join("agent");
-    app.enroll_agent(&state, "Ward 7")?;
-    let api = Api::login(&app, "kai", "kai's long password").await?;
+    // The appliance lives as long as `_app`.
+    let Ward {
+        home,
+        app: _app,
+        state,
+        api,
+    } = ward(tmp.path(), &logs, &wav).await?;
 
     let (ok, out) = meeting(&state, &["start"])?;
     assert!(!ok && out.contains("no running live agent"), "{out}");
@@ -258,12 +259,13 @@ async fn a_meeting_a_killed_agent_left_open_is_ended_at_its_next_start() -> anyh
     let logs = artifacts("killed-live");
     let tmp = tempfile::tempdir()?;
     let wav = sample_wav(tmp.path(), "ward.wav", 3)?;
-    let home = alsa_home(tmp.path(), &raw_of(&wav)?)?;
-    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("kai", "kai's long password", "manager")?;
-    let state = tmp.path().join("agent");
-    app.enroll_agent(&state, "Ward 7")?;
-    let api = Api::login(&app, "kai", "kai's long password").await?;
+    // The appliance lives as long as `_app`.
+    let Ward {
+        home,
+        app: _app,
+        state,
+        api,
+    } = ward(tmp.path(), &logs, &wav).await?;
     let mut first = agent(&state, &logs, "live", &["run", "--model"])?
         .arg(model_dir())
         .env("HOME", &home)
@@ -322,6 +324,30 @@ async fn a_meeting_a_killed_agent_left_open_is_ended_at_its_next_start() -> anyh
     // No second meeting was made up: only the one the first run started.
     assert_eq!(api.ok("/meetings").await?.as_array().map_or(0, Vec::len), 1);
     Ok(())
+}
+
+/// "Ward 7": an appliance with a manager, kai, and an enrolled agent whose default
+/// capture device plays `wav`.
+struct Ward {
+    home: PathBuf,
+    app: Appliance,
+    state: PathBuf,
+    api: Api,
+}
+
+async fn ward(tmp: &Path, logs: &Path, wav: &Path) -> anyhow::Result<Ward> {
+    let home = alsa_home(tmp, &raw_of(wav)?)?;
+    let app = Appliance::start(&tmp.join("data"), logs)?;
+    app.add_user("kai", "kai's long password", "manager")?;
+    let state = tmp.join("agent");
+    app.enroll_agent(&state, "Ward 7")?;
+    let api = Api::login(&app, "kai", "kai's long password").await?;
+    Ok(Ward {
+        home,
+        app,
+        state,
+        api,
+    })
 }
 
 fn control_socket(state: &Path) -> PathBuf {

@@ -125,12 +125,7 @@ async fn a_refused_envelope_is_quarantined_and_replication_goes_on() -> anyhow::
     }
     assert_eq!(agents[0]["quarantine"].as_array().map(Vec::len), Some(2));
     // And monitoring sees it: the alarm the agent raised and the count it holds.
-    let metrics = loopback_client()?
-        .get(app.url("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = app.metrics().await?;
     let id = agents[0]["id"].as_str().unwrap_or_default();
     for needle in [
         format!(

@@ -243,12 +243,7 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
     let first = api.ok("/meetings").await?[1]["segment_count"]
         .as_u64()
         .unwrap_or(0);
-    let metrics = loopback_client()?
-        .get(app.url("/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = app.metrics().await?;
     let value = |name: &str| {
         metrics
             .lines()

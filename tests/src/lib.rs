@@ -381,6 +381,16 @@ impl Appliance {
         )
     }
 
+    /// `GET /metrics` from loopback (which `metrics.allow` admits by default): the text.
+    pub async fn metrics(&self) -> Result<String> {
+        Ok(loopback_client()?
+            .get(self.url("/metrics"))
+            .send()
+            .await?
+            .text()
+            .await?)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://{}{path}", self.https)
     }

@@ -31,7 +31,7 @@ pub enum ModelError {
     },
     #[error("where to? set `{key}` in agent.toml or pass --to DIR")]
     NoDestination { key: &'static str },
-    #[error("{dest}: a model cannot go there: it is, holds or lies inside the agent's state directory {state_dir} (its key and queue); choose another --to DIR")]
+    #[error("{dest}: a model cannot go there: it is or holds the agent's state directory {state_dir}, or lies in what the agent keeps there (its key, identity, queue, ...); choose another --to DIR")]
     InStateDir { dest: PathBuf, state_dir: PathBuf },
     #[error("{path}: {source}")]
     Io {
@@ -193,15 +193,24 @@ fn resolved(path: &Path) -> PathBuf {
 }
 
 /// Refuses `dest` if it, or the `<dest>.previous` an install moves the old model to,
-/// is, holds or lies inside `state_dir`: the swap would move (and a later install
-/// delete) the agent's key and queue.
+/// is or holds `state_dir`, or is or lies inside one of the agent's own entries there
+/// ([`crate::lock::STATE_ENTRIES`]): the swap would move (and a later install delete)
+/// the agent's key and queue. A model beside them (the packages install it at
+/// `<state_dir>/model`) is fine.
 fn clear_of_state(dest: &Path, state_dir: &Path) -> Result<(), ModelError> {
     let state = resolved(state_dir);
     let mut previous = dest.file_name().unwrap_or_default().to_owned();
     previous.push(".previous");
     for d in [dest.to_owned(), dest.with_file_name(previous)] {
         let d = resolved(&d);
-        if d.starts_with(&state) || state.starts_with(&d) {
+        let agents_own = d.strip_prefix(&state).is_ok_and(|inside| {
+            inside.components().next().is_some_and(|first| {
+                crate::lock::STATE_ENTRIES
+                    .iter()
+                    .any(|e| first.as_os_str() == *e)
+            })
+        });
+        if state.starts_with(&d) || agents_own {
             return Err(ModelError::InStateDir {
                 dest: dest.to_owned(),
                 state_dir: state_dir.to_owned(),
@@ -360,10 +369,11 @@ mod tests {
         std::os::unix::fs::symlink(&state, tmp.path().join("alias")).expect("symlink");
         for dest in [
             state.clone(),
-            state.join("model"),
+            state.join("queue"),
             state.join("queue/deeper/model"),
+            state.join("agent.key"),
             tmp.path().join("var"),
-            tmp.path().join("alias/model"),
+            tmp.path().join("alias/queue"),
             tmp.path().join("var/../var/agent"),
         ] {
             match install(&source, |_| Some(dest.clone()), &state) {
@@ -397,11 +407,14 @@ mod tests {
             Err(ModelError::InStateDir { .. }) => {}
             other => panic!("{other:?}"),
         }
-        // Beside it is fine: the check passes and the fake model is refused for not
+        // Beside it, or beside the agent's own entries inside it (where the packages
+        // put it), is fine: the check passes and the fake model is refused for not
         // loading, replacing nothing.
-        match install(&source, |_| Some(tmp.path().join("var/model")), &state) {
-            Err(ModelError::DoesNotLoad { .. }) => {}
-            other => panic!("{other:?}"),
+        for fine in [tmp.path().join("var/model"), state.join("model")] {
+            match install(&source, |_| Some(fine.clone()), &state) {
+                Err(ModelError::DoesNotLoad { .. }) => {}
+                other => panic!("{}: {other:?}", fine.display()),
+            }
         }
     }
 }
