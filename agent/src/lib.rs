@@ -450,7 +450,11 @@ pub async fn run(
                 // A meeting an earlier run left open (killed, crashed, power lost) is
                 // ended first, so the appliance never shows it live for ever.
                 let live_checkpoint = Checkpoint::live_path(&state_dir);
-                live_meetings::end_left_open(&sealer, &live_checkpoint);
+                live_meetings::end_left_open(
+                    &sealer,
+                    &live_checkpoint,
+                    control::EventSource::Recovered,
+                );
                 // Opened now so that a missing device is a clear error at start.
                 let first = audio::Capture::open(device, per_channel)?;
                 let models = load_models()?;

@@ -12,7 +12,7 @@
 //! operator looked at it.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -82,15 +82,21 @@ impl StateLock {
             source: std::io::Error::other(e.to_string()),
         })?;
         let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&path)
-            .map_err(io(&path))?;
+        let open = |write: bool| {
+            OpenOptions::new()
+                .read(!write)
+                .write(write)
+                .create(write)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                .open(&path)
+        };
+        // Created if missing, then held open for reading only: a lock needs no write
+        // access, and a process holding none lets the file system turn read-only on
+        // errors (as ext4's errors=remount-ro does) without waiting for it.
+        drop(open(true).map_err(io(&path))?);
+        let mut file = open(false).map_err(io(&path))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -105,9 +111,9 @@ impl StateLock {
             Err(TryLockError::Error(e)) => return Err(io(&path)(e)),
         }
         // Only the owner writes the file, so readers see a whole pid or nothing.
-        file.set_len(0).map_err(io(&path))?;
-        file.rewind().map_err(io(&path))?;
-        writeln!(file, "{}", std::process::id()).map_err(io(&path))?;
+        let mut pid = open(true).map_err(io(&path))?;
+        pid.set_len(0).map_err(io(&path))?;
+        writeln!(pid, "{}", std::process::id()).map_err(io(&path))?;
         Ok(Self {
             dir: dir.to_owned(),
             _file: file,

@@ -8,9 +8,10 @@
 //! [`MAX_BACKOFF`]. A task that returns `Ok` is done. Cancelling stops every task;
 //! [`Supervisor::shutdown`] waits for them. Replication has its own restart loop
 //! (`lib.rs::supervise_replication`, which also decides when a file job gives up); the
-//! transcription pipeline runs on a blocking thread and ends the run with its error
-//! (after ending a live meeting with a `fault` stop event), which the service manager
-//! restarts (`Restart=always` in the agent's unit).
+//! transcription pipeline runs on a blocking thread: live, a meeting it fails is ended
+//! with a `fault` event and the loop goes on with the same backoff under `task_failed`
+//! (task `meeting`, `meeting/live.rs`); a file job ends the run with its error (it
+//! resumes from its checkpoint on the next run).
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

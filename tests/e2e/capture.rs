@@ -318,7 +318,7 @@ async fn a_meeting_a_killed_agent_left_open_is_ended_at_its_next_start() -> anyh
     assert!(kept >= segments, "nothing sealed before the kill is lost");
     assert_contiguous_without_overlap(after["segments"].as_array().map_or(&[][..], Vec::as_slice));
     let log = std::fs::read_to_string(logs.join("restarted.stderr"))?;
-    assert!(log.contains("without ending its meeting"), "{log}");
+    assert!(log.contains("left open without its end"), "{log}");
     let status = second.interrupt().await?;
     assert!(status.success());
     // No second meeting was made up: only the one the first run started.

@@ -1,7 +1,8 @@
 //! A full disk is not data loss: on a real, small filesystem (a 16 MiB tmpfs the test
 //! mounts and fills), transcription pauses with the `disk_full` alarm, the segment in
 //! hand is kept in memory, and the meeting continues when space returns; a live
-//! meeting whose disk stays full is ended cleanly with an event saying why.
+//! meeting whose disk stays full is ended cleanly with an event saying why, and one a
+//! read-only disk stops is ended with a `fault` once it can be, the agent going on.
 
 use roomscribe_tests::*;
 use serde_json::Value;
@@ -24,6 +25,16 @@ impl SmallDisk {
             "mounting a tmpfs needs root (the test suite runs as root)"
         );
         Ok(Self(at.to_owned()))
+    }
+
+    /// `mount -o remount,MODE`: `ro` makes every write fail (EROFS), `rw` heals it.
+    fn remount(&self, mode: &str) -> anyhow::Result<()> {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&self.0)
+            .status()?;
+        anyhow::ensure!(status.success(), "remount {mode} failed");
+        Ok(())
     }
 
     /// Writes a filler file until the filesystem refuses more.
@@ -196,6 +207,75 @@ async fn a_live_meeting_whose_disk_stays_full_is_ended_cleanly() -> anyhow::Resu
     // on how much the acknowledged, deleted envelopes gave back: not asserted.)
     api.wait_for("/agents", Duration::from_secs(30), |a| {
         a[0]["status"]["meeting_state"] == "idle"
+    })
+    .await?;
+    let status = live.interrupt().await?;
+    assert!(status.success(), "{status:?}");
+    drop(disk);
+    Ok(())
+}
+
+/// A disk that turns read-only mid-meeting (what ext4 does on errors) is a fault the
+/// live meeting cannot get past: after `queue.disk_full_end_after_secs` the meeting is
+/// given up, the agent stays up with the `task_failed` alarm instead of exiting, and
+/// once the disk is writable again the meeting is ended with a `fault` event before
+/// recording starts again. Nothing sealed before the fault is lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_meeting_a_read_only_disk_stops_is_ended_with_a_fault_and_the_agent_goes_on(
+) -> anyhow::Result<()> {
+    let logs = artifacts("disk-read-only");
+    let tmp = tempfile::tempdir()?;
+    let wav = sample_wav(tmp.path(), "room.wav", 3)?;
+    let home = crate::capture::alsa_home(tmp.path(), &crate::capture::raw_of(&wav)?)?;
+    let disk = SmallDisk::mount(&tmp.path().join("small"))?;
+    let state = disk.0.join("agent");
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.add_user("una", "una's long password", "admin")?;
+    app.enroll_agent(&state, "Clinic")?;
+    let api = Api::login(&app, "una", "una's long password").await?;
+    let mut live = agent(&state, &logs, "live", &["run", "--model"])?
+        .arg(model_dir())
+        .env("HOME", &home)
+        .env("ROOMSCRIBE_AGENT_REPLICATE_HEARTBEAT_SECS", "1")
+        .env("ROOMSCRIBE_AGENT_QUEUE_DISK_FULL_END_AFTER_SECS", "4")
+        .spawn_guarded()?;
+    let meetings = api
+        .wait_for("/meetings", Duration::from_secs(90), |m| {
+            m[0]["segment_count"].as_u64().unwrap_or(0) >= 1
+        })
+        .await?;
+    let id = meetings[0]["id"].as_str().unwrap_or_default().to_owned();
+    disk.remount("ro")?;
+    api.wait_for("/agents", Duration::from_secs(60), |a| {
+        alarms(a).iter().any(|x| x == "task_failed")
+    })
+    .await?;
+    assert!(live.try_wait()?.is_none(), "the agent stays up");
+    let log = std::fs::read_to_string(logs.join("live.stderr"))?;
+    assert!(log.contains("the meeting cannot go on"), "{log}");
+    disk.remount("rw")?;
+    // Writable again: the failed meeting gets its end, and recording starts again.
+    let path = format!("/meetings/{id}/transcript");
+    let t = api
+        .wait_for(&path, Duration::from_secs(90), |t| {
+            t["meeting"]["status"] == "ended"
+        })
+        .await?;
+    let events = meeting_events(&t);
+    assert!(
+        events
+            .iter()
+            .any(|(kind, source, _)| kind == "stop" && source == "fault"),
+        "{events:?}"
+    );
+    assert!(
+        !texts(&t).is_empty(),
+        "what was sealed before the fault stays"
+    );
+    assert_contiguous_without_overlap(t["segments"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+    // Recording started again by itself (autostart): a second meeting.
+    api.wait_for("/meetings", Duration::from_secs(90), |m| {
+        m.as_array().is_some_and(|a| a.len() == 2) && m[0]["id"] != id.as_str()
     })
     .await?;
     let status = live.interrupt().await?;

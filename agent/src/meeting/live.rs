@@ -11,6 +11,7 @@ use crate::meeting::pipeline::{self, Checkpoint, Options, Sealer, Transcribed};
 use crate::meeting::{control, voice};
 use crate::replication::health::Health;
 use crate::speech::{asr, engine, segment};
+use crate::supervisor::TaskAlarms;
 use roomscribe_protocol::{MeetingId, MeetingInfo, Segment};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -111,10 +112,19 @@ impl LiveParts<'_> {
     }
 }
 
+/// The task name under which a failed live meeting raises `task_failed`.
+pub const MEETING_TASK: &str = "meeting";
+
 /// Live capture as a service: one meeting after another, each started by `autostart`
 /// (the first), `roomscribe-agent meeting start`, a voice command or a later trigger,
 /// and ended by `meeting stop`, a voice command or Ctrl-C (which also ends the agent).
 /// Returns the last meeting's summary.
+///
+/// A meeting whose pipeline fails is ended with a `fault` event, the failure is
+/// logged and raised (`task_failed`, naming the `meeting` task, until a meeting ends
+/// normally), and the loop goes on after a backoff that doubles from 1 s to a minute:
+/// with `autostart` recording starts again by itself, otherwise at the next start. An
+/// end that could not be queued is queued before the next meeting starts.
 pub fn live_meetings(
     live: LiveParts<'_>,
     first: audio::Capture,
@@ -128,6 +138,7 @@ pub fn live_meetings(
     let mut capture = Some(first);
     let mut last = None;
     let mut start = autostart.then(|| (title.clone(), control::EventSource::Autostart));
+    let mut backoff = Duration::from_secs(1);
     loop {
         let (requested, source) = match start.take() {
             Some(t) => t,
@@ -136,6 +147,8 @@ pub fn live_meetings(
                 None => return Ok(last),
             },
         };
+        // A meeting a fault left open (its end could not be queued then) ends first.
+        end_left_open(live.sealer, &live.checkpoint, control::EventSource::Fault);
         // A device missing now is waited for (alarm `device_lost`), not fatal: the
         // meeting goes on and picks the microphone up when it appears.
         let source_audio = match capture.take() {
@@ -186,9 +199,17 @@ pub fn live_meetings(
         let t = match result {
             Ok(t) => t,
             Err(e) => {
-                // The run ends with this error (the service manager starts it again);
-                // the meeting ends now, with what was sealed and an event saying why.
-                tracing::error!(meeting = %state.meeting_id, error = %roomscribe_config::errtext::one_line(&e), "the meeting cannot go on: ending it");
+                // The meeting ends now, with what was sealed and an event saying why;
+                // the agent stays up (heartbeats, replication, the control socket).
+                let error = roomscribe_config::errtext::one_line(&e);
+                tracing::error!(
+                    meeting = %state.meeting_id,
+                    %error,
+                    alarm = crate::supervisor::ALARM_TASK_FAILED,
+                    retry_in_s = backoff.as_secs(),
+                    "the meeting cannot go on: ending it"
+                );
+                TaskAlarms::set_task_failed(live.health, MEETING_TASK, Some(error));
                 if !state.ended {
                     end_or_leave_for_next_start(
                         live.sealer,
@@ -197,9 +218,26 @@ pub fn live_meetings(
                         &live.checkpoint,
                     );
                 }
-                return Err(e.into());
+                // The device is opened afresh for the next meeting.
+                capture = None;
+                let until = std::time::Instant::now() + backoff;
+                while std::time::Instant::now() < until {
+                    if c.exit.load(Ordering::Relaxed) {
+                        return Ok(last);
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                backoff = (backoff * 2).min(crate::supervisor::MAX_BACKOFF);
+                if autostart {
+                    start = Some((title.clone(), control::EventSource::Autostart));
+                }
+                continue;
             }
         };
+        if TaskAlarms::set_task_failed(live.health, MEETING_TASK, None) {
+            tracing::info!("a meeting ended normally again");
+        }
+        backoff = Duration::from_secs(1);
         tracing::info!(meeting = %t.meeting_id, segments = t.segments_sealed, "meeting ended");
         last = Some(t);
         if c.exit.load(Ordering::Relaxed) {
@@ -208,12 +246,14 @@ pub fn live_meetings(
     }
 }
 
-/// Ends the meeting an earlier live run left open in `path`, if any.
-pub fn end_left_open(sealer: &Sealer, path: &Path) {
+/// Ends the meeting left open in `path`, if any: by an earlier run that stopped
+/// without ending it (`source` [`control::EventSource::Recovered`], at start) or by a
+/// fault whose end could not be queued then ([`control::EventSource::Fault`]).
+pub fn end_left_open(sealer: &Sealer, path: &Path, source: control::EventSource) {
     match Checkpoint::load(path) {
         Ok(Some(mut open)) if !open.ended => {
-            tracing::warn!(meeting = %open.meeting_id, at_s = open.position_s(), "an earlier run stopped without ending its meeting: ending it with what was sealed");
-            end_or_leave_for_next_start(sealer, &mut open, control::EventSource::Recovered, path);
+            tracing::warn!(meeting = %open.meeting_id, at_s = open.position_s(), ?source, "a meeting was left open without its end: ending it with what was sealed");
+            end_or_leave_for_next_start(sealer, &mut open, source, path);
         }
         Ok(_) => {}
         Err(e) => tracing::error!(
