@@ -1,0 +1,460 @@
+//! The transcript index (tantivy) under `<data_dir>/search/`: one document per
+//! segment. It is derived data: anything wrong with it (missing, unreadable, another
+//! version's layout) is answered by building it again from storage.
+
+use super::query::Expr;
+use super::text::{TranscriptTokenizer, TOKENIZER};
+use std::collections::BTreeSet;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Mutex;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{
+    BooleanQuery, EmptyQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RangeQuery, TermQuery,
+};
+use tantivy::schema::{
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, Value, FAST, INDEXED, STORED,
+    STRING,
+};
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
+
+/// Bumped whenever the schema or the tokenizer changes: an index of another version
+/// is built again.
+pub const INDEX_VERSION: u32 = 1;
+const VERSION_FILE: &str = "roomscribe-index-version";
+/// How many words one prefix may stand for.
+const PREFIX_EXPANSIONS: u32 = 256;
+const WRITER_MEMORY: usize = 32 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("search index: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+    #[error("search index directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+type Result<T> = std::result::Result<T, IndexError>;
+
+/// One segment as indexed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentDoc {
+    pub meeting_id: String,
+    pub seq: u64,
+    pub start: f64,
+    pub end: f64,
+    /// The agent's label (`channel 2`).
+    pub speaker_label: Option<String>,
+    /// The name given to that label in the console.
+    pub speaker_name: Option<String>,
+    pub room_id: String,
+    pub team_id: Option<String>,
+    /// The meeting's start (appliance clock), ms since the epoch.
+    pub meeting_start_ms: i64,
+    pub text: String,
+}
+
+/// Filters of a search (all must hold).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub room: Option<String>,
+    pub team: Option<String>,
+    /// A speaker label or name, any case.
+    pub speaker: Option<String>,
+    /// Meetings starting at or after, ms.
+    pub from_ms: Option<i64>,
+    /// Meetings starting before, ms.
+    pub to_ms: Option<i64>,
+}
+
+/// Whose meetings a search may find: part of the query itself, so nothing outside
+/// it is counted, ranked or scored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    All,
+    Teams(BTreeSet<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sort {
+    #[default]
+    Newest,
+    Relevance,
+}
+
+/// One matching segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    pub meeting_id: String,
+    pub seq: u64,
+    pub start: f64,
+    pub end: f64,
+    pub speaker: Option<String>,
+    pub snippet: crate::search::snippet::Snippet,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    pub hits: Vec<Hit>,
+    pub total: usize,
+}
+
+#[derive(Clone, Copy)]
+struct Fields {
+    meeting: Field,
+    /// `meeting/seq`: adding a segment again replaces it.
+    key: Field,
+    seq: Field,
+    start: Field,
+    end: Field,
+    speaker: Field,
+    speaker_key: Field,
+    room: Field,
+    team: Field,
+    meeting_at: Field,
+    at: Field,
+    text: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let text_options = TextOptions::default().set_stored().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let fields = Fields {
+        meeting: b.add_text_field("meeting", STRING | STORED),
+        key: b.add_text_field("key", STRING),
+        seq: b.add_u64_field("seq", STORED),
+        start: b.add_f64_field("start", STORED),
+        end: b.add_f64_field("end", STORED),
+        speaker: b.add_text_field("speaker", STORED),
+        speaker_key: b.add_text_field("speaker_key", STRING),
+        room: b.add_text_field("room", STRING),
+        team: b.add_text_field("team", STRING),
+        meeting_at: b.add_i64_field("meeting_at", INDEXED | FAST),
+        at: b.add_i64_field("at", FAST),
+        text: b.add_text_field("text", text_options),
+    };
+    (b.build(), fields)
+}
+
+/// How the index was found when opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// As left: to be reconciled with storage.
+    Existing,
+    /// New and empty (the reason: missing, unreadable, another version): to be built.
+    Created(String),
+}
+
+pub struct TranscriptIndex {
+    reader: IndexReader,
+    writer: Mutex<IndexWriter>,
+    f: Fields,
+}
+
+impl TranscriptIndex {
+    /// Opens the index in `dir`, or creates it empty there when it is missing,
+    /// unreadable or of another version.
+    pub fn open(dir: &Path) -> Result<(Self, Opened)> {
+        let version = std::fs::read_to_string(dir.join(VERSION_FILE)).ok();
+        let reason = match version.as_deref().map(str::trim) {
+            None if !dir.exists() => Some("no index yet".to_owned()),
+            None => Some("no version mark (an interrupted build)".to_owned()),
+            Some(v) if v != INDEX_VERSION.to_string() => Some(format!(
+                "index version {v}, this appliance uses {INDEX_VERSION}"
+            )),
+            Some(_) => match Self::open_existing(dir) {
+                Ok(ix) => return Ok((ix, Opened::Existing)),
+                Err(e) => Some(format!("unreadable ({e})")),
+            },
+        };
+        if dir.exists() {
+            std::fs::remove_dir_all(dir)?;
+        }
+        std::fs::create_dir_all(dir)?;
+        let (schema, _) = schema();
+        let index = Index::create_in_dir(dir, schema)?;
+        let ix = Self::with(index)?;
+        ix.commit()?;
+        write_version(dir)?;
+        Ok((ix, Opened::Created(reason.unwrap_or_default())))
+    }
+
+    fn open_existing(dir: &Path) -> Result<Self> {
+        let index = Index::open_in_dir(dir)?;
+        let (schema, _) = schema();
+        if index.schema() != schema {
+            return Err(tantivy::TantivyError::SchemaError("schema differs".into()).into());
+        }
+        let ix = Self::with(index)?;
+        // Read every segment's files now, so damage shows here and not in a search.
+        let searcher = ix.reader.searcher();
+        for segment in searcher.segment_readers() {
+            segment.get_store_reader(0)?;
+            segment.inverted_index(ix.f.text)?;
+        }
+        Ok(ix)
+    }
+
+    /// An index in memory (tests).
+    pub fn in_memory() -> Result<Self> {
+        let (schema, _) = schema();
+        Self::with(Index::create_in_ram(schema))
+    }
+
+    fn with(index: Index) -> Result<Self> {
+        index.tokenizers().register(TOKENIZER, TranscriptTokenizer);
+        let (_, f) = schema();
+        let writer = index.writer_with_num_threads(1, WRITER_MEMORY)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Self {
+            reader,
+            writer: Mutex::new(writer),
+            f,
+        })
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
+        // A panic inside tantivy while adding leaves nothing half-applied that a
+        // commit would publish; the next rebuild repairs the rest.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn document(&self, d: &SegmentDoc) -> TantivyDocument {
+        let f = self.f;
+        let mut doc = TantivyDocument::default();
+        doc.add_text(f.meeting, &d.meeting_id);
+        doc.add_text(f.key, key(&d.meeting_id, d.seq));
+        doc.add_u64(f.seq, d.seq);
+        doc.add_f64(f.start, d.start);
+        doc.add_f64(f.end, d.end);
+        if let Some(shown) = d.speaker_name.as_ref().or(d.speaker_label.as_ref()) {
+            doc.add_text(f.speaker, shown);
+        }
+        for key in [&d.speaker_label, &d.speaker_name].into_iter().flatten() {
+            doc.add_text(f.speaker_key, key.to_lowercase());
+        }
+        doc.add_text(f.room, &d.room_id);
+        if let Some(t) = &d.team_id {
+            doc.add_text(f.team, t);
+        }
+        doc.add_i64(f.meeting_at, d.meeting_start_ms);
+        doc.add_i64(
+            f.at,
+            d.meeting_start_ms
+                .saturating_add((d.start.max(0.0) * 1000.0) as i64),
+        );
+        doc.add_text(f.text, &d.text);
+        doc
+    }
+
+    /// Adds segments, each replacing any copy the index holds (not yet visible: see
+    /// [`commit`](Self::commit)).
+    pub fn add(&self, docs: &[SegmentDoc]) -> Result<()> {
+        let w = self.writer();
+        for d in docs {
+            w.delete_term(Term::from_field_text(
+                self.f.key,
+                &key(&d.meeting_id, d.seq),
+            ));
+            w.add_document(self.document(d))?;
+        }
+        Ok(())
+    }
+
+    /// Removes a meeting's segments (not yet visible).
+    pub fn delete_meeting(&self, meeting_id: &str) {
+        self.writer()
+            .delete_term(Term::from_field_text(self.f.meeting, meeting_id));
+    }
+
+    /// Replaces a meeting's segments with `docs` (not yet visible).
+    pub fn replace_meeting(&self, meeting_id: &str, docs: &[SegmentDoc]) -> Result<()> {
+        self.delete_meeting(meeting_id);
+        self.add(docs)
+    }
+
+    /// Removes everything (not yet visible).
+    pub fn clear(&self) -> Result<()> {
+        self.writer().delete_all_documents()?;
+        Ok(())
+    }
+
+    /// Makes every change so far durable and visible to searches.
+    pub fn commit(&self) -> Result<()> {
+        self.writer().commit()?;
+        self.reader.reload()?;
+        Ok(())
+    }
+
+    /// How many segments of `meeting_id` the index holds.
+    pub fn count(&self, meeting_id: &str) -> Result<usize> {
+        let q = TermQuery::new(
+            Term::from_field_text(self.f.meeting, meeting_id),
+            IndexRecordOption::Basic,
+        );
+        Ok(self.reader.searcher().search(&q, &Count)?)
+    }
+
+    /// Every meeting id the index holds segments of.
+    pub fn meetings(&self) -> Result<BTreeSet<String>> {
+        let mut out = BTreeSet::new();
+        let searcher = self.reader.searcher();
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(self.f.meeting)?;
+            let mut terms = inverted.terms().stream()?;
+            while terms.advance() {
+                out.insert(String::from_utf8_lossy(terms.key()).into_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    fn text_query(&self, e: &Expr) -> Box<dyn Query> {
+        let term = |t: &String| Term::from_field_text(self.f.text, t);
+        match e {
+            Expr::Phrase(t) if t.len() == 1 => {
+                Box::new(TermQuery::new(term(&t[0]), IndexRecordOption::WithFreqs))
+            }
+            Expr::Phrase(t) => Box::new(PhraseQuery::new(t.iter().map(term).collect())),
+            Expr::Prefix(t) => {
+                let mut q = PhrasePrefixQuery::new(t.iter().map(term).collect());
+                q.set_max_expansions(PREFIX_EXPANSIONS);
+                Box::new(q)
+            }
+            Expr::And(v) => Box::new(BooleanQuery::new(
+                v.iter()
+                    .map(|e| match e {
+                        Expr::Not(inner) => (Occur::MustNot, self.text_query(inner)),
+                        e => (Occur::Must, self.text_query(e)),
+                    })
+                    .collect(),
+            )),
+            Expr::Or(v) => Box::new(BooleanQuery::new(
+                v.iter()
+                    .map(|e| (Occur::Should, self.text_query(e)))
+                    .collect(),
+            )),
+            // A lone NOT only occurs under AND (the parser refuses the rest); as a
+            // clause of its own it matches nothing.
+            Expr::Not(_) => Box::new(EmptyQuery),
+        }
+    }
+
+    fn exact(&self, field: Field, value: &str) -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(field, value),
+            IndexRecordOption::Basic,
+        ))
+    }
+
+    /// Segments matching `e` within `reach` and `filters`, `limit` of them from
+    /// `offset`, with how many match in all.
+    pub fn search(
+        &self,
+        e: &Expr,
+        filters: &Filters,
+        reach: &Reach,
+        sort: Sort,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Page> {
+        let f = self.f;
+        let mut must: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, self.text_query(e))];
+        if let Reach::Teams(teams) = reach {
+            if teams.is_empty() {
+                return Ok(Page {
+                    hits: vec![],
+                    total: 0,
+                });
+            }
+            must.push((
+                Occur::Must,
+                Box::new(BooleanQuery::new(
+                    teams
+                        .iter()
+                        .map(|t| (Occur::Should, self.exact(f.team, t)))
+                        .collect(),
+                )),
+            ));
+        }
+        if let Some(r) = &filters.room {
+            must.push((Occur::Must, self.exact(f.room, r)));
+        }
+        if let Some(t) = &filters.team {
+            must.push((Occur::Must, self.exact(f.team, t)));
+        }
+        if let Some(s) = &filters.speaker {
+            must.push((Occur::Must, self.exact(f.speaker_key, &s.to_lowercase())));
+        }
+        if filters.from_ms.is_some() || filters.to_ms.is_some() {
+            let bound = |v: Option<i64>, inclusive: bool| match v {
+                Some(v) if inclusive => Bound::Included(Term::from_field_i64(f.meeting_at, v)),
+                Some(v) => Bound::Excluded(Term::from_field_i64(f.meeting_at, v)),
+                None => Bound::Unbounded,
+            };
+            must.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    bound(filters.from_ms, true),
+                    bound(filters.to_ms, false),
+                )),
+            ));
+        }
+        let query = BooleanQuery::new(must);
+        let searcher = self.reader.searcher();
+        let limit = limit.max(1);
+        let top = TopDocs::with_limit(limit).and_offset(offset);
+        let (addresses, total) = match sort {
+            Sort::Newest => {
+                let (docs, total) = searcher.search(
+                    &query,
+                    &(top.order_by_fast_field::<i64>("at", Order::Desc), Count),
+                )?;
+                (docs.into_iter().map(|(_, a)| a).collect::<Vec<_>>(), total)
+            }
+            Sort::Relevance => {
+                let (docs, total) = searcher.search(&query, &(top.order_by_score(), Count))?;
+                (docs.into_iter().map(|(_, a)| a).collect(), total)
+            }
+        };
+        let marks = super::snippet::Marks::of(e);
+        let mut hits = Vec::with_capacity(addresses.len());
+        for a in addresses {
+            let doc: TantivyDocument = searcher.doc(a)?;
+            let s = |field| {
+                doc.get_first(field)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            };
+            let n = |field| doc.get_first(field).and_then(|v| v.as_f64()).unwrap_or(0.0);
+            hits.push(Hit {
+                meeting_id: s(f.meeting).unwrap_or_default(),
+                seq: doc.get_first(f.seq).and_then(|v| v.as_u64()).unwrap_or(0),
+                start: n(f.start),
+                end: n(f.end),
+                speaker: s(f.speaker),
+                snippet: marks.snippet(&s(f.text).unwrap_or_default()),
+            });
+        }
+        Ok(Page { hits, total })
+    }
+}
+
+fn key(meeting_id: &str, seq: u64) -> String {
+    format!("{meeting_id}/{seq}")
+}
+
+fn write_version(dir: &Path) -> Result<()> {
+    let tmp = dir.join(format!("{VERSION_FILE}.tmp"));
+    std::fs::write(&tmp, INDEX_VERSION.to_string())?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, dir.join(VERSION_FILE))?;
+    Ok(())
+}

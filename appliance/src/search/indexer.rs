@@ -1,0 +1,181 @@
+//! The one thread that writes the index: it builds or reconciles the index at start,
+//! then applies changes in batches (one commit per [`BATCH`]), reading storage
+//! through a [`Source`] so that it knows nothing of the domain.
+
+use super::{Opened, SegmentDoc, TranscriptIndex};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// How long the indexer gathers changes before one commit.
+pub const BATCH: Duration = Duration::from_millis(100);
+/// The progress value meaning no build is under way.
+pub const IDLE: u8 = u8::MAX;
+
+/// What the indexer is handed.
+pub enum Change {
+    /// New segments, just committed to storage.
+    Segments(Vec<SegmentDoc>),
+    /// Index this meeting again from storage (or drop it, if gone).
+    Meeting(String),
+    Rebuild,
+    /// Answered once everything before it is searchable.
+    Flush(mpsc::Sender<()>),
+}
+
+/// What the indexer reads storage through.
+pub trait Source: Send + 'static {
+    /// Every meeting with its segment count.
+    fn meetings(&self) -> anyhow::Result<Vec<(String, u64)>>;
+    /// A meeting's segments as indexed; `None` if storage no longer holds it.
+    fn docs(&self, meeting_id: &str) -> anyhow::Result<Option<Vec<SegmentDoc>>>;
+}
+
+/// The indexer thread's work.
+pub struct Indexer<S> {
+    source: S,
+    index: Arc<TranscriptIndex>,
+    progress: Arc<AtomicU8>,
+}
+
+impl<S: Source> Indexer<S> {
+    pub fn new(source: S, index: Arc<TranscriptIndex>, progress: Arc<AtomicU8>) -> Self {
+        Self {
+            source,
+            index,
+            progress,
+        }
+    }
+
+    fn progress(&self, done: usize, of: usize) {
+        let p = (done * 100).checked_div(of).unwrap_or(100);
+        self.progress.store(p.min(99) as u8, Ordering::Relaxed);
+    }
+
+    /// Builds a new index, or brings an existing one up to date with storage.
+    pub fn first(&self, opened: Opened) {
+        let outcome = match &opened {
+            Opened::Created(why) => {
+                tracing::info!(reason = %why, "search index: building it from storage");
+                self.rebuild()
+            }
+            Opened::Existing => self.reconcile(),
+        };
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "search index: could not bring it up to date; run `roomscribe search reindex`");
+        }
+        self.progress.store(IDLE, Ordering::Relaxed);
+    }
+
+    /// Every meeting in storage, indexed anew.
+    pub fn rebuild(&self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let ids: Vec<String> = self
+            .source
+            .meetings()?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        self.index.clear()?;
+        let mut segments = 0;
+        let mut last_log = Instant::now();
+        for (i, id) in ids.iter().enumerate() {
+            self.progress(i, ids.len());
+            let docs = self.source.docs(id)?.unwrap_or_default();
+            segments += docs.len();
+            self.index.add(&docs)?;
+            if last_log.elapsed() > Duration::from_secs(5) {
+                tracing::info!(done = i, of = ids.len(), "search index: building");
+                last_log = Instant::now();
+            }
+        }
+        self.index.commit()?;
+        self.progress.store(IDLE, Ordering::Relaxed);
+        tracing::info!(
+            meetings = ids.len(),
+            segments,
+            secs = started.elapsed().as_secs_f64(),
+            "search index: built"
+        );
+        Ok(())
+    }
+
+    /// Indexes again every meeting whose segment count differs between storage and
+    /// the index (a crash between a commit and the index's), and drops meetings
+    /// storage no longer holds.
+    fn reconcile(&self) -> anyhow::Result<()> {
+        let counts = self.source.meetings()?;
+        let mut stale = 0;
+        for (i, (id, count)) in counts.iter().enumerate() {
+            self.progress(i, counts.len());
+            if self.index.count(id)? as u64 != *count {
+                self.reindex_meeting(id)?;
+                stale += 1;
+            }
+        }
+        let known: std::collections::BTreeSet<&str> =
+            counts.iter().map(|(id, _)| id.as_str()).collect();
+        for id in self.index.meetings()? {
+            if !known.contains(id.as_str()) {
+                self.index.delete_meeting(&id);
+                stale += 1;
+            }
+        }
+        self.index.commit()?;
+        tracing::info!(
+            meetings = counts.len(),
+            reindexed = stale,
+            "search index: reconciled with storage"
+        );
+        Ok(())
+    }
+
+    fn reindex_meeting(&self, id: &str) -> anyhow::Result<()> {
+        match self.source.docs(id)? {
+            Some(d) => self.index.replace_meeting(id, &d)?,
+            None => self.index.delete_meeting(id),
+        }
+        Ok(())
+    }
+
+    /// Applies changes as they come, one commit per batch, until the appliance stops.
+    pub fn follow(&self, rx: mpsc::Receiver<Change>) {
+        while let Ok(first) = rx.recv() {
+            let mut batch = vec![first];
+            let deadline = Instant::now() + BATCH;
+            while !matches!(batch.last(), Some(Change::Flush(_) | Change::Rebuild)) {
+                match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                    Ok(c) => batch.push(c),
+                    Err(_) => break,
+                }
+            }
+            let mut acks = vec![];
+            let mut outcome = Ok(());
+            for c in batch {
+                let r = match c {
+                    Change::Segments(docs) => self.index.add(&docs).map_err(Into::into),
+                    Change::Meeting(id) => self.reindex_meeting(&id),
+                    Change::Rebuild => {
+                        let r = self.rebuild();
+                        self.progress.store(IDLE, Ordering::Relaxed);
+                        r
+                    }
+                    Change::Flush(ack) => {
+                        acks.push(ack);
+                        Ok(())
+                    }
+                };
+                outcome = outcome.and(r);
+            }
+            if let Err(e) = outcome.and_then(|()| self.index.commit().map_err(Into::into)) {
+                tracing::error!(error = %e, "search index: a change could not be applied; it is repaired at the next start or by `roomscribe search reindex`");
+            }
+            for a in acks {
+                let _ = a.send(());
+            }
+        }
+        if let Err(e) = self.index.commit() {
+            tracing::error!(error = %e, "search index: final commit");
+        }
+    }
+}
