@@ -7,7 +7,7 @@
 //! the data directory directly. Both paths run [`execute`], so they behave the same.
 //! Wire: one JSON [`AdminRequest`] line, one JSON [`AdminResponse`] line.
 
-use crate::domain::{Actor, Appliance, AuditLog, Directory, Fleet, SignIn};
+use crate::domain::{Actor, Appliance, AuditLog, Directory, Fleet, Search, SignIn};
 use crate::jobs::Stop;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
@@ -24,6 +24,7 @@ pub struct Services {
     pub fleet: Arc<Fleet>,
     pub audit: Arc<AuditLog>,
     pub sign_in: Arc<SignIn>,
+    pub search: Arc<Search>,
 }
 
 impl From<&Appliance> for Services {
@@ -33,6 +34,7 @@ impl From<&Appliance> for Services {
             fleet: a.fleet.clone(),
             audit: a.audit.clone(),
             sign_in: a.sign_in.clone(),
+            search: a.search.clone(),
         }
     }
 }
@@ -74,6 +76,8 @@ pub enum AdminRequest {
     /// The audit log as an export (in `value` as a string).
     AuditExport,
     AuditPublicKey,
+    /// Builds the search index again from storage.
+    SearchReindex,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -129,6 +133,14 @@ pub fn execute(app: &Services, req: AdminRequest) -> AdminResponse {
                 );
                 (msg, serde_json::to_value(&t).unwrap_or_default())
             }),
+        AdminRequest::SearchReindex => app.search.reindex(&actor).map(|(meetings, running)| {
+            let message = if running {
+                format!("search index: rebuilding from {meetings} meetings in the running appliance (progress on /readyz)")
+            } else {
+                format!("search index: rebuilt from {meetings} meetings")
+            };
+            (message, serde_json::json!({ "meetings": meetings, "background": running }))
+        }),
         AdminRequest::AgentRevoke { agent_id } => {
             app.fleet.revoke_agent(&actor, &agent_id).map(|a| {
                 (

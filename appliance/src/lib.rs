@@ -15,6 +15,7 @@ pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod keys;
+pub mod search;
 pub mod sso;
 pub mod store;
 pub mod urlencode;
@@ -185,6 +186,12 @@ pub async fn serve_app(
     if let Err(e) = app.audit.prune() {
         tracing::error!(error = %e, "audit retention");
     }
+    app.search.start().with_context(|| {
+        format!(
+            "opening the search index in {}",
+            config.data_dir.join(search::DIR).display()
+        )
+    })?;
     let mut jobs = jobs::Jobs::new(app.monitoring.metrics.clone());
 
     let listener = std::net::TcpListener::bind(config.http.listen)
@@ -298,6 +305,8 @@ pub async fn serve_app(
     jobs.shutdown(SHUTDOWN_DEADLINE).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), endpoint.wait_idle()).await;
     let _ = std::fs::remove_file(admin::socket_path(&config.data_dir));
+    let search = app.search.clone();
+    let _ = tokio::task::spawn_blocking(move || search.stop()).await;
     // What happened since the last checkpoint is counted and sealed before the end.
     let audit = app.audit.clone();
     let sealed = tokio::task::spawn_blocking(move || {

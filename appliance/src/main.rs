@@ -67,6 +67,20 @@ enum Command {
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The full-text search index.
+    #[command(subcommand)]
+    Search(SearchCommand),
+}
+
+#[derive(Subcommand)]
+enum SearchCommand {
+    /// Build the search index again from storage (it is derived data): in the
+    /// running appliance, in the background (progress on /readyz), or here when
+    /// none runs.
+    Reindex {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand)]
@@ -506,6 +520,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             admin_command(&common, AdminRequest::AuditPublicKey).await
         }
         Command::Doctor { common } => doctor(&common).await,
+        Command::Search(SearchCommand::Reindex { common }) => {
+            admin_command(&common, AdminRequest::SearchReindex).await
+        }
         Command::Config(ConfigCommand::Example) => {
             print!("{EXAMPLE}");
             Ok(())

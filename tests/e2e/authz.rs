@@ -156,6 +156,7 @@ impl Fixture {
             | ("GET", "/healthz")
             | ("GET", "/readyz")
             | ("GET", "/metrics") => (spec.path.into(), None),
+            ("GET", "/search") => (format!("{}?q=agenda", spec.path), None),
             ("POST", "/me/totp") => (spec.path.into(), Some(json!({"password": PASSWORD}))),
             ("GET", "/tokens") => (spec.path.into(), None),
             // Without single sign-on configured: back to the sign-in page, refused.

@@ -71,7 +71,10 @@ fn layers_keep_to_themselves() {
         "tokio::", "quinn::", "axum::", "redb::", "cpal::", "std::fs", "std::net",
     ];
     forbid("protocol/src", &io);
-    forbid("appliance/src/domain", &["axum::", "quinn::", "redb::"]);
+    forbid(
+        "appliance/src/domain",
+        &["axum::", "quinn::", "redb::", "tantivy::"],
+    );
     forbid("appliance/src/http", &["store::Store", "redb::", "quinn::"]);
     forbid(
         "appliance/src/ingest",

@@ -131,6 +131,71 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
         let c = s["confidence"].as_f64().unwrap_or(-1.0);
         assert!((0.0..=1.0).contains(&c), "confidence {c}");
     }
+    // Search finds any part of a Korean word (a whole word in other scripts), in
+    // every segment holding it and no other, with the part marked in the snippet.
+    let longest = want
+        .iter()
+        .map(|w| &w.0)
+        .filter(|w| w.chars().count() >= 3)
+        .max_by_key(|w| w.chars().count())
+        .ok_or_else(|| anyhow::anyhow!("no word of three syllables"))?;
+    // Korean: two syllables from inside a word; other scripts: a whole word.
+    let cjk = longest.chars().all(|c| c as u32 >= 0x1100);
+    let part: String = if cjk {
+        longest.chars().skip(1).take(2).collect()
+    } else {
+        longest.to_lowercase()
+    };
+    let r = api.ok(&format!("/search?q={part}&limit=100")).await?;
+    let mut found: Vec<u64> = r["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|h| h["segment"].as_u64())
+        .collect();
+    found.sort();
+    let mut holding: Vec<u64> = t["segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| {
+            let text = s["text"].as_str().unwrap_or_default().to_lowercase();
+            if cjk {
+                text.split_whitespace().collect::<String>().contains(&part)
+            } else {
+                text.split_whitespace().any(|w| w == part)
+            }
+        })
+        .filter_map(|s| s["seq"].as_u64())
+        .collect();
+    holding.sort();
+    assert!(!holding.is_empty());
+    assert_eq!(found, holding, "search for {part:?} (from {longest:?})");
+    assert_eq!(r["total"].as_u64(), Some(holding.len() as u64));
+    let marked: Vec<String> = r["hits"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|h| {
+            let snippet: Vec<char> = h["snippet"].as_str().unwrap_or_default().chars().collect();
+            h["highlights"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| {
+                    let (a, b) = (m[0].as_u64()? as usize, m[1].as_u64()? as usize);
+                    snippet
+                        .get(a..b)
+                        .map(|c| c.iter().collect::<String>().to_lowercase())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(marked.contains(&part), "{part:?} marked in {marked:?}");
+    let (code, body) = api.get("/search?q=%22unclosed").await?;
+    assert_eq!(code, 422, "{body}");
+    println!("search for {part:?}: {} segments", holding.len());
+
     // Canary: the meeting is Korean and every log is English, so no Hangul may appear in
     // any process's output (the agent prints text only with --print-segments).
     for f in [

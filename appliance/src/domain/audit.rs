@@ -78,6 +78,8 @@ actions! {
     MeetingMove = "meeting.move",
     MeetingEdit = "meeting.edit",
     MeetingCommand = "meeting.command",
+    SearchQuery = "search.query",
+    SearchReindex = "search.reindex",
     ScheduleAdd = "schedule.add",
     ScheduleDelete = "schedule.delete",
     AuditRead = "audit.read",

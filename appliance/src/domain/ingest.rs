@@ -13,6 +13,7 @@ use super::live::{Captions, LiveAgents};
 use super::meetings::meeting_view;
 use super::metrics::Metrics;
 use super::scope::room_team;
+use super::search::Search;
 use super::views::{CaptionView, Event, EventView, SegmentView, UNKNOWN_SPEAKER};
 use super::DomainError;
 use crate::store::records::{EventRecord, MeetingRecord, MeetingStatus, SegmentRecord, WordRecord};
@@ -103,6 +104,7 @@ pub struct Ingest {
     live: Arc<LiveAgents>,
     captions: Arc<Captions>,
     fleet: Arc<Fleet>,
+    search: Arc<Search>,
 }
 
 impl Ingest {
@@ -117,6 +119,7 @@ impl Ingest {
         live: Arc<LiveAgents>,
         captions: Arc<Captions>,
         fleet: Arc<Fleet>,
+        search: Arc<Search>,
     ) -> Self {
         Self {
             store,
@@ -128,6 +131,7 @@ impl Ingest {
             live,
             captions,
             fleet,
+            search,
         }
     }
 
@@ -424,16 +428,18 @@ impl Ingest {
                 agent.quarantine_reasons.remove(&inner_seq);
                 tx.put_agent(&agent)?;
                 let view = meeting_view(tx, meeting)?;
-                let (events_bus, captions, metrics) = (
+                let (events_bus, captions, metrics, search) = (
                     self.events.clone(),
                     self.captions.clone(),
                     self.metrics.clone(),
+                    self.search.clone(),
                 );
                 let (mid, ended) = (meeting_id.clone(), batch.ended);
                 tx.on_commit(move || {
                     let newest = segments.iter().map(|s| s.seq).max();
                     captions.settled(&mid, newest, ended);
                     metrics.envelope_stored(new_segments.len() as u64);
+                    search.segments_stored(&view, &new_segments);
                     let team = view.team_id.clone();
                     for s in new_segments {
                         events_bus.publish(

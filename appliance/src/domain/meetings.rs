@@ -6,6 +6,7 @@ use super::audit::{AuditAction as A, AuditLog, Record, Who};
 use super::events::EventBus;
 use super::live::Captions;
 use super::scope::{meeting_for, room_name};
+use super::search::Search;
 use super::views::{Event, EventView, MeetingView, SegmentView, TranscriptView};
 use super::{Actor, DomainError, Permission, Result};
 use crate::store::records::MeetingRecord;
@@ -63,6 +64,7 @@ pub struct Meetings {
     audit: Arc<AuditLog>,
     events: Arc<EventBus>,
     captions: Arc<Captions>,
+    search: Arc<Search>,
 }
 
 impl Meetings {
@@ -71,12 +73,14 @@ impl Meetings {
         audit: Arc<AuditLog>,
         events: Arc<EventBus>,
         captions: Arc<Captions>,
+        search: Arc<Search>,
     ) -> Self {
         Self {
             store,
             audit,
             events,
             captions,
+            search,
         }
     }
 
@@ -188,7 +192,7 @@ impl Meetings {
         meeting_id: &str,
         change: impl FnOnce(&crate::store::WriteTx, &mut MeetingRecord) -> Result<Record>,
     ) -> Result<MeetingView> {
-        self.store.write(|tx| {
+        let view = self.store.write(|tx| {
             let mut m = meeting_for(tx, actor, Permission::MeetingsEdit, meeting_id)?;
             let r = change(tx, &mut m)?;
             tx.put_meeting(&m)?;
@@ -199,8 +203,12 @@ impl Meetings {
                 let team = published.team_id.clone();
                 events.publish(Event::Meeting { meeting: published }, team);
             });
-            Ok(view)
-        })
+            Ok::<_, DomainError>(view)
+        })?;
+        // Who may find it, and the speaker names it is found by, are searchable
+        // before the edit is answered.
+        self.search.meeting_changed(meeting_id);
+        Ok(view)
     }
 
     /// Moves a meeting to another team: the actor must be able to edit it where it is

@@ -105,6 +105,7 @@ pub struct Monitoring {
     store: Arc<Store>,
     fleet: Arc<Fleet>,
     audit: Arc<AuditLog>,
+    search: Arc<super::Search>,
     clock: SharedClock,
     allow: Vec<Cidr>,
     /// `metrics.token_file`'s token.
@@ -118,6 +119,7 @@ impl Monitoring {
         store: Arc<Store>,
         fleet: Arc<Fleet>,
         audit: Arc<AuditLog>,
+        search: Arc<super::Search>,
         clock: SharedClock,
         allow: Vec<Cidr>,
         token: Option<zeroize::Zeroizing<String>>,
@@ -127,6 +129,7 @@ impl Monitoring {
             store,
             fleet,
             audit,
+            search,
             clock,
             allow,
             token: token.filter(|t| !t.is_empty()),
@@ -136,6 +139,12 @@ impl Monitoring {
     /// Storage answers (`/readyz`), or why not.
     pub fn ready(&self) -> std::result::Result<(), String> {
         self.store.health()
+    }
+
+    /// How far a build of the search index is, while one runs (`/readyz` says so;
+    /// the appliance serves meanwhile).
+    pub fn indexing_percent(&self) -> Option<u8> {
+        self.search.indexing_percent()
     }
 
     /// A scraper must come from `metrics.allow` or present `metrics.token_file`'s token.

@@ -13,6 +13,7 @@
 //! | [`Commands`] | signed commands to connected agents, room schedules |
 //! | [`Ingest`] | hellos, envelopes, captions |
 //! | [`Meetings`] | transcripts, exports, edits |
+//! | [`Search`] | full-text search within the caller's reach; the index following storage |
 //! | [`Monitoring`] | metrics, readiness |
 //! | [`RequestLimits`] | request rate limits |
 //!
@@ -39,6 +40,7 @@ mod metrics;
 pub mod passwords;
 mod ratelimit;
 mod scope;
+pub mod search;
 pub mod sessions;
 pub mod signin;
 pub mod sso;
@@ -61,6 +63,7 @@ pub use limits::{Principal, RequestLimits};
 pub use meetings::{Export, ExportFormat, Meetings};
 pub use metrics::{Metrics, Monitoring};
 pub use passwords::Passwords;
+pub use search::{Search, SearchParams, SearchRequest, SearchResults};
 pub use sessions::SESSION_COOKIE;
 pub use signin::{LoginOutcome, OidcSetup, Provider, SignIn, SignInMethods};
 pub use tokens::{ApiTokens, NewToken};
@@ -115,6 +118,7 @@ pub struct Appliance {
     pub commands: Arc<Commands>,
     pub ingest: Arc<Ingest>,
     pub meetings: Arc<Meetings>,
+    pub search: Arc<Search>,
     pub monitoring: Arc<Monitoring>,
     pub limits: Arc<RequestLimits>,
     pub events: Arc<EventBus>,
@@ -153,6 +157,7 @@ impl Appliance {
                 witness_dir: config.audit.witness_dir.clone(),
             },
         ));
+        let search = Arc::new(Search::new(store.clone(), audit.clone(), &config.data_dir));
         let totp_roles = config.auth.totp_required_roles.clone();
         let directory = Arc::new(Directory::new(
             store.clone(),
@@ -256,12 +261,14 @@ impl Appliance {
             live,
             captions.clone(),
             fleet.clone(),
+            search.clone(),
         ));
         let meetings = Arc::new(Meetings::new(
             store.clone(),
             audit.clone(),
             events.clone(),
             captions.clone(),
+            search.clone(),
         ));
         let allow = config
             .metrics
@@ -274,6 +281,7 @@ impl Appliance {
             store,
             fleet.clone(),
             audit.clone(),
+            search.clone(),
             clock.clone(),
             allow,
             metrics_token,
@@ -289,6 +297,7 @@ impl Appliance {
             commands,
             ingest,
             meetings,
+            search,
             monitoring,
             limits,
             events,

@@ -13,7 +13,8 @@ use crate::domain::views::{
 };
 use crate::domain::{
     ApiTokens, AuditLog, Commands, Credentials, Directory, DomainError, EventBus, ExportFormat,
-    Fleet, Meetings, Monitoring, NewToken, SignIn, SignInMethods,
+    Fleet, Meetings, Monitoring, NewToken, Search, SearchParams, SearchResults, SignIn,
+    SignInMethods,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
@@ -388,6 +389,14 @@ pub async fn transcript(
     json(move || meetings.transcript(&a.actor, &id)).await
 }
 
+pub async fn search(
+    State(search): State<Arc<Search>>,
+    a: Authed,
+    Query(q): Query<SearchParams>,
+) -> ApiResult<SearchResults> {
+    json(move || search.search(&a.actor, &q.into_request()?)).await
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpeakerNameBody {
@@ -473,8 +482,13 @@ pub async fn healthz() -> &'static str {
 
 /// `ready`, or 503 with the reason (storage failed and could not be opened again).
 pub async fn readyz(State(monitoring): State<Arc<Monitoring>>) -> (StatusCode, String) {
-    match tokio::task::spawn_blocking(move || monitoring.ready()).await {
-        Ok(Ok(())) => (StatusCode::OK, "ready".into()),
+    match tokio::task::spawn_blocking(move || {
+        monitoring.ready().map(|()| monitoring.indexing_percent())
+    })
+    .await
+    {
+        Ok(Ok(None)) => (StatusCode::OK, "ready".into()),
+        Ok(Ok(Some(p))) => (StatusCode::OK, format!("ready; search indexing {p}%")),
         Ok(Err(why)) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}")),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")),
     }

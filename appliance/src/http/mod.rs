@@ -17,7 +17,7 @@ pub mod redirect;
 
 use crate::domain::{
     ApiTokens, Appliance, AuditLog, Commands, Credentials, Directory, EventBus, Fleet, Meetings,
-    Monitoring, Permission, Principal, SignIn,
+    Monitoring, Permission, Principal, Search, SignIn,
 };
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::handler::Handler;
@@ -51,6 +51,7 @@ services! {
     fleet: Fleet,
     commands: Commands,
     meetings: Meetings,
+    search: Search,
     monitoring: Monitoring,
     events: EventBus,
 }
@@ -195,6 +196,7 @@ fn api() -> Routes {
             h::create_enroll_token,
         )
         .add(M::GET, "/meetings", Teams(P::MeetingsRead), h::meetings)
+        .add(M::GET, "/search", Teams(P::MeetingsRead), h::search)
         .add(
             M::GET,
             "/meetings/{id}/transcript",

@@ -6,6 +6,7 @@
 mod audit;
 mod concurrency;
 mod flows;
+mod search;
 mod security;
 
 use super::*;
@@ -165,20 +166,37 @@ impl Fixture {
         seg: u64,
         ended: bool,
     ) -> Vec<u8> {
+        self.envelope_saying(agent, key, meeting, seq, seg, ended, &format!("w{seg}"))
+    }
+
+    /// An envelope whose one segment `seg` says `text` (its words a second each).
+    #[allow(clippy::too_many_arguments)]
+    pub fn envelope_saying(
+        &self,
+        agent: AgentId,
+        key: &SigningKey,
+        meeting: MeetingId,
+        seq: u64,
+        seg: u64,
+        ended: bool,
+        text: &str,
+    ) -> Vec<u8> {
+        let words = text
+            .split_whitespace()
+            .enumerate()
+            .map(|(i, w)| Word {
+                word: w.to_owned(),
+                start: i as f64,
+                end: i as f64 + 1.0,
+                conf: 1.0,
+            })
+            .collect();
         let batch = Batch {
             meeting: MeetingInfo {
                 started_at_ms: 1,
                 title: "Standup".into(),
             },
-            segments: vec![Segment::from_words(
-                seg,
-                vec![Word {
-                    word: format!("w{seg}"),
-                    start: 0.0,
-                    end: 1.0,
-                    conf: 1.0,
-                }],
-            )],
+            segments: vec![Segment::from_words(seg, words)],
             ended,
             events: vec![],
         };
