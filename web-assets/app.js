@@ -3,6 +3,7 @@
 
 import { $, state, api, el, when, can } from './core.js';
 import { renderPage } from './pages.js';
+import { renderSearch } from './search.js';
 
 function show(view) {
   for (const v of ['login-view', 'password-view', 'app-view', 'page-view']) $(v).hidden = v !== view;
@@ -10,6 +11,7 @@ function show(view) {
   $('whoami').hidden = !signedIn;
   $('logout').hidden = !signedIn;
   $('nav').hidden = !(view === 'app-view' || view === 'page-view');
+  $('search-form').hidden = $('nav').hidden || !can('meetings.read');
 }
 
 const clock = (s) => {
@@ -403,7 +405,8 @@ function route() {
   if (!state.me) return;
   const page = location.hash.match(/^#\/(users|teams|roles|audit|profile)$/);
   for (const a of $('nav').querySelectorAll('a')) {
-    a.classList.toggle('active', page ? a.getAttribute('href') === `#/${page[1]}` : a.getAttribute('href') === '#/');
+    const searching = /^#\/search(\?|$)/.test(location.hash);
+    a.classList.toggle('active', page ? a.getAttribute('href') === `#/${page[1]}` : !searching && a.getAttribute('href') === '#/');
   }
   if (page) {
     show('page-view');
@@ -411,10 +414,35 @@ function route() {
     return;
   }
   if (state.me.must_enroll_totp) return;
+  if (/^#\/search(\?|$)/.test(location.hash)) {
+    show('page-view');
+    $('page-title').textContent = 'Search';
+    $('page-denied').hidden = true;
+    renderSearch($('page-body'));
+    return;
+  }
   show('app-view');
-  const m = location.hash.match(/^#\/meetings\/([0-9a-f-]+)$/);
-  if (m) openMeeting(m[1]);
+  // #/meetings/<id>/s/<n>: that moment of the meeting (a search hit's link).
+  const m = location.hash.match(/^#\/meetings\/([0-9a-f-]+)(?:\/s\/(\d+))?$/);
+  if (m) openMeeting(m[1]).then(() => m[2] && focusSegment(m[2]));
 }
+
+// Scrolls to a segment and marks it until another is chosen.
+function focusSegment(seq) {
+  for (const old of $('segments').querySelectorAll('.focused')) old.classList.remove('focused');
+  const node = $('segments').querySelector(`[data-seq="${seq}"]`);
+  if (!node) return;
+  node.classList.add('focused');
+  node.setAttribute('tabindex', '-1');
+  node.scrollIntoView({ block: 'center' });
+  node.focus({ preventScroll: true });
+}
+
+$('search-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const q = $('search-q').value.trim();
+  if (q) location.hash = '#/search?q=' + encodeURIComponent(q);
+});
 
 $('login-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();

@@ -7,6 +7,7 @@
 // Prints one JSON line: {"initial": n, "final": n, "texts": [segment texts],
 // "engines": [each segment's engine label],
 // "captions_seen": n, "events": [{"kind", "text"}], "admin_controls_visible": bool,
+// "search": {"query", "summary", "hits", "marked": [...], "phone_overflow", "focused"},
 // "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
 
@@ -44,7 +45,32 @@ try {
   await page.waitForFunction(() => document.getElementById('caption').hidden, null, { timeout: 30000 });
   const adminControlsVisible = await page.locator('#enroll-form').isVisible();
   await page.screenshot({ path: env('RS_SCREENSHOT'), fullPage: true });
-  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, csp_violations: violations }));
+
+  // Search from the top bar for the longest word of the last segment: the results
+  // page marks it, and the hit leads to that moment of the meeting.
+  const words = texts[texts.length - 1].split(/\s+/).filter((w) => /^[\p{L}\p{N}]+$/u.test(w));
+  const query = words.reduce((a, b) => (b.length > a.length ? b : a), '');
+  await page.fill('#search-q', query);
+  await page.press('#search-q', 'Enter');
+  await page.waitForSelector('#page-body .hits li.hit', { timeout: 15000 });
+  const shots = env('RS_SCREENSHOT').replace(/\.png$/, '');
+  await page.screenshot({ path: `${shots}-search-desktop.png`, fullPage: true });
+  const search = await page.evaluate(() => ({
+    summary: document.querySelector('#page-body .search-summary').textContent,
+    hits: document.querySelectorAll('#page-body .hits li.hit').length,
+    marked: [...document.querySelectorAll('#page-body .hits mark')].map((m) => m.textContent),
+  }));
+  search.query = query;
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${shots}-search-phone.png`, fullPage: true });
+  search.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  await page.setViewportSize({ width: 1400, height: 900 });
+  // Keyboard: Tab from the search box reaches the first hit's link.
+  await page.locator('#page-body .hits a').first().focus();
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#segments > li.focused', { timeout: 15000 });
+  search.focused = await page.evaluate(() => document.querySelector('#segments > li.focused .text').textContent);
+  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, search, csp_violations: violations }));
 } finally {
   await browser.close();
 }

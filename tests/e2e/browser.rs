@@ -116,6 +116,45 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
         result["admin_controls_visible"], false,
         "a plain user sees the admin-only enrollment form"
     );
+    // Search: every stored segment holding the word is a hit, the word is marked,
+    // the phone layout does not scroll sideways, and a hit opens its segment.
+    let query = result["search"]["query"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    let holding = stored_texts
+        .iter()
+        .filter(|t| {
+            t.as_str()
+                .unwrap_or_default()
+                .to_lowercase()
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| w == query)
+        })
+        .count();
+    assert!(holding >= 1 && !query.is_empty(), "{result}");
+    assert_eq!(
+        result["search"]["hits"].as_u64(),
+        Some(holding as u64),
+        "{result}"
+    );
+    assert!(
+        result["search"]["marked"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|m| m.as_str().unwrap_or_default().to_lowercase() == query),
+        "{result}"
+    );
+    assert_eq!(result["search"]["phone_overflow"], false, "{result}");
+    assert!(
+        result["search"]["focused"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains(&query),
+        "{result}"
+    );
     assert_eq!(
         result["csp_violations"],
         Value::Array(vec![]),
