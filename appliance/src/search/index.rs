@@ -268,6 +268,16 @@ impl TranscriptIndex {
         Ok(())
     }
 
+    /// Adds segments the index cannot hold yet (a build after [`clear`](Self::clear)):
+    /// no lookup for an older copy.
+    pub fn insert(&self, docs: &[SegmentDoc]) -> Result<()> {
+        let w = self.writer();
+        for d in docs {
+            w.add_document(self.document(d))?;
+        }
+        Ok(())
+    }
+
     /// Removes a meeting's segments (not yet visible).
     pub fn delete_meeting(&self, meeting_id: &str) {
         self.writer()

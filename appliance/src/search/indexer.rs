@@ -83,7 +83,7 @@ impl<S: Source> Indexer<S> {
             self.progress(i, ids.len());
             let docs = self.source.docs(id)?.unwrap_or_default();
             segments += docs.len();
-            self.index.add(&docs)?;
+            self.index.insert(&docs)?;
             if last_log.elapsed() > Duration::from_secs(5) {
                 tracing::info!(done = i, of = ids.len(), "search index: building");
                 last_log = Instant::now();
