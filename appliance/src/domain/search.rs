@@ -12,13 +12,13 @@
 use super::audit::{AuditAction as A, AuditLog, Record, Who};
 use super::views::MeetingView;
 use super::{Actor, DomainError, Permission, Result, Scope};
-use crate::search::indexer::{Change, Indexer, Source, IDLE};
+use crate::search::indexer::{Change, Indexer, MeetingFields, Source, IDLE};
 use crate::search::{self, Filters, Reach, SegmentDoc, Sort, TranscriptIndex};
 use crate::store::records::{MeetingRecord, SegmentRecord};
 use crate::store::{Reads, Store};
 use serde::Serialize;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -172,6 +172,8 @@ pub struct SearchResults {
 struct Shared {
     index: RwLock<Option<Arc<TranscriptIndex>>>,
     progress: Arc<AtomicU8>,
+    /// Raised at shutdown: a build under way stops (and is rolled back).
+    cancel: Arc<AtomicBool>,
     changes: Mutex<Option<mpsc::Sender<Change>>>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -222,6 +224,7 @@ impl Search {
             shared: Arc::new(Shared {
                 index: RwLock::new(None),
                 progress: Arc::new(AtomicU8::new(IDLE)),
+                cancel: Arc::new(AtomicBool::new(false)),
                 changes: Mutex::new(None),
                 worker: Mutex::new(None),
             }),
@@ -232,6 +235,7 @@ impl Search {
     /// (or builds it) in the background, then follows changes. Until it is open,
     /// searches answer 503.
     pub fn start(&self) -> anyhow::Result<()> {
+        self.shared.cancel.store(false, Ordering::Relaxed);
         let (index, opened) = TranscriptIndex::open(&self.dir)?;
         let index = Arc::new(index);
         let (tx, rx) = mpsc::channel();
@@ -242,6 +246,7 @@ impl Search {
             StoreSource(self.store.clone()),
             index,
             self.shared.progress.clone(),
+            self.shared.cancel.clone(),
         );
         let worker = std::thread::Builder::new()
             .name("search-indexer".into())
@@ -256,6 +261,7 @@ impl Search {
     /// Stops following changes: the indexer commits what it has and ends, and the
     /// index is closed (its writer lock released). Blocks until then.
     pub fn stop(&self) {
+        self.shared.cancel.store(true, Ordering::Relaxed);
         super::lock(&self.shared.changes).take();
         self.shared
             .index
@@ -328,6 +334,7 @@ impl Search {
                 StoreSource(self.store.clone()),
                 Arc::new(index),
                 self.shared.progress.clone(),
+                Arc::new(AtomicBool::new(false)),
             )
             .rebuild()
             .map_err(|e| DomainError::Internal(e.to_string()))?;
@@ -465,6 +472,21 @@ impl Source for StoreSource {
                     .map(|m| (m.id, m.segment_count))
                     .collect(),
             )
+        })?)
+    }
+
+    fn meeting(&self, meeting_id: &str) -> anyhow::Result<Option<MeetingFields>> {
+        Ok(self.0.read(|tx| match tx.meeting(meeting_id)? {
+            Some(m) => {
+                let v = super::meetings::meeting_view(tx, m)?;
+                Ok::<_, DomainError>(Some(MeetingFields {
+                    room_id: v.room_id,
+                    team_id: v.team_id,
+                    meeting_start_ms: v.started_at_corrected_ms,
+                    speaker_names: v.speaker_names,
+                }))
+            }
+            None => Ok(None),
         })?)
     }
 

@@ -296,6 +296,12 @@ impl TranscriptIndex {
         Ok(())
     }
 
+    /// Drops every change since the last commit.
+    pub fn rollback(&self) -> Result<()> {
+        self.writer().rollback()?;
+        Ok(())
+    }
+
     /// Makes every change so far durable and visible to searches.
     pub fn commit(&self) -> Result<()> {
         self.writer().commit()?;

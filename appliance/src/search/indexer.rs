@@ -1,9 +1,14 @@
 //! The one thread that writes the index: it builds or reconciles the index at start,
 //! then applies changes in batches (one commit per [`BATCH`]), reading storage
 //! through a [`Source`] so that it knows nothing of the domain.
+//!
+//! What a document says about its meeting (team, room, start, speaker names) is read
+//! from storage when the document is written, not when ingest handed it over, so a
+//! meeting moved to another team in between is indexed under its new team.
 
 use super::{Opened, SegmentDoc, TranscriptIndex};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -14,7 +19,7 @@ pub const IDLE: u8 = u8::MAX;
 
 /// What the indexer is handed.
 pub enum Change {
-    /// New segments, just committed to storage.
+    /// New segments of one meeting, just committed to storage.
     Segments(Vec<SegmentDoc>),
     /// Index this meeting again from storage (or drop it, if gone).
     Meeting(String),
@@ -23,33 +28,73 @@ pub enum Change {
     Flush(mpsc::Sender<()>),
 }
 
+/// A meeting's fields every one of its documents carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeetingFields {
+    pub room_id: String,
+    pub team_id: Option<String>,
+    pub meeting_start_ms: i64,
+    pub speaker_names: BTreeMap<String, String>,
+}
+
+impl SegmentDoc {
+    /// Takes the meeting's current fields.
+    pub fn refresh(&mut self, m: &MeetingFields) {
+        self.room_id.clone_from(&m.room_id);
+        self.team_id.clone_from(&m.team_id);
+        self.meeting_start_ms = m.meeting_start_ms;
+        self.speaker_name = self
+            .speaker_label
+            .as_ref()
+            .and_then(|l| m.speaker_names.get(l))
+            .cloned();
+    }
+}
+
 /// What the indexer reads storage through.
 pub trait Source: Send + 'static {
     /// Every meeting with its segment count.
     fn meetings(&self) -> anyhow::Result<Vec<(String, u64)>>;
     /// A meeting's segments as indexed; `None` if storage no longer holds it.
     fn docs(&self, meeting_id: &str) -> anyhow::Result<Option<Vec<SegmentDoc>>>;
+    /// A meeting's current fields; `None` if storage no longer holds it.
+    fn meeting(&self, meeting_id: &str) -> anyhow::Result<Option<MeetingFields>>;
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("the build was stopped: the appliance is shutting down")]
+struct Cancelled;
 
 /// The indexer thread's work.
 pub struct Indexer<S> {
     source: S,
     index: Arc<TranscriptIndex>,
     progress: Arc<AtomicU8>,
+    cancel: Arc<AtomicBool>,
 }
 
 impl<S: Source> Indexer<S> {
-    pub fn new(source: S, index: Arc<TranscriptIndex>, progress: Arc<AtomicU8>) -> Self {
+    pub fn new(
+        source: S,
+        index: Arc<TranscriptIndex>,
+        progress: Arc<AtomicU8>,
+        cancel: Arc<AtomicBool>,
+    ) -> Self {
         Self {
             source,
             index,
             progress,
+            cancel,
         }
     }
 
-    fn progress(&self, done: usize, of: usize) {
+    fn progress(&self, done: usize, of: usize) -> anyhow::Result<()> {
+        if self.cancel.load(Ordering::Relaxed) {
+            return Err(Cancelled.into());
+        }
         let p = (done * 100).checked_div(of).unwrap_or(100);
         self.progress.store(p.min(99) as u8, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Builds a new index, or brings an existing one up to date with storage.
@@ -62,13 +107,25 @@ impl<S: Source> Indexer<S> {
             Opened::Existing => self.reconcile(),
         };
         if let Err(e) = outcome {
-            tracing::error!(error = %e, "search index: could not bring it up to date; run `roomscribe search reindex`");
+            tracing::error!(error = %e, "search index: could not bring it up to date; it is tried again at the next start, or run `roomscribe search reindex`");
         }
         self.progress.store(IDLE, Ordering::Relaxed);
     }
 
-    /// Every meeting in storage, indexed anew.
+    /// Every meeting in storage, indexed anew, in one commit: a build that fails or
+    /// is stopped leaves the index as it was.
     pub fn rebuild(&self) -> anyhow::Result<()> {
+        // What came before is committed first: a clear drops only committed documents.
+        self.index.commit()?;
+        let outcome = self.build();
+        if outcome.is_err() {
+            self.index.rollback()?;
+        }
+        self.progress.store(IDLE, Ordering::Relaxed);
+        outcome
+    }
+
+    fn build(&self) -> anyhow::Result<()> {
         let started = Instant::now();
         let ids: Vec<String> = self
             .source
@@ -80,7 +137,7 @@ impl<S: Source> Indexer<S> {
         let mut segments = 0;
         let mut last_log = Instant::now();
         for (i, id) in ids.iter().enumerate() {
-            self.progress(i, ids.len());
+            self.progress(i, ids.len())?;
             let docs = self.source.docs(id)?.unwrap_or_default();
             segments += docs.len();
             self.index.insert(&docs)?;
@@ -90,7 +147,6 @@ impl<S: Source> Indexer<S> {
             }
         }
         self.index.commit()?;
-        self.progress.store(IDLE, Ordering::Relaxed);
         tracing::info!(
             meetings = ids.len(),
             segments,
@@ -107,7 +163,7 @@ impl<S: Source> Indexer<S> {
         let counts = self.source.meetings()?;
         let mut stale = 0;
         for (i, (id, count)) in counts.iter().enumerate() {
-            self.progress(i, counts.len());
+            self.progress(i, counts.len())?;
             if self.index.count(id)? as u64 != *count {
                 self.reindex_meeting(id)?;
                 stale += 1;
@@ -138,7 +194,22 @@ impl<S: Source> Indexer<S> {
         Ok(())
     }
 
+    /// New segments, with their meeting's fields as storage has them now.
+    fn add_segments(&self, mut docs: Vec<SegmentDoc>) -> anyhow::Result<()> {
+        let Some(first) = docs.first() else {
+            return Ok(());
+        };
+        // A meeting storage no longer holds is not indexed again.
+        if let Some(m) = self.source.meeting(&first.meeting_id)? {
+            docs.iter_mut().for_each(|d| d.refresh(&m));
+            self.index.add(&docs)?;
+        }
+        Ok(())
+    }
+
     /// Applies changes as they come, one commit per batch, until the appliance stops.
+    /// A change that fails is logged and the others are still committed (the next
+    /// start's reconciliation repairs what was missed).
     pub fn follow(&self, rx: mpsc::Receiver<Change>) {
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
@@ -150,28 +221,29 @@ impl<S: Source> Indexer<S> {
                 }
             }
             let mut acks = vec![];
-            let mut outcome = Ok(());
             for c in batch {
                 let r = match c {
-                    Change::Segments(docs) => self.index.add(&docs).map_err(Into::into),
+                    Change::Segments(docs) => self.add_segments(docs),
                     Change::Meeting(id) => self.reindex_meeting(&id),
-                    Change::Rebuild => {
-                        let r = self.rebuild();
-                        self.progress.store(IDLE, Ordering::Relaxed);
-                        r
-                    }
+                    // Always last in its batch; commits (or rolls back) by itself.
+                    Change::Rebuild => self.rebuild(),
                     Change::Flush(ack) => {
                         acks.push(ack);
                         Ok(())
                     }
                 };
-                outcome = outcome.and(r);
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "search index: a change could not be applied; it is repaired at the next start or by `roomscribe search reindex`");
+                }
             }
-            if let Err(e) = outcome.and_then(|()| self.index.commit().map_err(Into::into)) {
-                tracing::error!(error = %e, "search index: a change could not be applied; it is repaired at the next start or by `roomscribe search reindex`");
+            if let Err(e) = self.index.commit() {
+                tracing::error!(error = %e, "search index: commit");
             }
             for a in acks {
                 let _ = a.send(());
+            }
+            if self.cancel.load(Ordering::Relaxed) {
+                break;
             }
         }
         if let Err(e) = self.index.commit() {

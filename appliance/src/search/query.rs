@@ -187,6 +187,8 @@ impl Parser {
             Some(Tok::Not | Tok::Minus) => {
                 self.at += 1;
                 match self.unary()? {
+                    // NOT NOT x is x.
+                    Some(Expr::Not(e)) => Ok(Some(*e)),
                     Some(e) => Ok(Some(Expr::Not(Box::new(e)))),
                     None => Err(QueryError::DanglingOperator("NOT")),
                 }
@@ -326,6 +328,12 @@ mod tests {
         );
         // A hyphen inside a word is part of it (its terms, as a phrase).
         assert_eq!(parse("re-check").unwrap(), p("re check"));
+        // A double negation is no negation.
+        assert_eq!(parse("a1 --b1").unwrap(), Expr::And(vec![p("a1"), p("b1")]));
+        assert_eq!(
+            parse("a1 NOT -b1").unwrap(),
+            Expr::And(vec![p("a1"), p("b1")])
+        );
         // Lower-case operators are words.
         assert_eq!(
             parse("a1 or b2").unwrap(),

@@ -82,9 +82,22 @@ fn teams_bound_what_a_search_finds_counts_and_audits() {
     assert_eq!(r.total, 0);
 
     // Moving a meeting changes who finds it before the move is answered.
+    let before_move = f.meetings.list(&admin).expect("list");
+    let stale = before_move
+        .iter()
+        .find(|m| m.id == m1.to_string())
+        .expect("m1")
+        .clone();
     f.meetings
         .set_team(&admin, &m1.to_string(), &oncology)
         .expect("move");
+    // Segments whose hand-over raced the move (built while the meeting was still
+    // Cardiology's) are indexed under the team storage says now.
+    let late = f
+        .store
+        .read(|tx| tx.segments(&m1.to_string()))
+        .expect("segments");
+    f.search.segments_stored(&stale, &late);
     assert_eq!(
         f.search
             .search(
@@ -251,11 +264,19 @@ fn the_index_is_rebuilt_when_missing_corrupt_or_behind() {
     started(&f);
     wait_until_indexed(&f);
     assert_eq!(find(&f, &admin, "charlie").total, 1);
-    // And on request, audited.
+    // And on request, audited. Segments handed over just before, in the same batch
+    // as the rebuild, are not indexed twice.
+    let view = f.meetings.list(&admin).expect("list").remove(0);
+    let stored = f
+        .store
+        .read(|tx| tx.segments(&meeting.to_string()))
+        .expect("segments");
+    f.search.segments_stored(&view, &stored);
     let (meetings, background) = f.search.reindex(&admin).expect("reindex");
     assert_eq!((meetings, background), (1, true));
     f.search.flush();
     assert_eq!(find(&f, &admin, "bravo").total, 1);
+    assert_eq!(find(&f, &admin, "alpha").total, 2, "no segment twice");
     assert_eq!(f.audited("search.reindex").len(), 1);
     f.search.stop();
     // With no appliance running, here and now.
