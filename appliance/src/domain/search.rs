@@ -241,7 +241,8 @@ impl Search {
         let (tx, rx) = mpsc::channel();
         *super::lock(&self.shared.changes) = Some(tx);
         *self.shared.index.write().unwrap_or_else(|p| p.into_inner()) = Some(index.clone());
-        self.shared.progress.store(0, Ordering::Relaxed);
+        // Progress shows once the worker finds meetings to index: a new, empty
+        // appliance is ready at once.
         let w = Indexer::new(
             StoreSource(self.store.clone()),
             index,

@@ -292,3 +292,13 @@ fn wait_until_indexed(f: &Fixture) {
     }
     panic!("the index was not built");
 }
+
+#[test]
+fn a_new_empty_appliance_reports_no_indexing() {
+    let f = fixture();
+    started(&f);
+    // Nothing to index: /readyz says plain "ready" from the first moment.
+    assert_eq!(f.search.indexing_percent(), None);
+    f.search.flush();
+    assert_eq!(f.search.indexing_percent(), None);
+}
