@@ -253,6 +253,15 @@ impl Fixture {
                 format!("/api/v1/meetings/{}/speakers", id(|o| &o[3])),
                 Some(json!({"speaker": "unknown", "name": "Dr. Kim"})),
             ),
+            // A stale version: allowed callers get 409 and nothing changes.
+            ("PATCH", "/meetings/{id}/segments/{n}") => (
+                format!("/api/v1/meetings/{}/segments/0", id(|o| &o[3])),
+                Some(json!({"text": "corrected", "expected_version": 999_999})),
+            ),
+            ("GET", "/meetings/{id}/segments/{n}/history") => (
+                format!("/api/v1/meetings/{}/segments/0/history", id(|o| &o[3])),
+                None,
+            ),
             ("POST", "/meetings/{id}/team") => (
                 format!("/api/v1/meetings/{}/team", id(|o| &o[3])),
                 Some(json!({"team_id": id(|o| &o[0])})),

@@ -77,6 +77,7 @@ actions! {
     MeetingExport = "meeting.export",
     MeetingMove = "meeting.move",
     MeetingEdit = "meeting.edit",
+    SegmentEdit = "meeting.segment_edit",
     MeetingCommand = "meeting.command",
     SearchQuery = "search.query",
     SearchReindex = "search.reindex",

@@ -342,6 +342,8 @@ impl Ingest {
                 speaker: s.speaker.map(|x| x.chars().take(40).collect()),
                 engine: s.engine.map(|x| x.chars().take(20).collect()),
                 model: s.model.map(|x| x.chars().take(80).collect()),
+                version: 0,
+                envelope_seq: Some(seq),
             })
             .collect();
         let events: Vec<EventRecord> = batch
@@ -357,6 +359,8 @@ impl Ingest {
             .collect();
         let meeting_id = env.header.meeting_id.to_string();
         let agent_key = agent_id.to_string();
+        // Kept as signed: the evidence a corrected segment's original is checked against.
+        let sealed = env.to_bytes();
         let inner_seq = env.header.envelope_seq;
         let skew = self.live.clock_offset(&agent_key);
         let applied = self
@@ -421,6 +425,9 @@ impl Ingest {
                 meeting.updated_at_ms = now;
                 tx.put_meeting(&meeting)?;
                 tx.put_envelope_digest(&agent_key, seq, &digest)?;
+                if !new_segments.is_empty() {
+                    tx.put_sealed_envelope(&agent_key, seq, &sealed)?;
+                }
                 agent.last_envelope_seq = Some(seq);
                 agent.last_seen_ms = Some(now);
                 // A quarantined envelope requeued by an operator arrives renumbered.

@@ -13,6 +13,7 @@
 //! | [`Commands`] | signed commands to connected agents, room schedules |
 //! | [`Ingest`] | hellos, envelopes, captions |
 //! | [`Meetings`] | transcripts, exports, edits |
+//! | [`Corrections`] | corrected segments, their revisions, verified originals |
 //! | [`Search`] | full-text search within the caller's reach; the index following storage |
 //! | [`Monitoring`] | metrics, readiness |
 //! | [`RequestLimits`] | request rate limits |
@@ -24,9 +25,11 @@
 //! here (see [`Actor`]). This module never imports axum or quinn.
 
 pub mod access;
+mod align;
 pub mod audit;
 pub mod clock;
 mod commands;
+mod corrections;
 pub mod credentials;
 pub mod directory;
 mod error;
@@ -53,6 +56,7 @@ pub use access::{Actor, ClientInfo, Permission, Scope, Via};
 pub use audit::{AuditAction, AuditLog, AuditQuery, AuditSettings, Record, Who};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use commands::Commands;
+pub use corrections::{Corrections, SegmentPatch};
 pub use credentials::Credentials;
 pub use directory::Directory;
 pub use error::DomainError;
@@ -118,6 +122,7 @@ pub struct Appliance {
     pub commands: Arc<Commands>,
     pub ingest: Arc<Ingest>,
     pub meetings: Arc<Meetings>,
+    pub corrections: Arc<Corrections>,
     pub search: Arc<Search>,
     pub monitoring: Arc<Monitoring>,
     pub limits: Arc<RequestLimits>,
@@ -270,6 +275,14 @@ impl Appliance {
             captions.clone(),
             search.clone(),
         ));
+        let corrections = Arc::new(Corrections::new(
+            store.clone(),
+            audit.clone(),
+            clock.clone(),
+            events.clone(),
+            search.clone(),
+            keys.envelope.clone(),
+        ));
         let allow = config
             .metrics
             .allow
@@ -297,6 +310,7 @@ impl Appliance {
             commands,
             ingest,
             meetings,
+            corrections,
             search,
             monitoring,
             limits,

@@ -1,6 +1,8 @@
 //! What the API and the live event stream show. Stable JSON shapes (documented in README).
 
-use crate::store::records::{EventRecord, MeetingStatus, SegmentRecord, WordRecord};
+use crate::store::records::{
+    EventRecord, MeetingStatus, RevisionRecord, SegmentRecord, WordRecord,
+};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
@@ -87,6 +89,10 @@ pub struct SegmentView {
     pub engine: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Corrections so far: 0 as the agent sent it. A correction names it.
+    pub version: u64,
+    /// Whether a person corrected the text or speaker.
+    pub edited: bool,
 }
 
 impl From<SegmentRecord> for SegmentView {
@@ -101,8 +107,70 @@ impl From<SegmentRecord> for SegmentView {
             speaker: s.speaker.unwrap_or_else(|| UNKNOWN_SPEAKER.to_owned()),
             engine: s.engine,
             model: s.model,
+            edited: s.version > 0,
+            version: s.version,
         }
     }
+}
+
+/// One correction, as `GET …/segments/{n}/history` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RevisionView {
+    /// The version this revision made.
+    pub version: u64,
+    pub at_ms: i64,
+    pub by: String,
+    pub text_before: String,
+    pub text_after: String,
+    pub speaker_before: String,
+    pub speaker_after: String,
+}
+
+impl From<RevisionRecord> for RevisionView {
+    fn from(r: RevisionRecord) -> Self {
+        let label = |s: Option<String>| s.unwrap_or_else(|| UNKNOWN_SPEAKER.to_owned());
+        Self {
+            version: r.version,
+            at_ms: r.at_ms,
+            by: r.by,
+            text_before: r.text_before,
+            text_after: r.text_after,
+            speaker_before: label(r.speaker_before),
+            speaker_after: label(r.speaker_after),
+        }
+    }
+}
+
+/// Whether the original a segment's history shows is what the agent signed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SignatureCheck {
+    /// The agent's signature over its sealed envelope verifies, and the envelope
+    /// holds exactly this text and speaker.
+    Verified { agent_id: String, envelope_seq: u64 },
+    /// The envelope holds other words than the original kept here: storage was altered.
+    Mismatch { signed_text: String },
+    /// The kept envelope does not verify or open.
+    Invalid { reason: String },
+    /// Nothing to check against (segments stored before envelopes were kept).
+    NotKept { reason: String },
+}
+
+/// The original of a segment, as the agent sent it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OriginalView {
+    pub text: String,
+    pub speaker: String,
+    pub signature: SignatureCheck,
+}
+
+/// A segment now, every correction of it, and its verified original.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentHistoryView {
+    pub meeting_id: String,
+    pub segment: SegmentView,
+    pub revisions: Vec<RevisionView>,
+    pub original: OriginalView,
 }
 
 pub const UNKNOWN_SPEAKER: &str = "unknown";

@@ -8,13 +8,13 @@ use super::error::ApiError;
 use super::AppState;
 use crate::domain::views::{
     AgentView, CommandResultView, EnrollTokenView, MeView, MeetingView, NewTokenView,
-    PermissionView, RoleView, RoomView, ScheduleView, TeamView, TokenView, TotpSetupView,
-    TranscriptView, UserView,
+    PermissionView, RoleView, RoomView, ScheduleView, SegmentHistoryView, SegmentView, TeamView,
+    TokenView, TotpSetupView, TranscriptView, UserView,
 };
 use crate::domain::{
-    ApiTokens, AuditLog, Commands, Credentials, Directory, DomainError, EventBus, ExportFormat,
-    Fleet, Meetings, Monitoring, NewToken, Search, SearchParams, SearchResults, SignIn,
-    SignInMethods,
+    ApiTokens, AuditLog, Commands, Corrections, Credentials, Directory, DomainError, EventBus,
+    ExportFormat, Fleet, Meetings, Monitoring, NewToken, Search, SearchParams, SearchResults,
+    SegmentPatch, SignIn, SignInMethods,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
@@ -411,6 +411,45 @@ pub async fn name_speaker(
     Json(b): Json<SpeakerNameBody>,
 ) -> ApiResult<MeetingView> {
     json(move || meetings.name_speaker(&a.actor, &id, &b.speaker, &b.name)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentPatchBody {
+    pub text: Option<String>,
+    pub speaker: Option<String>,
+    /// The segment's `version` as the caller read it.
+    pub expected_version: u64,
+}
+
+/// A segment number from the path: anything else names no segment.
+fn segment_number(n: &str) -> Result<u64, ApiError> {
+    n.parse()
+        .map_err(|_| DomainError::NotFound("segment").into())
+}
+
+pub async fn correct_segment(
+    State(corrections): State<Arc<Corrections>>,
+    a: Authed,
+    Path((id, n)): Path<(String, String)>,
+    Json(b): Json<SegmentPatchBody>,
+) -> ApiResult<SegmentView> {
+    let seq = segment_number(&n)?;
+    let patch = SegmentPatch {
+        text: b.text,
+        speaker: b.speaker,
+        expected_version: b.expected_version,
+    };
+    json(move || corrections.correct(&a.actor, &id, seq, &patch)).await
+}
+
+pub async fn segment_history(
+    State(corrections): State<Arc<Corrections>>,
+    a: Authed,
+    Path((id, n)): Path<(String, String)>,
+) -> ApiResult<SegmentHistoryView> {
+    let seq = segment_number(&n)?;
+    json(move || corrections.history(&a.actor, &id, seq)).await
 }
 
 /// Server-sent events: `segment`, `caption`, `meeting`, `meeting_event` and `agent`,

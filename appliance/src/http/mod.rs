@@ -16,8 +16,8 @@ mod handlers;
 pub mod redirect;
 
 use crate::domain::{
-    ApiTokens, Appliance, AuditLog, Commands, Credentials, Directory, EventBus, Fleet, Meetings,
-    Monitoring, Permission, Principal, Search, SignIn,
+    ApiTokens, Appliance, AuditLog, Commands, Corrections, Credentials, Directory, EventBus, Fleet,
+    Meetings, Monitoring, Permission, Principal, Search, SignIn,
 };
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::handler::Handler;
@@ -51,6 +51,7 @@ services! {
     fleet: Fleet,
     commands: Commands,
     meetings: Meetings,
+    corrections: Corrections,
     search: Search,
     monitoring: Monitoring,
     events: EventBus,
@@ -214,6 +215,18 @@ fn api() -> Routes {
             "/meetings/{id}/speakers",
             Teams(P::MeetingsEdit),
             h::name_speaker,
+        )
+        .add(
+            M::PATCH,
+            "/meetings/{id}/segments/{n}",
+            Teams(P::MeetingsEdit),
+            h::correct_segment,
+        )
+        .add(
+            M::GET,
+            "/meetings/{id}/segments/{n}/history",
+            Teams(P::MeetingsRead),
+            h::segment_history,
         )
         .add(
             M::POST,

@@ -42,6 +42,9 @@ pub(super) fn run(db: &Database) -> Result<()> {
         txn.open_table(AUDIT_CHECKPOINTS)?;
         txn.open_table(API_TOKENS)?;
         txn.open_table(IDENTITIES)?;
+        // Schema 4 adds only tables (segment revisions, sealed envelopes).
+        txn.open_table(REVISIONS)?;
+        txn.open_table(SEALED)?;
         if from < 2 {
             migrate_1_to_2(&txn)?;
             tracing::info!("storage migrated from schema 1 to 2 (roles and teams)");

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-pub const SCHEMA_VERSION: u64 = 3;
+pub const SCHEMA_VERSION: u64 = 4;
 pub const DB_FILE: &str = "roomscribe.redb";
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -57,6 +57,11 @@ const MEETINGS: Table = TableDefinition::new("meetings");
 const SEGMENTS: PairTable = TableDefinition::new("segments");
 /// (agent id, envelope seq) → SHA-256 of the envelope bytes.
 const ENVELOPES: PairTable = TableDefinition::new("envelopes");
+/// ("meeting id/segment seq", version) → [`records::RevisionRecord`] (schema 4).
+const REVISIONS: PairTable = TableDefinition::new("segment_revisions");
+/// (agent id, envelope seq as acknowledged) → the sealed envelope's bytes, exactly as
+/// signed (schema 4): the evidence of what the agent sent.
+const SEALED: PairTable = TableDefinition::new("sealed_envelopes");
 /// (meeting id, event seq) → [`records::EventRecord`].
 const MEETING_EVENTS: PairTable = TableDefinition::new("meeting_events");
 /// audit entry seq → chain hash (32 bytes) || the entry's exact JSON bytes. Appended

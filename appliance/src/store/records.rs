@@ -199,6 +199,31 @@ pub struct SegmentRecord {
     pub engine: Option<String>,
     #[serde(default)]
     pub model: Option<String>,
+    /// How many corrections the segment has had: 0 as the agent sent it. A correction
+    /// must name the version it read (optimistic concurrency).
+    #[serde(default)]
+    pub version: u64,
+    /// The number (as acknowledged) of the agent's envelope that brought it, kept
+    /// whole so the original text can be verified against the agent's signature.
+    /// `None` for segments stored before schema 4.
+    #[serde(default)]
+    pub envelope_seq: Option<u64>,
+}
+
+/// One correction of a segment: who, when, and the text and speaker before and after.
+/// Revision `n` turned version `n - 1` into version `n`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RevisionRecord {
+    pub version: u64,
+    pub at_ms: i64,
+    /// The account that made it (username).
+    pub by: String,
+    pub text_before: String,
+    pub text_after: String,
+    pub speaker_before: Option<String>,
+    pub speaker_after: Option<String>,
+    /// The words (with times and confidences) before: revision 1 keeps the agent's.
+    pub words_before: Vec<WordRecord>,
 }
 
 /// A meeting event from the agent: a voice command, a pause, a mark.

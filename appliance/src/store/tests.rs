@@ -16,6 +16,8 @@ fn seg(seq: u64) -> SegmentRecord {
         speaker: None,
         engine: None,
         model: None,
+        version: 0,
+        envelope_seq: None,
     }
 }
 

@@ -196,6 +196,19 @@ pub trait Reads {
     fn segments(&self, meeting_id: &str) -> Result<Vec<SegmentRecord>> {
         self.pairs(SEGMENTS, meeting_id)
     }
+    fn segment(&self, meeting_id: &str, seq: u64) -> Result<Option<SegmentRecord>> {
+        self.raw_pair(SEGMENTS, meeting_id, seq)?
+            .map(|v| decode(SEGMENTS.name(), &format!("{meeting_id}/{seq}"), &v))
+            .transpose()
+    }
+    /// A segment's corrections, oldest first.
+    fn revisions(&self, meeting_id: &str, seq: u64) -> Result<Vec<RevisionRecord>> {
+        self.pairs(REVISIONS, &format!("{meeting_id}/{seq}"))
+    }
+    /// The sealed envelope an agent's segments came in, as it was signed.
+    fn sealed_envelope(&self, agent_id: &str, seq: u64) -> Result<Option<Vec<u8>>> {
+        self.raw_pair(SEALED, agent_id, seq)
+    }
     fn has_segment(&self, meeting_id: &str, seq: u64) -> Result<bool> {
         Ok(self.raw_pair(SEGMENTS, meeting_id, seq)?.is_some())
     }
@@ -417,6 +430,15 @@ impl WriteTx {
     }
     pub fn put_segment(&mut self, meeting_id: &str, s: &SegmentRecord) -> Result<()> {
         self.put_pair(SEGMENTS, meeting_id, s.seq, s)
+    }
+    pub fn put_revision(&mut self, meeting_id: &str, seq: u64, r: &RevisionRecord) -> Result<()> {
+        self.put_pair(REVISIONS, &format!("{meeting_id}/{seq}"), r.version, r)
+    }
+    pub fn put_sealed_envelope(&mut self, agent_id: &str, seq: u64, bytes: &[u8]) -> Result<()> {
+        self.txn
+            .open_table(SEALED)?
+            .insert((agent_id, seq), bytes)?;
+        Ok(())
     }
     pub fn put_event(&mut self, meeting_id: &str, e: &EventRecord) -> Result<()> {
         self.put_pair(MEETING_EVENTS, meeting_id, e.seq, e)

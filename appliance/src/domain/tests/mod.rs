@@ -5,6 +5,7 @@
 
 mod audit;
 mod concurrency;
+mod corrections;
 mod flows;
 mod search;
 mod security;
