@@ -4,6 +4,7 @@
 import { $, state, api, el, when, can } from './core.js';
 import { renderPage } from './pages.js';
 import { renderSearch } from './search.js';
+import { segmentActions } from './edit.js';
 
 function show(view) {
   for (const v of ['login-view', 'password-view', 'app-view', 'page-view']) $(v).hidden = v !== view;
@@ -273,13 +274,14 @@ function segmentNode(s, fresh) {
   } else {
     text.textContent = s.text;
   }
-  return el('li', { class: 'segment' + (fresh ? ' new' : ''), 'data-seq': String(s.seq), 'data-speaker': s.speaker },
+  return el('li', { class: 'segment' + (fresh ? ' new' : '') + (s.edited ? ' edited' : ''), 'data-seq': String(s.seq), 'data-speaker': s.speaker, 'data-version': String(s.version || 0) },
     el('div', { class: 'when', title: 'wall-clock time (corrected for the agent clock) · time into the meeting' },
       el('span', { class: 'speaker', text: s.speaker === 'unknown' ? 'Unknown speaker' : speakerName(s.speaker) }), ' · ',
       (state.meetingStart ? new Date(state.meetingStart + s.start * 1000).toLocaleTimeString() + ' · ' : '') +
       `${clock(s.start)} – ${clock(s.end)}`,
       el('span', { class: 'conf', text: `confidence ${s.confidence.toFixed(2)}` }),
-      s.engine ? el('span', { class: 'engine', title: 'the engine and model that produced this text', text: ` · ${s.engine}${s.model ? ' ' + s.model : ''}` }) : ''),
+      s.engine ? el('span', { class: 'engine', title: 'the engine and model that produced this text', text: ` · ${s.engine}${s.model ? ' ' + s.model : ''}` }) : '',
+      segmentActions(state.meetingId, s, (seg) => segmentNode(seg, false))),
     text);
 }
 
@@ -353,7 +355,12 @@ function addSegment(meetingId, s) {
   state.lastSeq = Math.max(state.lastSeq ?? -1, s.seq);
   if ($('caption').dataset.seq && Number($('caption').dataset.seq) <= s.seq) showCaption(meetingId, null);
   const list = $('segments');
-  if (list.querySelector(`[data-seq="${s.seq}"]`)) return;
+  const old = list.querySelector(`[data-seq="${s.seq}"]`);
+  if (old) {
+    // A correction (by anyone): shown, unless this page is editing that segment.
+    if ((s.version || 0) > Number(old.dataset.version) && !old.querySelector('form.edit')) old.replaceWith(segmentNode(s, true));
+    return;
+  }
   const node = segmentNode(s, true);
   const after = [...list.children].find((c) => Number(c.dataset.seq) > s.seq);
   list.insertBefore(node, after || null);

@@ -8,6 +8,8 @@
 // "engines": [each segment's engine label],
 // "captions_seen": n, "events": [{"kind", "text"}], "admin_controls_visible": bool,
 // "search": {"query", "summary", "hits", "marked": [...], "phone_overflow", "focused"},
+// "edit": {"typed", "saved", "other", "other_status", "conflict", "kept", "final",
+//          "signature", "original", "revisions", "phone_overflow"},
 // "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
 
@@ -70,7 +72,52 @@ try {
   await page.keyboard.press('Enter');
   await page.waitForSelector('#segments > li.focused', { timeout: 15000 });
   search.focused = await page.evaluate(() => document.querySelector('#segments > li.focused .text').textContent);
-  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, search, csp_violations: violations }));
+
+  // Correct the first segment from the keyboard: Edit, type, Ctrl+Enter.
+  const edit = {};
+  const first = '#segments > li[data-seq="0"]';
+  await page.locator(`${first} .edit-segment`).focus();
+  await page.keyboard.press('Enter');
+  await page.waitForSelector(`${first} form.edit textarea`, { timeout: 15000 });
+  await page.screenshot({ path: `${shots}-edit-desktop.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${shots}-edit-phone.png`, fullPage: true });
+  edit.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  await page.setViewportSize({ width: 1400, height: 900 });
+  edit.typed = `${texts[0]} corrected`;
+  await page.fill(`${first} form.edit textarea`, edit.typed);
+  await page.keyboard.press('Control+Enter');
+  await page.waitForSelector(`${first}[data-version="1"] .text`, { timeout: 15000 });
+  edit.saved = await page.textContent(`${first} .text`);
+  // Someone else corrects it while this page edits it again: saving is refused with
+  // their version shown, the typed text kept; saving again goes through.
+  await page.click(`${first} .edit-segment`);
+  await page.waitForSelector(`${first} form.edit`);
+  edit.other = 'someone else changed these words';
+  edit.other_status = await page.evaluate(async (text) => {
+    const me = await (await fetch('/api/v1/me')).json();
+    const r = await fetch('/api/v1/meetings/' + location.hash.split('/')[2] + '/segments/0', {
+      method: 'PATCH', headers: { 'content-type': 'application/json', 'x-csrf-token': me.csrf_token },
+      body: JSON.stringify({ text, expected_version: 1 }),
+    });
+    return r.status;
+  }, edit.other);
+  edit.typed_again = `${texts[0]} corrected twice`;
+  await page.fill(`${first} form.edit textarea`, edit.typed_again);
+  await page.click(`${first} form.edit button[type=submit]`);
+  await page.waitForFunction((sel) => document.querySelector(sel)?.textContent.length > 0, `${first} form.edit .error`, { timeout: 15000 });
+  edit.conflict = await page.textContent(`${first} form.edit .error`);
+  edit.kept = await page.inputValue(`${first} form.edit textarea`);
+  await page.click(`${first} form.edit button[type=submit]`);
+  await page.waitForSelector(`${first}[data-version="3"] .text`, { timeout: 15000 });
+  edit.final = await page.textContent(`${first} .text`);
+  await page.click(`${first} .history-segment`);
+  await page.waitForSelector(`${first} .history .signature`, { timeout: 15000 });
+  edit.signature = await page.getAttribute(`${first} .history .signature`, 'class');
+  edit.original = await page.textContent(`${first} .history .original`);
+  edit.revisions = await page.locator(`${first} .history .revisions > li`).count();
+  await page.screenshot({ path: `${shots}-history-desktop.png`, fullPage: true });
+  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, search, edit, csp_violations: violations }));
 } finally {
   await browser.close();
 }

@@ -56,15 +56,29 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
     assert!(status.success(), "agent failed");
     let result = result?;
     println!("browser: {result}; screenshot at {}", screenshot.display());
-    // The console shows exactly the transcript the appliance stored.
+    // The console showed exactly the transcript the appliance stored (before the
+    // browser corrected segment 0: its original is in its history).
     let api = Api::login(&app, "bob", "bob's long password").await?;
     let stored = api.only_transcript().await?;
-    let stored_texts: Vec<Value> = stored["segments"]
+    let history = api
+        .ok(&format!(
+            "/meetings/{}/segments/0/history",
+            stored["meeting"]["id"].as_str().unwrap_or_default()
+        ))
+        .await?;
+    let mut stored_texts: Vec<Value> = stored["segments"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|s| s["text"].clone())
         .collect();
+    if let Some(first) = stored_texts.first_mut() {
+        *first = history["original"]["text"].clone();
+    }
+    assert_eq!(
+        history["original"]["signature"]["status"], "verified",
+        "{history}"
+    );
     assert!(stored_texts.len() >= 6, "{stored}");
     assert_eq!(
         result["texts"],
@@ -155,15 +169,58 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
             .contains(&query),
         "{result}"
     );
+    // Corrections: saved from the keyboard; a correction made meanwhile by someone
+    // else is not overwritten (409, their text shown, ours kept); the history shows
+    // three revisions and the original, verified against the agent's signature.
+    let e = &result["edit"];
+    assert_eq!(e["saved"], e["typed"], "{result}");
+    assert_eq!(e["other_status"], 200, "{result}");
+    let other = e["other"].as_str().unwrap_or_default();
+    assert!(
+        e["conflict"].as_str().is_some_and(|c| c.contains(other)),
+        "{result}"
+    );
+    assert_eq!(e["kept"], e["typed_again"], "{result}");
+    assert_eq!(e["final"], e["typed_again"], "{result}");
+    assert_eq!(e["revisions"], 3, "{result}");
+    assert!(
+        e["signature"]
+            .as_str()
+            .is_some_and(|c| c.contains("verified")),
+        "{result}"
+    );
+    assert!(
+        e["original"]
+            .as_str()
+            .zip(stored_texts[0].as_str())
+            .is_some_and(|(shown, original)| shown.contains(original)),
+        "{result}"
+    );
+    assert_eq!(e["phone_overflow"], false, "{result}");
+    let now = api.only_transcript().await?;
+    assert_eq!(now["segments"][0]["text"], e["typed_again"], "{now}");
+    assert_eq!(now["segments"][0]["version"], 3, "{now}");
+    assert_eq!(now["segments"][0]["edited"], true, "{now}");
     assert_eq!(
         result["csp_violations"],
         Value::Array(vec![]),
         "the console breaks its own Content-Security-Policy"
     );
-    assert!(
-        std::fs::metadata(&screenshot)?.len() > 10_000,
-        "screenshot written"
-    );
+    for shot in [
+        "",
+        "-search-desktop",
+        "-search-phone",
+        "-edit-desktop",
+        "-edit-phone",
+        "-history-desktop",
+    ] {
+        let path = logs.join(format!("console{shot}.png"));
+        assert!(
+            std::fs::metadata(&path)?.len() > 10_000,
+            "{} written",
+            path.display()
+        );
+    }
     Ok(())
 }
 
