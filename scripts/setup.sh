@@ -32,9 +32,10 @@ need_pkgs=()
 # systemd-analyze, which scores the units' hardening. zip: a model archive in a test.
 # cmake + g++: the agent builds CTranslate2 (Whisper) from source. pocketsphinx-testdata:
 # real English recordings with reference transcripts, for the Whisper accuracy test.
+# poppler-utils: pdftotext reads the PDF exports back.
 for p in espeak-ng sox libasound2-dev pkg-config chromium fonts-nanum unzip python3-venv faketime \
   pulseaudio pulseaudio-utils libasound2-plugins slapd ldap-utils openssl \
-  rpm file systemd zip cmake g++ pocketsphinx-testdata; do
+  rpm file systemd zip cmake g++ pocketsphinx-testdata poppler-utils; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -129,6 +130,14 @@ if ! "$VENV/bin/python" -c 'import faster_whisper' 2>/dev/null; then
   log "installing faster-whisper into the reference venv"
   # shellcheck disable=SC2086
   "$VENV/bin/pip" install -q $FASTER_WHISPER
+fi
+
+# Readers nobody here wrote, for the exports: subtitles (srt, webvtt-py).
+EXPORT_READERS="srt==3.5.3 webvtt-py==0.6.0"
+if ! "$VENV/bin/python" -c 'import srt, webvtt' 2>/dev/null; then
+  log "installing the subtitle readers into the reference venv"
+  # shellcheck disable=SC2086
+  "$VENV/bin/pip" install -q $EXPORT_READERS
 fi
 
 # --- npm packages for the browser test (playwright-core drives Debian's chromium) ---

@@ -11,6 +11,7 @@ pub mod auditlog;
 pub mod config;
 pub mod doctor;
 pub mod domain;
+pub mod export;
 pub mod http;
 pub mod ingest;
 pub mod jobs;

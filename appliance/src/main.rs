@@ -70,6 +70,27 @@ enum Command {
     /// The full-text search index.
     #[command(subcommand)]
     Search(SearchCommand),
+    /// Exported transcripts.
+    #[command(subcommand)]
+    Export(ExportCommand),
+}
+
+#[derive(Subcommand)]
+enum ExportCommand {
+    /// Check an exported file against its signed manifest (`…/export?…&manifest=1`),
+    /// offline: the manifest's signature, then the file's size and SHA-256. Exits 1
+    /// naming what does not match.
+    Verify {
+        /// The exported file.
+        file: PathBuf,
+        /// Its manifest (JSON).
+        manifest: PathBuf,
+        /// The appliance's audit public key (hex, as `roomscribe audit public-key`
+        /// prints it). Without it the manifest is checked against the key it names,
+        /// which proves the file unchanged since signing but not who signed it.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -422,6 +443,52 @@ Compare it with `roomscribe audit public-key` on the appliance.",
     Ok(())
 }
 
+fn verify_exported_file(
+    file: &std::path::Path,
+    manifest: &std::path::Path,
+    key: Option<&str>,
+) -> anyhow::Result<()> {
+    use roomscribe_appliance::export::manifest as m;
+    let bytes = std::fs::read(file).with_context(|| format!("FILE {}", file.display()))?;
+    let json =
+        std::fs::read(manifest).with_context(|| format!("MANIFEST {}", manifest.display()))?;
+    if let Some(k) = key {
+        anyhow::ensure!(
+            k.trim().len() == 64 && hex::decode(k.trim()).is_ok(),
+            "--public-key: expected 64 hex characters"
+        );
+    }
+    let body = m::verify(&bytes, &json, key.map(str::trim)).map_err(|e| {
+        anyhow::anyhow!(
+            "{} does not match {}: {e}",
+            file.display(),
+            manifest.display()
+        )
+    })?;
+    if key.is_none() {
+        eprintln!(
+            "note: no --public-key given; checked against the key the manifest names ({}). \
+Compare it with `roomscribe audit public-key` on the appliance.",
+            body.public_key
+        );
+    }
+    println!(
+        "OK: {} ({} bytes, sha256 {}) is the {} export {} of meeting {} ({} segments, {} corrections), made by {} at {} ms, signed by {}",
+        file.display(),
+        body.file_size,
+        body.file_sha256,
+        body.format,
+        body.file_name,
+        body.meeting_id,
+        body.segments,
+        body.transcript_corrections,
+        body.exported_by,
+        body.exported_at_ms,
+        body.public_key
+    );
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
@@ -523,6 +590,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Search(SearchCommand::Reindex { common }) => {
             admin_command(&common, AdminRequest::SearchReindex).await
         }
+        Command::Export(ExportCommand::Verify {
+            file,
+            manifest,
+            public_key,
+        }) => verify_exported_file(&file, &manifest, public_key.as_deref()),
         Command::Config(ConfigCommand::Example) => {
             print!("{EXAMPLE}");
             Ok(())

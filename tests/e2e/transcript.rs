@@ -196,6 +196,22 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
     assert_eq!(code, 422, "{body}");
     println!("search for {part:?}: {} segments", holding.len());
 
+    // Corrections and exports of this (Korean) meeting, read back by outside tools.
+    let key = app.admin(&["audit", "public-key"])?.trim().to_owned();
+    app.add_user("cora", PASSWORD, "compliance_officer")?;
+    let cora = Api::login(&app, "cora", PASSWORD).await?;
+    let (code, _) = api
+        .get(&format!(
+            "/meetings/{}/export?format=srt",
+            m["id"].as_str().unwrap_or_default()
+        ))
+        .await?;
+    assert_eq!(
+        code, 403,
+        "members read and correct; exporting is for others"
+    );
+    crate::exports::corrected_and_read_back(&api, &cora, &key, &t, tmp.path()).await?;
+
     // Canary: the meeting is Korean and every log is English, so no Hangul may appear in
     // any process's output (the agent prints text only with --print-segments).
     for f in [

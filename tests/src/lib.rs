@@ -734,6 +734,23 @@ impl Api {
         Ok((s, r.json().await.unwrap_or(Value::Null)))
     }
 
+    /// A download under `/api/v1`: its bytes, failing unless 2xx.
+    pub async fn download(&self, path: &str) -> Result<Vec<u8>> {
+        let r = self
+            .authed(
+                self.client.get(format!("{}{path}", self.base)),
+                &reqwest::Method::GET,
+            )
+            .send()
+            .await?;
+        let s = r.status();
+        let body = r.bytes().await?.to_vec();
+        if !s.is_success() {
+            bail!("GET {path}: {s} {}", String::from_utf8_lossy(&body));
+        }
+        Ok(body)
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Result<(reqwest::StatusCode, Value)> {
         let r = self
             .authed(

@@ -446,6 +446,15 @@ impl AuditLog {
         Ok(self.public_key_hex())
     }
 
+    /// Signs an export's manifest with the audit key (a context separates it from
+    /// checkpoints): auditors verify both with the one public key they hold.
+    pub fn sign_export(
+        &self,
+        body: crate::export::manifest::Body,
+    ) -> crate::export::manifest::Manifest {
+        crate::export::manifest::sign(body, &self.key)
+    }
+
     pub fn public_key_hex(&self) -> String {
         hex::encode(self.key.verifying_key().to_bytes())
     }

@@ -8,27 +8,26 @@ use super::live::Captions;
 use super::scope::{meeting_for, room_name};
 use super::search::Search;
 use super::views::{Event, EventView, MeetingView, SegmentView, TranscriptView};
-use super::{Actor, DomainError, Permission, Result};
+use super::{Actor, DomainError, Permission, Result, SharedClock};
+use crate::export::manifest::{self, Manifest};
+pub use crate::export::Format as ExportFormat;
+use crate::export::{self as files, Transcript};
 use crate::store::records::MeetingRecord;
 use crate::store::{Reads, Store};
 use std::sync::Arc;
 
-/// What an export is written as.
+/// What to export: the format, and whether corrected segments carry their original.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    /// The transcript view as JSON.
-    Json,
-    /// Plain text: one line per segment, `[mm:ss] speaker: text`.
-    Text,
+pub struct ExportRequest {
+    pub format: ExportFormat,
+    pub original: bool,
 }
 
-impl ExportFormat {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "json" => Ok(Self::Json),
-            "txt" | "text" => Ok(Self::Text),
-            _ => Err(DomainError::invalid("format", "json or txt")),
-        }
+impl ExportRequest {
+    pub fn parse(format: &str, original: bool) -> Result<Self> {
+        let format = ExportFormat::parse(format)
+            .ok_or_else(|| DomainError::invalid("format", ExportFormat::NAMES))?;
+        Ok(Self { format, original })
     }
 }
 
@@ -65,6 +64,7 @@ pub struct Meetings {
     events: Arc<EventBus>,
     captions: Arc<Captions>,
     search: Arc<Search>,
+    clock: SharedClock,
 }
 
 impl Meetings {
@@ -74,6 +74,7 @@ impl Meetings {
         events: Arc<EventBus>,
         captions: Arc<Captions>,
         search: Arc<Search>,
+        clock: SharedClock,
     ) -> Self {
         Self {
             store,
@@ -81,6 +82,7 @@ impl Meetings {
             events,
             captions,
             search,
+            clock,
         }
     }
 
@@ -139,51 +141,81 @@ impl Meetings {
         )
     }
 
-    /// A meeting's transcript as a file to download.
-    pub fn export(&self, actor: &Actor, meeting_id: &str, format: ExportFormat) -> Result<Export> {
+    /// A meeting's transcript as a file to download; audited before it is returned.
+    /// The same transcript state always gives the same bytes.
+    pub fn export(&self, actor: &Actor, meeting_id: &str, req: ExportRequest) -> Result<Export> {
+        let (t, _) = self.exported(actor, meeting_id, req, "")?;
+        Ok(Export {
+            filename: file_name(&t, req.format),
+            content_type: req.format.content_type(),
+            body: files::render(&t, req.format),
+        })
+    }
+
+    /// The signed manifest of the file [`Self::export`] gives for the same request
+    /// (`?manifest=1`): its SHA-256 and size, the meeting, the transcript's state,
+    /// who and when; signed with the appliance's audit key. Audited as an export.
+    pub fn export_manifest(
+        &self,
+        actor: &Actor,
+        meeting_id: &str,
+        req: ExportRequest,
+    ) -> Result<Manifest> {
+        let (t, at_ms) = self.exported(actor, meeting_id, req, ", manifest")?;
+        let file = files::render(&t, req.format);
+        let state = files::render(&t, ExportFormat::Json);
+        Ok(self.audit.sign_export(manifest::Body {
+            kind: String::new(),
+            version: 0,
+            file_name: file_name(&t, req.format),
+            format: req.format.extension().into(),
+            file_sha256: manifest::sha256_hex(&file),
+            file_size: file.len() as u64,
+            meeting_id: t.meeting.id.clone(),
+            transcript_sha256: manifest::sha256_hex(&state),
+            transcript_corrections: t.segments.iter().map(|s| s.version).sum(),
+            segments: t.segments.len() as u64,
+            exported_by: actor.username.clone(),
+            exported_at_ms: at_ms,
+            public_key: String::new(),
+        }))
+    }
+
+    /// The transcript as exported, read after its audit entry is written.
+    fn exported(
+        &self,
+        actor: &Actor,
+        meeting_id: &str,
+        req: ExportRequest,
+        what: &str,
+    ) -> Result<(Transcript, i64)> {
+        let detail = format!(
+            "{}{what}{}",
+            req.format.extension(),
+            if req.original { ", with originals" } else { "" }
+        );
         let t = self.recorded_read(
             actor,
             meeting_id,
             Permission::MeetingsExport,
-            Record::ok(A::MeetingExport, format!("meeting:{meeting_id}"))
-                .detail(format!("{format:?}")),
+            Record::ok(A::MeetingExport, format!("meeting:{meeting_id}")).detail(detail),
         )?;
-        let stem = format!("meeting-{}", t.meeting.id);
-        Ok(match format {
-            ExportFormat::Json => Export {
-                filename: format!("{stem}.json"),
-                content_type: "application/json",
-                body: serde_json::to_vec_pretty(&t)
-                    .map_err(|e| DomainError::Internal(e.to_string()))?,
-            },
-            ExportFormat::Text => {
-                let mut out = format!(
-                    "{}\nroom: {}\nmeeting: {}\n\n",
-                    t.meeting.title, t.meeting.room_name, t.meeting.id
-                );
-                for s in &t.segments {
-                    let who = t
-                        .meeting
-                        .speaker_names
-                        .get(&s.speaker)
-                        .unwrap_or(&s.speaker);
-                    let secs = s.start.max(0.0) as u64;
-                    out.push_str(&format!(
-                        "[{:02}:{:02}] {who}: {}\n",
-                        secs / 60,
-                        secs % 60,
-                        s.text
-                    ));
-                }
-                Export {
-                    filename: format!("{stem}.txt"),
-                    content_type: "text/plain; charset=utf-8",
-                    body: out.into_bytes(),
-                }
-            }
-        })
+        let originals = if req.original {
+            self.store.read(|tx| {
+                t.segments
+                    .iter()
+                    .filter(|s| s.edited)
+                    .map(|s| {
+                        let first = tx.revisions(&t.meeting.id, s.seq)?.into_iter().next();
+                        Ok((s.seq, first.map(|r| r.text_before)))
+                    })
+                    .collect::<Result<std::collections::BTreeMap<_, _>>>()
+            })?
+        } else {
+            Default::default()
+        };
+        Ok((transcript(t, &originals), self.clock.now_ms()))
     }
-
     /// Changes a meeting the actor may edit, with its audit entry, in one
     /// transaction; publishes the new view once committed.
     fn edit(
@@ -263,4 +295,91 @@ impl Meetings {
                 .detail(format!("speaker name for {speaker}")))
         })
     }
+}
+
+fn file_name(t: &Transcript, format: ExportFormat) -> String {
+    format!("meeting-{}.{}", t.meeting.id, format.extension())
+}
+
+/// The export's form of a transcript: speakers by the names given to them.
+fn transcript(
+    t: TranscriptView,
+    originals: &std::collections::BTreeMap<u64, Option<String>>,
+) -> Transcript {
+    let m = t.meeting;
+    let name = |label: &str| {
+        m.speaker_names
+            .get(label)
+            .cloned()
+            .unwrap_or_else(|| label.to_owned())
+    };
+    let mut engines: Vec<String> = t
+        .segments
+        .iter()
+        .filter_map(|s| {
+            s.engine.as_ref().map(|e| {
+                format!("{e} {}", s.model.as_deref().unwrap_or_default())
+                    .trim()
+                    .to_owned()
+            })
+        })
+        .collect();
+    engines.sort();
+    engines.dedup();
+    Transcript {
+        schema: Transcript::SCHEMA,
+        schema_version: Transcript::SCHEMA_VERSION,
+        segments: t
+            .segments
+            .into_iter()
+            .map(|s| files::Segment {
+                seq: s.seq,
+                start: s.start,
+                end: s.end,
+                speaker: name(&s.speaker),
+                original: originals.get(&s.seq).cloned().flatten(),
+                text: s.text,
+                confidence: s.confidence,
+                edited: s.edited,
+                version: s.version,
+                words: s
+                    .words
+                    .into_iter()
+                    .map(|w| files::Word {
+                        word: w.word,
+                        start: w.start,
+                        end: w.end,
+                        conf: w.conf,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        events: t
+            .events
+            .into_iter()
+            .map(|e| files::Event {
+                at: e.at,
+                kind: label(e.kind),
+                source: label(e.source),
+            })
+            .collect(),
+        meeting: files::Meeting {
+            title: m.title.clone(),
+            room: m.room_name.clone(),
+            team_id: m.team_id.clone(),
+            started_at_ms: m.started_at_corrected_ms,
+            duration_s: m.duration_s,
+            status: label(m.status),
+            engines,
+            id: m.id,
+        },
+    }
+}
+
+/// An enum's name as its JSON says it (`"ended"`, `"action_item"`).
+fn label(v: impl serde::Serialize) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }

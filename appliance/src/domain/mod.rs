@@ -64,7 +64,7 @@ pub use events::{EventBus, Published};
 pub use fleet::{Fleet, FleetKeys};
 pub use ingest::{Ingest, IngestRejection, Verified};
 pub use limits::{Principal, RequestLimits};
-pub use meetings::{Export, ExportFormat, Meetings};
+pub use meetings::{Export, ExportFormat, ExportRequest, Meetings};
 pub use metrics::{Metrics, Monitoring};
 pub use passwords::Passwords;
 pub use search::{Search, SearchParams, SearchRequest, SearchResults};
@@ -274,6 +274,7 @@ impl Appliance {
             events.clone(),
             captions.clone(),
             search.clone(),
+            clock.clone(),
         ));
         let corrections = Arc::new(Corrections::new(
             store.clone(),

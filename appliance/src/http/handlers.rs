@@ -13,7 +13,7 @@ use crate::domain::views::{
 };
 use crate::domain::{
     ApiTokens, AuditLog, Commands, Corrections, Credentials, Directory, DomainError, EventBus,
-    ExportFormat, Fleet, Meetings, Monitoring, NewToken, Search, SearchParams, SearchResults,
+    ExportRequest, Fleet, Meetings, Monitoring, NewToken, Search, SearchParams, SearchResults,
     SegmentPatch, SignIn, SignInMethods,
 };
 use axum::extract::{Path, Query, State};
@@ -588,17 +588,46 @@ pub async fn set_meeting_team(
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
     format: Option<String>,
+    /// `1`: corrected segments carry the agent's original text.
+    original: Option<String>,
+    /// `1`: the signed manifest of that file instead of the file.
+    manifest: Option<String>,
 }
 
-/// A transcript as a download (`?format=json|txt`, default json).
+/// `1`/`true` or `0`/`false` (absent: false).
+fn flag(name: &'static str, v: Option<&str>) -> Result<bool, ApiError> {
+    match v {
+        None | Some("0" | "false") => Ok(false),
+        Some("1" | "true") => Ok(true),
+        Some(_) => Err(DomainError::invalid(name, "1 or 0").into()),
+    }
+}
+
+/// A transcript as a download (`?format=json|txt|html|srt|vtt|csv`, default json;
+/// `&original=1`; `&manifest=1` for the file's signed manifest).
 pub async fn export_meeting(
     State(meetings): State<Arc<Meetings>>,
     a: Authed,
     Path(id): Path<String>,
     Query(q): Query<ExportQuery>,
-) -> Result<impl IntoResponse, ApiError> {
-    let format = ExportFormat::parse(q.format.as_deref().unwrap_or("json"))?;
-    let e = blocking(move || meetings.export(&a.actor, &id, format)).await?;
+) -> Result<axum::response::Response, ApiError> {
+    let req = ExportRequest::parse(
+        q.format.as_deref().unwrap_or("json"),
+        flag("original", q.original.as_deref())?,
+    )?;
+    if flag("manifest", q.manifest.as_deref())? {
+        let m = blocking(move || meetings.export_manifest(&a.actor, &id, req)).await?;
+        let name = format!("{}.manifest.json", m.body.file_name);
+        return Ok((
+            [(
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            )],
+            Json(m),
+        )
+            .into_response());
+    }
+    let e = blocking(move || meetings.export(&a.actor, &id, req)).await?;
     Ok((
         [
             (header::CONTENT_TYPE, e.content_type.to_owned()),
@@ -608,7 +637,8 @@ pub async fn export_meeting(
             ),
         ],
         e.body,
-    ))
+    )
+        .into_response())
 }
 
 pub async fn users(State(directory): State<Arc<Directory>>, a: Authed) -> ApiResult<Vec<UserView>> {

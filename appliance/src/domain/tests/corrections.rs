@@ -280,3 +280,92 @@ fn racing_editors_of_one_version_yield_one_revision() {
     assert_eq!(h.revisions.len(), 1);
     assert_eq!(h.segment.text, won[0].text);
 }
+
+#[test]
+fn exports_mark_corrections_carry_originals_and_come_with_a_signed_manifest() {
+    use crate::export::manifest;
+    let f = fixture();
+    let r = recorded(&f, "the war fairing dose stays");
+    let admin = f.admin();
+    f.corrections
+        .correct(
+            &admin,
+            &r.meeting,
+            0,
+            &patch(Some("the warfarin dose stays"), None, 0),
+        )
+        .expect("correct");
+    let csv = |original| {
+        f.meetings
+            .export(
+                &admin,
+                &r.meeting,
+                ExportRequest {
+                    format: ExportFormat::Csv,
+                    original,
+                },
+            )
+            .expect("export")
+    };
+    let plain = String::from_utf8(csv(false).body).expect("utf-8");
+    assert_eq!(
+        plain,
+        "start,end,speaker,text,confidence,edited\r\n0.000,5.000,unknown,the warfarin dose stays,1.00,true\r\n"
+    );
+    let with = String::from_utf8(csv(true).body).expect("utf-8");
+    assert!(
+        with.ends_with(",true,the war fairing dose stays\r\n"),
+        "{with}"
+    );
+
+    let req = ExportRequest {
+        format: ExportFormat::Vtt,
+        original: false,
+    };
+    let file = f.meetings.export(&admin, &r.meeting, req).expect("vtt");
+    let m = f
+        .meetings
+        .export_manifest(&admin, &r.meeting, req)
+        .expect("manifest");
+    let json = serde_json::to_vec(&m).expect("json");
+    let key = f.audit.public_key_hex();
+    let body = manifest::verify(&file.body, &json, Some(&key)).expect("verifies");
+    assert_eq!(
+        (
+            body.meeting_id.as_str(),
+            body.file_name.as_str(),
+            body.transcript_corrections,
+            body.segments
+        ),
+        (r.meeting.as_str(), file.filename.as_str(), 1, 1)
+    );
+    assert_eq!(body.exported_by, admin.username);
+    let mut altered = file.body.clone();
+    let last = altered.len() - 3;
+    altered[last] ^= 0x20;
+    assert!(matches!(
+        manifest::verify(&altered, &json, Some(&key)),
+        Err(manifest::ManifestError::WrongDigest { .. })
+    ));
+    // A later correction changes the transcript: the old manifest no longer fits.
+    f.corrections
+        .correct(
+            &admin,
+            &r.meeting,
+            0,
+            &patch(Some("the warfarin dose is stopped"), None, 1),
+        )
+        .expect("correct again");
+    let now = f.meetings.export(&admin, &r.meeting, req).expect("vtt");
+    assert!(manifest::verify(&now.body, &json, Some(&key)).is_err());
+    // Every export and manifest is audited, with its format.
+    let details: Vec<_> = f
+        .audited("meeting.export")
+        .into_iter()
+        .filter_map(|e| e.detail)
+        .collect();
+    assert_eq!(
+        details,
+        ["vtt", "vtt, manifest", "vtt", "csv, with originals", "csv"]
+    );
+}

@@ -130,7 +130,14 @@ fn teams_bound_what_members_see() {
         .transcript(&cleo, &id)
         .expect("compliance reads everything");
     f.meetings
-        .export(&cleo, &id, ExportFormat::Text)
+        .export(
+            &cleo,
+            &id,
+            ExportRequest {
+                format: ExportFormat::Text,
+                original: false,
+            },
+        )
         .expect("and exports");
     assert!(matches!(
         f.meetings.name_speaker(&cleo, &id, "unknown", "X"),
@@ -138,7 +145,14 @@ fn teams_bound_what_members_see() {
     ));
     let vera = f.actor("vera");
     assert!(matches!(
-        f.meetings.export(&vera, &id, ExportFormat::Json),
+        f.meetings.export(
+            &vera,
+            &id,
+            ExportRequest {
+                format: ExportFormat::Json,
+                original: false
+            }
+        ),
         Err(DomainError::Forbidden("meetings.export"))
     ));
     // Moving the meeting to Oncology swaps who sees it.

@@ -159,7 +159,14 @@ fn api_tokens_are_scoped_expiring_and_revocable() {
     f.meetings.list(&as_token).expect("meetings.read");
     assert!(
         matches!(
-            f.meetings.export(&as_token, "m", ExportFormat::Json),
+            f.meetings.export(
+                &as_token,
+                "m",
+                ExportRequest {
+                    format: ExportFormat::Json,
+                    original: false
+                }
+            ),
             Err(DomainError::Forbidden("meetings.export"))
         ),
         "manager may export, the token may not"

