@@ -67,7 +67,7 @@ pub async fn corrected_and_read_back(
     let ms = |v: &Value| (v.as_f64().unwrap_or_default() * 1000.0).round() as i64;
 
     let mut files = vec![];
-    for format in ["srt", "vtt", "csv", "html", "txt", "json"] {
+    for format in ["srt", "vtt", "csv", "html", "pdf", "txt", "json"] {
         let q = format!("/meetings/{id}/export?format={format}&original=1");
         let body = exporter.download(&q).await?;
         let manifest = exporter.download(&format!("{q}&manifest=1")).await?;
@@ -153,6 +153,46 @@ pub async fn corrected_and_read_back(
         assert!(item.contains(text), "segment {i} in the page");
     }
     assert!(dom.contains(&format!("Original: {original}")), "{dom}");
+
+    // The PDF as poppler reads it: every word of every segment, in order, with the
+    // font embedded, and "page N of M" on each page.
+    let pdf = &files[4].1;
+    let text = Command::new("pdftotext").arg(pdf).arg("-").output()?;
+    anyhow::ensure!(
+        text.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    let text = String::from_utf8_lossy(&text.stdout);
+    let extracted: Vec<&str> = text.split_whitespace().collect();
+    let mut at = 0;
+    for word in texts.iter().flat_map(|t| t.split_whitespace()) {
+        let found = extracted[at..].iter().position(|w| *w == word);
+        assert!(
+            found.is_some(),
+            "{word:?} missing after word {at} of the PDF's text:\n{text}"
+        );
+        at += found.unwrap_or_default() + 1;
+    }
+    assert!(
+        text.contains(&format!("Original: {original}")) || text.contains("Original:"),
+        "{text}"
+    );
+    let info = Command::new("pdfinfo").arg(pdf).output()?;
+    let info = String::from_utf8_lossy(&info.stdout);
+    let pages = info
+        .lines()
+        .find_map(|l| l.strip_prefix("Pages:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or_default();
+    assert!(pages >= 1, "{info}");
+    assert!(text.contains(&format!("page {pages} of {pages}")), "{text}");
+    let fonts = Command::new("pdffonts").arg(pdf).output()?;
+    let fonts = String::from_utf8_lossy(&fonts.stdout);
+    assert!(
+        fonts.lines().skip(2).all(|l| l.contains(" yes yes yes ")) && fonts.contains("NanumGothic"),
+        "every font embedded, as a subset, with a Unicode map: {fonts}"
+    );
 
     // Every file verifies against its manifest with the appliance's key, offline;
     // one changed byte is caught and named.

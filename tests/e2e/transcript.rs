@@ -210,7 +210,7 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
         code, 403,
         "members read and correct; exporting is for others"
     );
-    crate::exports::corrected_and_read_back(&api, &cora, &key, &t, tmp.path()).await?;
+    crate::exports::corrected_and_read_back(&api, &cora, &key, &t, &logs).await?;
 
     // Canary: the meeting is Korean and every log is English, so no Hangul may appear in
     // any process's output (the agent prints text only with --print-segments).

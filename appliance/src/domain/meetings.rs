@@ -148,7 +148,7 @@ impl Meetings {
         Ok(Export {
             filename: file_name(&t, req.format),
             content_type: req.format.content_type(),
-            body: files::render(&t, req.format),
+            body: render(&t, req.format)?,
         })
     }
 
@@ -162,8 +162,8 @@ impl Meetings {
         req: ExportRequest,
     ) -> Result<Manifest> {
         let (t, at_ms) = self.exported(actor, meeting_id, req, ", manifest")?;
-        let file = files::render(&t, req.format);
-        let state = files::render(&t, ExportFormat::Json);
+        let file = render(&t, req.format)?;
+        let state = render(&t, ExportFormat::Json)?;
         Ok(self.audit.sign_export(manifest::Body {
             kind: String::new(),
             version: 0,
@@ -295,6 +295,10 @@ impl Meetings {
                 .detail(format!("speaker name for {speaker}")))
         })
     }
+}
+
+fn render(t: &Transcript, format: ExportFormat) -> Result<Vec<u8>> {
+    files::render(t, format).map_err(|e| DomainError::Internal(e.to_string()))
 }
 
 fn file_name(t: &Transcript, format: ExportFormat) -> String {

@@ -5,6 +5,7 @@
 //! export time inside a file), so a manifest fetched later signs the very file.
 
 pub mod manifest;
+mod pdf;
 mod subtitles;
 mod table;
 mod web;
@@ -21,10 +22,11 @@ pub enum Format {
     Srt,
     Vtt,
     Csv,
+    Pdf,
 }
 
 impl Format {
-    pub const NAMES: &'static str = "json, txt, html, srt, vtt or csv";
+    pub const NAMES: &'static str = "json, txt, html, pdf, srt, vtt or csv";
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -34,6 +36,7 @@ impl Format {
             "srt" => Self::Srt,
             "vtt" | "webvtt" => Self::Vtt,
             "csv" => Self::Csv,
+            "pdf" => Self::Pdf,
             _ => return None,
         })
     }
@@ -46,6 +49,7 @@ impl Format {
             Self::Srt => "srt",
             Self::Vtt => "vtt",
             Self::Csv => "csv",
+            Self::Pdf => "pdf",
         }
     }
 
@@ -57,6 +61,7 @@ impl Format {
             Self::Srt => "application/x-subrip; charset=utf-8",
             Self::Vtt => "text/vtt; charset=utf-8",
             Self::Csv => "text/csv; charset=utf-8",
+            Self::Pdf => "application/pdf",
         }
     }
 }
@@ -126,9 +131,11 @@ impl Transcript {
     pub const SCHEMA_VERSION: u32 = 1;
 }
 
+pub use pdf::PdfError;
+
 /// The file's bytes.
-pub fn render(t: &Transcript, format: Format) -> Vec<u8> {
-    match format {
+pub fn render(t: &Transcript, format: Format) -> Result<Vec<u8>, PdfError> {
+    Ok(match format {
         // Serialising plain structs of strings and finite numbers cannot fail.
         Format::Json => serde_json::to_vec_pretty(t).unwrap_or_default(),
         Format::Text => table::text(t).into_bytes(),
@@ -136,7 +143,8 @@ pub fn render(t: &Transcript, format: Format) -> Vec<u8> {
         Format::Srt => subtitles::srt(t).into_bytes(),
         Format::Vtt => subtitles::vtt(t).into_bytes(),
         Format::Csv => table::csv(t).into_bytes(),
-    }
+        Format::Pdf => pdf::pdf(t)?,
+    })
 }
 
 /// `[hh:]mm:ss` for people.
@@ -237,8 +245,10 @@ pub(crate) mod tests {
             Format::Srt,
             Format::Vtt,
             Format::Csv,
+            Format::Pdf,
         ] {
-            assert_eq!(render(&sample(), f), render(&sample(), f), "{f:?}");
+            let once = render(&sample(), f).expect("renders");
+            assert_eq!(once, render(&sample(), f).expect("renders"), "{f:?}");
             assert_eq!(Format::parse(f.extension()), Some(f));
         }
         assert_eq!(Format::parse("docx"), None);
