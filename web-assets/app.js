@@ -5,6 +5,7 @@ import { $, state, api, el, when, can } from './core.js';
 import { renderPage } from './pages.js';
 import { renderSearch } from './search.js';
 import { segmentActions } from './edit.js';
+import { setupExport, exportFor } from './export.js';
 
 function show(view) {
   for (const v of ['login-view', 'password-view', 'app-view', 'page-view']) $(v).hidden = v !== view;
@@ -323,6 +324,7 @@ async function openMeeting(id) {
   try {
     const t = await api('GET', `/meetings/${encodeURIComponent(id)}/transcript`);
     renderMeetingHeader(t.meeting);
+    exportFor(id);
     state.speakerNames = t.meeting.speaker_names || {};
     $('segments').replaceChildren(...t.segments.map((s) => segmentNode(s, false)));
     $('meeting-events').replaceChildren();
@@ -445,6 +447,7 @@ function focusSegment(seq) {
   node.focus({ preventScroll: true });
 }
 
+setupExport();
 $('search-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const q = $('search-q').value.trim();

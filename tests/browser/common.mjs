@@ -16,7 +16,7 @@ export async function open() {
       '--disable-component-update', '--disable-sync', '--disable-quic'],
   });
   const violations = [];
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1400, height: 900 } });
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, viewport: { width: 1400, height: 900 } });
   const page = await context.newPage();
   page.on('console', (m) => { if (/Content.Security.Policy/i.test(m.text())) violations.push(m.text()); });
   page.on('pageerror', (e) => violations.push(`page error: ${e.message}`));

@@ -10,6 +10,7 @@
 // "search": {"query", "summary", "hits", "marked": [...], "phone_overflow", "focused"},
 // "edit": {"typed", "saved", "other", "other_status", "conflict", "kept", "final",
 //          "signature", "original", "revisions", "phone_overflow"},
+// "exported": {"file", "manifest", "status"} (the PDF and its manifest, saved),
 // "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
 
@@ -117,7 +118,23 @@ try {
   edit.original = await page.textContent(`${first} .history .original`);
   edit.revisions = await page.locator(`${first} .history .revisions > li`).count();
   await page.screenshot({ path: `${shots}-history-desktop.png`, fullPage: true });
-  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, search, edit, csp_violations: violations }));
+
+  // Export the PDF (with originals) from the menu, with its progress, and the signed
+  // manifest of that file: both saved for the harness to verify.
+  const exported = {};
+  await page.click('#export-menu summary');
+  await page.selectOption('#export-format', 'pdf');
+  await page.check('#export-original');
+  const [file] = await Promise.all([page.waitForEvent('download'), page.click('#export-form button[type=submit]')]);
+  exported.file = `${shots}-export.pdf`;
+  await file.saveAs(exported.file);
+  await page.waitForSelector('#export-progress[data-done]', { timeout: 15000 });
+  exported.status = await page.textContent('#export-status');
+  await page.screenshot({ path: `${shots}-export-desktop.png` });
+  const [manifest] = await Promise.all([page.waitForEvent('download'), page.click('#export-manifest')]);
+  exported.manifest = `${shots}-export.pdf.manifest.json`;
+  await manifest.saveAs(exported.manifest);
+  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, search, edit, exported, csp_violations: violations }));
 } finally {
   await browser.close();
 }

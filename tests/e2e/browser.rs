@@ -20,7 +20,8 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
     anyhow::ensure!(made.success(), "make-sample.sh");
 
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
-    app.add_user("bob", "bob's long password", "member")?;
+    // A manager: reads, corrects and exports the team's meetings; administers nothing.
+    app.add_user("bob", "bob's long password", "manager")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Meeting room 2")?;
 
@@ -201,6 +202,30 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
     assert_eq!(now["segments"][0]["text"], e["typed_again"], "{now}");
     assert_eq!(now["segments"][0]["version"], 3, "{now}");
     assert_eq!(now["segments"][0]["edited"], true, "{now}");
+    // The PDF the console downloaded is the file its signed manifest describes.
+    let x = &result["exported"];
+    let key = app.admin(&["audit", "public-key"])?.trim().to_owned();
+    let verified = Command::new(bin("roomscribe"))
+        .args(["export", "verify"])
+        .arg(x["file"].as_str().unwrap_or_default())
+        .arg(x["manifest"].as_str().unwrap_or_default())
+        .args(["--public-key", &key])
+        .output()?;
+    assert!(
+        verified.status.success(),
+        "{result}: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    assert!(
+        std::fs::read(x["file"].as_str().unwrap_or_default())?.starts_with(b"%PDF-"),
+        "{result}"
+    );
+    assert!(
+        x["status"]
+            .as_str()
+            .is_some_and(|s| s.contains("downloaded")),
+        "{result}"
+    );
     assert_eq!(
         result["csp_violations"],
         Value::Array(vec![]),
@@ -213,6 +238,7 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
         "-edit-desktop",
         "-edit-phone",
         "-history-desktop",
+        "-export-desktop",
     ] {
         let path = logs.join(format!("console{shot}.png"));
         assert!(
