@@ -6,6 +6,7 @@ import { renderPage } from './pages.js';
 import { renderSearch } from './search.js';
 import { segmentActions } from './edit.js';
 import { setupExport, exportFor } from './export.js';
+import { setupMeetingPage, renderDetails, renderShare, renderReview, resetTools, speakerClass, linkButton } from './meeting.js';
 
 function show(view) {
   for (const v of ['login-view', 'password-view', 'app-view', 'page-view']) $(v).hidden = v !== view;
@@ -255,6 +256,7 @@ function renderSpeakers(meetingId) {
 
 function applySpeakerNames(m) {
   state.speakerNames = m.speaker_names || {};
+  renderShare();
   for (const n of $('segments').querySelectorAll('[data-speaker] .speaker')) {
     const label = n.closest('[data-speaker]').dataset.speaker;
     n.textContent = label === 'unknown' ? 'Unknown speaker' : speakerName(label);
@@ -275,14 +277,24 @@ function segmentNode(s, fresh) {
   } else {
     text.textContent = s.text;
   }
-  return el('li', { class: 'segment' + (fresh ? ' new' : '') + (s.edited ? ' edited' : ''), 'data-seq': String(s.seq), 'data-speaker': s.speaker, 'data-version': String(s.version || 0) },
+  const actions = segmentActions(state.meetingId, s, (seg) => {
+    const node = segmentNode(seg, false);
+    setTimeout(() => { renderShare(); renderReview(); });
+    return node;
+  });
+  actions.prepend(linkButton(state.meetingId, s.seq));
+  return el('li', {
+    class: `segment ${speakerClass(s.speaker)}` + (fresh ? ' new' : '') + (s.edited ? ' edited' : ''),
+    'data-seq': String(s.seq), 'data-speaker': s.speaker, 'data-version': String(s.version || 0),
+    'data-start': String(s.start), 'data-end': String(s.end),
+  },
     el('div', { class: 'when', title: 'wall-clock time (corrected for the agent clock) · time into the meeting' },
       el('span', { class: 'speaker', text: s.speaker === 'unknown' ? 'Unknown speaker' : speakerName(s.speaker) }), ' · ',
       (state.meetingStart ? new Date(state.meetingStart + s.start * 1000).toLocaleTimeString() + ' · ' : '') +
       `${clock(s.start)} – ${clock(s.end)}`,
       el('span', { class: 'conf', text: `confidence ${s.confidence.toFixed(2)}` }),
       s.engine ? el('span', { class: 'engine', title: 'the engine and model that produced this text', text: ` · ${s.engine}${s.model ? ' ' + s.model : ''}` }) : '',
-      segmentActions(state.meetingId, s, (seg) => segmentNode(seg, false))),
+      actions),
     text);
 }
 
@@ -316,10 +328,12 @@ function renderMeetingHeader(m) {
   const skew = m.clock_skew_ms ? ` (agent clock ${m.clock_skew_ms > 0 ? '+' : ''}${(m.clock_skew_ms / 1000).toFixed(1)} s, corrected)` : '';
   $('meeting-meta').textContent = `${m.room_name} · started ${when(m.started_at_corrected_ms)}${skew} · ${m.status}` +
     ` · ${m.segment_count} segment(s) · ${clock(m.duration_s)}`;
+  renderDetails(m);
 }
 
 async function openMeeting(id) {
   state.meetingId = id;
+  state.speakerOrder = [];
   renderMeetings();
   try {
     const t = await api('GET', `/meetings/${encodeURIComponent(id)}/transcript`);
@@ -331,6 +345,9 @@ async function openMeeting(id) {
     $('meeting-events').hidden = true;
     for (const ev of t.events || []) addEvent(id, ev);
     renderSpeakers(id);
+    resetTools();
+    renderShare();
+    renderReview();
     state.lastSeq = t.segments.length ? t.segments[t.segments.length - 1].seq : null;
     showCaption(id, t.caption);
     $('transcript-empty').hidden = true;
@@ -360,12 +377,18 @@ function addSegment(meetingId, s) {
   const old = list.querySelector(`[data-seq="${s.seq}"]`);
   if (old) {
     // A correction (by anyone): shown, unless this page is editing that segment.
-    if ((s.version || 0) > Number(old.dataset.version) && !old.querySelector('form.edit')) old.replaceWith(segmentNode(s, true));
+    if ((s.version || 0) > Number(old.dataset.version) && !old.querySelector('form.edit')) {
+      old.replaceWith(segmentNode(s, true));
+      renderShare();
+      renderReview();
+    }
     return;
   }
   const node = segmentNode(s, true);
   const after = [...list.children].find((c) => Number(c.dataset.seq) > s.seq);
   list.insertBefore(node, after || null);
+  renderShare();
+  renderReview();
   if (s.speaker !== 'unknown' && !$('speakers').querySelector(`input[aria-label="Name for ${s.speaker}"]`)) renderSpeakers(meetingId);
 }
 
@@ -448,6 +471,7 @@ function focusSegment(seq) {
 }
 
 setupExport();
+setupMeetingPage();
 $('search-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   const q = $('search-q').value.trim();

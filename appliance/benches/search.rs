@@ -85,6 +85,8 @@ fn main() -> anyhow::Result<()> {
             room_id: "room".into(),
             team_id: Some("team".into()),
             meeting_start_ms: ms_of(start),
+            meeting_type: None,
+            tags: vec![],
             text: (*text).to_owned(),
         });
         if batch.len() == batch.capacity() {

@@ -11,6 +11,7 @@
 // "edit": {"typed", "saved", "other", "other_status", "conflict", "kept", "final",
 //          "signature", "original", "revisions", "phone_overflow"},
 // "exported": {"file", "manifest", "status"} (the PDF and its manifest, saved),
+// "meeting_page": {"title", "details", "share", "find_*", "review_*", "engine_*", "phone_overflow"},
 // "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
 
@@ -119,6 +120,42 @@ try {
   edit.revisions = await page.locator(`${first} .history .revisions > li`).count();
   await page.screenshot({ path: `${shots}-history-desktop.png`, fullPage: true });
 
+  // The meeting page: details edited, speaking time, find-in-meeting, the review of
+  // uncertain words; at desktop and phone widths.
+  const meetingPage = {};
+  await page.click('#edit-details');
+  await page.fill('#details-title', 'Weekly review');
+  await page.fill('#details-tags', 'budget, follow-up');
+  await page.fill('#details-participants', 'Dr. Kim\nBob <bob>');
+  await page.click('#details-form button[type=submit]');
+  await page.waitForSelector('#meeting-details:not([hidden]) .badge.tag', { timeout: 15000 });
+  meetingPage.title = await page.textContent('#meeting-title');
+  meetingPage.details = await page.textContent('#meeting-details');
+  meetingPage.share = await page.evaluate(() => [...document.querySelectorAll('#speaker-share .share-legend li')].map((n) => n.textContent));
+  const firstWord = texts[1].split(/\s+/)[0];
+  await page.fill('#find-in-meeting', firstWord);
+  meetingPage.find_word = firstWord;
+  meetingPage.find_hits = await page.locator('#segments > li.find-hit').count();
+  await page.press('#find-in-meeting', 'Enter');
+  meetingPage.find_count = await page.textContent('#find-count');
+  meetingPage.review_label = await page.textContent('#review-uncertain');
+  await page.click('#review-uncertain');
+  meetingPage.reviewing = await page.evaluate(() => [...document.querySelectorAll('#segments > li')]
+    .filter((n) => getComputedStyle(n).display !== 'none').every((n) => n.querySelector('.word.low')));
+  meetingPage.review_shown = await page.evaluate(() => [...document.querySelectorAll('#segments > li')].filter((n) => getComputedStyle(n).display !== 'none').length);
+  await page.click('#review-uncertain');
+  meetingPage.engine_hidden = await page.evaluate(() => getComputedStyle(document.querySelector('#segments .engine')).display === 'none');
+  await page.check('#show-engine');
+  meetingPage.engine_shown = await page.evaluate(() => getComputedStyle(document.querySelector('#segments .engine')).display !== 'none');
+  await page.uncheck('#show-engine');
+  await page.fill('#find-in-meeting', '');
+  await page.dispatchEvent('#find-in-meeting', 'input');
+  await page.screenshot({ path: `${shots}-meeting-desktop.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${shots}-meeting-phone.png`, fullPage: true });
+  meetingPage.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  await page.setViewportSize({ width: 1400, height: 900 });
+
   // Export the PDF (with originals) from the menu, with its progress, and the signed
   // manifest of that file: both saved for the harness to verify.
   const exported = {};
@@ -134,7 +171,7 @@ try {
   const [manifest] = await Promise.all([page.waitForEvent('download'), page.click('#export-manifest')]);
   exported.manifest = `${shots}-export.pdf.manifest.json`;
   await manifest.saveAs(exported.manifest);
-  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, search, edit, exported, csp_violations: violations }));
+  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, search, edit, meeting_page: meetingPage, exported, csp_violations: violations }));
 } finally {
   await browser.close();
 }

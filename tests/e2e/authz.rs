@@ -157,6 +157,11 @@ impl Fixture {
             | ("GET", "/readyz")
             | ("GET", "/metrics") => (spec.path.into(), None),
             ("GET", "/search") => (format!("{}?q=agenda", spec.path), None),
+            ("GET", "/meeting-types") => (spec.path.into(), None),
+            ("PUT", "/meeting-types") => (
+                spec.path.into(),
+                Some(json!({"types": ["Ward round", "Board meeting"]})),
+            ),
             ("POST", "/me/totp") => (spec.path.into(), Some(json!({"password": PASSWORD}))),
             ("GET", "/tokens") => (spec.path.into(), None),
             // Without single sign-on configured: back to the sign-in page, refused.
@@ -252,6 +257,10 @@ impl Fixture {
             ("POST", "/meetings/{id}/speakers") => (
                 format!("/api/v1/meetings/{}/speakers", id(|o| &o[3])),
                 Some(json!({"speaker": "unknown", "name": "Dr. Kim"})),
+            ),
+            ("PATCH", "/meetings/{id}") => (
+                format!("/api/v1/meetings/{}", id(|o| &o[3])),
+                Some(json!({"tags": ["checked"]})),
             ),
             // A stale version: allowed callers get 409 and nothing changes.
             ("PATCH", "/meetings/{id}/segments/{n}") => (

@@ -202,6 +202,78 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
     assert_eq!(now["segments"][0]["text"], e["typed_again"], "{now}");
     assert_eq!(now["segments"][0]["version"], 3, "{now}");
     assert_eq!(now["segments"][0]["edited"], true, "{now}");
+    // The meeting page: details saved and shown, who spoke how much (one microphone:
+    // all of it unknown), find-in-meeting, the uncertain-word review, engine details
+    // on demand, and no sideways scrolling on a phone.
+    let p = &result["meeting_page"];
+    assert_eq!(p["title"], "Weekly review", "{result}");
+    let details = p["details"].as_str().unwrap_or_default();
+    assert!(
+        details.contains("#budget")
+            && details.contains("#follow-up")
+            && details.contains("Dr. Kim")
+            && details.contains("@bob"),
+        "{result}"
+    );
+    assert_eq!(
+        p["share"],
+        serde_json::json!(["Unknown speaker 100%"]),
+        "{result}"
+    );
+    let word = p["find_word"].as_str().unwrap_or_default().to_lowercase();
+    let holding = now["segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| {
+            s["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_lowercase()
+                .contains(&word)
+        })
+        .count();
+    assert!(holding >= 1, "{result}");
+    assert_eq!(p["find_hits"].as_u64(), Some(holding as u64), "{result}");
+    assert_eq!(
+        p["find_count"],
+        format!("{} of {holding}", 2.min(holding)).as_str(),
+        "Enter moves on to the next match: {result}"
+    );
+    let low: usize = now["segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["words"].as_array().cloned().unwrap_or_default())
+        .filter(|w| w["conf"].as_f64().unwrap_or(1.0) < 0.6)
+        .count();
+    assert_eq!(
+        p["review_label"],
+        format!(
+            "Review {low} uncertain word{}",
+            if low == 1 { "" } else { "s" }
+        )
+        .as_str(),
+        "{result}"
+    );
+    assert_eq!(p["reviewing"], true, "{result}");
+    assert_eq!(
+        (p["engine_hidden"].as_bool(), p["engine_shown"].as_bool()),
+        (Some(true), Some(true)),
+        "{result}"
+    );
+    assert_eq!(p["phone_overflow"], false, "{result}");
+    let meeting = api.only_transcript().await?;
+    assert_eq!(
+        meeting["meeting"]["tags"],
+        serde_json::json!(["budget", "follow-up"]),
+        "{meeting}"
+    );
+    assert_eq!(
+        meeting["meeting"]["participants"][1]["username"], "bob",
+        "{meeting}"
+    );
+
     // The PDF the console downloaded is the file its signed manifest describes.
     let x = &result["exported"];
     let key = app.admin(&["audit", "public-key"])?.trim().to_owned();
@@ -238,6 +310,8 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
         "-edit-desktop",
         "-edit-phone",
         "-history-desktop",
+        "-meeting-desktop",
+        "-meeting-phone",
         "-export-desktop",
     ] {
         let path = logs.join(format!("console{shot}.png"));
@@ -373,8 +447,7 @@ async fn identity_pages_totp_sign_in_and_a_refused_page() -> anyhow::Result<()> 
             "meetings.delete",
             "analytics.read",
             "backups.manage",
-            "retention.manage",
-            "settings.manage"
+            "retention.manage"
         ]),
         "{r}"
     );

@@ -46,7 +46,7 @@ macro_rules! permissions {
 
 permissions! {
     MeetingsRead = "meetings.read": "read meetings, transcripts and their live events";
-    MeetingsEdit = "meetings.edit": "name speakers, move a meeting to another team";
+    MeetingsEdit = "meetings.edit": "correct segments, name speakers, set a meeting's title, type, tags and participants, move it to another team";
     MeetingsDelete = "meetings.delete": "delete meetings", "erasure (not enforced yet: nothing deletes meetings)";
     MeetingsExport = "meetings.export": "export transcripts";
     MeetingsControl = "meetings.control": "start, pause, resume and stop a room's recording";
@@ -63,7 +63,7 @@ permissions! {
     AnalyticsRead = "analytics.read": "see meeting analytics", "analytics (not enforced yet: there are none)";
     BackupsManage = "backups.manage": "make and restore backups", "backups (not enforced yet: there are none)";
     RetentionManage = "retention.manage": "set retention and erase data", "meeting retention (not enforced yet)";
-    SettingsManage = "settings.manage": "change appliance settings", "settings in the console (not enforced yet)";
+    SettingsManage = "settings.manage": "change appliance settings: meeting types, rebuilding the search index";
 }
 
 /// How the actor proved who they are.

@@ -81,6 +81,7 @@ actions! {
     MeetingCommand = "meeting.command",
     SearchQuery = "search.query",
     SearchReindex = "search.reindex",
+    MeetingTypes = "settings.meeting_types",
     ScheduleAdd = "schedule.add",
     ScheduleDelete = "schedule.delete",
     AuditRead = "audit.read",

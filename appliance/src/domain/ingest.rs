@@ -401,6 +401,9 @@ impl Ingest {
                         duration_s: 0.0,
                         updated_at_ms: now,
                         speaker_names: Default::default(),
+                        meeting_type: None,
+                        tags: vec![],
+                        participants: vec![],
                     },
                 };
                 let mut new_segments = vec![];

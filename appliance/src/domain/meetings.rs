@@ -12,7 +12,7 @@ use super::{Actor, DomainError, Permission, Result, SharedClock};
 use crate::export::manifest::{self, Manifest};
 pub use crate::export::Format as ExportFormat;
 use crate::export::{self as files, Transcript};
-use crate::store::records::MeetingRecord;
+use crate::store::records::{MeetingRecord, ParticipantRecord};
 use crate::store::{Reads, Store};
 use std::sync::Arc;
 
@@ -29,6 +29,44 @@ impl ExportRequest {
             .ok_or_else(|| DomainError::invalid("format", ExportFormat::NAMES))?;
         Ok(Self { format, original })
     }
+}
+
+/// A change of a meeting's details; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct MeetingPatch {
+    pub title: Option<String>,
+    /// A type from the administrator's list; `""` clears it.
+    pub meeting_type: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub participants: Option<Vec<ParticipantRecord>>,
+}
+
+/// Limits on what a meeting's details may hold.
+pub const MAX_TITLE: usize = 200;
+pub const MAX_TAGS: usize = 20;
+pub const MAX_TAG: usize = 40;
+pub const MAX_PARTICIPANTS: usize = 100;
+pub const MAX_TYPES: usize = 50;
+const TYPES_KEY: &str = "meeting_types";
+
+/// Trimmed, 1..=max characters, no control characters; else 422 naming `field`.
+fn short_text(field: &'static str, s: &str, max: usize) -> Result<String> {
+    let s = s.trim();
+    if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            field,
+            format!("1 to {max} characters, no control characters"),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// The administrator's meeting types as stored (none when never set).
+fn stored_types(tx: &impl Reads) -> Result<Vec<String>> {
+    Ok(tx
+        .meta(TYPES_KEY)?
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default())
 }
 
 /// An exported transcript: a file name and its bytes.
@@ -55,6 +93,9 @@ pub fn meeting_view(tx: &impl Reads, m: MeetingRecord) -> Result<MeetingView> {
         segment_count: m.segment_count,
         duration_s: m.duration_s,
         speaker_names: m.speaker_names,
+        meeting_type: m.meeting_type,
+        tags: m.tags,
+        participants: m.participants,
     })
 }
 
@@ -241,6 +282,153 @@ impl Meetings {
         // before the edit is answered.
         self.search.meeting_changed(meeting_id);
         Ok(view)
+    }
+
+    /// The meeting types the administrator defined, in their order.
+    pub fn types(&self, actor: &Actor) -> Result<Vec<String>> {
+        actor.require(Permission::MeetingsRead)?;
+        self.store.read(stored_types)
+    }
+
+    /// Replaces the list of meeting types (`settings.manage`). Meetings keep a type
+    /// that leaves the list; it just cannot be chosen anew.
+    pub fn set_types(&self, actor: &Actor, types: &[String]) -> Result<Vec<String>> {
+        actor.require_all(Permission::SettingsManage)?;
+        if types.len() > MAX_TYPES {
+            return Err(DomainError::invalid(
+                "types",
+                format!("at most {MAX_TYPES}"),
+            ));
+        }
+        let mut list: Vec<String> = vec![];
+        for t in types {
+            let t = short_text("types", t, 60)?;
+            if !list
+                .iter()
+                .any(|x| x.eq_ignore_ascii_case(&t) || x.to_lowercase() == t.to_lowercase())
+            {
+                list.push(t);
+            }
+        }
+        self.store.write(|tx| {
+            tx.put_meta(TYPES_KEY, &serde_json::to_vec(&list).unwrap_or_default())?;
+            self.audit
+                .record(
+                    tx,
+                    &Who::from(actor),
+                    Record::ok(A::MeetingTypes, Some("meeting-types".to_owned()))
+                        .detail(format!("{} types", list.len())),
+                )
+                .map(drop)
+        })?;
+        Ok(list)
+    }
+
+    /// Sets a meeting's title, type, tags or participants (`meetings.edit`), in one
+    /// transaction with its audit entry (which names the fields, not their values);
+    /// the type and tags are searchable before the answer.
+    pub fn update(
+        &self,
+        actor: &Actor,
+        meeting_id: &str,
+        patch: &MeetingPatch,
+    ) -> Result<MeetingView> {
+        let title = patch
+            .title
+            .as_deref()
+            .map(|t| short_text("title", t, MAX_TITLE))
+            .transpose()?;
+        let tags = match &patch.tags {
+            None => None,
+            Some(v) if v.len() > MAX_TAGS => {
+                return Err(DomainError::invalid("tags", format!("at most {MAX_TAGS}")))
+            }
+            Some(v) => {
+                let mut tags: Vec<String> = vec![];
+                for t in v {
+                    let t = short_text("tags", t, MAX_TAG)?;
+                    if !tags.iter().any(|x| x.to_lowercase() == t.to_lowercase()) {
+                        tags.push(t);
+                    }
+                }
+                Some(tags)
+            }
+        };
+        let participants = match &patch.participants {
+            None => None,
+            Some(v) if v.len() > MAX_PARTICIPANTS => {
+                return Err(DomainError::invalid(
+                    "participants",
+                    format!("at most {MAX_PARTICIPANTS}"),
+                ))
+            }
+            Some(v) => Some(
+                v.iter()
+                    .map(|p| {
+                        Ok(ParticipantRecord {
+                            name: short_text("participants", &p.name, 80)?,
+                            username: p.username.clone().filter(|u| !u.trim().is_empty()),
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        self.edit(actor, meeting_id, |tx, m| {
+            let mut changed = vec![];
+            if let Some(t) = title {
+                m.title = t;
+                changed.push("title");
+            }
+            if let Some(k) = patch.meeting_type.as_deref().map(str::trim) {
+                m.meeting_type = if k.is_empty() {
+                    None
+                } else {
+                    let known = stored_types(tx)?;
+                    let canonical = known.iter().find(|t| t.to_lowercase() == k.to_lowercase());
+                    match canonical {
+                        Some(t) => Some(t.clone()),
+                        None => {
+                            return Err(DomainError::invalid(
+                                "type",
+                                format!(
+                                    "not one of the meeting types ({})",
+                                    if known.is_empty() {
+                                        "none are defined".to_owned()
+                                    } else {
+                                        known.join(", ")
+                                    }
+                                ),
+                            ))
+                        }
+                    }
+                };
+                changed.push("type");
+            }
+            if let Some(t) = tags {
+                m.tags = t;
+                changed.push("tags");
+            }
+            if let Some(p) = participants {
+                for u in p.iter().filter_map(|p| p.username.as_deref()) {
+                    if tx.user(u)?.is_none() {
+                        return Err(DomainError::invalid(
+                            "participants",
+                            format!("no user {u:?} to link to"),
+                        ));
+                    }
+                }
+                m.participants = p;
+                changed.push("participants");
+            }
+            if changed.is_empty() {
+                return Err(DomainError::invalid(
+                    "title",
+                    "give at least one of title, type, tags, participants",
+                ));
+            }
+            Ok(Record::ok(A::MeetingEdit, format!("meeting:{meeting_id}"))
+                .detail(changed.join(", ")))
+        })
     }
 
     /// Moves a meeting to another team: the actor must be able to edit it where it is

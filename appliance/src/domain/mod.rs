@@ -64,7 +64,7 @@ pub use events::{EventBus, Published};
 pub use fleet::{Fleet, FleetKeys};
 pub use ingest::{Ingest, IngestRejection, Verified};
 pub use limits::{Principal, RequestLimits};
-pub use meetings::{Export, ExportFormat, ExportRequest, Meetings};
+pub use meetings::{Export, ExportFormat, ExportRequest, MeetingPatch, Meetings};
 pub use metrics::{Metrics, Monitoring};
 pub use passwords::Passwords;
 pub use search::{Search, SearchParams, SearchRequest, SearchResults};

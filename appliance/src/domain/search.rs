@@ -36,8 +36,7 @@ pub struct SearchParams {
     pub room: Option<String>,
     pub team: Option<String>,
     pub speaker: Option<String>,
-    /// Meeting types and tags are not kept yet: asking for them is an error, not an
-    /// ignored filter.
+    /// A meeting type (one of the admin's list), any case.
     #[serde(rename = "type")]
     pub meeting_type: Option<String>,
     pub tag: Option<String>,
@@ -53,12 +52,6 @@ pub struct SearchParams {
 
 impl SearchParams {
     pub fn into_request(self) -> Result<SearchRequest> {
-        if self.meeting_type.is_some() || self.tag.is_some() {
-            return Err(DomainError::invalid(
-                if self.tag.is_some() { "tag" } else { "type" },
-                "meetings have no types or tags yet on this appliance",
-            ));
-        }
         let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let from_ms = match nonempty(self.from) {
             Some(s) => Some(parse_time(&s, false).ok_or_else(|| bad_time("from"))?),
@@ -81,6 +74,8 @@ impl SearchParams {
                 speaker: nonempty(self.speaker),
                 from_ms,
                 to_ms,
+                meeting_type: nonempty(self.meeting_type),
+                tag: nonempty(self.tag),
             },
             sort,
             limit: self.limit,
@@ -201,6 +196,8 @@ pub fn segment_doc(m: &MeetingView, s: &SegmentRecord) -> SegmentDoc {
         room_id: m.room_id.clone(),
         team_id: m.team_id.clone(),
         meeting_start_ms: m.started_at_corrected_ms,
+        meeting_type: m.meeting_type.clone(),
+        tags: m.tags.clone(),
         text: s.text.clone(),
     }
 }
@@ -485,6 +482,8 @@ impl Source for StoreSource {
                     team_id: v.team_id,
                     meeting_start_ms: v.started_at_corrected_ms,
                     speaker_names: v.speaker_names,
+                    meeting_type: v.meeting_type,
+                    tags: v.tags,
                 }))
             }
             None => Ok(None),

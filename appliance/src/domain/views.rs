@@ -1,7 +1,7 @@
 //! What the API and the live event stream show. Stable JSON shapes (documented in README).
 
 use crate::store::records::{
-    EventRecord, MeetingStatus, RevisionRecord, SegmentRecord, WordRecord,
+    EventRecord, MeetingStatus, ParticipantRecord, RevisionRecord, SegmentRecord, WordRecord,
 };
 use serde::Serialize;
 
@@ -72,6 +72,11 @@ pub struct MeetingView {
     pub duration_s: f64,
     /// Names given to speaker labels in the console.
     pub speaker_names: std::collections::BTreeMap<String, String>,
+    /// One of the administrator's meeting types, if set.
+    #[serde(rename = "type")]
+    pub meeting_type: Option<String>,
+    pub tags: Vec<String>,
+    pub participants: Vec<ParticipantRecord>,
 }
 
 #[derive(Debug, Clone, Serialize)]

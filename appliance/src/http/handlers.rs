@@ -13,8 +13,8 @@ use crate::domain::views::{
 };
 use crate::domain::{
     ApiTokens, AuditLog, Commands, Corrections, Credentials, Directory, DomainError, EventBus,
-    ExportRequest, Fleet, Meetings, Monitoring, NewToken, Search, SearchParams, SearchResults,
-    SegmentPatch, SignIn, SignInMethods,
+    ExportRequest, Fleet, MeetingPatch, Meetings, Monitoring, NewToken, Search, SearchParams,
+    SearchResults, SegmentPatch, SignIn, SignInMethods,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
@@ -411,6 +411,76 @@ pub async fn name_speaker(
     Json(b): Json<SpeakerNameBody>,
 ) -> ApiResult<MeetingView> {
     json(move || meetings.name_speaker(&a.actor, &id, &b.speaker, &b.name)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParticipantBody {
+    pub name: String,
+    pub username: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingPatchBody {
+    pub title: Option<String>,
+    #[serde(rename = "type")]
+    pub meeting_type: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub participants: Option<Vec<ParticipantBody>>,
+}
+
+pub async fn update_meeting(
+    State(meetings): State<Arc<Meetings>>,
+    a: Authed,
+    Path(id): Path<String>,
+    Json(b): Json<MeetingPatchBody>,
+) -> ApiResult<MeetingView> {
+    let patch = MeetingPatch {
+        title: b.title,
+        meeting_type: b.meeting_type,
+        tags: b.tags,
+        participants: b.participants.map(|v| {
+            v.into_iter()
+                .map(|p| crate::store::records::ParticipantRecord {
+                    name: p.name,
+                    username: p.username,
+                })
+                .collect()
+        }),
+    };
+    json(move || meetings.update(&a.actor, &id, &patch)).await
+}
+
+#[derive(serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeetingTypesBody {
+    pub types: Vec<String>,
+}
+
+pub async fn meeting_types(
+    State(meetings): State<Arc<Meetings>>,
+    a: Authed,
+) -> ApiResult<MeetingTypesBody> {
+    json(move || {
+        meetings
+            .types(&a.actor)
+            .map(|types| MeetingTypesBody { types })
+    })
+    .await
+}
+
+pub async fn set_meeting_types(
+    State(meetings): State<Arc<Meetings>>,
+    a: Authed,
+    Json(b): Json<MeetingTypesBody>,
+) -> ApiResult<MeetingTypesBody> {
+    json(move || {
+        meetings
+            .set_types(&a.actor, &b.types)
+            .map(|types| MeetingTypesBody { types })
+    })
+    .await
 }
 
 #[derive(Deserialize)]

@@ -218,6 +218,24 @@ fn api() -> Routes {
         )
         .add(
             M::PATCH,
+            "/meetings/{id}",
+            Teams(P::MeetingsEdit),
+            h::update_meeting,
+        )
+        .add(
+            M::GET,
+            "/meeting-types",
+            Teams(P::MeetingsRead),
+            h::meeting_types,
+        )
+        .add(
+            M::PUT,
+            "/meeting-types",
+            All(P::SettingsManage),
+            h::set_meeting_types,
+        )
+        .add(
+            M::PATCH,
             "/meetings/{id}/segments/{n}",
             Teams(P::MeetingsEdit),
             h::correct_segment,

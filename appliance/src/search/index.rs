@@ -20,7 +20,7 @@ use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocum
 
 /// Bumped whenever the schema or the tokenizer changes: an index of another version
 /// is built again.
-pub const INDEX_VERSION: u32 = 1;
+pub const INDEX_VERSION: u32 = 2;
 const VERSION_FILE: &str = "roomscribe-index-version";
 /// How many words one prefix may stand for.
 const PREFIX_EXPANSIONS: u32 = 256;
@@ -51,6 +51,9 @@ pub struct SegmentDoc {
     pub team_id: Option<String>,
     /// The meeting's start (appliance clock), ms since the epoch.
     pub meeting_start_ms: i64,
+    /// The meeting's type and tags (matched without regard to case).
+    pub meeting_type: Option<String>,
+    pub tags: Vec<String>,
     pub text: String,
 }
 
@@ -65,6 +68,10 @@ pub struct Filters {
     pub from_ms: Option<i64>,
     /// Meetings starting before, ms.
     pub to_ms: Option<i64>,
+    /// A meeting type, any case.
+    pub meeting_type: Option<String>,
+    /// A tag, any case.
+    pub tag: Option<String>,
 }
 
 /// Whose meetings a search may find: part of the query itself, so nothing outside
@@ -111,6 +118,8 @@ struct Fields {
     speaker_key: Field,
     room: Field,
     team: Field,
+    kind: Field,
+    tag: Field,
     meeting_at: Field,
     at: Field,
     text: Field,
@@ -133,6 +142,8 @@ fn schema() -> (Schema, Fields) {
         speaker_key: b.add_text_field("speaker_key", STRING),
         room: b.add_text_field("room", STRING),
         team: b.add_text_field("team", STRING),
+        kind: b.add_text_field("type", STRING),
+        tag: b.add_text_field("tag", STRING),
         meeting_at: b.add_i64_field("meeting_at", INDEXED | FAST),
         at: b.add_i64_field("at", FAST),
         text: b.add_text_field("text", text_options),
@@ -243,6 +254,12 @@ impl TranscriptIndex {
         doc.add_text(f.room, &d.room_id);
         if let Some(t) = &d.team_id {
             doc.add_text(f.team, t);
+        }
+        if let Some(k) = &d.meeting_type {
+            doc.add_text(f.kind, k.to_lowercase());
+        }
+        for t in &d.tags {
+            doc.add_text(f.tag, t.to_lowercase());
         }
         doc.add_i64(f.meeting_at, d.meeting_start_ms);
         doc.add_i64(
@@ -408,6 +425,12 @@ impl TranscriptIndex {
         }
         if let Some(s) = &filters.speaker {
             must.push((Occur::Must, self.exact(f.speaker_key, &s.to_lowercase())));
+        }
+        if let Some(k) = &filters.meeting_type {
+            must.push((Occur::Must, self.exact(f.kind, &k.to_lowercase())));
+        }
+        if let Some(t) = &filters.tag {
+            must.push((Occur::Must, self.exact(f.tag, &t.to_lowercase())));
         }
         if filters.from_ms.is_some() || filters.to_ms.is_some() {
             let bound = |v: Option<i64>, inclusive: bool| match v {

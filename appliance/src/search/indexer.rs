@@ -35,6 +35,8 @@ pub struct MeetingFields {
     pub team_id: Option<String>,
     pub meeting_start_ms: i64,
     pub speaker_names: BTreeMap<String, String>,
+    pub meeting_type: Option<String>,
+    pub tags: Vec<String>,
 }
 
 impl SegmentDoc {
@@ -43,6 +45,8 @@ impl SegmentDoc {
         self.room_id.clone_from(&m.room_id);
         self.team_id.clone_from(&m.team_id);
         self.meeting_start_ms = m.meeting_start_ms;
+        self.meeting_type.clone_from(&m.meeting_type);
+        self.tags.clone_from(&m.tags);
         self.speaker_name = self
             .speaker_label
             .as_ref()

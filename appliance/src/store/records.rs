@@ -172,6 +172,22 @@ pub struct MeetingRecord {
     /// The team the meeting belongs to (its room's team when it was created).
     #[serde(default)]
     pub team_id: Option<String>,
+    /// One of the administrator's meeting types ("ward round", "board meeting").
+    #[serde(default)]
+    pub meeting_type: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Who took part: names, optionally linked to console users.
+    #[serde(default)]
+    pub participants: Vec<ParticipantRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantRecord {
+    pub name: String,
+    /// The console user this participant is, when linked.
+    #[serde(default)]
+    pub username: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 mod audit;
 mod concurrency;
 mod corrections;
+mod details;
 mod flows;
 mod search;
 mod security;

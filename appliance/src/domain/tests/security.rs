@@ -418,8 +418,7 @@ fn the_catalogue_says_which_permissions_gate_nothing_yet() {
             "meetings.delete",
             "analytics.read",
             "backups.manage",
-            "retention.manage",
-            "settings.manage"
+            "retention.manage"
         ]
     );
     assert!(cat

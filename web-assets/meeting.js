@@ -1,0 +1,179 @@
+// The meeting page around its transcript: details (title, type, tags, participants)
+// and their edit form, who spoke how much (a bar), find-in-meeting with hit
+// navigation, the review of uncertain words, engine details on demand, and links to
+// a moment. app.js owns the segments themselves.
+
+import { $, state, api, el, can } from './core.js';
+
+const LOW = 0.6;
+let meeting = null;
+
+// A speaker's colour class, stable within the page (labels in order of appearance).
+export function speakerClass(label) {
+  if (!label || label === 'unknown') return 'spk-unknown';
+  state.speakerOrder = state.speakerOrder || [];
+  let i = state.speakerOrder.indexOf(label);
+  if (i < 0) i = state.speakerOrder.push(label) - 1;
+  return `spk-${i % 8}`;
+}
+
+// Title, type, tags and participants as shown under the title.
+export function renderDetails(m) {
+  meeting = m;
+  const box = $('meeting-details');
+  const chips = [];
+  if (m.type) chips.push(el('span', { class: 'badge type', text: m.type }));
+  for (const t of m.tags || []) chips.push(el('span', { class: 'badge tag', text: `#${t}` }));
+  if ((m.participants || []).length) {
+    chips.push(el('span', { class: 'muted participants', text: `with ${m.participants.map((p) => p.name + (p.username ? ` (@${p.username})` : '')).join(', ')}` }));
+  }
+  box.replaceChildren(...chips);
+  box.hidden = chips.length === 0;
+  $('edit-details').hidden = !can('meetings.edit');
+}
+
+async function openDetailsForm() {
+  const m = meeting;
+  if (!m) return;
+  const form = $('details-form');
+  let types = [];
+  try {
+    types = (await api('GET', '/meeting-types')).types;
+  } catch (e) { /* the list is optional */ }
+  $('details-title').value = m.title || '';
+  $('details-type').replaceChildren(el('option', { value: '', text: '— no type —' }),
+    ...[...new Set([...types, ...(m.type ? [m.type] : [])])].map((t) => el('option', { value: t, text: t, selected: t === m.type })));
+  $('details-tags').value = (m.tags || []).join(', ');
+  $('details-participants').value = (m.participants || []).map((p) => p.username ? `${p.name} <${p.username}>` : p.name).join('\n');
+  $('details-error').textContent = '';
+  form.hidden = false;
+  $('details-title').focus();
+}
+
+function parseParticipants(text) {
+  return text.split('\n').map((l) => l.trim()).filter(Boolean).map((l) => {
+    const m = /^(.*?)\s*<([^>]+)>$/.exec(l);
+    return m ? { name: m[1], username: m[2] } : { name: l };
+  });
+}
+
+async function saveDetails(e) {
+  e.preventDefault();
+  const body = {
+    title: $('details-title').value,
+    type: $('details-type').value,
+    tags: $('details-tags').value.split(',').map((t) => t.trim()).filter(Boolean),
+    participants: parseParticipants($('details-participants').value),
+  };
+  try {
+    const m = await api('PATCH', `/meetings/${encodeURIComponent(meeting.id)}`, body);
+    $('details-form').hidden = true;
+    $('meeting-title').textContent = m.title || 'Untitled meeting';
+    renderDetails(m);
+    $('edit-details').focus();
+  } catch (err) {
+    $('details-error').textContent = err.message;
+  }
+}
+
+// Who spoke how long: one bar, a legend with each speaker's share.
+export function renderShare() {
+  const totals = new Map();
+  for (const n of $('segments').children) {
+    const d = Number(n.dataset.end) - Number(n.dataset.start);
+    if (d > 0) totals.set(n.dataset.speaker, (totals.get(n.dataset.speaker) || 0) + d);
+  }
+  const sum = [...totals.values()].reduce((a, b) => a + b, 0);
+  const box = $('speaker-share');
+  box.hidden = sum === 0;
+  if (!sum) return;
+  const rows = [...totals.entries()].sort((a, b) => b[1] - a[1]);
+  const name = (l) => (l === 'unknown' ? 'Unknown speaker' : ((state.speakerNames || {})[l] || l));
+  const bar = el('div', { class: 'share-bar', role: 'img', 'aria-label': rows.map(([l, t]) => `${name(l)} ${Math.round((t * 100) / sum)}%`).join(', ') });
+  for (const [l, t] of rows) {
+    const part = el('span', { class: `share-part ${speakerClass(l)}`, title: `${name(l)}: ${Math.round((t * 100) / sum)}%` });
+    // The width is the share (set through the CSSOM: no inline style attribute).
+    part.style.width = `${(t * 100) / sum}%`;
+    bar.append(part);
+  }
+  box.replaceChildren(bar, el('ul', { class: 'share-legend' }, ...rows.map(([l, t]) => el('li', {},
+    el('span', { class: `swatch ${speakerClass(l)}` }), `${name(l)} ${Math.round((t * 100) / sum)}%`))));
+}
+
+// "Review N uncertain words": only the segments with words under the confidence bar.
+export function renderReview() {
+  const n = $('segments').querySelectorAll('.word.low').length;
+  const button = $('review-uncertain');
+  button.hidden = n === 0 && !$('segments').classList.contains('reviewing');
+  const on = $('segments').classList.contains('reviewing');
+  button.textContent = on ? 'Show every segment' : `Review ${n} uncertain word${n === 1 ? '' : 's'}`;
+  button.setAttribute('aria-pressed', String(on));
+}
+
+let hits = [];
+let at = -1;
+
+function find() {
+  const q = $('find-in-meeting').value.trim().toLowerCase();
+  for (const n of $('segments').querySelectorAll('.find-hit, .find-current')) n.classList.remove('find-hit', 'find-current');
+  hits = q ? [...$('segments').children].filter((n) => n.querySelector('.text')?.textContent.toLowerCase().includes(q)) : [];
+  for (const n of hits) n.classList.add('find-hit');
+  at = -1;
+  $('find-count').textContent = q ? `${hits.length} segment${hits.length === 1 ? '' : 's'}` : '';
+  if (hits.length) step(1);
+}
+
+function step(d) {
+  if (!hits.length) return;
+  if (at >= 0) hits[at].classList.remove('find-current');
+  at = (at + d + hits.length) % hits.length;
+  hits[at].classList.add('find-current');
+  hits[at].scrollIntoView({ block: 'center' });
+  $('find-count').textContent = `${at + 1} of ${hits.length}`;
+}
+
+// A link to this moment of the meeting, copied (shown when the clipboard is refused).
+export function linkButton(meetingId, seq) {
+  return el('button', {
+    type: 'button', class: 'tiny link-segment', text: 'Link', 'aria-label': `Copy a link to segment ${seq + 1}`,
+    onclick: async (e) => {
+      const url = `${location.origin}${location.pathname}#/meetings/${encodeURIComponent(meetingId)}/s/${seq}`;
+      try {
+        await navigator.clipboard.writeText(url);
+        e.target.textContent = 'Copied';
+      } catch (err) {
+        e.target.textContent = 'Copy failed';
+        e.target.title = url;
+      }
+      setTimeout(() => { e.target.textContent = 'Link'; }, 2000);
+    },
+  });
+}
+
+export function setupMeetingPage() {
+  $('edit-details').addEventListener('click', openDetailsForm);
+  $('details-form').addEventListener('submit', saveDetails);
+  $('details-cancel').addEventListener('click', () => { $('details-form').hidden = true; $('edit-details').focus(); });
+  $('details-form').addEventListener('keydown', (e) => { if (e.key === 'Escape') $('details-cancel').click(); });
+  $('find-in-meeting').addEventListener('input', find);
+  $('find-in-meeting').addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { e.preventDefault(); step(e.shiftKey ? -1 : 1); }
+  });
+  $('find-prev').addEventListener('click', () => step(-1));
+  $('find-next').addEventListener('click', () => step(1));
+  $('review-uncertain').addEventListener('click', () => {
+    $('segments').classList.toggle('reviewing');
+    renderReview();
+  });
+  $('show-engine').addEventListener('change', (e) => $('segments').classList.toggle('details', e.target.checked));
+}
+
+// A meeting was opened: tools start afresh.
+export function resetTools() {
+  $('find-in-meeting').value = '';
+  $('find-count').textContent = '';
+  hits = [];
+  at = -1;
+  $('segments').classList.remove('reviewing');
+  $('details-form').hidden = true;
+}
