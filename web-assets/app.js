@@ -377,6 +377,8 @@ function addSegment(meetingId, s) {
   const old = list.querySelector(`[data-seq="${s.seq}"]`);
   if (old) {
     // A correction (by anyone): shown, unless this page is editing that segment.
+    // Being edited here: kept for when the editor closes without saving.
+    if (old.querySelector('form.edit') && (s.version || 0) > Number(old.dataset.version)) old.latest = s;
     if ((s.version || 0) > Number(old.dataset.version) && !old.querySelector('form.edit')) {
       old.replaceWith(segmentNode(s, true));
       renderShare();

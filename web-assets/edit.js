@@ -37,7 +37,11 @@ function openEditor(meetingId, s, node, render) {
   const speaker = el('input', { 'aria-label': 'Speaker', list: listId, value: s.speaker, maxlength: '40' });
   const error = el('p', { class: 'error', role: 'alert' });
   let current = s;
-  const close = () => node.replaceWith(render(current));
+  // Closing shows the newest version known: ours, or one that arrived meanwhile.
+  const close = () => {
+    const newer = node.latest && node.latest.version > current.version ? node.latest : current;
+    node.replaceWith(render(newer));
+  };
   const form = el('form', { class: 'edit', 'data-version': String(s.version) },
     el('label', {}, 'Text', textArea),
     el('label', {}, 'Speaker', speaker,

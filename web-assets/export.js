@@ -1,17 +1,49 @@
 // The meeting page's export menu: pick a format, download it with progress shown
-// (bytes received of the size announced), and the signed manifest of the same file.
+// (bytes received of the size announced), then the signed manifest of that very file
+// (asked for the transcript state the file was made from: if the transcript changed
+// in between, the appliance refuses rather than sign other bytes).
 
 import { $, el, state } from './core.js';
 
-const exportPath = (id, manifest) => {
+const exportPath = (id, transcript) => {
   const q = new URLSearchParams({ format: $('export-format').value });
   if ($('export-original').checked) q.set('original', '1');
-  if (manifest) q.set('manifest', '1');
+  if (transcript) {
+    q.set('manifest', '1');
+    q.set('transcript', transcript);
+  }
   return `/api/v1/meetings/${encodeURIComponent(id)}/export?${q}`;
 };
 
-function refreshManifestLink() {
-  if (state.meetingId) $('export-manifest').href = exportPath(state.meetingId, true);
+// The last download: what its manifest must be asked for.
+let last = null;
+
+function forget() {
+  last = null;
+  $('export-manifest').disabled = true;
+}
+
+function save(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = el('a', { href: url, download: name, hidden: true });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+async function manifest() {
+  if (!last) return;
+  const status = $('export-status');
+  try {
+    const res = await fetch(exportPath(last.id, last.transcript), { credentials: 'same-origin' });
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error((data.error && data.error.message) || res.statusText);
+    save(new Blob([JSON.stringify(data)], { type: 'application/json' }), `${last.name}.manifest.json`);
+    status.textContent = `${last.name}.manifest.json saved: check the file with roomscribe export verify.`;
+  } catch (err) {
+    status.textContent = `No manifest: ${err.message}`;
+  }
 }
 
 async function download(e) {
@@ -24,7 +56,8 @@ async function download(e) {
   bar.removeAttribute('data-done');
   status.textContent = 'Preparing the export…';
   try {
-    const res = await fetch(exportPath(id, false), { credentials: 'same-origin' });
+    forget();
+    const res = await fetch(exportPath(id, null), { credentials: 'same-origin' });
     if (!res.ok) {
       const data = await res.json().catch(() => ({}));
       throw new Error((data.error && data.error.message) || res.statusText);
@@ -44,12 +77,9 @@ async function download(e) {
     }
     bar.value = 100;
     bar.dataset.done = '1';
-    const url = URL.createObjectURL(new Blob(chunks, { type: res.headers.get('content-type') || 'application/octet-stream' }));
-    const a = el('a', { href: url, download: name, hidden: true });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60000);
+    save(new Blob(chunks, { type: res.headers.get('content-type') || 'application/octet-stream' }), name);
+    last = { id, name, transcript: res.headers.get('x-roomscribe-transcript-sha256') };
+    $('export-manifest').disabled = !last.transcript;
     status.textContent = `${name} downloaded (${(got / 1024).toFixed(0)} KiB). Its signed manifest proves it unchanged: roomscribe export verify.`;
   } catch (err) {
     bar.hidden = true;
@@ -59,14 +89,22 @@ async function download(e) {
 
 export function setupExport() {
   $('export-form').addEventListener('submit', download);
-  $('export-format').addEventListener('change', refreshManifestLink);
-  $('export-original').addEventListener('change', refreshManifestLink);
+  $('export-manifest').addEventListener('click', manifest);
+  // Another format or choice is another file: download it first.
+  $('export-format').addEventListener('change', () => {
+    // SRT has nowhere to put originals.
+    const srt = $('export-format').value === 'srt';
+    if (srt) $('export-original').checked = false;
+    $('export-original').disabled = srt;
+    forget();
+  });
+  $('export-original').addEventListener('change', forget);
 }
 
-// A meeting was opened: the menu's manifest link follows it.
+// A meeting was opened: the menu starts afresh.
 export function exportFor(meetingId) {
   $('export-status').textContent = '';
   $('export-progress').hidden = true;
   state.meetingId = meetingId;
-  refreshManifestLink();
+  forget();
 }

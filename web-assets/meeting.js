@@ -59,17 +59,30 @@ function parseParticipants(text) {
 
 async function saveDetails(e) {
   e.preventDefault();
-  const body = {
-    title: $('details-title').value,
+  // Only what changed is sent.
+  const m = meeting;
+  const next = {
+    title: $('details-title').value.trim(),
     type: $('details-type').value,
     tags: $('details-tags').value.split(',').map((t) => t.trim()).filter(Boolean),
     participants: parseParticipants($('details-participants').value),
   };
-  try {
-    const m = await api('PATCH', `/meetings/${encodeURIComponent(meeting.id)}`, body);
+  const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+  const body = {};
+  if (next.title !== (m.title || '')) body.title = next.title;
+  if (next.type !== (m.type || '')) body.type = next.type;
+  if (!same(next.tags, m.tags || [])) body.tags = next.tags;
+  const was = (m.participants || []).map((p) => (p.username ? { name: p.name, username: p.username } : { name: p.name }));
+  if (!same(next.participants, was)) body.participants = next.participants;
+  if (!Object.keys(body).length) {
     $('details-form').hidden = true;
-    $('meeting-title').textContent = m.title || 'Untitled meeting';
-    renderDetails(m);
+    return;
+  }
+  try {
+    const saved = await api('PATCH', `/meetings/${encodeURIComponent(meeting.id)}`, body);
+    $('details-form').hidden = true;
+    $('meeting-title').textContent = saved.title || 'Untitled meeting';
+    renderDetails(saved);
     $('edit-details').focus();
   } catch (err) {
     $('details-error').textContent = err.message;

@@ -472,8 +472,13 @@ Compare it with `roomscribe audit public-key` on the appliance.",
             body.public_key
         );
     }
+    let verdict = if key.is_some() {
+        "OK"
+    } else {
+        "UNCHANGED SINCE SIGNING, ORIGIN NOT VERIFIED (no --public-key)"
+    };
     println!(
-        "OK: {} ({} bytes, sha256 {}) is the {} export {} of meeting {} ({} segments, {} corrections), made by {} at {} ms, signed by {}",
+        "{verdict}: {} ({} bytes, sha256 {}) is the {} export {} of meeting {} ({} segments, {} corrections), made by {} at {} ms, signed by {}",
         file.display(),
         body.file_size,
         body.file_sha256,

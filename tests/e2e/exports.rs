@@ -68,7 +68,12 @@ pub async fn corrected_and_read_back(
 
     let mut files = vec![];
     for format in ["srt", "vtt", "csv", "html", "pdf", "txt", "json"] {
-        let q = format!("/meetings/{id}/export?format={format}&original=1");
+        // SRT has no comments to carry originals in (422, below); the rest carry them.
+        let q = if format == "srt" {
+            format!("/meetings/{id}/export?format=srt")
+        } else {
+            format!("/meetings/{id}/export?format={format}&original=1")
+        };
         let body = exporter.download(&q).await?;
         let manifest = exporter.download(&format!("{q}&manifest=1")).await?;
         let file = dir.join(format!("export.{format}"));
@@ -79,6 +84,16 @@ pub async fn corrected_and_read_back(
         )?;
         files.push((format, file, body));
     }
+
+    let (code, v) = exporter
+        .get(&format!("/meetings/{id}/export?format=srt&original=1"))
+        .await?;
+    assert_eq!(code, 422, "{v}");
+    let vtt_text = String::from_utf8_lossy(&files[1].2);
+    assert!(
+        vtt_text.contains(&format!("NOTE corrected; original: {original}\n\n2\n")),
+        "the corrected cue is marked in a comment: {vtt_text}"
+    );
 
     // Subtitles and CSV, read by PyPI's srt and webvtt-py and Python's csv module.
     let out = Command::new(cache_dir().join("venv/bin/python"))

@@ -37,11 +37,19 @@ pub fn align(old: &[WordRecord], text: &str, start: f64, end: f64) -> Vec<WordRe
         }
         // A run of typed words, up to the next kept word (or the end).
         let run_end = kept.peek().map_or(new.len(), |&&(_, n)| n);
-        let from = out.last().map_or(start, |w| w.end).clamp(start, end);
-        let to = kept
+        // From the last word's end (or the span's start) to the next kept word's
+        // start; where the engine's words overlap, no later than that start, so that
+        // starts never go backwards.
+        let next = kept
             .peek()
             .map_or(end, |&&(o, _)| old[o].start)
-            .clamp(from, end);
+            .clamp(start, end);
+        let from = out
+            .last()
+            .map_or(start, |w| w.end)
+            .clamp(start, end)
+            .min(next);
+        let to = next.max(from);
         let step = (to - from) / (run_end - i) as f64;
         for (k, word) in new[i..run_end].iter().enumerate() {
             out.push(WordRecord {
@@ -138,6 +146,15 @@ mod tests {
             [(10.0, 10.5), (10.5, 11.0), (11.0, 11.5), (11.5, 12.0)]
         );
         assert!(align(&[], "  ", 0.0, 1.0).is_empty());
+    }
+
+    #[test]
+    fn overlapping_engine_words_keep_starts_in_order() {
+        let old = [w("a", 1.0, 2.0, 0.9), w("b", 1.8, 2.5, 0.9)];
+        let new = align(&old, "a x b", 0.0, 3.0);
+        let starts: Vec<_> = new.iter().map(|w| w.start).collect();
+        assert_eq!(starts, [1.0, 1.8, 1.8]);
+        assert!(new.windows(2).all(|p| p[0].start <= p[1].start));
     }
 
     fn words() -> impl Strategy<Value = Vec<WordRecord>> {

@@ -27,6 +27,12 @@ impl ExportRequest {
     pub fn parse(format: &str, original: bool) -> Result<Self> {
         let format = ExportFormat::parse(format)
             .ok_or_else(|| DomainError::invalid("format", ExportFormat::NAMES))?;
+        if original && format == ExportFormat::Srt {
+            return Err(DomainError::invalid(
+                "original",
+                "SRT has no comments to carry originals in: use vtt, or another format",
+            ));
+        }
         Ok(Self { format, original })
     }
 }
@@ -75,6 +81,8 @@ pub struct Export {
     pub filename: String,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// The transcript state it was made from (the manifest's `transcript_sha256`).
+    pub transcript_sha256: String,
 }
 
 /// A meeting as shown, with its room's name.
@@ -183,28 +191,38 @@ impl Meetings {
     }
 
     /// A meeting's transcript as a file to download; audited before it is returned.
-    /// The same transcript state always gives the same bytes.
+    /// The same transcript state always gives the same bytes; the export names that
+    /// state (`transcript_sha256`) so its manifest can be asked for that very state.
     pub fn export(&self, actor: &Actor, meeting_id: &str, req: ExportRequest) -> Result<Export> {
         let (t, _) = self.exported(actor, meeting_id, req, "")?;
         Ok(Export {
             filename: file_name(&t, req.format),
             content_type: req.format.content_type(),
             body: render(&t, req.format)?,
+            transcript_sha256: manifest::sha256_hex(&render(&t, ExportFormat::Json)?),
         })
     }
 
     /// The signed manifest of the file [`Self::export`] gives for the same request
     /// (`?manifest=1`): its SHA-256 and size, the meeting, the transcript's state,
     /// who and when; signed with the appliance's audit key. Audited as an export.
+    /// With `pinned` (the `transcript_sha256` of an earlier export) it answers 409
+    /// when the transcript has changed since, instead of signing other bytes.
     pub fn export_manifest(
         &self,
         actor: &Actor,
         meeting_id: &str,
         req: ExportRequest,
+        pinned: Option<&str>,
     ) -> Result<Manifest> {
         let (t, at_ms) = self.exported(actor, meeting_id, req, ", manifest")?;
         let file = render(&t, req.format)?;
-        let state = render(&t, ExportFormat::Json)?;
+        let state = manifest::sha256_hex(&render(&t, ExportFormat::Json)?);
+        if pinned.is_some_and(|p| !p.eq_ignore_ascii_case(&state)) {
+            return Err(DomainError::Conflict(
+                "the transcript changed since that export (a new segment or a correction): export it again, then ask for its manifest".into(),
+            ));
+        }
         Ok(self.audit.sign_export(manifest::Body {
             kind: String::new(),
             version: 0,
@@ -213,7 +231,7 @@ impl Meetings {
             file_sha256: manifest::sha256_hex(&file),
             file_size: file.len() as u64,
             meeting_id: t.meeting.id.clone(),
-            transcript_sha256: manifest::sha256_hex(&state),
+            transcript_sha256: state,
             transcript_corrections: t.segments.iter().map(|s| s.version).sum(),
             segments: t.segments.len() as u64,
             exported_by: actor.username.clone(),
@@ -380,8 +398,15 @@ impl Meetings {
                 changed.push("title");
             }
             if let Some(k) = patch.meeting_type.as_deref().map(str::trim) {
+                let current = m.meeting_type.clone();
                 m.meeting_type = if k.is_empty() {
                     None
+                } else if current
+                    .as_deref()
+                    .is_some_and(|c| c.to_lowercase() == k.to_lowercase())
+                {
+                    // Kept as it is, even if it has left the list since.
+                    current
                 } else {
                     let known = stored_types(tx)?;
                     let canonical = known.iter().find(|t| t.to_lowercase() == k.to_lowercase());
@@ -409,8 +434,14 @@ impl Meetings {
                 changed.push("tags");
             }
             if let Some(p) = participants {
+                let linked: Vec<&str> = m
+                    .participants
+                    .iter()
+                    .filter_map(|p| p.username.as_deref())
+                    .collect();
+                // New links only: a link made earlier stays, even to a deleted account.
                 for u in p.iter().filter_map(|p| p.username.as_deref()) {
-                    if tx.user(u)?.is_none() {
+                    if !linked.contains(&u) && tx.user(u)?.is_none() {
                         return Err(DomainError::invalid(
                             "participants",
                             format!("no user {u:?} to link to"),

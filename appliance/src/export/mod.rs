@@ -147,6 +147,12 @@ pub fn render(t: &Transcript, format: Format) -> Result<Vec<u8>, PdfError> {
     })
 }
 
+/// Text on one line: runs of whitespace (line breaks too) become one space, so a
+/// line-based format cannot be given forged lines.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `[hh:]mm:ss` for people.
 fn clock(s: f64) -> String {
     let s = s.max(0.0) as u64;

@@ -1,9 +1,10 @@
 //! SRT and WebVTT: one cue per segment, numbered from 1, times to the millisecond.
-//! WebVTT names the speaker in a voice tag (`<v Dr. Kim>`); SRT, which has none,
-//! starts the text with the name. A cue never ends before it starts (a segment of no
+//! WebVTT names the speaker in a voice tag (`<v Dr. Kim>`) and marks a corrected cue
+//! (with its original, when asked) in a `NOTE` comment; SRT, which has neither, starts
+//! the text with the name. A cue never ends before it starts (a segment of no
 //! length gets one millisecond) and its text is one line.
 
-use super::Transcript;
+use super::{one_line, Transcript};
 use std::fmt::Write;
 
 /// Milliseconds of a segment's start and end, end after start.
@@ -25,10 +26,7 @@ fn stamp(ms: u64, sep: char) -> String {
 
 /// One line, and no "-->" (a cue timing line to a lenient parser).
 fn line(s: &str) -> String {
-    s.split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .replace("-->", "→")
+    one_line(s).replace("-->", "→")
 }
 
 pub fn srt(t: &Transcript) -> String {
@@ -60,6 +58,13 @@ pub fn vtt(t: &Transcript) -> String {
     let mut out = format!("WEBVTT - {}\n\n", line(&t.meeting.title));
     for (i, s) in t.segments.iter().enumerate() {
         let (a, b) = span(s.start, s.end);
+        // A comment block, never shown: marks a corrected cue (and its original).
+        if s.edited {
+            let _ = match &s.original {
+                Some(o) => writeln!(out, "NOTE corrected; original: {}\n", escape(o)),
+                None => writeln!(out, "NOTE corrected\n"),
+            };
+        }
         let _ = write!(
             out,
             "{}\n{} --> {}\n<v {}>{}\n\n",
@@ -89,6 +94,10 @@ mod tests {
         assert!(vtt.starts_with(
             "WEBVTT - Ward round \"north\"\n\n1\n00:00:00.000 --> 00:00:04.000\n<v channel 1>"
         ));
+        assert!(
+            vtt.contains("\nNOTE corrected; original: 회의 시작 합니다\n\n2\n"),
+            "{vtt}"
+        );
         assert!(vtt.contains("<v Dr. Kim &lt;ward 4&gt;>회의를 시작합니다 &amp; &lt;b&gt;not bold&lt;/b&gt; → on\n"), "{vtt}");
     }
 }

@@ -1,39 +1,47 @@
 //! Plain text (one line per segment) and CSV (one row per segment: start, end,
 //! speaker, text, confidence, edited, and the original when asked for).
 
-use super::{clock, date, Transcript};
+use super::{clock, date, one_line, Transcript};
 use std::fmt::Write;
 
 pub fn text(t: &Transcript) -> String {
     let m = &t.meeting;
     let mut out = format!(
         "{}\nroom: {}\nstarted: {}\nduration: {}\nmeeting: {}\n\n",
-        m.title,
-        m.room,
+        one_line(&m.title),
+        one_line(&m.room),
         date(m.started_at_ms),
         clock(m.duration_s),
         m.id
     );
     for s in &t.segments {
         let mark = if s.edited { " [corrected]" } else { "" };
-        let _ = writeln!(out, "[{}] {}: {}{mark}", clock(s.start), s.speaker, s.text);
+        let _ = writeln!(
+            out,
+            "[{}] {}: {}{mark}",
+            clock(s.start),
+            one_line(&s.speaker),
+            one_line(&s.text)
+        );
         if let Some(o) = &s.original {
-            let _ = writeln!(out, "    original: {o}");
+            let _ = writeln!(out, "    original: {}", one_line(o));
         }
     }
     out
 }
 
-/// A CSV field: quoted when it holds a comma, quote or line break (RFC 4180). A
-/// field a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) starts with
-/// an apostrophe, as OWASP advises for CSV injection.
+/// A CSV field: quoted when it holds a comma, quote or line break (RFC 4180), or a
+/// semicolon or tab (the separators spreadsheets use in other locales, which would
+/// otherwise start a new cell mid-field). A field a spreadsheet would run as a
+/// formula (`=`, `+`, `-`, `@` first) starts with an apostrophe, as OWASP advises for
+/// CSV injection.
 fn field(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_owned()
     };
-    if s.contains([',', '"', '\n', '\r']) {
+    if s.contains([',', '"', '\n', '\r', ';', '\t']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s

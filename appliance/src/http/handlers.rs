@@ -662,6 +662,9 @@ pub struct ExportQuery {
     original: Option<String>,
     /// `1`: the signed manifest of that file instead of the file.
     manifest: Option<String>,
+    /// With `manifest=1`: the `X-Roomscribe-Transcript-Sha256` of the export the
+    /// manifest is for; 409 if the transcript has changed since.
+    transcript: Option<String>,
 }
 
 /// `1`/`true` or `0`/`false` (absent: false).
@@ -686,7 +689,9 @@ pub async fn export_meeting(
         flag("original", q.original.as_deref())?,
     )?;
     if flag("manifest", q.manifest.as_deref())? {
-        let m = blocking(move || meetings.export_manifest(&a.actor, &id, req)).await?;
+        let pinned = q.transcript.filter(|t| !t.is_empty());
+        let m = blocking(move || meetings.export_manifest(&a.actor, &id, req, pinned.as_deref()))
+            .await?;
         let name = format!("{}.manifest.json", m.body.file_name);
         return Ok((
             [(
@@ -704,6 +709,10 @@ pub async fn export_meeting(
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{}\"", e.filename),
+            ),
+            (
+                header::HeaderName::from_static("x-roomscribe-transcript-sha256"),
+                e.transcript_sha256,
             ),
         ],
         e.body,

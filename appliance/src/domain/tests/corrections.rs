@@ -325,8 +325,9 @@ fn exports_mark_corrections_carry_originals_and_come_with_a_signed_manifest() {
     let file = f.meetings.export(&admin, &r.meeting, req).expect("vtt");
     let m = f
         .meetings
-        .export_manifest(&admin, &r.meeting, req)
+        .export_manifest(&admin, &r.meeting, req, Some(&file.transcript_sha256))
         .expect("manifest");
+    assert_eq!(m.body.transcript_sha256, file.transcript_sha256);
     let json = serde_json::to_vec(&m).expect("json");
     let key = f.audit.public_key_hex();
     let body = manifest::verify(&file.body, &json, Some(&key)).expect("verifies");
@@ -358,6 +359,12 @@ fn exports_mark_corrections_carry_originals_and_come_with_a_signed_manifest() {
         .expect("correct again");
     let now = f.meetings.export(&admin, &r.meeting, req).expect("vtt");
     assert!(manifest::verify(&now.body, &json, Some(&key)).is_err());
+    // A manifest asked for the earlier export's state is refused, not signed anew.
+    assert!(matches!(
+        f.meetings
+            .export_manifest(&admin, &r.meeting, req, Some(&file.transcript_sha256)),
+        Err(DomainError::Conflict(_))
+    ));
     // Every export and manifest is audited, with its format.
     let details: Vec<_> = f
         .audited("meeting.export")
@@ -366,6 +373,13 @@ fn exports_mark_corrections_carry_originals_and_come_with_a_signed_manifest() {
         .collect();
     assert_eq!(
         details,
-        ["vtt", "vtt, manifest", "vtt", "csv, with originals", "csv"]
+        [
+            "vtt, manifest",
+            "vtt",
+            "vtt, manifest",
+            "vtt",
+            "csv, with originals",
+            "csv"
+        ]
     );
 }

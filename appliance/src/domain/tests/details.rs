@@ -151,7 +151,25 @@ fn details_are_checked_audited_and_searchable() {
             other => panic!("{bad:?}: {other:?}"),
         }
     }
-    // Clearing the type; a type that left the list stays on the meetings that have it.
+    // A type that left the list stays on the meetings that have it, and may be sent
+    // back unchanged with another change.
+    f.meetings
+        .set_types(&admin, &["Board meeting".into()])
+        .expect("types");
+    let v = f
+        .meetings
+        .update(
+            &cara,
+            &id,
+            &MeetingPatch {
+                title: Some("Renamed".into()),
+                meeting_type: Some("Ward round".into()),
+                ..Default::default()
+            },
+        )
+        .expect("an unchanged type is kept");
+    assert_eq!(v.meeting_type.as_deref(), Some("Ward round"));
+    // Clearing the type.
     let v = f
         .meetings
         .update(
@@ -165,5 +183,5 @@ fn details_are_checked_audited_and_searchable() {
         .expect("clear");
     assert_eq!(v.meeting_type, None);
     assert_eq!(found(&f, "warfarin", Some("ward round"), None), 0);
-    assert_eq!(f.audited("settings.meeting_types").len(), 1);
+    assert_eq!(f.audited("settings.meeting_types").len(), 2);
 }
