@@ -172,7 +172,7 @@ fn spawn_status_writer(sup: &supervisor::Supervisor, p: &Parts, config: &AgentCo
 /// the next successful connection) — a fatal error never ends replication silently
 /// while capture goes on. Once `finished` and failing for `give_up`, returns the error.
 async fn supervise_replication(
-    rep: Replicator,
+    rep: Arc<Replicator>,
     finished: watch::Receiver<bool>,
     give_up: Duration,
 ) -> Result<Outcome, replicate::ReplicateError> {
@@ -180,7 +180,17 @@ async fn supervise_replication(
     let mut backoff = Duration::from_secs(1);
     let mut failing_since: Option<std::time::Instant> = None;
     loop {
-        match rep.run(finished.clone(), Some(give_up)).await {
+        // Each run is a task of its own, so that a panic in it is restarted like an
+        // error instead of ending replication unseen.
+        let (r, f) = (rep.clone(), finished.clone());
+        let run = tokio::spawn(async move { r.run(f, Some(give_up)).await })
+            .await
+            .unwrap_or_else(|e| {
+                Err(replicate::ReplicateError::Panicked(
+                    supervisor::panic_text(e).unwrap_or_else(|| "was aborted".to_owned()),
+                ))
+            });
+        match run {
             Ok(outcome) => return Ok(outcome),
             Err(e) => {
                 let since = *failing_since.get_or_insert_with(std::time::Instant::now);
@@ -225,8 +235,8 @@ fn spawn_watchdog(sup: &supervisor::Supervisor, p: &Parts, every: Duration, stal
                     !queue.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
                 })
                 .await;
-                let stalled = matches!(queued, Ok(true))
-                    && health.replication_idle_ms() > stall.as_millis() as i64;
+                let idle = health.replication_idle_ms();
+                let stalled = matches!(queued, Ok(true)) && idle > stall.as_millis() as i64;
                 if stalled && !said {
                     tracing::error!(
                         stall_s = stall.as_secs(),
@@ -234,12 +244,22 @@ fn spawn_watchdog(sup: &supervisor::Supervisor, p: &Parts, every: Duration, stal
                     );
                 }
                 said = stalled;
-                if queued.is_ok() && !stalled {
+                if feeds_watchdog(queued.ok(), idle, stall) {
                     systemd::notify("WATCHDOG=1");
                 }
             }
         }
     });
+}
+
+/// Whether the watchdog is fed this tick: the queue answered (`Some(queued)`) and,
+/// when envelopes wait, replication showed work within `stall` (`idle` ms ago).
+fn feeds_watchdog(queued: Option<bool>, idle_ms: i64, stall: Duration) -> bool {
+    match queued {
+        None => false,
+        Some(false) => true,
+        Some(true) => idle_ms <= stall.as_millis() as i64,
+    }
 }
 
 /// Transcribes and replicates; returns once the input is done (or `stop` is set) and
@@ -278,7 +298,7 @@ pub async fn run(
     );
     let replication = tokio::spawn(async move {
         let give_up = Duration::from_secs(rep.config.give_up_after_secs);
-        supervise_replication(rep, finished_rx, give_up).await
+        supervise_replication(Arc::new(rep), finished_rx, give_up).await
     });
 
     let sealer = Sealer {
@@ -529,4 +549,34 @@ pub async fn drain(config: &AgentConfig, timeout: Option<Duration>) -> anyhow::R
     sup.shutdown().await;
     let _ = std::fs::remove_file(health::status_file(&config.state_dir));
     Ok(outcome?)
+}
+
+#[cfg(test)]
+mod watchdog_tests {
+    use super::*;
+
+    #[test]
+    fn the_watchdog_starves_only_when_work_waits_on_a_stalled_replication() {
+        let stall = Duration::from_secs(600);
+        assert!(
+            feeds_watchdog(Some(false), 3_600_000, stall),
+            "nothing queued: idle is fine"
+        );
+        assert!(
+            feeds_watchdog(Some(true), 599_999, stall),
+            "queued, replication recent"
+        );
+        assert!(
+            feeds_watchdog(Some(true), 600_000, stall),
+            "at the limit still fed"
+        );
+        assert!(
+            !feeds_watchdog(Some(true), 600_001, stall),
+            "queued and stalled"
+        );
+        assert!(
+            !feeds_watchdog(None, 0, stall),
+            "a queue that does not answer"
+        );
+    }
 }

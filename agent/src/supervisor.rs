@@ -96,16 +96,10 @@ impl Supervisor {
                 let error = match outcome {
                     Ok(Ok(())) => return,
                     Ok(Err(e)) => roomscribe_config::errtext::one_line(e.as_ref()),
-                    Err(e) if e.is_panic() => {
-                        let p = e.into_panic();
-                        let text = p
-                            .downcast_ref::<&str>()
-                            .map(|s| (*s).to_owned())
-                            .or_else(|| p.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "panicked".to_owned());
-                        format!("panicked: {text}")
-                    }
-                    Err(_) => return, // aborted
+                    Err(e) => match panic_text(e) {
+                        Some(text) => text,
+                        None => return, // aborted
+                    },
                 };
                 health.set_task_failed(name, Some(error.clone()));
                 tracing::error!(
@@ -141,6 +135,21 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// What a task that ended without returning says: `panicked: …` with the panic's
+/// message, or `None` when it was aborted (cancelled).
+pub fn panic_text(e: tokio::task::JoinError) -> Option<String> {
+    if !e.is_panic() {
+        return None;
+    }
+    let p = e.into_panic();
+    let text = p
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    Some(format!("panicked: {text}"))
 }
 
 #[cfg(test)]
@@ -222,5 +231,20 @@ mod tests {
             3,
             "nothing restarts after cancel"
         );
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_worded_and_an_abort_is_not_a_failure() {
+        let boom = tokio::spawn(async { panic!("queue poisoned") }).await;
+        let text = panic_text(boom.expect_err("it panicked"));
+        assert_eq!(text.as_deref(), Some("panicked: queue poisoned"));
+        let formatted = tokio::spawn(async { panic!("envelope {}", 7) }).await;
+        assert_eq!(
+            panic_text(formatted.expect_err("it panicked")).as_deref(),
+            Some("panicked: envelope 7")
+        );
+        let slow = tokio::spawn(tokio::time::sleep(Duration::from_secs(60)));
+        slow.abort();
+        assert_eq!(panic_text(slow.await.expect_err("aborted")), None);
     }
 }

@@ -100,3 +100,63 @@ fn layers_keep_to_themselves() {
         }
     }
 }
+
+/// The wings of the agent a module under `agent/src/<wing>` names as `crate::…`.
+fn agent_wings_named(wing: &str) -> Vec<(String, String)> {
+    let wings = ["capture", "speech", "replication", "meeting"];
+    let mut out = Vec::new();
+    for f in rust_files(&repo_root().join("agent/src").join(wing)) {
+        let text = code(&f);
+        for (i, _) in text.match_indices("crate::") {
+            let rest = &text[i + "crate::".len()..];
+            let names: Vec<&str> = match rest.strip_prefix('{') {
+                Some(group) => group
+                    .split('}')
+                    .next()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|p| p.trim().split("::").next().unwrap_or(""))
+                    .collect(),
+                None => vec![rest
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or("")],
+            };
+            for n in names {
+                if n != wing && (wings.contains(&n) || ["operator", "doctor"].contains(&n)) {
+                    out.push((f.display().to_string(), n.to_owned()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_agents_wings_import_only_downstream() {
+    // capture ← speech ← replication ← meeting: each wing may name only the wings
+    // before it (and the shared clock, fs, config, identity, lock, supervisor), and
+    // none names the operator commands or the doctor that sit on top.
+    let allowed: [(&str, &[&str]); 4] = [
+        ("capture", &[]),
+        ("speech", &["capture"]),
+        ("replication", &["capture", "speech"]),
+        ("meeting", &["capture", "speech", "replication"]),
+    ];
+    let mut wrong = Vec::new();
+    for (wing, may) in allowed {
+        for (file, named) in agent_wings_named(wing) {
+            if !may.contains(&named.as_str()) {
+                wrong.push(format!("{file} names crate::{named}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "imports against the data flow: {wrong:#?}"
+    );
+    // The check itself sees imports, grouped or not.
+    assert!(agent_wings_named("meeting")
+        .iter()
+        .any(|(_, n)| n == "replication"));
+}

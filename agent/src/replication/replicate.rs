@@ -53,6 +53,9 @@ pub enum ReplicateError {
     Quarantine(String),
     #[error(transparent)]
     Transport(TransportError),
+    /// A bug: replication panicked (the supervisor restarts it).
+    #[error("replication {0}")]
+    Panicked(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
