@@ -132,10 +132,11 @@ if ! "$VENV/bin/python" -c 'import faster_whisper' 2>/dev/null; then
   "$VENV/bin/pip" install -q $FASTER_WHISPER
 fi
 
-# Readers nobody here wrote, for the exports: subtitles (srt, webvtt-py).
-EXPORT_READERS="srt==3.5.3 webvtt-py==0.6.0"
-if ! "$VENV/bin/python" -c 'import srt, webvtt' 2>/dev/null; then
-  log "installing the subtitle readers into the reference venv"
+# Readers nobody here wrote, for the exports: subtitles (srt, webvtt-py), Word
+# documents (python-docx).
+EXPORT_READERS="srt==3.5.3 webvtt-py==0.6.0 python-docx==1.1.2"
+if ! "$VENV/bin/python" -c 'import srt, webvtt, docx' 2>/dev/null; then
+  log "installing the export readers into the reference venv"
   # shellcheck disable=SC2086
   "$VENV/bin/pip" install -q $EXPORT_READERS
 fi

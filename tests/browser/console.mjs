@@ -10,7 +10,7 @@
 // "search": {"query", "summary", "hits", "marked": [...], "phone_overflow", "focused"},
 // "edit": {"typed", "saved", "other", "other_status", "conflict", "kept", "final",
 //          "signature", "original", "revisions", "phone_overflow"},
-// "exported": {"file", "manifest", "status"} (the PDF and its manifest, saved),
+// "exported": {"file", "manifest", "status", "statuses"} (the PDF and its manifest, saved),
 // "meeting_page": {"title", "details", "share", "find_*", "review_*", "engine_*", "phone_overflow"},
 // "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
@@ -162,11 +162,18 @@ try {
   await page.click('#export-menu summary');
   await page.selectOption('#export-format', 'pdf');
   await page.check('#export-original');
+  // Every status the menu shows while the appliance makes the file, then sends it.
+  await page.evaluate(() => {
+    window.exportStatuses = [];
+    const s = document.getElementById('export-status');
+    new MutationObserver(() => window.exportStatuses.push(s.textContent)).observe(s, { childList: true, characterData: true, subtree: true });
+  });
   const [file] = await Promise.all([page.waitForEvent('download'), page.click('#export-form button[type=submit]')]);
   exported.file = `${shots}-export.pdf`;
   await file.saveAs(exported.file);
   await page.waitForSelector('#export-progress[data-done]', { timeout: 15000 });
   exported.status = await page.textContent('#export-status');
+  exported.statuses = await page.evaluate(() => window.exportStatuses);
   await page.screenshot({ path: `${shots}-export-desktop.png` });
   const [manifest] = await Promise.all([page.waitForEvent('download'), page.click('#export-manifest')]);
   exported.manifest = `${shots}-export.pdf.manifest.json`;

@@ -90,6 +90,9 @@ struct Fixture {
     target_user: String,
     gamma: String,
     n: u64,
+    /// Refusals met while preparing a call (an export started by a caller who may
+    /// not export): the audit log has them too.
+    refused_in_preparation: usize,
 }
 
 impl Fixture {
@@ -254,6 +257,36 @@ impl Fixture {
                 format!("/api/v1/meetings/{}/export?format=txt", id(|o| &o[3])),
                 None,
             ),
+            ("POST", "/meetings/{id}/exports") => (
+                format!("/api/v1/meetings/{}/exports", id(|o| &o[3])),
+                Some(json!({"format": "txt"})),
+            ),
+            ("GET", "/exports/{id}" | "/exports/{id}/file" | "/exports/{id}/manifest") => {
+                // The caller's own export of its team's meeting, once ready (a caller
+                // that may not export asks for one that does not exist).
+                let mut job = "00000000-0000-4000-8000-000000000000".to_owned();
+                if let Some(api) = caller {
+                    let start = format!("/api/v1/meetings/{}/exports", self.own.meeting);
+                    let (s, v) = api
+                        .request(Method::POST, &start, Some(&json!({"format": "txt"})))
+                        .await?;
+                    if s == StatusCode::FORBIDDEN {
+                        self.refused_in_preparation += 1;
+                    }
+                    if s.is_success() {
+                        job = v["id"].as_str().unwrap_or_default().to_owned();
+                        let status = format!("/api/v1/exports/{job}");
+                        for _ in 0..100 {
+                            let (_, v) = api.request(Method::GET, &status, None).await?;
+                            if v["state"] != "running" {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+                (format!("/api/v1{}", route.replace("{id}", &job)), None)
+            }
             ("POST", "/meetings/{id}/speakers") => (
                 format!("/api/v1/meetings/{}/speakers", id(|o| &o[3])),
                 Some(json!({"speaker": "unknown", "name": "Dr. Kim"})),
@@ -471,6 +504,7 @@ async fn every_route_and_every_role_get_what_the_rules_say() -> anyhow::Result<(
         target_user: "target".into(),
         gamma,
         n: 0,
+        refused_in_preparation: 0,
     };
 
     let table = route_table();
@@ -601,6 +635,7 @@ async fn every_route_and_every_role_get_what_the_rules_say() -> anyhow::Result<(
     // when it is the first of its caller and route this minute, counted after that
     // (the counts of the minute in progress are written at shutdown at the latest).
     let data = app.data_dir.clone();
+    denials += fx.refused_in_preparation;
     drop(stream);
     drop(fx);
     drop(app);

@@ -298,6 +298,19 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
             .is_some_and(|s| s.contains("downloaded")),
         "{result}"
     );
+    // Made in the background, its progress shown, then downloaded.
+    let statuses: Vec<&str> = x["statuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_str())
+        .collect();
+    assert!(
+        statuses
+            .iter()
+            .any(|s| s.starts_with("Making the PDF file: ")),
+        "{statuses:?}"
+    );
     assert_eq!(
         result["csp_violations"],
         Value::Array(vec![]),

@@ -1,6 +1,6 @@
 //! A real meeting's transcript, corrected through the API and exported in every
-//! format, read back by parsers nobody here wrote (PyPI's srt and webvtt-py, Python's
-//! csv, Debian's chromium for the HTML), and each file checked against its signed
+//! format, read back by parsers nobody here wrote (PyPI's srt, webvtt-py and
+//! python-docx, Python's csv, Debian's chromium for the HTML, poppler for the PDF), and each file checked against its signed
 //! manifest by `roomscribe export verify` — which also catches one changed byte.
 //! Called from the transcript test, which has the meeting.
 
@@ -67,7 +67,7 @@ pub async fn corrected_and_read_back(
     let ms = |v: &Value| (v.as_f64().unwrap_or_default() * 1000.0).round() as i64;
 
     let mut files = vec![];
-    for format in ["srt", "vtt", "csv", "html", "pdf", "txt", "json"] {
+    for format in ["srt", "vtt", "csv", "docx", "html", "pdf", "txt", "json"] {
         // SRT has no comments to carry originals in (422, below); the rest carry them.
         let q = if format == "srt" {
             format!("/meetings/{id}/export?format=srt")
@@ -98,7 +98,7 @@ pub async fn corrected_and_read_back(
     // Subtitles and CSV, read by PyPI's srt and webvtt-py and Python's csv module.
     let out = Command::new(cache_dir().join("venv/bin/python"))
         .arg(repo_root().join("tests/reference/read_exports.py"))
-        .args(files[..3].iter().map(|(_, f, _)| f))
+        .args(files[..4].iter().map(|(_, f, _)| f))
         .output()?;
     anyhow::ensure!(
         out.status.success(),
@@ -153,7 +153,41 @@ pub async fn corrected_and_read_back(
     }
 
     // The HTML page as a browser builds it: one list item per segment, in order.
-    let html = &files[3].1;
+    // The Word document as PyPI's python-docx reads it: the title, then one
+    // paragraph per segment (time, speaker, text, the correction marked) with the
+    // original after the corrected one, and "page N of M" fields in the footer.
+    let paragraphs: Vec<&str> = read["docx"]["paragraphs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str())
+        .collect();
+    assert_eq!(
+        paragraphs.first().copied(),
+        now["meeting"]["title"].as_str(),
+        "{paragraphs:?}"
+    );
+    let spoken: Vec<&str> = paragraphs
+        .iter()
+        .copied()
+        .filter(|p| p.contains("  unknown: "))
+        .collect();
+    assert_eq!(spoken.len(), segs.len(), "{paragraphs:?}");
+    for (i, p) in spoken.iter().enumerate() {
+        assert!(p.contains(&format!("unknown: {}", texts[i])), "{p}");
+        assert_eq!(p.ends_with(" (corrected)"), i == 1, "{p}");
+    }
+    assert!(
+        paragraphs.contains(&format!("Original: {original}").as_str()),
+        "{paragraphs:?}"
+    );
+    let footer = read["docx"]["footer_xml"].as_str().unwrap_or_default();
+    assert!(
+        footer.contains(" PAGE ") && footer.contains(" NUMPAGES "),
+        "{footer}"
+    );
+
+    let html = &files[4].1;
     let dom = Command::new("chromium")
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
         .arg(format!("file://{}", html.display()))
@@ -171,7 +205,7 @@ pub async fn corrected_and_read_back(
 
     // The PDF as poppler reads it: every word of every segment, in order, with the
     // font embedded, and "page N of M" on each page.
-    let pdf = &files[4].1;
+    let pdf = &files[5].1;
     let text = Command::new("pdftotext").arg(pdf).arg("-").output()?;
     anyhow::ensure!(
         text.status.success(),
@@ -241,6 +275,68 @@ pub async fn corrected_and_read_back(
             "{format}: {why}"
         );
     }
+
+    // The console's way: made in the background, polled until ready, then the file
+    // and the manifest signed for those very bytes. The same file as at once; the
+    // job is its starter's alone.
+    let (code, job) = exporter
+        .post(
+            &format!("/meetings/{id}/exports"),
+            json!({"format": "csv", "original": true}),
+        )
+        .await?;
+    assert_eq!(code, 202, "{job}");
+    let job_id = job["id"].as_str().unwrap_or_default().to_owned();
+    let mut seen = vec![];
+    let ready = loop {
+        let v = exporter.ok(&format!("/exports/{job_id}")).await?;
+        seen.push(v["progress"].as_u64().unwrap_or(0));
+        match v["state"].as_str() {
+            Some("running") => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Some("ready") => break v,
+            _ => anyhow::bail!("the background export did not finish: {v}"),
+        }
+    };
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert_eq!(ready["progress"], 100, "{ready}");
+    let from_job = exporter
+        .download(&format!("/exports/{job_id}/file"))
+        .await?;
+    let (_, _, at_once) = files
+        .iter()
+        .find(|(f, _, _)| *f == "csv")
+        .ok_or_else(|| anyhow::anyhow!("no csv"))?;
+    assert_eq!(
+        &from_job, at_once,
+        "the same transcript gives the same bytes"
+    );
+    assert_eq!(ready["size"].as_u64(), Some(from_job.len() as u64));
+    let job_file = dir.join("job.csv");
+    std::fs::write(&job_file, &from_job)?;
+    let job_manifest = dir.join("job.csv.manifest.json");
+    std::fs::write(
+        &job_manifest,
+        exporter
+            .download(&format!("/exports/{job_id}/manifest"))
+            .await?,
+    )?;
+    let ok = Command::new(bin("roomscribe"))
+        .args(["export", "verify"])
+        .arg(&job_file)
+        .arg(&job_manifest)
+        .args(["--public-key", admin_key])
+        .output()?;
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let (code, v) = api.get(&format!("/exports/{job_id}/file")).await?;
+    assert_eq!(code, 403, "a member may not export: {v}");
+    let (code, v) = exporter
+        .get("/exports/00000000-0000-4000-8000-000000000000")
+        .await?;
+    assert_eq!(code, 404, "{v}");
     println!("exports: {} formats read back and verified", files.len());
     Ok(())
 }

@@ -223,21 +223,71 @@ impl Meetings {
                 "the transcript changed since that export (a new segment or a correction): export it again, then ask for its manifest".into(),
             ));
         }
-        Ok(self.audit.sign_export(manifest::Body {
+        Ok(self.sign(actor, &t, req, &file, state, at_ms))
+    }
+
+    /// The file and its signed manifest together, made from one read of the
+    /// transcript (so the manifest is for these very bytes), telling `progress` how
+    /// far it is: what a background export ([`super::ExportJobs`]) runs. Audited as
+    /// an export when it starts.
+    pub fn export_signed(
+        &self,
+        actor: &Actor,
+        meeting_id: &str,
+        req: ExportRequest,
+        progress: files::Progress,
+    ) -> Result<(Export, Manifest)> {
+        let (t, at_ms) = self.exported(actor, meeting_id, req, ", in the background")?;
+        progress(5);
+        let body = files::render_with(&t, req.format, &|p| {
+            progress(5 + (u16::from(p.min(100)) * 9 / 10) as u8)
+        })
+        .map_err(|e| DomainError::Internal(e.to_string()))?;
+        let state = manifest::sha256_hex(&render(&t, ExportFormat::Json)?);
+        let signed = self.sign(actor, &t, req, &body, state.clone(), at_ms);
+        Ok((
+            Export {
+                filename: file_name(&t, req.format),
+                content_type: req.format.content_type(),
+                body,
+                transcript_sha256: state,
+            },
+            signed,
+        ))
+    }
+
+    /// Whether the actor may export the meeting (the check a background export makes
+    /// before it is started; the export itself checks and audits again).
+    pub fn may_export(&self, actor: &Actor, meeting_id: &str) -> Result<()> {
+        self.store
+            .read(|tx| meeting_for(tx, actor, Permission::MeetingsExport, meeting_id))
+            .map(drop)
+    }
+
+    fn sign(
+        &self,
+        actor: &Actor,
+        t: &Transcript,
+        req: ExportRequest,
+        file: &[u8],
+        transcript_sha256: String,
+        at_ms: i64,
+    ) -> Manifest {
+        self.audit.sign_export(manifest::Body {
             kind: String::new(),
             version: 0,
-            file_name: file_name(&t, req.format),
+            file_name: file_name(t, req.format),
             format: req.format.extension().into(),
-            file_sha256: manifest::sha256_hex(&file),
+            file_sha256: manifest::sha256_hex(file),
             file_size: file.len() as u64,
             meeting_id: t.meeting.id.clone(),
-            transcript_sha256: state,
+            transcript_sha256,
             transcript_corrections: t.segments.iter().map(|s| s.version).sum(),
             segments: t.segments.len() as u64,
             exported_by: actor.username.clone(),
             exported_at_ms: at_ms,
             public_key: String::new(),
-        }))
+        })
     }
 
     /// The transcript as exported, read after its audit entry is written.

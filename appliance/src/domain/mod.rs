@@ -13,6 +13,7 @@
 //! | [`Commands`] | signed commands to connected agents, room schedules |
 //! | [`Ingest`] | hellos, envelopes, captions |
 //! | [`Meetings`] | transcripts, exports, edits |
+//! | [`ExportJobs`] | exports made in the background, with progress, for their owner |
 //! | [`Corrections`] | corrected segments, their revisions, verified originals |
 //! | [`Search`] | full-text search within the caller's reach; the index following storage |
 //! | [`Monitoring`] | metrics, readiness |
@@ -34,6 +35,7 @@ pub mod credentials;
 pub mod directory;
 mod error;
 pub mod events;
+pub mod exports;
 mod fleet;
 mod ingest;
 mod limits;
@@ -61,6 +63,7 @@ pub use credentials::Credentials;
 pub use directory::Directory;
 pub use error::DomainError;
 pub use events::{EventBus, Published};
+pub use exports::{ExportJobView, ExportJobs, Finished, JobState};
 pub use fleet::{Fleet, FleetKeys};
 pub use ingest::{Ingest, IngestRejection, Verified};
 pub use limits::{Principal, RequestLimits};
@@ -122,6 +125,7 @@ pub struct Appliance {
     pub commands: Arc<Commands>,
     pub ingest: Arc<Ingest>,
     pub meetings: Arc<Meetings>,
+    pub exports: Arc<ExportJobs>,
     pub corrections: Arc<Corrections>,
     pub search: Arc<Search>,
     pub monitoring: Arc<Monitoring>,
@@ -276,6 +280,7 @@ impl Appliance {
             search.clone(),
             clock.clone(),
         ));
+        let exports = Arc::new(ExportJobs::new(meetings.clone(), clock.clone()));
         let corrections = Arc::new(Corrections::new(
             store.clone(),
             audit.clone(),
@@ -311,6 +316,7 @@ impl Appliance {
             commands,
             ingest,
             meetings,
+            exports,
             corrections,
             search,
             monitoring,

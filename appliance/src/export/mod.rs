@@ -1,9 +1,10 @@
-//! Transcripts written as the files people's tools read: JSON, plain text, HTML, SRT,
-//! WebVTT and CSV, and the signed manifest that goes with each ([`manifest`]). Pure
+//! Transcripts written as the files people's tools read: JSON, plain text, HTML, PDF,
+//! DOCX, SRT, WebVTT and CSV, and the signed manifest that goes with each ([`manifest`]). Pure
 //! formatting, no I/O: the domain gathers a [`Transcript`] (what the caller may read,
 //! audited) and hands it here. The same transcript always gives the same bytes (no
 //! export time inside a file), so a manifest fetched later signs the very file.
 
+mod docx;
 pub mod manifest;
 mod pdf;
 mod subtitles;
@@ -23,10 +24,11 @@ pub enum Format {
     Vtt,
     Csv,
     Pdf,
+    Docx,
 }
 
 impl Format {
-    pub const NAMES: &'static str = "json, txt, html, pdf, srt, vtt or csv";
+    pub const NAMES: &'static str = "json, txt, html, pdf, docx, srt, vtt or csv";
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -37,6 +39,7 @@ impl Format {
             "vtt" | "webvtt" => Self::Vtt,
             "csv" => Self::Csv,
             "pdf" => Self::Pdf,
+            "docx" => Self::Docx,
             _ => return None,
         })
     }
@@ -50,6 +53,7 @@ impl Format {
             Self::Vtt => "vtt",
             Self::Csv => "csv",
             Self::Pdf => "pdf",
+            Self::Docx => "docx",
         }
     }
 
@@ -62,6 +66,7 @@ impl Format {
             Self::Vtt => "text/vtt; charset=utf-8",
             Self::Csv => "text/csv; charset=utf-8",
             Self::Pdf => "application/pdf",
+            Self::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
         }
     }
 }
@@ -131,11 +136,34 @@ impl Transcript {
     pub const SCHEMA_VERSION: u32 = 1;
 }
 
+pub use docx::DocxError;
 pub use pdf::PdfError;
 
+/// A file that could not be written (only the binary formats can fail).
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Pdf(#[from] PdfError),
+    #[error(transparent)]
+    Docx(#[from] DocxError),
+}
+
+/// How far a rendering has come, in percent, told as it goes (never backwards).
+pub type Progress<'a> = &'a dyn Fn(u8);
+
 /// The file's bytes.
-pub fn render(t: &Transcript, format: Format) -> Result<Vec<u8>, PdfError> {
-    Ok(match format {
+pub fn render(t: &Transcript, format: Format) -> Result<Vec<u8>, RenderError> {
+    render_with(t, format, &|_| {})
+}
+
+/// [`render`], telling `progress` how far it is. Only a PDF takes long enough (its
+/// lines are measured glyph by glyph and its fonts subset) to tell more than done.
+pub fn render_with(
+    t: &Transcript,
+    format: Format,
+    progress: Progress,
+) -> Result<Vec<u8>, RenderError> {
+    let bytes = match format {
         // Serialising plain structs of strings and finite numbers cannot fail.
         Format::Json => serde_json::to_vec_pretty(t).unwrap_or_default(),
         Format::Text => table::text(t).into_bytes(),
@@ -143,8 +171,11 @@ pub fn render(t: &Transcript, format: Format) -> Result<Vec<u8>, PdfError> {
         Format::Srt => subtitles::srt(t).into_bytes(),
         Format::Vtt => subtitles::vtt(t).into_bytes(),
         Format::Csv => table::csv(t).into_bytes(),
-        Format::Pdf => pdf::pdf(t)?,
-    })
+        Format::Pdf => pdf::pdf(t, progress)?,
+        Format::Docx => docx::docx(t)?,
+    };
+    progress(100);
+    Ok(bytes)
 }
 
 /// Text on one line: runs of whitespace (line breaks too) become one space, so a
@@ -252,11 +283,12 @@ pub(crate) mod tests {
             Format::Vtt,
             Format::Csv,
             Format::Pdf,
+            Format::Docx,
         ] {
             let once = render(&sample(), f).expect("renders");
             assert_eq!(once, render(&sample(), f).expect("renders"), "{f:?}");
             assert_eq!(Format::parse(f.extension()), Some(f));
         }
-        assert_eq!(Format::parse("docx"), None);
+        assert_eq!(Format::parse("odt"), None);
     }
 }

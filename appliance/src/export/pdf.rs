@@ -4,7 +4,7 @@
 //! in the binary and each file carries only the glyphs it uses, with the map that
 //! lets readers (and `pdftotext`) turn them back into text.
 
-use super::{clock, date, Transcript};
+use super::{clock, date, Progress, Transcript};
 use krilla::geom::Point;
 use krilla::page::PageSettings;
 use krilla::text::{Font, TextDirection};
@@ -99,7 +99,8 @@ struct Layout {
     title: String,
 }
 
-fn layout(t: &Transcript, m: &Metrics) -> Layout {
+/// Lays out the document, telling `progress` 0-50% as segments are measured.
+fn layout(t: &Transcript, m: &Metrics, progress: Progress) -> Layout {
     let wide = WIDTH - 2.0 * MARGIN;
     let meeting = &t.meeting;
     let mut lines = vec![];
@@ -132,7 +133,11 @@ fn layout(t: &Transcript, m: &Metrics) -> Layout {
     ] {
         push(9.5, 0.0, 2.0, &detail);
     }
-    for s in &t.segments {
+    let of = t.segments.len().max(1);
+    for (n, s) in t.segments.iter().enumerate() {
+        if n % 64 == 0 {
+            progress((n * 50 / of) as u8);
+        }
         let mark = if s.edited { " · corrected" } else { "" };
         push(
             9.0,
@@ -166,7 +171,9 @@ fn layout(t: &Transcript, m: &Metrics) -> Layout {
     }
 }
 
-pub fn pdf(t: &Transcript) -> Result<Vec<u8>, PdfError> {
+/// The PDF; `progress` hears 0-50% from the layout, 50-90% as pages are drawn, and
+/// the rest is the fonts' subsetting and the file's writing.
+pub fn pdf(t: &Transcript, progress: Progress) -> Result<Vec<u8>, PdfError> {
     let face = ttf_parser::Face::parse(FONT, 0).map_err(|_| PdfError::Font)?;
     let m = Metrics(face);
     let font = Font::new(FONT.into(), 0).ok_or(PdfError::Font)?;
@@ -175,7 +182,7 @@ pub fn pdf(t: &Transcript) -> Result<Vec<u8>, PdfError> {
         lines,
         pages,
         title,
-    } = layout(t, &m);
+    } = layout(t, &m, progress);
     let total = pages.len();
     let running = format!("{title} · {}", date(t.meeting.started_at_ms));
     let running = m
@@ -185,6 +192,7 @@ pub fn pdf(t: &Transcript) -> Result<Vec<u8>, PdfError> {
         .unwrap_or_default();
     let mut doc = Document::new();
     for (i, page_lines) in pages.iter().enumerate() {
+        progress((50 + i * 40 / total.max(1)) as u8);
         let settings = PageSettings::from_wh(WIDTH, HEIGHT)
             .ok_or_else(|| PdfError::Write("page size".into()))?;
         let mut page = doc.start_page_with(settings);
@@ -237,7 +245,7 @@ mod tests {
             })
             .collect();
         let m = Metrics(ttf_parser::Face::parse(FONT, 0).expect("font"));
-        let l = layout(&t, &m);
+        let l = layout(&t, &m, &|_| {});
         assert!(l.pages.len() >= 5, "{} pages", l.pages.len());
         // Every line once, in order, each within the page's margins.
         let order: Vec<usize> = l.pages.iter().flatten().map(|(_, i)| *i).collect();
@@ -247,8 +255,14 @@ mod tests {
             let line = &l.lines[*i];
             assert!(m.width(&line.text, line.size) + line.x <= WIDTH - 2.0 * MARGIN);
         }
-        let bytes = pdf(&t).expect("pdf");
+        let told = std::cell::RefCell::new(vec![]);
+        let bytes = pdf(&t, &|p| told.borrow_mut().push(p)).expect("pdf");
         assert!(bytes.starts_with(b"%PDF-"));
+        // Progress as it went: from the start, through the pages, never backwards.
+        let told = told.into_inner();
+        assert_eq!(told.first(), Some(&0));
+        assert!(told.windows(2).all(|w| w[0] <= w[1]), "{told:?}");
+        assert!(told.iter().any(|p| (50..90).contains(p)), "{told:?}");
         // Only the glyphs used are embedded: far less than the 4.7 MB font.
         assert!(bytes.len() < 400_000, "{} bytes", bytes.len());
     }

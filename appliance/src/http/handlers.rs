@@ -13,8 +13,8 @@ use crate::domain::views::{
 };
 use crate::domain::{
     ApiTokens, AuditLog, Commands, Corrections, Credentials, Directory, DomainError, EventBus,
-    ExportRequest, Fleet, MeetingPatch, Meetings, Monitoring, NewToken, Search, SearchParams,
-    SearchResults, SegmentPatch, SignIn, SignInMethods,
+    Fleet, MeetingPatch, Meetings, Monitoring, NewToken, Search, SearchParams, SearchResults,
+    SegmentPatch, SignIn, SignInMethods,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
@@ -27,10 +27,10 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use tokio_stream::Stream;
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
+pub(super) type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// Runs domain work (storage, argon2) off the async workers.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, DomainError> + Send + 'static,
 ) -> Result<T, ApiError> {
     Ok(tokio::task::spawn_blocking(f)
@@ -39,7 +39,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// [`blocking`], answered as JSON.
-async fn json<T: serde::Serialize + Send + 'static>(
+pub(super) async fn json<T: serde::Serialize + Send + 'static>(
     f: impl FnOnce() -> Result<T, DomainError> + Send + 'static,
 ) -> ApiResult<T> {
     blocking(f).await.map(Json)
@@ -652,72 +652,6 @@ pub async fn set_meeting_team(
         .team_id
         .ok_or_else(|| DomainError::invalid("team_id", "a meeting always belongs to a team"))?;
     json(move || meetings.set_team(&a.actor, &id, &team)).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportQuery {
-    format: Option<String>,
-    /// `1`: corrected segments carry the agent's original text.
-    original: Option<String>,
-    /// `1`: the signed manifest of that file instead of the file.
-    manifest: Option<String>,
-    /// With `manifest=1`: the `X-Roomscribe-Transcript-Sha256` of the export the
-    /// manifest is for; 409 if the transcript has changed since.
-    transcript: Option<String>,
-}
-
-/// `1`/`true` or `0`/`false` (absent: false).
-fn flag(name: &'static str, v: Option<&str>) -> Result<bool, ApiError> {
-    match v {
-        None | Some("0" | "false") => Ok(false),
-        Some("1" | "true") => Ok(true),
-        Some(_) => Err(DomainError::invalid(name, "1 or 0").into()),
-    }
-}
-
-/// A transcript as a download (`?format=json|txt|html|srt|vtt|csv`, default json;
-/// `&original=1`; `&manifest=1` for the file's signed manifest).
-pub async fn export_meeting(
-    State(meetings): State<Arc<Meetings>>,
-    a: Authed,
-    Path(id): Path<String>,
-    Query(q): Query<ExportQuery>,
-) -> Result<axum::response::Response, ApiError> {
-    let req = ExportRequest::parse(
-        q.format.as_deref().unwrap_or("json"),
-        flag("original", q.original.as_deref())?,
-    )?;
-    if flag("manifest", q.manifest.as_deref())? {
-        let pinned = q.transcript.filter(|t| !t.is_empty());
-        let m = blocking(move || meetings.export_manifest(&a.actor, &id, req, pinned.as_deref()))
-            .await?;
-        let name = format!("{}.manifest.json", m.body.file_name);
-        return Ok((
-            [(
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}\""),
-            )],
-            Json(m),
-        )
-            .into_response());
-    }
-    let e = blocking(move || meetings.export(&a.actor, &id, req)).await?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, e.content_type.to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}\"", e.filename),
-            ),
-            (
-                header::HeaderName::from_static("x-roomscribe-transcript-sha256"),
-                e.transcript_sha256,
-            ),
-        ],
-        e.body,
-    )
-        .into_response())
 }
 
 pub async fn users(State(directory): State<Arc<Directory>>, a: Authed) -> ApiResult<Vec<UserView>> {

@@ -12,12 +12,13 @@
 mod assets;
 mod auth;
 mod error;
+mod exports;
 mod handlers;
 pub mod redirect;
 
 use crate::domain::{
-    ApiTokens, Appliance, AuditLog, Commands, Corrections, Credentials, Directory, EventBus, Fleet,
-    Meetings, Monitoring, Permission, Principal, Search, SignIn,
+    ApiTokens, Appliance, AuditLog, Commands, Corrections, Credentials, Directory, EventBus,
+    ExportJobs, Fleet, Meetings, Monitoring, Permission, Principal, Search, SignIn,
 };
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::handler::Handler;
@@ -51,6 +52,7 @@ services! {
     fleet: Fleet,
     commands: Commands,
     meetings: Meetings,
+    exports: ExportJobs,
     corrections: Corrections,
     search: Search,
     monitoring: Monitoring,
@@ -208,7 +210,32 @@ fn api() -> Routes {
             M::GET,
             "/meetings/{id}/export",
             Teams(P::MeetingsExport),
-            h::export_meeting,
+            exports::export_meeting,
+        )
+        .add(
+            M::POST,
+            "/meetings/{id}/exports",
+            Teams(P::MeetingsExport),
+            exports::start_export,
+        )
+        // A background export is its starter's alone: anyone else's is not found.
+        .add(
+            M::GET,
+            "/exports/{id}",
+            Teams(P::MeetingsExport),
+            exports::export_job,
+        )
+        .add(
+            M::GET,
+            "/exports/{id}/file",
+            Teams(P::MeetingsExport),
+            exports::export_job_file,
+        )
+        .add(
+            M::GET,
+            "/exports/{id}/manifest",
+            Teams(P::MeetingsExport),
+            exports::export_job_manifest,
         )
         .add(
             M::POST,

@@ -383,3 +383,79 @@ fn exports_mark_corrections_carry_originals_and_come_with_a_signed_manifest() {
         ]
     );
 }
+
+/// Polls a background export until it is no longer running.
+fn finished_job(f: &Fixture, actor: &Actor, id: &str) -> crate::domain::ExportJobView {
+    for _ in 0..1000 {
+        let v = f.exports.status(actor, id).expect("own job");
+        if v.state != JobState::Running {
+            return v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("the background export did not finish");
+}
+
+#[test]
+fn background_exports_sign_their_very_file_and_are_their_starters_alone() {
+    use crate::domain::exports::KEEP_MS;
+    use crate::export::manifest;
+    let f = fixture();
+    let r = recorded(&f, "the warfarin dose stays");
+    let admin = f.admin();
+    f.user("cora", "compliance_officer", &[]);
+    f.user("mo", "member", &[f.team_id("Cardiology")]);
+    let req = ExportRequest {
+        format: ExportFormat::Pdf,
+        original: false,
+    };
+    let job = f.exports.start(&admin, &r.meeting, req).expect("started");
+    assert_eq!((job.state, job.format), (JobState::Running, "pdf"));
+    let ready = finished_job(&f, &admin, &job.id);
+    assert_eq!((ready.state, ready.progress), (JobState::Ready, 100));
+    let done = f.exports.finished(&admin, &job.id).expect("ready");
+    assert_eq!(ready.size, Some(done.export.body.len() as u64));
+    // The file is the one an export at once gives, and the manifest is for it.
+    let at_once = f.meetings.export(&admin, &r.meeting, req).expect("pdf");
+    assert_eq!(done.export.body, at_once.body);
+    let json = serde_json::to_vec(&done.manifest).expect("json");
+    let body = manifest::verify(&done.export.body, &json, Some(&f.audit.public_key_hex()))
+        .expect("verifies");
+    assert_eq!(body.transcript_sha256, at_once.transcript_sha256);
+    assert!(f
+        .audited("meeting.export")
+        .iter()
+        .any(|e| e.detail.as_deref() == Some("pdf, in the background")));
+
+    // Another exporter cannot see it; one who may not export cannot ask at all.
+    let cora = f.actor("cora");
+    assert!(matches!(
+        f.exports.status(&cora, &job.id),
+        Err(DomainError::NotFound(_))
+    ));
+    assert!(matches!(
+        f.exports.finished(&cora, &job.id),
+        Err(DomainError::NotFound(_))
+    ));
+    let mo = f.actor("mo");
+    assert!(matches!(
+        f.exports.status(&mo, &job.id),
+        Err(DomainError::Forbidden(_))
+    ));
+    assert!(matches!(
+        f.exports.start(&mo, &r.meeting, req),
+        Err(DomainError::Forbidden(_))
+    ));
+    assert!(matches!(
+        f.exports.start(&cora, "no-such-meeting", req),
+        Err(DomainError::NotFound(_))
+    ));
+    // Kept for an hour after it is ready, then forgotten.
+    f.clock.advance_ms(KEEP_MS - 1000);
+    assert!(f.exports.finished(&admin, &job.id).is_ok());
+    f.clock.advance_ms(2000);
+    assert!(matches!(
+        f.exports.status(&admin, &job.id),
+        Err(DomainError::NotFound(_))
+    ));
+}
