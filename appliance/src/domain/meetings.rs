@@ -490,11 +490,22 @@ impl Meetings {
                     .filter_map(|p| p.username.as_deref())
                     .collect();
                 // New links only: a link made earlier stays, even to a deleted account.
+                // One may link oneself, or a member of the meeting's team; only those
+                // who manage users may link anyone else: an editor cannot learn which
+                // usernames exist outside the team by trying them.
+                let team = match m.team_id.as_deref() {
+                    Some(t) => tx.team(t)?,
+                    None => None,
+                };
+                let anyone = actor.can(Permission::UsersManage, None);
                 for u in p.iter().filter_map(|p| p.username.as_deref()) {
-                    if !linked.contains(&u) && tx.user(u)?.is_none() {
+                    let reachable = u == actor.username
+                        || anyone
+                        || team.as_ref().is_some_and(|t| t.members.contains(u));
+                    if !linked.contains(&u) && (!reachable || tx.user(u)?.is_none()) {
                         return Err(DomainError::invalid(
                             "participants",
-                            format!("no user {u:?} to link to"),
+                            format!("no user {u:?} in this meeting's team to link to"),
                         ));
                     }
                 }

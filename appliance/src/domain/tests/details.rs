@@ -151,6 +151,29 @@ fn details_are_checked_audited_and_searchable() {
             other => panic!("{bad:?}: {other:?}"),
         }
     }
+    // An editor cannot probe which usernames exist beyond the meeting's team: a user
+    // outside it is refused in the very words used for one who does not exist. One
+    // who manages users may link anyone.
+    f.user("otto", "member", &[]);
+    let link = |who: &str| MeetingPatch {
+        participants: Some(vec![ParticipantRecord {
+            name: "Someone".into(),
+            username: Some(who.into()),
+        }]),
+        ..Default::default()
+    };
+    let refusal = |who: &str| match f.meetings.update(&cara, &id, &link(who)) {
+        Err(e @ DomainError::Invalid { .. }) => e.to_string().replace(who, "?"),
+        other => panic!("{who}: {other:?}"),
+    };
+    assert_eq!(refusal("otto"), refusal("nobody"));
+    f.meetings
+        .update(&cara, &id, &link("cara"))
+        .expect("one links oneself");
+    f.meetings
+        .update(&admin, &id, &link("otto"))
+        .expect("a user manager links anyone");
+
     // A type that left the list stays on the meetings that have it, and may be sent
     // back unchanged with another change.
     f.meetings
