@@ -2,7 +2,9 @@
 # The search benchmark beside PostgreSQL's, in one run, on the same corpus and queries:
 # the pg-fts baseline's deterministic generator (10M words by default) is run from
 # ../shared/baselines/pg-fts (not part of this repository), then our engine (release
-# build), then the baseline itself. Results go in docs/BENCHMARKS.md by hand.
+# build), then the same queries through a running appliance's HTTPS API (the corpus
+# written into its storage, the index rebuilt from there at start), then the baseline
+# itself. Results go in docs/BENCHMARKS.md by hand.
 # usage: scripts/bench-search.sh [WORDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +21,7 @@ if [ ! -s "$CORPUS" ] || [ ! -s "$QUERIES" ]; then
 fi
 cargo bench -p roomscribe-appliance --bench search -- "$CORPUS" "$QUERIES" "$SCRATCH/roomscribe-search-index"
 rm -rf "$SCRATCH/roomscribe-search-index"
+# The same queries through the HTTPS API of a running appliance (release binary).
+cargo build --release -p roomscribe-appliance --bin roomscribe
+cargo bench -p roomscribe-appliance --bench search_api -- "$CORPUS" "$QUERIES"
 [ "${SKIP_PG:-0}" = 1 ] || "$PGFTS/run.sh" "$WORDS"

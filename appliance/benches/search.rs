@@ -88,6 +88,7 @@ fn main() -> anyhow::Result<()> {
             meeting_type: None,
             tags: vec![],
             text: (*text).to_owned(),
+            meeting_revision: 0,
         });
         if batch.len() == batch.capacity() {
             index.insert(&batch)?;

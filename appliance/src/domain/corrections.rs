@@ -110,7 +110,7 @@ impl Corrections {
     ) -> Result<SegmentView> {
         let (text, speaker) = patch.checked()?;
         let (view, changed) = self.store.write(|tx| {
-            let m = meeting_for(tx, actor, Permission::MeetingsEdit, meeting_id)?;
+            let mut m = meeting_for(tx, actor, Permission::MeetingsEdit, meeting_id)?;
             let mut s = tx
                 .segment(&m.id, seq)?
                 .ok_or(DomainError::NotFound("segment"))?;
@@ -153,6 +153,8 @@ impl Corrections {
                 },
             )?;
             tx.put_segment(&m.id, &s)?;
+            m.revision += 1;
+            tx.put_meeting(&m)?;
             // The entry says what changed, never the words (the revision holds them).
             self.audit.record(
                 tx,

@@ -404,6 +404,7 @@ impl Ingest {
                         meeting_type: None,
                         tags: vec![],
                         participants: vec![],
+                        revision: 0,
                     },
                 };
                 let mut new_segments = vec![];

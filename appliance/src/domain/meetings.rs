@@ -104,6 +104,7 @@ pub fn meeting_view(tx: &impl Reads, m: MeetingRecord) -> Result<MeetingView> {
         meeting_type: m.meeting_type,
         tags: m.tags,
         participants: m.participants,
+        revision: m.revision,
     })
 }
 
@@ -336,6 +337,7 @@ impl Meetings {
         let view = self.store.write(|tx| {
             let mut m = meeting_for(tx, actor, Permission::MeetingsEdit, meeting_id)?;
             let r = change(tx, &mut m)?;
+            m.revision += 1;
             tx.put_meeting(&m)?;
             self.audit.record(tx, &Who::from(actor), r)?;
             let view = meeting_view(tx, m)?;

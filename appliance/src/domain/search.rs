@@ -199,6 +199,7 @@ pub fn segment_doc(m: &MeetingView, s: &SegmentRecord) -> SegmentDoc {
         meeting_type: m.meeting_type.clone(),
         tags: m.tags.clone(),
         text: s.text.clone(),
+        meeting_revision: m.revision,
     }
 }
 
@@ -238,8 +239,12 @@ impl Search {
         let (tx, rx) = mpsc::channel();
         *super::lock(&self.shared.changes) = Some(tx);
         *self.shared.index.write().unwrap_or_else(|p| p.into_inner()) = Some(index.clone());
-        // Progress shows once the worker finds meetings to index: a new, empty
-        // appliance is ready at once.
+        // With meetings in storage, progress shows from now until the worker has
+        // built or reconciled the index (a search before then may miss some); a new,
+        // empty appliance is ready at once.
+        if self.store.read(|tx| tx.meeting_count())? > 0 {
+            self.shared.progress.store(0, Ordering::Relaxed);
+        }
         let w = Indexer::new(
             StoreSource(self.store.clone()),
             index,
@@ -462,12 +467,12 @@ fn decode_cursor(c: &str) -> Result<usize> {
 struct StoreSource(Arc<Store>);
 
 impl Source for StoreSource {
-    fn meetings(&self) -> anyhow::Result<Vec<(String, u64)>> {
+    fn meetings(&self) -> anyhow::Result<Vec<(String, u64, u64)>> {
         Ok(self.0.read(|tx| {
             Ok::<_, DomainError>(
                 tx.meetings()?
                     .into_iter()
-                    .map(|m| (m.id, m.segment_count))
+                    .map(|m| (m.id, m.segment_count, m.revision))
                     .collect(),
             )
         })?)
@@ -484,6 +489,7 @@ impl Source for StoreSource {
                     speaker_names: v.speaker_names,
                     meeting_type: v.meeting_type,
                     tags: v.tags,
+                    revision: v.revision,
                 }))
             }
             None => Ok(None),

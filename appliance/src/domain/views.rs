@@ -77,6 +77,8 @@ pub struct MeetingView {
     pub meeting_type: Option<String>,
     pub tags: Vec<String>,
     pub participants: Vec<ParticipantRecord>,
+    /// Changes to the meeting's details and corrections of its segments so far.
+    pub revision: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -23,7 +23,7 @@ use tantivy::{
 
 /// Bumped whenever the schema or the tokenizer changes: an index of another version
 /// is built again.
-pub const INDEX_VERSION: u32 = 2;
+pub const INDEX_VERSION: u32 = 3;
 const VERSION_FILE: &str = "roomscribe-index-version";
 /// How many words one prefix may stand for.
 const PREFIX_EXPANSIONS: u32 = 256;
@@ -58,6 +58,8 @@ pub struct SegmentDoc {
     pub meeting_type: Option<String>,
     pub tags: Vec<String>,
     pub text: String,
+    /// The meeting's revision when this was indexed (see `MeetingRecord::revision`).
+    pub meeting_revision: u64,
 }
 
 /// Filters of a search (all must hold).
@@ -126,6 +128,8 @@ struct Fields {
     meeting_at: Field,
     at: Field,
     text: Field,
+    /// The meeting's revision the document was made at.
+    revision: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -150,6 +154,7 @@ fn schema() -> (Schema, Fields) {
         meeting_at: b.add_i64_field("meeting_at", INDEXED | FAST),
         at: b.add_i64_field("at", FAST),
         text: b.add_text_field("text", text_options),
+        revision: b.add_u64_field("revision", FAST),
     };
     (b.build(), fields)
 }
@@ -271,6 +276,7 @@ impl TranscriptIndex {
                 .saturating_add((d.start.max(0.0) * 1000.0) as i64),
         );
         doc.add_text(f.text, &d.text);
+        doc.add_u64(f.revision, d.meeting_revision);
         doc
     }
 
@@ -336,6 +342,18 @@ impl TranscriptIndex {
             IndexRecordOption::Basic,
         );
         Ok(self.reader.searcher().search(&q, &Count)?)
+    }
+
+    /// The highest meeting revision among `meeting_id`'s documents (`None`: it has
+    /// none).
+    pub fn revision(&self, meeting_id: &str) -> Result<Option<u64>> {
+        let q = TermQuery::new(
+            Term::from_field_text(self.f.meeting, meeting_id),
+            IndexRecordOption::Basic,
+        );
+        let top = TopDocs::with_limit(1).order_by_fast_field::<u64>("revision", Order::Desc);
+        let found = self.reader.searcher().search(&q, &top)?;
+        Ok(found.first().and_then(|(r, _)| *r))
     }
 
     /// Every meeting id the index holds segments of.
@@ -584,6 +602,7 @@ mod tests {
             meeting_type: None,
             tags: vec![],
             text: text.into(),
+            meeting_revision: 0,
         }
     }
 

@@ -37,6 +37,7 @@ pub struct MeetingFields {
     pub speaker_names: BTreeMap<String, String>,
     pub meeting_type: Option<String>,
     pub tags: Vec<String>,
+    pub revision: u64,
 }
 
 impl SegmentDoc {
@@ -47,6 +48,7 @@ impl SegmentDoc {
         self.meeting_start_ms = m.meeting_start_ms;
         self.meeting_type.clone_from(&m.meeting_type);
         self.tags.clone_from(&m.tags);
+        self.meeting_revision = m.revision;
         self.speaker_name = self
             .speaker_label
             .as_ref()
@@ -57,8 +59,8 @@ impl SegmentDoc {
 
 /// What the indexer reads storage through.
 pub trait Source: Send + 'static {
-    /// Every meeting with its segment count.
-    fn meetings(&self) -> anyhow::Result<Vec<(String, u64)>>;
+    /// Every meeting with its segment count and revision.
+    fn meetings(&self) -> anyhow::Result<Vec<(String, u64, u64)>>;
     /// A meeting's segments as indexed; `None` if storage no longer holds it.
     fn docs(&self, meeting_id: &str) -> anyhow::Result<Option<Vec<SegmentDoc>>>;
     /// A meeting's current fields; `None` if storage no longer holds it.
@@ -135,7 +137,7 @@ impl<S: Source> Indexer<S> {
             .source
             .meetings()?
             .into_iter()
-            .map(|(id, _)| id)
+            .map(|(id, _, _)| id)
             .collect();
         self.index.clear()?;
         let mut segments = 0;
@@ -160,21 +162,23 @@ impl<S: Source> Indexer<S> {
         Ok(())
     }
 
-    /// Indexes again every meeting whose segment count differs between storage and
-    /// the index (a crash between a commit and the index's), and drops meetings
-    /// storage no longer holds.
+    /// Indexes again every meeting whose segment count or revision differs between
+    /// storage and the index (a crash between a commit and the index's: a segment
+    /// added, a detail edited or a segment corrected), and drops meetings storage no
+    /// longer holds.
     fn reconcile(&self) -> anyhow::Result<()> {
         let counts = self.source.meetings()?;
         let mut stale = 0;
-        for (i, (id, count)) in counts.iter().enumerate() {
+        for (i, (id, count, revision)) in counts.iter().enumerate() {
             self.progress(i, counts.len())?;
-            if self.index.count(id)? as u64 != *count {
+            let held = self.index.count(id)? as u64;
+            if held != *count || (held > 0 && self.index.revision(id)? != Some(*revision)) {
                 self.reindex_meeting(id)?;
                 stale += 1;
             }
         }
         let known: std::collections::BTreeSet<&str> =
-            counts.iter().map(|(id, _)| id.as_str()).collect();
+            counts.iter().map(|(id, _, _)| id.as_str()).collect();
         for id in self.index.meetings()? {
             if !known.contains(id.as_str()) {
                 self.index.delete_meeting(&id);

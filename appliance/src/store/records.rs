@@ -180,6 +180,12 @@ pub struct MeetingRecord {
     /// Who took part: names, optionally linked to console users.
     #[serde(default)]
     pub participants: Vec<ParticipantRecord>,
+    /// Bumped by every change to what search holds of the meeting other than new
+    /// segments (its details, speaker names, team, a corrected segment). The index
+    /// notes the revision of each document, so a start after a crash between the
+    /// store's commit and the index's indexes such a meeting again.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -141,6 +141,9 @@ pub trait Reads {
     fn users(&self) -> Result<Vec<UserRecord>> {
         self.all_records(USERS)
     }
+    fn meeting_count(&self) -> Result<u64> {
+        self.raw_len(MEETINGS)
+    }
     fn user_count(&self) -> Result<u64> {
         self.raw_len(USERS)
     }

@@ -246,6 +246,51 @@ fn the_index_is_rebuilt_when_missing_corrupt_or_behind() {
     assert_eq!(find(&f, &admin, "alpha").total, 2);
     f.search.stop();
 
+    // A correction and a tag stored while the index was closed change no count: the
+    // meeting's revision tells the next start to index it again.
+    let id = meeting.to_string();
+    f.corrections
+        .correct(
+            &admin,
+            &id,
+            0,
+            &SegmentPatch {
+                text: Some("alpha bravo delta".into()),
+                speaker: None,
+                expected_version: 0,
+            },
+        )
+        .expect("correct");
+    f.meetings
+        .update(
+            &admin,
+            &id,
+            &MeetingPatch {
+                tags: Some(vec!["Audit".into()]),
+                ..Default::default()
+            },
+        )
+        .expect("tag");
+    started(&f);
+    wait_until_indexed(&f);
+    assert_eq!(find(&f, &admin, "delta").total, 1);
+    let tagged = f
+        .search
+        .search(
+            &admin,
+            &SearchRequest {
+                q: "alpha".into(),
+                filters: crate::search::Filters {
+                    tag: Some("audit".into()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .expect("search");
+    assert_eq!(tagged.total, 2);
+    f.search.stop();
+
     // Every file of the index damaged: it is built again from storage.
     let dir = f.config.data_dir.join(crate::search::DIR);
     for entry in std::fs::read_dir(&dir).expect("dir") {
