@@ -37,6 +37,7 @@ bench: setup
 	bash scripts/packages.sh
 	$(CARGO) bench -p roomscribe-tests --bench appliance_startup
 	$(CARGO) bench -p roomscribe-tests --bench whisper
+	$(CARGO) bench -p roomscribe-appliance --bench exports
 
 lint:
 	$(CARGO) fmt --all --check

@@ -722,27 +722,43 @@ impl Api {
         r
     }
 
-    pub async fn get(&self, path: &str) -> Result<(reqwest::StatusCode, Value)> {
-        let r = self
-            .authed(
-                self.client.get(format!("{}{path}", self.base)),
-                &reqwest::Method::GET,
-            )
-            .send()
-            .await?;
+    /// A request under `/api/v1`, with this client's headers.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<reqwest::Response> {
+        let mut r = self.authed(
+            self.client
+                .request(method.clone(), format!("{}{path}", self.base)),
+            &method,
+        );
+        if let Some(b) = body {
+            r = r.json(b);
+        }
+        Ok(r.send().await?)
+    }
+
+    /// The status and the body as JSON (`Null` when it is not JSON).
+    async fn json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(reqwest::StatusCode, Value)> {
+        let r = self.send(method, path, body).await?;
         let s = r.status();
         Ok((s, r.json().await.unwrap_or(Value::Null)))
     }
 
+    pub async fn get(&self, path: &str) -> Result<(reqwest::StatusCode, Value)> {
+        self.json(reqwest::Method::GET, path, None).await
+    }
+
     /// A download under `/api/v1`: its bytes, failing unless 2xx.
     pub async fn download(&self, path: &str) -> Result<Vec<u8>> {
-        let r = self
-            .authed(
-                self.client.get(format!("{}{path}", self.base)),
-                &reqwest::Method::GET,
-            )
-            .send()
-            .await?;
+        let r = self.send(reqwest::Method::GET, path, None).await?;
         let s = r.status();
         let body = r.bytes().await?.to_vec();
         if !s.is_success() {
@@ -752,28 +768,11 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Result<(reqwest::StatusCode, Value)> {
-        let r = self
-            .authed(
-                self.client.post(format!("{}{path}", self.base)),
-                &reqwest::Method::POST,
-            )
-            .json(&body)
-            .send()
-            .await?;
-        let s = r.status();
-        Ok((s, r.json().await.unwrap_or(Value::Null)))
+        self.json(reqwest::Method::POST, path, Some(&body)).await
     }
 
     pub async fn delete(&self, path: &str) -> Result<(reqwest::StatusCode, Value)> {
-        let r = self
-            .authed(
-                self.client.delete(format!("{}{path}", self.base)),
-                &reqwest::Method::DELETE,
-            )
-            .send()
-            .await?;
-        let s = r.status();
-        Ok((s, r.json().await.unwrap_or(Value::Null)))
+        self.json(reqwest::Method::DELETE, path, None).await
     }
 
     /// Any request to a path from the root (`/api/v1/...`, `/healthz`): the status and,
