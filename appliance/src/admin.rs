@@ -7,7 +7,7 @@
 //! the data directory directly. Both paths run [`execute`], so they behave the same.
 //! Wire: one JSON [`AdminRequest`] line, one JSON [`AdminResponse`] line.
 
-use crate::domain::{Actor, Appliance, AuditLog, Directory, Fleet, Search, SignIn};
+use crate::domain::{Actor, Appliance, AuditLog, Directory, Fleet, HoldTarget, Search, SignIn};
 use crate::jobs::Stop;
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
@@ -25,6 +25,7 @@ pub struct Services {
     pub audit: Arc<AuditLog>,
     pub sign_in: Arc<SignIn>,
     pub search: Arc<Search>,
+    pub erasure: Arc<crate::domain::Erasure>,
 }
 
 impl From<&Appliance> for Services {
@@ -35,6 +36,7 @@ impl From<&Appliance> for Services {
             audit: a.audit.clone(),
             sign_in: a.sign_in.clone(),
             search: a.search.clone(),
+            erasure: a.erasure.clone(),
         }
     }
 }
@@ -78,6 +80,22 @@ pub enum AdminRequest {
     AuditPublicKey,
     /// Builds the search index again from storage.
     SearchReindex,
+    /// Erases a meeting (refused while a legal hold covers it).
+    MeetingErase {
+        meeting_id: String,
+        reason: String,
+    },
+    /// Places a legal hold on a meeting, room or team (`target`: `meeting`, `room`,
+    /// `team`).
+    HoldPlace {
+        target: HoldTarget,
+        id: String,
+        reason: String,
+    },
+    HoldLift {
+        target: HoldTarget,
+        id: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -141,6 +159,27 @@ pub fn execute(app: &Services, req: AdminRequest) -> AdminResponse {
             };
             (message, serde_json::json!({ "meetings": meetings, "background": running }))
         }),
+        AdminRequest::MeetingErase { meeting_id, reason } => app
+            .erasure
+            .erase(&actor, &meeting_id, &reason)
+            .map(|e| {
+                (
+                    format!("meeting {} erased; the record of its erasure is kept", e.meeting_id),
+                    serde_json::to_value(&e).unwrap_or_default(),
+                )
+            }),
+        AdminRequest::HoldPlace { target, id, reason } => {
+            app.erasure.hold(&actor, target, &id, &reason).map(|h| {
+                (
+                    format!("legal hold placed on {}", h.target),
+                    serde_json::to_value(&h).unwrap_or_default(),
+                )
+            })
+        }
+        AdminRequest::HoldLift { target, id } => app
+            .erasure
+            .lift(&actor, target, &id)
+            .map(|()| ("legal hold lifted".to_owned(), serde_json::Value::Null)),
         AdminRequest::AgentRevoke { agent_id } => {
             app.fleet.revoke_agent(&actor, &agent_id).map(|a| {
                 (

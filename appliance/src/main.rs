@@ -73,6 +73,9 @@ enum Command {
     /// Exported transcripts.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Meetings: erasure and legal holds.
+    #[command(subcommand)]
+    Meeting(MeetingCommand),
 }
 
 #[derive(Subcommand)]
@@ -90,6 +93,61 @@ enum ExportCommand {
         /// which proves the file unchanged since signing but not who signed it.
         #[arg(long)]
         public_key: Option<String>,
+    },
+}
+
+/// What a legal hold is placed on.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum HoldOn {
+    Meeting,
+    Room,
+    Team,
+}
+
+impl From<HoldOn> for roomscribe_appliance::domain::HoldTarget {
+    fn from(h: HoldOn) -> Self {
+        match h {
+            HoldOn::Meeting => Self::Meeting,
+            HoldOn::Room => Self::Room,
+            HoldOn::Team => Self::Team,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum MeetingCommand {
+    /// Erase a meeting: its transcript, corrections, events and the envelopes it came
+    /// in are removed, and only the record of its erasure (who, when, why) is kept;
+    /// refused while a legal hold covers it.
+    #[command(after_help = ADMIN_NOTE)]
+    Erase {
+        meeting_id: String,
+        /// Why (kept in the erasure record and the audit log).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Place a legal hold on a meeting, room or team: nothing erases what it covers
+    /// until it is lifted.
+    #[command(after_help = ADMIN_NOTE)]
+    Hold {
+        #[arg(value_enum)]
+        target: HoldOn,
+        id: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Lift a legal hold.
+    #[command(after_help = ADMIN_NOTE)]
+    Unhold {
+        #[arg(value_enum)]
+        target: HoldOn,
+        id: String,
+        #[command(flatten)]
+        common: Common,
     },
 }
 
@@ -592,6 +650,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             admin_command(&common, AdminRequest::AuditPublicKey).await
         }
         Command::Doctor { common } => doctor(&common).await,
+        Command::Meeting(MeetingCommand::Erase {
+            meeting_id,
+            reason,
+            common,
+        }) => admin_command(&common, AdminRequest::MeetingErase { meeting_id, reason }).await,
+        Command::Meeting(MeetingCommand::Hold {
+            target,
+            id,
+            reason,
+            common,
+        }) => {
+            let target = target.into();
+            admin_command(&common, AdminRequest::HoldPlace { target, id, reason }).await
+        }
+        Command::Meeting(MeetingCommand::Unhold { target, id, common }) => {
+            let target = target.into();
+            admin_command(&common, AdminRequest::HoldLift { target, id }).await
+        }
         Command::Search(SearchCommand::Reindex { common }) => {
             admin_command(&common, AdminRequest::SearchReindex).await
         }

@@ -257,6 +257,37 @@ impl Fixture {
                 format!("/api/v1/meetings/{}/export?format=txt", id(|o| &o[3])),
                 None,
             ),
+            // Without a reason: allowed callers get 422 and nothing is erased or held
+            // (the permission is checked before the input).
+            ("DELETE", "/meetings/{id}") => (
+                format!("/api/v1/meetings/{}", id(|o| &o[3])),
+                Some(json!({"reason": ""})),
+            ),
+            ("POST", "/meetings/{id}/hold") => (
+                format!("/api/v1/meetings/{}/hold", id(|o| &o[3])),
+                Some(json!({"reason": " "})),
+            ),
+            ("POST", "/rooms/{id}/hold") => (
+                format!("/api/v1/rooms/{}/hold", id(|o| &o[1])),
+                Some(json!({"reason": " "})),
+            ),
+            ("POST", "/teams/{id}/hold") => (
+                format!("/api/v1/teams/{}/hold", self.own.team),
+                Some(json!({"reason": " "})),
+            ),
+            // A hold the administrator placed, for the caller to lift.
+            ("DELETE", "/meetings/{id}/hold" | "/rooms/{id}/hold" | "/teams/{id}/hold") => {
+                let object = match route {
+                    "/meetings/{id}/hold" => id(|o| &o[3]),
+                    "/rooms/{id}/hold" => id(|o| &o[1]),
+                    _ => self.own.team.clone(),
+                };
+                let path = format!("/api/v1{}", route.replace("{id}", &object));
+                self.admin_ok(Method::POST, &path, json!({"reason": "matrix"}))
+                    .await?;
+                (path, None)
+            }
+            ("GET", "/holds") => (spec.path.into(), None),
             ("POST", "/meetings/{id}/exports") => (
                 format!("/api/v1/meetings/{}/exports", id(|o| &o[3])),
                 Some(json!({"format": "txt"})),

@@ -339,7 +339,84 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
         "{metrics}"
     );
     assert!(value(r#"roomscribe_ingest_envelopes_total{outcome="stored"}"#) >= 2);
+
+    // 3. The first meeting under legal hold cannot be erased, by anyone; lifted, it is
+    // erased with a reason, and nothing of it can be read or found any more.
+    app.add_user("eve", PASSWORD, "admin")?;
+    let eve = Api::login(&app, "eve", PASSWORD).await?;
+    let m1 = m["id"].as_str().unwrap_or_default().to_owned();
+    let (code, v) = eve
+        .post(
+            &format!("/meetings/{m1}/hold"),
+            serde_json::json!({"reason": "Smith v. Ward 4"}),
+        )
+        .await?;
+    assert_eq!(code, 201, "{v}");
+    let (code, v) = erase(&eve, &m1).await?;
+    assert_eq!(code, 409, "{v}");
+    assert!(v.to_string().contains("Smith v. Ward 4"), "{v}");
+    let (code, v) = erase(&api, &m1).await?;
+    assert_eq!(code, 403, "a member may not erase: {v}");
+    let (code, _) = eve.delete(&format!("/meetings/{m1}/hold")).await?;
+    assert_eq!(code, 204);
+    let (code, v) = erase(&eve, &m1).await?;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["meeting_id"], m1.as_str(), "{v}");
+    let (code, _) = eve.get(&format!("/meetings/{m1}/transcript")).await?;
+    assert_eq!(code, 404);
+    let r = eve.ok(&format!("/search?q={part}&limit=100")).await?;
+    assert!(
+        r["hits"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|h| h["meeting_id"] != m1.as_str()),
+        "{r}"
+    );
+    let left = eve.ok("/meetings").await?;
+    assert_eq!(left.as_array().map(Vec::len), Some(1), "{left}");
+    println!("erased meeting {m1} after its hold was lifted");
+
+    // The same from the command line, for the second meeting.
+    app.admin(&[
+        "meeting",
+        "hold",
+        "meeting",
+        &m2,
+        "--reason",
+        "Audit 2026-Q4",
+    ])?;
+    let refused = std::process::Command::new(bin("roomscribe"))
+        .args([
+            "meeting",
+            "erase",
+            &m2,
+            "--reason",
+            "retention",
+            "--data-dir",
+        ])
+        .arg(&app.data_dir)
+        .output()?;
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && why.contains("Audit 2026-Q4"),
+        "{why}"
+    );
+    app.admin(&["meeting", "unhold", "meeting", &m2])?;
+    let out = app.admin(&["meeting", "erase", &m2, "--reason", "retention"])?;
+    assert!(out.contains("erased"), "{out}");
+    assert_eq!(eve.ok("/meetings").await?, serde_json::json!([]));
     Ok(())
+}
+
+/// `DELETE /api/v1/meetings/{id}` with a reason.
+async fn erase(who: &Api, id: &str) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    who.request(
+        reqwest::Method::DELETE,
+        &format!("/api/v1/meetings/{id}"),
+        Some(&serde_json::json!({"reason": "the data subject asked (ticket 12)"})),
+    )
+    .await
 }
 
 /// Runs `status` every 100 ms and, once the agent owns its state directory, `drain`

@@ -47,7 +47,7 @@ macro_rules! permissions {
 permissions! {
     MeetingsRead = "meetings.read": "read meetings, transcripts and their live events";
     MeetingsEdit = "meetings.edit": "correct segments, name speakers, set a meeting's title, type, tags and participants, move it to another team";
-    MeetingsDelete = "meetings.delete": "delete meetings", "erasure (not enforced yet: nothing deletes meetings)";
+    MeetingsDelete = "meetings.delete": "erase meetings (not while a legal hold covers them)";
     MeetingsExport = "meetings.export": "export transcripts";
     MeetingsControl = "meetings.control": "start, pause, resume and stop a room's recording";
     RoomsRead = "rooms.read": "see rooms and their schedules";
@@ -62,7 +62,7 @@ permissions! {
     AuditRead = "audit.read": "read and export the audit log";
     AnalyticsRead = "analytics.read": "see meeting analytics", "analytics (not enforced yet: there are none)";
     BackupsManage = "backups.manage": "make and restore backups", "backups (not enforced yet: there are none)";
-    RetentionManage = "retention.manage": "set retention and erase data", "meeting retention (not enforced yet)";
+    RetentionManage = "retention.manage": "place and lift legal holds on meetings, rooms and teams (retention policies: a later release)";
     SettingsManage = "settings.manage": "change appliance settings: meeting types, rebuilding the search index";
 }
 

@@ -385,6 +385,31 @@ impl Ingest {
                     }
                     SequenceVerdict::Next => {}
                 }
+                // An erased meeting never comes back (an agent refilling a restored
+                // appliance sends its old envelopes again): acknowledged, dropped,
+                // recorded.
+                if tx.erasure(&meeting_id)?.is_some() {
+                    tx.put_envelope_digest(&agent_key, seq, &digest)?;
+                    envelope_applied(&mut agent, seq, inner_seq, now);
+                    tx.put_agent(&agent)?;
+                    let who = Who {
+                        name: format!("agent:{agent_key}"),
+                        via: Via::AgentKey,
+                        client: Default::default(),
+                    };
+                    self.audit.record(
+                        tx,
+                        &who,
+                        Record::ok(
+                            AuditAction::ErasedMeetingEnvelope,
+                            format!("meeting:{meeting_id}"),
+                        )
+                        .detail(format!(
+                            "envelope {seq} was for this erased meeting: acknowledged and dropped"
+                        )),
+                    )?;
+                    return Ok(Applied::Stored);
+                }
                 let mut meeting = match tx.meeting(&meeting_id)? {
                     Some(m) if m.agent_id != agent_key => return Ok(Applied::ForeignMeeting),
                     Some(m) => m,
@@ -432,11 +457,7 @@ impl Ingest {
                 if !new_segments.is_empty() {
                     tx.put_sealed_envelope(&agent_key, seq, &sealed)?;
                 }
-                agent.last_envelope_seq = Some(seq);
-                agent.last_seen_ms = Some(now);
-                // A quarantined envelope requeued by an operator arrives renumbered.
-                agent.quarantined.retain(|q| *q != inner_seq);
-                agent.quarantine_reasons.remove(&inner_seq);
+                envelope_applied(&mut agent, seq, inner_seq, now);
                 tx.put_agent(&agent)?;
                 let view = meeting_view(tx, meeting)?;
                 let (events_bus, captions, metrics, search) = (
@@ -578,6 +599,21 @@ impl Ingest {
         }
         applied_reply(applied, seq)
     }
+}
+
+/// The agent's record once envelope `seq` (sealed as `inner_seq`) is applied: its
+/// `last` moves on, and a quarantined envelope requeued by an operator (it arrives
+/// renumbered) leaves the quarantine.
+fn envelope_applied(
+    agent: &mut crate::store::records::AgentRecord,
+    seq: u64,
+    inner_seq: u64,
+    now: i64,
+) {
+    agent.last_envelope_seq = Some(seq);
+    agent.last_seen_ms = Some(now);
+    agent.quarantined.retain(|q| *q != inner_seq);
+    agent.quarantine_reasons.remove(&inner_seq);
 }
 
 /// What a notice does besides moving the agent's `last` on.

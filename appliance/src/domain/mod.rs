@@ -14,6 +14,7 @@
 //! | [`Ingest`] | hellos, envelopes, captions |
 //! | [`Meetings`] | transcripts, exports, edits |
 //! | [`ExportJobs`] | exports made in the background, with progress, for their owner |
+//! | [`Erasure`] | legal holds; erasing a meeting (what is kept: that it was erased) |
 //! | [`Corrections`] | corrected segments, their revisions, verified originals |
 //! | [`Search`] | full-text search within the caller's reach; the index following storage |
 //! | [`Monitoring`] | metrics, readiness |
@@ -33,6 +34,7 @@ mod commands;
 mod corrections;
 pub mod credentials;
 pub mod directory;
+mod erasure;
 mod error;
 pub mod events;
 pub mod exports;
@@ -61,6 +63,7 @@ pub use commands::Commands;
 pub use corrections::{Corrections, SegmentPatch};
 pub use credentials::Credentials;
 pub use directory::Directory;
+pub use erasure::{Erasure, ErasureView, HoldTarget, HoldView};
 pub use error::DomainError;
 pub use events::{EventBus, Published};
 pub use exports::{ExportJobView, ExportJobs, Finished, JobState};
@@ -126,6 +129,7 @@ pub struct Appliance {
     pub ingest: Arc<Ingest>,
     pub meetings: Arc<Meetings>,
     pub exports: Arc<ExportJobs>,
+    pub erasure: Arc<Erasure>,
     pub corrections: Arc<Corrections>,
     pub search: Arc<Search>,
     pub monitoring: Arc<Monitoring>,
@@ -281,6 +285,12 @@ impl Appliance {
             clock.clone(),
         ));
         let exports = Arc::new(ExportJobs::new(meetings.clone(), clock.clone()));
+        let erasure = Arc::new(Erasure::new(
+            store.clone(),
+            audit.clone(),
+            search.clone(),
+            clock.clone(),
+        ));
         let corrections = Arc::new(Corrections::new(
             store.clone(),
             audit.clone(),
@@ -317,6 +327,7 @@ impl Appliance {
             ingest,
             meetings,
             exports,
+            erasure,
             corrections,
             search,
             monitoring,

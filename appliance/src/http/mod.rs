@@ -11,14 +11,15 @@
 
 mod assets;
 mod auth;
+mod erasure;
 mod error;
 mod exports;
 mod handlers;
 pub mod redirect;
 
 use crate::domain::{
-    ApiTokens, Appliance, AuditLog, Commands, Corrections, Credentials, Directory, EventBus,
-    ExportJobs, Fleet, Meetings, Monitoring, Permission, Principal, Search, SignIn,
+    ApiTokens, Appliance, AuditLog, Commands, Corrections, Credentials, Directory, Erasure,
+    EventBus, ExportJobs, Fleet, Meetings, Monitoring, Permission, Principal, Search, SignIn,
 };
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::handler::Handler;
@@ -53,6 +54,7 @@ services! {
     commands: Commands,
     meetings: Meetings,
     exports: ExportJobs,
+    erasure: Erasure,
     corrections: Corrections,
     search: Search,
     monitoring: Monitoring,
@@ -237,6 +239,49 @@ fn api() -> Routes {
             Teams(P::MeetingsExport),
             exports::export_job_manifest,
         )
+        .add(
+            M::DELETE,
+            "/meetings/{id}",
+            Teams(P::MeetingsDelete),
+            erasure::erase_meeting,
+        )
+        .add(
+            M::POST,
+            "/meetings/{id}/hold",
+            Teams(P::RetentionManage),
+            erasure::hold_meeting,
+        )
+        .add(
+            M::DELETE,
+            "/meetings/{id}/hold",
+            Teams(P::RetentionManage),
+            erasure::lift_meeting_hold,
+        )
+        .add(
+            M::POST,
+            "/rooms/{id}/hold",
+            Teams(P::RetentionManage),
+            erasure::hold_room,
+        )
+        .add(
+            M::DELETE,
+            "/rooms/{id}/hold",
+            Teams(P::RetentionManage),
+            erasure::lift_room_hold,
+        )
+        .add(
+            M::POST,
+            "/teams/{id}/hold",
+            Teams(P::RetentionManage),
+            erasure::hold_team,
+        )
+        .add(
+            M::DELETE,
+            "/teams/{id}/hold",
+            Teams(P::RetentionManage),
+            erasure::lift_team_hold,
+        )
+        .add(M::GET, "/holds", All(P::RetentionManage), erasure::holds)
         .add(
             M::POST,
             "/meetings/{id}/speakers",

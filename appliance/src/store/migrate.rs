@@ -45,6 +45,9 @@ pub(super) fn run(db: &Database) -> Result<()> {
         // Schema 4 adds only tables (segment revisions, sealed envelopes).
         txn.open_table(REVISIONS)?;
         txn.open_table(SEALED)?;
+        // Schema 5 adds only tables (legal holds, erased meetings).
+        txn.open_table(HOLDS)?;
+        txn.open_table(ERASED)?;
         if from < 2 {
             migrate_1_to_2(&txn)?;
             tracing::info!("storage migrated from schema 1 to 2 (roles and teams)");

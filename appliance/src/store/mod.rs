@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-pub const SCHEMA_VERSION: u64 = 4;
+pub const SCHEMA_VERSION: u64 = 5;
 pub const DB_FILE: &str = "roomscribe.redb";
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -62,6 +62,10 @@ const REVISIONS: PairTable = TableDefinition::new("segment_revisions");
 /// (agent id, envelope seq as acknowledged) → the sealed envelope's bytes, exactly as
 /// signed (schema 4): the evidence of what the agent sent.
 const SEALED: PairTable = TableDefinition::new("sealed_envelopes");
+/// `meeting:<id>`, `room:<id>` or `team:<id>` → [`records::HoldRecord`] (schema 5).
+const HOLDS: Table = TableDefinition::new("legal_holds");
+/// meeting id → [`records::ErasureRecord`] (schema 5).
+const ERASED: Table = TableDefinition::new("erased_meetings");
 /// (meeting id, event seq) → [`records::EventRecord`].
 const MEETING_EVENTS: PairTable = TableDefinition::new("meeting_events");
 /// audit entry seq → chain hash (32 bytes) || the entry's exact JSON bytes. Appended

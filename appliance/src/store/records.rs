@@ -232,6 +232,29 @@ pub struct SegmentRecord {
     pub envelope_seq: Option<u64>,
 }
 
+/// A legal hold on a meeting, a room or a team: while it stands, nothing deletes what
+/// it covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRecord {
+    pub reason: String,
+    /// The account that placed it (username).
+    pub by: String,
+    pub at_ms: i64,
+}
+
+/// What is kept of an erased meeting: that it existed and who erased it, when and why;
+/// never its content. Ingest refuses the meeting's envelopes for ever after (an agent
+/// refilling a restored appliance would otherwise bring it back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureRecord {
+    pub meeting_id: String,
+    pub room_id: String,
+    pub team_id: Option<String>,
+    pub by: String,
+    pub at_ms: i64,
+    pub reason: String,
+}
+
 /// One correction of a segment: who, when, and the text and speaker before and after.
 /// Revision `n` turned version `n - 1` into version `n`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

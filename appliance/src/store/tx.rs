@@ -216,6 +216,19 @@ pub trait Reads {
         Ok(self.raw_pair(SEGMENTS, meeting_id, seq)?.is_some())
     }
     /// A meeting's events in order.
+    /// The hold on `target` (`meeting:<id>`, `room:<id>`, `team:<id>`), if any.
+    fn hold(&self, target: &str) -> Result<Option<HoldRecord>> {
+        self.get_record(HOLDS, target)
+    }
+    fn holds(&self) -> Result<Vec<(String, HoldRecord)>> {
+        self.raw_all(HOLDS)?
+            .into_iter()
+            .map(|(k, v)| Ok((k.clone(), decode(HOLDS.name(), &k, &v)?)))
+            .collect()
+    }
+    fn erasure(&self, meeting_id: &str) -> Result<Option<ErasureRecord>> {
+        self.get_record(ERASED, meeting_id)
+    }
     fn events(&self, meeting_id: &str) -> Result<Vec<EventRecord>> {
         self.pairs(MEETING_EVENTS, meeting_id)
     }
@@ -442,6 +455,42 @@ impl WriteTx {
             .open_table(SEALED)?
             .insert((agent_id, seq), bytes)?;
         Ok(())
+    }
+    pub fn put_hold(&mut self, target: &str, h: &HoldRecord) -> Result<()> {
+        self.put(HOLDS, target, h)
+    }
+    pub fn delete_hold(&mut self, target: &str) -> Result<bool> {
+        self.remove(HOLDS, target)
+    }
+
+    /// Removes everything stored of a meeting's content — the meeting, its segments,
+    /// their revisions, its events and the sealed envelopes its segments came in — and
+    /// keeps only `erasure` in its place.
+    pub fn erase_meeting(&mut self, erasure: &ErasureRecord, agent_id: &str) -> Result<()> {
+        let id = erasure.meeting_id.as_str();
+        let segments: Vec<SegmentRecord> = self.pairs(SEGMENTS, id)?;
+        {
+            let mut sealed = self.txn.open_table(SEALED)?;
+            for seq in segments.iter().filter_map(|s| s.envelope_seq) {
+                sealed.remove((agent_id, seq))?;
+            }
+        }
+        {
+            let mut revisions = self.txn.open_table(REVISIONS)?;
+            for s in &segments {
+                let key = format!("{id}/{}", s.seq);
+                revisions.retain_in((key.as_str(), 0u64)..=(key.as_str(), u64::MAX), |_, _| {
+                    false
+                })?;
+            }
+        }
+        for def in [SEGMENTS, MEETING_EVENTS] {
+            self.txn
+                .open_table(def)?
+                .retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false)?;
+        }
+        self.remove(MEETINGS, id)?;
+        self.put(ERASED, id, erasure)
     }
     pub fn put_event(&mut self, meeting_id: &str, e: &EventRecord) -> Result<()> {
         self.put_pair(MEETING_EVENTS, meeting_id, e.seq, e)

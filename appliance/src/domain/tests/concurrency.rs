@@ -244,3 +244,42 @@ impl crate::domain::sso::OidcProvider for NoProvider {
         Box::pin(async { Err(crate::domain::sso::SsoError::Unavailable("none".into())) })
     }
 }
+
+#[test]
+fn a_hold_and_an_erasure_at_the_same_moment_never_both_win() {
+    use roomscribe_protocol::frame::AckStatus;
+    let f = racing_fixture();
+    f.search.start().expect("index opens");
+    let admin = f.admin();
+    let (agent, key) = f.enroll_in("Ward 4", Some("Cardiology"));
+    let from = f.hello(agent, &key);
+    let (mut held, mut erased) = (0, 0);
+    for round in 0..20u64 {
+        let meeting = MeetingId::random();
+        let e = f.envelope_saying(agent, &key, meeting, round + 1, 0, true, "minutes");
+        assert_eq!(f.ingest.accept_envelope(from, &e), Ok(AckStatus::Stored));
+        let id = meeting.to_string();
+        let (hold, erase) = race(
+            || {
+                f.erasure
+                    .hold(&admin, HoldTarget::Meeting, &id, "litigation")
+            },
+            || f.erasure.erase(&admin, &id, "request"),
+        );
+        let gone = f.store.read(|tx| tx.meeting(&id)).expect("read").is_none();
+        match (hold, erase) {
+            // The hold came first: the erasure was refused and the meeting stays.
+            (Ok(_), Err(DomainError::Conflict(_))) => {
+                assert!(!gone);
+                held += 1;
+            }
+            // The erasure came first: there was nothing left to hold.
+            (Err(DomainError::NotFound(_)), Ok(_)) => {
+                assert!(gone);
+                erased += 1;
+            }
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+    println!("hold first {held} times, erasure first {erased} times");
+}

@@ -33,19 +33,6 @@ fn patch(text: Option<&str>, speaker: Option<&str>, expected_version: u64) -> Se
     }
 }
 
-fn hits(f: &Fixture, q: &str) -> usize {
-    f.search
-        .search(
-            &f.admin(),
-            &SearchRequest {
-                q: q.into(),
-                ..Default::default()
-            },
-        )
-        .expect("search")
-        .total
-}
-
 #[test]
 fn corrections_keep_every_revision_and_the_signed_original() {
     let f = fixture();
@@ -131,8 +118,8 @@ fn corrections_keep_every_revision_and_the_signed_original() {
     }
     // Search follows the current text at once.
     f.search.flush();
-    assert_eq!(hits(&f, "warfarin"), 1);
-    assert_eq!(hits(&f, "fairing"), 0);
+    assert_eq!(f.hits("warfarin"), 1);
+    assert_eq!(f.hits("fairing"), 0);
     // And the transcript shows it.
     let t = f
         .meetings

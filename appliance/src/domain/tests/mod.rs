@@ -7,6 +7,7 @@ mod audit;
 mod concurrency;
 mod corrections;
 mod details;
+mod erasure;
 mod flows;
 mod search;
 mod security;
@@ -103,6 +104,20 @@ impl Fixture {
 
     pub fn stored_user(&self, username: &str) -> Option<crate::store::records::UserRecord> {
         self.store.read(|tx| tx.user(username)).expect("read")
+    }
+
+    /// How many segments a search for `q` finds across every meeting.
+    pub fn hits(&self, q: &str) -> usize {
+        self.search
+            .search(
+                &self.admin(),
+                &SearchRequest {
+                    q: q.into(),
+                    ..Default::default()
+                },
+            )
+            .expect("search")
+            .total
     }
 
     pub fn team_id(&self, name: &str) -> String {

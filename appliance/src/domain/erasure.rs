@@ -1,0 +1,224 @@
+//! Legal holds and the erasure of meetings. A hold on a meeting, its room or its team
+//! (`retention.manage`, with a reason) stops anything from deleting what it covers
+//! until it is lifted; erasing a meeting (`meetings.delete`, with a reason) removes
+//! every stored piece of its content in one transaction with its audit entry, and
+//! keeps only the record that it was erased (never its content), by which ingest
+//! refuses the meeting's envelopes for ever after.
+
+use super::audit::{AuditAction as A, AuditLog, Record, Who};
+use super::scope::{meeting_for, room_for};
+use super::search::Search;
+use super::{Actor, DomainError, Permission, Result, SharedClock};
+use crate::store::records::{ErasureRecord, HoldRecord};
+use crate::store::{Reads, Store};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// What a hold is placed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HoldTarget {
+    Meeting,
+    Room,
+    Team,
+}
+
+impl HoldTarget {
+    fn key(self, id: &str) -> String {
+        let kind = match self {
+            Self::Meeting => "meeting",
+            Self::Room => "room",
+            Self::Team => "team",
+        };
+        format!("{kind}:{id}")
+    }
+}
+
+/// A hold as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HoldView {
+    /// `meeting:<id>`, `room:<id>` or `team:<id>`.
+    pub target: String,
+    pub reason: String,
+    pub by: String,
+    pub at_ms: i64,
+}
+
+/// An erased meeting as the API shows it: never its content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErasureView {
+    pub meeting_id: String,
+    pub by: String,
+    pub at_ms: i64,
+    pub reason: String,
+}
+
+/// The longest reason kept.
+pub const MAX_REASON: usize = 500;
+
+fn reason(s: &str) -> Result<String> {
+    let s = s.trim();
+    if s.is_empty() || s.chars().count() > MAX_REASON || s.chars().any(char::is_control) {
+        return Err(DomainError::invalid(
+            "reason",
+            format!("say why, in 1 to {MAX_REASON} characters without control characters"),
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// The hold that stops a meeting of `room_id` and `team_id` from being deleted, if any
+/// (its own first, then its room's, then its team's).
+pub fn blocking_hold(
+    tx: &impl Reads,
+    meeting_id: &str,
+    room_id: &str,
+    team_id: Option<&str>,
+) -> Result<Option<(String, HoldRecord)>> {
+    let mut targets = vec![
+        HoldTarget::Meeting.key(meeting_id),
+        HoldTarget::Room.key(room_id),
+    ];
+    targets.extend(team_id.map(|t| HoldTarget::Team.key(t)));
+    for t in targets {
+        if let Some(h) = tx.hold(&t)? {
+            return Ok(Some((t, h)));
+        }
+    }
+    Ok(None)
+}
+
+pub struct Erasure {
+    store: Arc<Store>,
+    audit: Arc<AuditLog>,
+    search: Arc<Search>,
+    clock: SharedClock,
+}
+
+impl Erasure {
+    pub fn new(
+        store: Arc<Store>,
+        audit: Arc<AuditLog>,
+        search: Arc<Search>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            store,
+            audit,
+            search,
+            clock,
+        }
+    }
+
+    /// Checks that the actor may manage holds on the target; the target must exist.
+    fn may_hold(tx: &impl Reads, actor: &Actor, target: HoldTarget, id: &str) -> Result<()> {
+        let p = Permission::RetentionManage;
+        match target {
+            HoldTarget::Meeting => meeting_for(tx, actor, p, id).map(drop),
+            HoldTarget::Room => room_for(tx, actor, p, id).map(drop),
+            HoldTarget::Team => {
+                let team = tx.team(id)?;
+                actor.require_on(p, team.as_ref().map(|t| t.id.as_str()), "team")?;
+                team.map(drop).ok_or(DomainError::NotFound("team"))
+            }
+        }
+    }
+
+    /// Places a hold (or replaces the reason of one already there).
+    pub fn hold(&self, actor: &Actor, target: HoldTarget, id: &str, why: &str) -> Result<HoldView> {
+        let key = target.key(id);
+        self.store.write(|tx| {
+            // Who may, before what they said: a refusal tells nothing of the input.
+            Self::may_hold(tx, actor, target, id)?;
+            let why = reason(why)?;
+            let h = HoldRecord {
+                reason: why.clone(),
+                by: actor.username.clone(),
+                at_ms: self.clock.now_ms(),
+            };
+            tx.put_hold(&key, &h)?;
+            self.audit.record(
+                tx,
+                &Who::from(actor),
+                Record::ok(A::HoldPlace, key.clone()).detail(why.clone()),
+            )?;
+            Ok::<_, DomainError>(HoldView {
+                target: key.clone(),
+                reason: h.reason,
+                by: h.by,
+                at_ms: h.at_ms,
+            })
+        })
+    }
+
+    /// Lifts a hold; 404 when there is none.
+    pub fn lift(&self, actor: &Actor, target: HoldTarget, id: &str) -> Result<()> {
+        let key = target.key(id);
+        self.store.write(|tx| {
+            Self::may_hold(tx, actor, target, id)?;
+            let h = tx.hold(&key)?.ok_or(DomainError::NotFound("hold"))?;
+            tx.delete_hold(&key)?;
+            self.audit.record(
+                tx,
+                &Who::from(actor),
+                Record::ok(A::HoldLift, key.clone())
+                    .detail(format!("placed by {} for: {}", h.by, h.reason)),
+            )?;
+            Ok::<_, DomainError>(())
+        })
+    }
+
+    /// Every hold (`retention.manage` over everything).
+    pub fn holds(&self, actor: &Actor) -> Result<Vec<HoldView>> {
+        actor.require_all(Permission::RetentionManage)?;
+        Ok(self
+            .store
+            .read(|tx| tx.holds())?
+            .into_iter()
+            .map(|(target, h)| HoldView {
+                target,
+                reason: h.reason,
+                by: h.by,
+                at_ms: h.at_ms,
+            })
+            .collect())
+    }
+
+    /// Erases a meeting: 409 naming the hold while one covers it. Its content is gone
+    /// from storage when this returns, and from search before it answers.
+    pub fn erase(&self, actor: &Actor, meeting_id: &str, why: &str) -> Result<ErasureView> {
+        let view = self.store.write(|tx| {
+            let m = meeting_for(tx, actor, Permission::MeetingsDelete, meeting_id)?;
+            let why = reason(why)?;
+            if let Some((target, h)) = blocking_hold(tx, &m.id, &m.room_id, m.team_id.as_deref())? {
+                return Err(DomainError::Conflict(format!(
+                    "{target} is under legal hold (placed by {} for: {}): lift the hold first",
+                    h.by, h.reason
+                )));
+            }
+            let e = ErasureRecord {
+                meeting_id: m.id.clone(),
+                room_id: m.room_id.clone(),
+                team_id: m.team_id.clone(),
+                by: actor.username.clone(),
+                at_ms: self.clock.now_ms(),
+                reason: why.clone(),
+            };
+            tx.erase_meeting(&e, &m.agent_id)?;
+            self.audit.record(
+                tx,
+                &Who::from(actor),
+                Record::ok(A::MeetingErase, format!("meeting:{}", m.id)).detail(why.clone()),
+            )?;
+            Ok::<_, DomainError>(ErasureView {
+                meeting_id: e.meeting_id,
+                by: e.by,
+                at_ms: e.at_ms,
+                reason: e.reason,
+            })
+        })?;
+        // Storage no longer holds it: the indexer drops its documents.
+        self.search.meeting_changed(meeting_id);
+        Ok(view)
+    }
+}

@@ -1,0 +1,105 @@
+//! Legal hold and erasure handlers: `DELETE /meetings/{id}` with a reason, and a hold
+//! placed (`POST …/hold` with a reason) or lifted (`DELETE …/hold`) on a meeting, a
+//! room or a team.
+
+use super::auth::Authed;
+use super::error::ApiError;
+use super::handlers::{blocking, json, ApiResult};
+use crate::domain::{Erasure, ErasureView, HoldTarget, HoldView};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    reason: String,
+}
+
+pub async fn erase_meeting(
+    State(erasure): State<Arc<Erasure>>,
+    a: Authed,
+    Path(id): Path<String>,
+    Json(b): Json<ReasonBody>,
+) -> ApiResult<ErasureView> {
+    json(move || erasure.erase(&a.actor, &id, &b.reason)).await
+}
+
+async fn place(
+    erasure: Arc<Erasure>,
+    a: Authed,
+    target: HoldTarget,
+    id: String,
+    reason: String,
+) -> Result<(StatusCode, Json<HoldView>), ApiError> {
+    let view = blocking(move || erasure.hold(&a.actor, target, &id, &reason)).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn lift(
+    erasure: Arc<Erasure>,
+    a: Authed,
+    target: HoldTarget,
+    id: String,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || erasure.lift(&a.actor, target, &id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn hold_meeting(
+    State(e): State<Arc<Erasure>>,
+    a: Authed,
+    Path(id): Path<String>,
+    Json(b): Json<ReasonBody>,
+) -> Result<(StatusCode, Json<HoldView>), ApiError> {
+    place(e, a, HoldTarget::Meeting, id, b.reason).await
+}
+
+pub async fn lift_meeting_hold(
+    State(e): State<Arc<Erasure>>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    lift(e, a, HoldTarget::Meeting, id).await
+}
+
+pub async fn hold_room(
+    State(e): State<Arc<Erasure>>,
+    a: Authed,
+    Path(id): Path<String>,
+    Json(b): Json<ReasonBody>,
+) -> Result<(StatusCode, Json<HoldView>), ApiError> {
+    place(e, a, HoldTarget::Room, id, b.reason).await
+}
+
+pub async fn lift_room_hold(
+    State(e): State<Arc<Erasure>>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    lift(e, a, HoldTarget::Room, id).await
+}
+
+pub async fn hold_team(
+    State(e): State<Arc<Erasure>>,
+    a: Authed,
+    Path(id): Path<String>,
+    Json(b): Json<ReasonBody>,
+) -> Result<(StatusCode, Json<HoldView>), ApiError> {
+    place(e, a, HoldTarget::Team, id, b.reason).await
+}
+
+pub async fn lift_team_hold(
+    State(e): State<Arc<Erasure>>,
+    a: Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    lift(e, a, HoldTarget::Team, id).await
+}
+
+/// Every hold in place.
+pub async fn holds(State(e): State<Arc<Erasure>>, a: Authed) -> ApiResult<Vec<HoldView>> {
+    json(move || e.holds(&a.actor)).await
+}
