@@ -6,6 +6,7 @@ import { renderPage } from './pages.js';
 import { renderSearch } from './search.js';
 import { segmentActions } from './edit.js';
 import { setupExport, exportFor } from './export.js';
+import { setupRetention, retentionFor } from './retention.js';
 import { setupMeetingPage, renderDetails, renderShare, renderReview, resetTools, speakerClass, linkButton } from './meeting.js';
 
 function show(view) {
@@ -215,6 +216,19 @@ async function revoke(a) {
   await loadAgents();
 }
 
+// A meeting was erased (here or elsewhere): it leaves the list, and its page closes.
+function dropMeeting(id) {
+  state.meetings.delete(id);
+  renderMeetings();
+  if (id === state.meetingId) {
+    state.meetingId = null;
+    $('transcript-view').hidden = true;
+    $('transcript-empty').hidden = false;
+    $('transcript-empty').textContent = 'This meeting was erased.';
+    if (location.hash.startsWith('#/meetings/')) history.replaceState(null, '', '#/');
+  }
+}
+
 async function loadMeetings() {
   const meetings = await api('GET', '/meetings');
   state.meetings = new Map(meetings.map((m) => [m.id, m]));
@@ -327,8 +341,9 @@ function renderMeetingHeader(m) {
   state.meetingStart = m.started_at_corrected_ms;
   const skew = m.clock_skew_ms ? ` (agent clock ${m.clock_skew_ms > 0 ? '+' : ''}${(m.clock_skew_ms / 1000).toFixed(1)} s, corrected)` : '';
   $('meeting-meta').textContent = `${m.room_name} · started ${when(m.started_at_corrected_ms)}${skew} · ${m.status}` +
-    ` · ${m.segment_count} segment(s) · ${clock(m.duration_s)}`;
+    ` · ${m.segment_count} segment(s) · ${clock(m.duration_s)}` + (m.held ? ' · under legal hold' : '');
   renderDetails(m);
+  retentionFor(m);
 }
 
 async function openMeeting(id) {
@@ -419,6 +434,7 @@ function listen() {
       if (m.status === 'ended') showCaption(m.id, null);
     }
   });
+  es.addEventListener('meeting_erased', (e) => dropMeeting(JSON.parse(e.data).meeting_id));
   es.addEventListener('agent', (e) => {
     const a = JSON.parse(e.data).agent;
     if (can('agents.read')) {
@@ -473,6 +489,7 @@ function focusSegment(seq) {
 }
 
 setupExport();
+setupRetention(dropMeeting);
 setupMeetingPage();
 $('search-form').addEventListener('submit', (ev) => {
   ev.preventDefault();

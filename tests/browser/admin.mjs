@@ -1,10 +1,13 @@
 // An administrator in the real console (headless Debian chromium): schedules a meeting
 // for a room, then starts and stops a meeting on the room's live agent with the
-// agent row's buttons, reading the agent's answers.
+// agent row's buttons, reading the agent's answers. Then, on the ended meeting's page,
+// places a legal hold, is refused erasure because of it, lifts it and erases the
+// meeting.
 //
 // Environment: RS_URL, RS_USER, RS_PASSWORD, RS_SCREENSHOT.
 // Prints one JSON line: {"scheduled": text, "start_answer": text, "meeting_seen": bool,
-// "stop_answer": text, "csp_violations": [...]}.
+// "stop_answer": text, "first_event": {...}, "held_status": text, "refused": text,
+// "after_erase": text, "meetings_left": n, "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
 
 const pad = (n) => String(n).padStart(2, '0');
@@ -39,7 +42,35 @@ try {
   await page.waitForFunction(() => /stopping/.test(document.querySelector('.controls .answer')?.textContent || ''), null, { timeout: 20000 });
   const stopAnswer = await page.locator('.controls .answer').first().innerText();
   await page.screenshot({ path: env('RS_SCREENSHOT'), fullPage: true });
-  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, csp_violations: violations }));
+
+  // The meeting ends; its first event is read before it is erased.
+  await page.waitForFunction(() => document.querySelector('#meetings .badge')?.textContent === 'ended', null, { timeout: 60000 });
+  await link.click();
+  await page.locator('#transcript-view').waitFor({ timeout: 10000 });
+  const id = await page.evaluate(() => decodeURIComponent(location.hash.split('/')[2]));
+  const firstEvent = await page.evaluate(async (m) => (await (await fetch(`/api/v1/meetings/${m}/transcript`)).json()).events[0], id);
+
+  // Legal hold: placed with a reason, it blocks erasure (the appliance says why).
+  await page.click('#retention-menu summary');
+  await page.fill('#hold-reason', 'Smith v. Studio');
+  await page.click('#hold-place');
+  await page.waitForFunction(() => /Under legal hold/.test(document.getElementById('hold-status').textContent), null, { timeout: 10000 });
+  const heldStatus = await page.textContent('#hold-status');
+  page.on('dialog', (d) => d.accept());
+  await page.fill('#erase-reason', 'recorded by mistake');
+  await page.click('#erase-meeting');
+  await page.waitForFunction(() => /legal hold/.test(document.getElementById('retention-error').textContent), null, { timeout: 10000 });
+  const refused = await page.textContent('#retention-error');
+  await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-hold.png') });
+
+  // Lifted, the meeting is erased: it leaves the list and its page closes.
+  await page.click('#hold-lift');
+  await page.waitForFunction(() => /No legal hold/.test(document.getElementById('hold-status').textContent), null, { timeout: 10000 });
+  await page.click('#erase-meeting');
+  await page.waitForFunction(() => !document.querySelector('#meetings a'), null, { timeout: 10000 });
+  const afterErase = await page.textContent('#transcript-empty');
+  const meetingsLeft = await page.locator('#meetings a').count();
+  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, csp_violations: violations }));
 } finally {
   await browser.close();
 }

@@ -6,8 +6,11 @@
 //! refuses the meeting's envelopes for ever after.
 
 use super::audit::{AuditAction as A, AuditLog, Record, Who};
+use super::events::EventBus;
+use super::meetings::meeting_view;
 use super::scope::{meeting_for, room_for};
 use super::search::Search;
+use super::views::Event;
 use super::{Actor, DomainError, Permission, Result, SharedClock};
 use crate::store::records::{ErasureRecord, HoldRecord};
 use crate::store::{Reads, Store};
@@ -92,6 +95,7 @@ pub struct Erasure {
     store: Arc<Store>,
     audit: Arc<AuditLog>,
     search: Arc<Search>,
+    events: Arc<EventBus>,
     clock: SharedClock,
 }
 
@@ -100,14 +104,37 @@ impl Erasure {
         store: Arc<Store>,
         audit: Arc<AuditLog>,
         search: Arc<Search>,
+        events: Arc<EventBus>,
         clock: SharedClock,
     ) -> Self {
         Self {
             store,
             audit,
             search,
+            events,
             clock,
         }
+    }
+
+    /// Once committed, tells open consoles that a held meeting's `held` changed.
+    fn publish_meeting(
+        &self,
+        tx: &mut crate::store::WriteTx,
+        target: HoldTarget,
+        id: &str,
+    ) -> Result<()> {
+        if target != HoldTarget::Meeting {
+            return Ok(());
+        }
+        if let Some(m) = tx.meeting(id)? {
+            let view = meeting_view(tx, m)?;
+            let events = self.events.clone();
+            tx.on_commit(move || {
+                let team = view.team_id.clone();
+                events.publish(Event::Meeting { meeting: view }, team);
+            });
+        }
+        Ok(())
     }
 
     /// Checks that the actor may manage holds on the target; the target must exist.
@@ -137,6 +164,7 @@ impl Erasure {
                 at_ms: self.clock.now_ms(),
             };
             tx.put_hold(&key, &h)?;
+            self.publish_meeting(tx, target, id)?;
             self.audit.record(
                 tx,
                 &Who::from(actor),
@@ -158,6 +186,7 @@ impl Erasure {
             Self::may_hold(tx, actor, target, id)?;
             let h = tx.hold(&key)?.ok_or(DomainError::NotFound("hold"))?;
             tx.delete_hold(&key)?;
+            self.publish_meeting(tx, target, id)?;
             self.audit.record(
                 tx,
                 &Who::from(actor),
@@ -191,8 +220,13 @@ impl Erasure {
             let m = meeting_for(tx, actor, Permission::MeetingsDelete, meeting_id)?;
             let why = reason(why)?;
             if let Some((target, h)) = blocking_hold(tx, &m.id, &m.room_id, m.team_id.as_deref())? {
+                let what = match target.split(':').next() {
+                    Some("room") => "its room",
+                    Some("team") => "its team",
+                    _ => "the meeting",
+                };
                 return Err(DomainError::Conflict(format!(
-                    "{target} is under legal hold (placed by {} for: {}): lift the hold first",
+                    "{what} is under legal hold (placed by {} for: {}): lift the hold first",
                     h.by, h.reason
                 )));
             }
@@ -205,6 +239,8 @@ impl Erasure {
                 reason: why.clone(),
             };
             tx.erase_meeting(&e, &m.agent_id)?;
+            let (events, gone, team) = (self.events.clone(), m.id.clone(), m.team_id.clone());
+            tx.on_commit(move || events.publish(Event::MeetingErased { meeting_id: gone }, team));
             self.audit.record(
                 tx,
                 &Who::from(actor),

@@ -87,7 +87,10 @@ pub struct Export {
 
 /// A meeting as shown, with its room's name.
 pub fn meeting_view(tx: &impl Reads, m: MeetingRecord) -> Result<MeetingView> {
+    let held =
+        super::erasure::blocking_hold(tx, &m.id, &m.room_id, m.team_id.as_deref())?.is_some();
     Ok(MeetingView {
+        held,
         room_name: room_name(tx, &m.room_id)?,
         started_at_corrected_ms: m.started_at_ms.saturating_sub(m.clock_skew_ms.unwrap_or(0)),
         id: m.id,

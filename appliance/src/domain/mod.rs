@@ -289,6 +289,7 @@ impl Appliance {
             store.clone(),
             audit.clone(),
             search.clone(),
+            events.clone(),
             clock.clone(),
         ));
         let corrections = Arc::new(Corrections::new(

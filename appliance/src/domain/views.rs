@@ -79,6 +79,8 @@ pub struct MeetingView {
     pub participants: Vec<ParticipantRecord>,
     /// Changes to the meeting's details and corrections of its segments so far.
     pub revision: u64,
+    /// A legal hold covers it (its own, its room's or its team's): nobody can erase it.
+    pub held: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -250,6 +252,10 @@ pub enum Event {
     },
     Meeting {
         meeting: MeetingView,
+    },
+    /// A meeting was erased: consoles drop it.
+    MeetingErased {
+        meeting_id: String,
     },
     Caption {
         meeting_id: String,

@@ -569,6 +569,7 @@ pub async fn events(
             let name = match &e {
                 crate::domain::views::Event::Segment { .. } => "segment",
                 crate::domain::views::Event::Meeting { .. } => "meeting",
+                crate::domain::views::Event::MeetingErased { .. } => "meeting_erased",
                 crate::domain::views::Event::Agent { .. } => "agent",
                 crate::domain::views::Event::Caption { .. } => "caption",
                 crate::domain::views::Event::MeetingEvent { .. } => "meeting_event",
