@@ -26,6 +26,7 @@ pub struct Services {
     pub sign_in: Arc<SignIn>,
     pub search: Arc<Search>,
     pub erasure: Arc<crate::domain::Erasure>,
+    pub retention: Arc<crate::domain::Retention>,
 }
 
 impl From<&Appliance> for Services {
@@ -37,6 +38,7 @@ impl From<&Appliance> for Services {
             sign_in: a.sign_in.clone(),
             search: a.search.clone(),
             erasure: a.erasure.clone(),
+            retention: a.retention.clone(),
         }
     }
 }
@@ -95,6 +97,12 @@ pub enum AdminRequest {
     HoldLift {
         target: HoldTarget,
         id: String,
+    },
+    /// What the retention job would erase at the end of `as_of` (`YYYY-MM-DD`; absent:
+    /// now), and what holds keep.
+    RetentionPreview {
+        #[serde(default)]
+        as_of: Option<String>,
     },
 }
 
@@ -180,6 +188,35 @@ pub fn execute(app: &Services, req: AdminRequest) -> AdminResponse {
             .erasure
             .lift(&actor, target, &id)
             .map(|()| ("legal hold lifted".to_owned(), serde_json::Value::Null)),
+        AdminRequest::RetentionPreview { as_of } => {
+            let at = match as_of.as_deref() {
+                None => Ok(None),
+                Some(d) => crate::domain::search::parse_time(d, true)
+                    .map(Some)
+                    .ok_or_else(|| crate::domain::DomainError::invalid("as_of", "a date, YYYY-MM-DD")),
+            };
+            at.and_then(|at| app.retention.preview(&actor, at)).map(|due| {
+                let mut lines: Vec<String> = due
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{}  {}  {:?}  ({}){}",
+                            fmt_ms(d.due_at_ms),
+                            d.meeting_id,
+                            d.title,
+                            d.policy,
+                            if d.held { "  KEPT: under legal hold" } else { "" }
+                        )
+                    })
+                    .collect();
+                let erased = due.iter().filter(|d| !d.held).count();
+                lines.push(format!(
+                    "{erased} meeting(s) to erase, {} kept by a legal hold",
+                    due.len() - erased
+                ));
+                (lines.join("\n"), serde_json::to_value(&due).unwrap_or_default())
+            })
+        }
         AdminRequest::AgentRevoke { agent_id } => {
             app.fleet.revoke_agent(&actor, &agent_id).map(|a| {
                 (

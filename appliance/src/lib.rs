@@ -254,6 +254,12 @@ pub async fn serve_app(
         Duration::from_secs(config.audit.checkpoint_interval_secs),
         move || audit.seal().map(drop),
     );
+    // Meeting retention: every hour, so that a meeting goes within an hour of its
+    // retention running out (and a missed day is caught up at once).
+    let retention = app.retention.clone();
+    jobs.every("meeting-retention", Duration::from_secs(3600), move || {
+        retention.apply().map(drop)
+    });
     let audit = app.audit.clone();
     jobs.every("audit-retention", Duration::from_secs(3600), move || {
         audit.prune().map(drop)

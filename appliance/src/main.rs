@@ -76,6 +76,9 @@ enum Command {
     /// Meetings: erasure and legal holds.
     #[command(subcommand)]
     Meeting(MeetingCommand),
+    /// Meeting retention policies.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
 }
 
 #[derive(Subcommand)]
@@ -146,6 +149,20 @@ enum MeetingCommand {
         #[arg(value_enum)]
         target: HoldOn,
         id: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// List the meetings whose retention has run out by the end of a day (default:
+    /// now): what the retention job erases then, and what a legal hold keeps.
+    #[command(after_help = ADMIN_NOTE)]
+    Preview {
+        /// A day, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        as_of: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -667,6 +684,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Meeting(MeetingCommand::Unhold { target, id, common }) => {
             let target = target.into();
             admin_command(&common, AdminRequest::HoldLift { target, id }).await
+        }
+        Command::Retention(RetentionCommand::Preview { as_of, common }) => {
+            admin_command(&common, AdminRequest::RetentionPreview { as_of }).await
         }
         Command::Search(SearchCommand::Reindex { common }) => {
             admin_command(&common, AdminRequest::SearchReindex).await

@@ -377,6 +377,23 @@ async fn transcript_matches_reference_decode_and_survives_sigkill() -> anyhow::R
     assert_eq!(left.as_array().map(Vec::len), Some(1), "{left}");
     println!("erased meeting {m1} after its hold was lifted");
 
+    // A retention policy for the meeting's team: the preview lists it as due once its
+    // day has passed (the job would erase it then).
+    let team = left[0]["team_id"].as_str().unwrap_or_default().to_owned();
+    let (code, v) = eve
+        .request(
+            reqwest::Method::PUT,
+            "/api/v1/retention/policies",
+            Some(&serde_json::json!({"policies": [{"scope": "team", "value": team, "keep_days": 1}]})),
+        )
+        .await?;
+    assert_eq!(code, 200, "{v}");
+    let preview = app.admin(&["retention", "preview", "--as-of", "2099-01-01"])?;
+    assert!(
+        preview.contains(&m2) && preview.contains("1 meeting(s) to erase"),
+        "{preview}"
+    );
+
     // The same from the command line, for the second meeting.
     app.admin(&[
         "meeting",

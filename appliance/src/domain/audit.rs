@@ -80,6 +80,7 @@ actions! {
     MeetingErase = "meeting.erase",
     HoldPlace = "hold.place",
     HoldLift = "hold.lift",
+    RetentionPolicies = "retention.policies",
     ErasedMeetingEnvelope = "agent.envelope_of_erased_meeting",
     SegmentEdit = "meeting.segment_edit",
     MeetingCommand = "meeting.command",

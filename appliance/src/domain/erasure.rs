@@ -12,7 +12,7 @@ use super::scope::{meeting_for, room_for};
 use super::search::Search;
 use super::views::Event;
 use super::{Actor, DomainError, Permission, Result, SharedClock};
-use crate::store::records::{ErasureRecord, HoldRecord};
+use crate::store::records::{ErasureRecord, HoldRecord, MeetingRecord};
 use crate::store::{Reads, Store};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -216,9 +216,31 @@ impl Erasure {
     /// Erases a meeting: 409 naming the hold while one covers it. Its content is gone
     /// from storage when this returns, and from search before it answers.
     pub fn erase(&self, actor: &Actor, meeting_id: &str, why: &str) -> Result<ErasureView> {
-        let view = self.store.write(|tx| {
+        self.erase_checked(&Who::from(actor), meeting_id, |tx| {
             let m = meeting_for(tx, actor, Permission::MeetingsDelete, meeting_id)?;
-            let why = reason(why)?;
+            // Who may, before what they said.
+            Ok((m, reason(why)?))
+        })
+    }
+
+    /// [`Self::erase`] by the appliance itself (the retention job), recorded as `who`.
+    pub fn erase_as(&self, who: &Who, meeting_id: &str, why: &str) -> Result<ErasureView> {
+        self.erase_checked(who, meeting_id, |tx| {
+            let m = tx
+                .meeting(meeting_id)?
+                .ok_or(DomainError::NotFound("meeting"))?;
+            Ok((m, why.to_owned()))
+        })
+    }
+
+    fn erase_checked(
+        &self,
+        who: &Who,
+        meeting_id: &str,
+        check: impl FnOnce(&crate::store::WriteTx) -> Result<(MeetingRecord, String)>,
+    ) -> Result<ErasureView> {
+        let view = self.store.write(|tx| {
+            let (m, why) = check(tx)?;
             if let Some((target, h)) = blocking_hold(tx, &m.id, &m.room_id, m.team_id.as_deref())? {
                 let what = match target.split(':').next() {
                     Some("room") => "its room",
@@ -234,7 +256,7 @@ impl Erasure {
                 meeting_id: m.id.clone(),
                 room_id: m.room_id.clone(),
                 team_id: m.team_id.clone(),
-                by: actor.username.clone(),
+                by: who.name.clone(),
                 at_ms: self.clock.now_ms(),
                 reason: why.clone(),
             };
@@ -243,7 +265,7 @@ impl Erasure {
             tx.on_commit(move || events.publish(Event::MeetingErased { meeting_id: gone }, team));
             self.audit.record(
                 tx,
-                &Who::from(actor),
+                who,
                 Record::ok(A::MeetingErase, format!("meeting:{}", m.id)).detail(why.clone()),
             )?;
             Ok::<_, DomainError>(ErasureView {

@@ -52,6 +52,9 @@ pub struct Metrics {
     rejected: Mutex<BTreeMap<String, u64>>,
     /// Failed runs of background jobs, by job.
     job_failures: Mutex<BTreeMap<&'static str, u64>>,
+    /// Meetings the retention job erased, and when it last ran (ms; 0: never).
+    retention_erased: AtomicU64,
+    retention_last_run_ms: std::sync::atomic::AtomicI64,
 }
 
 /// `"` `\` and newlines escaped, as label values need.
@@ -87,6 +90,12 @@ impl Metrics {
 
     pub fn job_failed(&self, job: &'static str) {
         *lock(&self.job_failures).entry(job).or_default() += 1;
+    }
+
+    /// The retention job ran at `at_ms` and erased `erased` meetings.
+    pub fn retention_run(&self, at_ms: i64, erased: u64) {
+        self.retention_erased.fetch_add(erased, Ordering::Relaxed);
+        self.retention_last_run_ms.store(at_ms, Ordering::Relaxed);
     }
 
     pub fn job_failures(&self, job: &str) -> u64 {
@@ -278,6 +287,28 @@ impl Monitoring {
         for (job, n) in lock(&m.job_failures).iter() {
             let _ = writeln!(out, "roomscribe_job_failures_total{{job=\"{job}\"}} {n}");
         }
+        family(
+            &mut out,
+            "roomscribe_retention_erased_total",
+            "counter",
+            "Meetings erased by the retention job because their retention ran out.",
+        );
+        let _ = writeln!(
+            out,
+            "roomscribe_retention_erased_total {}",
+            m.retention_erased.load(Ordering::Relaxed)
+        );
+        family(
+            &mut out,
+            "roomscribe_retention_last_run_timestamp_seconds",
+            "gauge",
+            "When the retention job last ran (0: not yet since the appliance started).",
+        );
+        let _ = writeln!(
+            out,
+            "roomscribe_retention_last_run_timestamp_seconds {}",
+            m.retention_last_run_ms.load(Ordering::Relaxed) / 1000
+        );
         let agents = self.fleet.all_agent_views().unwrap_or_default();
         family(
             &mut out,

@@ -15,6 +15,7 @@
 //! | [`Meetings`] | transcripts, exports, edits |
 //! | [`ExportJobs`] | exports made in the background, with progress, for their owner |
 //! | [`Erasure`] | legal holds; erasing a meeting (what is kept: that it was erased) |
+//! | [`Retention`] | retention policies, what they make due, the job that erases it |
 //! | [`Corrections`] | corrected segments, their revisions, verified originals |
 //! | [`Search`] | full-text search within the caller's reach; the index following storage |
 //! | [`Monitoring`] | metrics, readiness |
@@ -46,6 +47,7 @@ mod meetings;
 mod metrics;
 pub mod passwords;
 mod ratelimit;
+pub mod retention;
 mod scope;
 pub mod search;
 pub mod sessions;
@@ -73,6 +75,7 @@ pub use limits::{Principal, RequestLimits};
 pub use meetings::{Export, ExportFormat, ExportRequest, MeetingPatch, Meetings};
 pub use metrics::{Metrics, Monitoring};
 pub use passwords::Passwords;
+pub use retention::Retention;
 pub use search::{Search, SearchParams, SearchRequest, SearchResults};
 pub use sessions::SESSION_COOKIE;
 pub use signin::{LoginOutcome, OidcSetup, Provider, SignIn, SignInMethods};
@@ -130,6 +133,7 @@ pub struct Appliance {
     pub meetings: Arc<Meetings>,
     pub exports: Arc<ExportJobs>,
     pub erasure: Arc<Erasure>,
+    pub retention: Arc<Retention>,
     pub corrections: Arc<Corrections>,
     pub search: Arc<Search>,
     pub monitoring: Arc<Monitoring>,
@@ -292,6 +296,13 @@ impl Appliance {
             events.clone(),
             clock.clone(),
         ));
+        let retention = Arc::new(Retention::new(
+            store.clone(),
+            audit.clone(),
+            erasure.clone(),
+            metrics.clone(),
+            clock.clone(),
+        ));
         let corrections = Arc::new(Corrections::new(
             store.clone(),
             audit.clone(),
@@ -329,6 +340,7 @@ impl Appliance {
             meetings,
             exports,
             erasure,
+            retention,
             corrections,
             search,
             monitoring,

@@ -5,7 +5,9 @@
 use super::auth::Authed;
 use super::error::ApiError;
 use super::handlers::{blocking, json, ApiResult};
-use crate::domain::{Erasure, ErasureView, HoldTarget, HoldView};
+use crate::domain::retention::{DueMeeting, Policy};
+use crate::domain::{DomainError, Erasure, ErasureView, HoldTarget, HoldView, Retention};
+use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -102,4 +104,48 @@ pub async fn lift_team_hold(
 /// Every hold in place.
 pub async fn holds(State(e): State<Arc<Erasure>>, a: Authed) -> ApiResult<Vec<HoldView>> {
     json(move || e.holds(&a.actor)).await
+}
+
+pub async fn retention_policies(
+    State(r): State<Arc<Retention>>,
+    a: Authed,
+) -> ApiResult<Vec<Policy>> {
+    json(move || r.policies(&a.actor)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoliciesBody {
+    policies: Vec<Policy>,
+}
+
+pub async fn set_retention_policies(
+    State(r): State<Arc<Retention>>,
+    a: Authed,
+    Json(b): Json<PoliciesBody>,
+) -> ApiResult<Vec<Policy>> {
+    json(move || r.set_policies(&a.actor, &b.policies)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewQuery {
+    /// `YYYY-MM-DD` (the end of that day, UTC); absent: now.
+    as_of: Option<String>,
+}
+
+/// What the retention job would erase at `as_of`, and what holds keep.
+pub async fn retention_preview(
+    State(r): State<Arc<Retention>>,
+    a: Authed,
+    Query(q): Query<PreviewQuery>,
+) -> ApiResult<Vec<DueMeeting>> {
+    let at = match q.as_of.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(d) => Some(
+            crate::domain::search::parse_time(d, true)
+                .ok_or_else(|| DomainError::invalid("as_of", "a date, YYYY-MM-DD"))?,
+        ),
+    };
+    json(move || r.preview(&a.actor, at)).await
 }

@@ -19,7 +19,8 @@ pub mod redirect;
 
 use crate::domain::{
     ApiTokens, Appliance, AuditLog, Commands, Corrections, Credentials, Directory, Erasure,
-    EventBus, ExportJobs, Fleet, Meetings, Monitoring, Permission, Principal, Search, SignIn,
+    EventBus, ExportJobs, Fleet, Meetings, Monitoring, Permission, Principal, Retention, Search,
+    SignIn,
 };
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::handler::Handler;
@@ -55,6 +56,7 @@ services! {
     meetings: Meetings,
     exports: ExportJobs,
     erasure: Erasure,
+    retention: Retention,
     corrections: Corrections,
     search: Search,
     monitoring: Monitoring,
@@ -282,6 +284,24 @@ fn api() -> Routes {
             erasure::lift_team_hold,
         )
         .add(M::GET, "/holds", All(P::RetentionManage), erasure::holds)
+        .add(
+            M::GET,
+            "/retention/policies",
+            All(P::RetentionManage),
+            erasure::retention_policies,
+        )
+        .add(
+            M::PUT,
+            "/retention/policies",
+            All(P::RetentionManage),
+            erasure::set_retention_policies,
+        )
+        .add(
+            M::GET,
+            "/retention/preview",
+            All(P::RetentionManage),
+            erasure::retention_preview,
+        )
         .add(
             M::POST,
             "/meetings/{id}/speakers",

@@ -9,6 +9,7 @@ mod corrections;
 mod details;
 mod erasure;
 mod flows;
+mod retention;
 mod search;
 mod security;
 
