@@ -108,6 +108,12 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
+/// A family of one unlabelled sample.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 /// What `/metrics` shows and who may read it.
 pub struct Monitoring {
     pub metrics: Arc<Metrics>,
@@ -254,16 +260,12 @@ impl Monitoring {
             "roomscribe_ingest_envelopes_total{{outcome=\"duplicate\"}} {}",
             m.envelopes_duplicate.load(Ordering::Relaxed)
         );
-        family(
+        single(
             &mut out,
             "roomscribe_ingest_segments_total",
             "counter",
             "Transcript segments stored.",
-        );
-        let _ = writeln!(
-            out,
-            "roomscribe_ingest_segments_total {}",
-            m.segments.load(Ordering::Relaxed)
+            m.segments.load(Ordering::Relaxed),
         );
         family(
             &mut out,
@@ -287,39 +289,27 @@ impl Monitoring {
         for (job, n) in lock(&m.job_failures).iter() {
             let _ = writeln!(out, "roomscribe_job_failures_total{{job=\"{job}\"}} {n}");
         }
-        family(
+        single(
             &mut out,
             "roomscribe_retention_erased_total",
             "counter",
             "Meetings erased by the retention job because their retention ran out.",
+            m.retention_erased.load(Ordering::Relaxed),
         );
-        let _ = writeln!(
-            out,
-            "roomscribe_retention_erased_total {}",
-            m.retention_erased.load(Ordering::Relaxed)
-        );
-        family(
+        single(
             &mut out,
             "roomscribe_retention_last_run_timestamp_seconds",
             "gauge",
             "When the retention job last ran (0: not yet since the appliance started).",
-        );
-        let _ = writeln!(
-            out,
-            "roomscribe_retention_last_run_timestamp_seconds {}",
-            m.retention_last_run_ms.load(Ordering::Relaxed) / 1000
+            m.retention_last_run_ms.load(Ordering::Relaxed) / 1000,
         );
         let agents = self.fleet.all_agent_views().unwrap_or_default();
-        family(
+        single(
             &mut out,
             "roomscribe_agents_online",
             "gauge",
             "Agents with a recent heartbeat.",
-        );
-        let _ = writeln!(
-            out,
-            "roomscribe_agents_online {}",
-            agents.iter().filter(|a| a.online).count()
+            agents.iter().filter(|a| a.online).count(),
         );
         family(
             &mut out,
@@ -409,27 +399,19 @@ impl Monitoring {
             "Size of the database file.",
         );
         let _ = writeln!(out, "roomscribe_storage_bytes {}", self.store.file_size());
-        family(
+        single(
             &mut out,
             "roomscribe_storage_commits_total",
             "counter",
             "Write transactions committed since start.",
+            self.store.commits(),
         );
-        let _ = writeln!(
-            out,
-            "roomscribe_storage_commits_total {}",
-            self.store.commits()
-        );
-        family(
+        single(
             &mut out,
             "roomscribe_storage_ready",
             "gauge",
             "1 while storage accepts writes, 0 after a failed write until it is opened again.",
-        );
-        let _ = writeln!(
-            out,
-            "roomscribe_storage_ready {}",
-            u8::from(self.ready().is_ok())
+            u8::from(self.ready().is_ok()),
         );
         family(
             &mut out,
