@@ -1,5 +1,6 @@
 // The console's administration and account pages: users, teams (and rooms' teams),
-// roles, the audit log, and one's own profile (password, second factor, API tokens).
+// roles, retention, the audit log, and one's own profile (password, second factor,
+// API tokens).
 // Each page asks the API; a refusal is shown as such (the server decides who may).
 import { $, state, api, el, when, can } from './core.js';
 
@@ -7,6 +8,7 @@ const PAGES = {
   users: ['Users', usersPage],
   teams: ['Teams and rooms', teamsPage],
   roles: ['Roles', rolesPage],
+  retention: ['Retention', retentionPage],
   audit: ['Audit log', auditPage],
   profile: ['Your profile', profilePage],
 };
@@ -163,6 +165,53 @@ async function teamsPage(body) {
       el('p', { class: 'muted', text: 'A room\'s team owns the meetings recorded there from now on.' }),
       table(['Room', 'Team'], roomRows));
   }
+}
+
+const day = (ms) => new Date(ms).toISOString().slice(0, 10);
+
+// Retention policies (one per team and per meeting type: days after the meeting, or
+// for ever) and what they make due by a day: what the retention job erases then, and
+// what a legal hold keeps.
+async function retentionPage(body) {
+  const [policies, teams, { types }] = await Promise.all([
+    api('GET', '/retention/policies'), api('GET', '/teams'), api('GET', '/meeting-types')]);
+  const teamName = (id) => (teams.find((t) => t.id === id) || {}).name || id;
+  const save = (next) => act(() => api('PUT', '/retention/policies', { policies: next }), 'retention');
+  const rows = policies.map((p, i) => el('tr', { 'data-policy': `${p.scope}:${p.value}` },
+    el('td', { text: p.scope === 'team' ? `Team ${teamName(p.value)}` : `Type ${p.value}` }),
+    el('td', { text: p.keep_days === null ? 'for ever' : `${p.keep_days} day(s) after the meeting` }),
+    el('td', {}, button('Remove', () => save(policies.filter((_, j) => j !== i))))));
+  const options = [
+    ...teams.map((t) => [`team:${t.id}`, `Team ${t.name}`]),
+    ...types.map((t) => [`type:${t}`, `Type ${t}`]),
+  ];
+  body.append(
+    el('p', { class: 'muted', text: 'Every policy of a meeting\'s team and type applies; the fewest days win; a legal hold always wins. The job runs every hour.' }),
+    table(['Applies to', 'Keep', ''], rows),
+    form('inline', [
+      select('target', 'Applies to', options),
+      input('days', 'Days (empty: for ever)', { type: 'number', min: 1, max: 36500 }),
+    ], 'Add policy', async (f) => {
+      const [scope, ...rest] = String(f.get('target')).split(':');
+      const days = f.get('days') ? Number(f.get('days')) : null;
+      await api('PUT', '/retention/policies', { policies: [...policies, { scope, value: rest.join(':'), keep_days: days }] });
+      await rerender('retention');
+    }));
+  const list = el('ul', { class: 'plain due', 'aria-label': 'Meetings due' });
+  const show = async (asOf) => {
+    const due = await api('GET', `/retention/preview?as_of=${encodeURIComponent(asOf)}`);
+    list.replaceChildren(...(due.length
+      ? due.map((d) => el('li', { 'data-meeting': d.meeting_id, class: d.held ? 'held' : '' },
+        el('b', { text: d.title || 'Untitled meeting' }),
+        ` · due ${day(d.due_at_ms)} · ${d.policy}`,
+        d.held ? el('span', { class: 'badge', text: 'kept: legal hold' }) : ''))
+      : [el('li', { class: 'muted', text: 'Nothing is due by then.' })]));
+  };
+  body.append(el('h2', { text: 'What is due' }),
+    form('inline', [input('as_of', 'By the end of', { type: 'date', required: true, value: day(Date.now()) })], 'Show',
+      (f) => show(f.get('as_of'))),
+    list);
+  await show(day(Date.now()));
 }
 
 async function rolesPage(body) {

@@ -6,7 +6,7 @@
 //
 // Environment: RS_URL, RS_USER, RS_PASSWORD, RS_SCREENSHOT.
 // Prints one JSON line: {"scheduled": text, "start_answer": text, "meeting_seen": bool,
-// "stop_answer": text, "first_event": {...}, "held_status": text, "refused": text,
+// "stop_answer": text, "first_event": {...}, "policy": text, "due": text, "held_status": text, "refused": text,
 // "after_erase": text, "meetings_left": n, "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
 
@@ -45,6 +45,22 @@ try {
 
   // The meeting ends; its first event is read before it is erased.
   await page.waitForFunction(() => document.querySelector('#meetings .badge')?.textContent === 'ended', null, { timeout: 60000 });
+
+  // Retention: a policy for the room's team, and the meeting it makes due by 2099.
+  await page.click('nav a[href="#/retention"]');
+  await page.waitForFunction(() => document.querySelector('#page-body select[name=target]') || !document.getElementById('page-denied').hidden, null, { timeout: 10000 });
+  if (!(await page.locator('#page-body select[name=target]').count())) throw new Error(`retention page: ${await page.textContent('#page-denied')} ${violations}`);
+  await page.selectOption('#page-body select[name=target]', { label: 'Team Staff' });
+  await page.fill('#page-body input[name=days]', '1');
+  await page.click('#page-body button:has-text("Add policy")');
+  await page.locator('#page-body tr[data-policy]').waitFor({ timeout: 10000 });
+  const policy = await page.locator('#page-body tr[data-policy]').first().innerText();
+  await page.fill('#page-body input[name=as_of]', '2099-01-01');
+  await page.click('#page-body button:has-text("Show")');
+  await page.locator('#page-body li[data-meeting]').waitFor({ timeout: 10000 });
+  const due = await page.locator('#page-body li[data-meeting]').first().innerText();
+  await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-retention.png') });
+  await page.click('nav a[href="#/"]');
   await link.click();
   await page.locator('#transcript-view').waitFor({ timeout: 10000 });
   const id = await page.evaluate(() => decodeURIComponent(location.hash.split('/')[2]));
@@ -70,7 +86,7 @@ try {
   await page.waitForFunction(() => !document.querySelector('#meetings a'), null, { timeout: 10000 });
   const afterErase = await page.textContent('#transcript-empty');
   const meetingsLeft = await page.locator('#meetings a').count();
-  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, csp_violations: violations }));
+  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, csp_violations: violations }));
 } finally {
   await browser.close();
 }

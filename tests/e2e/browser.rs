@@ -400,6 +400,19 @@ async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
         (Some("start"), Some("appliance")),
         "{result}"
     );
+    // A retention policy set on the Retention page makes the meeting due by 2099.
+    assert!(
+        result["policy"]
+            .as_str()
+            .is_some_and(|t| t.contains("Team Staff") && t.contains("1 day(s)")),
+        "{result}"
+    );
+    assert!(
+        result["due"]
+            .as_str()
+            .is_some_and(|t| t.contains("team ") && t.contains(": 1 day")),
+        "{result}"
+    );
     // The hold was shown and blocked the erasure, which the console said; lifted, the
     // meeting was erased and left the list.
     assert!(

@@ -39,11 +39,26 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// As words, the team by its id (for the audit log, where names may change).
     fn describe(&self) -> String {
-        let scope = match &self.scope {
+        self.describe_as(match &self.scope {
             PolicyScope::Team(t) => format!("team {t}"),
             PolicyScope::Type(t) => format!("type {t:?}"),
-        };
+        })
+    }
+
+    /// As words for people: the team by its name.
+    fn describe_named(&self, tx: &impl Reads) -> Result<String> {
+        Ok(self.describe_as(match &self.scope {
+            PolicyScope::Team(t) => match tx.team(t)? {
+                Some(team) => format!("team {}", team.name),
+                None => format!("team {t}"),
+            },
+            PolicyScope::Type(t) => format!("type {t:?}"),
+        }))
+    }
+
+    fn describe_as(&self, scope: String) -> String {
         match self.keep_days {
             Some(1) => format!("{scope}: 1 day"),
             Some(d) => format!("{scope}: {d} days"),
@@ -107,7 +122,7 @@ pub fn due(tx: &impl Reads, now_ms: i64) -> Result<Vec<DueMeeting>> {
                 meeting_id: m.id,
                 title: m.title,
                 due_at_ms: due_at,
-                policy: strictest.describe(),
+                policy: strictest.describe_named(tx)?,
             });
         }
     }
