@@ -166,7 +166,14 @@ struct Meeting {
 /// Writes the corpus into the stopped appliance's storage; returns (meetings,
 /// segments, words).
 fn fill(data_dir: &Path, corpus: &str) -> anyhow::Result<(usize, usize, usize)> {
-    let store = Store::open(data_dir)?;
+    // The keys where the appliance looks for them by default (beside the data dir).
+    let config = roomscribe_appliance::config::Config {
+        data_dir: data_dir.to_owned(),
+        ..Default::default()
+    };
+    let keys =
+        roomscribe_appliance::keyring::Keyring::open(&config.key_dir(), &config.master_key_file())?;
+    let store = Store::open(data_dir, std::sync::Arc::new(keys))?;
     let room = store
         .read(|tx| tx.rooms())?
         .into_iter()

@@ -163,7 +163,7 @@ pub fn execute(app: &Services, req: AdminRequest) -> AdminResponse {
             let message = if running {
                 format!("search index: rebuilding from {meetings} meetings in the running appliance (progress on /readyz)")
             } else {
-                format!("search index: rebuilt from {meetings} meetings")
+                format!("search index: kept in memory only, so it is built from storage ({meetings} meetings) when the appliance starts")
             };
             (message, serde_json::json!({ "meetings": meetings, "background": running }))
         }),

@@ -23,11 +23,50 @@ const ENV_OTHER: &[&str] = &[
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub data_dir: PathBuf,
+    pub storage: StorageConfig,
     pub http: HttpConfig,
     pub ingest: IngestConfig,
     pub audit: AuditConfig,
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
+}
+
+/// Where meeting keys live: apart from the data directory, so that a copy of it (a
+/// backup) holds only ciphertext, and erasing a meeting (destroying its key) reaches
+/// every copy.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// The key directory (0700): one wrapped key per meeting and the erasure log.
+    /// Unset: `<data_dir>-keys` beside the data directory. Never inside it.
+    pub key_dir: Option<PathBuf>,
+    /// The master key (32 bytes, 0600) that wraps the meeting keys; created at first
+    /// start. Unset: `<key_dir>/master.key`. Keep it elsewhere in production (another
+    /// disk, a systemd credential) and its copy in escrow.
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// The key directory in effect.
+    pub fn key_dir(&self) -> PathBuf {
+        self.storage.key_dir.clone().unwrap_or_else(|| {
+            let mut name = self
+                .data_dir
+                .file_name()
+                .map(std::ffi::OsStr::to_owned)
+                .unwrap_or_else(|| "roomscribe".into());
+            name.push("-keys");
+            self.data_dir.with_file_name(name)
+        })
+    }
+
+    /// The master key file in effect.
+    pub fn master_key_file(&self) -> PathBuf {
+        self.storage
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| self.key_dir().join("master.key"))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -312,6 +351,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("roomscribe-data"),
+            storage: StorageConfig::default(),
             http: HttpConfig::default(),
             ingest: IngestConfig::default(),
             audit: AuditConfig::default(),
@@ -379,6 +419,8 @@ impl Config {
                 "metrics.token_file",
                 "audit.key_file",
                 "audit.witness_dir",
+                "storage.key_dir",
+                "storage.master_key_file",
             ],
         };
         let (mut config, warnings): (Config, _) = roomscribe_config::load(&layers, file, env)?;

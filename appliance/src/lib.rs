@@ -15,6 +15,7 @@ pub mod export;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
+pub mod keyring;
 pub mod keys;
 pub mod search;
 pub mod sso;
@@ -40,13 +41,26 @@ const AUDIT_KEY: &str = "audit_public_key";
 /// Opens the data directory: storage, keys and the domain. Used by `serve` and by admin
 /// commands when the appliance is stopped.
 pub fn open(config: &Config) -> anyhow::Result<Appliance> {
-    Ok(Appliance::new(setup(config)?))
+    let app = Appliance::new(setup(config)?);
+    let purged = app.erasure.replay()?;
+    if purged > 0 {
+        tracing::warn!(
+            purged,
+            "erased meetings found in storage again were removed"
+        );
+    }
+    Ok(app)
 }
 
 /// What [`open`] builds the appliance from (tests change parts of it).
 pub fn setup(config: &Config) -> anyhow::Result<Setup> {
     keys::private_dir(&config.data_dir)?;
-    let store = store::Store::open(&config.data_dir)?;
+    let key_dir = config.key_dir();
+    keys::private_dir(&key_dir).context("storage.key_dir")?;
+    keyring::check_apart(&key_dir, &config.data_dir).context("storage.key_dir")?;
+    let keyring = keyring::Keyring::open(&key_dir, &config.master_key_file())
+        .context("storage.key_dir / storage.master_key_file")?;
+    let store = store::Store::open(&config.data_dir, std::sync::Arc::new(keyring))?;
     let (known, recorded) =
         store.read(|tx| Ok::<_, store::StoreError>((tx.meta(KEY_FILES)?, tx.meta(AUDIT_KEY)?)))?;
     let known: BTreeSet<String> = known

@@ -78,6 +78,7 @@ actions! {
     MeetingMove = "meeting.move",
     MeetingEdit = "meeting.edit",
     MeetingErase = "meeting.erase",
+    MeetingEraseReplayed = "meeting.erase_replayed",
     HoldPlace = "hold.place",
     HoldLift = "hold.lift",
     RetentionPolicies = "retention.policies",

@@ -239,7 +239,7 @@ impl Corrections {
                 reason: "stored before this appliance kept sealed envelopes".into(),
             });
         };
-        let Some(bytes) = tx.sealed_envelope(agent_id, envelope_seq)? else {
+        let Some(bytes) = tx.sealed_envelope(meeting_id, agent_id, envelope_seq)? else {
             return Ok(SignatureCheck::NotKept {
                 reason: format!("envelope {envelope_seq} is not kept"),
             });

@@ -13,7 +13,7 @@ use super::search::Search;
 use super::views::Event;
 use super::{Actor, DomainError, Permission, Result, SharedClock};
 use crate::store::records::{ErasureRecord, HoldRecord, MeetingRecord};
-use crate::store::{Reads, Store};
+use crate::store::{Reads, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -260,9 +260,20 @@ impl Erasure {
                 at_ms: self.clock.now_ms(),
                 reason: why.clone(),
             };
-            tx.erase_meeting(&e, &m.agent_id)?;
+            // The tombstone first, outside the data directory: should this commit
+            // fail, the next start finishes the erasure; a restored copy of the data
+            // directory is purged by it.
+            let keys = self.store.keys().clone();
+            keys.record_erasure(&e).map_err(StoreError::from)?;
+            tx.erase_meeting(&e, Some(&m.agent_id))?;
             let (events, gone, team) = (self.events.clone(), m.id.clone(), m.team_id.clone());
-            tx.on_commit(move || events.publish(Event::MeetingErased { meeting_id: gone }, team));
+            tx.on_commit(move || {
+                // The key goes only once storage no longer needs it.
+                if let Err(err) = keys.destroy(&gone) {
+                    tracing::error!(meeting = %gone, error = %err, "the erased meeting's key could not be destroyed; the next start does it");
+                }
+                events.publish(Event::MeetingErased { meeting_id: gone }, team)
+            });
             self.audit.record(
                 tx,
                 who,
@@ -278,5 +289,44 @@ impl Erasure {
         // Storage no longer holds it: the indexer drops its documents.
         self.search.meeting_changed(meeting_id);
         Ok(view)
+    }
+
+    /// Replays the erasure log at start: an erased meeting whose rows are still in
+    /// storage (restored from a copy taken before the erasure, or a commit that failed
+    /// after the tombstone was written) is removed, and its key destroyed; storage
+    /// learns of every erasure, so ingest drops the meeting's envelopes should an
+    /// agent send them again. Returns how many meetings were purged.
+    pub fn replay(&self) -> Result<usize> {
+        let keys = self.store.keys().clone();
+        let mut purged = 0;
+        for t in keys.tombstones() {
+            let found = self.store.write(|tx| {
+                let found = tx.has_meeting(&t.meeting_id)?;
+                if found || tx.erasure(&t.meeting_id)?.is_none() {
+                    tx.erase_meeting(&t, None)?;
+                }
+                if found {
+                    self.audit.record(
+                        tx,
+                        &Who::system(),
+                        Record::ok(
+                            A::MeetingEraseReplayed,
+                            format!("meeting:{}", t.meeting_id),
+                        )
+                        .detail(format!(
+                            "erased by {} (at {} ms): found in storage again (restored data, or an erasure cut short), removed",
+                            t.by, t.at_ms
+                        )),
+                    )?;
+                }
+                Ok::<_, DomainError>(found)
+            })?;
+            keys.destroy(&t.meeting_id).map_err(StoreError::from)?;
+            if found {
+                tracing::warn!(meeting = %t.meeting_id, "an erased meeting was found in storage again and removed");
+                purged += 1;
+            }
+        }
+        Ok(purged)
     }
 }

@@ -455,7 +455,7 @@ impl Ingest {
                 tx.put_meeting(&meeting)?;
                 tx.put_envelope_digest(&agent_key, seq, &digest)?;
                 if !new_segments.is_empty() {
-                    tx.put_sealed_envelope(&agent_key, seq, &sealed)?;
+                    tx.put_sealed_envelope(&meeting_id, &agent_key, seq, &sealed)?;
                 }
                 envelope_applied(&mut agent, seq, inner_seq, now);
                 tx.put_agent(&agent)?;

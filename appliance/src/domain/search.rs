@@ -234,7 +234,15 @@ impl Search {
     /// searches answer 503.
     pub fn start(&self) -> anyhow::Result<()> {
         self.shared.cancel.store(false, Ordering::Relaxed);
-        let (index, opened) = TranscriptIndex::open(&self.dir)?;
+        // The index holds meeting text, and is kept in memory only: nothing of it is
+        // at rest, in a copy of the data directory or a backup. An index an earlier
+        // version kept on disk is removed.
+        if self.dir.exists() {
+            std::fs::remove_dir_all(&self.dir)?;
+            tracing::info!(dir = %self.dir.display(), "the search index on disk was removed (it is kept in memory now)");
+        }
+        let index = TranscriptIndex::in_memory()?;
+        let opened = search::Opened::Created("kept in memory, built from storage at start".into());
         let index = Arc::new(index);
         let (tx, rx) = mpsc::channel();
         *super::lock(&self.shared.changes) = Some(tx);
@@ -312,9 +320,9 @@ impl Search {
         Some(self.shared.progress.load(Ordering::Relaxed)).filter(|p| *p != IDLE)
     }
 
-    /// Builds the index again from storage: in the background when the appliance
-    /// runs, else here and now. Returns how many meetings storage holds, and whether
-    /// the build goes on in the background.
+    /// Builds the index again from storage in the background when the appliance runs
+    /// (stopped, there is nothing to do: the index lives in memory and is built at
+    /// every start). Returns how many meetings storage holds, and whether a build runs.
     pub fn reindex(&self, actor: &Actor) -> Result<(usize, bool)> {
         actor.require_all(Permission::SettingsManage)?;
         let meetings = self
@@ -330,18 +338,8 @@ impl Search {
                 )
                 .map(drop)
         })?;
+        // Stopped, there is no index to build: it is built at every start.
         let running = self.send(Change::Rebuild);
-        if !running {
-            let (index, _) = TranscriptIndex::open(&self.dir).map_err(index_error)?;
-            Indexer::new(
-                StoreSource(self.store.clone()),
-                Arc::new(index),
-                self.shared.progress.clone(),
-                Arc::new(AtomicBool::new(false)),
-            )
-            .rebuild()
-            .map_err(|e| DomainError::Internal(e.to_string()))?;
-        }
         Ok((meetings, running))
     }
 

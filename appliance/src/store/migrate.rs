@@ -3,13 +3,102 @@
 //! refused untouched.
 
 use super::records::*;
-use super::tx::{decode, encode};
+use super::tx::{decode, encode, pair_row};
 use super::*;
+use crate::keyring::Keyring;
 use redb::{ReadableTable, TableHandle};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub(super) fn run(db: &Database) -> Result<()> {
+/// Migrates `db` to this build's schema. Returns whether meeting content was sealed
+/// just now (its plaintext may then linger in the file's free pages: see
+/// [`copy_into`]).
+pub(super) fn run(db: &Database, keys: &Keyring) -> Result<bool> {
+    let sealed = upgrade(db, keys)?;
+    bind_keystore(db, keys)?;
+    Ok(sealed)
+}
+
+/// Copies every table of `src` into a new database at `path`. redb does not zero the
+/// pages it frees (nor does compaction scrub them), so after meeting content was
+/// sealed in place the old file still holds its plaintext in free pages; a fresh copy
+/// holds only what is live.
+pub(super) fn copy_into(src: &Database, path: &Path) -> Result<()> {
+    fn copy<K: redb::Key + 'static, V: redb::Value + 'static>(
+        from: &redb::ReadTransaction,
+        to: &redb::WriteTransaction,
+        def: TableDefinition<K, V>,
+    ) -> Result<()> {
+        let source = from.open_table(def)?;
+        let mut target = to.open_table(def)?;
+        for row in source.iter()? {
+            let (k, v) = row?;
+            target.insert(k.value(), v.value())?;
+        }
+        Ok(())
+    }
+    let dst = Database::create(path).map_err(|source| StoreError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let from = redb::ReadableDatabase::begin_read(src)?;
+    let to = dst.begin_write()?;
+    copy(&from, &to, META)?;
+    for def in [
+        USERS,
+        ROOMS,
+        AGENTS,
+        ENROLL_TOKENS,
+        TEAMS,
+        ROLES,
+        API_TOKENS,
+        SCHEDULES,
+        IDENTITIES,
+        MEETINGS,
+        HOLDS,
+        ERASED,
+    ] {
+        copy(&from, &to, def)?;
+    }
+    for def in [SEGMENTS, ENVELOPES, REVISIONS, SEALED, MEETING_EVENTS] {
+        copy(&from, &to, def)?;
+    }
+    copy(&from, &to, AUDIT)?;
+    copy(&from, &to, AUDIT_CHECKPOINTS)?;
+    to.commit()?;
+    Ok(())
+}
+
+/// The database records the key store it was written with: opening it with another
+/// (an empty or wrong key directory) is refused before anything is read or written,
+/// so a lost key directory never looks like "every meeting's key is missing".
+fn bind_keystore(db: &Database, keys: &Keyring) -> Result<()> {
+    const KEY: &str = "keystore_id";
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        let found = meta
+            .get(KEY)?
+            .map(|v| String::from_utf8_lossy(v.value()).into_owned());
+        match found {
+            Some(f) if f == keys.id() => {}
+            Some(f) => {
+                return Err(StoreError::OtherKeystore {
+                    found: keys.id().to_owned(),
+                    expected: f,
+                })
+            }
+            None => {
+                meta.insert(KEY, keys.id().as_bytes())?;
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+fn upgrade(db: &Database, keys: &Keyring) -> Result<bool> {
+    let mut sealed = false;
     let txn = db.begin_write()?;
     {
         let mut meta = txn.open_table(META)?;
@@ -24,7 +113,7 @@ pub(super) fn run(db: &Database) -> Result<()> {
         if from == SCHEMA_VERSION && found.is_some() {
             drop(meta);
             txn.abort()?;
-            return Ok(());
+            return Ok(false);
         }
         // Create every table so read transactions never meet a missing one.
         txn.open_table(USERS)?;
@@ -56,10 +145,15 @@ pub(super) fn run(db: &Database) -> Result<()> {
             migrate_2_to_3(&txn)?;
             tracing::info!("storage migrated from schema {from} to 3 (account ids)");
         }
+        if from < 6 {
+            let rows = migrate_5_to_6(&txn, keys)?;
+            sealed = rows > 0;
+            tracing::info!(rows, "storage migrated from schema {from} to 6 (meeting content sealed with per-meeting keys)");
+        }
         meta.insert("schema_version", SCHEMA_VERSION.to_be_bytes().as_slice())?;
     }
     txn.commit()?;
-    Ok(())
+    Ok(sealed)
 }
 
 fn now_ms() -> i64 {
@@ -159,4 +253,60 @@ fn rewrite<T: Serialize + DeserializeOwned>(
         table.insert(k.as_str(), v.as_slice())?;
     }
     Ok(out.len())
+}
+
+/// Schema 6: every row of meeting content is sealed with its meeting's key (created
+/// now). Returns how many rows were sealed.
+fn migrate_5_to_6(txn: &redb::WriteTransaction, keys: &Keyring) -> Result<usize> {
+    let mut n = 0;
+    {
+        let mut t = txn.open_table(MEETINGS)?;
+        let mut rows = vec![];
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let id = k.value().to_owned();
+            let sealed = cipher::seal(keys, &id, MEETINGS.name(), &id, v.value())?;
+            rows.push((id, sealed));
+        }
+        for (k, v) in &rows {
+            t.insert(k.as_str(), v.as_slice())?;
+        }
+        n += rows.len();
+    }
+    for def in [SEGMENTS, MEETING_EVENTS, REVISIONS] {
+        let mut t = txn.open_table(def)?;
+        let mut rows = vec![];
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let (id, seq) = k.value();
+            // Revisions are keyed "<meeting id>/<segment seq>".
+            let meeting = id.split('/').next().unwrap_or(id);
+            let sealed = cipher::seal(keys, meeting, def.name(), &pair_row(id, seq), v.value())?;
+            rows.push((id.to_owned(), seq, sealed));
+        }
+        for (id, seq, v) in &rows {
+            t.insert((id.as_str(), *seq), v.as_slice())?;
+        }
+        n += rows.len();
+    }
+    let mut t = txn.open_table(SEALED)?;
+    let mut rows = vec![];
+    for row in t.iter()? {
+        let (k, v) = row?;
+        let (agent, seq) = k.value();
+        let key = pair_row(agent, seq);
+        let meeting = roomscribe_protocol::EnvelopeHeader::parse(v.value())
+            .map_err(|_| StoreError::Unauthentic {
+                table: SEALED.name().to_owned(),
+                key: key.clone(),
+            })?
+            .meeting_id
+            .to_string();
+        let sealed = cipher::seal(keys, &meeting, SEALED.name(), &key, v.value())?;
+        rows.push((agent.to_owned(), seq, cipher::tag_meeting(&meeting, sealed)));
+    }
+    for (agent, seq, v) in &rows {
+        t.insert((agent.as_str(), *seq), v.as_slice())?;
+    }
+    Ok(n + rows.len())
 }

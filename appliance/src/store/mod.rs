@@ -1,7 +1,9 @@
 //! All durable state of the appliance, in one redb file (`<data_dir>/roomscribe.redb`).
 //!
 //! Every table definition lives here and nowhere else. Records are JSON values (see
-//! [`records`]) keyed by stable ids; schema changes bump [`SCHEMA_VERSION`] and add a
+//! [`records`]) keyed by stable ids; rows of meeting content (meetings, segments,
+//! revisions, events, sealed envelopes) are sealed with their meeting's key
+//! ([`cipher`], [`crate::keyring`]), so the file holds none of it in plaintext; schema changes bump [`SCHEMA_VERSION`] and add a
 //! forward migration ([`migrate`]). Nothing outside `domain/` uses this module.
 //!
 //! The unit of work: [`Store::read`] and [`Store::write`] run a closure inside one redb
@@ -20,6 +22,7 @@
 //!   transaction; the store then reopens the database before the next transaction and
 //!   reports itself unhealthy ([`Store::health`]) until that succeeds.
 
+mod cipher;
 mod migrate;
 pub mod records;
 mod tx;
@@ -31,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-pub const SCHEMA_VERSION: u64 = 5;
+pub const SCHEMA_VERSION: u64 = 6;
 pub const DB_FILE: &str = "roomscribe.redb";
 
 type Table = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -59,8 +62,9 @@ const SEGMENTS: PairTable = TableDefinition::new("segments");
 const ENVELOPES: PairTable = TableDefinition::new("envelopes");
 /// ("meeting id/segment seq", version) → [`records::RevisionRecord`] (schema 4).
 const REVISIONS: PairTable = TableDefinition::new("segment_revisions");
-/// (agent id, envelope seq as acknowledged) → the sealed envelope's bytes, exactly as
-/// signed (schema 4): the evidence of what the agent sent.
+/// (agent id, envelope seq as acknowledged) → the meeting id, then the sealed envelope's
+/// bytes exactly as signed (schema 4), sealed again with the meeting's key (schema 6):
+/// the evidence of what the agent sent.
 const SEALED: PairTable = TableDefinition::new("sealed_envelopes");
 /// `meeting:<id>`, `room:<id>` or `team:<id>` → [`records::HoldRecord`] (schema 5).
 const HOLDS: Table = TableDefinition::new("legal_holds");
@@ -99,6 +103,16 @@ pub enum StoreError {
     /// An earlier write failed and the database could not be opened again yet.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    #[error("meeting keys: {0}")]
+    Keys(#[from] crate::keyring::KeyringError),
+    /// The meeting's content is sealed with a key the key directory does not have
+    /// (erased, or the key directory is not this data directory's).
+    #[error("meeting {meeting} cannot be read: its key is not in the key directory")]
+    KeyMissing { meeting: String },
+    #[error("record {table}/{key} does not open with its meeting's key (damaged or moved)")]
+    Unauthentic { table: String, key: String },
+    #[error("the key directory (key store {found}) is not this data directory's (key store {expected}): configure storage.key_dir to the directory this data was written with")]
+    OtherKeystore { found: String, expected: String },
 }
 
 macro_rules! redb_from {
@@ -125,6 +139,7 @@ enum Location {
 
 pub struct Store {
     db: RwLock<Option<Arc<Database>>>,
+    keys: Arc<crate::keyring::Keyring>,
     location: Location,
     /// Why the last write failed, until the database was opened again, and when it
     /// was last tried (at most once a second: opening after a failure repairs).
@@ -135,14 +150,32 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (creating if new) and migrates `<data_dir>/roomscribe.redb`.
-    pub fn open(data_dir: &Path) -> Result<Self> {
+    /// Opens (creating if new) and migrates `<data_dir>/roomscribe.redb`, whose
+    /// meeting content is sealed with the keys of `keys`.
+    pub fn open(data_dir: &Path, keys: Arc<crate::keyring::Keyring>) -> Result<Self> {
         let path = data_dir.join(DB_FILE);
+        let fresh = data_dir.join(format!("{DB_FILE}.new"));
+        if fresh.exists() {
+            // A copy cut short by a crash: the original is intact.
+            std::fs::remove_file(&fresh).map_err(|e| StoreError::Redb(e.into()))?;
+        }
         let db = open_file(&path)?;
-        Self::with(db, Location::File(path))
+        if migrate::run(&db, &keys)? {
+            // Content was sealed in place: copy what is live into a new file, so no
+            // plaintext stays behind in freed pages, and put it in the old one's place.
+            migrate::copy_into(&db, &fresh)?;
+            drop(db);
+            std::fs::rename(&fresh, &path).map_err(|e| StoreError::Redb(e.into()))?;
+            roomscribe_config::fsutil::sync_dir(data_dir)
+                .map_err(|e| StoreError::Redb(e.into()))?;
+            tracing::info!("storage copied into a fresh file after sealing meeting content");
+        } else {
+            drop(db);
+        }
+        Self::with(open_file(&path)?, Location::File(path), keys)
     }
 
-    /// A store in memory (tests of the domain and of the store itself).
+    /// A store in memory, with keys in memory (tests of the domain and of the store).
     pub fn in_memory() -> Result<Self> {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
@@ -150,13 +183,18 @@ impl Store {
                 path: PathBuf::from(":memory:"),
                 source,
             })?;
-        Self::with(db, Location::Memory)
+        Self::with(
+            db,
+            Location::Memory,
+            Arc::new(crate::keyring::Keyring::in_memory()),
+        )
     }
 
-    fn with(db: Database, location: Location) -> Result<Self> {
-        migrate::run(&db)?;
+    fn with(db: Database, location: Location, keys: Arc<crate::keyring::Keyring>) -> Result<Self> {
+        migrate::run(&db, &keys)?;
         Ok(Self {
             db: RwLock::new(Some(Arc::new(db))),
+            keys,
             location,
             failure: Mutex::new(None),
             last_reopen: Mutex::new(None),
@@ -172,7 +210,7 @@ impl Store {
     ) -> std::result::Result<T, E> {
         let db = self.database()?;
         let txn = redb::ReadableDatabase::begin_read(&*db).map_err(|e| self.failed(e.into()))?;
-        f(&ReadTx::new(txn))
+        f(&ReadTx::new(txn, self.keys.clone()))
     }
 
     /// Runs `f` in one write transaction and commits durably if it returns `Ok`; on
@@ -184,7 +222,7 @@ impl Store {
     ) -> std::result::Result<T, E> {
         let db = self.database()?;
         let txn = db.begin_write().map_err(|e| self.failed(e.into()))?;
-        let mut tx = WriteTx::new(txn);
+        let mut tx = WriteTx::new(txn, self.keys.clone());
         let out = match f(&mut tx) {
             Ok(v) => v,
             Err(e) => {
@@ -249,6 +287,11 @@ impl Store {
         }
     }
 
+    /// The meeting keys this store seals content with.
+    pub fn keys(&self) -> &Arc<crate::keyring::Keyring> {
+        &self.keys
+    }
+
     /// Size of the database file in bytes (0 in memory).
     pub fn file_size(&self) -> u64 {
         match &self.location {
@@ -277,7 +320,7 @@ impl Store {
             }
             *last = Some(std::time::Instant::now());
         }
-        match open_file(path).and_then(|db| migrate::run(&db).map(|()| db)) {
+        match open_file(path).and_then(|db| migrate::run(&db, &self.keys).map(|_| db)) {
             Ok(db) => {
                 let db = Arc::new(db);
                 *slot = Some(db.clone());

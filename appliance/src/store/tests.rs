@@ -119,10 +119,18 @@ fn test_suite(store: &Store) {
         .expect("read");
 }
 
+/// The store of `dir`, with its keys in a directory beside the database (the same
+/// key store each time it is opened).
+fn open(dir: &Path) -> Result<Store> {
+    let keys =
+        crate::keyring::Keyring::open(&dir.join("test-keys"), &dir.join("test-keys/master.key"))?;
+    Store::open(dir, Arc::new(keys))
+}
+
 #[test]
 fn transactions_behave_the_same_on_a_file_and_in_memory() {
     let dir = tempfile::tempdir().expect("tempdir");
-    test_suite(&Store::open(dir.path()).expect("file"));
+    test_suite(&open(dir.path()).expect("file"));
     test_suite(&Store::in_memory().expect("memory"));
 }
 
@@ -161,11 +169,8 @@ fn concurrent_read_modify_writes_lose_nothing() {
 #[test]
 fn second_open_reports_locked() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let _first = Store::open(dir.path()).expect("open");
-    assert!(matches!(
-        Store::open(dir.path()),
-        Err(StoreError::Locked { .. })
-    ));
+    let _first = open(dir.path()).expect("open");
+    assert!(matches!(open(dir.path()), Err(StoreError::Locked { .. })));
 }
 
 /// A data directory as schema 1 (the first release) wrote it: users with one `role`,
@@ -222,7 +227,7 @@ fn schema_1_fixture(dir: &Path, corrupt_user: bool) {
 fn schema_1_migrates_to_roles_teams_and_account_ids() {
     let dir = tempfile::tempdir().expect("tempdir");
     schema_1_fixture(dir.path(), false);
-    let store = Store::open(dir.path()).expect("migrates");
+    let store = open(dir.path()).expect("migrates");
     store
         .read(|tx| {
             let root = tx.user("root")?.expect("root");
@@ -249,7 +254,7 @@ fn schema_1_migrates_to_roles_teams_and_account_ids() {
         .expect("read");
     drop(store);
     // Opening again changes nothing (the migration ran once).
-    let store = Store::open(dir.path()).expect("again");
+    let store = open(dir.path()).expect("again");
     assert_eq!(store.read(|tx| tx.teams()).expect("teams").len(), 1);
 }
 
@@ -257,7 +262,7 @@ fn schema_1_migrates_to_roles_teams_and_account_ids() {
 fn failed_migration_leaves_the_data_as_it_was() {
     let dir = tempfile::tempdir().expect("tempdir");
     schema_1_fixture(dir.path(), true);
-    let err = Store::open(dir.path()).err().expect("corrupt record");
+    let err = open(dir.path()).err().expect("corrupt record");
     assert!(err.to_string().contains("users/bad"), "{err}");
     let db = Database::create(dir.path().join(DB_FILE)).expect("reopen");
     let txn = db.begin_read().expect("read");
@@ -275,7 +280,7 @@ fn failed_migration_leaves_the_data_as_it_was() {
 #[test]
 fn a_database_from_a_newer_build_is_refused_untouched() {
     let dir = tempfile::tempdir().expect("tempdir");
-    drop(Store::open(dir.path()).expect("create"));
+    drop(open(dir.path()).expect("create"));
     {
         let db = Database::create(dir.path().join(DB_FILE)).expect("reopen");
         let txn = db.begin_write().expect("txn");
@@ -288,7 +293,7 @@ fn a_database_from_a_newer_build_is_refused_untouched() {
             .expect("version");
         txn.commit().expect("commit");
     }
-    let err = Store::open(dir.path()).err().expect("refused");
+    let err = open(dir.path()).err().expect("refused");
     assert!(
         err.to_string().contains(&format!(
             "database schema version {} is newer than this build understands ({SCHEMA_VERSION})",
@@ -302,4 +307,235 @@ fn a_database_from_a_newer_build_is_refused_untouched() {
     let meta = txn.open_table(META).expect("meta");
     let v = meta.get("schema_version").expect("get").expect("version");
     assert!(v.value() == (SCHEMA_VERSION + 1).to_be_bytes().as_slice());
+}
+
+/// Whether `needle` is anywhere in the files under `dir`, as UTF-8 or UTF-16LE.
+fn found_in_files(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let utf16: Vec<u8> = needle.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let mut hits = vec![];
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let b = std::fs::read(&p).expect("file");
+                let has = |n: &[u8]| b.windows(n.len()).any(|w| w == n);
+                if has(needle.as_bytes()) || has(&utf16) {
+                    hits.push(p);
+                }
+            }
+        }
+    }
+    hits
+}
+
+fn meeting_record(id: &str, title: &str) -> MeetingRecord {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "room_id": "r", "agent_id": "a", "title": title, "started_at_ms": 0,
+        "clock_skew_ms": null, "status": "ended", "segment_count": 1, "duration_s": 1.0,
+        "updated_at_ms": 0
+    }))
+    .expect("meeting")
+}
+
+#[test]
+fn meeting_content_is_sealed_in_the_file_and_reads_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data");
+    let keys =
+        crate::keyring::Keyring::open(&dir.path().join("keys"), &dir.path().join("master.key"))
+            .expect("keys");
+    let store = Store::open(&data, Arc::new(keys)).expect("store");
+    let mut s = seg(1);
+    s.text = "zebracanary spoke".into();
+    store
+        .write(|tx| {
+            tx.put_meeting(&meeting_record("m1", "titlecanary"))?;
+            tx.put_segment("m1", &s)?;
+            tx.put_sealed_envelope("m1", "agent", 1, b"envelopecanary")
+        })
+        .expect("write");
+    store
+        .read(|tx| {
+            assert_eq!(tx.meeting("m1")?.expect("m").title, "titlecanary");
+            assert_eq!(tx.segments("m1")?[0].text, "zebracanary spoke");
+            assert_eq!(
+                tx.sealed_envelope("m1", "agent", 1)?.as_deref(),
+                Some(b"envelopecanary".as_slice())
+            );
+            // Asked for under another meeting, the envelope is refused, not opened.
+            assert!(matches!(
+                tx.sealed_envelope("m2", "agent", 1),
+                Err(StoreError::Unauthentic { .. })
+            ));
+            Ok::<_, StoreError>(())
+        })
+        .expect("read");
+    drop(store);
+    for canary in ["titlecanary", "zebracanary", "envelopecanary"] {
+        assert_eq!(
+            found_in_files(&data, canary),
+            Vec::<PathBuf>::new(),
+            "{canary}"
+        );
+    }
+}
+
+#[test]
+fn a_sealed_row_moved_to_another_place_does_not_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path()).expect("store");
+    store
+        .write(|tx| {
+            tx.put_segment("m1", &seg(1))?;
+            tx.put_segment("m1", &seg(2))?;
+            tx.put_segment("m2", &seg(1))
+        })
+        .expect("write");
+    let (one, other) = store
+        .read(|tx| {
+            Ok::<_, StoreError>((
+                tx.raw_pair(SEGMENTS, "m1", 1)?.expect("row"),
+                tx.raw_pair(SEGMENTS, "m2", 1)?.expect("row"),
+            ))
+        })
+        .expect("raw");
+    // Seq 1's ciphertext put at seq 2 of the same meeting, or another meeting's row:
+    // neither opens.
+    store
+        .write(|tx| {
+            tx.tamper_pair(SEGMENTS, "m1", 2, &one)?;
+            tx.tamper_pair(SEGMENTS, "m1", 1, &other)
+        })
+        .expect("tamper");
+    for seq in [1, 2] {
+        let err = store.read(|tx| tx.segment("m1", seq)).expect_err("refused");
+        assert!(matches!(err, StoreError::Unauthentic { .. }), "{err}");
+    }
+}
+
+#[test]
+fn a_data_directory_is_refused_with_another_key_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = |name: &str| {
+        Arc::new(
+            crate::keyring::Keyring::open(
+                &dir.path().join(name),
+                &dir.path().join(name).join("master.key"),
+            )
+            .expect("keys"),
+        )
+    };
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data");
+    drop(Store::open(&data, keys("a")).expect("first"));
+    let err = Store::open(&data, keys("b"))
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(err.contains("storage.key_dir"), "{err}");
+    Store::open(&data, keys("a")).expect("its own opens");
+}
+
+#[test]
+fn schema_5_plaintext_is_sealed_and_no_copy_of_it_is_left_in_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        // As schema 5 wrote it: plaintext JSON, a kept envelope as signed.
+        let db = Database::create(dir.path().join(DB_FILE)).expect("create");
+        let txn = db.begin_write().expect("txn");
+        {
+            let mut meta = txn.open_table(META).expect("meta");
+            meta.insert("schema_version", 5u64.to_be_bytes().as_slice())
+                .expect("v");
+            let m = encode(&meeting_record(
+                "11111111-2222-3333-4444-555555555555",
+                "oldtitlecanary",
+            ));
+            txn.open_table(MEETINGS)
+                .expect("t")
+                .insert("11111111-2222-3333-4444-555555555555", m.as_slice())
+                .expect("m");
+            let mut s = seg(0);
+            s.text = "oldsegmentcanary".into();
+            txn.open_table(SEGMENTS)
+                .expect("t")
+                .insert(
+                    ("11111111-2222-3333-4444-555555555555", 0u64),
+                    encode(&s).as_slice(),
+                )
+                .expect("s");
+        }
+        txn.commit().expect("commit");
+    }
+    let store = open(dir.path()).expect("migrates");
+    store
+        .read(|tx| {
+            let id = "11111111-2222-3333-4444-555555555555";
+            assert_eq!(tx.meeting(id)?.expect("m").title, "oldtitlecanary");
+            assert_eq!(tx.segments(id)?[0].text, "oldsegmentcanary");
+            Ok::<_, StoreError>(())
+        })
+        .expect("read");
+    drop(store);
+    assert!(!dir.path().join(format!("{DB_FILE}.new")).exists());
+    let db = std::fs::read(dir.path().join(DB_FILE)).expect("db");
+    for canary in ["oldtitlecanary", "oldsegmentcanary"] {
+        assert!(
+            !db.windows(canary.len()).any(|w| w == canary.as_bytes()),
+            "{canary} left in the file"
+        );
+    }
+}
+
+#[test]
+fn erasing_without_the_key_removes_every_row_of_the_meeting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path()).expect("store");
+    let mut s = seg(1);
+    s.envelope_seq = Some(1);
+    store
+        .write(|tx| {
+            tx.put_meeting(&meeting_record("m1", "t"))?;
+            tx.put_segment("m1", &s)?;
+            tx.put_revision(
+                "m1",
+                1,
+                &serde_json::from_value(serde_json::json!({
+                    "version": 1, "at_ms": 0, "by": "ann", "text_before": "a", "text_after": "b",
+                    "speaker_before": null, "speaker_after": null, "words_before": []
+                }))
+                .expect("revision"),
+            )?;
+            tx.put_sealed_envelope("m1", "agent", 1, b"x")?;
+            tx.put_sealed_envelope("m2", "agent", 2, b"y")?;
+            tx.put_segment("m2", &seg(1))
+        })
+        .expect("write");
+    store.keys().destroy("m1").expect("key gone");
+    let e = ErasureRecord {
+        meeting_id: "m1".into(),
+        room_id: String::new(),
+        team_id: None,
+        by: "system".into(),
+        at_ms: 0,
+        reason: "replayed".into(),
+    };
+    store.write(|tx| tx.erase_meeting(&e, None)).expect("erase");
+    store
+        .read(|tx| {
+            assert!(!tx.has_meeting("m1")?);
+            assert!(tx.raw_pairs(SEGMENTS, "m1")?.is_empty());
+            assert!(tx.raw_pairs(REVISIONS, "m1/1")?.is_empty());
+            assert!(tx.raw_pair(SEALED, "agent", 1)?.is_none());
+            // Another meeting's rows stay.
+            assert!(tx.raw_pair(SEALED, "agent", 2)?.is_some());
+            assert_eq!(tx.segments("m2")?.len(), 1);
+            assert_eq!(tx.erasure("m1")?, Some(e.clone()));
+            Ok::<_, StoreError>(())
+        })
+        .expect("read");
 }

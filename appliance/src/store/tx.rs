@@ -5,6 +5,7 @@
 use super::records::*;
 use super::*;
 use crate::auditlog::{Hash, SealedEntry, SignedCheckpoint};
+use crate::keyring::Keyring;
 use redb::{ReadableTable, ReadableTableMetadata, TableHandle};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -14,22 +15,28 @@ type Hook = Box<dyn FnOnce() + Send>;
 
 pub struct ReadTx {
     txn: redb::ReadTransaction,
+    keys: Arc<Keyring>,
 }
 
 pub struct WriteTx {
     txn: redb::WriteTransaction,
+    keys: Arc<Keyring>,
     hooks: Vec<Hook>,
 }
 
 impl ReadTx {
-    pub(super) fn new(txn: redb::ReadTransaction) -> Self {
-        Self { txn }
+    pub(super) fn new(txn: redb::ReadTransaction, keys: Arc<Keyring>) -> Self {
+        Self { txn, keys }
     }
 }
 
 impl WriteTx {
-    pub(super) fn new(txn: redb::WriteTransaction) -> Self {
-        Self { txn, hooks: vec![] }
+    pub(super) fn new(txn: redb::WriteTransaction, keys: Arc<Keyring>) -> Self {
+        Self {
+            txn,
+            keys,
+            hooks: vec![],
+        }
     }
 
     pub(super) fn abort(self) -> Result<()> {
@@ -68,6 +75,11 @@ fn split_hash(v: &[u8]) -> (Hash, &[u8]) {
     let n = v.len().min(32);
     hash[..n].copy_from_slice(&v[..n]);
     (hash, v.get(32..).unwrap_or_default())
+}
+
+/// The associated-data name of row `n` of `id` in a pair table.
+pub(super) fn pair_row(id: &str, n: u64) -> String {
+    format!("{id}\0{n}")
 }
 
 fn sealed_entry(row: &[u8]) -> SealedEntry {
@@ -113,6 +125,35 @@ pub trait Reads {
     ) -> Result<Vec<(u64, Vec<u8>)>>;
     #[doc(hidden)]
     fn raw_checkpoints(&self) -> Result<Vec<(u64, Vec<u8>)>>;
+    #[doc(hidden)]
+    fn keyring(&self) -> &Keyring;
+
+    /// A row of `meeting`'s content, opened with its key and decoded.
+    #[doc(hidden)]
+    fn content<T: DeserializeOwned>(
+        &self,
+        table: &str,
+        meeting: &str,
+        row: &str,
+        bytes: &[u8],
+    ) -> Result<T> {
+        let plain = cipher::open(self.keyring(), meeting, table, row, bytes)?;
+        decode(table, row, &plain)
+    }
+
+    /// A meeting's rows of a pair table, opened.
+    #[doc(hidden)]
+    fn content_pairs<T: DeserializeOwned>(
+        &self,
+        def: PairTable,
+        meeting: &str,
+        id: &str,
+    ) -> Result<Vec<T>> {
+        self.raw_pairs(def, id)?
+            .iter()
+            .map(|(n, v)| self.content(def.name(), meeting, &pair_row(id, *n), v))
+            .collect()
+    }
 
     fn get_record<T: DeserializeOwned>(&self, def: Table, key: &str) -> Result<Option<T>> {
         self.raw(def, key)?
@@ -124,13 +165,6 @@ pub trait Reads {
         self.raw_all(def)?
             .iter()
             .map(|(k, v)| decode(def.name(), k, v))
-            .collect()
-    }
-
-    fn pairs<T: DeserializeOwned>(&self, def: PairTable, id: &str) -> Result<Vec<T>> {
-        self.raw_pairs(def, id)?
-            .iter()
-            .map(|(n, v)| decode(def.name(), &format!("{id}/{n}"), v))
             .collect()
     }
 
@@ -191,26 +225,62 @@ pub trait Reads {
 
     // --- meetings ----------------------------------------------------------------
     fn meeting(&self, id: &str) -> Result<Option<MeetingRecord>> {
-        self.get_record(MEETINGS, id)
+        self.raw(MEETINGS, id)?
+            .map(|v| self.content(MEETINGS.name(), id, id, &v))
+            .transpose()
     }
+    /// Every meeting that can be read. One whose key is missing (the key directory
+    /// lost it) is left out and logged by id, so the others stay usable.
     fn meetings(&self) -> Result<Vec<MeetingRecord>> {
-        self.all_records(MEETINGS)
+        let mut out = vec![];
+        for (id, v) in self.raw_all(MEETINGS)? {
+            match self.content(MEETINGS.name(), &id, &id, &v) {
+                Ok(m) => out.push(m),
+                Err(StoreError::KeyMissing { meeting }) => {
+                    tracing::error!(%meeting, "meeting left out: its key is not in the key directory");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
     fn segments(&self, meeting_id: &str) -> Result<Vec<SegmentRecord>> {
-        self.pairs(SEGMENTS, meeting_id)
+        self.content_pairs(SEGMENTS, meeting_id, meeting_id)
     }
     fn segment(&self, meeting_id: &str, seq: u64) -> Result<Option<SegmentRecord>> {
         self.raw_pair(SEGMENTS, meeting_id, seq)?
-            .map(|v| decode(SEGMENTS.name(), &format!("{meeting_id}/{seq}"), &v))
+            .map(|v| self.content(SEGMENTS.name(), meeting_id, &pair_row(meeting_id, seq), &v))
             .transpose()
     }
     /// A segment's corrections, oldest first.
     fn revisions(&self, meeting_id: &str, seq: u64) -> Result<Vec<RevisionRecord>> {
-        self.pairs(REVISIONS, &format!("{meeting_id}/{seq}"))
+        self.content_pairs(REVISIONS, meeting_id, &format!("{meeting_id}/{seq}"))
     }
-    /// The sealed envelope an agent's segments came in, as it was signed.
-    fn sealed_envelope(&self, agent_id: &str, seq: u64) -> Result<Option<Vec<u8>>> {
-        self.raw_pair(SEALED, agent_id, seq)
+    /// The sealed envelope an agent's segments of `meeting_id` came in, as signed.
+    fn sealed_envelope(
+        &self,
+        meeting_id: &str,
+        agent_id: &str,
+        seq: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        let Some(row) = self.raw_pair(SEALED, agent_id, seq)? else {
+            return Ok(None);
+        };
+        let key = pair_row(agent_id, seq);
+        match cipher::untag_meeting(&row) {
+            Some((m, sealed)) if m == meeting_id => {
+                let plain = cipher::open(self.keyring(), meeting_id, SEALED.name(), &key, sealed)?;
+                Ok(Some(plain.to_vec()))
+            }
+            _ => Err(StoreError::Unauthentic {
+                table: SEALED.name().to_owned(),
+                key,
+            }),
+        }
+    }
+    /// Whether storage holds a row for the meeting (readable or not).
+    fn has_meeting(&self, id: &str) -> Result<bool> {
+        Ok(self.raw(MEETINGS, id)?.is_some())
     }
     fn has_segment(&self, meeting_id: &str, seq: u64) -> Result<bool> {
         Ok(self.raw_pair(SEGMENTS, meeting_id, seq)?.is_some())
@@ -230,7 +300,7 @@ pub trait Reads {
         self.get_record(ERASED, meeting_id)
     }
     fn events(&self, meeting_id: &str) -> Result<Vec<EventRecord>> {
-        self.pairs(MEETING_EVENTS, meeting_id)
+        self.content_pairs(MEETING_EVENTS, meeting_id, meeting_id)
     }
     fn has_event(&self, meeting_id: &str, seq: u64) -> Result<bool> {
         Ok(self.raw_pair(MEETING_EVENTS, meeting_id, seq)?.is_some())
@@ -286,6 +356,9 @@ pub trait Reads {
 macro_rules! impl_reads {
     ($t:ty) => {
         impl Reads for $t {
+            fn keyring(&self) -> &Keyring {
+                &self.keys
+            }
             fn raw(&self, def: Table, key: &str) -> Result<Option<Vec<u8>>> {
                 let table = self.txn.open_table(def)?;
                 let v = table.get(key)?.map(|v| v.value().to_vec());
@@ -389,13 +462,6 @@ impl WriteTx {
         Ok(self.txn.open_table(def)?.remove(key)?.is_some())
     }
 
-    fn put_pair<T: Serialize>(&mut self, def: PairTable, id: &str, n: u64, v: &T) -> Result<()> {
-        self.txn
-            .open_table(def)?
-            .insert((id, n), encode(v).as_slice())?;
-        Ok(())
-    }
-
     pub fn put_user(&mut self, u: &UserRecord) -> Result<()> {
         self.put(USERS, &u.username, u)
     }
@@ -441,19 +507,51 @@ impl WriteTx {
     pub fn put_schedule(&mut self, room_id: &str, s: &ScheduleRecord) -> Result<()> {
         self.put(SCHEDULES, room_id, s)
     }
+    /// Row `n` of `id` in a pair table, sealed with `meeting`'s key.
+    fn put_content_pair<T: Serialize>(
+        &mut self,
+        def: PairTable,
+        meeting: &str,
+        id: &str,
+        n: u64,
+        v: &T,
+    ) -> Result<()> {
+        let plain = zeroize::Zeroizing::new(encode(v));
+        let sealed = cipher::seal(&self.keys, meeting, def.name(), &pair_row(id, n), &plain)?;
+        self.txn
+            .open_table(def)?
+            .insert((id, n), sealed.as_slice())?;
+        Ok(())
+    }
+
     pub fn put_meeting(&mut self, m: &MeetingRecord) -> Result<()> {
-        self.put(MEETINGS, &m.id, m)
+        let plain = zeroize::Zeroizing::new(encode(m));
+        let sealed = cipher::seal(&self.keys, &m.id, MEETINGS.name(), &m.id, &plain)?;
+        self.txn
+            .open_table(MEETINGS)?
+            .insert(m.id.as_str(), sealed.as_slice())?;
+        Ok(())
     }
     pub fn put_segment(&mut self, meeting_id: &str, s: &SegmentRecord) -> Result<()> {
-        self.put_pair(SEGMENTS, meeting_id, s.seq, s)
+        self.put_content_pair(SEGMENTS, meeting_id, meeting_id, s.seq, s)
     }
     pub fn put_revision(&mut self, meeting_id: &str, seq: u64, r: &RevisionRecord) -> Result<()> {
-        self.put_pair(REVISIONS, &format!("{meeting_id}/{seq}"), r.version, r)
+        let id = format!("{meeting_id}/{seq}");
+        self.put_content_pair(REVISIONS, meeting_id, &id, r.version, r)
     }
-    pub fn put_sealed_envelope(&mut self, agent_id: &str, seq: u64, bytes: &[u8]) -> Result<()> {
+    pub fn put_sealed_envelope(
+        &mut self,
+        meeting_id: &str,
+        agent_id: &str,
+        seq: u64,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let key = pair_row(agent_id, seq);
+        let sealed = cipher::seal(&self.keys, meeting_id, SEALED.name(), &key, bytes)?;
+        let row = cipher::tag_meeting(meeting_id, sealed);
         self.txn
             .open_table(SEALED)?
-            .insert((agent_id, seq), bytes)?;
+            .insert((agent_id, seq), row.as_slice())?;
         Ok(())
     }
     pub fn put_hold(&mut self, target: &str, h: &HoldRecord) -> Result<()> {
@@ -465,24 +563,35 @@ impl WriteTx {
 
     /// Removes everything stored of a meeting's content — the meeting, its segments,
     /// their revisions, its events and the sealed envelopes its segments came in — and
-    /// keeps only `erasure` in its place.
-    pub fn erase_meeting(&mut self, erasure: &ErasureRecord, agent_id: &str) -> Result<()> {
+    /// keeps only `erasure` in its place. Works without the meeting's key (an erased
+    /// meeting found in restored data): its sealed envelopes are then found by the
+    /// meeting id their rows name, across the whole table.
+    pub fn erase_meeting(&mut self, erasure: &ErasureRecord, agent_id: Option<&str>) -> Result<()> {
         let id = erasure.meeting_id.as_str();
-        let segments: Vec<SegmentRecord> = self.pairs(SEGMENTS, id)?;
+        let readable = match (agent_id, self.segments(id)) {
+            (Some(agent), Ok(segments)) => Some((agent, segments)),
+            (_, Ok(_) | Err(StoreError::KeyMissing { .. })) | (None, Err(_)) => None,
+            (Some(_), Err(e)) => return Err(e),
+        };
         {
             let mut sealed = self.txn.open_table(SEALED)?;
-            for seq in segments.iter().filter_map(|s| s.envelope_seq) {
-                sealed.remove((agent_id, seq))?;
+            match readable {
+                Some((agent, segments)) => {
+                    for seq in segments.iter().filter_map(|s| s.envelope_seq) {
+                        sealed.remove((agent, seq))?;
+                    }
+                }
+                None => sealed
+                    .retain(|_, row| cipher::untag_meeting(row).is_none_or(|(m, _)| m != id))?,
             }
         }
         {
-            let mut revisions = self.txn.open_table(REVISIONS)?;
-            for s in &segments {
-                let key = format!("{id}/{}", s.seq);
-                revisions.retain_in((key.as_str(), 0u64)..=(key.as_str(), u64::MAX), |_, _| {
-                    false
-                })?;
-            }
+            // Revisions are keyed "<meeting id>/<seq>": every key from "<id>/" up to
+            // "<id>0" ('0' follows '/') is one of this meeting's.
+            let (from, to) = (format!("{id}/"), format!("{id}0"));
+            self.txn
+                .open_table(REVISIONS)?
+                .retain_in((from.as_str(), 0u64)..(to.as_str(), 0u64), |_, _| false)?;
         }
         for def in [SEGMENTS, MEETING_EVENTS] {
             self.txn
@@ -493,7 +602,7 @@ impl WriteTx {
         self.put(ERASED, id, erasure)
     }
     pub fn put_event(&mut self, meeting_id: &str, e: &EventRecord) -> Result<()> {
-        self.put_pair(MEETING_EVENTS, meeting_id, e.seq, e)
+        self.put_content_pair(MEETING_EVENTS, meeting_id, meeting_id, e.seq, e)
     }
     pub fn put_envelope_digest(&mut self, agent_id: &str, seq: u64, digest: &[u8]) -> Result<()> {
         self.txn
@@ -548,6 +657,20 @@ impl WriteTx {
             Some(new) => t.insert(seq, new.as_slice())?,
             None => t.remove(seq)?,
         };
+        Ok(())
+    }
+
+    /// Test only: what an attacker with the database file could do to a row of a
+    /// pair table.
+    #[cfg(test)]
+    pub(super) fn tamper_pair(
+        &mut self,
+        def: PairTable,
+        id: &str,
+        n: u64,
+        row: &[u8],
+    ) -> Result<()> {
+        self.txn.open_table(def)?.insert((id, n), row)?;
         Ok(())
     }
 

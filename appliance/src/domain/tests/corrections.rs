@@ -163,10 +163,10 @@ fn an_altered_original_or_envelope_is_caught() {
     let agent = r.agent.to_string();
     f.store
         .write(|tx| {
-            let mut bytes = tx.sealed_envelope(&agent, 1)?.expect("kept");
+            let mut bytes = tx.sealed_envelope(&r.meeting, &agent, 1)?.expect("kept");
             let mid = bytes.len() / 2;
             bytes[mid] ^= 0x01;
-            tx.put_sealed_envelope(&agent, 1, &bytes)
+            tx.put_sealed_envelope(&r.meeting, &agent, 1, &bytes)
         })
         .expect("flip");
     let h = f

@@ -142,7 +142,7 @@ fn erasure_removes_every_stored_piece_keeps_only_the_record_and_refuses_a_refill
             assert!(tx.revisions(&r.meeting, 0)?.is_empty());
             assert!(tx.events(&r.meeting)?.is_empty());
             assert!(tx
-                .sealed_envelope(&r.agent.to_string(), envelope)?
+                .sealed_envelope(&r.meeting, &r.agent.to_string(), envelope)?
                 .is_none());
             let kept = tx.erasure(&r.meeting)?.expect("erasure record");
             assert_eq!(kept.by, admin.username);

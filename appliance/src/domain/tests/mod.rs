@@ -56,7 +56,8 @@ pub fn fixture_setup(config: impl FnOnce(&mut Config), setup: impl FnOnce(&mut S
         ..Config::default()
     };
     config(&mut c);
-    let store = Store::open(dir.path()).expect("store");
+    let keys = std::sync::Arc::new(crate::keyring::Keyring::in_memory());
+    let store = Store::open(dir.path(), keys).expect("store");
     let keys = crate::keys::ApplianceKeys::load_or_create(dir.path()).expect("keys");
     let clock = ManualClock::new(SystemClock.now_ms());
     let mut s = Setup::new(store, keys, c);
