@@ -173,8 +173,9 @@ const day = (ms) => new Date(ms).toISOString().slice(0, 10);
 // for ever) and what they make due by a day: what the retention job erases then, and
 // what a legal hold keeps.
 async function retentionPage(body) {
-  const [policies, teams, { types }] = await Promise.all([
-    api('GET', '/retention/policies'), api('GET', '/teams'), api('GET', '/meeting-types')]);
+  const [policies, teams, { types }, jobs] = await Promise.all([
+    api('GET', '/retention/policies'), api('GET', '/teams'), api('GET', '/meeting-types'), api('GET', '/jobs')]);
+  const job = jobs.find((j) => j.name === 'meeting-retention');
   const teamName = (id) => (teams.find((t) => t.id === id) || {}).name || id;
   const save = (next) => act(() => api('PUT', '/retention/policies', { policies: next }), 'retention');
   const rows = policies.map((p, i) => el('tr', { 'data-policy': `${p.scope}:${p.value}` },
@@ -186,7 +187,13 @@ async function retentionPage(body) {
     ...types.map((t) => [`type:${t}`, `Type ${t}`]),
   ];
   body.append(
-    el('p', { class: 'muted', text: 'Every policy of a meeting\'s team and type applies; the fewest days win; a legal hold always wins. The job runs every hour.' }),
+    el('p', { class: 'muted', text: 'Every policy of a meeting\'s team and type applies; the fewest days win; a legal hold always wins.' }),
+    job ? el('p', { class: `job ${job.last_ok === false ? 'error' : ''}`, 'data-job': job.name, role: 'status' },
+      `The retention job runs every ${Math.round(job.every_secs / 60)} minutes. `,
+      job.last_ok === null
+        ? 'It has not run since the appliance started. '
+        : `Last run ${when(job.last_finished_ms)}: ${job.last_ok ? 'succeeded' : `failed (${job.last_error})`}. `,
+      `Next run ${when(job.next_run_ms)}.`) : '',
     table(['Applies to', 'Keep', ''], rows),
     form('inline', [
       select('target', 'Applies to', options),

@@ -27,6 +27,7 @@ pub struct Services {
     pub search: Arc<Search>,
     pub erasure: Arc<crate::domain::Erasure>,
     pub retention: Arc<crate::domain::Retention>,
+    pub subjects: Arc<crate::domain::subject::Subjects>,
 }
 
 impl From<&Appliance> for Services {
@@ -39,6 +40,7 @@ impl From<&Appliance> for Services {
             search: a.search.clone(),
             erasure: a.erasure.clone(),
             retention: a.retention.clone(),
+            subjects: a.subjects.clone(),
         }
     }
 }
@@ -104,6 +106,17 @@ pub enum AdminRequest {
         #[serde(default)]
         as_of: Option<String>,
     },
+    /// Everything about one person, as a signed archive (in `value`: `file_name`,
+    /// `archive` base64, `manifest`, counts).
+    SubjectExport {
+        name: String,
+        #[serde(default)]
+        username: Option<String>,
+    },
+    /// Re-wraps every meeting key with a new master key.
+    KeysRotate,
+    /// The key store: ids, counts, meetings without a key.
+    KeysStatus,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -184,6 +197,52 @@ pub fn execute(app: &Services, req: AdminRequest) -> AdminResponse {
                 )
             })
         }
+        AdminRequest::SubjectExport { name, username } => {
+            let subject = crate::domain::subject::Subject { name, username };
+            app.subjects.export(&actor, &subject).map(|a| {
+                use base64::Engine as _;
+                (
+                    format!(
+                        "{} meeting(s), {} segment(s), {} audit entr(ies)",
+                        a.meetings, a.segments, a.audit_entries
+                    ),
+                    serde_json::json!({
+                        "file_name": a.file_name,
+                        "archive": base64::engine::general_purpose::STANDARD.encode(&a.bytes),
+                        "manifest": a.manifest,
+                    }),
+                )
+            })
+        }
+        AdminRequest::KeysRotate => app.erasure.rotate_keys(&actor).map(|r| {
+            (
+                format!(
+                    "master key {} replaced by {}: {} meeting keys re-wrapped (content untouched); put the new master key's copy in escrow, then destroy the old one's",
+                    r.old_master_key_id, r.new_master_key_id, r.rewrapped
+                ),
+                serde_json::to_value(&r).unwrap_or_default(),
+            )
+        }),
+        AdminRequest::KeysStatus => app.erasure.key_status(&actor).map(|k| {
+            let mut message = format!(
+                "key store {}\nmaster key {}\n{} meeting keys, {} erasures on record",
+                k.keystore_id, k.master_key_id, k.meeting_keys, k.erased
+            );
+            if !k.without_key.is_empty() {
+                message.push_str(&format!(
+                    "\n{} meetings cannot be read, their keys are missing (restore the key directory): {}",
+                    k.without_key.len(),
+                    k.without_key.join(", ")
+                ));
+            }
+            if !k.without_meeting.is_empty() {
+                message.push_str(&format!(
+                    "\n{} keys belong to no stored meeting (harmless)",
+                    k.without_meeting.len()
+                ));
+            }
+            (message, serde_json::to_value(&k).unwrap_or_default())
+        }),
         AdminRequest::HoldLift { target, id } => app
             .erasure
             .lift(&actor, target, &id)

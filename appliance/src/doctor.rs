@@ -53,6 +53,50 @@ pub fn check_permissions(data_dir: &Path) -> Vec<Finding> {
     out
 }
 
+/// The key directory and the master key: apart from the data directory, private.
+pub fn check_key_dir(config: &Config) -> Vec<Finding> {
+    let (dir, master) = (config.key_dir(), config.master_key_file());
+    let Ok(meta) = std::fs::metadata(&dir) else {
+        return vec![warn(
+            format!("key directory {} does not exist yet", dir.display()),
+            "it is created (mode 0700) with the master key at the first start; if meetings were stored before, restore it from its backup instead",
+        )];
+    };
+    let mut out = roomscribe_config::doctor::check_private_dir(
+        "key directory",
+        &dir,
+        &meta,
+        "run doctor as the service user (or root), or chown the directory to it",
+    );
+    if config.data_dir.exists() {
+        if let Err(e) = crate::keyring::check_apart(&dir, &config.data_dir) {
+            out.push(fail(
+                e.to_string(),
+                "set storage.key_dir to a directory beside the data directory (its default)",
+            ));
+        }
+    }
+    match std::fs::metadata(&master) {
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => out.push(fail(
+            format!(
+                "master key {} is mode {:o}",
+                master.display(),
+                m.permissions().mode() & 0o777
+            ),
+            format!("chmod 600 {}", master.display()),
+        )),
+        Ok(_) => out.push(ok(format!(
+            "master key {} is readable by the owner only",
+            master.display()
+        ))),
+        Err(_) => out.push(warn(
+            format!("master key {} is missing", master.display()),
+            "restore it from its escrow copy (the appliance refuses to start without it once meetings are stored)",
+        )),
+    }
+    out
+}
+
 /// The HTTPS certificate: operator-provided (validity, expiry soon, key match) or
 /// self-signed.
 pub fn check_certificate(config: &Config) -> Vec<Finding> {
@@ -183,5 +227,32 @@ mod tests {
             .is_some_and(|x| x.starts_with("chmod 700")));
         assert!(failures[1].what.contains("signing.ed25519"));
         assert!(check_disk(&data).iter().all(|f| f.level != Level::Fail));
+
+        // A key directory inside the data directory, a master key others can read.
+        let config = Config {
+            data_dir: data.clone(),
+            storage: crate::config::StorageConfig {
+                key_dir: Some(data.join("keys")),
+                master_key_file: None,
+            },
+            ..Config::default()
+        };
+        std::fs::set_permissions(data.join("keys"), std::fs::Permissions::from_mode(0o700))
+            .expect("chmod");
+        std::fs::write(data.join("keys/master.key"), [0u8; 32]).expect("write");
+        std::fs::set_permissions(
+            data.join("keys/master.key"),
+            std::fs::Permissions::from_mode(0o640),
+        )
+        .expect("chmod");
+        let f = check_key_dir(&config);
+        let failures: Vec<&str> = f
+            .iter()
+            .filter(|f| f.level == Level::Fail)
+            .map(|f| f.what.as_str())
+            .collect();
+        assert_eq!(failures.len(), 2, "{f:?}");
+        assert!(failures[0].contains("inside the data directory"), "{f:?}");
+        assert!(failures[1].contains("master key"), "{f:?}");
     }
 }

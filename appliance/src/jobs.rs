@@ -7,7 +7,7 @@
 //! inside a span naming the job; a failing run is logged and counted
 //! (`roomscribe_job_failures_total{job=…}`), and the job runs again at its next tick.
 
-use crate::domain::Metrics;
+use crate::domain::{Metrics, SharedClock};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,14 +34,16 @@ pub struct Jobs {
     signal: watch::Sender<bool>,
     tasks: JoinSet<()>,
     metrics: Arc<Metrics>,
+    clock: SharedClock,
 }
 
 impl Jobs {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<Metrics>, clock: SharedClock) -> Self {
         Self {
             signal: watch::channel(false).0,
             tasks: JoinSet::new(),
             metrics,
+            clock,
         }
     }
 
@@ -68,7 +70,9 @@ impl Jobs {
         work: impl Fn() -> Result<(), E> + Send + Sync + 'static,
     ) {
         let work = Arc::new(work);
-        let metrics = self.metrics.clone();
+        let (metrics, clock) = (self.metrics.clone(), self.clock.clone());
+        let period_ms = period.as_millis() as i64;
+        metrics.job_scheduled(name, period.as_secs(), clock.now_ms() + period_ms);
         self.spawn(name, move |mut stop| async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -80,12 +84,15 @@ impl Jobs {
                 }
                 let work = work.clone();
                 let span = tracing::Span::current();
+                let started = clock.now_ms();
                 let outcome = tokio::task::spawn_blocking(move || span.in_scope(|| work())).await;
                 let failed = match outcome {
                     Ok(Ok(())) => None,
                     Ok(Err(e)) => Some(e.to_string()),
                     Err(e) => Some(e.to_string()),
                 };
+                let finished = clock.now_ms();
+                metrics.job_ran(name, started, finished, failed.clone(), started + period_ms);
                 if let Some(e) = failed {
                     metrics.job_failed(name);
                     tracing::error!(error = %e, "background job failed; it runs again at its next tick");
@@ -121,7 +128,8 @@ mod tests {
     #[tokio::test]
     async fn every_task_sees_the_signal_and_is_drained() {
         let metrics = Arc::new(Metrics::default());
-        let mut jobs = Jobs::new(metrics.clone());
+        let clock = crate::domain::ManualClock::new(1_000_000);
+        let mut jobs = Jobs::new(metrics.clone(), clock.clone());
         let runs = Arc::new(AtomicU32::new(0));
         let r = runs.clone();
         jobs.every("count", Duration::from_millis(10), move || {
@@ -141,5 +149,15 @@ mod tests {
         assert_eq!(finished.load(Ordering::SeqCst), 1, "drained, not aborted");
         assert!(runs.load(Ordering::SeqCst) >= 2);
         assert!(metrics.job_failures("count") >= 2, "failures are counted");
+        // What the console and /metrics show of it: runs, the last result, the next run.
+        let status = metrics.jobs();
+        assert_eq!(status.len(), 1);
+        let j = &status[0];
+        assert_eq!((j.name, j.every_secs), ("count", 0));
+        assert!(j.runs >= 2);
+        assert_eq!(j.last_ok, Some(false));
+        assert_eq!(j.last_error.as_deref(), Some("fails on purpose"));
+        assert_eq!(j.last_started_ms, Some(1_000_000));
+        assert_eq!(j.next_run_ms, 1_000_010);
     }
 }

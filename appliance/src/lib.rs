@@ -207,7 +207,7 @@ pub async fn serve_app(
             config.data_dir.join(search::DIR).display()
         )
     })?;
-    let mut jobs = jobs::Jobs::new(app.monitoring.metrics.clone());
+    let mut jobs = jobs::Jobs::new(app.monitoring.metrics.clone(), app.clock.clone());
 
     let listener = std::net::TcpListener::bind(config.http.listen)
         .with_context(|| format!("binding http.listen {}", config.http.listen))?;

@@ -79,6 +79,55 @@ enum Command {
     /// Meeting retention policies.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// The meeting keys and the master key that wraps them.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Subject access requests: what the appliance holds about one person.
+    #[command(subcommand)]
+    Subject(SubjectCommand),
+}
+
+#[derive(Subcommand)]
+enum SubjectCommand {
+    /// Write everything about one person — the meetings where they are named as a
+    /// participant (whole), the segments they spoke elsewhere, and with --user the
+    /// audit entries by or about their account — as a ZIP (subject.json and a
+    /// readable subject.html) with a signed manifest beside it (FILE.manifest.json),
+    /// which `roomscribe export verify FILE FILE.manifest.json` checks.
+    #[command(after_help = ADMIN_NOTE)]
+    Export {
+        /// The person's name as it appears as a participant or speaker.
+        #[arg(long)]
+        name: String,
+        /// Their console account, if they have one.
+        #[arg(long = "user")]
+        username: Option<String>,
+        /// Where to write the archive.
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Wrap every meeting key with a new master key (storage.master_key_file), then
+    /// replace the old one; meeting content is not re-encrypted. Put the new key's
+    /// copy in escrow, then destroy the old key and its copies: key-directory backups
+    /// made before then open with the old key only.
+    #[command(after_help = ADMIN_NOTE)]
+    Rotate {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show the key store's id, the master key's id, how many meeting keys and
+    /// erasures it holds, and any meeting whose key is missing.
+    #[command(after_help = ADMIN_NOTE)]
+    Status {
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand)]
@@ -412,6 +461,7 @@ async fn doctor(common: &Common) -> anyhow::Result<()> {
         fix: None,
     }];
     findings.extend(doctor::check_permissions(&config.data_dir));
+    findings.extend(doctor::check_key_dir(&config));
     findings.extend(doctor::check_certificate(&config));
     findings.extend(doctor::check_disk(&config.data_dir));
     findings.extend(doctor::check_clock());
@@ -552,14 +602,18 @@ Compare it with `roomscribe audit public-key` on the appliance.",
     } else {
         "UNCHANGED SINCE SIGNING, ORIGIN NOT VERIFIED (no --public-key)"
     };
+    let of = if body.meeting_id.is_empty() {
+        "a subject access request".to_owned()
+    } else {
+        format!("meeting {}", body.meeting_id)
+    };
     println!(
-        "{verdict}: {} ({} bytes, sha256 {}) is the {} export {} of meeting {} ({} segments, {} corrections), made by {} at {} ms, signed by {}",
+        "{verdict}: {} ({} bytes, sha256 {}) is the {} export {} of {of} ({} segments, {} corrections), made by {} at {} ms, signed by {}",
         file.display(),
         body.file_size,
         body.file_sha256,
         body.format,
         body.file_name,
-        body.meeting_id,
         body.segments,
         body.transcript_corrections,
         body.exported_by,
@@ -684,6 +738,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Meeting(MeetingCommand::Unhold { target, id, common }) => {
             let target = target.into();
             admin_command(&common, AdminRequest::HoldLift { target, id }).await
+        }
+        Command::Subject(SubjectCommand::Export {
+            name,
+            username,
+            out,
+            common,
+        }) => {
+            use base64::Engine as _;
+            let (message, value) =
+                admin_value(&common, AdminRequest::SubjectExport { name, username }).await?;
+            let archive = base64::engine::general_purpose::STANDARD
+                .decode(value["archive"].as_str().unwrap_or_default())
+                .context("the appliance's answer")?;
+            let manifest = serde_json::to_vec_pretty(&value["manifest"])?;
+            let mut side = out.clone().into_os_string();
+            side.push(".manifest.json");
+            std::fs::write(&out, &archive).with_context(|| format!("--out {}", out.display()))?;
+            std::fs::write(&side, &manifest)
+                .with_context(|| format!("{}", PathBuf::from(&side).display()))?;
+            println!(
+                "{message}: written to {} ({} bytes), manifest {}",
+                out.display(),
+                archive.len(),
+                PathBuf::from(side).display()
+            );
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Rotate { common }) => {
+            admin_command(&common, AdminRequest::KeysRotate).await
+        }
+        Command::Keys(KeysCommand::Status { common }) => {
+            admin_command(&common, AdminRequest::KeysStatus).await
         }
         Command::Retention(RetentionCommand::Preview { as_of, common }) => {
             admin_command(&common, AdminRequest::RetentionPreview { as_of }).await

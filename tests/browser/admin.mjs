@@ -55,6 +55,7 @@ try {
   await page.click('#page-body button:has-text("Add policy")');
   await page.locator('#page-body tr[data-policy]').waitFor({ timeout: 10000 });
   const policy = await page.locator('#page-body tr[data-policy]').first().innerText();
+  const job = await page.locator('#page-body [data-job="meeting-retention"]').innerText();
   await page.fill('#page-body input[name=as_of]', '2099-01-01');
   await page.click('#page-body button:has-text("Show")');
   await page.locator('#page-body li[data-meeting]').waitFor({ timeout: 10000 });
@@ -86,7 +87,7 @@ try {
   await page.waitForFunction(() => !document.querySelector('#meetings a'), null, { timeout: 10000 });
   const afterErase = await page.textContent('#transcript-empty');
   const meetingsLeft = await page.locator('#meetings a').count();
-  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, csp_violations: violations }));
+  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, csp_violations: violations }));
 } finally {
   await browser.close();
 }

@@ -413,6 +413,12 @@ async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
             .is_some_and(|t| t.contains("team ") && t.contains(": 1 day")),
         "{result}"
     );
+    // The page says when the retention job runs next (the scheduler's own record).
+    assert!(
+        result["job"].as_str().is_some_and(|t| t
+            .contains("The retention job runs every 60 minutes. It has not run since the appliance started. Next run")),
+        "{result}"
+    );
     // The hold was shown and blocked the erasure, which the console said; lifted, the
     // meeting was erased and left the list.
     assert!(

@@ -8,6 +8,7 @@ mod capture;
 mod cli;
 mod commands;
 mod diskfull;
+mod encryption;
 mod exports;
 mod health;
 mod killloop;

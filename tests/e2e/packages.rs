@@ -226,6 +226,7 @@ async fn debs_install_start_like_the_unit_and_purge_cleanly() -> anyhow::Result<
     let deb = package("roomscribe_", "_amd64.deb")?;
     purge_if_installed("roomscribe");
     let _ = std::fs::remove_dir_all("/var/lib/roomscribe");
+    let _ = std::fs::remove_dir_all("/var/lib/roomscribe-keys");
     apt(&["install", &deb.to_string_lossy()])?;
 
     // What the package set up.
@@ -234,8 +235,10 @@ async fn debs_install_start_like_the_unit_and_purge_cleanly() -> anyhow::Result<
         user.contains("/var/lib/roomscribe") && user.contains("nologin"),
         "{user}"
     );
-    let state = std::fs::metadata("/var/lib/roomscribe")?;
-    assert_eq!(state.permissions().mode() & 0o777, 0o700);
+    for dir in ["/var/lib/roomscribe", "/var/lib/roomscribe-keys"] {
+        let state = std::fs::metadata(dir)?;
+        assert_eq!(state.permissions().mode() & 0o777, 0o700, "{dir}");
+    }
     let conf = std::fs::metadata("/etc/roomscribe/appliance.toml")?;
     assert_eq!((conf.permissions().mode() & 0o777, conf.uid()), (0o640, 0));
     let group = run(&mut cmd(
@@ -307,6 +310,12 @@ async fn debs_install_start_like_the_unit_and_purge_cleanly() -> anyhow::Result<
         "roomscribe",
         "files belong to the service user"
     );
+    // The meeting keys and the master key, beside the data directory, the service's.
+    for f in ["keystore.json", "master.key"] {
+        let path = format!("/var/lib/roomscribe-keys/{f}");
+        let owner = run(&mut cmd("stat", &["-c", "%U %a", &path]))?;
+        assert_eq!(owner.trim(), "roomscribe 600", "{path}");
+    }
     // The installed admin commands find the packaged configuration themselves.
     let token = run(&mut cmd(
         "/usr/bin/roomscribe",
@@ -345,7 +354,8 @@ async fn debs_install_start_like_the_unit_and_purge_cleanly() -> anyhow::Result<
     assert!(out.status.success());
     let said =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(said.contains("kept /var/lib/roomscribe"), "{said}");
+    assert!(said.contains("kept /var/lib/roomscribe "), "{said}");
+    assert!(said.contains("kept /var/lib/roomscribe-keys"), "{said}");
     assert!(!Path::new("/etc/roomscribe/appliance.toml").exists());
     assert!(!Path::new("/usr/bin/roomscribe").exists());
     assert!(Command::new("getent")
@@ -357,7 +367,12 @@ async fn debs_install_start_like_the_unit_and_purge_cleanly() -> anyhow::Result<
         Path::new("/var/lib/roomscribe/roomscribe.redb").exists(),
         "meetings and audit log kept"
     );
+    assert!(
+        Path::new("/var/lib/roomscribe-keys/keystore.json").exists(),
+        "the meeting keys kept"
+    );
     std::fs::remove_dir_all("/var/lib/roomscribe")?;
+    std::fs::remove_dir_all("/var/lib/roomscribe-keys")?;
 
     // The agent package: its user hears the microphones; a model goes in place.
     let agent_deb = package("roomscribe-agent_", "_amd64.deb")?;

@@ -3,7 +3,8 @@
 //! made by `tests/fixtures/make-schema1-fixture.sh` with that release's binaries)
 //! migrates it at start: the old user signs in with the old password, its `user` role is
 //! now `member`, the meeting and its transcript are there, in the team "Everyone", and
-//! its room too; a second start changes nothing. (A failed migration and a database
+//! its room too; its content is sealed and no plaintext of it is left in the database
+//! file; a second start changes nothing. (A failed migration and a database
 //! from a newer build: `appliance/src/store/tests.rs`.)
 
 use roomscribe_tests::*;
@@ -75,11 +76,23 @@ async fn a_first_release_data_directory_is_migrated_at_start() -> anyhow::Result
     let verified = admin.ok("/audit/verify").await?;
     assert_eq!(verified["ok"], true, "{verified}");
     drop(app);
-    assert_ne!(
-        std::fs::read(data.join("roomscribe.redb"))?,
-        db,
-        "migrated in place"
-    );
+    let migrated = std::fs::read(data.join("roomscribe.redb"))?;
+    assert_ne!(migrated, db, "migrated");
+    // Meeting content is sealed with the meeting's key now, and the file was copied
+    // afresh: the old plaintext is not left behind in free pages.
+    for plain in [
+        "Ward round before the upgrade".as_bytes(),
+        segments[0]["text"].as_str().unwrap_or_default().as_bytes(),
+    ] {
+        assert!(
+            db.windows(plain.len()).any(|w| w == plain),
+            "the fixture holds it"
+        );
+        assert!(
+            !migrated.windows(plain.len()).any(|w| w == plain),
+            "plaintext left after the migration"
+        );
+    }
 
     // Started again: no second migration, same data.
     let _ = std::fs::remove_file(logs.join("appliance.stderr"));

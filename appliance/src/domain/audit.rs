@@ -79,6 +79,8 @@ actions! {
     MeetingEdit = "meeting.edit",
     MeetingErase = "meeting.erase",
     MeetingEraseReplayed = "meeting.erase_replayed",
+    KeysRotate = "keys.rotate",
+    SubjectExport = "subject.export",
     HoldPlace = "hold.place",
     HoldLift = "hold.lift",
     RetentionPolicies = "retention.policies",

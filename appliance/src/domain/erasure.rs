@@ -329,4 +329,63 @@ impl Erasure {
         }
         Ok(purged)
     }
+
+    /// Wraps every meeting key with a new master key (`settings.manage`); content is
+    /// not touched. Audited with both key ids (never key material).
+    pub fn rotate_keys(&self, actor: &Actor) -> Result<crate::keyring::Rotation> {
+        actor.require_all(Permission::SettingsManage)?;
+        let rotation = self
+            .store
+            .keys()
+            .rotate()
+            .map_err(|e| DomainError::Internal(format!("master key rotation: {e}")))?;
+        self.store.write(|tx| {
+            self.audit
+                .record(
+                    tx,
+                    &Who::from(actor),
+                    Record::ok(A::KeysRotate, "master-key".to_owned()).detail(format!(
+                        "master key {} replaced by {}; {} meeting keys re-wrapped",
+                        rotation.old_master_key_id, rotation.new_master_key_id, rotation.rewrapped
+                    )),
+                )
+                .map(drop)
+        })?;
+        Ok(rotation)
+    }
+
+    /// What the key store holds: its id, the master key's id, how many meeting keys
+    /// and erasures (`settings.manage`).
+    pub fn key_status(&self, actor: &Actor) -> Result<KeyStatus> {
+        actor.require_all(Permission::SettingsManage)?;
+        let keys = self.store.keys();
+        let with_keys = keys
+            .meetings_with_keys()
+            .map_err(|e| DomainError::Internal(e.to_string()))?;
+        let stored: std::collections::BTreeSet<String> = self
+            .store
+            .read(|tx| Ok::<_, DomainError>(tx.meeting_ids()?.into_iter().collect()))?;
+        Ok(KeyStatus {
+            keystore_id: keys.id().to_owned(),
+            master_key_id: keys.master_key_id(),
+            meeting_keys: with_keys.len(),
+            erased: keys.tombstones().len(),
+            without_key: stored.difference(&with_keys).cloned().collect(),
+            without_meeting: with_keys.difference(&stored).cloned().collect(),
+        })
+    }
+}
+
+/// The key store, as `roomscribe keys status` shows it (ids and counts only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyStatus {
+    pub keystore_id: String,
+    pub master_key_id: String,
+    pub meeting_keys: usize,
+    pub erased: usize,
+    /// Meetings in storage whose key is missing: unreadable (restore the key directory).
+    pub without_key: Vec<String>,
+    /// Keys of meetings storage does not hold (a crash between writing a key and its
+    /// first commit, or a data directory older than the key directory): harmless.
+    pub without_meeting: Vec<String>,
 }

@@ -576,8 +576,12 @@ impl Meetings {
             } else {
                 m.speaker_names.insert(speaker.to_owned(), name.to_owned());
             }
-            Ok(Record::ok(A::MeetingEdit, format!("meeting:{meeting_id}"))
-                .detail(format!("speaker name for {speaker}")))
+            Ok(
+                Record::ok(A::MeetingEdit, format!("meeting:{meeting_id}")).detail(
+                    "a speaker name (the label and name are content: kept sealed with the meeting)"
+                        .to_owned(),
+                ),
+            )
         })
     }
 }

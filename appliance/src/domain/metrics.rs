@@ -52,9 +52,26 @@ pub struct Metrics {
     rejected: Mutex<BTreeMap<String, u64>>,
     /// Failed runs of background jobs, by job.
     job_failures: Mutex<BTreeMap<&'static str, u64>>,
+    /// The scheduler's jobs: when each last ran, how it ended, when it runs next.
+    jobs: Mutex<BTreeMap<&'static str, JobStatus>>,
     /// Meetings the retention job erased, and when it last ran (ms; 0: never).
     retention_erased: AtomicU64,
     retention_last_run_ms: std::sync::atomic::AtomicI64,
+}
+
+/// A scheduled job as the console and `/metrics` show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JobStatus {
+    pub name: &'static str,
+    pub every_secs: u64,
+    /// Runs since the appliance started.
+    pub runs: u64,
+    pub last_started_ms: Option<i64>,
+    pub last_finished_ms: Option<i64>,
+    /// `None` until it has run.
+    pub last_ok: Option<bool>,
+    pub last_error: Option<String>,
+    pub next_run_ms: i64,
 }
 
 /// `"` `\` and newlines escaped, as label values need.
@@ -90,6 +107,47 @@ impl Metrics {
 
     pub fn job_failed(&self, job: &'static str) {
         *lock(&self.job_failures).entry(job).or_default() += 1;
+    }
+
+    /// A periodic job was scheduled: it first runs at `next_ms`.
+    pub fn job_scheduled(&self, job: &'static str, every_secs: u64, next_ms: i64) {
+        lock(&self.jobs).insert(
+            job,
+            JobStatus {
+                name: job,
+                every_secs,
+                runs: 0,
+                last_started_ms: None,
+                last_finished_ms: None,
+                last_ok: None,
+                last_error: None,
+                next_run_ms: next_ms,
+            },
+        );
+    }
+
+    /// A run of a job ended (`error`: why it failed); it runs again at `next_ms`.
+    pub fn job_ran(
+        &self,
+        job: &'static str,
+        started_ms: i64,
+        finished_ms: i64,
+        error: Option<String>,
+        next_ms: i64,
+    ) {
+        if let Some(j) = lock(&self.jobs).get_mut(job) {
+            j.runs += 1;
+            j.last_started_ms = Some(started_ms);
+            j.last_finished_ms = Some(finished_ms);
+            j.last_ok = Some(error.is_none());
+            j.last_error = error;
+            j.next_run_ms = next_ms;
+        }
+    }
+
+    /// Every scheduled job, by name.
+    pub fn jobs(&self) -> Vec<JobStatus> {
+        lock(&self.jobs).values().cloned().collect()
     }
 
     /// The retention job ran at `at_ms` and erased `erased` meetings.
@@ -158,6 +216,13 @@ impl Monitoring {
 
     /// How far a build of the search index is, while one runs (`/readyz` says so;
     /// the appliance serves meanwhile).
+    /// The scheduler's jobs: when each ran, how, and when it runs next
+    /// (`retention.manage`: the retention job is among them).
+    pub fn jobs(&self, actor: &super::Actor) -> super::Result<Vec<JobStatus>> {
+        actor.require_all(super::Permission::RetentionManage)?;
+        Ok(self.metrics.jobs())
+    }
+
     pub fn indexing_percent(&self) -> Option<u8> {
         self.search.indexing_percent()
     }
@@ -288,6 +353,51 @@ impl Monitoring {
         );
         for (job, n) in lock(&m.job_failures).iter() {
             let _ = writeln!(out, "roomscribe_job_failures_total{{job=\"{job}\"}} {n}");
+        }
+        let jobs = m.jobs();
+        family(
+            &mut out,
+            "roomscribe_job_next_run_timestamp_seconds",
+            "gauge",
+            "When each scheduled job runs next.",
+        );
+        for j in &jobs {
+            let _ = writeln!(
+                out,
+                "roomscribe_job_next_run_timestamp_seconds{{job=\"{}\"}} {}",
+                j.name,
+                j.next_run_ms / 1000
+            );
+        }
+        let ran: Vec<(&str, i64, bool)> = jobs
+            .iter()
+            .filter_map(|j| Some((j.name, j.last_finished_ms?, j.last_ok?)))
+            .collect();
+        family(
+            &mut out,
+            "roomscribe_job_last_run_timestamp_seconds",
+            "gauge",
+            "When each scheduled job last finished a run (jobs that ran since the start).",
+        );
+        for (job, at, _) in &ran {
+            let _ = writeln!(
+                out,
+                "roomscribe_job_last_run_timestamp_seconds{{job=\"{job}\"}} {}",
+                at / 1000
+            );
+        }
+        family(
+            &mut out,
+            "roomscribe_job_last_run_success",
+            "gauge",
+            "Whether each scheduled job's last run succeeded (1) or failed (0).",
+        );
+        for (job, _, ok) in &ran {
+            let _ = writeln!(
+                out,
+                "roomscribe_job_last_run_success{{job=\"{job}\"}} {}",
+                u8::from(*ok)
+            );
         }
         single(
             &mut out,

@@ -15,6 +15,7 @@
 //! | [`Meetings`] | transcripts, exports, edits |
 //! | [`ExportJobs`] | exports made in the background, with progress, for their owner |
 //! | [`Erasure`] | legal holds; erasing a meeting (what is kept: that it was erased) |
+//! | [`subject::Subjects`] | subject access: everything about one person, as a signed archive |
 //! | [`Retention`] | retention policies, what they make due, the job that erases it |
 //! | [`Corrections`] | corrected segments, their revisions, verified originals |
 //! | [`Search`] | full-text search within the caller's reach; the index following storage |
@@ -53,6 +54,7 @@ pub mod search;
 pub mod sessions;
 pub mod signin;
 pub mod sso;
+pub mod subject;
 mod throttle;
 mod tokens;
 pub mod totp;
@@ -65,7 +67,7 @@ pub use commands::Commands;
 pub use corrections::{Corrections, SegmentPatch};
 pub use credentials::Credentials;
 pub use directory::Directory;
-pub use erasure::{Erasure, ErasureView, HoldTarget, HoldView};
+pub use erasure::{Erasure, ErasureView, HoldTarget, HoldView, KeyStatus};
 pub use error::DomainError;
 pub use events::{EventBus, Published};
 pub use exports::{ExportJobView, ExportJobs, Finished, JobState};
@@ -73,7 +75,7 @@ pub use fleet::{Fleet, FleetKeys};
 pub use ingest::{Ingest, IngestRejection, Verified};
 pub use limits::{Principal, RequestLimits};
 pub use meetings::{Export, ExportFormat, ExportRequest, MeetingPatch, Meetings};
-pub use metrics::{Metrics, Monitoring};
+pub use metrics::{JobStatus, Metrics, Monitoring};
 pub use passwords::Passwords;
 pub use retention::Retention;
 pub use search::{Search, SearchParams, SearchRequest, SearchResults};
@@ -134,6 +136,7 @@ pub struct Appliance {
     pub exports: Arc<ExportJobs>,
     pub erasure: Arc<Erasure>,
     pub retention: Arc<Retention>,
+    pub subjects: Arc<subject::Subjects>,
     pub corrections: Arc<Corrections>,
     pub search: Arc<Search>,
     pub monitoring: Arc<Monitoring>,
@@ -303,6 +306,12 @@ impl Appliance {
             metrics.clone(),
             clock.clone(),
         ));
+        let subjects = Arc::new(subject::Subjects::new(
+            store.clone(),
+            audit.clone(),
+            keys.audit.clone(),
+            clock.clone(),
+        ));
         let corrections = Arc::new(Corrections::new(
             store.clone(),
             audit.clone(),
@@ -341,6 +350,7 @@ impl Appliance {
             exports,
             erasure,
             retention,
+            subjects,
             corrections,
             search,
             monitoring,

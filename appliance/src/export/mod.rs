@@ -7,6 +7,7 @@
 mod docx;
 pub mod manifest;
 mod pdf;
+pub mod subject;
 mod subtitles;
 mod table;
 mod web;

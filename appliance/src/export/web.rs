@@ -5,7 +5,7 @@
 use super::{clock, date, Transcript};
 use std::fmt::Write;
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

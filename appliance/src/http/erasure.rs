@@ -134,6 +134,14 @@ pub struct PreviewQuery {
     as_of: Option<String>,
 }
 
+/// The scheduler's jobs (the retention job among them): last run, result, next run.
+pub async fn jobs(
+    State(m): State<Arc<crate::domain::Monitoring>>,
+    a: Authed,
+) -> ApiResult<Vec<crate::domain::JobStatus>> {
+    json(move || m.jobs(&a.actor)).await
+}
+
 /// What the retention job would erase at `as_of`, and what holds keep.
 pub async fn retention_preview(
     State(r): State<Arc<Retention>>,

@@ -302,6 +302,7 @@ fn api() -> Routes {
             All(P::RetentionManage),
             erasure::retention_preview,
         )
+        .add(M::GET, "/jobs", All(P::RetentionManage), erasure::jobs)
         .add(
             M::POST,
             "/meetings/{id}/speakers",

@@ -278,6 +278,14 @@ pub trait Reads {
             }),
         }
     }
+    /// The ids of every meeting stored (readable or not).
+    fn meeting_ids(&self) -> Result<Vec<String>> {
+        Ok(self
+            .raw_all(MEETINGS)?
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect())
+    }
     /// Whether storage holds a row for the meeting (readable or not).
     fn has_meeting(&self, id: &str) -> Result<bool> {
         Ok(self.raw(MEETINGS, id)?.is_some())

@@ -181,3 +181,105 @@ fn erasure_removes_every_stored_piece_keeps_only_the_record_and_refuses_a_refill
     assert_eq!(f.hits("quokka"), 0);
     assert_eq!(f.audited("agent.envelope_of_erased_meeting").len(), 1);
 }
+
+#[test]
+fn a_subject_access_export_holds_what_names_the_person_and_nothing_else() {
+    use crate::domain::subject::Subject;
+    let f = fixture();
+    let r = recorded(&f);
+    let admin = f.admin();
+    let export = |name: &str, username: Option<&str>| {
+        f.subjects
+            .export(
+                &admin,
+                &Subject {
+                    name: name.into(),
+                    username: username.map(str::to_owned),
+                },
+            )
+            .expect("export")
+    };
+    // Nobody of that name: an empty archive, still signed.
+    assert_eq!(export("Dr. Quokka", None).meetings, 0);
+    // Named as a participant: the whole meeting.
+    f.meetings
+        .update(
+            &admin,
+            &r.meeting,
+            &MeetingPatch {
+                participants: Some(vec![crate::store::records::ParticipantRecord {
+                    name: "Dr. Quokka".into(),
+                    username: None,
+                }]),
+                ..Default::default()
+            },
+        )
+        .expect("participants");
+    let a = export("  dr. quokka ", None);
+    assert_eq!((a.meetings, a.segments, a.audit_entries), (1, 1, 0));
+    let body = crate::export::manifest::verify(
+        &a.bytes,
+        &serde_json::to_vec(&a.manifest).expect("json"),
+        Some(&hex::encode(f.keys.audit.verifying_key().to_bytes())),
+    )
+    .expect("the manifest verifies");
+    assert_eq!(body.format, "subject-access");
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(a.bytes)).expect("zip");
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut zip.by_name("subject.json").expect("json"), &mut json)
+        .expect("read");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(
+        v["meetings"][0]["reasons"],
+        serde_json::json!(["participant"])
+    );
+    assert_eq!(
+        v["meetings"][0]["segments"][0]["text"],
+        "the canary quokka spoke twice"
+    );
+    // As a speaker elsewhere: only the segments they spoke, by label or given name.
+    f.corrections
+        .correct(
+            &admin,
+            &r.meeting,
+            0,
+            &SegmentPatch {
+                text: None,
+                speaker: Some("channel 2".into()),
+                expected_version: 1,
+            },
+        )
+        .expect("speaker");
+    f.meetings
+        .name_speaker(&admin, &r.meeting, "channel 2", "Nurse Lee")
+        .expect("name");
+    let a = export("Nurse Lee", None);
+    assert_eq!((a.meetings, a.segments), (1, 1));
+    // With an account: its audit entries; and the export itself is audited.
+    f.user("lee", "member", std::slice::from_ref(&r.team));
+    let a = export("Nurse Lee", Some("lee"));
+    assert!(a.audit_entries >= 1, "the account's creation");
+    let audited = f.audited("subject.export");
+    assert_eq!(audited.len(), 4);
+    assert_eq!(audited[0].target.as_deref(), Some("user:lee"));
+    // A member may not (no audit.read), and a name is required.
+    let lee = f.actor("lee");
+    let subject = Subject {
+        name: "Nurse Lee".into(),
+        username: None,
+    };
+    assert!(matches!(
+        f.subjects.export(&lee, &subject),
+        Err(DomainError::Forbidden(_))
+    ));
+    assert!(matches!(
+        f.subjects.export(
+            &admin,
+            &Subject {
+                name: " ".into(),
+                username: None
+            }
+        ),
+        Err(DomainError::Invalid { .. })
+    ));
+}
