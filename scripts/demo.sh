@@ -40,7 +40,7 @@ else
   SAMPLE_LANG=en "$ROOT/scripts/make-sample.sh" "$DEMO/weekly-meeting.wav" "$ROOT/tests/data/english-meeting.txt"
 fi
 
-echo "==> Starting the appliance (data in $DEMO/appliance)"
+echo "==> Starting the appliance (data in $DEMO/appliance, meeting keys in $DEMO/appliance-keys)"
 "$BIN/roomscribe" serve --data-dir "$DEMO/appliance" --http-listen "$HTTPS" --quic-listen "$QUIC" \
   > "$DEMO/appliance.out" 2> "$DEMO/appliance.log" &
 pids+=($!)

@@ -64,16 +64,6 @@ fn scan(root: &Path, canaries: &[String]) -> anyhow::Result<(usize, u64, Vec<Str
     Ok((files, bytes, hits))
 }
 
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()?;
-    anyhow::ensure!(status.success(), "cp -a {}", from.display());
-    Ok(())
-}
-
 /// Search hits for `q`, once the index (built in memory at start) is open.
 async fn hits(api: &Api, q: &str) -> anyhow::Result<Vec<Value>> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

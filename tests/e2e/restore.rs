@@ -7,24 +7,6 @@ use roomscribe_tests::*;
 use serde_json::Value;
 use std::path::Path;
 
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    if to.exists() {
-        std::fs::remove_dir_all(to)?;
-    }
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()?;
-    anyhow::ensure!(
-        status.success(),
-        "cp -a {} {}",
-        from.display(),
-        to.display()
-    );
-    Ok(())
-}
-
 fn reference_texts(wav: &Path) -> anyhow::Result<Vec<String>> {
     Ok(reference_decode(wav)?
         .iter()

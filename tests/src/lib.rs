@@ -1188,3 +1188,22 @@ pub fn totp_code(base32_secret: &str, offset_steps: i64) -> String {
     let step = (now / STEP_SECS + offset_steps).max(0) as u64;
     format!("{:06}", code_at(&secret, step, 6))
 }
+
+/// `cp -a FROM TO` (TO replaced if it exists): a copy as a backup would hold it.
+pub fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
+    if to.exists() {
+        std::fs::remove_dir_all(to)?;
+    }
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()?;
+    anyhow::ensure!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+    Ok(())
+}

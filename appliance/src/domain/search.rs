@@ -6,8 +6,8 @@
 //! The index follows storage through one indexer thread: ingest hands it each
 //! envelope's new segments after commit (visible within `search::indexer::BATCH`), edits that change
 //! who may see a meeting or what it says wait until the index shows them. At start
-//! the index is opened and reconciled with storage, or built from it (progress on
-//! `/readyz`); `roomscribe search reindex` builds it again.
+//! the index is built in memory from storage (progress on `/readyz`): it is never
+//! written to disk; `roomscribe search reindex` builds it again.
 
 use super::audit::{AuditAction as A, AuditLog, Record, Who};
 use super::views::MeetingView;
@@ -229,9 +229,9 @@ impl Search {
         }
     }
 
-    /// Opens the index and starts the indexer: it reconciles the index with storage
-    /// (or builds it) in the background, then follows changes. Until it is open,
-    /// searches answer 503.
+    /// Creates the index in memory and starts the indexer: it builds the index from
+    /// storage in the background, then follows changes. Until it is built, searches
+    /// may miss meetings and `/readyz` shows the progress.
     pub fn start(&self) -> anyhow::Result<()> {
         self.shared.cancel.store(false, Ordering::Relaxed);
         // The index holds meeting text, and is kept in memory only: nothing of it is
@@ -242,13 +242,12 @@ impl Search {
             tracing::info!(dir = %self.dir.display(), "the search index on disk was removed (it is kept in memory now)");
         }
         let index = TranscriptIndex::in_memory()?;
-        let opened = search::Opened::Created("kept in memory, built from storage at start".into());
         let index = Arc::new(index);
         let (tx, rx) = mpsc::channel();
         *super::lock(&self.shared.changes) = Some(tx);
         *self.shared.index.write().unwrap_or_else(|p| p.into_inner()) = Some(index.clone());
         // With meetings in storage, progress shows from now until the worker has
-        // built or reconciled the index (a search before then may miss some); a new,
+        // built the index (a search before then may miss some); a new,
         // empty appliance is ready at once.
         if self.store.read(|tx| tx.meeting_count())? > 0 {
             self.shared.progress.store(0, Ordering::Relaxed);
@@ -262,7 +261,7 @@ impl Search {
         let worker = std::thread::Builder::new()
             .name("search-indexer".into())
             .spawn(move || {
-                w.first(opened);
+                w.first();
                 w.follow(rx);
             })?;
         *super::lock(&self.shared.worker) = Some(worker);

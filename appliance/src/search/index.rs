@@ -1,6 +1,8 @@
-//! The transcript index (tantivy) under `<data_dir>/search/`: one document per
-//! segment. It is derived data: anything wrong with it (missing, unreadable, another
-//! version's layout) is answered by building it again from storage.
+//! The transcript index (tantivy): one document per segment. The appliance keeps it
+//! in memory only ([`TranscriptIndex::in_memory`], built from storage at start), so no
+//! transcript text is at rest in it; an index in a directory ([`TranscriptIndex::open`])
+//! is for the benchmarks. It is derived data: anything wrong with it (missing,
+//! unreadable, another version's layout) is answered by building it again.
 
 use super::query::Expr;
 use super::text::{TranscriptTokenizer, TOKENIZER};
@@ -162,7 +164,7 @@ fn schema() -> (Schema, Fields) {
 /// How the index was found when opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Opened {
-    /// As left: to be reconciled with storage.
+    /// As left (the benchmarks reuse one).
     Existing,
     /// New and empty (the reason: missing, unreadable, another version): to be built.
     Created(String),

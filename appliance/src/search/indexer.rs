@@ -1,4 +1,4 @@
-//! The one thread that writes the index: it builds or reconciles the index at start,
+//! The one thread that writes the index: it builds the (in-memory) index at start,
 //! then applies changes in batches (one commit per [`BATCH`]), reading storage
 //! through a [`Source`] so that it knows nothing of the domain.
 //!
@@ -6,7 +6,7 @@
 //! from storage when the document is written, not when ingest handed it over, so a
 //! meeting moved to another team in between is indexed under its new team.
 
-use super::{Opened, SegmentDoc, TranscriptIndex};
+use super::{SegmentDoc, TranscriptIndex};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{mpsc, Arc};
@@ -103,16 +103,10 @@ impl<S: Source> Indexer<S> {
         Ok(())
     }
 
-    /// Builds a new index, or brings an existing one up to date with storage.
-    pub fn first(&self, opened: Opened) {
-        let outcome = match &opened {
-            Opened::Created(why) => {
-                tracing::info!(reason = %why, "search index: building it from storage");
-                self.rebuild()
-            }
-            Opened::Existing => self.reconcile(),
-        };
-        if let Err(e) = outcome {
+    /// Builds the index from storage (it is kept in memory only, so every start).
+    pub fn first(&self) {
+        tracing::info!("search index: building it from storage");
+        if let Err(e) = self.rebuild() {
             tracing::error!(error = %e, "search index: could not bring it up to date; it is tried again at the next start, or run `roomscribe search reindex`");
         }
         self.progress.store(IDLE, Ordering::Relaxed);
@@ -162,38 +156,6 @@ impl<S: Source> Indexer<S> {
         Ok(())
     }
 
-    /// Indexes again every meeting whose segment count or revision differs between
-    /// storage and the index (a crash between a commit and the index's: a segment
-    /// added, a detail edited or a segment corrected), and drops meetings storage no
-    /// longer holds.
-    fn reconcile(&self) -> anyhow::Result<()> {
-        let counts = self.source.meetings()?;
-        let mut stale = 0;
-        for (i, (id, count, revision)) in counts.iter().enumerate() {
-            self.progress(i, counts.len())?;
-            let held = self.index.count(id)? as u64;
-            if held != *count || (held > 0 && self.index.revision(id)? != Some(*revision)) {
-                self.reindex_meeting(id)?;
-                stale += 1;
-            }
-        }
-        let known: std::collections::BTreeSet<&str> =
-            counts.iter().map(|(id, _, _)| id.as_str()).collect();
-        for id in self.index.meetings()? {
-            if !known.contains(id.as_str()) {
-                self.index.delete_meeting(&id);
-                stale += 1;
-            }
-        }
-        self.index.commit()?;
-        tracing::info!(
-            meetings = counts.len(),
-            reindexed = stale,
-            "search index: reconciled with storage"
-        );
-        Ok(())
-    }
-
     fn reindex_meeting(&self, id: &str) -> anyhow::Result<()> {
         match self.source.docs(id)? {
             Some(d) => self.index.replace_meeting(id, &d)?,
@@ -217,7 +179,7 @@ impl<S: Source> Indexer<S> {
 
     /// Applies changes as they come, one commit per batch, until the appliance stops.
     /// A change that fails is logged and the others are still committed (the next
-    /// start's reconciliation repairs what was missed).
+    /// start's build repairs what was missed).
     pub fn follow(&self, rx: mpsc::Receiver<Change>) {
         while let Ok(first) = rx.recv() {
             let mut batch = vec![first];
