@@ -315,11 +315,14 @@ function segmentNode(s, fresh) {
 const EVENT_LABELS = {
   start: 'Recording started', stop: 'Recording stopped', pause: 'Paused', resume: 'Resumed',
   action_item: 'Action item', highlight: 'Highlight',
+  consent_pending: 'Waiting for everyone\'s consent (nothing transcribed)', consent_given: 'Consent given: transcribing',
+  notice: 'Recording notice announced',
 };
 const SOURCE_LABELS = {
   voice: 'voice command', local: 'room control', appliance: 'console', schedule: 'room schedule',
   autostart: 'automatic start', shutdown: 'agent shut down', disk_full: 'disk full on the room computer',
   fault: 'an error on the room computer', recovered: 'room computer stopped unexpectedly',
+  policy: 'the team\'s consent rule',
 };
 
 // Voice commands, pauses and marks of the open meeting, in time order.

@@ -30,6 +30,47 @@ export function renderDetails(m) {
   box.replaceChildren(...chips);
   box.hidden = chips.length === 0;
   $('edit-details').hidden = !can('meetings.edit');
+  renderConsent(m);
+}
+
+const STATE_TEXT = { none: 'nothing recorded', notified: 'notified', consented: 'consented', declined: 'declined', withdrawn: 'withdrawn' };
+
+// Each participant's consent, buttons to record it (how: in the console), and the
+// evidence kept, oldest first.
+function renderConsent(m) {
+  const c = m.consent || { participants: [], evidence: [] };
+  const panel = $('consent-panel');
+  panel.hidden = !c.participants.length && !c.required && !c.evidence.length;
+  const yes = c.participants.filter((p) => p.state === 'consented').length;
+  $('consent-summary').replaceChildren(`Consent: ${yes} of ${c.participants.length} consented`,
+    ...(c.awaiting ? [' ', el('span', { class: 'badge alarm', text: 'waiting for everyone\'s consent: nothing is transcribed' })] : []),
+    ...(c.notice_at_s != null ? [' ', el('span', { class: 'badge', text: 'notice announced' })] : []));
+  const edit = can('meetings.edit');
+  $('consent-people').replaceChildren(...c.participants.map((p) => el('li', { 'data-participant': p.name },
+    el('b', { text: p.name }), ' ',
+    el('span', { class: `badge consent-${p.state}`, text: STATE_TEXT[p.state] || p.state }),
+    ...(edit ? [['consented', 'Consented'], ['declined', 'Declined'], ['withdrawn', 'Withdrew']].map(([state, label]) =>
+      el('button', { type: 'button', class: 'tiny', text: label, 'aria-label': `${p.name}: ${label.toLowerCase()}`, onclick: () => recordConsent(m.id, p.name, state) })) : []))));
+  if (!c.participants.length) {
+    $('consent-people').append(el('li', { class: 'muted', text: 'Add participants (Edit details) to record their consent.' }));
+  }
+  $('consent-evidence').replaceChildren(...c.evidence.map((e) => el('li', {
+    text: `${new Date(e.at_ms).toLocaleString()} · ${e.participant}: ${e.state} (${e.how}) by ${e.by}${e.note ? ` · ${e.note}` : ''}`,
+  })));
+}
+
+async function recordConsent(id, participant, state) {
+  const status = $('consent-status');
+  status.textContent = 'Recording…';
+  try {
+    const r = await api('POST', `/meetings/${id}/consent`, { participant, state, how: 'console' });
+    renderDetails(r.meeting);
+    $('consent-panel').open = true;
+    status.textContent = r.agent ? `The room's agent: ${r.agent.message}`
+      : r.agent_unreachable ? 'Recorded; the room\'s agent is not connected, so it keeps waiting.' : 'Recorded.';
+  } catch (e) {
+    status.textContent = e.message;
+  }
 }
 
 async function openDetailsForm() {

@@ -152,7 +152,10 @@ async function teamsPage(body) {
         await api('POST', '/teams', { name: f.get('name') });
         await rerender('teams');
       }),
-    table(['Team', 'Members', ''], rows));
+    table(['Team', 'Members', ''], rows),
+    el('h2', { text: 'Consent' }),
+    el('p', { class: 'muted', text: 'Each team\'s rule for recording people. The agents of its rooms keep to it from their next meeting on, offline too.' }),
+    table(['Team', 'Rule, and the notice the room announces'], teams.map(consentRow)));
   if (can('rooms.manage')) {
     const roomRows = rooms.map((r) => {
       const pick = el('select', { 'aria-label': `Team of ${r.name}` },
@@ -165,6 +168,28 @@ async function teamsPage(body) {
       el('p', { class: 'muted', text: 'A room\'s team owns the meetings recorded there from now on.' }),
       table(['Room', 'Team'], roomRows));
   }
+}
+
+const CONSENT_RULES = [
+  ['record_without_consent', 'Record without consent (a notice is enough)'],
+  ['require_all', 'Everyone must consent first (nothing is transcribed until then)'],
+  ['require_announcement', 'The room announces the notice at the start'],
+];
+
+// One team's consent rule, changed in place.
+function consentRow(t) {
+  const f = form('consent-rule', [
+    el('select', { name: 'rule', 'aria-label': `Consent rule of ${t.name}` }, ...CONSENT_RULES.map(([v, text]) => el('option', { value: v, text }))),
+    el('textarea', { name: 'notice', rows: 2, 'aria-label': `Notice of ${t.name}`, placeholder: 'This meeting is transcribed for the minutes…' }),
+  ], 'Save', async (data) => {
+    await api('PUT', `/teams/${t.id}/consent`, { rule: data.get('rule'), notice: data.get('notice') || '' });
+    await rerender('teams');
+  });
+  f.elements.rule.value = t.consent.rule;
+  f.elements.notice.value = t.consent.notice;
+  return el('tr', { 'data-consent': t.name },
+    el('td', {}, el('b', { text: t.name }), el('div', { class: 'muted', text: t.consent.version ? `version ${t.consent.version}` : 'never set' })),
+    el('td', {}, f));
 }
 
 const day = (ms) => new Date(ms).toISOString().slice(0, 10);

@@ -41,7 +41,7 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
 use capture::audio::{self, AudioSource as _};
-use meeting::{commands, control, live as live_meetings, pipeline, schedule, voice};
+use meeting::{commands, consent, control, live as live_meetings, pipeline, schedule, voice};
 use queue::dir as queue_dir;
 use replication::{health, quarantine, queue, replicate, transport};
 use speech::{asr, engine, modeldir, segment, whisper};
@@ -284,6 +284,13 @@ pub async fn run(
         Ok(key) => schedule::Schedule::load(&config.state_dir, &key, &parts.identity.agent_id),
         Err(_) => schedule::Schedule::default(),
     }));
+    if let Ok(key) = parts.identity.appliance_key() {
+        control.set_policy(consent::ConsentPolicy::load(
+            &config.state_dir,
+            &key,
+            &parts.identity.agent_id,
+        ));
+    }
     let commands = Arc::new(commands::Commands {
         control: control.clone(),
         schedule: schedule.clone(),

@@ -170,7 +170,14 @@ enum MeetingAction {
         #[arg(value_enum)]
         what: MarkWhat,
     },
-    /// Print idle, recording or paused.
+    /// Record, from the room, that everyone present consented (`given`: transcription
+    /// starts under a `require_all` policy) or that someone withdrew (`withdrawn`:
+    /// nothing more is transcribed until consent is given again).
+    Consent {
+        #[arg(value_enum)]
+        what: ConsentWhat,
+    },
+    /// Print idle, recording, paused or awaiting_consent.
     Status,
 }
 
@@ -178,6 +185,12 @@ enum MeetingAction {
 enum MarkWhat {
     ActionItem,
     Highlight,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConsentWhat {
+    Given,
+    Withdrawn,
 }
 
 #[derive(Subcommand)]
@@ -354,6 +367,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     MarkWhat::ActionItem => roomscribe_protocol::EventKind::ActionItem,
                     MarkWhat::Highlight => roomscribe_protocol::EventKind::Highlight,
                 }),
+                MeetingAction::Consent { what } => {
+                    Request::Consent(matches!(what, ConsentWhat::Given))
+                }
                 MeetingAction::Status => Request::Status,
             };
             // Validate locally for a clear message before reaching the agent.

@@ -4,7 +4,7 @@
 
 use crate::clock::now_ms;
 use crate::config::AgentConfig;
-use crate::meeting::schedule;
+use crate::meeting::{consent, schedule};
 use crate::replication::queue::{self, dir as queue_dir};
 use crate::replication::{health, quarantine};
 use crate::{identity, lock};
@@ -87,6 +87,15 @@ fn schedule_summary(state_dir: &Path, identity: &identity::Identity) -> serde_js
     serde_json::json!({"version": s.version, "upcoming": upcoming})
 }
 
+/// The stored consent rule and the notice the room announces.
+fn consent_summary(state_dir: &Path, identity: &identity::Identity) -> serde_json::Value {
+    let Ok(key) = identity.appliance_key() else {
+        return serde_json::Value::Null;
+    };
+    let p = consent::ConsentPolicy::load(state_dir, &key, &identity.agent_id);
+    serde_json::json!({"version": p.version, "rule": p.rule.as_str(), "notice": p.notice})
+}
+
 /// What `status` says about the queue.
 struct QueueFigures {
     depth: u64,
@@ -153,6 +162,7 @@ pub fn status(config: &AgentConfig) -> anyhow::Result<serde_json::Value> {
         "last_acknowledged_envelope": queue.acked,
         "alarms": alarms,
         "schedule": schedule_summary(&config.state_dir, &identity),
+        "consent": consent_summary(&config.state_dir, &identity),
     }))
 }
 

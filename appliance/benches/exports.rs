@@ -77,6 +77,7 @@ fn transcript() -> Transcript {
             duration_s: SEGMENTS as f64 * 8.0,
             status: "ended".into(),
             engines: vec!["whisper small".into()],
+            consent: Default::default(),
         },
         segments,
         events: vec![],

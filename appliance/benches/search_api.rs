@@ -198,6 +198,7 @@ fn fill(data_dir: &Path, corpus: &str) -> anyhow::Result<(usize, usize, usize)> 
             meeting_type: None,
             tags: vec![],
             participants: vec![],
+            consent: Default::default(),
             revision: 0,
         };
         meetings += 1;

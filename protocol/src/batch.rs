@@ -66,16 +66,26 @@ pub enum EventKind {
     ActionItem,
     /// Someone marked this moment as important.
     Highlight,
+    /// The team requires everyone's consent and not everyone has given it: from here
+    /// nothing is transcribed until `ConsentGiven`.
+    ConsentPending,
+    /// Consent was given: transcription goes on from here.
+    ConsentGiven,
+    /// The room announced its recording notice.
+    Notice,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Start,
         EventKind::Stop,
         EventKind::Pause,
         EventKind::Resume,
         EventKind::ActionItem,
         EventKind::Highlight,
+        EventKind::ConsentPending,
+        EventKind::ConsentGiven,
+        EventKind::Notice,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +96,9 @@ impl EventKind {
             EventKind::Resume => "resume",
             EventKind::ActionItem => "action_item",
             EventKind::Highlight => "highlight",
+            EventKind::ConsentPending => "consent_pending",
+            EventKind::ConsentGiven => "consent_given",
+            EventKind::Notice => "notice",
         }
     }
 }
@@ -115,6 +128,8 @@ pub enum EventSource {
     /// The agent stopped without ending the meeting (killed, crashed, power lost) and
     /// ended it, with what it had sealed, when it started again.
     Recovered,
+    /// The team's consent rule, kept by the agent (a notice, or consent pending).
+    Policy,
 }
 
 /// One event of a meeting. Numbered per meeting from 0 like segments, so an event

@@ -7,7 +7,7 @@
 //! by anything that is not the appliance, even one that got onto the connection.
 
 use crate::context;
-use crate::ids::AgentId;
+use crate::ids::{AgentId, MeetingId};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,8 @@ pub const MAX_COMMAND_BODY: usize = 256 * 1024;
 pub const CLOCK_TOLERANCE_MS: i64 = 30_000;
 /// Most entries in a schedule.
 pub const MAX_SCHEDULE_ENTRIES: usize = 500;
+/// Longest consent notice, in characters.
+pub const MAX_NOTICE_CHARS: usize = 1000;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CommandError {
@@ -43,6 +45,46 @@ pub enum MeetingAction {
     Resume,
     MarkActionItem,
     MarkHighlight,
+    /// Everyone present has consented (the team's policy `require_all`): recording
+    /// may go on.
+    ConsentGiven,
+    /// Someone declined or withdrew: recording stops being transcribed until consent
+    /// is given again.
+    ConsentWithdrawn,
+}
+
+/// A team's rule for recording people, which the agents of its rooms enforce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentRule {
+    /// Recording needs no consent; a notice is enough (and may be given elsewhere).
+    #[default]
+    RecordWithoutConsent,
+    /// Nothing is transcribed until everyone present has consented.
+    RequireAll,
+    /// The room announces the notice when a meeting starts; the meeting records who
+    /// was told.
+    RequireAnnouncement,
+}
+
+impl ConsentRule {
+    pub const ALL: [ConsentRule; 3] = [
+        ConsentRule::RecordWithoutConsent,
+        ConsentRule::RequireAll,
+        ConsentRule::RequireAnnouncement,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentRule::RecordWithoutConsent => "record_without_consent",
+            ConsentRule::RequireAll => "require_all",
+            ConsentRule::RequireAnnouncement => "require_announcement",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
 }
 
 /// One calendar entry of a room: the agent records a meeting from `starts_at_ms` to
@@ -63,11 +105,24 @@ pub enum CommandAction {
         action: MeetingAction,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         title: Option<String>,
+        /// The meeting the command is about, when it is about one (consent): the agent
+        /// refuses it unless that meeting is the one it is recording.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        meeting: Option<MeetingId>,
     },
     /// The room's whole upcoming schedule; replaces any older `version`.
     Schedule {
         version: u64,
         entries: Vec<ScheduleEntry>,
+    },
+    /// The room's consent rule (its team's); replaces any older `version`. The agent
+    /// keeps it and enforces it offline too.
+    Consent {
+        version: u64,
+        rule: ConsentRule,
+        /// What the room announces at the start of a meeting.
+        #[serde(default)]
+        notice: String,
     },
 }
 
@@ -165,6 +220,7 @@ mod tests {
             action: CommandAction::Meeting {
                 action: MeetingAction::Start,
                 title: Some("Ward round".into()),
+                meeting: None,
             },
         }
     }
@@ -234,6 +290,27 @@ mod tests {
             c.open(&key.verifying_key(), &agent),
             Err(CommandError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn consent_rules_round_trip_by_name() {
+        let key = SigningKey::generate(&mut OsRng);
+        let agent = AgentId::random();
+        for rule in ConsentRule::ALL {
+            assert_eq!(ConsentRule::parse(rule.as_str()), Some(rule));
+            let b = CommandBody {
+                action: CommandAction::Consent {
+                    version: 2,
+                    rule,
+                    notice: "This meeting is transcribed.".into(),
+                },
+                ..body(agent)
+            };
+            let c = SignedCommand::sign(&b, &key);
+            assert!(c.body.contains(rule.as_str()), "{}", c.body);
+            assert_eq!(c.open(&key.verifying_key(), &agent), Ok(b));
+        }
+        assert_eq!(ConsentRule::parse("require_some"), None);
     }
 
     impl SignedCommand {

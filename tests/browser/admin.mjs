@@ -4,10 +4,14 @@
 // places a legal hold, is refused erasure because of it, lifts it and erases the
 // meeting.
 //
+// On the way it sets the Staff team's consent rule on the Teams page and records a
+// participant's consent in the meeting page's Consent panel.
+//
 // Environment: RS_URL, RS_USER, RS_PASSWORD, RS_SCREENSHOT.
 // Prints one JSON line: {"scheduled": text, "start_answer": text, "meeting_seen": bool,
 // "stop_answer": text, "first_event": {...}, "policy": text, "due": text, "held_status": text, "refused": text,
-// "after_erase": text, "meetings_left": n, "csp_violations": [...]}.
+// "after_erase": text, "meetings_left": n, "consent_rule": text, "consent_summary": text,
+// "consent_evidence": n, "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
 
 const pad = (n) => String(n).padStart(2, '0');
@@ -61,11 +65,34 @@ try {
   await page.locator('#page-body li[data-meeting]').waitFor({ timeout: 10000 });
   const due = await page.locator('#page-body li[data-meeting]').first().innerText();
   await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-retention.png') });
+
+  // Consent: the Staff team's rule, set on the Teams page.
+  await page.click('nav a[href="#/teams"]');
+  const rule = page.locator('#page-body tr[data-consent="Staff"]');
+  await rule.waitFor({ timeout: 10000 });
+  await rule.locator('select[name=rule]').selectOption('require_announcement');
+  await rule.locator('textarea[name=notice]').fill('This meeting is transcribed for the minutes.');
+  await rule.locator('button[type=submit]').click();
+  await page.waitForFunction(() => /version 1/.test(document.querySelector('#page-body tr[data-consent="Staff"]')?.textContent || ''), null, { timeout: 10000 });
+  const consentRule = `${await rule.locator('select[name=rule]').inputValue()} · ${await rule.innerText()}`;
+  await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-teams.png'), fullPage: true });
   await page.click('nav a[href="#/"]');
   await link.click();
   await page.locator('#transcript-view').waitFor({ timeout: 10000 });
   const id = await page.evaluate(() => decodeURIComponent(location.hash.split('/')[2]));
   const firstEvent = await page.evaluate(async (m) => (await (await fetch(`/api/v1/meetings/${m}/transcript`)).json()).events[0], id);
+
+  // Participants added in the details form; one's consent recorded in the panel.
+  await page.click('#edit-details');
+  await page.fill('#details-participants', 'Dr. Kim\nLee');
+  await page.click('#details-form button[type=submit]');
+  await page.locator('#consent-panel:not([hidden])').waitFor({ timeout: 10000 });
+  await page.click('#consent-summary');
+  await page.click('button[aria-label="Dr. Kim: consented"]');
+  await page.waitForFunction(() => /Recorded/.test(document.getElementById('consent-status').textContent), null, { timeout: 10000 });
+  const consentSummary = await page.textContent('#consent-summary');
+  const consentEvidence = await page.locator('#consent-evidence li').count();
+  await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-consent.png') });
 
   // Legal hold: placed with a reason, it blocks erasure (the appliance says why).
   await page.click('#retention-menu summary');
@@ -87,7 +114,7 @@ try {
   await page.waitForFunction(() => !document.querySelector('#meetings a'), null, { timeout: 10000 });
   const afterErase = await page.textContent('#transcript-empty');
   const meetingsLeft = await page.locator('#meetings a').count();
-  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, csp_violations: violations }));
+  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, consent_summary: consentSummary, consent_evidence: consentEvidence, csp_violations: violations }));
 } finally {
   await browser.close();
 }

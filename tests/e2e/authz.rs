@@ -339,6 +339,12 @@ impl Fixture {
                 format!("/api/v1/meetings/{}/segments/0/history", id(|o| &o[3])),
                 None,
             ),
+            // Nobody of that name takes part: allowed callers get 422 (the permission
+            // is checked before the participant).
+            ("POST", "/meetings/{id}/consent") => (
+                format!("/api/v1/meetings/{}/consent", id(|o| &o[3])),
+                Some(json!({"participant": "Nobody", "state": "consented", "how": "console"})),
+            ),
             ("POST", "/meetings/{id}/team") => (
                 format!("/api/v1/meetings/{}/team", id(|o| &o[3])),
                 Some(json!({"team_id": id(|o| &o[0])})),
@@ -393,6 +399,10 @@ impl Fixture {
                     None,
                 )
             }
+            ("PUT", "/teams/{id}/consent") => (
+                format!("/api/v1/teams/{}/consent", self.gamma),
+                Some(json!({"rule": "record_without_consent"})),
+            ),
             ("PUT" | "DELETE", "/teams/{id}/members/{username}") => (
                 format!("/api/v1/teams/{}/members/{}", self.gamma, self.target_user),
                 None,

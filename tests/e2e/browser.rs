@@ -439,6 +439,30 @@ async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
     );
     assert_eq!(result["meetings_left"], 0, "{result}");
     assert_eq!(api.ok("/meetings").await?, serde_json::json!([]));
+    // Consent: the team's rule set on the Teams page, a consent recorded in the panel.
+    assert!(
+        result["consent_rule"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("require_announcement") && t.contains("version 1")),
+        "{result}"
+    );
+    assert_eq!(
+        result["consent_summary"].as_str().map(str::trim),
+        Some("Consent: 1 of 2 consented"),
+        "{result}"
+    );
+    assert_eq!(result["consent_evidence"], 1, "{result}");
+    let staff = api
+        .ok("/teams")
+        .await?
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == STAFF).cloned())
+        .unwrap_or_default();
+    assert_eq!(staff["consent"]["rule"], "require_announcement", "{staff}");
+    assert_eq!(
+        staff["consent"]["notice"],
+        "This meeting is transcribed for the minutes."
+    );
     Ok(())
 }
 

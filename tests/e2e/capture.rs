@@ -402,20 +402,25 @@ async fn a_two_channel_device_is_transcribed_per_channel() -> anyhow::Result<()>
 
 /// A private PulseAudio server with a null sink whose monitor is the default source:
 /// what `paplay` plays into the sink, a capturing agent hears in real time.
-struct Pulse {
+pub(crate) struct Pulse {
     dir: PathBuf,
     child: Option<Running>,
     logs: PathBuf,
 }
 
 impl Pulse {
-    fn start(dir: &Path, logs: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn start(dir: &Path, logs: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir.join("run"))?;
         let mut p = Self {
             dir: dir.to_owned(),
             child: None,
             logs: logs.to_owned(),
         };
+        // ALSA's default device is the server (the agent captures through cpal/ALSA).
+        std::fs::write(
+            dir.join(".asoundrc"),
+            "pcm.!default { type pulse }\nctl.!default { type pulse }\n",
+        )?;
         p.restart()?;
         Ok(p)
     }
@@ -424,7 +429,7 @@ impl Pulse {
         format!("unix:{}", self.dir.join("run/native").display())
     }
 
-    fn env(&self, c: &mut std::process::Command) {
+    pub(crate) fn env(&self, c: &mut std::process::Command) {
         c.env("PULSE_SERVER", self.socket())
             .env("PULSE_RUNTIME_PATH", self.dir.join("run"))
             .env("HOME", &self.dir)
@@ -482,7 +487,7 @@ impl Pulse {
     }
 
     /// Plays `wav` into the sink, in real time; returns when it has played.
-    fn play(&self, wav: &Path) -> anyhow::Result<()> {
+    pub(crate) fn play(&self, wav: &Path) -> anyhow::Result<()> {
         let mut c = std::process::Command::new("paplay");
         c.args(["-d", "room"]).arg(wav);
         self.env(&mut c);
@@ -519,10 +524,6 @@ async fn a_microphone_that_vanishes_and_returns_is_picked_up_again() -> anyhow::
     let before = sample_wav(tmp.path(), "before.wav", 2)?;
     let after = sample_wav(tmp.path(), "after.wav", 1)?;
     let mut pulse = Pulse::start(&tmp.path().join("pulse"), &logs)?;
-    std::fs::write(
-        tmp.path().join("pulse/.asoundrc"),
-        "pcm.!default { type pulse }\nctl.!default { type pulse }\n",
-    )?;
     let app = Appliance::start(&tmp.path().join("data"), &logs)?;
     app.add_user("lea", "lea's long password", "manager")?;
     let state = tmp.path().join("agent");

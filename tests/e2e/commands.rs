@@ -290,3 +290,256 @@ async fn a_scheduled_meeting_is_recorded_even_with_the_appliance_down() -> anyho
     assert!(status.success());
     Ok(())
 }
+
+/// A team requiring everyone's consent: the room's agent keeps the rule (pushed on
+/// connect, kept on disk), opens a meeting but transcribes nothing until the console
+/// records that every participant consented, and stops again at a withdrawal. The
+/// evidence, all of it, is in the meeting, its export and the audit log (without names).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_team_requiring_consent_holds_the_room_until_everyone_has_consented() -> anyhow::Result<()>
+{
+    let logs = artifacts("consent");
+    let tmp = tempfile::tempdir()?;
+    // Played in real time into a private sound server the agent captures from.
+    let unheard = sample_wav(tmp.path(), "unheard.wav", 2)?;
+    let heard = sample_wav(tmp.path(), "heard.wav", 2)?;
+    let pulse = crate::capture::Pulse::start(&tmp.path().join("pulse"), &logs)?;
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.add_user("ada", "ada's long password", "admin")?;
+    let state = tmp.path().join("agent");
+    let agent_id = app.enroll_agent(&state, "Ward 9")?;
+    let admin = Api::login(&app, "ada", "ada's long password").await?;
+    let teams = admin.ok("/teams").await?;
+    let team = teams
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == STAFF))
+        .and_then(|t| t["id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let put = |body: Value| {
+        let (admin, team) = (&admin, &team);
+        async move {
+            admin
+                .request(
+                    reqwest::Method::PUT,
+                    &format!("/api/v1/teams/{team}/consent"),
+                    Some(&body),
+                )
+                .await
+        }
+    };
+    for (body, why) in [
+        (json!({"rule": "require_most"}), "unknown rule"),
+        (
+            json!({"rule": "require_announcement"}),
+            "an announcement needs its notice",
+        ),
+        (json!({"rule": "require_all", "extra": 1}), "unknown field"),
+    ] {
+        let (code, v) = put(body).await?;
+        assert!((400..500).contains(&code.as_u16()), "{why}: {code} {v}");
+    }
+    let (code, v) =
+        put(json!({"rule": "require_all", "notice": "This round is transcribed."})).await?;
+    assert_eq!(code.as_u16(), 200, "{v}");
+    assert_eq!(v["consent"]["rule"], "require_all", "{v}");
+
+    let mut cmd = agent(&state, &logs, "live", &["run", "--model"])?;
+    cmd.arg(model_dir())
+        .env("ROOMSCRIBE_AGENT_CAPTURE_AUTOSTART", "false")
+        .env("ROOMSCRIBE_AGENT_REPLICATE_HEARTBEAT_SECS", "1")
+        .env("ROOMSCRIBE_AGENT_LOG", "info");
+    pulse.env(&mut cmd);
+    let child = cmd.spawn_guarded()?;
+    admin
+        .wait_for("/agents", Duration::from_secs(60), |a| {
+            a[0]["online"] == true
+        })
+        .await?;
+    // The rule reaches the agent on connect and is kept for offline use.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !state.join("consent.json").exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        state.join("consent.json").exists(),
+        "the rule is kept on disk"
+    );
+
+    let (code, v) = command(
+        &admin,
+        &agent_id,
+        json!({"action": "start", "title": "Consent round"}),
+    )
+    .await?;
+    assert_eq!((code, &v["ok"]), (200, &json!(true)), "{v}");
+    let meetings = admin
+        .wait_for("/meetings", Duration::from_secs(30), |m| {
+            m[0]["consent"]["awaiting"] == true
+        })
+        .await?;
+    let id = meetings[0]["id"].as_str().unwrap_or_default().to_owned();
+    // People speak: none of it is transcribed or kept.
+    pulse.play(&unheard)?;
+    let agents = admin.ok("/agents").await?;
+    assert_eq!(
+        agents[0]["status"]["meeting_state"], "awaiting_consent",
+        "{agents}"
+    );
+    let (code, v) = command(&admin, &agent_id, json!({"action": "resume"})).await?;
+    assert_eq!(
+        (code, &v["ok"]),
+        (200, &json!(false)),
+        "resume cannot get round it: {v}"
+    );
+    assert!(
+        v["message"].as_str().is_some_and(|m| m.contains("consent")),
+        "{v}"
+    );
+    let m = admin.ok(&format!("/meetings/{id}/transcript")).await?["meeting"].clone();
+    assert_eq!(
+        m["segment_count"], 0,
+        "nothing transcribed before consent: {m}"
+    );
+
+    let (code, v) = admin
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/meetings/{id}"),
+            Some(&json!({"participants": [{"name": "Dr. Kim"}, {"name": "Lee"}]})),
+        )
+        .await?;
+    assert_eq!(code.as_u16(), 200, "{v}");
+    let consent = |participant: &str, state: &str, how: &str| {
+        let body =
+            json!({"participant": participant, "state": state, "how": how, "note": "form F-17"});
+        let (admin, path) = (&admin, format!("/meetings/{id}/consent"));
+        async move { admin.post(&path, body).await }
+    };
+    let (code, v) = consent("Nobody", "consented", "console").await?;
+    assert_eq!(code.as_u16(), 422, "not a participant: {v}");
+    let (code, v) = consent("Lee", "consented", "spoken").await?;
+    assert_eq!(code.as_u16(), 422, "spoken consent needs its time: {v}");
+    let (code, v) = consent("dr. kim", "consented", "form").await?;
+    assert_eq!(code.as_u16(), 200, "{v}");
+    assert_eq!(v["agent"], Value::Null, "Lee has not consented yet: {v}");
+    assert_eq!(v["meeting"]["consent"]["awaiting"], true, "{v}");
+    let (code, v) = consent("Lee", "consented", "console").await?;
+    assert_eq!(code.as_u16(), 200, "{v}");
+    assert_eq!(v["agent"]["ok"], true, "the agent opens the gate: {v}");
+    pulse.play(&heard)?;
+
+    let m = admin
+        .wait_for("/meetings", Duration::from_secs(60), |m| {
+            m[0]["segment_count"].as_u64().unwrap_or(0) >= 1
+        })
+        .await?[0]
+        .clone();
+    assert_eq!(m["consent"]["awaiting"], false, "{m}");
+    let (code, v) = consent("Lee", "withdrawn", "console").await?;
+    assert_eq!(code.as_u16(), 200, "{v}");
+    assert_eq!(v["agent"]["ok"], true, "a withdrawal closes it again: {v}");
+    pulse.play(&unheard)?;
+    let (code, v) = command(&admin, &agent_id, json!({"action": "stop"})).await?;
+    assert_eq!((code, &v["ok"]), (200, &json!(true)), "{v}");
+    admin
+        .wait_for("/meetings", Duration::from_secs(30), |m| {
+            m[0]["status"] == "ended"
+        })
+        .await?;
+
+    let t = admin.ok(&format!("/meetings/{id}/transcript")).await?;
+    let ev = meeting_events(&t);
+    let kinds: Vec<(&str, &str)> = ev
+        .iter()
+        .map(|(k, s, _)| (k.as_str(), s.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("start", "appliance"),
+            ("consent_pending", "policy"),
+            ("consent_given", "appliance"),
+            ("consent_pending", "appliance"),
+            ("stop", "appliance"),
+        ],
+        "{t}"
+    );
+    let (given, withdrawn) = (ev[2].2, ev[3].2);
+    assert!(
+        given >= 8.0,
+        "consent came after the speech that was not heard: {given}"
+    );
+    let segments = t["segments"].as_array().cloned().unwrap_or_default();
+    assert!(!segments.is_empty(), "{t}");
+    for s in &segments {
+        let start = s["start"].as_f64().unwrap_or(-1.0);
+        assert!(
+            start >= given - 0.5 && start <= withdrawn,
+            "only what was said between consent and withdrawal is transcribed: {s} ({given}..{withdrawn})"
+        );
+    }
+
+    // The evidence, all of it, in the meeting and its export.
+    let m = admin.ok(&format!("/meetings/{id}/transcript")).await?["meeting"].clone();
+    let evidence = m["consent"]["evidence"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let states: Vec<(&str, &str, &str)> = evidence
+        .iter()
+        .map(|e| {
+            (
+                e["participant"].as_str().unwrap_or_default(),
+                e["state"].as_str().unwrap_or_default(),
+                e["by"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("Dr. Kim", "consented", "ada"),
+            ("Lee", "consented", "ada"),
+            ("Lee", "withdrawn", "ada"),
+        ],
+        "{m}"
+    );
+    let export: Value = serde_json::from_slice(
+        &admin
+            .download(&format!("/meetings/{id}/export?format=json"))
+            .await?,
+    )?;
+    assert_eq!(
+        export["meeting"]["consent"]["evidence"]
+            .as_array()
+            .map(Vec::len),
+        Some(3),
+        "{export}"
+    );
+    assert_eq!(
+        export["meeting"]["consent"]["participants"][1]["state"],
+        "withdrawn"
+    );
+    let html = String::from_utf8(
+        admin
+            .download(&format!("/meetings/{id}/export?format=html"))
+            .await?,
+    )?;
+    assert!(html.contains("Lee: withdrawn"), "the page says it");
+
+    // Audited, by position, never by name.
+    let audit = admin.ok("/audit?action=meeting.consent").await?;
+    let entries = audit.as_array().cloned().unwrap_or_default();
+    assert_eq!(entries.len(), 3, "{audit}");
+    for e in &entries {
+        let text = e.to_string();
+        assert!(!text.contains("Kim") && !text.contains("Lee"), "{text}");
+    }
+    assert!(entries.iter().any(|e| e["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("participant 2: withdrawn"))));
+    let status = child.interrupt().await?;
+    assert!(status.success());
+    Ok(())
+}

@@ -2,7 +2,7 @@
 //! commands applied through [`control::Control`], and the stored schedule ticked once
 //! a second on the appliance's clock.
 
-use crate::meeting::{control, schedule};
+use crate::meeting::{consent, control, schedule};
 use crate::replication::health::Health;
 use crate::replication::replicate;
 use crate::supervisor;
@@ -11,7 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Applies verified appliance commands: meeting control through [`control::Control`]
-/// (live agents only), and the room schedule (stored for the scheduler).
+/// (live agents only), the room schedule (stored for the scheduler) and the consent
+/// rule (stored, and given to the control for the next meeting).
 pub struct Commands {
     pub control: Arc<control::Control>,
     pub schedule: Arc<Mutex<schedule::Schedule>>,
@@ -25,13 +26,26 @@ impl replicate::CommandSink for Commands {
         command: &roomscribe_protocol::command::CommandBody,
         raw: &roomscribe_protocol::command::SignedCommand,
     ) -> (bool, String) {
-        use roomscribe_protocol::command::{CommandAction, MeetingAction, MAX_SCHEDULE_ENTRIES};
+        use roomscribe_protocol::command::{
+            CommandAction, MeetingAction, MAX_NOTICE_CHARS, MAX_SCHEDULE_ENTRIES,
+        };
         match &command.action {
             CommandAction::Meeting { .. } if !self.live => (
                 false,
                 "this agent is transcribing a file, not capturing live".into(),
             ),
-            CommandAction::Meeting { action, title } => {
+            CommandAction::Meeting {
+                action: MeetingAction::ConsentGiven | MeetingAction::ConsentWithdrawn,
+                meeting: None,
+                ..
+            } => (false, "consent names no meeting".into()),
+            CommandAction::Meeting {
+                meeting: Some(m), ..
+            } if self.control.meeting() != Some(*m) => (
+                false,
+                format!("meeting {m} is not the one being recorded here"),
+            ),
+            CommandAction::Meeting { action, title, .. } => {
                 let req = match action {
                     MeetingAction::Start => control::Request::Start {
                         title: title.clone(),
@@ -45,6 +59,8 @@ impl replicate::CommandSink for Commands {
                     MeetingAction::MarkHighlight => {
                         control::Request::Mark(control::EventKind::Highlight)
                     }
+                    MeetingAction::ConsentGiven => control::Request::Consent(true),
+                    MeetingAction::ConsentWithdrawn => control::Request::Consent(false),
                 };
                 if let Err(e) = control::Request::parse(&req.to_line()) {
                     return (false, e);
@@ -75,6 +91,41 @@ impl replicate::CommandSink for Commands {
                         "schedule version {version} stored: {} entries",
                         entries.len()
                     ),
+                )
+            }
+            CommandAction::Consent {
+                version,
+                rule,
+                notice,
+            } => {
+                if notice.chars().count() > MAX_NOTICE_CHARS {
+                    return (
+                        false,
+                        format!("a notice of more than {MAX_NOTICE_CHARS} characters"),
+                    );
+                }
+                // The appliance's word is the rule, whatever its version (a room moved
+                // to another team takes that team's, which may be numbered lower).
+                let current = self.control.policy();
+                if *version == current.version && *rule == current.rule && *notice == current.notice
+                {
+                    return (
+                        true,
+                        format!("consent rule version {version} already applied"),
+                    );
+                }
+                if let Err(e) = consent::ConsentPolicy::store(&self.state_dir, raw) {
+                    return (false, format!("storing the consent rule: {e}"));
+                }
+                // From the next meeting on; the one being recorded keeps its rule.
+                self.control.set_policy(consent::ConsentPolicy {
+                    version: *version,
+                    rule: *rule,
+                    notice: notice.clone(),
+                });
+                (
+                    true,
+                    format!("consent rule version {version} stored: {}", rule.as_str()),
                 )
             }
         }

@@ -6,13 +6,16 @@
 //! prints the one-line answer. A room button or a kiosk script uses the same command.
 //!
 //! Requests are one line of text: `start [TITLE]`, `stop`, `pause`, `resume`,
-//! `mark action_item|highlight`, `status`. The decisions are made by [`Control`], which
+//! `mark action_item|highlight`, `consent given|withdrawn`, `status`. The decisions are made by [`Control`], which
 //! the pipeline polls between audio chunks; voice commands, appliance commands and the
 //! room schedule go through the same [`Control::handle`], each with its
 //! [`EventSource`], and every change becomes a meeting event. `handle` answers with a
 //! typed [`Answer`] or [`Refusal`]; only the socket turns them into its one line
 //! (`ok <answer>` or `error <refusal>`), and [`send`] turns that line back.
 
+use crate::meeting::consent::ConsentPolicy;
+use roomscribe_protocol::command::ConsentRule;
+use roomscribe_protocol::MeetingId;
 pub use roomscribe_protocol::{EventKind, EventSource};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +31,8 @@ pub enum Request {
     Resume,
     /// Marks this moment: `ActionItem` or `Highlight` only.
     Mark(EventKind),
+    /// Everyone present consented (`true`), or someone withdrew (`false`).
+    Consent(bool),
     Status,
 }
 
@@ -66,6 +71,13 @@ impl Request {
             "pause" => no_args(Request::Pause),
             "resume" => no_args(Request::Resume),
             "status" => no_args(Request::Status),
+            "consent" => match rest {
+                "given" => Ok(Request::Consent(true)),
+                "withdrawn" => Ok(Request::Consent(false)),
+                other => Err(format!(
+                    "consent {other:?}? expected `consent given` or `consent withdrawn`"
+                )),
+            },
             "mark" => match rest {
                 "action_item" => Ok(Request::Mark(EventKind::ActionItem)),
                 "highlight" => Ok(Request::Mark(EventKind::Highlight)),
@@ -74,7 +86,7 @@ impl Request {
                 )),
             },
             other => Err(format!(
-                "unknown request {other:?}; expected start [TITLE], stop, pause, resume, mark action_item|highlight or status"
+                "unknown request {other:?}; expected start [TITLE], stop, pause, resume, mark action_item|highlight, consent given|withdrawn or status"
             )),
         }
     }
@@ -87,6 +99,8 @@ impl Request {
             Request::Pause => "pause\n".into(),
             Request::Resume => "resume\n".into(),
             Request::Mark(kind) => format!("mark {}\n", kind.as_str()),
+            Request::Consent(true) => "consent given\n".into(),
+            Request::Consent(false) => "consent withdrawn\n".into(),
             Request::Status => "status\n".into(),
         }
     }
@@ -136,6 +150,9 @@ pub enum Refusal {
     NothingToMark(EventKind),
     #[error("cannot mark {}", .0.as_str())]
     CannotMark(EventKind),
+    /// The team requires everyone's consent, and it has not been given.
+    #[error("waiting for everyone's consent: nothing is transcribed until it is given")]
+    AwaitingConsent,
     /// The line was not a request (only from the socket).
     #[error("{0}")]
     BadRequest(String),
@@ -158,6 +175,13 @@ pub struct Control {
     pub meeting_stop: AtomicBool,
     /// While set, audio is read but not transcribed.
     pub paused: AtomicBool,
+    /// The consent rule requires everyone's consent, and it has not been given (or
+    /// was withdrawn): audio is read but not transcribed, whatever `paused` says.
+    awaiting_consent: AtomicBool,
+    /// The room's consent rule, applied when a meeting begins.
+    policy: Mutex<ConsentPolicy>,
+    /// The meeting being recorded.
+    meeting: Mutex<Option<MeetingId>>,
     /// The agent is shutting down (Ctrl-C, SIGTERM): no new meeting starts.
     pub exit: AtomicBool,
     /// A start was requested, with this title, by this source.
@@ -170,11 +194,64 @@ impl Control {
     pub fn state(&self) -> MeetingState {
         match (
             self.active.load(Ordering::Relaxed),
+            self.awaiting_consent.load(Ordering::Relaxed),
             self.paused.load(Ordering::Relaxed),
         ) {
-            (false, _) => MeetingState::Idle,
-            (true, false) => MeetingState::Recording,
-            (true, true) => MeetingState::Paused,
+            (false, _, _) => MeetingState::Idle,
+            (true, true, _) => MeetingState::AwaitingConsent,
+            (true, false, false) => MeetingState::Recording,
+            (true, false, true) => MeetingState::Paused,
+        }
+    }
+
+    /// Whether audio is let pass untranscribed now (paused, or awaiting consent).
+    pub fn unheard(&self) -> bool {
+        self.paused.load(Ordering::Relaxed) || self.awaiting_consent.load(Ordering::Relaxed)
+    }
+
+    pub fn set_policy(&self, policy: ConsentPolicy) {
+        *lock(&self.policy) = policy;
+    }
+
+    pub fn policy(&self) -> ConsentPolicy {
+        lock(&self.policy).clone()
+    }
+
+    /// The meeting being recorded, if any.
+    pub fn meeting(&self) -> Option<MeetingId> {
+        if self.active.load(Ordering::Relaxed) {
+            *lock(&self.meeting)
+        } else {
+            None
+        }
+    }
+
+    /// A meeting begins, started by `source`: its start event, then what the consent
+    /// rule asks (a `notice` event, or a `consent_pending` event and the gate closed
+    /// before the first chunk of audio is read).
+    pub fn begin(&self, meeting: MeetingId, source: EventSource) {
+        let rule = lock(&self.policy).rule;
+        *lock(&self.meeting) = Some(meeting);
+        self.set_active(true);
+        self.push_event(PendingEvent {
+            kind: EventKind::Start,
+            source,
+            at: Some(0.0),
+        });
+        let policy_event = |kind| {
+            self.push_event(PendingEvent {
+                kind,
+                source: EventSource::Policy,
+                at: Some(0.0),
+            })
+        };
+        match rule {
+            ConsentRule::RecordWithoutConsent => {}
+            ConsentRule::RequireAnnouncement => policy_event(EventKind::Notice),
+            ConsentRule::RequireAll => {
+                self.awaiting_consent.store(true, Ordering::Relaxed);
+                policy_event(EventKind::ConsentPending);
+            }
         }
     }
 
@@ -218,6 +295,9 @@ impl Control {
                 }
                 Ok(Answer::Paused)
             }
+            Request::Resume if active && self.awaiting_consent.load(Ordering::Relaxed) => {
+                Err(Refusal::AwaitingConsent)
+            }
             Request::Resume if active => {
                 if self.paused.swap(false, Ordering::Relaxed) {
                     event(EventKind::Resume);
@@ -232,7 +312,22 @@ impl Control {
                 Err(Refusal::NothingToMark(*kind))
             }
             Request::Mark(kind) => Err(Refusal::CannotMark(*kind)),
-            Request::Stop | Request::Pause | Request::Resume => Err(Refusal::NotRecording),
+            Request::Consent(true) if active => {
+                if self.awaiting_consent.swap(false, Ordering::Relaxed) {
+                    event(EventKind::ConsentGiven);
+                }
+                Ok(Answer::State(self.state()))
+            }
+            // A withdrawal closes the gate whatever the rule: someone has said no.
+            Request::Consent(false) if active => {
+                if !self.awaiting_consent.swap(true, Ordering::Relaxed) {
+                    event(EventKind::ConsentPending);
+                }
+                Ok(Answer::State(self.state()))
+            }
+            Request::Stop | Request::Pause | Request::Resume | Request::Consent(_) => {
+                Err(Refusal::NotRecording)
+            }
             Request::Status => Ok(Answer::State(self.state())),
         }
     }
@@ -257,6 +352,7 @@ impl Control {
         if !active {
             lock(&self.events).clear();
             self.paused.store(false, Ordering::Relaxed);
+            self.awaiting_consent.store(false, Ordering::Relaxed);
             self.meeting_stop.store(false, Ordering::Relaxed);
         }
     }
@@ -361,6 +457,8 @@ mod tests {
             Request::Resume,
             Request::Mark(EventKind::Highlight),
             Request::Mark(EventKind::ActionItem),
+            Request::Consent(true),
+            Request::Consent(false),
             Request::Status,
         ] {
             assert_eq!(Request::parse(&r.to_line()), Ok(r));
@@ -437,6 +535,67 @@ mod tests {
             c.handle(&Request::Start { title: None }, local),
             Err(Refusal::ShuttingDown)
         );
+    }
+
+    #[test]
+    fn require_all_gates_the_meeting_until_consent_and_a_withdrawal_closes_it_again() {
+        let c = Control::default();
+        let local = EventSource::Local;
+        assert_eq!(
+            c.handle(&Request::Consent(true), local),
+            Err(Refusal::NotRecording)
+        );
+        c.set_policy(ConsentPolicy {
+            version: 1,
+            rule: ConsentRule::RequireAll,
+            notice: String::new(),
+        });
+        let first = MeetingId::random();
+        c.begin(first, EventSource::Schedule);
+        assert_eq!(c.meeting(), Some(first));
+        assert_eq!(c.state(), MeetingState::AwaitingConsent);
+        assert!(c.unheard(), "nothing is transcribed before consent");
+        assert_eq!(
+            c.handle(&Request::Resume, local),
+            Err(Refusal::AwaitingConsent),
+            "resume cannot get round the rule"
+        );
+        assert!(c.unheard());
+        assert_eq!(
+            c.handle(&Request::Consent(true), EventSource::Appliance),
+            Ok(Answer::State(MeetingState::Recording))
+        );
+        assert!(!c.unheard());
+        // Given twice: one event.
+        let _ = c.handle(&Request::Consent(true), EventSource::Appliance);
+        assert_eq!(
+            c.handle(&Request::Consent(false), local),
+            Ok(Answer::State(MeetingState::AwaitingConsent))
+        );
+        assert!(c.unheard());
+        let kinds: Vec<_> = c.take_events().iter().map(|e| (e.kind, e.source)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (EventKind::Start, EventSource::Schedule),
+                (EventKind::ConsentPending, EventSource::Policy),
+                (EventKind::ConsentGiven, EventSource::Appliance),
+                (EventKind::ConsentPending, local),
+            ]
+        );
+        c.set_active(false);
+        assert!(!c.unheard());
+        assert_eq!(c.meeting(), None);
+        // The next meeting under `require_announcement`: a notice, no gate.
+        c.set_policy(ConsentPolicy {
+            version: 2,
+            rule: ConsentRule::RequireAnnouncement,
+            notice: "This meeting is transcribed.".into(),
+        });
+        c.begin(MeetingId::random(), local);
+        assert_eq!(c.state(), MeetingState::Recording);
+        let kinds: Vec<_> = c.take_events().iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventKind::Start, EventKind::Notice]);
     }
 
     #[tokio::test]

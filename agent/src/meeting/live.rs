@@ -159,12 +159,7 @@ pub fn live_meetings(
             .set_device(&source_audio.describe(), source_audio.connected());
         let mut state = new_meeting(requested.unwrap_or_else(|| source_audio.describe()));
         tracing::info!(meeting = %state.meeting_id, ?source, "meeting started");
-        c.set_active(true);
-        c.push_event(control::PendingEvent {
-            kind: control::EventKind::Start,
-            source,
-            at: Some(0.0),
-        });
+        c.begin(state.meeting_id, source);
         let o = Options {
             pace: None,
             stop: &c.meeting_stop,

@@ -622,15 +622,15 @@ pub fn transcribe(
             break;
         }
         run.flush_events(&channels)?;
-        let paused = control.paused.load(Ordering::Relaxed);
-        sealer.health.set_meeting_state(if paused {
-            MeetingState::Paused
-        } else {
-            MeetingState::Recording
+        let paused = control.unheard();
+        sealer.health.set_meeting_state(match control.state() {
+            // A file job has no live meeting: it is recording.
+            MeetingState::Idle => MeetingState::Recording,
+            state => state,
         });
         if paused {
-            // Paused: end what was being said, then let the audio pass unheard while
-            // the meeting clock runs on.
+            // Paused or awaiting consent: end what was being said, then let the audio
+            // pass unheard (not transcribed, not kept) while the meeting clock runs on.
             if !was_paused {
                 for i in 0..n {
                     let words = channels[i].asr.end_utterance()?;

@@ -8,8 +8,8 @@
 //! someone started by hand is never stopped by the schedule, and an entry whose meeting
 //! someone stopped early is not started again.
 
-use crate::fs::write_atomic;
 use crate::meeting::control::Request;
+use crate::meeting::stored;
 use roomscribe_protocol::command::{CommandAction, ScheduleEntry, SignedCommand};
 use roomscribe_protocol::AgentId;
 use std::collections::HashSet;
@@ -35,35 +35,20 @@ impl Schedule {
                 version: *version,
                 entries: entries.clone(),
             }),
-            CommandAction::Meeting { .. } => None,
+            CommandAction::Meeting { .. } | CommandAction::Consent { .. } => None,
         }
     }
 
-    /// Loads the stored schedule, checking the appliance's signature again (the file
-    /// is only as trusted as the key that signed it). A missing, unreadable or
-    /// unverifiable file is no schedule; the appliance sends it again on connect.
+    /// Loads the stored schedule (see [`stored`]); none is the empty schedule.
     pub fn load(state_dir: &Path, key: &ed25519_dalek::VerifyingKey, me: &AgentId) -> Self {
-        let p = path(state_dir);
-        let Ok(bytes) = std::fs::read(&p) else {
-            return Self::default();
-        };
-        let opened = serde_json::from_slice::<SignedCommand>(&bytes)
-            .map_err(|e| e.to_string())
-            .and_then(|c| c.open(key, me).map_err(|e| e.to_string()));
-        match opened.map(|b| Self::from_action(&b.action)) {
-            Ok(Some(s)) => s,
-            Ok(None) => Self::default(),
-            Err(e) => {
-                tracing::warn!(path = %p.display(), error = %e, "ignoring the stored schedule");
-                Self::default()
-            }
-        }
+        stored::load(&path(state_dir), key, me)
+            .and_then(|a| Self::from_action(&a))
+            .unwrap_or_default()
     }
 
-    /// Stores the signed command that carried this schedule (atomically, durably).
+    /// Stores the signed command that carried this schedule.
     pub fn store(state_dir: &Path, raw: &SignedCommand) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec(raw).map_err(std::io::Error::other)?;
-        write_atomic(&path(state_dir), &bytes, 0o600)
+        stored::store(&path(state_dir), raw)
     }
 }
 

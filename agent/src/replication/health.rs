@@ -55,6 +55,9 @@ pub enum MeetingState {
     Idle,
     Recording,
     Paused,
+    /// A meeting is open but nothing is transcribed: the team requires everyone's
+    /// consent and it has not been given.
+    AwaitingConsent,
 }
 
 impl MeetingState {
@@ -63,6 +66,7 @@ impl MeetingState {
             MeetingState::Idle => "idle",
             MeetingState::Recording => "recording",
             MeetingState::Paused => "paused",
+            MeetingState::AwaitingConsent => "awaiting_consent",
         }
     }
 }
@@ -87,7 +91,7 @@ pub struct Health {
     queue_full: AtomicBool,
     /// Appliance clock minus agent clock, from the last welcome.
     clock_offset_ms: AtomicI64,
-    /// "idle", "recording" or "paused".
+    /// "idle", "recording", "paused" or "awaiting_consent".
     meeting_state: Mutex<MeetingState>,
     /// Why replication last failed, while it is being restarted.
     replication_failed: Mutex<Option<String>>,

@@ -56,7 +56,7 @@ permissions! {
     AgentsEnroll = "agents.enroll": "create enrollment tokens";
     AgentsRevoke = "agents.revoke": "revoke agents";
     UsersManage = "users.manage": "create, disable and delete users with no more permissions than one's own";
-    TeamsManage = "teams.manage": "create and delete teams, change members";
+    TeamsManage = "teams.manage": "create and delete teams, change members, set their consent rule";
     RolesAssign = "roles.assign": "grant and withdraw roles (only ones within one's own permissions)";
     RolesManage = "roles.manage": "define custom roles";
     AuditRead = "audit.read": "read and export the audit log";

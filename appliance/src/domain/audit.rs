@@ -77,6 +77,8 @@ actions! {
     MeetingExport = "meeting.export",
     MeetingMove = "meeting.move",
     MeetingEdit = "meeting.edit",
+    MeetingConsent = "meeting.consent",
+    TeamConsentPolicy = "team.consent_policy",
     MeetingErase = "meeting.erase",
     MeetingEraseReplayed = "meeting.erase_replayed",
     KeysRotate = "keys.rotate",

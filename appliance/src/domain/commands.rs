@@ -1,11 +1,12 @@
 //! Commands to agents over their ingest connections: meeting control from the console
-//! (start, stop, pause, resume, marks) and each room's schedule.
+//! (start, stop, pause, resume, marks, consent given or withdrawn), each room's
+//! schedule and its team's consent rule.
 //!
 //! Every command is signed with the appliance's Ed25519 key (the agent pinned it at
 //! enrollment), names its agent and expires; the agent verifies all three and answers
 //! with a `CommandAck`. Meeting commands need the agent online now and wait up to
-//! [`ANSWER_WAIT`] for its answer. A schedule is pushed whenever it changes and on
-//! every connect; the agent stores it and runs it offline.
+//! [`ANSWER_WAIT`] for its answer. A schedule and a consent rule are pushed whenever
+//! they change and on every connect; the agent stores them and keeps to them offline.
 
 use super::audit::{AuditAction as A, AuditLog, Record, Who};
 use super::clock::SharedClock;
@@ -14,7 +15,7 @@ use super::live::LiveAgents;
 use super::scope::{agent_for, room_for};
 use super::views::{CommandResultView, ScheduleEntryView, ScheduleView};
 use super::{lock, Actor, DomainError, Permission, Result, Verified};
-use crate::store::records::{ScheduleEntryRecord, ScheduleRecord};
+use crate::store::records::{ConsentPolicyRecord, ScheduleEntryRecord, ScheduleRecord};
 use crate::store::{Reads, Store};
 use ed25519_dalek::SigningKey;
 use roomscribe_protocol::command::{
@@ -141,14 +142,84 @@ impl Commands {
             links.by_agent.insert(agent.to_string(), (id, tx));
             id
         };
-        let schedule = self.store.read(|tx| match tx.agent(&agent.to_string())? {
-            Some(a) => tx.schedule(&a.room_id).map(Some),
-            None => Ok(None),
+        let stored = self.store.read(|tx| {
+            let Some(a) = tx.agent(&agent.to_string())? else {
+                return Ok::<_, DomainError>(None);
+            };
+            let team = match tx.room(&a.room_id)?.and_then(|r| r.team_id) {
+                Some(t) => tx.team(&t)?,
+                None => None,
+            };
+            Ok(Some((tx.schedule(&a.room_id)?, team.map(|t| t.consent))))
         });
-        if let Ok(Some(s)) = schedule {
-            self.send_schedule(agent, &s);
+        if let Ok(Some((schedule, consent))) = stored {
+            self.send_schedule(agent, &schedule);
+            // A room whose team never set a rule keeps the default (no consent needed).
+            if let Some(c) = consent.filter(|c| c.version > 0) {
+                self.send_consent(agent, &c);
+            }
         }
         (id, rx)
+    }
+
+    fn send_consent(&self, agent: &AgentId, c: &ConsentPolicyRecord) {
+        let (id, cmd) = self.sign_command(
+            agent,
+            SCHEDULE_TTL_MS,
+            CommandAction::Consent {
+                version: c.version,
+                rule: c.rule,
+                notice: c.notice.clone(),
+            },
+        );
+        self.deliver(agent, id, cmd, None, None);
+    }
+
+    /// Sends a team's new consent rule to the agents of its rooms that are connected
+    /// (the others get it when they connect).
+    pub fn push_consent(&self, agents: Vec<AgentId>, c: &ConsentPolicyRecord) {
+        for id in agents {
+            self.send_consent(&id, c);
+        }
+    }
+
+    /// Tells the agent recording `meeting` that everyone consented (`given`) or that
+    /// someone declined or withdrew; its answer, or `None` when it is not connected or
+    /// does not answer in time (it then stays as it was: waiting, or transcribing).
+    pub async fn consent_gate(
+        &self,
+        agent: &str,
+        meeting: &str,
+        given: bool,
+    ) -> Option<CommandResultView> {
+        let id: AgentId = agent.parse().ok()?;
+        let meeting = meeting.parse().ok()?;
+        let action = if given {
+            MeetingAction::ConsentGiven
+        } else {
+            MeetingAction::ConsentWithdrawn
+        };
+        let (cid, cmd) = self.sign_command(
+            &id,
+            COMMAND_TTL_MS,
+            CommandAction::Meeting {
+                action,
+                title: None,
+                meeting: Some(meeting),
+            },
+        );
+        let (tx, rx) = oneshot::channel();
+        if !self.deliver(&id, cid.clone(), cmd, None, Some(tx)) {
+            return None;
+        }
+        match tokio::time::timeout(ANSWER_WAIT, rx).await {
+            Ok(Ok(ack)) => Some(CommandResultView {
+                id: cid,
+                ok: ack.ok,
+                message: ack.message.chars().take(500).collect(),
+            }),
+            _ => None,
+        }
     }
 
     /// The connection `link` of `agent` has ended.
@@ -235,7 +306,11 @@ impl Commands {
         let (cid, cmd) = self.sign_command(
             &id,
             COMMAND_TTL_MS,
-            CommandAction::Meeting { action, title },
+            CommandAction::Meeting {
+                action,
+                title,
+                meeting: None,
+            },
         );
         let recorded = cid.clone();
         let store = self.store.clone();

@@ -260,6 +260,7 @@ impl Directory {
             name,
             members: BTreeSet::new(),
             created_at_ms: self.clock.now_ms(),
+            consent: Default::default(),
         };
         tx.put_team(&t)?;
         Ok(t)

@@ -429,6 +429,7 @@ impl Ingest {
                         meeting_type: None,
                         tags: vec![],
                         participants: vec![],
+                        consent: Default::default(),
                         revision: 0,
                     },
                 };
@@ -445,6 +446,7 @@ impl Ingest {
                 for e in &events {
                     if !tx.has_event(&meeting_id, e.seq)? {
                         tx.put_event(&meeting_id, e)?;
+                        super::consent::apply_event(&mut meeting.consent, e);
                         new_events.push(e.clone());
                     }
                 }

@@ -89,6 +89,7 @@ pub struct Export {
 pub fn meeting_view(tx: &impl Reads, m: MeetingRecord) -> Result<MeetingView> {
     let held =
         super::erasure::blocking_hold(tx, &m.id, &m.room_id, m.team_id.as_deref())?.is_some();
+    let consent = super::consent::consent_view(&m);
     Ok(MeetingView {
         held,
         room_name: room_name(tx, &m.room_id)?,
@@ -106,6 +107,7 @@ pub fn meeting_view(tx: &impl Reads, m: MeetingRecord) -> Result<MeetingView> {
         speaker_names: m.speaker_names,
         meeting_type: m.meeting_type,
         tags: m.tags,
+        consent,
         participants: m.participants,
         revision: m.revision,
     })
@@ -331,7 +333,7 @@ impl Meetings {
     }
     /// Changes a meeting the actor may edit, with its audit entry, in one
     /// transaction; publishes the new view once committed.
-    fn edit(
+    pub(crate) fn edit(
         &self,
         actor: &Actor,
         meeting_id: &str,
@@ -664,6 +666,33 @@ fn transcript(
             duration_s: m.duration_s,
             status: label(m.status),
             engines,
+            consent: files::Consent {
+                required: m.consent.required,
+                notice_at_s: m.consent.notice_at_s,
+                participants: m
+                    .consent
+                    .participants
+                    .iter()
+                    .map(|p| files::ParticipantConsent {
+                        name: p.name.clone(),
+                        state: p.state.clone(),
+                    })
+                    .collect(),
+                evidence: m
+                    .consent
+                    .evidence
+                    .iter()
+                    .map(|e| files::Evidence {
+                        participant: e.participant.clone(),
+                        state: e.state.as_str().to_owned(),
+                        how: e.how.as_str().to_owned(),
+                        by: e.by.clone(),
+                        recorded_at_ms: e.at_ms,
+                        at_s: e.at_s,
+                        note: e.note.clone(),
+                    })
+                    .collect(),
+            },
             id: m.id,
         },
     }

@@ -11,6 +11,7 @@
 //! | [`ApiTokens`] | tokens for integrations |
 //! | [`Fleet`] | rooms, enrollment, agents and their live status |
 //! | [`Commands`] | signed commands to connected agents, room schedules |
+//! | [`Consent`] | teams' consent rules, consent evidence per meeting, the agent's gate |
 //! | [`Ingest`] | hellos, envelopes, captions |
 //! | [`Meetings`] | transcripts, exports, edits |
 //! | [`ExportJobs`] | exports made in the background, with progress, for their owner |
@@ -33,6 +34,7 @@ mod align;
 pub mod audit;
 pub mod clock;
 mod commands;
+pub mod consent;
 mod corrections;
 pub mod credentials;
 pub mod directory;
@@ -64,6 +66,7 @@ pub use access::{Actor, ClientInfo, Permission, Scope, Via};
 pub use audit::{AuditAction, AuditLog, AuditQuery, AuditSettings, Record, Who};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use commands::Commands;
+pub use consent::Consent;
 pub use corrections::{Corrections, SegmentPatch};
 pub use credentials::Credentials;
 pub use directory::Directory;
@@ -131,6 +134,7 @@ pub struct Appliance {
     pub tokens: Arc<ApiTokens>,
     pub fleet: Arc<Fleet>,
     pub commands: Arc<Commands>,
+    pub consent: Arc<Consent>,
     pub ingest: Arc<Ingest>,
     pub meetings: Arc<Meetings>,
     pub exports: Arc<ExportJobs>,
@@ -292,6 +296,13 @@ impl Appliance {
             clock.clone(),
         ));
         let exports = Arc::new(ExportJobs::new(meetings.clone(), clock.clone()));
+        let consent = Arc::new(Consent::new(
+            store.clone(),
+            clock.clone(),
+            audit.clone(),
+            meetings.clone(),
+            commands.clone(),
+        ));
         let erasure = Arc::new(Erasure::new(
             store.clone(),
             audit.clone(),
@@ -345,6 +356,7 @@ impl Appliance {
             tokens,
             fleet,
             commands,
+            consent,
             ingest,
             meetings,
             exports,

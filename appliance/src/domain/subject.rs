@@ -128,8 +128,14 @@ pub fn about(view: &MeetingView, segments: &[SegmentRecord], s: &Subject) -> Sub
             version: seg.version,
         })
         .collect();
+    // Their own consent evidence; other people's stays out of their archive.
+    let mut meeting = view.clone();
+    meeting
+        .consent
+        .evidence
+        .retain(|e| same(&e.participant, &s.name));
     SubjectMeeting {
-        meeting: view.clone(),
+        meeting,
         reasons,
         segments,
     }
@@ -288,6 +294,22 @@ fn page(r: &SubjectReport) -> crate::export::subject::Page<'_> {
                     .map(|p| p.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", "),
+                consent: m
+                    .meeting
+                    .consent
+                    .evidence
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{}: {} ({}) recorded by {} on {}",
+                            e.participant,
+                            e.state.as_str(),
+                            e.how.as_str(),
+                            e.by,
+                            crate::export::date(e.at_ms),
+                        )
+                    })
+                    .collect(),
                 segments: m
                     .segments
                     .iter()

@@ -77,6 +77,8 @@ pub struct MeetingView {
     pub meeting_type: Option<String>,
     pub tags: Vec<String>,
     pub participants: Vec<ParticipantRecord>,
+    /// Consent: the agent's gate and notice, each participant's state, the evidence.
+    pub consent: super::consent::ConsentView,
     /// Changes to the meeting's details and corrections of its segments so far.
     pub revision: u64,
     /// A legal hold covers it (its own, its room's or its team's): nobody can erase it.
@@ -377,6 +379,16 @@ pub struct TeamView {
     pub id: String,
     pub name: String,
     pub members: Vec<String>,
+    pub consent: ConsentPolicyView,
+}
+
+/// A team's consent rule as the console shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsentPolicyView {
+    /// `record_without_consent`, `require_all` or `require_announcement`.
+    pub rule: &'static str,
+    pub notice: String,
+    pub version: u64,
 }
 
 impl From<crate::store::records::TeamRecord> for TeamView {
@@ -385,6 +397,11 @@ impl From<crate::store::records::TeamRecord> for TeamView {
             id: t.id,
             name: t.name,
             members: t.members.into_iter().collect(),
+            consent: ConsentPolicyView {
+                rule: t.consent.rule.as_str(),
+                notice: t.consent.notice,
+                version: t.consent.version,
+            },
         }
     }
 }

@@ -78,6 +78,9 @@ fn document(t: &Transcript) -> String {
         ));
     }
     let muted = "<w:color w:val=\"667085\"/><w:sz w:val=\"18\"/>";
+    for line in m.consent.lines() {
+        body.push_str(&paragraph(40, &run(muted, &esc(&line))));
+    }
     for s in &t.segments {
         let mut runs = run(muted, &format!("{}  ", clock(s.start)));
         runs.push_str(&run("<w:b/><w:color w:val=\"1F4E79\"/>", &esc(&s.speaker)));

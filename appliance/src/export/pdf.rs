@@ -133,6 +133,9 @@ fn layout(t: &Transcript, m: &Metrics, progress: Progress) -> Layout {
     ] {
         push(9.5, 0.0, 2.0, &detail);
     }
+    for (i, line) in meeting.consent.lines().iter().enumerate() {
+        push(9.5, 0.0, if i == 0 { 8.0 } else { 2.0 }, line);
+    }
     let of = t.segments.len().max(1);
     for (n, s) in t.segments.iter().enumerate() {
         if n % 64 == 0 {

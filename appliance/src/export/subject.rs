@@ -25,6 +25,8 @@ pub struct PageMeeting<'a> {
     pub started_at_ms: i64,
     pub reasons: String,
     pub participants: String,
+    /// Their consent evidence, a line each.
+    pub consent: Vec<String>,
     /// (start seconds, speaker, text).
     pub segments: Vec<(f64, &'a str, &'a str)>,
 }
@@ -64,7 +66,7 @@ The file subject.json beside this page holds the same, machine-readable.</p>\n",
     for m in &p.meetings {
         let _ = write!(
             out,
-            "<h2 data-meeting=\"{}\">{}</h2>\n<p class=\"m\">{} · {} · meeting {} · included as: {} · participants: {}</p>\n<ol>\n",
+            "<h2 data-meeting=\"{}\">{}</h2>\n<p class=\"m\">{} · {} · meeting {} · included as: {} · participants: {}</p>\n",
             esc(m.id),
             esc(m.title),
             esc(m.room),
@@ -73,6 +75,10 @@ The file subject.json beside this page holds the same, machine-readable.</p>\n",
             esc(&m.reasons),
             esc(&m.participants),
         );
+        for c in &m.consent {
+            let _ = writeln!(out, "<p class=\"m consent\">Consent: {}</p>", esc(c));
+        }
+        out.push_str("<ol>\n");
         for (start, speaker, text) in &m.segments {
             let _ = writeln!(
                 out,
@@ -135,6 +141,7 @@ mod tests {
                 started_at_ms: 0,
                 reasons: "participant".into(),
                 participants: "Kim <script>".into(),
+                consent: vec!["Kim <script>: consented (form)".into()],
                 segments: vec![(65.0, "Kim", "a <b>bold</b> claim")],
             }],
             audit: vec![PageEntry {

@@ -7,13 +7,17 @@ use std::fmt::Write;
 pub fn text(t: &Transcript) -> String {
     let m = &t.meeting;
     let mut out = format!(
-        "{}\nroom: {}\nstarted: {}\nduration: {}\nmeeting: {}\n\n",
+        "{}\nroom: {}\nstarted: {}\nduration: {}\nmeeting: {}\n",
         one_line(&m.title),
         one_line(&m.room),
         date(m.started_at_ms),
         clock(m.duration_s),
         m.id
     );
+    for line in m.consent.lines() {
+        let _ = writeln!(out, "consent: {}", one_line(&line));
+    }
+    out.push('\n');
     for s in &t.segments {
         let mark = if s.edited { " [corrected]" } else { "" };
         let _ = writeln!(

@@ -21,7 +21,7 @@ pub(super) fn esc(s: &str) -> String {
 }
 
 const STYLE: &str = "body{font:15px/1.5 system-ui,sans-serif;color:#1d2430;max-width:52rem;margin:2rem auto;padding:0 1rem}\
-h1{font-size:1.4rem;margin:0 0 .3rem}dl{display:grid;grid-template-columns:max-content 1fr;gap:.1rem 1rem;color:#475467;margin:0 0 1.2rem}\
+h1{font-size:1.4rem;margin:0 0 .3rem}h2{font-size:1rem;margin:0 0 .3rem}.consent ul{margin:0 0 1.2rem;padding-left:1.2rem;color:#475467}.consent li{display:list-item;border:0;padding:0}dl{display:grid;grid-template-columns:max-content 1fr;gap:.1rem 1rem;color:#475467;margin:0 0 1.2rem}\
 dd{margin:0}ol{list-style:none;padding:0}li{display:grid;grid-template-columns:5rem 1fr;gap:.8rem;padding:.45rem 0;border-top:1px solid #d0d5dd;break-inside:avoid}\
 .t{color:#667085;font-variant-numeric:tabular-nums}.s{font-weight:600;color:#1f4e79}.c{font-size:.8rem;color:#1a7f37}\
 .o{font-size:.85rem;color:#667085}@media print{body{margin:0;max-width:none}}";
@@ -33,7 +33,7 @@ pub fn html(t: &Transcript) -> String {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{}</title><style>{STYLE}</style></head><body>\n<h1>{}</h1>\n<dl>\
 <dt>Room</dt><dd>{}</dd><dt>Started</dt><dd>{}</dd><dt>Duration</dt><dd>{}</dd>\
-<dt>Engine</dt><dd>{}</dd><dt>Meeting</dt><dd>{}</dd></dl>\n<ol class=\"segments\">\n",
+<dt>Engine</dt><dd>{}</dd><dt>Meeting</dt><dd>{}</dd></dl>\n",
         esc(&m.title),
         esc(&m.title),
         esc(&m.room),
@@ -42,6 +42,15 @@ pub fn html(t: &Transcript) -> String {
         esc(&m.engines.join(", ")),
         esc(&m.id),
     );
+    let consent = m.consent.lines();
+    if !consent.is_empty() {
+        out.push_str("<section class=\"consent\"><h2>Consent</h2><ul>\n");
+        for l in consent {
+            let _ = writeln!(out, "<li>{}</li>", esc(&l));
+        }
+        out.push_str("</ul></section>\n");
+    }
+    out.push_str("<ol class=\"segments\">\n");
     for s in &t.segments {
         let _ = write!(
             out,

@@ -12,9 +12,9 @@ use crate::domain::views::{
     TokenView, TotpSetupView, TranscriptView, UserView,
 };
 use crate::domain::{
-    ApiTokens, AuditLog, Commands, Corrections, Credentials, Directory, DomainError, EventBus,
-    Fleet, MeetingPatch, Meetings, Monitoring, NewToken, Search, SearchParams, SearchResults,
-    SegmentPatch, SignIn, SignInMethods,
+    ApiTokens, AuditLog, Commands, Consent, Corrections, Credentials, Directory, DomainError,
+    EventBus, Fleet, MeetingPatch, Meetings, Monitoring, NewToken, Search, SearchParams,
+    SearchResults, SegmentPatch, SignIn, SignInMethods,
 };
 use axum::extract::{Path, Query, State};
 use axum::http::request::Parts;
@@ -636,11 +636,18 @@ pub struct TeamIdBody {
 
 pub async fn set_room_team(
     State(fleet): State<Arc<Fleet>>,
+    State(consent): State<Arc<Consent>>,
     a: Authed,
     Path(id): Path<String>,
     Json(b): Json<TeamIdBody>,
 ) -> ApiResult<RoomView> {
-    json(move || fleet.set_room_team(&a.actor, &id, b.team_id.as_deref())).await
+    json(move || {
+        let room = fleet.set_room_team(&a.actor, &id, b.team_id.as_deref())?;
+        // The room's agents keep to their new team's consent rule from now on.
+        consent.room_moved(&id)?;
+        Ok(room)
+    })
+    .await
 }
 
 pub async fn set_meeting_team(

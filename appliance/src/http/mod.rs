@@ -11,6 +11,7 @@
 
 mod assets;
 mod auth;
+mod consent;
 mod erasure;
 mod error;
 mod exports;
@@ -18,9 +19,9 @@ mod handlers;
 pub mod redirect;
 
 use crate::domain::{
-    ApiTokens, Appliance, AuditLog, Commands, Corrections, Credentials, Directory, Erasure,
-    EventBus, ExportJobs, Fleet, Meetings, Monitoring, Permission, Principal, Retention, Search,
-    SignIn,
+    ApiTokens, Appliance, AuditLog, Commands, Consent, Corrections, Credentials, Directory,
+    Erasure, EventBus, ExportJobs, Fleet, Meetings, Monitoring, Permission, Principal, Retention,
+    Search, SignIn,
 };
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::handler::Handler;
@@ -53,6 +54,7 @@ services! {
     tokens: ApiTokens,
     fleet: Fleet,
     commands: Commands,
+    consent: Consent,
     meetings: Meetings,
     exports: ExportJobs,
     erasure: Erasure,
@@ -341,6 +343,12 @@ fn api() -> Routes {
         )
         .add(
             M::POST,
+            "/meetings/{id}/consent",
+            Teams(P::MeetingsEdit),
+            consent::record_consent,
+        )
+        .add(
+            M::POST,
             "/meetings/{id}/team",
             Teams(P::MeetingsEdit),
             h::set_meeting_team,
@@ -391,6 +399,12 @@ fn api() -> Routes {
             "/teams/{id}",
             All(P::TeamsManage),
             h::delete_team,
+        )
+        .add(
+            M::PUT,
+            "/teams/{id}/consent",
+            All(P::TeamsManage),
+            consent::set_team_consent,
         )
         .add(
             M::PUT,

@@ -171,6 +171,7 @@ fn migrate_1_to_2(txn: &redb::WriteTransaction) -> Result<()> {
         name: "Everyone".into(),
         members: Default::default(),
         created_at_ms: now_ms(),
+        consent: Default::default(),
     };
     let mut users = 0;
     rewrite::<UserRecord>(txn, USERS, |u| {

@@ -87,6 +87,110 @@ pub struct TeamRecord {
     pub name: String,
     pub members: std::collections::BTreeSet<String>,
     pub created_at_ms: i64,
+    /// The rule for recording people in this team's rooms (none set: recording needs
+    /// no consent, as before consent policies existed).
+    #[serde(default)]
+    pub consent: ConsentPolicyRecord,
+}
+
+/// A team's consent policy, pushed to the agents of its rooms, which enforce it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsentPolicyRecord {
+    pub rule: roomscribe_protocol::command::ConsentRule,
+    /// What the room announces when a meeting starts.
+    #[serde(default)]
+    pub notice: String,
+    /// Bumped by every change; agents keep the newest.
+    #[serde(default)]
+    pub version: u64,
+}
+
+/// A participant's consent state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentState {
+    Notified,
+    Consented,
+    Declined,
+    Withdrawn,
+}
+
+impl ConsentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentState::Notified => "notified",
+            ConsentState::Consented => "consented",
+            ConsentState::Declined => "declined",
+            ConsentState::Withdrawn => "withdrawn",
+        }
+    }
+}
+
+impl ConsentHow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentHow::Announced => "announced",
+            ConsentHow::Console => "console",
+            ConsentHow::Form => "form",
+            ConsentHow::Spoken => "spoken",
+            ConsentHow::Policy => "policy",
+        }
+    }
+}
+
+/// How consent (or its refusal) was given or recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentHow {
+    /// The room announced its notice.
+    Announced,
+    /// Someone recorded it in the console.
+    Console,
+    /// A signed form.
+    Form,
+    /// Said aloud, at a time in the recording.
+    Spoken,
+    /// A standing agreement (employment contract, policy) covers it.
+    Policy,
+}
+
+/// One piece of consent evidence about one participant; never changed, only added to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsentEvidence {
+    /// The participant's name, as in the meeting's participants when recorded.
+    pub participant: String,
+    pub state: ConsentState,
+    pub how: ConsentHow,
+    /// Who recorded it (a username).
+    pub by: String,
+    /// When it was recorded (appliance clock).
+    pub at_ms: i64,
+    /// For spoken consent: seconds from the meeting's start.
+    #[serde(default)]
+    pub at_s: Option<f64>,
+    /// A reference (a form's number) or a remark.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// What a meeting knows about consent: what the room's agent did (from its events)
+/// and the evidence recorded for each participant.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeetingConsentRecord {
+    /// The agent held the meeting for everyone's consent at some point (`require_all`).
+    #[serde(default)]
+    pub required: bool,
+    /// It holds it now: nothing is transcribed until consent is given.
+    #[serde(default)]
+    pub awaiting: bool,
+    /// The event that last opened or closed the gate (events may arrive late).
+    #[serde(default)]
+    pub gate_event_seq: Option<u64>,
+    /// When the room announced its notice (seconds from the start).
+    #[serde(default)]
+    pub notice_at_s: Option<f64>,
+    #[serde(default)]
+    pub evidence: Vec<ConsentEvidence>,
 }
 
 /// A custom role (the built-in ones are defined in code).
@@ -180,6 +284,9 @@ pub struct MeetingRecord {
     /// Who took part: names, optionally linked to console users.
     #[serde(default)]
     pub participants: Vec<ParticipantRecord>,
+    /// Consent: the agent's gate and notice, and the evidence per participant.
+    #[serde(default)]
+    pub consent: MeetingConsentRecord,
     /// Bumped by every change to what search holds of the meeting other than new
     /// segments (its details, speaker names, team, a corrected segment). The index
     /// notes the revision of each document, so a start after a crash between the

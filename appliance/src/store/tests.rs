@@ -27,6 +27,7 @@ fn team(id: &str, members: &[&str]) -> TeamRecord {
         name: id.to_uppercase(),
         members: members.iter().map(|m| (*m).to_owned()).collect(),
         created_at_ms: 0,
+        consent: Default::default(),
     }
 }
 
