@@ -66,8 +66,21 @@ async function recordConsent(id, participant, state) {
     const r = await api('POST', `/meetings/${id}/consent`, { participant, state, how: 'console' });
     renderDetails(r.meeting);
     $('consent-panel').open = true;
-    status.textContent = r.agent ? `The room's agent: ${r.agent.message}`
-      : r.agent_unreachable ? 'Recorded; the room\'s agent is not connected, so it keeps waiting.' : 'Recorded.';
+    const erased = {
+      segments: (e) => `${e.segments.length} of their segment(s) erased.`,
+      meeting: () => 'The team erases the whole meeting on a withdrawal: it was erased.',
+      nothing_attributed: () => 'No segment is attributed to them: nothing erased.',
+      held: (e) => `A legal hold keeps everything: ${e.reason}`,
+    };
+    const parts = [r.agent ? `The room's agent: ${r.agent.message}.`
+      : r.agent_unreachable ? 'Recorded; the room\'s agent is not connected, so it keeps waiting.' : 'Recorded.'];
+    if (r.erasure) parts.push(erased[r.erasure.kind](r.erasure));
+    // What was erased leaves the page at once.
+    for (const seq of (r.erasure && r.erasure.segments) || []) {
+      const node = $('segments').querySelector(`[data-seq="${seq}"]`);
+      if (node) node.remove();
+    }
+    status.textContent = parts.join(' ');
   } catch (e) {
     status.textContent = e.message;
   }

@@ -180,13 +180,17 @@ const CONSENT_RULES = [
 function consentRow(t) {
   const f = form('consent-rule', [
     el('select', { name: 'rule', 'aria-label': `Consent rule of ${t.name}` }, ...CONSENT_RULES.map(([v, text]) => el('option', { value: v, text }))),
+    el('select', { name: 'withdrawal', 'aria-label': `What a withdrawal erases in ${t.name}` },
+      el('option', { value: 'speaker', text: 'A withdrawal erases what they said' }),
+      el('option', { value: 'meeting', text: '…or the whole meeting when nothing is attributed to them' })),
     el('textarea', { name: 'notice', rows: 2, 'aria-label': `Notice of ${t.name}`, placeholder: 'This meeting is transcribed for the minutes…' }),
   ], 'Save', async (data) => {
-    await api('PUT', `/teams/${t.id}/consent`, { rule: data.get('rule'), notice: data.get('notice') || '' });
+    await api('PUT', `/teams/${t.id}/consent`, { rule: data.get('rule'), notice: data.get('notice') || '', withdrawal: data.get('withdrawal') });
     await rerender('teams');
   });
   f.elements.rule.value = t.consent.rule;
   f.elements.notice.value = t.consent.notice;
+  f.elements.withdrawal.value = t.consent.withdrawal;
   return el('tr', { 'data-consent': t.name },
     el('td', {}, el('b', { text: t.name }), el('div', { class: 'muted', text: t.consent.version ? `version ${t.consent.version}` : 'never set' })),
     el('td', {}, f));

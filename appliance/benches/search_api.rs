@@ -199,6 +199,7 @@ fn fill(data_dir: &Path, corpus: &str) -> anyhow::Result<(usize, usize, usize)> 
             tags: vec![],
             participants: vec![],
             consent: Default::default(),
+            erased_segments: Default::default(),
             revision: 0,
         };
         meetings += 1;

@@ -113,6 +113,13 @@ pub enum AdminRequest {
         #[serde(default)]
         username: Option<String>,
     },
+    /// Erases what one person said, and their name, from every meeting.
+    SubjectErase {
+        name: String,
+        #[serde(default)]
+        username: Option<String>,
+        reason: String,
+    },
     /// Re-wraps every meeting key with a new master key.
     KeysRotate,
     /// The key store: ids, counts, meetings without a key.
@@ -212,6 +219,27 @@ pub fn execute(app: &Services, req: AdminRequest) -> AdminResponse {
                         "manifest": a.manifest,
                     }),
                 )
+            })
+        }
+        AdminRequest::SubjectErase {
+            name,
+            username,
+            reason,
+        } => {
+            let subject = crate::domain::subject::Subject { name, username };
+            app.subjects.erase(&actor, &subject, &reason).map(|e| {
+                let mut message = format!(
+                    "{} segment(s) erased from {} meeting(s), each re-keyed so no older copy keeps them",
+                    e.segments, e.meetings
+                );
+                if !e.held.is_empty() {
+                    message.push_str(&format!(
+                        "; {} meeting(s) under legal hold left as they are: {}",
+                        e.held.len(),
+                        e.held.join(", ")
+                    ));
+                }
+                (message, serde_json::to_value(&e).unwrap_or_default())
             })
         }
         AdminRequest::KeysRotate => app.erasure.rotate_keys(&actor).map(|r| {

@@ -16,7 +16,12 @@
 //!   master key its files are wrapped with;
 //! - `meetings/<meeting id>.key`: `RSK1 ‖ master key id (8) ‖ nonce (12) ‖
 //!   AES-256-GCM(data key)`, bound to the meeting id as associated data;
+//! - `meetings/<meeting id>.rekey`: a meeting's next key while its content is being
+//!   sealed again without some of its segments (see [`Keyring::stage_rekey`]); the
+//!   next start keeps whichever key storage's rows open with;
 //! - `erased.log`: the erasure tombstones, appended and fsynced;
+//! - `erased-segments.log`: erasures of some of a meeting's segments (a participant
+//!   withdrew, a data subject asked), the same way;
 //! - `master.key` unless `storage.master_key_file` puts it elsewhere (it should: a
 //!   systemd credential, another disk).
 //!
@@ -41,6 +46,7 @@ const KEY_FILE_MAGIC: &[u8; 4] = b"RSK1";
 const KEY_FILE_LEN: usize = 4 + 8 + 12 + 32 + 16;
 const KEYSTORE_FILE: &str = "keystore.json";
 const ERASED_LOG: &str = "erased.log";
+const SEGMENTS_LOG: &str = "erased-segments.log";
 const MEETINGS_DIR: &str = "meetings";
 
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +199,25 @@ fn parse_key_file(bytes: &[u8]) -> Option<([u8; 8], &[u8])> {
 
 /// One erasure, as the log keeps it: ids, who, when and why, never content.
 pub type Tombstone = crate::store::records::ErasureRecord;
+pub type SegmentTombstone = crate::store::records::SegmentErasureRecord;
+
+/// Which of a meeting's key files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// `<id>.key`: the key its stored rows open with.
+    Current,
+    /// `<id>.rekey`: the key its rows are being sealed again with.
+    Staged,
+}
+
+impl Slot {
+    fn suffix(self) -> &'static str {
+        match self {
+            Slot::Current => "key",
+            Slot::Staged => "rekey",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct KeystoreFile {
@@ -221,6 +246,12 @@ pub struct Keyring {
     master: RwLock<Arc<dyn KeyWrap>>,
     cache: Mutex<HashMap<String, Arc<Aes256Gcm>>>,
     erased: Mutex<BTreeMap<String, Tombstone>>,
+    /// Next keys of meetings being sealed again (see [`Keyring::stage_rekey`]).
+    staged: Mutex<HashMap<String, Zeroizing<[u8; 32]>>>,
+    /// Old keys of meetings switched to their next key whose commit has not finished:
+    /// readers of the state before the commit still open rows with them.
+    retiring: Mutex<HashMap<String, Arc<Aes256Gcm>>>,
+    segment_erasures: Mutex<Vec<SegmentTombstone>>,
 }
 
 impl Keyring {
@@ -276,6 +307,7 @@ impl Keyring {
             (ks.id, (master, None))
         };
         let erased = read_log(&dir.join(ERASED_LOG))?;
+        let segment_erasures = read_lines(&dir.join(SEGMENTS_LOG))?;
         let ring = Self {
             place: Place::Dir {
                 dir: dir.to_owned(),
@@ -285,6 +317,9 @@ impl Keyring {
             master: RwLock::new(Arc::new(master.0)),
             cache: Mutex::new(HashMap::new()),
             erased: Mutex::new(erased),
+            staged: Mutex::new(HashMap::new()),
+            retiring: Mutex::new(HashMap::new()),
+            segment_erasures: Mutex::new(segment_erasures),
         };
         if let Some(next) = master.1 {
             tracing::warn!("finishing a master key rotation that was interrupted");
@@ -305,6 +340,9 @@ impl Keyring {
             master: RwLock::new(Arc::new(MasterKey::from_bytes(&b))),
             cache: Mutex::new(HashMap::new()),
             erased: Mutex::new(BTreeMap::new()),
+            staged: Mutex::new(HashMap::new()),
+            retiring: Mutex::new(HashMap::new()),
+            segment_erasures: Mutex::new(vec![]),
         }
     }
 
@@ -322,12 +360,22 @@ impl Keyring {
         if let Some(k) = lock(&self.cache).get(meeting_id) {
             return Ok(Some(k.clone()));
         }
+        let Some(key) = self.unwrap_file(meeting_id, Slot::Current)? else {
+            return Ok(None);
+        };
+        let cipher = Arc::new(Aes256Gcm::new((&*key).into()));
+        lock(&self.cache).insert(meeting_id.to_owned(), cipher.clone());
+        Ok(Some(cipher))
+    }
+
+    /// The data key in one of the meeting's key files, unwrapped.
+    fn unwrap_file(&self, meeting_id: &str, slot: Slot) -> Result<Option<Zeroizing<[u8; 32]>>> {
         let master = read(&self.master).clone();
-        let Some(bytes) = self.read_file(meeting_id)? else {
+        let Some(bytes) = self.read_file(meeting_id, slot)? else {
             return Ok(None);
         };
         let bad = |what: &str| KeyringError::Damaged {
-            path: self.file_name(meeting_id),
+            path: self.file_name(meeting_id, slot),
             what: what.to_owned(),
         };
         let (id, wrapped) = parse_key_file(&bytes).ok_or_else(|| bad("not a key file"))?;
@@ -343,9 +391,113 @@ impl Keyring {
             .ok_or_else(|| {
                 bad("does not open with the master key (damaged, or moved from another meeting)")
             })?;
+        Ok(Some(key))
+    }
+
+    /// Makes the meeting's next key and writes it durably beside its current one, for
+    /// sealing its content again without some segments. Storage then writes every row
+    /// of the meeting with it, in one transaction; after the commit
+    /// [`commit_rekey`](Keyring::commit_rekey) makes it the meeting's key (the old one
+    /// is gone), after a failure [`abort_rekey`](Keyring::abort_rekey) drops it. A
+    /// crash in between leaves both files: the next start keeps whichever one the
+    /// stored rows open with ([`Keyring::staged_rekeys`]).
+    pub fn stage_rekey(&self, meeting_id: &str) -> Result<Arc<Aes256Gcm>> {
+        let master = read(&self.master).clone();
+        let mut key = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut *key);
+        self.write_file(
+            meeting_id,
+            Slot::Staged,
+            &key_file(&*master, meeting_id, &key),
+        )?;
         let cipher = Arc::new(Aes256Gcm::new((&*key).into()));
-        lock(&self.cache).insert(meeting_id.to_owned(), cipher.clone());
-        Ok(Some(cipher))
+        lock(&self.staged).insert(meeting_id.to_owned(), key);
+        Ok(cipher)
+    }
+
+    /// Called last in the transaction that sealed the meeting again: from now on its
+    /// rows are sealed and opened with the staged key, while readers of the state
+    /// before the commit may still open them with the old one until
+    /// [`commit_rekey`](Keyring::commit_rekey). (A writer after the commit must not
+    /// seal with the old key, which is about to go.)
+    pub fn switch_rekey(&self, meeting_id: &str) -> Result<()> {
+        let Some(key) = lock(&self.staged)
+            .get(meeting_id)
+            .map(|k| Aes256Gcm::new((&**k).into()))
+        else {
+            return Ok(());
+        };
+        if let Some(old) = self.key(meeting_id)? {
+            lock(&self.retiring).insert(meeting_id.to_owned(), old);
+        }
+        lock(&self.cache).insert(meeting_id.to_owned(), Arc::new(key));
+        Ok(())
+    }
+
+    /// The old key of a meeting being switched to its next one, while that lasts.
+    pub fn retiring(&self, meeting_id: &str) -> Option<Arc<Aes256Gcm>> {
+        lock(&self.retiring).get(meeting_id).cloned()
+    }
+
+    /// The staged key becomes the meeting's key; the old one is destroyed.
+    pub fn commit_rekey(&self, meeting_id: &str) -> Result<()> {
+        let Some(key) = lock(&self.staged).remove(meeting_id) else {
+            return Ok(());
+        };
+        let master = read(&self.master).clone();
+        self.write_file(
+            meeting_id,
+            Slot::Current,
+            &key_file(&*master, meeting_id, &key),
+        )?;
+        lock(&self.cache).insert(
+            meeting_id.to_owned(),
+            Arc::new(Aes256Gcm::new((&*key).into())),
+        );
+        lock(&self.retiring).remove(meeting_id);
+        self.remove_file(meeting_id, Slot::Staged)
+    }
+
+    /// Drops a staged key (storage kept the rows under the current one).
+    pub fn abort_rekey(&self, meeting_id: &str) -> Result<()> {
+        lock(&self.staged).remove(meeting_id);
+        match lock(&self.retiring).remove(meeting_id) {
+            Some(old) => {
+                lock(&self.cache).insert(meeting_id.to_owned(), old);
+            }
+            None => {
+                lock(&self.cache).remove(meeting_id);
+            }
+        }
+        self.remove_file(meeting_id, Slot::Staged)
+    }
+
+    /// Meetings whose re-keying a crash cut short, with their staged keys (loaded, so
+    /// that `commit_rekey` or `abort_rekey` can finish it).
+    pub fn staged_rekeys(&self) -> Result<Vec<(String, Arc<Aes256Gcm>)>> {
+        let mut out = vec![];
+        for id in self.meetings_in(Slot::Staged)? {
+            if let Some(key) = self.unwrap_file(&id, Slot::Staged)? {
+                out.push((id.clone(), Arc::new(Aes256Gcm::new((&*key).into()))));
+                lock(&self.staged).insert(id, key);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records an erasure of some of a meeting's segments, durably, before storage
+    /// forgets them.
+    pub fn record_segment_erasure(&self, t: &SegmentTombstone) -> Result<()> {
+        if let Place::Dir { dir, .. } = &self.place {
+            append_line(&dir.join(SEGMENTS_LOG), t)?;
+        }
+        lock(&self.segment_erasures).push(t.clone());
+        Ok(())
+    }
+
+    /// Every erasure of some segments on record, oldest first.
+    pub fn segment_erasures(&self) -> Vec<SegmentTombstone> {
+        lock(&self.segment_erasures).clone()
     }
 
     /// The meeting's key, created (and durably written) if it has none yet. An erased
@@ -361,7 +513,7 @@ impl Keyring {
         let mut key = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(&mut *key);
         let file = key_file(&*master, meeting_id, &key);
-        self.write_file(meeting_id, &file)?;
+        self.write_file(meeting_id, Slot::Current, &file)?;
         let cipher = Arc::new(Aes256Gcm::new((&*key).into()));
         lock(&self.cache).insert(meeting_id.to_owned(), cipher.clone());
         Ok(cipher)
@@ -379,17 +531,7 @@ impl Keyring {
     /// Records an erasure durably (before storage forgets the meeting).
     pub fn record_erasure(&self, t: &Tombstone) -> Result<()> {
         if let Place::Dir { dir, .. } = &self.place {
-            let path = dir.join(ERASED_LOG);
-            let mut line = serde_json::to_vec(t).unwrap_or_default();
-            line.push(b'\n');
-            let mut f = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io(&path))?;
-            f.write_all(&line).map_err(io(&path))?;
-            f.sync_all().map_err(io(&path))?;
+            append_line(&dir.join(ERASED_LOG), t)?;
         }
         lock(&self.erased).insert(t.meeting_id.clone(), t.clone());
         Ok(())
@@ -400,13 +542,19 @@ impl Keyring {
     /// underneath, LUKS, keeps them from a disk thief.)
     pub fn destroy(&self, meeting_id: &str) -> Result<()> {
         lock(&self.cache).remove(meeting_id);
+        lock(&self.staged).remove(meeting_id);
+        self.remove_file(meeting_id, Slot::Staged)?;
+        self.remove_file(meeting_id, Slot::Current)
+    }
+
+    fn remove_file(&self, meeting_id: &str, slot: Slot) -> Result<()> {
+        check_id(meeting_id)?;
         match &self.place {
             Place::Memory(files) => {
-                lock(files).remove(meeting_id);
+                lock(files).remove(&memory_name(meeting_id, slot));
             }
             Place::Dir { dir, .. } => {
-                check_id(meeting_id)?;
-                let path = self.file_name(meeting_id);
+                let path = self.file_name(meeting_id, slot);
                 match fs::remove_file(&path) {
                     Ok(()) => {
                         let meetings = dir.join(MEETINGS_DIR);
@@ -422,14 +570,22 @@ impl Keyring {
 
     /// The meetings that have a key file.
     pub fn meetings_with_keys(&self) -> Result<BTreeSet<String>> {
+        self.meetings_in(Slot::Current)
+    }
+
+    fn meetings_in(&self, slot: Slot) -> Result<BTreeSet<String>> {
+        let suffix = format!(".{}", slot.suffix());
         match &self.place {
-            Place::Memory(files) => Ok(lock(files).keys().cloned().collect()),
+            Place::Memory(files) => Ok(lock(files)
+                .keys()
+                .filter_map(|n| n.strip_suffix(&suffix).map(str::to_owned))
+                .collect()),
             Place::Dir { dir, .. } => {
                 let meetings = dir.join(MEETINGS_DIR);
                 let mut out = BTreeSet::new();
                 for e in fs::read_dir(&meetings).map_err(io(&meetings))? {
                     let e = e.map_err(io(&meetings))?;
-                    if let Some(id) = e.file_name().to_str().and_then(|n| n.strip_suffix(".key")) {
+                    if let Some(id) = e.file_name().to_str().and_then(|n| n.strip_suffix(&suffix)) {
                         out.insert(id.to_owned());
                     }
                 }
@@ -454,27 +610,31 @@ impl Keyring {
         let mut master = self.master.write().unwrap_or_else(|p| p.into_inner());
         let old = master.clone();
         let mut rewrapped = 0;
-        for meeting_id in self.meetings_with_keys()? {
-            let Some(bytes) = self.read_file(&meeting_id)? else {
-                continue;
-            };
-            let Some((id, wrapped)) = parse_key_file(&bytes) else {
-                return Err(KeyringError::Damaged {
-                    path: self.file_name(&meeting_id),
-                    what: "not a key file".into(),
-                });
-            };
-            if id == next.id() {
-                continue; // done before an interruption
-            }
-            let key = old.unwrap(wrapped, &dek_aad(&meeting_id)).ok_or_else(|| {
-                KeyringError::Damaged {
-                    path: self.file_name(&meeting_id),
-                    what: "does not open with the master key".into(),
+        for slot in [Slot::Current, Slot::Staged] {
+            for meeting_id in self.meetings_in(slot)? {
+                let Some(bytes) = self.read_file(&meeting_id, slot)? else {
+                    continue;
+                };
+                let Some((id, wrapped)) = parse_key_file(&bytes) else {
+                    return Err(KeyringError::Damaged {
+                        path: self.file_name(&meeting_id, slot),
+                        what: "not a key file".into(),
+                    });
+                };
+                if id == next.id() {
+                    continue; // done before an interruption
                 }
-            })?;
-            self.write_file(&meeting_id, &key_file(&next, &meeting_id, &key))?;
-            rewrapped += 1;
+                let key = old.unwrap(wrapped, &dek_aad(&meeting_id)).ok_or_else(|| {
+                    KeyringError::Damaged {
+                        path: self.file_name(&meeting_id, slot),
+                        what: "does not open with the master key".into(),
+                    }
+                })?;
+                self.write_file(&meeting_id, slot, &key_file(&next, &meeting_id, &key))?;
+                if slot == Slot::Current {
+                    rewrapped += 1;
+                }
+            }
         }
         let rotation = Rotation {
             old_master_key_id: hex::encode(old.id()),
@@ -499,19 +659,20 @@ impl Keyring {
         Ok(rotation)
     }
 
-    fn file_name(&self, meeting_id: &str) -> PathBuf {
+    fn file_name(&self, meeting_id: &str, slot: Slot) -> PathBuf {
+        let name = memory_name(meeting_id, slot);
         match &self.place {
-            Place::Dir { dir, .. } => dir.join(MEETINGS_DIR).join(format!("{meeting_id}.key")),
-            Place::Memory(_) => PathBuf::from(format!(":memory:/{meeting_id}")),
+            Place::Dir { dir, .. } => dir.join(MEETINGS_DIR).join(name),
+            Place::Memory(_) => PathBuf::from(format!(":memory:/{name}")),
         }
     }
 
-    fn read_file(&self, meeting_id: &str) -> Result<Option<Vec<u8>>> {
+    fn read_file(&self, meeting_id: &str, slot: Slot) -> Result<Option<Vec<u8>>> {
         check_id(meeting_id)?;
         match &self.place {
-            Place::Memory(files) => Ok(lock(files).get(meeting_id).cloned()),
+            Place::Memory(files) => Ok(lock(files).get(&memory_name(meeting_id, slot)).cloned()),
             Place::Dir { .. } => {
-                let path = self.file_name(meeting_id);
+                let path = self.file_name(meeting_id, slot);
                 match fs::read(&path) {
                     Ok(b) => Ok(Some(b)),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -521,15 +682,15 @@ impl Keyring {
         }
     }
 
-    fn write_file(&self, meeting_id: &str, bytes: &[u8]) -> Result<()> {
+    fn write_file(&self, meeting_id: &str, slot: Slot, bytes: &[u8]) -> Result<()> {
         check_id(meeting_id)?;
         match &self.place {
             Place::Memory(files) => {
-                lock(files).insert(meeting_id.to_owned(), bytes.to_vec());
+                lock(files).insert(memory_name(meeting_id, slot), bytes.to_vec());
                 Ok(())
             }
             Place::Dir { .. } => Ok(crate::keys::write_secret(
-                &self.file_name(meeting_id),
+                &self.file_name(meeting_id, slot),
                 bytes,
             )?),
         }
@@ -565,6 +726,25 @@ fn check_id(meeting_id: &str) -> Result<()> {
     }
 }
 
+/// A key file's name: `<meeting id>.key` or `<meeting id>.rekey`.
+fn memory_name(meeting_id: &str, slot: Slot) -> String {
+    format!("{meeting_id}.{}", slot.suffix())
+}
+
+/// Appends one JSON line to a log and makes it durable.
+fn append_line<T: Serialize>(path: &Path, v: &T) -> Result<()> {
+    let mut line = serde_json::to_vec(v).unwrap_or_default();
+    line.push(b'\n');
+    let mut f = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(&line).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
 fn next_of(master_file: &Path) -> PathBuf {
     let mut s = master_file.as_os_str().to_owned();
     s.push(".next");
@@ -576,15 +756,23 @@ fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<()> {
     Ok(crate::keys::write_secret(path, &bytes)?)
 }
 
-/// The erasure log; a last line cut short by a crash is removed, anything else
-/// unreadable is an error naming the line.
+/// The erasure log, by meeting.
 fn read_log(path: &Path) -> Result<BTreeMap<String, Tombstone>> {
+    Ok(read_lines::<Tombstone>(path)?
+        .into_iter()
+        .map(|t| (t.meeting_id.clone(), t))
+        .collect())
+}
+
+/// A log of JSON lines; a last line cut short by a crash is removed, anything else
+/// unreadable is an error naming the line.
+fn read_lines<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
         Err(e) => return Err(io(path)(e)),
     };
-    let mut out = BTreeMap::new();
+    let mut out = vec![];
     let whole = text.rfind('\n').map_or(0, |i| i + 1);
     if whole < text.len() {
         // A crash cut the last append short: that erasure did not happen (storage
@@ -599,10 +787,8 @@ fn read_log(path: &Path) -> Result<BTreeMap<String, Tombstone>> {
         f.sync_all().map_err(io(path))?;
     }
     for (n, line) in text[..whole].lines().enumerate() {
-        match serde_json::from_str::<Tombstone>(line) {
-            Ok(t) => {
-                out.insert(t.meeting_id.clone(), t);
-            }
+        match serde_json::from_str::<T>(line) {
+            Ok(t) => out.push(t),
             Err(e) => {
                 return Err(KeyringError::Damaged {
                     path: path.to_owned(),

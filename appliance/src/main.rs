@@ -108,6 +108,25 @@ enum SubjectCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Erase what one person said — the segments they spoke, by speaker label or the
+    /// name it was given — and their name from participants and speaker names, in
+    /// every meeting (each meeting is re-keyed, so no older copy of the data directory
+    /// keeps them). Meetings under legal hold are left as they are and named. Consent
+    /// evidence about them is kept (it proves the recording was lawful).
+    #[command(after_help = ADMIN_NOTE)]
+    Erase {
+        /// The person's name as it appears as a participant or speaker.
+        #[arg(long)]
+        name: String,
+        /// Their console account, if they have one (named in the audit entry).
+        #[arg(long = "user")]
+        username: Option<String>,
+        /// Why (the request's reference): kept in the audit log.
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 #[derive(Subcommand)]
@@ -764,6 +783,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 PathBuf::from(side).display()
             );
             Ok(())
+        }
+        Command::Subject(SubjectCommand::Erase {
+            name,
+            username,
+            reason,
+            common,
+        }) => {
+            admin_command(
+                &common,
+                AdminRequest::SubjectErase {
+                    name,
+                    username,
+                    reason,
+                },
+            )
+            .await
         }
         Command::Keys(KeysCommand::Rotate { common }) => {
             admin_command(&common, AdminRequest::KeysRotate).await

@@ -399,6 +399,11 @@ impl Fixture {
                     None,
                 )
             }
+            // Nobody of that name: allowed callers erase nothing (200).
+            ("POST", "/subjects/erase") => (
+                spec.path.into(),
+                Some(json!({"name": "Nobody Atall", "reason": "request 17"})),
+            ),
             ("PUT", "/teams/{id}/consent") => (
                 format!("/api/v1/teams/{}/consent", self.gamma),
                 Some(json!({"rule": "record_without_consent"})),

@@ -439,6 +439,10 @@ async fn a_team_requiring_consent_holds_the_room_until_everyone_has_consented() 
     let (code, v) = consent("Lee", "withdrawn", "console").await?;
     assert_eq!(code.as_u16(), 200, "{v}");
     assert_eq!(v["agent"]["ok"], true, "a withdrawal closes it again: {v}");
+    assert_eq!(
+        v["erasure"]["kind"], "nothing_attributed",
+        "one microphone: nothing is Lee's alone, and the team keeps the meeting: {v}"
+    );
     pulse.play(&unheard)?;
     let (code, v) = command(&admin, &agent_id, json!({"action": "stop"})).await?;
     assert_eq!((code, &v["ok"]), (200, &json!(true)), "{v}");

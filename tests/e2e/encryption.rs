@@ -10,7 +10,11 @@
 //!   one can, and the restart is audited; the master key is rotated on the way
 //!   (`roomscribe keys rotate`) and everything still reads after it;
 //! - a subject access export (`roomscribe subject export`) of a participant, read
-//!   with unzip and checked offline by `roomscribe export verify`.
+//!   with unzip and checked offline by `roomscribe export verify`;
+//! - a subject's erasure request (`roomscribe subject erase`): the segment they spoke
+//!   (and its corrections) and their name are gone, the rest of the meeting reads;
+//!   no canary is left at rest; and the copy taken before the erasure, put back,
+//!   holds that meeting under a destroyed key, so it is removed whole.
 
 use roomscribe_tests::*;
 use serde_json::{json, Value};
@@ -89,9 +93,21 @@ async fn record(
     room: &str,
     title: &str,
 ) -> anyhow::Result<String> {
+    record_sentences(app, admin, tmp, logs, room, title, 1).await
+}
+
+async fn record_sentences(
+    app: &Appliance,
+    admin: &Api,
+    tmp: &Path,
+    logs: &Path,
+    room: &str,
+    title: &str,
+    sentences: usize,
+) -> anyhow::Result<String> {
     let state = tmp.join(room);
     app.enroll_agent(&state, room)?;
-    let wav = sample_wav(tmp, &format!("{room}.wav"), 1)?;
+    let wav = sample_wav(tmp, &format!("{room}.wav"), sentences)?;
     record_file(&state, logs, room, &wav, title)?;
     let meetings = admin.ok("/meetings").await?;
     meetings
@@ -333,5 +349,133 @@ async fn subject_access(app: &Appliance, dir: &Path, kept: &str) -> anyhow::Resu
     ])?;
     assert!(none.contains("0 meeting(s), 0 segment(s)"), "{none}");
     println!("subject access: {said}");
+    Ok(())
+}
+
+/// A data subject's erasure request: what they said goes from every copy that the
+/// appliance can still read, and an older copy cannot bring it back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subjects_erasure_request_erases_what_they_said_and_an_old_copy_loses_it_too(
+) -> anyhow::Result<()> {
+    let logs = artifacts("subject-erase");
+    let tmp = tempfile::tempdir()?;
+    let data = tmp.path().join("data");
+    let app = Appliance::start(&data, &logs)?;
+    app.add_user("ada", PASSWORD, "admin")?;
+    let admin = Api::login(&app, "ada", PASSWORD).await?;
+    let id = record_sentences(&app, &admin, tmp.path(), &logs, "east", "East", 3).await?;
+    let before = admin.ok(&format!("/meetings/{id}/transcript")).await?;
+    let segments = before["segments"].as_array().cloned().unwrap_or_default();
+    assert!(segments.len() >= 2, "{before}");
+    // Segment 0 becomes theirs (a speaker named after them) with a canary word in a
+    // correction; they and someone else take part.
+    let (person, word) = ("Canarypersonz9", "canarywordz9");
+    let spoken0 = segments[0]["text"].as_str().unwrap_or_default().to_owned();
+    let (code, v) = admin
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/meetings/{id}/segments/0"),
+            Some(&json!({"text": format!("{spoken0} {word}"), "speaker": "voicez9", "expected_version": 0})),
+        )
+        .await?;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = admin
+        .post(
+            &format!("/meetings/{id}/speakers"),
+            json!({"speaker": "voicez9", "name": person}),
+        )
+        .await?;
+    assert!(code.is_success(), "{v}");
+    let (code, v) = admin
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/meetings/{id}"),
+            Some(&json!({"participants": [{"name": person}, {"name": "Someone Else"}]})),
+        )
+        .await?;
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(hits(&admin, word).await?.len(), 1);
+    drop(app);
+    let old = tmp.path().join("data-before");
+    copy_dir(&data, &old)?;
+
+    let app = Appliance::start(&data, &logs)?;
+    let admin = Api::login(&app, "ada", PASSWORD).await?;
+    let said = app.admin(&[
+        "subject",
+        "erase",
+        "--name",
+        &person.to_lowercase(),
+        "--reason",
+        "erasure request 17",
+    ])?;
+    assert!(
+        said.contains("1 segment(s) erased from 1 meeting(s)"),
+        "{said}"
+    );
+    let after = admin.ok(&format!("/meetings/{id}/transcript")).await?;
+    let left = after["segments"].as_array().cloned().unwrap_or_default();
+    assert_eq!(left.len(), segments.len() - 1, "{after}");
+    assert!(left.iter().all(|s| s["seq"] != 0), "{after}");
+    assert_eq!(
+        left[0]["text"], segments[1]["text"],
+        "the rest reads: {after}"
+    );
+    let m = &after["meeting"];
+    assert_eq!(
+        m["participants"],
+        json!([{"name": "Someone Else", "username": null}]),
+        "{m}"
+    );
+    assert!(!m["speaker_names"].to_string().contains(person), "{m}");
+    assert!(hits(&admin, word).await?.is_empty(), "gone from search");
+    let (code, _) = admin
+        .get(&format!("/meetings/{id}/segments/0/history"))
+        .await?;
+    assert_eq!(code, 404, "its corrections are gone");
+    let erased = admin.ok("/audit?action=meeting.erase_segments").await?;
+    assert!(
+        erased.to_string().contains("1 segment(s) erased"),
+        "{erased}"
+    );
+    let request = admin.ok("/audit?action=subject.erase").await?;
+    assert!(
+        !request
+            .to_string()
+            .to_lowercase()
+            .contains(&person.to_lowercase()),
+        "{request}"
+    );
+    // Asked again: nothing left to erase.
+    let again = app.admin(&["subject", "erase", "--name", person, "--reason", "again"])?;
+    assert!(
+        again.contains("0 segment(s) erased from 0 meeting(s)"),
+        "{again}"
+    );
+    drop(app);
+    let canaries = [person.to_owned(), word.to_owned()];
+    let (files, bytes, found) = scan(&data, &canaries)?;
+    println!(
+        "subject erasure canary scan: {files} files, {bytes} bytes, {} hits",
+        found.len()
+    );
+    assert!(found.is_empty(), "{found:?}");
+
+    // The copy from before the erasure, put back: that meeting is sealed under the
+    // key the erasure destroyed, so it is removed whole, and the removal audited.
+    std::fs::rename(&data, tmp.path().join("data-after"))?;
+    std::fs::rename(&old, &data)?;
+    let app = Appliance::start(&data, &logs)?;
+    let admin = Api::login(&app, "ada", PASSWORD).await?;
+    let (code, v) = admin.get(&format!("/meetings/{id}/transcript")).await?;
+    assert_eq!(code, 404, "{v}");
+    assert!(hits(&admin, word).await?.is_empty());
+    let replayed = admin.ok("/audit?action=meeting.erase_replayed").await?;
+    assert!(
+        replayed
+            .to_string()
+            .contains("before 1 of its segments were erased"),
+        "{replayed}"
+    );
     Ok(())
 }

@@ -80,6 +80,8 @@ actions! {
     MeetingConsent = "meeting.consent",
     TeamConsentPolicy = "team.consent_policy",
     MeetingErase = "meeting.erase",
+    MeetingEraseSegments = "meeting.erase_segments",
+    SubjectErase = "subject.erase",
     MeetingEraseReplayed = "meeting.erase_replayed",
     KeysRotate = "keys.rotate",
     SubjectExport = "subject.export",

@@ -11,6 +11,11 @@
 //! - In a meeting the agent holds for everyone's consent, recording evidence tells the
 //!   agent: once every participant's latest state is `consented` it transcribes; a
 //!   decline or a withdrawal stops it again.
+//! - A decline or withdrawal erases what the person said (the segments attributed to
+//!   them, by speaker label or the name it was given; with the team's `withdrawal:
+//!   meeting`, the whole meeting when none is), through `Erasure` (the meeting is
+//!   re-keyed, so no older copy keeps them; a legal hold wins), and ingest never
+//!   stores their later segments ([`refused_speaker`]). The evidence is kept.
 //!
 //! Audit entries name the participant by position, never by name: names are meeting
 //! content, sealed with the meeting's key.
@@ -18,12 +23,14 @@
 use super::audit::{AuditAction as A, AuditLog, Record, Who};
 use super::clock::SharedClock;
 use super::commands::Commands;
-use super::meetings::Meetings;
+use super::erasure::Erasure;
+use super::meetings::{meeting_view, Meetings};
+use super::subject::{spoken_by, Subject};
 use super::views::{CommandResultView, MeetingView, TeamView};
 use super::{Actor, DomainError, Permission, Result};
 use crate::store::records::{
     ConsentEvidence, ConsentHow, ConsentState, EventRecord, MeetingConsentRecord, MeetingRecord,
-    MeetingStatus,
+    MeetingStatus, WithdrawalScope,
 };
 use crate::store::{Reads, Store};
 use roomscribe_protocol::command::{ConsentRule, MAX_NOTICE_CHARS};
@@ -84,6 +91,17 @@ pub struct ConsentView {
     pub participants: Vec<ParticipantConsentView>,
     /// Every piece of evidence, oldest first.
     pub evidence: Vec<ConsentEvidence>,
+}
+
+/// Whether a segment with this speaker label was said by someone whose latest word is
+/// a decline or a withdrawal (by the label, or the name it was given).
+pub fn refused_speaker(m: &MeetingRecord, label: Option<&str>) -> bool {
+    let Some(label) = label else {
+        return false;
+    };
+    let name = m.speaker_names.get(label).map_or(label, String::as_str);
+    latest(&m.consent, name)
+        .is_some_and(|e| matches!(e.state, ConsentState::Declined | ConsentState::Withdrawn))
 }
 
 fn latest<'a>(c: &'a MeetingConsentRecord, name: &str) -> Option<&'a ConsentEvidence> {
@@ -201,10 +219,26 @@ pub struct EvidenceInput {
     pub at_s: Option<f64>,
 }
 
+/// What a decline or withdrawal erased.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WithdrawalErasure {
+    /// The segments attributed to them (numbers), the meeting re-keyed.
+    Segments { segments: Vec<u64> },
+    /// No segment is attributed to them and the team's policy erases the meeting.
+    Meeting,
+    /// No segment is attributed to them; the policy keeps the meeting.
+    NothingAttributed,
+    /// A legal hold keeps everything as it is.
+    Held { reason: String },
+}
+
 /// The meeting after new evidence, and what its agent answered when told.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsentResultView {
     pub meeting: MeetingView,
+    /// After a decline or withdrawal: what was erased.
+    pub erasure: Option<WithdrawalErasure>,
     /// `null` when the agent was not told (no gate to move) or is not connected.
     pub agent: Option<CommandResultView>,
     /// Whether the agent was to be told (`open`, `close`) and was not reachable.
@@ -217,6 +251,7 @@ pub struct Consent {
     audit: Arc<AuditLog>,
     meetings: Arc<Meetings>,
     commands: Arc<Commands>,
+    erasure: Arc<Erasure>,
 }
 
 impl Consent {
@@ -226,6 +261,7 @@ impl Consent {
         audit: Arc<AuditLog>,
         meetings: Arc<Meetings>,
         commands: Arc<Commands>,
+        erasure: Arc<Erasure>,
     ) -> Self {
         Self {
             store,
@@ -233,6 +269,7 @@ impl Consent {
             audit,
             meetings,
             commands,
+            erasure,
         }
     }
 
@@ -244,6 +281,7 @@ impl Consent {
         team_id: &str,
         rule: &str,
         notice: &str,
+        withdrawal: Option<&str>,
     ) -> Result<TeamView> {
         actor.require_all(Permission::TeamsManage)?;
         let rule = ConsentRule::parse(rule).ok_or_else(|| {
@@ -252,6 +290,11 @@ impl Consent {
                 "one of record_without_consent, require_all, require_announcement",
             )
         })?;
+        let withdrawal = match withdrawal {
+            None | Some("speaker") => WithdrawalScope::Speaker,
+            Some("meeting") => WithdrawalScope::Meeting,
+            Some(_) => return Err(DomainError::invalid("withdrawal", "speaker or meeting")),
+        };
         let notice = notice.trim();
         if notice.chars().count() > MAX_NOTICE_CHARS
             || notice.chars().any(|c| c.is_control() && c != '\n')
@@ -271,14 +314,16 @@ impl Consent {
             let mut t = tx.team(team_id)?.ok_or(DomainError::NotFound("team"))?;
             t.consent.rule = rule;
             t.consent.notice = notice.to_owned();
+            t.consent.withdrawal = withdrawal;
             t.consent.version += 1;
             tx.put_team(&t)?;
             self.audit.record(
                 tx,
                 &Who::from(actor),
                 Record::ok(A::TeamConsentPolicy, format!("team:{team_id}")).detail(format!(
-                    "{} · version {}",
+                    "{} · withdrawal erases: {} · version {}",
                     rule.as_str(),
+                    withdrawal.as_str(),
                     t.consent.version
                 )),
             )?;
@@ -350,11 +395,13 @@ impl Consent {
             ));
         }
         let now = self.clock.now_ms();
+        let who = Who::from(actor);
         let (meetings, actor, id) = (self.meetings.clone(), actor.clone(), meeting_id.to_owned());
         let participant = input.participant.trim().to_lowercase();
         let how_name = input.how.clone();
         let at_s = input.at_s;
-        let (view, gate, target) = tokio::task::spawn_blocking(move || {
+        let (erasure, store) = (self.erasure.clone(), self.store.clone());
+        let (view, gate, target, erased) = tokio::task::spawn_blocking(move || {
             let mut gate = Gate::Leave;
             let mut target = None;
             let view = meetings.edit(&actor, &id, |_, m| {
@@ -392,7 +439,17 @@ impl Consent {
                     )),
                 )
             })?;
-            Ok::<_, DomainError>((view, gate, target))
+            let erased = match state {
+                ConsentState::Declined | ConsentState::Withdrawn => Some(erase_their_part(
+                    &store,
+                    &erasure,
+                    &who,
+                    &view,
+                    &participant,
+                )?),
+                ConsentState::Notified | ConsentState::Consented => None,
+            };
+            Ok::<_, DomainError>((view, gate, target, erased))
         })
         .await
         .map_err(|e| DomainError::Internal(e.to_string()))??;
@@ -409,10 +466,79 @@ impl Consent {
         };
         Ok(ConsentResultView {
             meeting: view,
+            erasure: erased,
             agent,
             agent_unreachable: unreachable,
         })
     }
+}
+
+/// Erases what a participant who declined or withdrew said: the segments attributed
+/// to them or, when none is and the team's policy says so, the whole meeting.
+fn erase_their_part(
+    store: &Store,
+    erasure: &Erasure,
+    who: &Who,
+    view: &MeetingView,
+    participant: &str,
+) -> Result<WithdrawalErasure> {
+    let Some(name) = view
+        .participants
+        .iter()
+        .find(|p| p.name.to_lowercase() == participant)
+        .map(|p| p.name.clone())
+    else {
+        return Ok(WithdrawalErasure::NothingAttributed);
+    };
+    let (spoken, scope) = store.read(|tx| {
+        let Some(m) = tx.meeting(&view.id)? else {
+            return Ok::<_, DomainError>((Default::default(), WithdrawalScope::Speaker));
+        };
+        let scope = match m.team_id.as_deref() {
+            Some(t) => tx
+                .team(t)?
+                .map(|t| t.consent.withdrawal)
+                .unwrap_or_default(),
+            None => WithdrawalScope::Speaker,
+        };
+        let current = meeting_view(tx, m)?;
+        let subject = Subject {
+            name: name.clone(),
+            username: None,
+        };
+        let spoken: std::collections::BTreeSet<u64> = tx
+            .segments(&view.id)?
+            .iter()
+            .filter(|s| spoken_by(&current, s, &subject))
+            .map(|s| s.seq)
+            .collect();
+        Ok((spoken, scope))
+    })?;
+    let position = view
+        .participants
+        .iter()
+        .position(|p| p.name == name)
+        .map_or(0, |i| i + 1);
+    let why = format!("participant {position} declined or withdrew consent");
+    let held = |e: DomainError| match e {
+        DomainError::Conflict(reason) => Ok(WithdrawalErasure::Held { reason }),
+        e => Err(e),
+    };
+    if spoken.is_empty() {
+        return match scope {
+            WithdrawalScope::Speaker => Ok(WithdrawalErasure::NothingAttributed),
+            WithdrawalScope::Meeting => erasure
+                .erase_as(who, &view.id, &why)
+                .map(|_| WithdrawalErasure::Meeting)
+                .or_else(held),
+        };
+    }
+    erasure
+        .erase_segments_as(who, &view.id, &spoken, None, &why)
+        .map(|done| WithdrawalErasure::Segments {
+            segments: done.map(|d| d.segments).unwrap_or_default(),
+        })
+        .or_else(held)
 }
 
 #[cfg(test)]

@@ -91,6 +91,24 @@ pub fn blocking_hold(
     Ok(None)
 }
 
+mod segments;
+
+/// 409 naming the hold while one covers the meeting.
+fn refuse_if_held(tx: &impl Reads, m: &MeetingRecord) -> Result<()> {
+    if let Some((target, h)) = blocking_hold(tx, &m.id, &m.room_id, m.team_id.as_deref())? {
+        let what = match target.split(':').next() {
+            Some("room") => "its room",
+            Some("team") => "its team",
+            _ => "the meeting",
+        };
+        return Err(DomainError::Conflict(format!(
+            "{what} is under legal hold (placed by {} for: {}): lift the hold first",
+            h.by, h.reason
+        )));
+    }
+    Ok(())
+}
+
 pub struct Erasure {
     store: Arc<Store>,
     audit: Arc<AuditLog>,
@@ -241,17 +259,7 @@ impl Erasure {
     ) -> Result<ErasureView> {
         let view = self.store.write(|tx| {
             let (m, why) = check(tx)?;
-            if let Some((target, h)) = blocking_hold(tx, &m.id, &m.room_id, m.team_id.as_deref())? {
-                let what = match target.split(':').next() {
-                    Some("room") => "its room",
-                    Some("team") => "its team",
-                    _ => "the meeting",
-                };
-                return Err(DomainError::Conflict(format!(
-                    "{what} is under legal hold (placed by {} for: {}): lift the hold first",
-                    h.by, h.reason
-                )));
-            }
+            refuse_if_held(tx, &m)?;
             let e = ErasureRecord {
                 meeting_id: m.id.clone(),
                 room_id: m.room_id.clone(),
@@ -297,6 +305,7 @@ impl Erasure {
     /// learns of every erasure, so ingest drops the meeting's envelopes should an
     /// agent send them again. Returns how many meetings were purged.
     pub fn replay(&self) -> Result<usize> {
+        self.finish_rekeys()?;
         let keys = self.store.keys().clone();
         let mut purged = 0;
         for t in keys.tombstones() {
@@ -327,7 +336,7 @@ impl Erasure {
                 purged += 1;
             }
         }
-        Ok(purged)
+        Ok(purged + self.replay_segments()?)
     }
 
     /// Wraps every meeting key with a new master key (`settings.manage`); content is

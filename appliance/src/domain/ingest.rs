@@ -430,11 +430,20 @@ impl Ingest {
                         tags: vec![],
                         participants: vec![],
                         consent: Default::default(),
+                        erased_segments: Default::default(),
                         revision: 0,
                     },
                 };
                 let mut new_segments = vec![];
                 for s in &segments {
+                    if meeting.erased_segments.contains(&s.seq) {
+                        continue;
+                    }
+                    // Said by someone who declined or withdrew: never stored.
+                    if super::consent::refused_speaker(&meeting, s.speaker.as_deref()) {
+                        meeting.erased_segments.insert(s.seq);
+                        continue;
+                    }
                     if !tx.has_segment(&meeting_id, s.seq)? {
                         tx.put_segment(&meeting_id, s)?;
                         meeting.segment_count += 1;

@@ -296,19 +296,20 @@ impl Appliance {
             clock.clone(),
         ));
         let exports = Arc::new(ExportJobs::new(meetings.clone(), clock.clone()));
-        let consent = Arc::new(Consent::new(
-            store.clone(),
-            clock.clone(),
-            audit.clone(),
-            meetings.clone(),
-            commands.clone(),
-        ));
         let erasure = Arc::new(Erasure::new(
             store.clone(),
             audit.clone(),
             search.clone(),
             events.clone(),
             clock.clone(),
+        ));
+        let consent = Arc::new(Consent::new(
+            store.clone(),
+            clock.clone(),
+            audit.clone(),
+            meetings.clone(),
+            commands.clone(),
+            erasure.clone(),
         ));
         let retention = Arc::new(Retention::new(
             store.clone(),
@@ -322,6 +323,7 @@ impl Appliance {
             audit.clone(),
             keys.audit.clone(),
             clock.clone(),
+            erasure.clone(),
         ));
         let corrections = Arc::new(Corrections::new(
             store.clone(),

@@ -11,8 +11,17 @@
 //! - with a username: the audit entries they made, or that were made to their account.
 //!
 //! The export itself is audited (`subject.export`, with counts, never the content).
+//!
+//! An erasure request (GDPR Art. 17, `roomscribe subject erase`) erases the segments
+//! the person spoke in every meeting the caller may delete from, and their name from
+//! those meetings' participants and speaker names (see `Erasure::erase_segments_as`:
+//! each meeting is re-keyed, so no older copy keeps them). Consent evidence about them
+//! is kept: it is what proves the recording was lawful (Art. 17(3)(e)). Meetings under
+//! legal hold are left as they are and named in the answer. Audited as
+//! `subject.erase`, with counts and the reason.
 
 use super::audit::{AuditAction as A, AuditLog, Record, Who};
+use super::erasure::Erasure;
 use super::meetings::meeting_view;
 use super::views::MeetingView;
 use super::{Actor, DomainError, Permission, Result, SharedClock};
@@ -79,13 +88,42 @@ pub struct Subjects {
     audit: Arc<AuditLog>,
     key: Arc<SigningKey>,
     clock: SharedClock,
+    erasure: Arc<Erasure>,
+}
+
+/// What an erasure request did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubjectErasure {
+    /// Meetings changed: segments erased, or the name forgotten.
+    pub meetings: usize,
+    pub segments: usize,
+    /// Meetings about the person left untouched because a legal hold covers them.
+    pub held: Vec<String>,
 }
 
 /// The longest name searched for.
 const MAX_NAME: usize = 200;
 
+fn check_name(name: &str) -> Result<&str> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME {
+        return Err(DomainError::invalid(
+            "name",
+            format!("the person's name, 1 to {MAX_NAME} characters"),
+        ));
+    }
+    Ok(name)
+}
+
 fn same(a: &str, b: &str) -> bool {
     a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+/// Whether `s` spoke the segment: its speaker's label, or the name the label was given.
+pub fn spoken_by(view: &MeetingView, seg: &SegmentRecord, s: &Subject) -> bool {
+    seg.speaker.as_deref().is_some_and(|l| {
+        same(l, &s.name) || view.speaker_names.get(l).is_some_and(|n| same(n, &s.name))
+    })
 }
 
 /// The segments of a meeting spoken by `name`, and whether they were named as a
@@ -105,10 +143,7 @@ pub fn about(view: &MeetingView, segments: &[SegmentRecord], s: &Subject) -> Sub
                 .unwrap_or_else(|| l.clone())
         })
     };
-    let spoke = |seg: &SegmentRecord| {
-        seg.speaker.as_deref().is_some_and(|l| same(l, &s.name))
-            || shown(seg).is_some_and(|n| same(&n, &s.name))
-    };
+    let spoke = |seg: &SegmentRecord| spoken_by(view, seg, s);
     let mut reasons = vec![];
     if participant {
         reasons.push("participant");
@@ -147,13 +182,89 @@ impl Subjects {
         audit: Arc<AuditLog>,
         key: Arc<SigningKey>,
         clock: SharedClock,
+        erasure: Arc<Erasure>,
     ) -> Self {
         Self {
             store,
             audit,
             key,
             clock,
+            erasure,
         }
+    }
+
+    /// Erases what `subject` spoke, and their name, from every meeting `actor` may
+    /// delete from (`meetings.delete`), for `why`.
+    pub fn erase(&self, actor: &Actor, subject: &Subject, why: &str) -> Result<SubjectErasure> {
+        actor.require(Permission::MeetingsDelete)?;
+        let name = check_name(&subject.name)?;
+        let why = why.trim();
+        if why.is_empty() || why.chars().count() > 500 || why.chars().any(char::is_control) {
+            return Err(DomainError::invalid(
+                "reason",
+                "say why, in 1 to 500 characters without control characters",
+            ));
+        }
+        let found = self.store.read(|tx| {
+            let mut out = vec![];
+            for m in tx.meetings()? {
+                if !actor.can(Permission::MeetingsDelete, m.team_id.as_deref()) {
+                    continue;
+                }
+                let segments = tx.segments(&m.id)?;
+                let view = meeting_view(tx, m)?;
+                let spoken: std::collections::BTreeSet<u64> = segments
+                    .iter()
+                    .filter(|s| spoken_by(&view, s, subject))
+                    .map(|s| s.seq)
+                    .collect();
+                let named = view.participants.iter().any(|p| same(&p.name, name))
+                    || view.speaker_names.values().any(|n| same(n, name));
+                if !spoken.is_empty() || named {
+                    out.push((view.id, spoken));
+                }
+            }
+            Ok::<_, DomainError>(out)
+        })?;
+        let who = Who::from(actor);
+        let mut done = SubjectErasure {
+            meetings: 0,
+            segments: 0,
+            held: vec![],
+        };
+        for (id, spoken) in found {
+            match self
+                .erasure
+                .erase_segments_as(&who, &id, &spoken, Some(name), why)
+            {
+                Ok(Some(v)) => {
+                    done.meetings += 1;
+                    done.segments += v.segments.len();
+                }
+                Ok(None) => {}
+                Err(DomainError::Conflict(_)) => done.held.push(id),
+                Err(e) => return Err(e),
+            }
+        }
+        self.store.write(|tx| {
+            self.audit
+                .record(
+                    tx,
+                    &who,
+                    Record::ok(
+                        A::SubjectErase,
+                        subject.username.as_ref().map(|u| format!("user:{u}")),
+                    )
+                    .detail(format!(
+                        "{} meetings, {} segments erased, {} under legal hold left: {why}",
+                        done.meetings,
+                        done.segments,
+                        done.held.len()
+                    )),
+                )
+                .map(drop)
+        })?;
+        Ok(done)
     }
 
     /// Everything about `subject` that `actor` may export (`meetings.export` and
@@ -161,13 +272,7 @@ impl Subjects {
     pub fn export(&self, actor: &Actor, subject: &Subject) -> Result<SubjectArchive> {
         actor.require(Permission::MeetingsExport)?;
         actor.require_all(Permission::AuditRead)?;
-        let name = subject.name.trim();
-        if name.is_empty() || name.chars().count() > MAX_NAME {
-            return Err(DomainError::invalid(
-                "name",
-                format!("the person's name, 1 to {MAX_NAME} characters"),
-            ));
-        }
+        check_name(&subject.name)?;
         let now = self.clock.now_ms();
         let meetings = self.store.read(|tx| {
             let mut out = vec![];

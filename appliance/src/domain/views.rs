@@ -388,6 +388,8 @@ pub struct ConsentPolicyView {
     /// `record_without_consent`, `require_all` or `require_announcement`.
     pub rule: &'static str,
     pub notice: String,
+    /// `speaker` or `meeting`: what a withdrawal erases when nothing is attributed.
+    pub withdrawal: &'static str,
     pub version: u64,
 }
 
@@ -400,6 +402,7 @@ impl From<crate::store::records::TeamRecord> for TeamView {
             consent: ConsentPolicyView {
                 rule: t.consent.rule.as_str(),
                 notice: t.consent.notice,
+                withdrawal: t.consent.withdrawal.as_str(),
                 version: t.consent.version,
             },
         }

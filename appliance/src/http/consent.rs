@@ -16,6 +16,9 @@ pub struct PolicyBody {
     rule: String,
     #[serde(default)]
     notice: String,
+    /// `speaker` (the default) or `meeting`.
+    #[serde(default)]
+    withdrawal: Option<String>,
 }
 
 /// `PUT /api/v1/teams/{id}/consent`
@@ -25,7 +28,8 @@ pub async fn set_team_consent(
     Path(id): Path<String>,
     Json(b): Json<PolicyBody>,
 ) -> ApiResult<TeamView> {
-    json(move || consent.set_policy(&a.actor, &id, &b.rule, &b.notice)).await
+    json(move || consent.set_policy(&a.actor, &id, &b.rule, &b.notice, b.withdrawal.as_deref()))
+        .await
 }
 
 #[derive(Deserialize)]

@@ -59,6 +59,7 @@ services! {
     exports: ExportJobs,
     erasure: Erasure,
     retention: Retention,
+    subjects: crate::domain::subject::Subjects,
     corrections: Corrections,
     search: Search,
     monitoring: Monitoring,
@@ -286,6 +287,12 @@ fn api() -> Routes {
             erasure::lift_team_hold,
         )
         .add(M::GET, "/holds", All(P::RetentionManage), erasure::holds)
+        .add(
+            M::POST,
+            "/subjects/erase",
+            Teams(P::MeetingsDelete),
+            erasure::erase_subject,
+        )
         .add(
             M::GET,
             "/retention/policies",

@@ -213,3 +213,66 @@ fn a_key_directory_inside_the_data_directory_is_refused() {
     ));
     check_apart(&dir.path().join("data-keys"), &data).expect("beside is fine");
 }
+
+#[test]
+fn a_rekeying_cut_short_can_be_finished_or_dropped_after_a_restart_and_survives_rotation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opens = |k: &Aes256Gcm, sealed: &[u8]| open(k, b"row", sealed).is_some();
+    let r = ring(dir.path()).expect("ring");
+    let old = r.key_or_create("m1").expect("key");
+    let next = r.stage_rekey("m1").expect("stage");
+    let sealed_new = seal(&next, b"row", b"resealed");
+    let sealed_old = seal(&old, b"row", b"as before");
+    assert!(dir.path().join("keys/meetings/m1.rekey").exists());
+    assert!(
+        opens(&r.key("m1").expect("key").expect("some"), &sealed_old),
+        "until the commit, the meeting's key is the old one"
+    );
+    drop(r); // a crash between staging and the commit
+
+    // A rotation meanwhile re-wraps the staged key too.
+    ring(dir.path()).expect("ring").rotate().expect("rotate");
+    let r = ring(dir.path()).expect("reopened");
+    let staged = r.staged_rekeys().expect("staged");
+    assert_eq!(staged.len(), 1);
+    assert_eq!(staged[0].0, "m1");
+    assert!(opens(&staged[0].1, &sealed_new));
+    r.commit_rekey("m1").expect("commit");
+    assert!(!dir.path().join("keys/meetings/m1.rekey").exists());
+    let r = ring(dir.path()).expect("reopened");
+    let now = r.key("m1").expect("key").expect("some");
+    assert!(opens(&now, &sealed_new), "the new key is the meeting's");
+    assert!(!opens(&now, &sealed_old), "the old key is gone");
+
+    // Dropped instead: the current key stays.
+    r.stage_rekey("m1").expect("stage");
+    drop(r);
+    let r = ring(dir.path()).expect("reopened");
+    assert_eq!(r.staged_rekeys().expect("staged").len(), 1);
+    r.abort_rekey("m1").expect("abort");
+    assert!(r.staged_rekeys().expect("staged").is_empty());
+    assert!(opens(
+        &r.key("m1").expect("key").expect("some"),
+        &sealed_new
+    ));
+}
+
+#[test]
+fn erasures_of_segments_are_remembered_and_a_cut_line_is_dropped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let r = ring(dir.path()).expect("ring");
+    let t = SegmentTombstone {
+        meeting_id: "m1".into(),
+        segments: vec![1, 4],
+        by: "ann".into(),
+        at_ms: 9,
+        reason: "withdrew".into(),
+    };
+    r.record_segment_erasure(&t).expect("record");
+    drop(r);
+    let log = dir.path().join("keys/erased-segments.log");
+    let mut f = fs::OpenOptions::new().append(true).open(&log).expect("log");
+    f.write_all(b"{\"meeting_id\":\"m2\",\"segm").expect("cut");
+    drop(f);
+    assert_eq!(ring(dir.path()).expect("ring").segment_erasures(), vec![t]);
+}

@@ -21,18 +21,19 @@ fn aad(table: &str, row: &str) -> Vec<u8> {
     .concat()
 }
 
-/// `plain`, sealed with `meeting`'s key (created now if it has none).
-pub(super) fn seal(
-    keys: &Keyring,
-    meeting: &str,
-    table: &str,
-    row: &str,
-    plain: &[u8],
-) -> Result<Vec<u8>> {
-    let key = keys.key_or_create(meeting)?;
+/// `plain`, sealed with its meeting's `key` for `table` and `row`.
+pub(super) fn seal(key: &aes_gcm::Aes256Gcm, table: &str, row: &str, plain: &[u8]) -> Vec<u8> {
     let mut out = vec![SEALED_ROW];
-    out.extend_from_slice(&keyring::seal(&key, &aad(table, row), plain));
-    Ok(out)
+    out.extend_from_slice(&keyring::seal(key, &aad(table, row), plain));
+    out
+}
+
+/// Whether a row [`seal`]ed for `table` and `row` opens with `key`.
+pub(super) fn opens_with(key: &aes_gcm::Aes256Gcm, table: &str, row: &str, sealed: &[u8]) -> bool {
+    match sealed.split_first() {
+        Some((&SEALED_ROW, rest)) => keyring::open(key, &aad(table, row), rest).is_some(),
+        _ => false,
+    }
 }
 
 /// The plaintext of a row [`seal`]ed for `meeting`, `table` and `row`.
@@ -51,9 +52,13 @@ pub(super) fn open(
         key: row.to_owned(),
     };
     match sealed.split_first() {
-        Some((&SEALED_ROW, rest)) => {
-            keyring::open(&key, &aad(table, row), rest).ok_or_else(unauthentic)
-        }
+        Some((&SEALED_ROW, rest)) => keyring::open(&key, &aad(table, row), rest)
+            // Sealed under the old key, by the state before a re-keying's commit.
+            .or_else(|| {
+                keys.retiring(meeting)
+                    .and_then(|old| keyring::open(&old, &aad(table, row), rest))
+            })
+            .ok_or_else(unauthentic),
         _ => Err(unauthentic()),
     }
 }

@@ -266,7 +266,7 @@ fn migrate_5_to_6(txn: &redb::WriteTransaction, keys: &Keyring) -> Result<usize>
         for row in t.iter()? {
             let (k, v) = row?;
             let id = k.value().to_owned();
-            let sealed = cipher::seal(keys, &id, MEETINGS.name(), &id, v.value())?;
+            let sealed = cipher::seal(&*keys.key_or_create(&id)?, MEETINGS.name(), &id, v.value());
             rows.push((id, sealed));
         }
         for (k, v) in &rows {
@@ -282,7 +282,12 @@ fn migrate_5_to_6(txn: &redb::WriteTransaction, keys: &Keyring) -> Result<usize>
             let (id, seq) = k.value();
             // Revisions are keyed "<meeting id>/<segment seq>".
             let meeting = id.split('/').next().unwrap_or(id);
-            let sealed = cipher::seal(keys, meeting, def.name(), &pair_row(id, seq), v.value())?;
+            let sealed = cipher::seal(
+                &*keys.key_or_create(meeting)?,
+                def.name(),
+                &pair_row(id, seq),
+                v.value(),
+            );
             rows.push((id.to_owned(), seq, sealed));
         }
         for (id, seq, v) in &rows {
@@ -303,7 +308,12 @@ fn migrate_5_to_6(txn: &redb::WriteTransaction, keys: &Keyring) -> Result<usize>
             })?
             .meeting_id
             .to_string();
-        let sealed = cipher::seal(keys, &meeting, SEALED.name(), &key, v.value())?;
+        let sealed = cipher::seal(
+            &*keys.key_or_create(&meeting)?,
+            SEALED.name(),
+            &key,
+            v.value(),
+        );
         rows.push((agent.to_owned(), seq, cipher::tag_meeting(&meeting, sealed)));
     }
     for (agent, seq, v) in &rows {

@@ -100,9 +100,33 @@ pub struct ConsentPolicyRecord {
     /// What the room announces when a meeting starts.
     #[serde(default)]
     pub notice: String,
+    /// What a participant's withdrawal erases when none of the meeting's segments is
+    /// attributed to them.
+    #[serde(default)]
+    pub withdrawal: WithdrawalScope,
     /// Bumped by every change; agents keep the newest.
     #[serde(default)]
     pub version: u64,
+}
+
+/// What a withdrawal erases: always the segments attributed to the person (their
+/// speaker label, or the name it was given); when none is, `Speaker` erases nothing
+/// more and `Meeting` erases the whole meeting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithdrawalScope {
+    #[default]
+    Speaker,
+    Meeting,
+}
+
+impl WithdrawalScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WithdrawalScope::Speaker => "speaker",
+            WithdrawalScope::Meeting => "meeting",
+        }
+    }
 }
 
 /// A participant's consent state.
@@ -287,6 +311,10 @@ pub struct MeetingRecord {
     /// Consent: the agent's gate and notice, and the evidence per participant.
     #[serde(default)]
     pub consent: MeetingConsentRecord,
+    /// Segment numbers erased (a participant withdrew, a data subject asked): ingest
+    /// never stores them again.
+    #[serde(default)]
+    pub erased_segments: std::collections::BTreeSet<u64>,
     /// Bumped by every change to what search holds of the meeting other than new
     /// segments (its details, speaker names, team, a corrected segment). The index
     /// notes the revision of each document, so a start after a crash between the
@@ -357,6 +385,18 @@ pub struct ErasureRecord {
     pub meeting_id: String,
     pub room_id: String,
     pub team_id: Option<String>,
+    pub by: String,
+    pub at_ms: i64,
+    pub reason: String,
+}
+
+/// The erasure of some of a meeting's segments (a participant withdrew, a data subject
+/// asked): which, by whom, when and why — never their content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentErasureRecord {
+    pub meeting_id: String,
+    /// Segment numbers.
+    pub segments: Vec<u64>,
     pub by: String,
     pub at_ms: i64,
     pub reason: String,

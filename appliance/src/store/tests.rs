@@ -540,3 +540,52 @@ fn erasing_without_the_key_removes_every_row_of_the_meeting() {
         })
         .expect("read");
 }
+
+/// The moments of a re-keying, one at a time: rows sealed again under the next key,
+/// the switch, a writer and a reader between the commit and the key file's
+/// replacement, then the replacement. Every row opens at every moment.
+#[test]
+fn a_meeting_sealed_again_under_its_next_key_reads_at_every_moment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = open(dir.path()).expect("store");
+    let keys = store.keys().clone();
+    store
+        .write(|tx| {
+            tx.put_meeting(&meeting_record("m1", "t"))?;
+            tx.put_segment("m1", &seg(0))?;
+            tx.put_segment("m1", &seg(1))
+        })
+        .expect("write");
+    let m = store.read(|tx| tx.meeting("m1")).expect("read").expect("m");
+    let next = keys.stage_rekey("m1").expect("stage");
+    store
+        .write(|tx| {
+            tx.reseal_meeting(&m, next.clone(), &[0].into())?;
+            tx.put_meeting(&m)?;
+            keys.switch_rekey("m1").map_err(StoreError::from)
+        })
+        .expect("resealed");
+    // Committed; the key file still holds the old key. A reader and a writer now:
+    let read = |store: &Store| {
+        store
+            .read(|tx| Ok::<_, StoreError>((tx.meeting("m1")?.is_some(), tx.segments("m1")?.len())))
+            .expect("every row opens")
+    };
+    assert_eq!(read(&store), (true, 1));
+    store
+        .write(|tx| tx.put_segment("m1", &seg(2)))
+        .expect("a segment arrives");
+    assert_eq!(read(&store), (true, 2));
+    keys.commit_rekey("m1").expect("commit");
+    assert_eq!(read(&store), (true, 2));
+    // And after a restart, from the key file alone.
+    drop(store);
+    let store = open(dir.path()).expect("reopened");
+    assert_eq!(read(&store), (true, 2));
+    assert_eq!(
+        store
+            .read(|tx| tx.meeting_opens_with("m1", &next))
+            .expect("read"),
+        Some(true)
+    );
+}

@@ -22,6 +22,8 @@ pub struct WriteTx {
     txn: redb::WriteTransaction,
     keys: Arc<Keyring>,
     hooks: Vec<Hook>,
+    /// A meeting whose rows this transaction seals with its next key.
+    rekey: Option<(String, Arc<aes_gcm::Aes256Gcm>)>,
 }
 
 impl ReadTx {
@@ -36,6 +38,16 @@ impl WriteTx {
             txn,
             keys,
             hooks: vec![],
+            rekey: None,
+        }
+    }
+
+    /// The key rows of `meeting` are sealed with here: its next key while
+    /// [`WriteTx::reseal_meeting`] runs, else its key (created if it has none).
+    fn sealing_key(&self, meeting: &str) -> Result<Arc<aes_gcm::Aes256Gcm>> {
+        match &self.rekey {
+            Some((m, k)) if m == meeting => Ok(k.clone()),
+            _ => Ok(self.keys.key_or_create(meeting)?),
         }
     }
 
@@ -286,6 +298,12 @@ pub trait Reads {
             .map(|(k, _)| k)
             .collect())
     }
+    /// Whether the meeting's row opens with `key` (`None`: storage holds no row).
+    fn meeting_opens_with(&self, id: &str, key: &aes_gcm::Aes256Gcm) -> Result<Option<bool>> {
+        Ok(self
+            .raw(MEETINGS, id)?
+            .map(|row| cipher::opens_with(key, MEETINGS.name(), id, &row)))
+    }
     /// Whether storage holds a row for the meeting (readable or not).
     fn has_meeting(&self, id: &str) -> Result<bool> {
         Ok(self.raw(MEETINGS, id)?.is_some())
@@ -525,7 +543,8 @@ impl WriteTx {
         v: &T,
     ) -> Result<()> {
         let plain = zeroize::Zeroizing::new(encode(v));
-        let sealed = cipher::seal(&self.keys, meeting, def.name(), &pair_row(id, n), &plain)?;
+        let key = self.sealing_key(meeting)?;
+        let sealed = cipher::seal(&key, def.name(), &pair_row(id, n), &plain);
         self.txn
             .open_table(def)?
             .insert((id, n), sealed.as_slice())?;
@@ -534,7 +553,8 @@ impl WriteTx {
 
     pub fn put_meeting(&mut self, m: &MeetingRecord) -> Result<()> {
         let plain = zeroize::Zeroizing::new(encode(m));
-        let sealed = cipher::seal(&self.keys, &m.id, MEETINGS.name(), &m.id, &plain)?;
+        let key = self.sealing_key(&m.id)?;
+        let sealed = cipher::seal(&key, MEETINGS.name(), &m.id, &plain);
         self.txn
             .open_table(MEETINGS)?
             .insert(m.id.as_str(), sealed.as_slice())?;
@@ -555,7 +575,8 @@ impl WriteTx {
         bytes: &[u8],
     ) -> Result<()> {
         let key = pair_row(agent_id, seq);
-        let sealed = cipher::seal(&self.keys, meeting_id, SEALED.name(), &key, bytes)?;
+        let sealing = self.sealing_key(meeting_id)?;
+        let sealed = cipher::seal(&sealing, SEALED.name(), &key, bytes);
         let row = cipher::tag_meeting(meeting_id, sealed);
         self.txn
             .open_table(SEALED)?
@@ -567,6 +588,70 @@ impl WriteTx {
     }
     pub fn delete_hold(&mut self, target: &str) -> Result<bool> {
         self.remove(HOLDS, target)
+    }
+
+    /// Seals the meeting's content again with `key` (its next key, see
+    /// `Keyring::stage_rekey`), leaving out the segments `drop`, their revisions and
+    /// the sealed envelopes that carried any of them (their other segments' originals
+    /// can then no longer be verified). Every later write of the meeting in this
+    /// transaction is sealed with `key` too: the caller writes the meeting record last.
+    pub fn reseal_meeting(
+        &mut self,
+        meeting: &MeetingRecord,
+        key: Arc<aes_gcm::Aes256Gcm>,
+        drop: &std::collections::BTreeSet<u64>,
+    ) -> Result<()> {
+        let id = meeting.id.as_str();
+        let agent = meeting.agent_id.as_str();
+        let segments = self.segments(id)?;
+        let events = self.events(id)?;
+        let mut revisions = vec![];
+        for s in &segments {
+            revisions.push((s.seq, self.revisions(id, s.seq)?));
+        }
+        let carried: std::collections::BTreeSet<u64> =
+            segments.iter().filter_map(|s| s.envelope_seq).collect();
+        let dropped: std::collections::BTreeSet<u64> = segments
+            .iter()
+            .filter(|s| drop.contains(&s.seq))
+            .filter_map(|s| s.envelope_seq)
+            .collect();
+        let mut envelopes = vec![];
+        for seq in carried.difference(&dropped) {
+            if let Some(plain) = self.sealed_envelope(id, agent, *seq)? {
+                envelopes.push((*seq, plain));
+            }
+        }
+        self.rekey = Some((id.to_owned(), key));
+        for s in &segments {
+            if drop.contains(&s.seq) {
+                self.txn.open_table(SEGMENTS)?.remove((id, s.seq))?;
+            } else {
+                self.put_segment(id, s)?;
+            }
+        }
+        for (seq, revs) in &revisions {
+            let row = format!("{id}/{seq}");
+            for r in revs {
+                if drop.contains(seq) {
+                    self.txn
+                        .open_table(REVISIONS)?
+                        .remove((row.as_str(), r.version))?;
+                } else {
+                    self.put_revision(id, *seq, r)?;
+                }
+            }
+        }
+        for e in &events {
+            self.put_event(id, e)?;
+        }
+        for seq in &dropped {
+            self.txn.open_table(SEALED)?.remove((agent, *seq))?;
+        }
+        for (seq, plain) in &envelopes {
+            self.put_sealed_envelope(id, agent, *seq, plain)?;
+        }
+        Ok(())
     }
 
     /// Removes everything stored of a meeting's content — the meeting, its segments,

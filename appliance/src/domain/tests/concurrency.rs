@@ -283,3 +283,65 @@ fn a_hold_and_an_erasure_at_the_same_moment_never_both_win() {
     }
     println!("hold first {held} times, erasure first {erased} times");
 }
+
+/// A meeting re-keyed (some of its segments erased) while its agent's envelopes keep
+/// arriving and someone reads it: every segment stored, before or after, opens with
+/// the meeting's key at the end, and no read in between fails.
+#[test]
+fn segments_stored_while_a_meeting_is_rekeyed_stay_readable() {
+    use roomscribe_protocol::frame::AckStatus;
+    let f = racing_fixture();
+    let (agent, key) = f.enroll_in("Ward 6", Some("Cardiology"));
+    let id = MeetingId::random();
+    let meeting = id.to_string();
+    let who = crate::domain::audit::Who::system();
+    let mut next = 0u64;
+    for round in 0..ROUNDS / 3 {
+        // Two segments to erase one of, then a race: erase vs. the next envelope vs.
+        // a reader.
+        for _ in 0..2 {
+            let e = f.envelope(agent, &key, id, next + 1, next, false);
+            assert_eq!(
+                f.ingest.accept_envelope(f.hello(agent, &key), &e),
+                Ok(AckStatus::Stored)
+            );
+            next += 1;
+        }
+        let doomed: std::collections::BTreeSet<u64> = [next - 2].into();
+        let e = f.envelope(agent, &key, id, next + 1, next, false);
+        next += 1;
+        let admin = f.admin();
+        let start = Barrier::new(3);
+        thread::scope(|s| {
+            let erase = s.spawn(|| {
+                start.wait();
+                f.erasure
+                    .erase_segments_as(&who, &meeting, &doomed, None, "withdrew")
+            });
+            let ingest = s.spawn(|| {
+                start.wait();
+                f.ingest.accept_envelope(f.hello(agent, &key), &e)
+            });
+            let read = s.spawn(|| {
+                start.wait();
+                (0..5)
+                    .map(|_| f.meetings.transcript(&admin, &meeting).map(drop))
+                    .collect::<Result<Vec<_>>>()
+            });
+            assert!(
+                matches!(erase.join().expect("erase"), Ok(Some(_))),
+                "round {round}"
+            );
+            assert_eq!(ingest.join().expect("ingest"), Ok(AckStatus::Stored));
+            read.join()
+                .expect("read")
+                .unwrap_or_else(|e| panic!("round {round}: a read failed: {e}"));
+        });
+    }
+    let t = f.meetings.transcript(&f.admin(), &meeting).expect("reads");
+    assert_eq!(t.segments.len() as u64, next - ROUNDS as u64 / 3);
+    assert!(
+        t.segments.iter().all(|s| s.seq % 3 != 0),
+        "erased ones stay gone"
+    );
+}

@@ -5,6 +5,7 @@
 
 mod audit;
 mod concurrency;
+mod consent;
 mod corrections;
 mod details;
 mod erasure;
@@ -210,12 +211,32 @@ impl Fixture {
                 conf: 1.0,
             })
             .collect();
+        self.envelope_of(
+            agent,
+            key,
+            meeting,
+            seq,
+            vec![Segment::from_words(seg, words)],
+            ended,
+        )
+    }
+
+    /// An envelope carrying `segments`.
+    pub fn envelope_of(
+        &self,
+        agent: AgentId,
+        key: &SigningKey,
+        meeting: MeetingId,
+        seq: u64,
+        segments: Vec<Segment>,
+        ended: bool,
+    ) -> Vec<u8> {
         let batch = Batch {
             meeting: MeetingInfo {
                 started_at_ms: 1,
                 title: "Standup".into(),
             },
-            segments: vec![Segment::from_words(seg, words)],
+            segments,
             ended,
             events: vec![],
         };
