@@ -456,7 +456,7 @@ function listen() {
 // #/profile: the other pages.
 function route() {
   if (!state.me) return;
-  const page = location.hash.match(/^#\/(users|teams|roles|retention|audit|profile)$/);
+  const page = location.hash.match(/^#\/(users|teams|roles|retention|subjects|audit|profile)$/);
   for (const a of $('nav').querySelectorAll('a')) {
     const searching = /^#\/search(\?|$)/.test(location.hash);
     a.classList.toggle('active', page ? a.getAttribute('href') === `#/${page[1]}` : !searching && a.getAttribute('href') === '#/');

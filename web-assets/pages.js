@@ -3,12 +3,14 @@
 // API tokens).
 // Each page asks the API; a refusal is shown as such (the server decides who may).
 import { $, state, api, el, when, can } from './core.js';
+import { subjectsPage } from './subjects.js';
 
 const PAGES = {
   users: ['Users', usersPage],
   teams: ['Teams and rooms', teamsPage],
   roles: ['Roles', rolesPage],
   retention: ['Retention', retentionPage],
+  subjects: ['Subject requests', subjectsPage],
   audit: ['Audit log', auditPage],
   profile: ['Your profile', profilePage],
 };

@@ -11,7 +11,8 @@
 // Prints one JSON line: {"scheduled": text, "start_answer": text, "meeting_seen": bool,
 // "stop_answer": text, "first_event": {...}, "policy": text, "due": text, "held_status": text, "refused": text,
 // "after_erase": text, "meetings_left": n, "consent_rule": text, "consent_summary": text,
-// "consent_evidence": n, "csp_violations": [...]}.
+// "consent_evidence": n, "subject_export": text, "subject_downloads": [names],
+// "subject_erase": text, "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
 
 const pad = (n) => String(n).padStart(2, '0');
@@ -94,6 +95,28 @@ try {
   const consentEvidence = await page.locator('#consent-evidence li').count();
   await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-consent.png') });
 
+  // Subject requests: Dr. Kim's archive (and its manifest) downloaded; Lee erased.
+  await page.click('nav a[href="#/subjects"]');
+  const exportForm = page.locator('#page-body form[data-form=export]');
+  await exportForm.waitFor({ timeout: 10000 });
+  await exportForm.locator('input[name=name]').fill('Dr. Kim');
+  const downloads = [];
+  page.on('download', (d) => downloads.push(d.suggestedFilename()));
+  await exportForm.locator('button[type=submit]').click();
+  await page.waitForFunction(() => /signed manifest/.test(document.querySelector('[data-status=export]').textContent), null, { timeout: 20000 });
+  const subjectExport = await page.textContent('[data-status=export]');
+  const eraseForm = page.locator('#page-body form[data-form=erase]');
+  await eraseForm.locator('input[name=name]').fill('Lee');
+  await eraseForm.locator('input[name=reason]').fill('erasure request 17');
+  page.once('dialog', (d) => d.accept());
+  await eraseForm.locator('button[type=submit]').click();
+  await page.waitForFunction(() => /erased from/.test(document.querySelector('[data-status=erase]').textContent), null, { timeout: 20000 });
+  const subjectErase = await page.textContent('[data-status=erase]');
+  await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-subjects.png'), fullPage: true });
+  await page.click('nav a[href="#/"]');
+  await link.click();
+  await page.locator('#transcript-view').waitFor({ timeout: 10000 });
+
   // Legal hold: placed with a reason, it blocks erasure (the appliance says why).
   await page.click('#retention-menu summary');
   await page.fill('#hold-reason', 'Smith v. Studio');
@@ -114,7 +137,7 @@ try {
   await page.waitForFunction(() => !document.querySelector('#meetings a'), null, { timeout: 10000 });
   const afterErase = await page.textContent('#transcript-empty');
   const meetingsLeft = await page.locator('#meetings a').count();
-  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, consent_summary: consentSummary, consent_evidence: consentEvidence, csp_violations: violations }));
+  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, consent_summary: consentSummary, consent_evidence: consentEvidence, subject_export: subjectExport, subject_downloads: downloads, subject_erase: subjectErase, csp_violations: violations }));
 } finally {
   await browser.close();
 }

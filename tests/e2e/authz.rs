@@ -399,6 +399,9 @@ impl Fixture {
                     None,
                 )
             }
+            ("POST", "/subjects/export") => {
+                (spec.path.into(), Some(json!({"name": "Nobody Atall"})))
+            }
             // Nobody of that name: allowed callers erase nothing (200).
             ("POST", "/subjects/erase") => (
                 spec.path.into(),

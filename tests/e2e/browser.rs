@@ -452,6 +452,24 @@ async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
         "{result}"
     );
     assert_eq!(result["consent_evidence"], 1, "{result}");
+    // Subject requests: an archive and its manifest downloaded; Lee's name erased.
+    assert!(
+        result["subject_export"]
+            .as_str()
+            .is_some_and(|t| t.contains("1 meeting(s)")),
+        "{result}"
+    );
+    let names = result["subject_downloads"].to_string();
+    assert!(
+        names.contains(".zip\"") && names.contains(".zip.manifest.json"),
+        "{result}"
+    );
+    assert!(
+        result["subject_erase"]
+            .as_str()
+            .is_some_and(|t| t.contains("0 segment(s) erased from 1 meeting(s)")),
+        "{result}"
+    );
     let staff = api
         .ok("/teams")
         .await?

@@ -6,7 +6,6 @@ use super::auth::Authed;
 use super::error::ApiError;
 use super::handlers::{blocking, json, ApiResult};
 use crate::domain::retention::{DueMeeting, Policy};
-use crate::domain::subject::{Subject, SubjectErasure, Subjects};
 use crate::domain::{DomainError, Erasure, ErasureView, HoldTarget, HoldView, Retention};
 use axum::extract::Query;
 use axum::extract::{Path, State};
@@ -157,29 +156,4 @@ pub async fn retention_preview(
         ),
     };
     json(move || r.preview(&a.actor, at)).await
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubjectEraseBody {
-    name: String,
-    #[serde(default)]
-    username: Option<String>,
-    reason: String,
-}
-
-/// `POST /api/v1/subjects/erase`: a data subject's erasure request.
-pub async fn erase_subject(
-    State(subjects): State<Arc<Subjects>>,
-    a: Authed,
-    Json(b): Json<SubjectEraseBody>,
-) -> ApiResult<SubjectErasure> {
-    json(move || {
-        let subject = Subject {
-            name: b.name,
-            username: b.username,
-        };
-        subjects.erase(&a.actor, &subject, &b.reason)
-    })
-    .await
 }

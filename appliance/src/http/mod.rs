@@ -17,6 +17,7 @@ mod error;
 mod exports;
 mod handlers;
 pub mod redirect;
+mod subjects;
 
 use crate::domain::{
     ApiTokens, Appliance, AuditLog, Commands, Consent, Corrections, Credentials, Directory,
@@ -289,9 +290,15 @@ fn api() -> Routes {
         .add(M::GET, "/holds", All(P::RetentionManage), erasure::holds)
         .add(
             M::POST,
+            "/subjects/export",
+            All(P::AuditRead),
+            subjects::export_subject,
+        )
+        .add(
+            M::POST,
             "/subjects/erase",
             Teams(P::MeetingsDelete),
-            erasure::erase_subject,
+            subjects::erase_subject,
         )
         .add(
             M::GET,
