@@ -179,6 +179,9 @@ pub struct CaptureConfig {
     pub device: String,
     pub per_channel: bool,
     pub autostart: bool,
+    /// Run at the start of each meeting under a `require_announcement` consent rule,
+    /// with the notice as its last argument (to speak or show it); empty: none.
+    pub announce_command: Vec<String>,
 }
 
 impl Default for CaptureConfig {
@@ -187,6 +190,7 @@ impl Default for CaptureConfig {
             device: "default".into(),
             per_channel: false,
             autostart: true,
+            announce_command: vec![],
         }
     }
 }

@@ -383,6 +383,7 @@ pub async fn run(
         }
     }
     let per_channel = config.capture.per_channel;
+    let announce = config.capture.announce_command.clone();
     let state_dir = config.state_dir.clone();
     let engine = config.engine;
     let whisper_config = config.whisper.clone();
@@ -497,6 +498,7 @@ pub async fn run(
                     segment,
                     voice: voice.as_ref(),
                     listen_while_idle,
+                    announce: &announce,
                     checkpoint: live_checkpoint,
                     captions: live_captions.then_some(&captions_tx),
                     on_segment: &move |s: &Segment| on_segment(s),

@@ -345,10 +345,19 @@ async fn a_team_requiring_consent_holds_the_room_until_everyone_has_consented() 
     assert_eq!(v["consent"]["rule"], "require_all", "{v}");
 
     let mut cmd = agent(&state, &logs, "live", &["run", "--model"])?;
+    // The room speaks or shows its notice with this command (here: writes it down).
+    let announced = tmp.path().join("announced");
     cmd.arg(model_dir())
         .env("ROOMSCRIBE_AGENT_CAPTURE_AUTOSTART", "false")
         .env("ROOMSCRIBE_AGENT_REPLICATE_HEARTBEAT_SECS", "1")
-        .env("ROOMSCRIBE_AGENT_LOG", "info");
+        .env("ROOMSCRIBE_AGENT_LOG", "info")
+        .env(
+            "ROOMSCRIBE_AGENT_CAPTURE_ANNOUNCE_COMMAND",
+            format!(
+                "['sh', '-c', 'printf %s \"$1\" > {}', 'announce']",
+                announced.display()
+            ),
+        );
     pulse.env(&mut cmd);
     let child = cmd.spawn_guarded()?;
     admin
@@ -543,6 +552,86 @@ async fn a_team_requiring_consent_holds_the_room_until_everyone_has_consented() 
     assert!(entries.iter().any(|e| e["detail"]
         .as_str()
         .is_some_and(|d| d.contains("participant 2: withdrawn"))));
+
+    // The team now wants the room to announce its notice: the next meeting starts
+    // with the announcement (the command ran with the notice), its `notice` event,
+    // and a participant added later counts as notified by it.
+    let notice = "This round is transcribed for the minutes.";
+    let (code, v) = put(json!({"rule": "require_announcement", "notice": notice})).await?;
+    assert_eq!(code.as_u16(), 200, "{v}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(state.join("consent.json"))?.contains("require_announcement")
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, v) = command(
+        &admin,
+        &agent_id,
+        json!({"action": "start", "title": "Announced round"}),
+    )
+    .await?;
+    assert_eq!((code, &v["ok"]), (200, &json!(true)), "{v}");
+    let meetings = admin
+        .wait_for("/meetings", Duration::from_secs(30), |m| {
+            m.as_array().is_some_and(|a| {
+                a.iter().any(|m| {
+                    m["title"] == "Announced round" && !m["consent"]["notice_at_s"].is_null()
+                })
+            })
+        })
+        .await?;
+    let second = meetings
+        .as_array()
+        .and_then(|a| a.iter().find(|m| m["title"] == "Announced round"))
+        .and_then(|m| m["id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        meetings
+            .as_array()
+            .and_then(|a| a.iter().find(|m| m["id"] == second.as_str()))
+            .map(|m| m["consent"]["awaiting"].clone()),
+        Some(json!(false)),
+        "announced, not held"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&announced).unwrap_or_default() != notice
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        std::fs::read_to_string(&announced)?,
+        notice,
+        "the room announced it"
+    );
+    let (code, v) = command(&admin, &agent_id, json!({"action": "stop"})).await?;
+    assert_eq!((code, &v["ok"]), (200, &json!(true)), "{v}");
+    let (code, v) = admin
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/meetings/{second}"),
+            Some(&json!({"participants": [{"name": "Park"}]})),
+        )
+        .await?;
+    assert_eq!(code.as_u16(), 200, "{v}");
+    assert_eq!(v["consent"]["participants"][0]["state"], "notified", "{v}");
+    assert_eq!(v["consent"]["participants"][0]["how"], "announced", "{v}");
+    let t = admin.ok(&format!("/meetings/{second}/transcript")).await?;
+    let kinds: Vec<(String, String)> = meeting_events(&t)
+        .into_iter()
+        .map(|(k, s, _)| (k, s))
+        .take(2)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("start".to_owned(), "appliance".to_owned()),
+            ("notice".to_owned(), "policy".to_owned())
+        ],
+        "{t}"
+    );
     let status = child.interrupt().await?;
     assert!(status.success());
     Ok(())

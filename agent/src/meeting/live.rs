@@ -28,6 +28,8 @@ pub struct LiveParts<'a> {
     pub segment: config::SegmentConfig,
     pub voice: Option<&'a voice::Phrases>,
     pub listen_while_idle: bool,
+    /// `capture.announce_command`: speaks or shows the consent notice.
+    pub announce: &'a [String],
     /// The open meeting's state, kept after every envelope ([`Checkpoint::live_path`]).
     pub checkpoint: PathBuf,
     pub captions: Option<&'a watch::Sender<Option<pipeline::LiveCaption>>>,
@@ -160,6 +162,10 @@ pub fn live_meetings(
         let mut state = new_meeting(requested.unwrap_or_else(|| source_audio.describe()));
         tracing::info!(meeting = %state.meeting_id, ?source, "meeting started");
         c.begin(state.meeting_id, source);
+        let policy = c.policy();
+        if policy.rule == roomscribe_protocol::command::ConsentRule::RequireAnnouncement {
+            announce(live.announce, &policy.notice);
+        }
         let o = Options {
             pace: None,
             stop: &c.meeting_stop,
@@ -288,5 +294,33 @@ pub fn new_meeting(title: String) -> Checkpoint {
         channel_resume: vec![],
         ended: false,
         next_event_seq: 0,
+    }
+}
+
+/// The room announces the consent notice: logged (it is the team's text, not the
+/// meeting's), and `capture.announce_command` is started with it as the last argument.
+fn announce(command: &[String], notice: &str) {
+    tracing::info!(notice, "announcing the recording notice");
+    let Some((program, args)) = command.split_first() else {
+        return;
+    };
+    let spawned = std::process::Command::new(program)
+        .args(args)
+        .arg(notice)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(mut child) => {
+            let program = program.clone();
+            std::thread::spawn(move || match child.wait() {
+                Ok(s) if s.success() => {}
+                Ok(s) => tracing::warn!(%program, status = %s, "capture.announce_command failed"),
+                Err(e) => tracing::warn!(%program, error = %e, "capture.announce_command failed"),
+            });
+        }
+        Err(e) => {
+            tracing::warn!(%program, error = %e, "capture.announce_command could not be started")
+        }
     }
 }
