@@ -189,6 +189,11 @@ function renderAgents() {
       const alarms = (st && st.alarms.length)
         ? st.alarms.filter((x) => x !== 'envelope_quarantined').map((x) => el('span', { class: 'badge alarm', text: x.replaceAll('_', ' ') }))
         : [];
+      // Recording state, when the agent is in a meeting: "awaiting consent" says why
+      // nothing is transcribed.
+      if (a.online && st && st.meeting_state && st.meeting_state !== 'idle') {
+        alarms.unshift(el('span', { class: `badge ${st.meeting_state === 'awaiting_consent' ? 'alarm' : 'live'}`, 'data-meeting-state': st.meeting_state, text: st.meeting_state.replaceAll('_', ' ') }));
+      }
       if (a.quarantined && a.quarantined.length) {
         alarms.push(el('span', {
           class: 'badge alarm',

@@ -40,6 +40,9 @@ try {
   await start.click();
   await page.waitForFunction(() => /✓|✗/.test(document.querySelector('.controls .answer')?.textContent || ''), null, { timeout: 20000 });
   const startAnswer = await page.locator('.controls .answer').first().innerText();
+  // The agent's row says what it is doing (from its heartbeats).
+  await page.locator('[data-meeting-state]').first().waitFor({ timeout: 20000 });
+  const agentState = await page.locator('[data-meeting-state]').first().getAttribute('data-meeting-state');
   const link = page.locator('#meetings a').first();
   await link.waitFor({ timeout: 60000 });
   const meetingSeen = await link.isVisible();
@@ -137,7 +140,7 @@ try {
   await page.waitForFunction(() => !document.querySelector('#meetings a'), null, { timeout: 10000 });
   const afterErase = await page.textContent('#transcript-empty');
   const meetingsLeft = await page.locator('#meetings a').count();
-  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, consent_summary: consentSummary, consent_evidence: consentEvidence, subject_export: subjectExport, subject_downloads: downloads, subject_erase: subjectErase, csp_violations: violations }));
+  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, consent_summary: consentSummary, consent_evidence: consentEvidence, subject_export: subjectExport, subject_downloads: downloads, subject_erase: subjectErase, agent_state: agentState, csp_violations: violations }));
 } finally {
   await browser.close();
 }

@@ -380,6 +380,7 @@ async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
         "{result}"
     );
     assert_eq!(result["meeting_seen"], true, "{result}");
+    assert_eq!(result["agent_state"], "recording", "{result}");
     assert_eq!(result["csp_violations"], Value::Array(vec![]), "{result}");
 
     let api = Api::login(&app, "ada", "ada's long password").await?;
