@@ -12,7 +12,7 @@ use super::audit::{AuditAction as A, AuditLog, Record, Who};
 use super::clock::SharedClock;
 use super::fleet::Fleet;
 use super::live::LiveAgents;
-use super::scope::{agent_for, room_for};
+use super::scope::{agent_for, live_agents, room_consent, room_for};
 use super::views::{CommandResultView, ScheduleEntryView, ScheduleView};
 use super::{lock, Actor, DomainError, Permission, Result, Verified};
 use crate::store::records::{ConsentPolicyRecord, ScheduleEntryRecord, ScheduleRecord};
@@ -146,17 +146,16 @@ impl Commands {
             let Some(a) = tx.agent(&agent.to_string())? else {
                 return Ok::<_, DomainError>(None);
             };
-            let team = match tx.room(&a.room_id)?.and_then(|r| r.team_id) {
-                Some(t) => tx.team(&t)?,
-                None => None,
-            };
-            Ok(Some((tx.schedule(&a.room_id)?, team.map(|t| t.consent))))
+            Ok(Some((
+                tx.schedule(&a.room_id)?,
+                room_consent(tx, &a.room_id)?,
+            )))
         });
         if let Ok(Some((schedule, consent))) = stored {
             self.send_schedule(agent, &schedule);
             // A room whose team never set a rule keeps the default (no consent needed).
-            if let Some(c) = consent.filter(|c| c.version > 0) {
-                self.send_consent(agent, &c);
+            if consent.version > 0 {
+                self.send_consent(agent, &consent);
             }
         }
         (id, rx)
@@ -431,12 +430,7 @@ impl Commands {
             );
             let r = r.detail(detail);
             self.audit.record(tx, &Who::from(actor), r)?;
-            let agents: Vec<AgentId> = tx
-                .agents()?
-                .into_iter()
-                .filter(|a| a.room_id == room_id && a.revoked_at_ms.is_none())
-                .filter_map(|a| a.id.parse().ok())
-                .collect();
+            let agents = live_agents(tx, |r| r == room_id)?;
             Ok::<_, DomainError>((s, agents))
         })?;
         self.push_schedule(agents, &s);

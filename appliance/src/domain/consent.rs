@@ -25,6 +25,7 @@ use super::clock::SharedClock;
 use super::commands::Commands;
 use super::erasure::Erasure;
 use super::meetings::{meeting_view, Meetings};
+use super::scope::{live_agents, room_consent};
 use super::subject::{spoken_by, Subject};
 use super::views::{CommandResultView, MeetingView, TeamView};
 use super::{Actor, DomainError, Permission, Result};
@@ -34,7 +35,7 @@ use crate::store::records::{
 };
 use crate::store::{Reads, Store};
 use roomscribe_protocol::command::{ConsentRule, MAX_NOTICE_CHARS};
-use roomscribe_protocol::{AgentId, EventKind};
+use roomscribe_protocol::EventKind;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -333,12 +334,7 @@ impl Consent {
                 .filter(|r| r.team_id.as_deref() == Some(team_id))
                 .map(|r| r.id)
                 .collect();
-            let agents: Vec<AgentId> = tx
-                .agents()?
-                .into_iter()
-                .filter(|a| rooms.contains(&a.room_id) && a.revoked_at_ms.is_none())
-                .filter_map(|a| a.id.parse().ok())
-                .collect();
+            let agents = live_agents(tx, |r| rooms.iter().any(|x| x == r))?;
             Ok::<_, DomainError>((t, agents))
         })?;
         self.commands.push_consent(agents, &team.consent);
@@ -349,17 +345,8 @@ impl Consent {
     /// moves to another team.
     pub fn room_moved(&self, room_id: &str) -> Result<()> {
         let (policy, agents) = self.store.read(|tx| {
-            let team = match tx.room(room_id)?.and_then(|r| r.team_id) {
-                Some(t) => tx.team(&t)?,
-                None => None,
-            };
-            let agents: Vec<AgentId> = tx
-                .agents()?
-                .into_iter()
-                .filter(|a| a.room_id == room_id && a.revoked_at_ms.is_none())
-                .filter_map(|a| a.id.parse().ok())
-                .collect();
-            Ok::<_, DomainError>((team.map(|t| t.consent).unwrap_or_default(), agents))
+            let agents = live_agents(tx, |r| r == room_id)?;
+            Ok::<_, DomainError>((room_consent(tx, room_id)?, agents))
         })?;
         self.commands.push_consent(agents, &policy);
         Ok(())

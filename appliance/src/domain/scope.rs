@@ -4,12 +4,32 @@
 //! outside everything the actor can see, so ids cannot be probed).
 
 use super::{Actor, DomainError, Permission, Result};
-use crate::store::records::{AgentRecord, MeetingRecord, RoomRecord};
+use crate::store::records::{AgentRecord, ConsentPolicyRecord, MeetingRecord, RoomRecord};
 use crate::store::Reads;
+use roomscribe_protocol::AgentId;
 
 /// The team a room's meetings, agents and schedule belong to.
 pub fn room_team(tx: &impl Reads, room_id: &str) -> Result<Option<String>> {
     Ok(tx.room(room_id)?.and_then(|r| r.team_id))
+}
+
+/// The consent rule of a room's team (the default rule for a room without a team).
+pub fn room_consent(tx: &impl Reads, room_id: &str) -> Result<ConsentPolicyRecord> {
+    Ok(match room_team(tx, room_id)? {
+        Some(t) => tx.team(&t)?.map(|t| t.consent).unwrap_or_default(),
+        None => ConsentPolicyRecord::default(),
+    })
+}
+
+/// The agents, not revoked, of the rooms `in_rooms` accepts: whom a room's or a
+/// team's signed commands go to.
+pub fn live_agents(tx: &impl Reads, in_rooms: impl Fn(&str) -> bool) -> Result<Vec<AgentId>> {
+    Ok(tx
+        .agents()?
+        .into_iter()
+        .filter(|a| a.revoked_at_ms.is_none() && in_rooms(&a.room_id))
+        .filter_map(|a| a.id.parse().ok())
+        .collect())
 }
 
 pub fn room_name(tx: &impl Reads, room_id: &str) -> Result<String> {
