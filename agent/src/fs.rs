@@ -2,4 +2,4 @@
 //! checkpoint and the schedule: a fresh temporary file, fsync, rename, fsync of the
 //! directory (never through a symlink).
 
-pub use roomscribe_config::fsutil::{sync_dir, write_atomic};
+pub use roomscribe_config::fsutil::{sync_dir, sync_parent, write_atomic};

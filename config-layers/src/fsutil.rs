@@ -44,15 +44,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()>
         let _ = std::fs::remove_file(&tmp);
     }
     written?;
-    sync_dir(path)
+    sync_parent(path)
 }
 
-/// Fsyncs the directory holding `path` (a rename or create in it becomes durable).
-pub fn sync_dir(path: &Path) -> std::io::Result<()> {
+/// Fsyncs the directory holding `path`: a rename, create or unlink of `path` becomes
+/// durable.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
-        _ => std::fs::File::open(".")?.sync_all(),
+        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
+        _ => sync_dir(Path::new(".")),
     }
+}
+
+/// Fsyncs the directory `dir` itself: renames, creates and unlinks of its entries
+/// become durable. (Not its parent: that is [`sync_parent`].)
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

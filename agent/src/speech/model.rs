@@ -334,7 +334,7 @@ pub fn install_within(
     })?;
     unpack::sync_dirs(&staged).map_err(unpacking)?;
     let previous = swap_in(&staged, dest)?;
-    crate::fs::sync_dir(dest).map_err(io(dest))?;
+    crate::fs::sync_parent(dest).map_err(io(dest))?;
     Ok(Installed {
         kind,
         name,
