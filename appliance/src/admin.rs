@@ -28,6 +28,7 @@ pub struct Services {
     pub erasure: Arc<crate::domain::Erasure>,
     pub retention: Arc<crate::domain::Retention>,
     pub subjects: Arc<crate::domain::subject::Subjects>,
+    pub backups: Arc<crate::domain::backups::Backups>,
 }
 
 impl From<&Appliance> for Services {
@@ -41,6 +42,7 @@ impl From<&Appliance> for Services {
             erasure: a.erasure.clone(),
             retention: a.retention.clone(),
             subjects: a.subjects.clone(),
+            backups: a.backups.clone(),
         }
     }
 }
@@ -124,6 +126,25 @@ pub enum AdminRequest {
     KeysRotate,
     /// The key store: ids, counts, meetings without a key.
     KeysStatus,
+    /// Makes a backup set now (online while the appliance runs).
+    BackupCreate {
+        #[serde(default)]
+        target: Option<String>,
+    },
+    /// The good backup sets on a target, and what is wrong with it.
+    BackupList {
+        #[serde(default)]
+        target: Option<String>,
+    },
+    /// Verifies a target's sets (or one set); with `read_data`, every blob is read.
+    BackupVerify {
+        #[serde(default)]
+        target: Option<String>,
+        #[serde(default)]
+        set: Option<u64>,
+        #[serde(default)]
+        read_data: bool,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -242,6 +263,76 @@ pub fn execute(app: &Services, req: AdminRequest) -> AdminResponse {
                 (message, serde_json::to_value(&e).unwrap_or_default())
             })
         }
+        AdminRequest::BackupCreate { target } => {
+            app.backups.create(&actor, target.as_deref()).map(|v| {
+                let mut message = format!(
+                    "backup set {} written to {} in {:.1} s: {} rows, {} bytes in {} chunks; {} new chunks, {} bytes stored",
+                    v.set.seq,
+                    v.target,
+                    v.set.duration_ms as f64 / 1000.0,
+                    v.set.rows,
+                    v.set.bytes,
+                    v.set.blobs,
+                    v.set.new_blobs,
+                    v.set.new_stored_bytes
+                );
+                if v.key_created {
+                    message.push_str("\nA new backup key was created: put its copy in the safe beside the master key's (restores need both).");
+                }
+                for w in &v.warnings {
+                    message.push_str(&format!("\nwarning: {w}"));
+                }
+                (message, serde_json::to_value(&v).unwrap_or_default())
+            })
+        }
+        AdminRequest::BackupList { target } => app.backups.list(&actor, target.as_deref()).map(|v| {
+            let mut message = format!("{}: {} backup sets", v.target, v.sets.len());
+            for s in &v.sets {
+                message.push_str(&format!(
+                    "\n{:>6}  {} UTC  {} rows  {} bytes  ({} new bytes stored)",
+                    s.seq,
+                    fmt_ms(s.created_at_ms),
+                    s.rows,
+                    s.bytes,
+                    s.new_stored_bytes
+                ));
+            }
+            for p in &v.problems {
+                message.push_str(&format!("\nproblem: {p}"));
+            }
+            (message, serde_json::to_value(&v).unwrap_or_default())
+        }),
+        AdminRequest::BackupVerify {
+            target,
+            set,
+            read_data,
+        } => app
+            .backups
+            .verify(&actor, target.as_deref(), set, read_data)
+            .and_then(|v| {
+                let r = &v.report;
+                let summary = format!(
+                    "{}: {} sets, {} chunks{}",
+                    v.target,
+                    r.sets,
+                    r.blobs,
+                    if r.read_data {
+                        format!(" read and authenticated ({} bytes)", r.bytes_read)
+                    } else {
+                        " present (add --read-data to read them)".into()
+                    }
+                );
+                if r.problems.is_empty() {
+                    Ok((format!("{summary}: no problems"), serde_json::to_value(&v).unwrap_or_default()))
+                } else {
+                    let list: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
+                    Err(crate::domain::DomainError::Conflict(format!(
+                        "{summary}; {} problems:\n{}",
+                        list.len(),
+                        list.join("\n")
+                    )))
+                }
+            }),
         AdminRequest::KeysRotate => app.erasure.rotate_keys(&actor).map(|r| {
             (
                 format!(
@@ -346,7 +437,7 @@ pub fn execute(app: &Services, req: AdminRequest) -> AdminResponse {
     }
 }
 
-fn fmt_ms(ms: i64) -> String {
+pub fn fmt_ms(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);

@@ -29,6 +29,20 @@ pub struct Config {
     pub audit: AuditConfig,
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
+    pub backup: BackupConfig,
+}
+
+/// Backups (`roomscribe backup …`, docs/ARCHITECTURE.md "Backups").
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    /// Where backups go unless a command names another target: an absolute
+    /// directory path (local or mounted). Unset: commands must name one.
+    pub target: Option<String>,
+    /// The backup key (32 bytes, 0600), created at the first backup; everything a
+    /// backup writes is encrypted and signed with keys derived from it. Unset:
+    /// `<key_dir>/backup.key`. Keep its copy in the safe with the master key's.
+    pub key_file: Option<PathBuf>,
 }
 
 /// Where meeting keys live: apart from the data directory, so that a copy of it (a
@@ -58,6 +72,14 @@ impl Config {
             name.push("-keys");
             self.data_dir.with_file_name(name)
         })
+    }
+
+    /// The backup key file in effect.
+    pub fn backup_key_file(&self) -> PathBuf {
+        self.backup
+            .key_file
+            .clone()
+            .unwrap_or_else(|| self.key_dir().join("backup.key"))
     }
 
     /// The master key file in effect.
@@ -357,6 +379,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             auth: AuthConfig::default(),
             metrics: MetricsConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -421,6 +444,8 @@ impl Config {
                 "audit.witness_dir",
                 "storage.key_dir",
                 "storage.master_key_file",
+                "backup.target",
+                "backup.key_file",
             ],
         };
         let (mut config, warnings): (Config, _) = roomscribe_config::load(&layers, file, env)?;
@@ -438,6 +463,14 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(t) = &self.backup.target {
+            if !t.contains("://") && !Path::new(t).is_absolute() {
+                return Err(ConfigError::Invalid {
+                    key: "backup.target",
+                    message: "must be an absolute directory path".into(),
+                });
+            }
+        }
         if self.http.login_max_failures == 0 {
             return Err(ConfigError::Invalid {
                 key: "http.login_max_failures",

@@ -252,6 +252,9 @@ pub struct Keyring {
     /// readers of the state before the commit still open rows with them.
     retiring: Mutex<HashMap<String, Arc<Aes256Gcm>>>,
     segment_erasures: Mutex<Vec<SegmentTombstone>>,
+    /// Held while key files are removed or replaced, and while a backup captures the
+    /// key directory at the moment its database snapshot opens ([`Keyring::capture`]).
+    changing: Mutex<()>,
 }
 
 impl Keyring {
@@ -320,6 +323,7 @@ impl Keyring {
             staged: Mutex::new(HashMap::new()),
             retiring: Mutex::new(HashMap::new()),
             segment_erasures: Mutex::new(segment_erasures),
+            changing: Mutex::new(()),
         };
         if let Some(next) = master.1 {
             tracing::warn!("finishing a master key rotation that was interrupted");
@@ -343,6 +347,7 @@ impl Keyring {
             staged: Mutex::new(HashMap::new()),
             retiring: Mutex::new(HashMap::new()),
             segment_erasures: Mutex::new(vec![]),
+            changing: Mutex::new(()),
         }
     }
 
@@ -441,6 +446,7 @@ impl Keyring {
 
     /// The staged key becomes the meeting's key; the old one is destroyed.
     pub fn commit_rekey(&self, meeting_id: &str) -> Result<()> {
+        let _changing = lock(&self.changing);
         let Some(key) = lock(&self.staged).remove(meeting_id) else {
             return Ok(());
         };
@@ -541,6 +547,7 @@ impl Keyring {
     /// (Unlinking leaves the old blocks on the disk until reused: a volume encrypted
     /// underneath, LUKS, keeps them from a disk thief.)
     pub fn destroy(&self, meeting_id: &str) -> Result<()> {
+        let _changing = lock(&self.changing);
         lock(&self.cache).remove(meeting_id);
         lock(&self.staged).remove(meeting_id);
         self.remove_file(meeting_id, Slot::Staged)?;
@@ -807,6 +814,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     m.read().unwrap_or_else(|p| p.into_inner())
 }
+
+mod capture;
+pub use capture::{master_key_id, KeyFiles};
 
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auditlog;
+pub mod backup;
 pub mod config;
 pub mod doctor;
 pub mod domain;

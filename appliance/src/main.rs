@@ -85,6 +85,78 @@ enum Command {
     /// Subject access requests: what the appliance holds about one person.
     #[command(subcommand)]
     Subject(SubjectCommand),
+    /// Encrypted, deduplicated, signed backups of the whole appliance.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Write a backup set now (while the appliance runs, a consistent snapshot taken
+    /// as ingest goes on). Creates the backup key the first time: put its copy in the
+    /// safe.
+    #[command(after_help = ADMIN_NOTE)]
+    Create {
+        /// Target directory (absolute); default `backup.target`.
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List the good backup sets on a target, and any problem with it.
+    #[command(after_help = ADMIN_NOTE)]
+    List {
+        #[arg(long)]
+        from: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Check the chain of signed manifests, the key state and that every chunk
+    /// exists; with --read-data read and authenticate every chunk. Exits 1 naming
+    /// each wrong object.
+    #[command(after_help = ADMIN_NOTE)]
+    Verify {
+        #[arg(long)]
+        read_data: bool,
+        #[arg(long)]
+        from: Option<String>,
+        /// One set (its number, or `latest`); default all.
+        id: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Restore set ID (`latest`: the newest good set) into a new data directory
+    /// (--data-dir, which must hold no database) and
+    /// key directory, with the newest key state (what was erased since stays erased).
+    /// Needs the backup key and the master key the meeting keys are wrapped with.
+    Restore {
+        id: String,
+        #[arg(long)]
+        from: Option<String>,
+        /// The new key directory; default `storage.key_dir`, else `<data dir>-keys`.
+        #[arg(long)]
+        key_dir: Option<PathBuf>,
+        /// The master key (from the safe); default `storage.master_key_file`, else
+        /// `<key dir>/master.key`. Copied there when given and that file is missing.
+        #[arg(long)]
+        master_key: Option<PathBuf>,
+        /// The backup key (from the safe); default `backup.key_file`.
+        #[arg(long)]
+        backup_key: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// A set named on the command line: a number or `latest`.
+fn parse_set(id: &str) -> anyhow::Result<Option<u64>> {
+    match id {
+        "latest" => Ok(None),
+        n => n
+            .parse()
+            .map(Some)
+            .map_err(|_| anyhow::anyhow!("backup set {n:?}: a set number or \"latest\"")),
+    }
 }
 
 #[derive(Subcommand)]
@@ -449,6 +521,67 @@ async fn admin_value(
     }
 }
 
+/// `roomscribe backup restore`: runs here, never through a running appliance.
+fn restore(
+    common: &Common,
+    id: &str,
+    from: Option<String>,
+    key_dir: Option<PathBuf>,
+    master_key: Option<PathBuf>,
+    backup_key: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use roomscribe_appliance::backup::{self, BackupKey, Repository, RestoreTo};
+    let which = parse_set(id)?;
+    let data_dir = common
+        .data_dir
+        .clone()
+        .context("--data-dir: the new data directory to restore into")?;
+    let config = load(common, Overrides::default())?;
+    let spec = from
+        .or_else(|| config.backup.target.clone())
+        .context("no --from given and backup.target is not set")?;
+    let key_file = backup_key.unwrap_or_else(|| config.backup_key_file());
+    let key = BackupKey::load(&key_file).context("the backup key (--backup-key)")?;
+    let key_dir = key_dir.unwrap_or_else(|| config.key_dir());
+    let master_file = config
+        .storage
+        .master_key_file
+        .clone()
+        .unwrap_or_else(|| key_dir.join("master.key"));
+    let given = master_key.clone().unwrap_or_else(|| master_file.clone());
+    let repo = std::sync::Arc::new(Repository::open(
+        backup::open_target(&spec)?,
+        std::sync::Arc::new(key),
+    )?);
+    let to = RestoreTo {
+        data_dir: data_dir.clone(),
+        key_dir: key_dir.clone(),
+        master_key_file: given.clone(),
+        audit_key_file: config.audit.key_file.clone(),
+    };
+    let report = repo.restore(which, &to, None)?;
+    if given != master_file && !master_file.exists() {
+        let bytes = std::fs::read(&given).with_context(|| given.display().to_string())?;
+        roomscribe_config::fsutil::write_atomic(&master_file, &bytes, 0o600)
+            .with_context(|| master_file.display().to_string())?;
+    }
+    println!(
+        "restored backup set {} (made {} UTC) into {}: {} rows; {} key files from key state {} into {}",
+        report.seq,
+        admin::fmt_ms(report.created_at_ms),
+        data_dir.display(),
+        report.rows,
+        report.key_files,
+        report.keystate_seq,
+        key_dir.display()
+    );
+    for w in &report.warnings {
+        println!("warning: {w}");
+    }
+    println!("Start the appliance on it; meetings erased since the set was made are removed at start. Agents then send again what they sent after it.");
+    Ok(())
+}
+
 /// `roomscribe doctor`.
 async fn doctor(common: &Common) -> anyhow::Result<()> {
     use roomscribe_appliance::doctor::{self, Finding, Level};
@@ -800,6 +933,54 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Backup(BackupCommand::Create { to, common }) => {
+            admin_command(&common, AdminRequest::BackupCreate { target: to }).await
+        }
+        Command::Backup(BackupCommand::List { from, common }) => {
+            admin_command(&common, AdminRequest::BackupList { target: from }).await
+        }
+        Command::Backup(BackupCommand::Verify {
+            read_data,
+            from,
+            id,
+            common,
+        }) => {
+            let set = match id.as_deref().map(parse_set).transpose()? {
+                Some(None) => {
+                    // `latest`: the newest good set on the target.
+                    let (_, v) = admin_value(
+                        &common,
+                        AdminRequest::BackupList {
+                            target: from.clone(),
+                        },
+                    )
+                    .await?;
+                    v["sets"]
+                        .as_array()
+                        .and_then(|s| s.last())
+                        .and_then(|s| s["seq"].as_u64())
+                }
+                Some(Some(n)) => Some(n),
+                None => None,
+            };
+            admin_command(
+                &common,
+                AdminRequest::BackupVerify {
+                    target: from,
+                    set,
+                    read_data,
+                },
+            )
+            .await
+        }
+        Command::Backup(BackupCommand::Restore {
+            id,
+            from,
+            key_dir,
+            master_key,
+            backup_key,
+            common,
+        }) => restore(&common, &id, from, key_dir, master_key, backup_key),
         Command::Keys(KeysCommand::Rotate { common }) => {
             admin_command(&common, AdminRequest::KeysRotate).await
         }

@@ -533,7 +533,7 @@ async fn identity_pages_totp_sign_in_and_a_refused_page() -> anyhow::Result<()> 
     // The role form says which permissions gate nothing yet.
     assert_eq!(
         r["not_enforced"],
-        serde_json::json!(["analytics.read", "backups.manage"]),
+        serde_json::json!(["analytics.read"]),
         "{r}"
     );
     assert!(

@@ -61,7 +61,7 @@ permissions! {
     RolesManage = "roles.manage": "define custom roles";
     AuditRead = "audit.read": "read and export the audit log";
     AnalyticsRead = "analytics.read": "see meeting analytics", "analytics (not enforced yet: there are none)";
-    BackupsManage = "backups.manage": "make and restore backups", "backups (not enforced yet: there are none)";
+    BackupsManage = "backups.manage": "make, list and verify backups";
     RetentionManage = "retention.manage": "place and lift legal holds on meetings, rooms and teams (retention policies: a later release)";
     SettingsManage = "settings.manage": "change appliance settings: meeting types, rebuilding the search index";
 }

@@ -84,6 +84,8 @@ actions! {
     SubjectErase = "subject.erase",
     MeetingEraseReplayed = "meeting.erase_replayed",
     KeysRotate = "keys.rotate",
+    BackupCreate = "backup.create",
+    BackupVerify = "backup.verify",
     SubjectExport = "subject.export",
     HoldPlace = "hold.place",
     HoldLift = "hold.lift",

@@ -32,6 +32,7 @@
 pub mod access;
 mod align;
 pub mod audit;
+pub mod backups;
 pub mod clock;
 mod commands;
 pub mod consent;
@@ -139,6 +140,7 @@ pub struct Appliance {
     pub meetings: Arc<Meetings>,
     pub exports: Arc<ExportJobs>,
     pub erasure: Arc<Erasure>,
+    pub backups: Arc<backups::Backups>,
     pub retention: Arc<Retention>,
     pub subjects: Arc<subject::Subjects>,
     pub corrections: Arc<Corrections>,
@@ -303,6 +305,18 @@ impl Appliance {
             events.clone(),
             clock.clone(),
         ));
+        let backups = Arc::new(backups::Backups::new(
+            store.clone(),
+            audit.clone(),
+            clock.clone(),
+            backups::BackupSettings {
+                target: config.backup.target.clone(),
+                key_file: config.backup_key_file(),
+                seen_file: config.key_dir().join("backup-seen.json"),
+                data_dir: config.data_dir.clone(),
+                audit_key_file: config.audit.key_file.clone(),
+            },
+        ));
         let consent = Arc::new(Consent::new(
             store.clone(),
             clock.clone(),
@@ -363,6 +377,7 @@ impl Appliance {
             meetings,
             exports,
             erasure,
+            backups,
             retention,
             subjects,
             corrections,

@@ -24,48 +24,34 @@ pub(super) fn run(db: &Database, keys: &Keyring) -> Result<bool> {
 /// sealed in place the old file still holds its plaintext in free pages; a fresh copy
 /// holds only what is live.
 pub(super) fn copy_into(src: &Database, path: &Path) -> Result<()> {
-    fn copy<K: redb::Key + 'static, V: redb::Value + 'static>(
-        from: &redb::ReadTransaction,
-        to: &redb::WriteTransaction,
-        def: TableDefinition<K, V>,
-    ) -> Result<()> {
-        let source = from.open_table(def)?;
-        let mut target = to.open_table(def)?;
-        for row in source.iter()? {
-            let (k, v) = row?;
-            target.insert(k.value(), v.value())?;
+    struct Copy {
+        from: redb::ReadTransaction,
+        to: redb::WriteTransaction,
+    }
+    impl super::dump::Tables<StoreError> for Copy {
+        fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+            &mut self,
+            def: TableDefinition<'static, K, V>,
+        ) -> Result<()> {
+            let source = self.from.open_table(def)?;
+            let mut target = self.to.open_table(def)?;
+            for row in source.iter()? {
+                let (k, v) = row?;
+                target.insert(k.value(), v.value())?;
+            }
+            Ok(())
         }
-        Ok(())
     }
     let dst = Database::create(path).map_err(|source| StoreError::Open {
         path: path.to_owned(),
         source,
     })?;
-    let from = redb::ReadableDatabase::begin_read(src)?;
-    let to = dst.begin_write()?;
-    copy(&from, &to, META)?;
-    for def in [
-        USERS,
-        ROOMS,
-        AGENTS,
-        ENROLL_TOKENS,
-        TEAMS,
-        ROLES,
-        API_TOKENS,
-        SCHEDULES,
-        IDENTITIES,
-        MEETINGS,
-        HOLDS,
-        ERASED,
-    ] {
-        copy(&from, &to, def)?;
-    }
-    for def in [SEGMENTS, ENVELOPES, REVISIONS, SEALED, MEETING_EVENTS] {
-        copy(&from, &to, def)?;
-    }
-    copy(&from, &to, AUDIT)?;
-    copy(&from, &to, AUDIT_CHECKPOINTS)?;
-    to.commit()?;
+    let mut copy = Copy {
+        from: redb::ReadableDatabase::begin_read(src)?,
+        to: dst.begin_write()?,
+    };
+    super::dump::each_table(&mut copy)?;
+    copy.to.commit()?;
     Ok(())
 }
 

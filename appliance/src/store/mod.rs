@@ -23,10 +23,12 @@
 //!   reports itself unhealthy ([`Store::health`]) until that succeeds.
 
 mod cipher;
+mod dump;
 mod migrate;
 pub mod records;
 mod tx;
 
+pub use dump::{restore_into, table_names, Snapshot, TableStream};
 pub use tx::{ReadTx, Reads, WriteTx};
 
 use redb::{Database, TableDefinition};
@@ -111,6 +113,9 @@ pub enum StoreError {
     KeyMissing { meeting: String },
     #[error("record {table}/{key} does not open with its meeting's key (damaged or moved)")]
     Unauthentic { table: String, key: String },
+    /// A table's stream being restored is not well formed.
+    #[error("restoring table {table}: {what}")]
+    Restore { table: String, what: String },
     #[error("the key directory (key store {found}) is not this data directory's (key store {expected}): configure storage.key_dir to the directory this data was written with")]
     OtherKeystore { found: String, expected: String },
 }

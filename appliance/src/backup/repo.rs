@@ -1,0 +1,746 @@
+//! A repository on a target: create a set from a snapshot, list, verify, restore.
+
+use super::key::BackupKey;
+use super::manifest::{
+    hash, judge, BlobRef, Chain, KeyState, Manifest, Problem, Seen, SetKind, SetRef, SetStats,
+    StreamEntry,
+};
+use super::object::{self, data_name, keys_name, set_name, Kind};
+use super::{BackupError, Target};
+use crate::keyring::KeyFiles;
+use crate::store::{Snapshot, StoreError};
+use base64::Engine;
+use fastcdc::v2020::{Normalization, StreamCDC};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Chunk sizes (restic's): streams below the minimum are one blob.
+const MIN_CHUNK: usize = 512 << 10;
+const AVG_CHUNK: usize = 1 << 20;
+const MAX_CHUNK: usize = 8 << 20;
+/// The stream of the appliance's own key files (`<data_dir>/keys`, `tls`).
+pub const FILES: &str = "files";
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// A value and the SHA-256 (hex) of its JSON.
+type Hashed<T> = (T, String);
+
+pub struct Repository {
+    target: Arc<dyn Target>,
+    key: Arc<BackupKey>,
+    repo_id: String,
+}
+
+/// What the caller knows about the set being made.
+pub struct CreateInfo {
+    pub now_ms: i64,
+    pub schema_version: u64,
+    pub appliance_version: String,
+}
+
+/// A set as `list` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetInfo {
+    pub seq: u64,
+    pub created_at_ms: i64,
+    pub bytes: u64,
+    pub new_stored_bytes: u64,
+    pub blobs: u64,
+    pub new_blobs: u64,
+    pub duration_ms: u64,
+    pub rows: u64,
+}
+
+impl From<&Manifest> for SetInfo {
+    fn from(m: &Manifest) -> Self {
+        Self {
+            seq: m.seq,
+            created_at_ms: m.created_at_ms,
+            bytes: m.stats.bytes,
+            new_stored_bytes: m.stats.new_stored_bytes,
+            blobs: m.stats.blobs,
+            new_blobs: m.stats.new_blobs,
+            duration_ms: m.stats.duration_ms,
+            rows: m
+                .streams
+                .iter()
+                .filter(|s| s.name != FILES)
+                .map(|s| s.rows)
+                .sum(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct VerifyReport {
+    pub sets: usize,
+    pub blobs: usize,
+    pub bytes_read: u64,
+    pub read_data: bool,
+    pub head: Option<u64>,
+    pub problems: Vec<Problem>,
+}
+
+/// Where a restore writes.
+pub struct RestoreTo {
+    pub data_dir: PathBuf,
+    pub key_dir: PathBuf,
+    pub master_key_file: PathBuf,
+    /// Where the audit key goes when the appliance keeps it outside the data directory.
+    pub audit_key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub seq: u64,
+    pub created_at_ms: i64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub key_files: usize,
+    pub keystate_seq: u64,
+    /// Problems elsewhere on the target (not in the restored set).
+    pub warnings: Vec<Problem>,
+}
+
+fn damaged(object: impl Into<String>, what: impl Into<String>) -> Problem {
+    Problem {
+        object: object.into(),
+        what: what.into(),
+    }
+}
+
+impl Repository {
+    /// The repository on `target`, created (its `config`) if the target is empty.
+    pub fn init(
+        target: Arc<dyn Target>,
+        key: Arc<BackupKey>,
+        now_ms: i64,
+    ) -> Result<Self, BackupError> {
+        if target.get(object::CONFIG)?.is_none() {
+            let mut id = [0u8; 16];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+            let config = serde_json::json!({
+                "format": "roomscribe-backup/1",
+                "repo_id": hex::encode(id),
+                "key_id": key.id(),
+                "created_at_ms": now_ms,
+            });
+            target.put(object::CONFIG, &object::config_bytes(&key, &config))?;
+        }
+        Self::open(target, key)
+    }
+
+    /// The repository on `target`; refused when it has none or another key's.
+    pub fn open(target: Arc<dyn Target>, key: Arc<BackupKey>) -> Result<Self, BackupError> {
+        let bytes = target.get(object::CONFIG)?.ok_or_else(|| {
+            BackupError::Refused(format!("{} holds no backups", target.describe()))
+        })?;
+        let config = object::open_config(&key, &bytes)
+            .map_err(|why| BackupError::Damaged(damaged(object::CONFIG, why)))?;
+        let repo_id = config
+            .get("repo_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Self {
+            target,
+            key,
+            repo_id,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.repo_id
+    }
+
+    pub fn target(&self) -> &dyn Target {
+        &*self.target
+    }
+
+    /// Every set object, read and judged on its own.
+    fn read_sets(&self) -> Result<BTreeMap<u64, super::manifest::Found>, BackupError> {
+        let mut found = BTreeMap::new();
+        for (name, _) in self.target.list(object::SETS)? {
+            let Some(seq) = object::seq_of(&name) else {
+                continue;
+            };
+            let Some(bytes) = self.target.get(&name)? else {
+                continue;
+            };
+            let f = object::open_signed(&self.key, Kind::Manifest, &bytes).and_then(|json| {
+                let m: Manifest =
+                    serde_json::from_slice(&json).map_err(|e| format!("not a manifest: {e}"))?;
+                Ok((m, hash(&json)))
+            });
+            found.insert(seq, f);
+        }
+        Ok(found)
+    }
+
+    /// The sets judged as a chain (see `manifest`).
+    pub fn chain(&self, seen: Option<&Seen>) -> Result<Chain, BackupError> {
+        Ok(judge(&self.repo_id, &self.read_sets()?, seen))
+    }
+
+    /// The newest key state whose copies open, and what is wrong with any copy.
+    fn keystate(&self) -> Result<(Option<Hashed<KeyState>>, Vec<Problem>), BackupError> {
+        let mut problems = vec![];
+        let mut by_seq: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for (name, _) in self.target.list(object::KEYS)? {
+            if let Some(seq) = object::seq_of(&name) {
+                by_seq.entry(seq).or_default().push(name);
+            }
+        }
+        let mut newest = None;
+        for (seq, names) in by_seq.iter().rev() {
+            let mut good = None;
+            for name in names {
+                let Some(bytes) = self.target.get(name)? else {
+                    continue;
+                };
+                let opened =
+                    object::open_signed(&self.key, Kind::KeyState, &bytes).and_then(|json| {
+                        let k: KeyState = serde_json::from_slice(&json)
+                            .map_err(|e| format!("not a key state: {e}"))?;
+                        if k.seq != *seq || k.repo_id != self.repo_id {
+                            return Err(format!("holds key state {} of {}", k.seq, k.repo_id));
+                        }
+                        Ok((k, hash(&json)))
+                    });
+                match opened {
+                    Ok(k) => good = Some(k),
+                    Err(why) => problems.push(damaged(name.clone(), why)),
+                }
+            }
+            if newest.is_none() {
+                if good.is_none() {
+                    continue;
+                }
+                newest = good;
+            }
+        }
+        Ok((newest, problems))
+    }
+
+    /// Makes a set of `snapshot` and `keys` (captured together) and the appliance's
+    /// own key `files`, uploading only chunks the target does not have. Returns the
+    /// manifest, its hash (the new [`Seen`]) and problems found on the way (sets
+    /// that could not be carried over as kept).
+    pub fn create(
+        &self,
+        snapshot: &Snapshot,
+        keys: &KeyFiles,
+        files: &[(String, Vec<u8>)],
+        info: &CreateInfo,
+        seen: Option<&Seen>,
+    ) -> Result<(Manifest, Seen, Vec<Problem>), BackupError> {
+        let started = std::time::Instant::now();
+        let found = self.read_sets()?;
+        let chain = judge(&self.repo_id, &found, seen);
+        if let Some(p) = chain.problems.iter().find(|p| {
+            p.what.starts_with("missing: the appliance wrote it")
+                || p.what
+                    .starts_with("replaced: it is not the set the appliance wrote")
+        }) {
+            // Appending would hide a rollback of the target: stop and say so.
+            return Err(BackupError::Damaged(p.clone()));
+        }
+        let mut existing: HashSet<String> = self
+            .target
+            .list(object::DATA)?
+            .into_iter()
+            .filter_map(|(n, _)| object::id_of(&n).map(str::to_owned))
+            .collect();
+        let mut stats = SetStats::default();
+        let mut streams = vec![];
+        snapshot.each_table::<BackupError>(&mut |name, rows| {
+            let entry = self.store_stream(name, rows, &mut existing, &mut stats)?;
+            streams.push(StreamEntry {
+                rows: rows.rows(),
+                ..entry
+            });
+            Ok(())
+        })?;
+        let mut packed = vec![];
+        for (path, bytes) in files {
+            for part in [path.as_bytes(), bytes] {
+                packed.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                packed.extend_from_slice(part);
+            }
+        }
+        let mut files_entry =
+            self.store_stream(FILES, &mut packed.as_slice(), &mut existing, &mut stats)?;
+        files_entry.rows = files.len() as u64;
+        streams.push(files_entry);
+
+        let (old_state, _) = self.keystate()?;
+        let ks_seq = old_state.as_ref().map_or(0, |(k, _)| k.seq) + 1;
+        let state = KeyState {
+            repo_id: self.repo_id.clone(),
+            seq: ks_seq,
+            created_at_ms: info.now_ms,
+            keystore_id: keys.keystore_id.clone(),
+            master_key_id: keys.master_key_id.clone(),
+            files: keys
+                .files
+                .iter()
+                .map(|(n, b)| (n.clone(), B64.encode(b)))
+                .collect(),
+        };
+        let state_json = serde_json::to_vec(&state).unwrap_or_default();
+        let sealed = object::seal_signed(&self.key, Kind::KeyState, &state_json);
+        for copy in ['a', 'b'] {
+            self.target.put(&keys_name(ks_seq, copy), &sealed)?;
+        }
+        stats.new_stored_bytes += 2 * sealed.len() as u64;
+
+        let seq = found.keys().next_back().copied().unwrap_or(0) + 1;
+        stats.duration_ms = started.elapsed().as_millis() as u64;
+        let manifest = Manifest {
+            repo_id: self.repo_id.clone(),
+            seq,
+            prev: chain.head.as_ref().map(|(_, h)| h.clone()),
+            kind: SetKind::Backup,
+            created_at_ms: info.now_ms,
+            keystore_id: keys.keystore_id.clone(),
+            schema_version: info.schema_version,
+            appliance_version: info.appliance_version.clone(),
+            keystate: Some(SetRef {
+                seq: ks_seq,
+                hash: hash(&state_json),
+            }),
+            streams,
+            live: chain
+                .live
+                .iter()
+                .map(|(m, h)| SetRef {
+                    seq: m.seq,
+                    hash: h.clone(),
+                })
+                .collect(),
+            stats,
+        };
+        let json = manifest.to_json();
+        self.target.put(
+            &set_name(seq),
+            &object::seal_signed(&self.key, Kind::Manifest, &json),
+        )?;
+        // Older key states are superseded: what was erased since they were written
+        // must not stay on the target.
+        for (name, _) in self.target.list(object::KEYS)? {
+            if object::seq_of(&name).is_some_and(|s| s < ks_seq) {
+                self.target.delete(&name)?;
+            }
+        }
+        let seen = Seen {
+            seq,
+            hash: hash(&json),
+        };
+        Ok((manifest, seen, chain.problems))
+    }
+
+    fn store_stream(
+        &self,
+        name: &str,
+        r: &mut dyn Read,
+        existing: &mut HashSet<String>,
+        stats: &mut SetStats,
+    ) -> Result<StreamEntry, BackupError> {
+        let chunks = StreamCDC::with_level_and_seed(
+            r,
+            MIN_CHUNK,
+            AVG_CHUNK,
+            MAX_CHUNK,
+            Normalization::Level1,
+            self.key.chunk_seed(),
+        );
+        let mut entry = StreamEntry {
+            name: name.to_owned(),
+            rows: 0,
+            bytes: 0,
+            blobs: vec![],
+        };
+        for chunk in chunks {
+            let chunk = chunk.map_err(|e| {
+                BackupError::Store(StoreError::Unavailable(format!(
+                    "reading table {name}: {e:?}"
+                )))
+            })?;
+            let id = self.key.blob_id(&chunk.data);
+            if existing.insert(id.clone()) {
+                let sealed = object::seal_blob(&self.key, &id, &chunk.data);
+                self.target.put(&data_name(&id), &sealed)?;
+                stats.new_blobs += 1;
+                stats.new_stored_bytes += sealed.len() as u64;
+            }
+            stats.blobs += 1;
+            stats.bytes += chunk.length as u64;
+            entry.bytes += chunk.length as u64;
+            entry.blobs.push(BlobRef {
+                id,
+                len: chunk.length as u64,
+            });
+        }
+        Ok(entry)
+    }
+
+    /// The good sets, oldest first, and the problems of the rest.
+    pub fn list(&self, seen: Option<&Seen>) -> Result<(Vec<SetInfo>, Vec<Problem>), BackupError> {
+        let chain = self.chain(seen)?;
+        let sets = chain
+            .live
+            .iter()
+            .filter(|(m, _)| m.kind == SetKind::Backup)
+            .map(|(m, _)| SetInfo::from(m))
+            .collect();
+        Ok((sets, chain.problems))
+    }
+
+    /// Checks the chain, the key state and that every blob of the sets (or of set
+    /// `only`) exists; with `read_data`, reads and authenticates every one of them.
+    pub fn verify(
+        &self,
+        only: Option<u64>,
+        read_data: bool,
+        seen: Option<&Seen>,
+    ) -> Result<VerifyReport, BackupError> {
+        let chain = self.chain(seen)?;
+        let mut report = VerifyReport {
+            read_data,
+            head: chain.head.as_ref().map(|(m, _)| m.seq),
+            problems: chain.problems.clone(),
+            ..Default::default()
+        };
+        let (state, kproblems) = self.keystate()?;
+        report.problems.extend(kproblems);
+        match (
+            &state,
+            chain.head.as_ref().and_then(|(m, _)| m.keystate.clone()),
+        ) {
+            (None, Some(r)) => report.problems.push(damaged(
+                keys_name(r.seq, 'a'),
+                "missing: no key state opens, so no set can be restored",
+            )),
+            (Some((k, h)), Some(r)) if k.seq == r.seq && *h != r.hash => {
+                report.problems.push(damaged(
+                    keys_name(r.seq, 'a'),
+                    "replaced: not the key state the newest set names",
+                ))
+            }
+            (Some((k, _)), Some(r)) if k.seq < r.seq => report.problems.push(damaged(
+                keys_name(r.seq, 'a'),
+                format!(
+                    "missing: the newest set names it, the newest on the target is {}",
+                    k.seq
+                ),
+            )),
+            _ => {}
+        }
+        let sets: Vec<&Manifest> = chain
+            .live
+            .iter()
+            .map(|(m, _)| m)
+            .filter(|m| only.is_none_or(|s| s == m.seq))
+            .collect();
+        if let Some(s) = only {
+            if sets.is_empty() {
+                return Err(BackupError::Refused(format!(
+                    "set {s} is not a good set on {}",
+                    self.target.describe()
+                )));
+            }
+        }
+        report.sets = sets.len();
+        let sizes: HashMap<String, u64> = self.target.list(object::DATA)?.into_iter().collect();
+        let mut checked = HashSet::new();
+        for m in sets {
+            for s in &m.streams {
+                for b in &s.blobs {
+                    if !checked.insert(b.id.clone()) {
+                        continue;
+                    }
+                    report.blobs += 1;
+                    let name = data_name(&b.id);
+                    let whose = format!("(set {}, {})", m.seq, s.name);
+                    if !sizes.contains_key(&name) {
+                        report
+                            .problems
+                            .push(damaged(name, format!("missing {whose}")));
+                        continue;
+                    }
+                    if !read_data {
+                        continue;
+                    }
+                    match self.target.get(&name)? {
+                        None => report
+                            .problems
+                            .push(damaged(name, format!("missing {whose}"))),
+                        Some(bytes) => {
+                            report.bytes_read += bytes.len() as u64;
+                            match object::open_blob(&self.key, &b.id, &bytes) {
+                                Ok(plain) if plain.len() as u64 == b.len => {}
+                                Ok(_) => report
+                                    .problems
+                                    .push(damaged(name, format!("has another length {whose}"))),
+                                Err(why) => report
+                                    .problems
+                                    .push(damaged(name, format!("{why} {whose}"))),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Restores set `which` (`None`: the newest good one) into `to`, with the newest
+    /// key state: a meeting erased since the set was made has no key there, and the
+    /// erasure log it carries makes the restored appliance remove it at start.
+    pub fn restore(
+        self: &Arc<Self>,
+        which: Option<u64>,
+        to: &RestoreTo,
+        seen: Option<&Seen>,
+    ) -> Result<RestoreReport, BackupError> {
+        let chain = self.chain(seen)?;
+        let backups: Vec<&Manifest> = chain
+            .live
+            .iter()
+            .map(|(m, _)| m)
+            .filter(|m| m.kind == SetKind::Backup)
+            .collect();
+        let set = match which {
+            Some(s) => backups.iter().find(|m| m.seq == s),
+            None => backups.last(),
+        }
+        .copied()
+        .cloned()
+        .ok_or_else(|| {
+            let why = chain
+                .problems
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            BackupError::Refused(match which {
+                Some(s) => format!(
+                    "set {s} is not a good set on {} {why}",
+                    self.target.describe()
+                ),
+                None => format!("{} holds no good set {why}", self.target.describe()),
+            })
+        })?;
+        if set.schema_version > crate::store::SCHEMA_VERSION {
+            return Err(BackupError::Refused(format!(
+                "set {} was made by a newer appliance (schema {}); restore it with that version",
+                set.seq, set.schema_version
+            )));
+        }
+        let (state, _) = self.keystate()?;
+        let Some((state, _)) =
+            state.filter(|(k, _)| set.keystate.as_ref().is_none_or(|r| k.seq >= r.seq))
+        else {
+            return Err(BackupError::Damaged(damaged(
+                object::KEYS,
+                "no key state opens: the meeting keys cannot be restored",
+            )));
+        };
+        let master = crate::keyring::master_key_id(&to.master_key_file)?;
+        if master != state.master_key_id {
+            return Err(BackupError::Refused(format!(
+                "the master key {} (id {master}) is not the one the backed-up meeting keys are wrapped with (id {}): use the master key from the safe",
+                to.master_key_file.display(),
+                state.master_key_id
+            )));
+        }
+        let db = to.data_dir.join(crate::store::DB_FILE);
+        if db.exists() {
+            return Err(BackupError::Refused(format!(
+                "{} exists: restore into a new data directory",
+                db.display()
+            )));
+        }
+        if to.key_dir.join("keystore.json").exists() {
+            return Err(BackupError::Refused(format!(
+                "{} holds a key store: restore into a new key directory",
+                to.key_dir.display()
+            )));
+        }
+        crate::keys::private_dir(&to.data_dir)?;
+        let fresh = to.data_dir.join(format!("{}.new", crate::store::DB_FILE));
+        let _ = std::fs::remove_file(&fresh);
+        let by_name: HashMap<String, StreamEntry> = set
+            .streams
+            .iter()
+            .map(|s| (s.name.clone(), s.clone()))
+            .collect();
+        let mut open = |name: &str| -> Result<Box<dyn Read>, BackupError> {
+            let blobs = by_name
+                .get(name)
+                .map(|s| s.blobs.clone())
+                .unwrap_or_default();
+            Ok(Box::new(BlobReader::new(self.clone(), blobs)))
+        };
+        let rows = match crate::store::restore_into(&fresh, &mut open) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = std::fs::remove_file(&fresh);
+                return Err(e);
+            }
+        };
+        // The appliance's own keys (identity, TLS), then the meeting keys.
+        let files = by_name
+            .get(FILES)
+            .map(|s| s.blobs.clone())
+            .unwrap_or_default();
+        let mut r = BlobReader::new(self.clone(), files);
+        let mut packed = vec![];
+        r.read_to_end(&mut packed)
+            .map_err(|e| BackupError::Refused(format!("reading the key files: {e}")))?;
+        write_files(&packed, to)?;
+        let keys = KeyFiles {
+            keystore_id: state.keystore_id.clone(),
+            master_key_id: state.master_key_id.clone(),
+            files: state
+                .files
+                .iter()
+                .map(|(n, b)| {
+                    B64.decode(b).map(|b| (n.clone(), b)).map_err(|_| {
+                        BackupError::Damaged(damaged(object::KEYS, "a key file is not base64"))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        keys.write_to(&to.key_dir)?;
+        std::fs::rename(&fresh, &db).map_err(|e| StoreError::Redb(e.into()))?;
+        roomscribe_config::fsutil::sync_dir(&to.data_dir)
+            .map_err(|e| StoreError::Redb(e.into()))?;
+        Ok(RestoreReport {
+            seq: set.seq,
+            created_at_ms: set.created_at_ms,
+            rows,
+            bytes: set.stats.bytes,
+            key_files: keys.files.len(),
+            keystate_seq: state.seq,
+            warnings: chain.problems,
+        })
+    }
+}
+
+/// Writes the `files` stream: `keys/…` and `tls/…` under the data directory, the
+/// audit key where the configuration keeps it.
+fn write_files(mut packed: &[u8], to: &RestoreTo) -> Result<(), BackupError> {
+    let bad = || BackupError::Damaged(damaged(FILES, "the key files stream is not well formed"));
+    let take = |p: &mut &[u8]| -> Result<Vec<u8>, BackupError> {
+        let (len, rest) = p.split_at_checked(4).ok_or_else(bad)?;
+        let len = u32::from_le_bytes(len.try_into().map_err(|_| bad())?) as usize;
+        let (v, rest) = rest.split_at_checked(len).ok_or_else(bad)?;
+        *p = rest;
+        Ok(v.to_vec())
+    };
+    while !packed.is_empty() {
+        let path = String::from_utf8(take(&mut packed)?).map_err(|_| bad())?;
+        let bytes = take(&mut packed)?;
+        let ok_part = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('\\');
+        let dest = match path.split_once('/') {
+            _ if path == AUDIT_KEY => to
+                .audit_key_file
+                .clone()
+                .unwrap_or_else(|| to.data_dir.join("keys/audit.ed25519")),
+            Some((dir @ ("keys" | "tls"), name)) if ok_part(name) && !name.contains('/') => {
+                to.data_dir.join(dir).join(name)
+            }
+            _ => return Err(bad()),
+        };
+        if let Some(parent) = dest.parent() {
+            crate::keys::private_dir(parent)?;
+        }
+        crate::keys::write_secret(&dest, &bytes)?;
+    }
+    Ok(())
+}
+
+/// The name the audit key travels under when it is kept outside the data directory.
+pub const AUDIT_KEY: &str = "audit.ed25519";
+
+/// The appliance's own key files for a backup: `<data_dir>/keys/*`, `tls/*` and the
+/// audit key kept elsewhere.
+pub fn own_files(
+    data_dir: &Path,
+    audit_key_file: Option<&Path>,
+) -> Result<Vec<(String, Vec<u8>)>, BackupError> {
+    let mut out = vec![];
+    for dir in ["keys", "tls"] {
+        let path = data_dir.join(dir);
+        let entries = match std::fs::read_dir(&path) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(crate::keys::KeyError::Io { path, source: e }.into()),
+        };
+        for e in entries.flatten() {
+            let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if name.starts_with('.') || !e.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            // Certificates are 0644 by design: read them as they are.
+            let p = e.path();
+            let bytes = std::fs::read(&p)
+                .map_err(|source| crate::keys::KeyError::Io { path: p, source })?;
+            out.push((format!("{dir}/{name}"), bytes));
+        }
+    }
+    if let Some(p) = audit_key_file {
+        out.push((AUDIT_KEY.to_owned(), crate::keys::read_secret(p)?.to_vec()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A stream read back from its blobs, each fetched, authenticated and checked.
+struct BlobReader {
+    repo: Arc<Repository>,
+    blobs: std::vec::IntoIter<BlobRef>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl BlobReader {
+    fn new(repo: Arc<Repository>, blobs: Vec<BlobRef>) -> Self {
+        Self {
+            repo,
+            blobs: blobs.into_iter(),
+            cur: vec![],
+            pos: 0,
+        }
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.cur.len() {
+            let Some(b) = self.blobs.next() else {
+                return Ok(0);
+            };
+            let name = data_name(&b.id);
+            let bytes = self
+                .repo
+                .target
+                .get(&name)
+                .map_err(std::io::Error::other)?
+                .ok_or_else(|| std::io::Error::other(format!("{name}: missing")))?;
+            self.cur = object::open_blob(&self.repo.key, &b.id, &bytes)
+                .map_err(|why| std::io::Error::other(format!("{name}: {why}")))?;
+            self.pos = 0;
+        }
+        let n = out.len().min(self.cur.len() - self.pos);
+        out[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
