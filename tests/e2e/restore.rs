@@ -109,39 +109,129 @@ async fn an_agent_restored_from_an_older_copy_continues_after_the_appliance() ->
     Ok(())
 }
 
+/// SHA-256 (hex) of each meeting's JSON and text exports, by title.
+async fn export_hashes(api: &Api) -> anyhow::Result<Vec<(String, String)>> {
+    use sha2::{Digest, Sha256};
+    let mut out = vec![];
+    for m in api.ok("/meetings").await?.as_array().into_iter().flatten() {
+        let id = m["id"].as_str().unwrap_or_default();
+        let title = m["title"].as_str().unwrap_or_default();
+        for format in ["json", "txt"] {
+            let body = api
+                .download(&format!("/meetings/{id}/export?format={format}"))
+                .await?;
+            out.push((
+                format!("{title}.{format}"),
+                hex::encode(Sha256::digest(&body)),
+            ));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The drill: backups are made online while a meeting is being ingested; the
+/// appliance's data and key directories are then lost; the newest set is restored
+/// onto a new data directory with the keys from the safe and started at a new
+/// address; its room refills what was acknowledged after the backup.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_appliance_restored_from_an_older_backup_is_refilled_by_its_rooms() -> anyhow::Result<()>
-{
+async fn an_appliance_restored_from_its_backup_on_a_new_machine_is_refilled_by_its_rooms(
+) -> anyhow::Result<()> {
     let logs = artifacts("restore-appliance");
     let tmp = tempfile::tempdir()?;
-    let (first, second) = (
+    let (first, second, third) = (
         sample_wav(tmp.path(), "first.wav", 2)?,
         sample_wav(tmp.path(), "second.wav", 3)?,
+        sample_wav(tmp.path(), "third.wav", 1)?,
     );
-    let (data, backup, state) = (
+    let (data, keys, target, safe, state) = (
         tmp.path().join("data"),
-        tmp.path().join("data-backup"),
+        tmp.path().join("data-keys"),
+        tmp.path().join("backups"),
+        tmp.path().join("safe"),
         tmp.path().join("agent"),
     );
     let app = Appliance::start(&data, &logs)?;
     app.add_user("dora", "dora's long password", "admin")?;
     app.enroll_agent(&state, "Library")?;
     record_file(&state, &logs, "first", &first, "First")?;
-    let (https, quic) = (app.https.clone(), app.quic.clone());
-    drop(app);
-    // Last night's backup.
-    copy_dir(&data, &backup)?;
-    let app = Appliance::start_at(&data, &logs, &https, &quic)?;
-    record_file(&state, &logs, "second", &second, "Second")?;
+
+    // Backups while the second meeting is being ingested.
+    let to = target.to_string_lossy().into_owned();
+    let recording = {
+        let (state, logs, second) = (state.clone(), logs.clone(), second.clone());
+        std::thread::spawn(move || record_file(&state, &logs, "second", &second, "Second"))
+    };
+    let mut sets = 0;
+    while sets == 0 || !recording.is_finished() {
+        let out = app.admin(&["backup", "create", "--to", &to])?;
+        assert!(out.contains("backup set"), "{out}");
+        sets += 1;
+    }
+    recording.join().expect("recording thread")?;
+    let listed = app.admin(&["backup", "list", "--from", &to])?;
+    assert!(listed.contains(&format!("{sets} backup sets")), "{listed}");
+    let verified = app.admin(&["backup", "verify", "--read-data", "--from", &to])?;
+    assert!(verified.contains("no problems"), "{verified}");
+
+    let api = Api::login(&app, "dora", "dora's long password").await?;
+    let at_backup = export_hashes(&api).await?;
+    // After the last backup: a third meeting, only in the room's kept envelopes.
+    record_file(&state, &logs, "third", &third, "Third")?;
+    let first_exports: Vec<_> = at_backup
+        .iter()
+        .filter(|(n, _)| n.starts_with("First."))
+        .cloned()
+        .collect();
+    drop(api);
     drop(app);
 
-    // The appliance's disk fails; it is restored from the backup, which lacks the
-    // second meeting. Its room still keeps the acknowledged envelopes.
-    copy_dir(&backup, &data)?;
-    let app = Appliance::start_at(&data, &logs, &https, &quic)?;
+    // The machine is lost; the master key and the backup key are in the safe.
+    std::fs::create_dir_all(&safe)?;
+    for k in ["master.key", "backup.key"] {
+        std::fs::copy(keys.join(k), safe.join(k))?;
+    }
+    std::fs::remove_dir_all(&data)?;
+    std::fs::remove_dir_all(&keys)?;
+    let (new_data, new_keys) = (tmp.path().join("new"), tmp.path().join("new-keys"));
+    let out = std::process::Command::new(bin("roomscribe"))
+        .args(["backup", "restore", "latest", "--from", &to, "--data-dir"])
+        .arg(&new_data)
+        .arg("--master-key")
+        .arg(safe.join("master.key"))
+        .arg("--backup-key")
+        .arg(safe.join("backup.key"))
+        .output()?;
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        said.contains(&format!("restored backup set {sets}")),
+        "{said}"
+    );
+    assert!(new_keys.join("keystore.json").exists());
+
+    // A new machine, a new address: the room is pointed at it.
+    let app = Appliance::start(&new_data, &logs)?;
+    let id_path = state.join("identity.json");
+    let mut identity: Value = serde_json::from_slice(&std::fs::read(&id_path)?)?;
+    identity["appliance"] = Value::String(app.quic.clone());
+    std::fs::write(&id_path, serde_json::to_vec_pretty(&identity)?)?;
+
     let api = Api::login(&app, "dora", "dora's long password").await?;
-    let before = transcripts(&api).await?;
-    assert_eq!(before.len(), 1, "the backup predates the second meeting");
+    let restored = export_hashes(&api).await?;
+    for e in &first_exports {
+        assert!(
+            restored.contains(e),
+            "{e:?} not byte-identical after restore: {restored:?}"
+        );
+    }
+    let audit = app.admin(&["audit", "verify"])?;
+    assert!(audit.contains("intact"), "{audit}");
+
     let status = agent(&state, &logs, "refill", &["drain", "--timeout", "60"])?.status()?;
     assert!(status.success(), "{}", stderr_of(&logs, "refill"));
     assert!(
@@ -154,12 +244,13 @@ async fn an_appliance_restored_from_an_older_backup_is_refilled_by_its_rooms() -
         vec![
             ("First".to_owned(), reference_texts(&first)?),
             ("Second".to_owned(), reference_texts(&second)?),
+            ("Third".to_owned(), reference_texts(&third)?),
         ]
     );
     // A second drain re-sends nothing and duplicates nothing.
     let status = agent(&state, &logs, "again", &["drain", "--timeout", "60"])?.status()?;
     assert!(status.success());
     assert!(!stderr_of(&logs, "again").contains("refilled the appliance"));
-    assert_eq!(transcripts(&api).await?.len(), 2);
+    assert_eq!(transcripts(&api).await?.len(), 3);
     Ok(())
 }

@@ -67,3 +67,6 @@ pub fn open_target(spec: &str) -> Result<Arc<dyn Target>, BackupError> {
     }
     Ok(Arc::new(DirTarget::open(p)?))
 }
+
+#[cfg(test)]
+mod tests;
