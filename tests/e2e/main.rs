@@ -3,6 +3,7 @@
 mod abuse;
 mod audit;
 mod authz;
+mod backup;
 mod browser;
 mod capture;
 mod cli;

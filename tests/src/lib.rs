@@ -5,6 +5,7 @@
 //! workspace first (`make test` does). Logs of every process go to
 //! `target/e2e-artifacts/<test>/`, which also keeps screenshots.
 
+pub mod s3;
 pub mod sso;
 
 use anyhow::{bail, Context, Result};

@@ -18,6 +18,7 @@ mod key;
 pub mod manifest;
 pub mod object;
 mod repo;
+mod s3;
 mod target;
 
 pub use key::BackupKey;
@@ -25,6 +26,7 @@ pub use manifest::{Problem, Seen};
 pub use repo::{
     own_files, CreateInfo, Repository, RestoreReport, RestoreTo, SetInfo, VerifyReport,
 };
+pub use s3::S3Target;
 pub use target::{DirTarget, Target};
 
 use std::path::Path;
@@ -51,12 +53,18 @@ pub enum BackupError {
     Key(#[from] crate::keys::KeyError),
 }
 
-/// The target a `backup.target` value names: an absolute directory path (`s3://`
-/// targets come with the S3 client).
-pub fn open_target(spec: &str) -> Result<Arc<dyn Target>, BackupError> {
+/// The target a `backup.target` value names: `s3://BUCKET/PREFIX` (with the
+/// `[backup.s3]` settings), or an absolute directory path.
+pub fn open_target(
+    spec: &str,
+    s3: &crate::config::S3Config,
+) -> Result<Arc<dyn Target>, BackupError> {
+    if spec.starts_with("s3://") {
+        return Ok(Arc::new(S3Target::open(spec, s3)?));
+    }
     if spec.contains("://") {
         return Err(BackupError::Refused(format!(
-            "backup.target {spec:?}: only directory targets are supported by this build"
+            "backup.target {spec:?}: an absolute directory path or s3://BUCKET/PREFIX"
         )));
     }
     let p = Path::new(spec);

@@ -25,6 +25,7 @@ pub struct BackupSettings {
     pub seen_file: PathBuf,
     pub data_dir: PathBuf,
     pub audit_key_file: Option<PathBuf>,
+    pub s3: crate::config::S3Config,
 }
 
 pub struct Backups {
@@ -103,7 +104,7 @@ impl Backups {
     }
 
     fn repository(&self, spec: &str, init: bool) -> Result<(Repository, bool)> {
-        let target = backup::open_target(spec)?;
+        let target = backup::open_target(spec, &self.settings.s3)?;
         let (key, created) = if init {
             BackupKey::load_or_create(&self.settings.key_file)?
         } else {

@@ -315,6 +315,7 @@ impl Appliance {
                 seen_file: config.key_dir().join("backup-seen.json"),
                 data_dir: config.data_dir.clone(),
                 audit_key_file: config.audit.key_file.clone(),
+                s3: config.backup.s3.clone(),
             },
         ));
         let consent = Arc::new(Consent::new(
