@@ -131,6 +131,11 @@ pub enum AdminRequest {
         #[serde(default)]
         target: Option<String>,
     },
+    /// Applies retention (`backup.keep_*`) to a target now.
+    BackupPrune {
+        #[serde(default)]
+        target: Option<String>,
+    },
     /// The good backup sets on a target, and what is wrong with it.
     BackupList {
         #[serde(default)]
@@ -263,28 +268,52 @@ pub fn execute(app: &Services, req: AdminRequest) -> AdminResponse {
                 (message, serde_json::to_value(&e).unwrap_or_default())
             })
         }
-        AdminRequest::BackupCreate { target } => {
-            app.backups.create(&actor, target.as_deref()).map(|v| {
-                let mut message = format!(
-                    "backup set {} written to {} in {:.1} s: {} rows, {} bytes in {} chunks; {} new chunks, {} bytes stored",
-                    v.set.seq,
-                    v.target,
-                    v.set.duration_ms as f64 / 1000.0,
-                    v.set.rows,
-                    v.set.bytes,
-                    v.set.blobs,
-                    v.set.new_blobs,
-                    v.set.new_stored_bytes
-                );
-                if v.key_created {
-                    message.push_str("\nA new backup key was created: put its copy in the safe beside the master key's (restores need both).");
-                }
-                for w in &v.warnings {
-                    message.push_str(&format!("\nwarning: {w}"));
-                }
-                (message, serde_json::to_value(&v).unwrap_or_default())
-            })
-        }
+        AdminRequest::BackupCreate { target } => app.backups.run(&actor, target.as_deref()).and_then(|v| {
+            let Some(set) = &v.set else {
+                return Err(crate::domain::DomainError::Internal("no set was made".into()));
+            };
+            let mut message = format!(
+                "backup set {} written to {} in {:.1} s: {} rows, {} bytes in {} chunks; {} new chunks, {} bytes stored",
+                set.seq,
+                v.target,
+                set.duration_ms as f64 / 1000.0,
+                set.rows,
+                set.bytes,
+                set.blobs,
+                set.new_blobs,
+                set.new_stored_bytes
+            );
+            if v.verify_problems.is_empty() {
+                message.push_str("\nverified: every chunk of the set read back and authenticated");
+            }
+            if !v.pruned.is_empty() {
+                message.push_str(&format!(
+                    "\nretention dropped sets {:?} ({} bytes freed)",
+                    v.pruned, v.freed_bytes
+                ));
+            }
+            if v.key_created {
+                message.push_str("\nA new backup key was created: put its copy in the safe beside the master key's (restores need both).");
+            }
+            for w in &v.warnings {
+                message.push_str(&format!("\nwarning: {w}"));
+            }
+            if !v.verify_problems.is_empty() {
+                return Err(crate::domain::DomainError::Conflict(format!(
+                    "{message}\nthe new set does not verify:\n{}",
+                    v.verify_problems.join("\n")
+                )));
+            }
+            Ok((message, serde_json::to_value(&v).unwrap_or_default()))
+        }),
+        AdminRequest::BackupPrune { target } => app.backups.prune(&actor, target.as_deref()).map(|(dropped, freed)| {
+            let message = if dropped.is_empty() {
+                "retention keeps every set".to_owned()
+            } else {
+                format!("retention dropped sets {dropped:?}; {freed} bytes freed")
+            };
+            (message, serde_json::json!({"dropped": dropped, "freed_bytes": freed}))
+        }),
         AdminRequest::BackupList { target } => app.backups.list(&actor, target.as_deref()).map(|v| {
             let mut message = format!("{}: {} backup sets", v.target, v.sets.len());
             for s in &v.sets {

@@ -33,7 +33,7 @@ pub struct Config {
 }
 
 /// Backups (`roomscribe backup …`, docs/ARCHITECTURE.md "Backups").
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BackupConfig {
     /// Where backups go unless a command names another target: an absolute
@@ -44,7 +44,34 @@ pub struct BackupConfig {
     /// backup writes is encrypted and signed with keys derived from it. Unset:
     /// `<key_dir>/backup.key`. Keep its copy in the safe with the master key's.
     pub key_file: Option<PathBuf>,
+    /// `"HH:MM"`, local time: a backup, its verification and retention run every
+    /// day then (a run missed while the appliance was down runs at start). Unset:
+    /// only on request.
+    pub schedule: Option<String>,
+    /// Retention of backup sets: the newest of each of the last N days, ISO weeks
+    /// and months that have one (and always the newest).
+    pub keep_daily: u32,
+    pub keep_weekly: u32,
+    pub keep_monthly: u32,
+    /// The alarm rings (console, `/metrics`, audit) when the last good backup is
+    /// older than this.
+    pub alarm_after_hours: u32,
     pub s3: S3Config,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self {
+            target: None,
+            key_file: None,
+            schedule: None,
+            keep_daily: 7,
+            keep_weekly: 4,
+            keep_monthly: 12,
+            alarm_after_hours: 26,
+            s3: S3Config::default(),
+        }
+    }
 }
 
 /// An S3-compatible store for `s3://` targets.
@@ -476,6 +503,7 @@ impl Config {
                 "storage.master_key_file",
                 "backup.target",
                 "backup.key_file",
+                "backup.schedule",
                 "backup.s3.endpoint",
                 "backup.s3.credentials_file",
                 "backup.s3.ca_file",
@@ -496,6 +524,20 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(s) = &self.backup.schedule {
+            if crate::backup::plan::parse_schedule(s).is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "backup.schedule",
+                    message: format!("{s:?} is not a time of day as HH:MM (24 h, local time)"),
+                });
+            }
+        }
+        if self.backup.alarm_after_hours == 0 {
+            return Err(ConfigError::Invalid {
+                key: "backup.alarm_after_hours",
+                message: "must be at least 1".into(),
+            });
+        }
         if let Some(t) = &self.backup.target {
             if t.contains("://") && !t.starts_with("s3://") {
                 return Err(ConfigError::Invalid {

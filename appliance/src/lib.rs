@@ -275,6 +275,9 @@ pub async fn serve_app(
     jobs.every("meeting-retention", Duration::from_secs(3600), move || {
         retention.apply().map(drop)
     });
+    // Backups: the nightly run when `backup.schedule` is due, and the alarm.
+    let backups = app.backups.clone();
+    jobs.every("backup", Duration::from_secs(60), move || backups.tick());
     let audit = app.audit.clone();
     jobs.every("audit-retention", Duration::from_secs(3600), move || {
         audit.prune().map(drop)

@@ -103,6 +103,15 @@ enum BackupCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Apply retention (backup.keep_daily, keep_weekly, keep_monthly) now: drop the
+    /// sets it does not keep and the chunks only they needed.
+    #[command(after_help = ADMIN_NOTE)]
+    Prune {
+        #[arg(long)]
+        from: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// List the good backup sets on a target, and any problem with it.
     #[command(after_help = ADMIN_NOTE)]
     List {
@@ -935,6 +944,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backup(BackupCommand::Create { to, common }) => {
             admin_command(&common, AdminRequest::BackupCreate { target: to }).await
+        }
+        Command::Backup(BackupCommand::Prune { from, common }) => {
+            admin_command(&common, AdminRequest::BackupPrune { target: from }).await
         }
         Command::Backup(BackupCommand::List { from, common }) => {
             admin_command(&common, AdminRequest::BackupList { target: from }).await

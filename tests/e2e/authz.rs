@@ -292,6 +292,8 @@ impl Fixture {
             ("PUT", "/retention/policies") => (spec.path.into(), Some(json!({"policies": []}))),
             ("GET", "/retention/preview") => (format!("{}?as_of=2030-01-01", spec.path), None),
             ("GET", "/jobs") => (spec.path.into(), None),
+            // No backup.target here: an allowed caller gets 422, not a run.
+            ("GET" | "POST", "/backups") => (spec.path.into(), None),
             ("POST", "/meetings/{id}/exports") => (
                 format!("/api/v1/meetings/{}/exports", id(|o| &o[3])),
                 Some(json!({"format": "txt"})),

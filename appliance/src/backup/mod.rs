@@ -17,6 +17,7 @@
 mod key;
 pub mod manifest;
 pub mod object;
+pub mod plan;
 mod repo;
 mod s3;
 mod target;

@@ -42,7 +42,7 @@ pub struct CreateInfo {
 }
 
 /// A set as `list` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SetInfo {
     pub seq: u64,
     pub created_at_ms: i64,
@@ -236,18 +236,12 @@ impl Repository {
         files: &[(String, Vec<u8>)],
         info: &CreateInfo,
         seen: Option<&Seen>,
+        progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(Manifest, Seen, Vec<Problem>), BackupError> {
         let started = std::time::Instant::now();
         let found = self.read_sets()?;
         let chain = judge(&self.repo_id, &found, seen);
-        if let Some(p) = chain.problems.iter().find(|p| {
-            p.what.starts_with("missing: the appliance wrote it")
-                || p.what
-                    .starts_with("replaced: it is not the set the appliance wrote")
-        }) {
-            // Appending would hide a rollback of the target: stop and say so.
-            return Err(BackupError::Damaged(p.clone()));
-        }
+        refuse_rollback(&chain)?;
         let mut existing: HashSet<String> = self
             .target
             .list(object::DATA)?
@@ -257,7 +251,7 @@ impl Repository {
         let mut stats = SetStats::default();
         let mut streams = vec![];
         snapshot.each_table::<BackupError>(&mut |name, rows| {
-            let entry = self.store_stream(name, rows, &mut existing, &mut stats)?;
+            let entry = self.store_stream(name, rows, &mut existing, &mut stats, progress)?;
             streams.push(StreamEntry {
                 rows: rows.rows(),
                 ..entry
@@ -271,8 +265,13 @@ impl Repository {
                 packed.extend_from_slice(part);
             }
         }
-        let mut files_entry =
-            self.store_stream(FILES, &mut packed.as_slice(), &mut existing, &mut stats)?;
+        let mut files_entry = self.store_stream(
+            FILES,
+            &mut packed.as_slice(),
+            &mut existing,
+            &mut stats,
+            progress,
+        )?;
         files_entry.rows = files.len() as u64;
         streams.push(files_entry);
 
@@ -348,6 +347,7 @@ impl Repository {
         r: &mut dyn Read,
         existing: &mut HashSet<String>,
         stats: &mut SetStats,
+        progress: &(dyn Fn(u64) + Sync),
     ) -> Result<StreamEntry, BackupError> {
         let chunks = StreamCDC::with_level_and_seed(
             r,
@@ -378,6 +378,7 @@ impl Repository {
             }
             stats.blobs += 1;
             stats.bytes += chunk.length as u64;
+            progress(stats.bytes);
             entry.bytes += chunk.length as u64;
             entry.blobs.push(BlobRef {
                 id,
@@ -385,6 +386,93 @@ impl Repository {
             });
         }
         Ok(entry)
+    }
+
+    /// Drops the backup sets retention does not keep (`keep` holds the sequence
+    /// numbers to keep): first a signed record of what is kept, then the dropped
+    /// sets, then every chunk no kept set needs. Returns the sets dropped, the bytes
+    /// freed and the new record of the newest set.
+    pub fn prune(
+        &self,
+        keep: &std::collections::BTreeSet<u64>,
+        now_ms: i64,
+        seen: Option<&Seen>,
+    ) -> Result<(Vec<u64>, u64, Option<Seen>), BackupError> {
+        let found = self.read_sets()?;
+        let chain = judge(&self.repo_id, &found, seen);
+        refuse_rollback(&chain)?;
+        let Some((head, head_hash)) = chain.head.clone() else {
+            return Ok((vec![], 0, None));
+        };
+        let backups: Vec<&Hashed<Manifest>> = chain
+            .live
+            .iter()
+            .filter(|(m, _)| m.kind == SetKind::Backup)
+            .collect();
+        let dropped: Vec<u64> = backups
+            .iter()
+            .map(|(m, _)| m.seq)
+            .filter(|s| !keep.contains(s))
+            .collect();
+        if dropped.is_empty() {
+            return Ok((vec![], 0, None));
+        }
+        let kept: Vec<&Hashed<Manifest>> = backups
+            .into_iter()
+            .filter(|(m, _)| keep.contains(&m.seq))
+            .collect();
+        let seq = found.keys().next_back().copied().unwrap_or(0) + 1;
+        let record = Manifest {
+            repo_id: self.repo_id.clone(),
+            seq,
+            prev: Some(head_hash),
+            kind: SetKind::Prune,
+            created_at_ms: now_ms,
+            keystore_id: head.keystore_id.clone(),
+            schema_version: head.schema_version,
+            appliance_version: head.appliance_version.clone(),
+            keystate: head.keystate.clone(),
+            streams: vec![],
+            live: kept
+                .iter()
+                .map(|(m, h)| SetRef {
+                    seq: m.seq,
+                    hash: h.clone(),
+                })
+                .collect(),
+            stats: SetStats::default(),
+        };
+        let json = record.to_json();
+        self.target.put(
+            &set_name(seq),
+            &object::seal_signed(&self.key, Kind::Manifest, &json),
+        )?;
+        let listed: HashSet<u64> = kept.iter().map(|(m, _)| m.seq).chain([seq]).collect();
+        for s in found.keys() {
+            if !listed.contains(s) {
+                self.target.delete(&set_name(*s))?;
+            }
+        }
+        let needed: HashSet<&str> = kept
+            .iter()
+            .flat_map(|(m, _)| m.streams.iter())
+            .flat_map(|s| s.blobs.iter().map(|b| b.id.as_str()))
+            .collect();
+        let mut freed = 0;
+        for (name, size) in self.target.list(object::DATA)? {
+            if object::id_of(&name).is_some_and(|id| !needed.contains(id)) {
+                self.target.delete(&name)?;
+                freed += size;
+            }
+        }
+        Ok((
+            dropped,
+            freed,
+            Some(Seen {
+                seq,
+                hash: hash(&json),
+            }),
+        ))
     }
 
     /// The good sets, oldest first, and the problems of the rest.
@@ -628,6 +716,19 @@ impl Repository {
             keystate_seq: state.seq,
             warnings: chain.problems,
         })
+    }
+}
+
+/// Writing onto a target whose newest sets are gone would hide it: refuse, naming
+/// what is missing.
+fn refuse_rollback(chain: &Chain) -> Result<(), BackupError> {
+    match chain.problems.iter().find(|p| {
+        p.what.starts_with("missing: the appliance wrote it")
+            || p.what
+                .starts_with("replaced: it is not the set the appliance wrote")
+    }) {
+        Some(p) => Err(BackupError::Damaged(p.clone())),
+        None => Ok(()),
     }
 }
 

@@ -70,7 +70,14 @@ impl Fixture {
         let files = vec![("keys/signing.ed25519".to_owned(), vec![1u8; 32])];
         let (m, seen, problems) = self
             .repo
-            .create(&snapshot, &keys, &files, &info(), self.seen.as_ref())
+            .create(
+                &snapshot,
+                &keys,
+                &files,
+                &info(),
+                self.seen.as_ref(),
+                &|_| (),
+            )
             .expect("create");
         assert!(problems.is_empty(), "{problems:?}");
         self.seen = Some(seen);
@@ -250,7 +257,7 @@ fn a_target_that_deletes_swaps_or_rolls_back_sets_is_caught() {
         .expect("capture");
     let e = f
         .repo
-        .create(&snapshot, &keys, &[], &info(), f.seen.as_ref())
+        .create(&snapshot, &keys, &[], &info(), f.seen.as_ref(), &|_| ())
         .unwrap_err();
     assert!(e.to_string().contains("sets/0000000003"), "{e}");
     std::fs::write(sets.join("0000000003"), &s3).expect("put back");

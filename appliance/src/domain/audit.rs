@@ -86,6 +86,8 @@ actions! {
     KeysRotate = "keys.rotate",
     BackupCreate = "backup.create",
     BackupVerify = "backup.verify",
+    BackupPrune = "backup.prune",
+    BackupAlarm = "backup.alarm",
     SubjectExport = "subject.export",
     HoldPlace = "hold.place",
     HoldLift = "hold.lift",

@@ -7,9 +7,12 @@ use super::audit::{AuditAction as A, AuditLog, Record, Who};
 use super::clock::SharedClock;
 use super::{Actor, DomainError, Permission, Result};
 use crate::backup::{
-    self, BackupError, BackupKey, CreateInfo, Problem, Repository, Seen, SetInfo, VerifyReport,
+    self, plan, BackupError, BackupKey, CreateInfo, Problem, Repository, Seen, SetInfo,
+    VerifyReport,
 };
+use crate::store::Reads;
 use crate::store::Store;
+use serde::Deserialize;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,6 +29,11 @@ pub struct BackupSettings {
     pub data_dir: PathBuf,
     pub audit_key_file: Option<PathBuf>,
     pub s3: crate::config::S3Config,
+    /// `backup.schedule`: when the nightly run starts (local time).
+    pub schedule: Option<chrono::NaiveTime>,
+    pub keep: plan::Keep,
+    /// The alarm rings when the last good backup is older than this.
+    pub alarm_after_ms: i64,
 }
 
 pub struct Backups {
@@ -34,17 +42,81 @@ pub struct Backups {
     clock: SharedClock,
     settings: BackupSettings,
     running: Mutex<()>,
+    state: Mutex<State>,
 }
 
-/// A set just made.
+#[derive(Default)]
+struct State {
+    progress: Option<Progress>,
+    /// The alarm's reason while it rings (audited when it starts).
+    alarm: Option<String>,
+}
+
+/// A run in progress: what the console's progress bar shows.
 #[derive(Debug, Clone, Serialize)]
-pub struct CreatedView {
+pub struct Progress {
+    pub started_at_ms: i64,
+    pub phase: &'static str,
+    pub bytes_done: u64,
+    /// The database file's size: about what the snapshot streams.
+    pub bytes_estimate: u64,
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Schedule,
+    Manual,
+}
+
+/// One run: the set made, its verification and what retention dropped after it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub started_at_ms: i64,
+    pub finished_at_ms: i64,
+    pub trigger: Trigger,
     pub target: String,
-    pub set: SetInfo,
-    /// Problems met on the target (sets that are no longer kept).
-    pub warnings: Vec<Problem>,
+    pub ok: bool,
+    pub set: Option<SetInfo>,
+    /// Problems the verification after the backup found (empty: verified).
+    pub verify_problems: Vec<String>,
+    pub pruned: Vec<u64>,
+    pub freed_bytes: u64,
+    pub error: Option<String>,
+    /// Problems met on the target while writing (sets no longer kept).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    #[serde(default)]
     pub key_created: bool,
 }
+
+/// Everything the console's Backups page and `/metrics` show.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusView {
+    pub target: Option<String>,
+    pub schedule: Option<String>,
+    pub next_run_ms: Option<i64>,
+    pub keep: KeepView,
+    pub running: Option<Progress>,
+    pub last_good: Option<RunRecord>,
+    pub runs: Vec<RunRecord>,
+    pub alarm: Option<String>,
+    pub backup_key_id: Option<String>,
+    pub key_file: String,
+    pub key_dir: String,
+    pub data_dir: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct KeepView {
+    pub daily: u32,
+    pub weekly: u32,
+    pub monthly: u32,
+}
+
+const RUNS_KEY: &str = "backup_runs";
+const RUNS_KEPT: usize = 30;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ListView {
@@ -90,6 +162,7 @@ impl Backups {
             clock,
             settings,
             running: Mutex::new(()),
+            state: Mutex::new(State::default()),
         }
     }
 
@@ -134,33 +207,151 @@ impl Backups {
             .map_err(|e| DomainError::Internal(format!("backup record: {e}")))
     }
 
-    /// Makes a backup set now, while ingest goes on (one at a time).
-    pub fn create(&self, actor: &Actor, target: Option<&str>) -> Result<CreatedView> {
+    /// The runs on record, oldest first.
+    pub fn runs(&self) -> Vec<RunRecord> {
+        self.store
+            .read(|tx| tx.meta(RUNS_KEY))
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_run(&self, run: &RunRecord) -> Result<()> {
+        self.store.write(|tx| {
+            let mut runs: Vec<RunRecord> = tx
+                .meta(RUNS_KEY)?
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            runs.push(run.clone());
+            let skip = runs.len().saturating_sub(RUNS_KEPT);
+            let bytes = serde_json::to_vec(&runs[skip..]).unwrap_or_default();
+            tx.put_meta(RUNS_KEY, &bytes)
+        })?;
+        Ok(())
+    }
+
+    /// Backs up now (`backups.manage`), verifies the new set and applies retention:
+    /// one run at a time.
+    pub fn run(&self, actor: &Actor, target: Option<&str>) -> Result<RunRecord> {
         actor.require_all(Permission::BackupsManage)?;
+        self.run_as(&Who::from(actor), target, Trigger::Manual)
+    }
+
+    /// Starts a run in the background (the console's "back up now"); its progress
+    /// and outcome show in [`Backups::status`].
+    pub fn start(self: &Arc<Self>, actor: &Actor) -> Result<StatusView> {
+        actor.require_all(Permission::BackupsManage)?;
+        self.target_spec(None)?;
+        if lock(&self.state).progress.is_some() {
+            return Err(DomainError::Conflict("a backup is running".into()));
+        }
+        let (me, who) = (self.clone(), Who::from(actor));
+        lock(&self.state).progress = Some(Progress {
+            started_at_ms: self.clock.now_ms(),
+            phase: "starting",
+            bytes_done: 0,
+            bytes_estimate: self.store.file_size(),
+        });
+        std::thread::spawn(move || {
+            if let Err(e) = me.run_as(&who, None, Trigger::Manual) {
+                tracing::warn!(error = %e, "backup failed");
+            }
+        });
+        self.status(actor)
+    }
+
+    fn phase(&self, phase: &'static str) {
+        if let Some(p) = lock(&self.state).progress.as_mut() {
+            p.phase = phase;
+        }
+    }
+
+    fn run_as(&self, who: &Who, target: Option<&str>, trigger: Trigger) -> Result<RunRecord> {
         let spec = self.target_spec(target)?;
         let Ok(_one) = self.running.try_lock() else {
             return Err(DomainError::Conflict("a backup is running".into()));
         };
-        let made = self.make(&spec);
-        let who = Who::from(actor);
-        match &made {
-            Ok(v) => self.audit.record_alone(
-                &who,
-                Record::ok(A::BackupCreate, format!("backup:{}", v.set.seq)).detail(format!(
-                    "{} rows, {} bytes, {} new bytes stored, to {spec}",
-                    v.set.rows, v.set.bytes, v.set.new_stored_bytes
-                )),
-            )?,
-            Err(e) => self.audit.record_alone(
-                &who,
-                Record::failed(A::BackupCreate, None, &e.to_string()).detail(format!("to {spec}")),
-            )?,
+        let started = self.clock.now_ms();
+        lock(&self.state).progress = Some(Progress {
+            started_at_ms: started,
+            phase: "backing up",
+            bytes_done: 0,
+            bytes_estimate: self.store.file_size(),
+        });
+        let mut run = RunRecord {
+            started_at_ms: started,
+            finished_at_ms: started,
+            trigger,
+            target: spec.clone(),
+            ok: false,
+            set: None,
+            verify_problems: vec![],
+            pruned: vec![],
+            freed_bytes: 0,
+            error: None,
+            warnings: vec![],
+            key_created: false,
         };
-        made
+        let outcome = self.run_steps(&spec, &mut run);
+        lock(&self.state).progress = None;
+        run.finished_at_ms = self.clock.now_ms();
+        if let Err(e) = &outcome {
+            run.error = Some(e.to_string());
+        }
+        run.ok = outcome.is_ok() && run.verify_problems.is_empty();
+        let detail = match &run.set {
+            Some(s) => format!(
+                "set {}: {} rows, {} bytes, {} new bytes stored, to {spec}",
+                s.seq, s.rows, s.bytes, s.new_stored_bytes
+            ),
+            None => format!("to {spec}"),
+        };
+        let record = match &outcome {
+            Ok(()) => Record::ok(
+                A::BackupCreate,
+                run.set.as_ref().map(|s| format!("backup:{}", s.seq)),
+            ),
+            Err(e) => Record::failed(A::BackupCreate, None, &e.to_string()),
+        };
+        self.audit.record_alone(who, record.detail(detail))?;
+        if let Some(s) = &run.set {
+            let r = if run.verify_problems.is_empty() {
+                Record::ok(A::BackupVerify, format!("backup:{}", s.seq))
+            } else {
+                Record::failed(
+                    A::BackupVerify,
+                    format!("backup:{}", s.seq),
+                    "the new set does not verify",
+                )
+            };
+            self.audit.record_alone(
+                who,
+                r.detail(format!(
+                    "{} problems, read back from {spec}",
+                    run.verify_problems.len()
+                )),
+            )?;
+        }
+        if !run.pruned.is_empty() {
+            self.audit.record_alone(
+                who,
+                Record::ok(A::BackupPrune, None).detail(format!(
+                    "sets {:?} dropped by retention, {} bytes freed, on {spec}",
+                    run.pruned, run.freed_bytes
+                )),
+            )?;
+        }
+        self.save_run(&run)?;
+        self.check_alarm();
+        outcome.map(|()| run)
     }
 
-    fn make(&self, spec: &str) -> Result<CreatedView> {
+    /// Backup, verification of the new set (reading every chunk back), retention.
+    fn run_steps(&self, spec: &str, run: &mut RunRecord) -> Result<()> {
         let (repo, key_created) = self.repository(spec, true)?;
+        run.key_created = key_created;
+        run.target = repo.target().describe();
         let seen = self.seen().get(repo.id()).cloned();
         let (snapshot, keys) = self
             .store
@@ -175,16 +366,157 @@ impl Backups {
             schema_version: crate::store::SCHEMA_VERSION,
             appliance_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
+        let progress = |bytes: u64| {
+            if let Some(p) = lock(&self.state).progress.as_mut() {
+                p.bytes_done = bytes;
+            }
+        };
         let (manifest, new_seen, warnings) =
-            repo.create(&snapshot, &keys, &files, &info, seen.as_ref())?;
+            repo.create(&snapshot, &keys, &files, &info, seen.as_ref(), &progress)?;
         drop(snapshot);
-        self.save_seen(repo.id(), new_seen)?;
-        Ok(CreatedView {
-            target: repo.target().describe(),
-            set: SetInfo::from(&manifest),
-            warnings,
-            key_created,
-        })
+        self.save_seen(repo.id(), new_seen.clone())?;
+        run.set = Some(SetInfo::from(&manifest));
+        run.warnings = warnings.iter().map(ToString::to_string).collect();
+
+        self.phase("verifying");
+        let report = repo.verify(Some(manifest.seq), true, Some(&new_seen))?;
+        run.verify_problems = report.problems.iter().map(ToString::to_string).collect();
+        if !run.verify_problems.is_empty() {
+            return Ok(());
+        }
+        self.phase("applying retention");
+        let (sets, _) = repo.list(Some(&new_seen))?;
+        let at: Vec<(u64, i64)> = sets.iter().map(|s| (s.seq, s.created_at_ms)).collect();
+        let keep = plan::keep(&at, self.settings.keep, local_offset());
+        let (dropped, freed, seen) = repo.prune(&keep, self.clock.now_ms(), Some(&new_seen))?;
+        if let Some(s) = seen {
+            self.save_seen(repo.id(), s)?;
+        }
+        run.pruned = dropped;
+        run.freed_bytes = freed;
+        Ok(())
+    }
+
+    /// The scheduler's minute: runs the nightly backup when it is due (a run missed
+    /// while the appliance was down is made up at once), then rings or silences the
+    /// alarm.
+    pub fn tick(&self) -> Result<()> {
+        if let (Some(at), Some(_)) = (self.settings.schedule, &self.settings.target) {
+            let now = self.clock.now_ms();
+            let due = plan::last_due(at, now, local_offset());
+            let last = self
+                .runs()
+                .iter()
+                .rev()
+                .find(|r| r.trigger == Trigger::Schedule)
+                .map(|r| r.started_at_ms);
+            if last.is_none_or(|l| l < due) {
+                // A failure is recorded, audited and rings the alarm.
+                let _ = self.run_as(&Who::system(), None, Trigger::Schedule);
+            }
+        }
+        self.check_alarm();
+        Ok(())
+    }
+
+    /// Why the alarm rings, if it does: backups are configured and the last good
+    /// one is too old (or there is none), or the last run or its verification
+    /// failed.
+    fn alarm_reason(&self, runs: &[RunRecord]) -> Option<String> {
+        self.settings.target.as_ref()?;
+        let now = self.clock.now_ms();
+        let hours = self.settings.alarm_after_ms / 3_600_000;
+        if let Some(last) = runs.last().filter(|r| !r.ok) {
+            return Some(match (&last.error, last.verify_problems.first()) {
+                (Some(e), _) => format!("the last backup failed: {e}"),
+                (None, Some(p)) => format!("the last backup does not verify: {p}"),
+                (None, None) => "the last backup failed".into(),
+            });
+        }
+        match runs.iter().rev().find(|r| r.ok) {
+            None => Some("no backup has been made yet".into()),
+            Some(r) if now - r.finished_at_ms > self.settings.alarm_after_ms => {
+                Some(format!("the last good backup is older than {hours} hours"))
+            }
+            Some(_) => None,
+        }
+    }
+
+    fn check_alarm(&self) {
+        let reason = self.alarm_reason(&self.runs());
+        let mut state = lock(&self.state);
+        if reason == state.alarm {
+            return;
+        }
+        if let Some(why) = &reason {
+            tracing::warn!(reason = %why, "backup alarm");
+            self.audit.quietly(
+                &Who::system(),
+                Record::failed(A::BackupAlarm, None, why).detail(why.clone()),
+            );
+        }
+        state.alarm = reason;
+    }
+
+    /// What the Backups page shows (`backups.manage`).
+    pub fn status(&self, actor: &Actor) -> Result<StatusView> {
+        actor.require_all(Permission::BackupsManage)?;
+        Ok(self.status_now())
+    }
+
+    fn status_now(&self) -> StatusView {
+        let runs = self.runs();
+        let state = lock(&self.state);
+        let alarm = self.alarm_reason(&runs);
+        StatusView {
+            target: self.settings.target.clone(),
+            schedule: self
+                .settings
+                .schedule
+                .map(|t| t.format("%H:%M").to_string()),
+            next_run_ms: self
+                .settings
+                .schedule
+                .filter(|_| self.settings.target.is_some())
+                .map(|at| plan::next_due(at, self.clock.now_ms(), local_offset())),
+            keep: KeepView {
+                daily: self.settings.keep.daily,
+                weekly: self.settings.keep.weekly,
+                monthly: self.settings.keep.monthly,
+            },
+            running: state.progress.clone(),
+            last_good: runs.iter().rev().find(|r| r.ok).cloned(),
+            runs: runs.into_iter().rev().collect(),
+            alarm,
+            backup_key_id: BackupKey::load(&self.settings.key_file)
+                .ok()
+                .map(|k| k.id().to_owned()),
+            key_file: self.settings.key_file.display().to_string(),
+            key_dir: self
+                .settings
+                .seen_file
+                .parent()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            data_dir: self.settings.data_dir.display().to_string(),
+        }
+    }
+
+    /// For `/metrics`: seconds since the last good backup finished and its size
+    /// (none yet: `None`), and whether the alarm rings.
+    pub fn gauges(&self) -> (Option<f64>, Option<u64>, bool) {
+        let s = self.status_now();
+        let now = self.clock.now_ms();
+        let age = s
+            .last_good
+            .as_ref()
+            .map(|r| (now - r.finished_at_ms).max(0) as f64 / 1000.0);
+        let size = s
+            .last_good
+            .as_ref()
+            .and_then(|r| r.set.as_ref())
+            .map(|set| set.bytes);
+        (age, size, s.alarm.is_some())
     }
 
     /// The good sets on a target, and what is wrong with it.
@@ -199,6 +531,31 @@ impl Backups {
             sets,
             problems,
         })
+    }
+
+    /// Applies retention to a target now (`backup prune`).
+    pub fn prune(&self, actor: &Actor, target: Option<&str>) -> Result<(Vec<u64>, u64)> {
+        actor.require_all(Permission::BackupsManage)?;
+        let spec = self.target_spec(target)?;
+        let Ok(_one) = self.running.try_lock() else {
+            return Err(DomainError::Conflict("a backup is running".into()));
+        };
+        let (repo, _) = self.repository(&spec, false)?;
+        let seen = self.seen().get(repo.id()).cloned();
+        let (sets, _) = repo.list(seen.as_ref())?;
+        let at: Vec<(u64, i64)> = sets.iter().map(|s| (s.seq, s.created_at_ms)).collect();
+        let keep = plan::keep(&at, self.settings.keep, local_offset());
+        let (dropped, freed, new_seen) = repo.prune(&keep, self.clock.now_ms(), seen.as_ref())?;
+        if let Some(s) = new_seen {
+            self.save_seen(repo.id(), s)?;
+        }
+        self.audit.record_alone(
+            &Who::from(actor),
+            Record::ok(A::BackupPrune, None).detail(format!(
+                "sets {dropped:?} dropped by retention, {freed} bytes freed, on {spec}"
+            )),
+        )?;
+        Ok((dropped, freed))
     }
 
     /// Verifies a target's sets (or one), reading every blob with `read_data`;
@@ -233,4 +590,14 @@ impl Backups {
             report,
         })
     }
+}
+
+/// The local time's offset now (the schedule and retention's days are local).
+fn local_offset() -> chrono::FixedOffset {
+    use chrono::Offset;
+    chrono::Local::now().offset().fix()
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }

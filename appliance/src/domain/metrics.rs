@@ -179,6 +179,7 @@ pub struct Monitoring {
     fleet: Arc<Fleet>,
     audit: Arc<AuditLog>,
     search: Arc<super::Search>,
+    backups: Arc<super::backups::Backups>,
     clock: SharedClock,
     allow: Vec<Cidr>,
     /// `metrics.token_file`'s token.
@@ -193,6 +194,7 @@ impl Monitoring {
         fleet: Arc<Fleet>,
         audit: Arc<AuditLog>,
         search: Arc<super::Search>,
+        backups: Arc<super::backups::Backups>,
         clock: SharedClock,
         allow: Vec<Cidr>,
         token: Option<zeroize::Zeroizing<String>>,
@@ -203,6 +205,7 @@ impl Monitoring {
             fleet,
             audit,
             search,
+            backups,
             clock,
             allow,
             token: token.filter(|t| !t.is_empty()),
@@ -530,6 +533,32 @@ impl Monitoring {
             "Number of the newest audit-log entry.",
         );
         let _ = writeln!(out, "roomscribe_audit_entries {}", self.audit.head());
+        let (age, size, alarm) = self.backups.gauges();
+        if let Some(age) = age {
+            family(
+                &mut out,
+                "roomscribe_backup_last_good_age_seconds",
+                "gauge",
+                "Seconds since the last backup that was made and verified finished.",
+            );
+            let _ = writeln!(out, "roomscribe_backup_last_good_age_seconds {age}");
+        }
+        if let Some(size) = size {
+            family(
+                &mut out,
+                "roomscribe_backup_last_good_bytes",
+                "gauge",
+                "Bytes the last good backup set holds (before compression and encryption).",
+            );
+            let _ = writeln!(out, "roomscribe_backup_last_good_bytes {size}");
+        }
+        single(
+            &mut out,
+            "roomscribe_backup_alarm",
+            "gauge",
+            "1 while backups are configured and the last good one is too old, or the last run or its verification failed.",
+            u8::from(alarm),
+        );
         out
     }
 }

@@ -316,6 +316,17 @@ impl Appliance {
                 data_dir: config.data_dir.clone(),
                 audit_key_file: config.audit.key_file.clone(),
                 s3: config.backup.s3.clone(),
+                schedule: config
+                    .backup
+                    .schedule
+                    .as_deref()
+                    .and_then(crate::backup::plan::parse_schedule),
+                keep: crate::backup::plan::Keep {
+                    daily: config.backup.keep_daily,
+                    weekly: config.backup.keep_weekly,
+                    monthly: config.backup.keep_monthly,
+                },
+                alarm_after_ms: i64::from(config.backup.alarm_after_hours) * 3_600_000,
             },
         ));
         let consent = Arc::new(Consent::new(
@@ -360,6 +371,7 @@ impl Appliance {
             fleet.clone(),
             audit.clone(),
             search.clone(),
+            backups.clone(),
             clock.clone(),
             allow,
             metrics_token,

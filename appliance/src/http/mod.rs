@@ -11,6 +11,7 @@
 
 mod assets;
 mod auth;
+mod backups;
 mod consent;
 mod erasure;
 mod error;
@@ -65,6 +66,7 @@ services! {
     search: Search,
     monitoring: Monitoring,
     events: EventBus,
+    backups: crate::domain::backups::Backups,
 }
 
 /// Largest request body accepted (JSON only; nothing here uploads files).
@@ -319,6 +321,8 @@ fn api() -> Routes {
             erasure::retention_preview,
         )
         .add(M::GET, "/jobs", All(P::RetentionManage), erasure::jobs)
+        .add(M::GET, "/backups", All(P::BackupsManage), backups::status)
+        .add(M::POST, "/backups", All(P::BackupsManage), backups::start)
         .add(
             M::POST,
             "/meetings/{id}/speakers",

@@ -4,6 +4,7 @@
 //! the review's findings; `audit` the audit log's.
 
 mod audit;
+mod backups;
 mod concurrency;
 mod consent;
 mod corrections;
