@@ -165,7 +165,10 @@ async fn an_appliance_restored_from_its_backup_on_a_new_machine_is_refilled_by_i
     let mut runs = 0;
     while runs == 0 || !recording.is_finished() {
         let out = app.admin(&["backup", "create", "--to", &to])?;
-        assert!(out.contains("backup set") && out.contains("verified"), "{out}");
+        assert!(
+            out.contains("backup set") && out.contains("verified"),
+            "{out}"
+        );
         runs += 1;
         std::thread::sleep(std::time::Duration::from_millis(200));
     }

@@ -113,6 +113,9 @@ pub struct KeyState {
 pub struct Seen {
     pub seq: u64,
     pub hash: String,
+    /// The newest key state written (by a backup or after an erasure).
+    #[serde(default)]
+    pub keystate: u64,
 }
 
 /// A set as found on the target: its manifest and the hash of its JSON, or why it
@@ -270,6 +273,7 @@ mod tests {
             seen = Some(Seen {
                 seq,
                 hash: h.clone(),
+                keystate: 0,
             });
             found.insert(seq, Ok((m, h)));
         }
@@ -329,7 +333,15 @@ mod tests {
         m4.kind = SetKind::Prune;
         let h4 = hash(&m4.to_json());
         found.insert(4, Ok((m4, h4.clone())));
-        let c = judge("r", &found, Some(&Seen { seq: 4, hash: h4 }));
+        let c = judge(
+            "r",
+            &found,
+            Some(&Seen {
+                seq: 4,
+                hash: h4,
+                keystate: 0,
+            }),
+        );
         assert!(c.problems.is_empty(), "{:?}", c.problems);
         assert_eq!(
             c.live.iter().map(|(m, _)| m.seq).collect::<Vec<_>>(),

@@ -225,6 +225,31 @@ impl Repository {
         Ok((newest, problems))
     }
 
+    /// The key directory as the newest key state on the target holds it.
+    pub fn key_files(&self) -> Result<Option<KeyFiles>, BackupError> {
+        let (state, _) = self.keystate()?;
+        state
+            .map(|(k, _)| {
+                Ok(KeyFiles {
+                    keystore_id: k.keystore_id,
+                    master_key_id: k.master_key_id,
+                    files: k
+                        .files
+                        .iter()
+                        .map(|(n, b)| {
+                            B64.decode(b).map(|b| (n.clone(), b)).map_err(|_| {
+                                BackupError::Damaged(damaged(
+                                    object::KEYS,
+                                    "a key file is not base64",
+                                ))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
+                })
+            })
+            .transpose()
+    }
+
     /// Makes a set of `snapshot` and `keys` (captured together) and the appliance's
     /// own key `files`, uploading only chunks the target does not have. Returns the
     /// manifest, its hash (the new [`Seen`]) and problems found on the way (sets
@@ -275,26 +300,8 @@ impl Repository {
         files_entry.rows = files.len() as u64;
         streams.push(files_entry);
 
-        let (old_state, _) = self.keystate()?;
-        let ks_seq = old_state.as_ref().map_or(0, |(k, _)| k.seq) + 1;
-        let state = KeyState {
-            repo_id: self.repo_id.clone(),
-            seq: ks_seq,
-            created_at_ms: info.now_ms,
-            keystore_id: keys.keystore_id.clone(),
-            master_key_id: keys.master_key_id.clone(),
-            files: keys
-                .files
-                .iter()
-                .map(|(n, b)| (n.clone(), B64.encode(b)))
-                .collect(),
-        };
-        let state_json = serde_json::to_vec(&state).unwrap_or_default();
-        let sealed = object::seal_signed(&self.key, Kind::KeyState, &state_json);
-        for copy in ['a', 'b'] {
-            self.target.put(&keys_name(ks_seq, copy), &sealed)?;
-        }
-        stats.new_stored_bytes += 2 * sealed.len() as u64;
+        let (ks_seq, state_hash, stored) = self.write_keystate(keys, info.now_ms)?;
+        stats.new_stored_bytes += stored;
 
         let seq = found.keys().next_back().copied().unwrap_or(0) + 1;
         stats.duration_ms = started.elapsed().as_millis() as u64;
@@ -309,7 +316,7 @@ impl Repository {
             appliance_version: info.appliance_version.clone(),
             keystate: Some(SetRef {
                 seq: ks_seq,
-                hash: hash(&state_json),
+                hash: state_hash,
             }),
             streams,
             live: chain
@@ -327,18 +334,70 @@ impl Repository {
             &set_name(seq),
             &object::seal_signed(&self.key, Kind::Manifest, &json),
         )?;
-        // Older key states are superseded: what was erased since they were written
-        // must not stay on the target.
-        for (name, _) in self.target.list(object::KEYS)? {
-            if object::seq_of(&name).is_some_and(|s| s < ks_seq) {
-                self.target.delete(&name)?;
-            }
-        }
+        self.drop_keystates_before(ks_seq)?;
         let seen = Seen {
             seq,
             hash: hash(&json),
+            keystate: ks_seq,
         };
         Ok((manifest, seen, chain.problems))
+    }
+
+    /// Writes a new key state (two copies), numbered after the newest on the
+    /// target. Returns its number, hash and the bytes stored.
+    fn write_keystate(
+        &self,
+        keys: &KeyFiles,
+        now_ms: i64,
+    ) -> Result<(u64, String, u64), BackupError> {
+        let (old, _) = self.keystate()?;
+        let seq = old.as_ref().map_or(0, |(k, _)| k.seq) + 1;
+        let state = KeyState {
+            repo_id: self.repo_id.clone(),
+            seq,
+            created_at_ms: now_ms,
+            keystore_id: keys.keystore_id.clone(),
+            master_key_id: keys.master_key_id.clone(),
+            files: keys
+                .files
+                .iter()
+                .map(|(n, b)| (n.clone(), B64.encode(b)))
+                .collect(),
+        };
+        let json = serde_json::to_vec(&state).unwrap_or_default();
+        let sealed = object::seal_signed(&self.key, Kind::KeyState, &json);
+        for copy in ['a', 'b'] {
+            self.target.put(&keys_name(seq, copy), &sealed)?;
+        }
+        Ok((seq, hash(&json), 2 * sealed.len() as u64))
+    }
+
+    /// Older key states are superseded: what was erased since they were written
+    /// must not stay on the target.
+    fn drop_keystates_before(&self, seq: u64) -> Result<(), BackupError> {
+        for (name, _) in self.target.list(object::KEYS)? {
+            if object::seq_of(&name).is_some_and(|s| s < seq) {
+                self.target.delete(&name)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the key state with the key directory as it is now (after an
+    /// erasure: the erased meeting's key leaves the target, its tombstone joins it,
+    /// so restoring any set keeps it erased). Returns the new record.
+    pub fn refresh_keys(
+        &self,
+        keys: &KeyFiles,
+        now_ms: i64,
+        seen: Option<&Seen>,
+    ) -> Result<Option<Seen>, BackupError> {
+        let (seq, _, _) = self.write_keystate(keys, now_ms)?;
+        self.drop_keystates_before(seq)?;
+        Ok(seen.map(|s| Seen {
+            keystate: seq,
+            ..s.clone()
+        }))
     }
 
     fn store_stream(
@@ -471,6 +530,7 @@ impl Repository {
             Some(Seen {
                 seq,
                 hash: hash(&json),
+                keystate: seen.map_or(0, |s| s.keystate),
             }),
         ))
     }
@@ -516,6 +576,15 @@ impl Repository {
                 report.problems.push(damaged(
                     keys_name(r.seq, 'a'),
                     "replaced: not the key state the newest set names",
+                ))
+            }
+            (Some((k, _)), _) if seen.is_some_and(|s| k.seq < s.keystate) => {
+                report.problems.push(damaged(
+                    keys_name(seen.map_or(0, |s| s.keystate), 'a'),
+                    format!(
+                        "missing: the appliance wrote it, and the target's newest key state is {} (an erasure may have been undone)",
+                        k.seq
+                    ),
                 ))
             }
             (Some((k, _)), Some(r)) if k.seq < r.seq => report.problems.push(damaged(

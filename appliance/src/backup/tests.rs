@@ -292,3 +292,61 @@ fn a_backup_key_opens_only_its_own_target() {
         "init does not take it over"
     );
 }
+
+#[test]
+fn an_erasure_after_the_backup_reaches_the_target_and_a_restore_keeps_it_erased() {
+    let mut f = Fixture::new(0);
+    f.backup();
+    let old_state = std::fs::read(f.target().join("keys/0000000001.a")).expect("key state");
+    let keys = f.store.keys().clone();
+    keys.record_erasure(&crate::store::records::ErasureRecord {
+        meeting_id: "m1".into(),
+        room_id: "r".into(),
+        team_id: None,
+        by: "test".into(),
+        at_ms: 1,
+        reason: "test".into(),
+    })
+    .expect("tombstone");
+    keys.destroy("m1").expect("destroy");
+    let ((), files) = keys.capture(|| Ok::<_, BackupError>(())).expect("capture");
+    f.seen = f
+        .repo
+        .refresh_keys(&files, 1, f.seen.as_ref())
+        .expect("refresh");
+    let held = f.repo.key_files().expect("read").expect("a key state");
+    assert!(
+        !held.files.contains_key("meetings/m1.key"),
+        "the key left the target"
+    );
+    assert!(String::from_utf8_lossy(&held.files["erased.log"]).contains("m1"));
+    assert_eq!(f.verify().problems, vec![]);
+
+    let to = RestoreTo {
+        data_dir: f.root.join("new"),
+        key_dir: f.root.join("new-keys"),
+        master_key_file: key_dir(&f.root).join("master.key"),
+        audit_key_file: None,
+    };
+    f.repo.restore(None, &to, f.seen.as_ref()).expect("restore");
+    let restored = Keyring::open(&to.key_dir, &to.master_key_file).expect("keys");
+    assert!(restored.key("m1").expect("read").is_none());
+    assert!(
+        restored.is_erased("m1"),
+        "the tombstone came back with the keys"
+    );
+
+    // A target that puts the old key state back (with the erased key) is caught.
+    let dir = f.target().join("keys");
+    for copy in ["a", "b"] {
+        std::fs::remove_file(dir.join(format!("0000000002.{copy}"))).expect("delete");
+        std::fs::write(dir.join(format!("0000000001.{copy}")), &old_state).expect("put back");
+    }
+    let problems = f.verify().problems;
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.object.starts_with("keys/0000000002")),
+        "{problems:?}"
+    );
+}

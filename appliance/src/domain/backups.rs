@@ -50,6 +50,11 @@ struct State {
     progress: Option<Progress>,
     /// The alarm's reason while it rings (audited when it starts).
     alarm: Option<String>,
+    /// How many erasures the target's key state holds, as far as this process
+    /// knows (`None` until it wrote one).
+    propagated: Option<usize>,
+    /// Why the last attempt to write the key state after an erasure failed.
+    keys_error: Option<String>,
 }
 
 /// A run in progress: what the console's progress bar shows.
@@ -353,6 +358,7 @@ impl Backups {
         run.key_created = key_created;
         run.target = repo.target().describe();
         let seen = self.seen().get(repo.id()).cloned();
+        let generation = self.erasure_generation();
         let (snapshot, keys) = self
             .store
             .keys()
@@ -375,6 +381,11 @@ impl Backups {
             repo.create(&snapshot, &keys, &files, &info, seen.as_ref(), &progress)?;
         drop(snapshot);
         self.save_seen(repo.id(), new_seen.clone())?;
+        {
+            let mut state = lock(&self.state);
+            state.propagated = Some(generation);
+            state.keys_error = None;
+        }
         run.set = Some(SetInfo::from(&manifest));
         run.warnings = warnings.iter().map(ToString::to_string).collect();
 
@@ -415,15 +426,73 @@ impl Backups {
                 let _ = self.run_as(&Who::system(), None, Trigger::Schedule);
             }
         }
+        self.propagate_erasures();
         self.check_alarm();
         Ok(())
+    }
+
+    /// Erasures (of meetings and of segments) on record: when this grows, the
+    /// target's key state must be replaced.
+    fn erasure_generation(&self) -> usize {
+        let keys = self.store.keys();
+        keys.tombstones().len() + keys.segment_erasures().len()
+    }
+
+    /// Replaces the target's key state when erasures happened since it was written:
+    /// the erased meeting's key leaves the target and its tombstone joins it, so a
+    /// restore of any set, however old, keeps it erased. A run in progress writes a
+    /// fresh key state itself; a failure rings the alarm and is retried each minute.
+    pub fn propagate_erasures(&self) {
+        let Some(spec) = self.settings.target.clone() else {
+            return;
+        };
+        let generation = self.erasure_generation();
+        if lock(&self.state).propagated == Some(generation) {
+            return;
+        }
+        let Ok(_one) = self.running.try_lock() else {
+            return;
+        };
+        let outcome = (|| {
+            if !self.settings.key_file.exists() {
+                return Ok(()); // never backed up
+            }
+            let repo = match self.repository(&spec, false) {
+                Ok((r, _)) => r,
+                // No backups on the target yet: nothing to replace.
+                Err(DomainError::Invalid { .. }) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            let seen = self.seen().get(repo.id()).cloned();
+            let ((), keys) = self.store.keys().capture(|| Ok::<_, BackupError>(()))?;
+            if let Some(s) = repo.refresh_keys(&keys, self.clock.now_ms(), seen.as_ref())? {
+                self.save_seen(repo.id(), s)?;
+            }
+            Ok::<_, DomainError>(())
+        })();
+        let mut state = lock(&self.state);
+        match outcome {
+            Ok(()) => {
+                state.propagated = Some(generation);
+                state.keys_error = None;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the backup target's key state could not be replaced after an erasure");
+                state.keys_error = Some(e.to_string());
+            }
+        }
     }
 
     /// Why the alarm rings, if it does: backups are configured and the last good
     /// one is too old (or there is none), or the last run or its verification
     /// failed.
-    fn alarm_reason(&self, runs: &[RunRecord]) -> Option<String> {
+    fn alarm_reason(&self, runs: &[RunRecord], keys_error: Option<&str>) -> Option<String> {
         self.settings.target.as_ref()?;
+        if let Some(e) = keys_error {
+            return Some(format!(
+                "an erasure could not be written to the backup target yet: {e}"
+            ));
+        }
         let now = self.clock.now_ms();
         let hours = self.settings.alarm_after_ms / 3_600_000;
         if let Some(last) = runs.last().filter(|r| !r.ok) {
@@ -443,8 +512,9 @@ impl Backups {
     }
 
     fn check_alarm(&self) {
-        let reason = self.alarm_reason(&self.runs());
+        let runs = self.runs();
         let mut state = lock(&self.state);
+        let reason = self.alarm_reason(&runs, state.keys_error.as_deref());
         if reason == state.alarm {
             return;
         }
@@ -467,7 +537,7 @@ impl Backups {
     fn status_now(&self) -> StatusView {
         let runs = self.runs();
         let state = lock(&self.state);
-        let alarm = self.alarm_reason(&runs);
+        let alarm = self.alarm_reason(&runs, state.keys_error.as_deref());
         StatusView {
             target: self.settings.target.clone(),
             schedule: self

@@ -5,11 +5,15 @@ use super::*;
 use crate::backup::plan;
 
 fn backed_up() -> Fixture {
+    backed_up_at(Some("02:00"))
+}
+
+fn backed_up_at(schedule: Option<&str>) -> Fixture {
     fixture_with(
         |c| {
             c.storage.key_dir = Some(c.data_dir.join("test-keys"));
             c.backup.target = Some(c.data_dir.join("target").display().to_string());
-            c.backup.schedule = Some("02:00".into());
+            c.backup.schedule = schedule.map(str::to_owned);
             c.backup.keep_daily = 2;
             c.backup.keep_weekly = 0;
             c.backup.keep_monthly = 0;
@@ -116,4 +120,51 @@ fn a_failed_run_rings_the_alarm_and_is_audited() {
         f.backups.run(&mia, None),
         Err(DomainError::Forbidden(_))
     ));
+}
+
+#[test]
+fn an_erasure_replaces_the_key_state_on_the_target_at_the_next_minute() {
+    use roomscribe_protocol::frame::AckStatus;
+    // No schedule: only the erasure can replace the key state.
+    let f = backed_up_at(None);
+    f.search.start().expect("index opens");
+    let (agent, key) = f.enroll_in("Ward 4", Some("Cardiology"));
+    let id = MeetingId::random();
+    let e = f.envelope_saying(agent, &key, id, 1, 0, false, "the canary quokka spoke");
+    assert_eq!(
+        f.ingest.accept_envelope(f.hello(agent, &key), &e),
+        Ok(AckStatus::Stored)
+    );
+    f.backups.run(&f.admin(), None).expect("backup");
+    let repo = || {
+        crate::backup::Repository::open(
+            crate::backup::open_target(
+                &f.config.backup.target.clone().expect("target"),
+                &Default::default(),
+            )
+            .expect("target"),
+            Arc::new(crate::backup::BackupKey::load(&f.config.backup_key_file()).expect("key")),
+        )
+        .expect("repo")
+    };
+    let name = format!("meetings/{id}.key");
+    let held = repo().key_files().expect("read").expect("state");
+    assert!(held.files.contains_key(&name));
+
+    f.erasure
+        .erase(&f.admin(), &id.to_string(), "asked")
+        .expect("erase");
+    f.backups.tick().expect("tick");
+    assert_eq!(f.backups.runs().len(), 1, "no backup ran meanwhile");
+    let held = repo().key_files().expect("read").expect("state");
+    assert!(
+        !held.files.contains_key(&name),
+        "the erased meeting's key left the target"
+    );
+    assert!(String::from_utf8_lossy(&held.files["erased.log"]).contains(&id.to_string()));
+    let v = f
+        .backups
+        .verify(&f.admin(), None, None, true)
+        .expect("verify");
+    assert!(v.report.problems.is_empty(), "{:?}", v.report.problems);
 }
