@@ -7,6 +7,7 @@ import { renderSearch } from './search.js';
 import { segmentActions } from './edit.js';
 import { setupExport, exportFor } from './export.js';
 import { setupRetention, retentionFor } from './retention.js';
+import { backupBanner } from './backups.js';
 import { setupMeetingPage, renderDetails, renderShare, renderReview, resetTools, speakerClass, linkButton } from './meeting.js';
 
 function show(view) {
@@ -61,6 +62,7 @@ async function start() {
     route();
     return;
   }
+  backupBanner();
   await Promise.all([
     can('rooms.read') ? loadRooms() : null,
     can('agents.read') ? loadAgents() : null,
@@ -461,7 +463,7 @@ function listen() {
 // #/profile: the other pages.
 function route() {
   if (!state.me) return;
-  const page = location.hash.match(/^#\/(users|teams|roles|retention|subjects|audit|profile)$/);
+  const page = location.hash.match(/^#\/(users|teams|roles|retention|subjects|backups|audit|profile)$/);
   for (const a of $('nav').querySelectorAll('a')) {
     const searching = /^#\/search(\?|$)/.test(location.hash);
     a.classList.toggle('active', page ? a.getAttribute('href') === `#/${page[1]}` : !searching && a.getAttribute('href') === '#/');

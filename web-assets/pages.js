@@ -4,6 +4,7 @@
 // Each page asks the API; a refusal is shown as such (the server decides who may).
 import { $, state, api, el, when, can } from './core.js';
 import { subjectsPage } from './subjects.js';
+import { backupsPage, onRerender } from './backups.js';
 
 const PAGES = {
   users: ['Users', usersPage],
@@ -11,6 +12,7 @@ const PAGES = {
   roles: ['Roles', rolesPage],
   retention: ['Retention', retentionPage],
   subjects: ['Subject requests', subjectsPage],
+  backups: ['Backups', backupsPage],
   audit: ['Audit log', auditPage],
   profile: ['Your profile', profilePage],
 };
@@ -36,6 +38,7 @@ export async function renderPage(name, h) {
 }
 
 const rerender = (name) => renderPage(name, hooks);
+onRerender(() => rerender('backups'));
 
 // A form whose submit calls `action(FormData)`, showing errors beside it.
 function form(cls, fields, label, action) {

@@ -12,7 +12,8 @@
 // "stop_answer": text, "first_event": {...}, "policy": text, "due": text, "held_status": text, "refused": text,
 // "after_erase": text, "meetings_left": n, "consent_rule": text, "consent_summary": text,
 // "consent_evidence": n, "subject_export": text, "subject_downloads": [names],
-// "subject_erase": text, "csp_violations": [...]}.
+// "subject_erase": text, "backup_banner": text, "backup_status": text, "backup_row": text,
+// "banner_after": hidden?, "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
 
 const pad = (n) => String(n).padStart(2, '0');
@@ -140,7 +141,25 @@ try {
   await page.waitForFunction(() => !document.querySelector('#meetings a'), null, { timeout: 10000 });
   const afterErase = await page.textContent('#transcript-empty');
   const meetingsLeft = await page.locator('#meetings a').count();
-  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, consent_summary: consentSummary, consent_evidence: consentEvidence, subject_export: subjectExport, subject_downloads: downloads, subject_erase: subjectErase, agent_state: agentState, csp_violations: violations }));
+
+  // Backups: the alarm banner (none made yet), "Back up now" with its progress, the
+  // run in the table, the banner gone.
+  await page.reload();
+  await page.locator('#banner:not([hidden])').waitFor({ timeout: 10000 });
+  const backupBanner = await page.textContent('#banner');
+  await page.click('nav a[href="#/backups"]');
+  const now = page.locator('#page-body button', { hasText: 'Back up now' });
+  await now.waitFor({ timeout: 10000 });
+  await now.click();
+  await page.waitForFunction(() => /made and verified|failed/.test((document.querySelector('[data-backup-status]') || {}).textContent || ''), null, { timeout: 60000 });
+  const backupStatus = await page.textContent('[data-backup-status]');
+  await page.locator('#page-body tr[data-run] .badge').first().waitFor({ timeout: 10000 });
+  const backupRow = await page.locator('#page-body tr[data-run]').first().innerText();
+  const bannerAfter = await page.locator('#banner').isHidden();
+  await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-backups.png'), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-backups-phone.png'), fullPage: true });
+  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, consent_summary: consentSummary, consent_evidence: consentEvidence, subject_export: subjectExport, subject_downloads: downloads, subject_erase: subjectErase, agent_state: agentState, backup_banner: backupBanner, backup_status: backupStatus, backup_row: backupRow, banner_after: bannerAfter, csp_violations: violations }));
 } finally {
   await browser.close();
 }

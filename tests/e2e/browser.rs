@@ -345,7 +345,14 @@ async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
     let wav = sample_wav(tmp.path(), "room.wav", 2)?;
     let home = crate::capture::alsa_home(tmp.path(), &crate::capture::raw_of(&wav)?)?;
-    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    let backups = tmp.path().join("backups").to_string_lossy().into_owned();
+    let app = Appliance::start_with(
+        &tmp.path().join("data"),
+        &logs,
+        "127.0.0.1:0",
+        "127.0.0.1:0",
+        &[("ROOMSCRIBE_BACKUP_TARGET", &backups)],
+    )?;
     app.add_user("ada", "ada's long password", "admin")?;
     let state = tmp.path().join("agent");
     app.enroll_agent(&state, "Studio")?;
@@ -382,6 +389,27 @@ async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
     assert_eq!(result["meeting_seen"], true, "{result}");
     assert_eq!(result["agent_state"], "recording", "{result}");
     assert_eq!(result["csp_violations"], Value::Array(vec![]), "{result}");
+    // Backups: the banner rang (none made yet), "Back up now" made and verified a
+    // set, the run is in the table as good, the banner is gone.
+    assert!(
+        result["backup_banner"]
+            .as_str()
+            .is_some_and(|t| t.contains("no backup has been made yet")),
+        "{result}"
+    );
+    assert!(
+        result["backup_status"]
+            .as_str()
+            .is_some_and(|t| t.contains("made and verified")),
+        "{result}"
+    );
+    assert!(
+        result["backup_row"]
+            .as_str()
+            .is_some_and(|t| t.contains("good") && t.contains("on request")),
+        "{result}"
+    );
+    assert_eq!(result["banner_after"], true, "{result}");
 
     let api = Api::login(&app, "ada", "ada's long password").await?;
     let room = api.ok("/rooms").await?[0]["id"]
