@@ -32,10 +32,11 @@ need_pkgs=()
 # systemd-analyze, which scores the units' hardening. zip: a model archive in a test.
 # cmake + g++: the agent builds CTranslate2 (Whisper) from source. pocketsphinx-testdata:
 # real English recordings with reference transcripts, for the Whisper accuracy test.
-# poppler-utils: pdftotext reads the PDF exports back.
+# poppler-utils: pdftotext reads the PDF exports back. zstd + age: the backup benchmark's
+# baseline (tar | zstd | age).
 for p in espeak-ng sox libasound2-dev pkg-config chromium fonts-nanum unzip python3-venv faketime \
   pulseaudio pulseaudio-utils libasound2-plugins slapd ldap-utils openssl \
-  rpm file systemd zip cmake g++ pocketsphinx-testdata poppler-utils; do
+  rpm file systemd zip cmake g++ pocketsphinx-testdata poppler-utils zstd age; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then

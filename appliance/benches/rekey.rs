@@ -11,56 +11,19 @@
 //!
 //! usage: `cargo bench -p roomscribe-appliance --bench rekey`
 
+#[path = "corpus/mod.rs"]
+mod corpus;
+
+use corpus::SEGMENTS;
 use roomscribe_appliance::keyring::Keyring;
-use roomscribe_appliance::store::records::{
-    ErasureRecord, EventRecord, MeetingRecord, RevisionRecord, SegmentRecord, WordRecord,
-};
+use roomscribe_appliance::store::records::ErasureRecord;
 use roomscribe_appliance::store::{Reads, Store};
-use roomscribe_protocol::{EventKind, EventSource};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const SEGMENTS: u64 = 1350;
 const RUNS: usize = 7;
 const MEETING: &str = "00000000-0000-4000-8000-00000000000a";
-
-fn meeting() -> anyhow::Result<MeetingRecord> {
-    Ok(serde_json::from_value(serde_json::json!({
-        "id": MEETING, "room_id": "r", "agent_id": "bench-agent", "title": "Budget review",
-        "started_at_ms": 0, "status": "ended", "segment_count": SEGMENTS,
-        "duration_s": SEGMENTS as f64 * 8.0, "updated_at_ms": 0
-    }))?)
-}
-
-fn segment(seq: u64) -> SegmentRecord {
-    let words: Vec<WordRecord> = (0..20)
-        .map(|w| WordRecord {
-            word: format!("word{}", (seq * 31 + w) % 997),
-            start: seq as f64 * 8.0 + w as f64 * 0.4,
-            end: seq as f64 * 8.0 + w as f64 * 0.4 + 0.35,
-            conf: 0.9,
-        })
-        .collect();
-    SegmentRecord {
-        seq,
-        start: seq as f64 * 8.0,
-        end: seq as f64 * 8.0 + 8.0,
-        text: words
-            .iter()
-            .map(|w| w.word.as_str())
-            .collect::<Vec<_>>()
-            .join(" "),
-        words,
-        confidence: 0.9,
-        received_at_ms: 0,
-        speaker: Some(format!("channel {}", seq % 3 + 1)),
-        engine: Some("vosk".into()),
-        model: Some("vosk-model-en-us-0.22".into()),
-        version: u64::from(seq % 10 == 3),
-        envelope_seq: Some(seq / 10 + 1),
-    }
-}
 
 /// A data directory holding the meeting, and its key directory.
 fn fill(root: &std::path::Path) -> anyhow::Result<Store> {
@@ -68,45 +31,7 @@ fn fill(root: &std::path::Path) -> anyhow::Result<Store> {
     std::fs::create_dir_all(&data)?;
     let keys = Keyring::open(&root.join("keys"), &root.join("keys/master.key"))?;
     let store = Store::open(&data, Arc::new(keys))?;
-    store.write(|tx| -> anyhow::Result<()> {
-        tx.put_meeting(&meeting()?)?;
-        for seq in 0..SEGMENTS {
-            let s = segment(seq);
-            tx.put_segment(MEETING, &s)?;
-            if s.version > 0 {
-                tx.put_revision(
-                    MEETING,
-                    seq,
-                    &RevisionRecord {
-                        version: 1,
-                        at_ms: 0,
-                        by: "ann".into(),
-                        text_before: s.text.clone(),
-                        text_after: s.text.clone(),
-                        speaker_before: s.speaker.clone(),
-                        speaker_after: s.speaker.clone(),
-                        words_before: s.words.clone(),
-                    },
-                )?;
-            }
-        }
-        for n in 0..SEGMENTS / 10 {
-            tx.put_sealed_envelope(MEETING, "bench-agent", n + 1, &vec![7u8; 4096])?;
-        }
-        for n in 0..40 {
-            tx.put_event(
-                MEETING,
-                &EventRecord {
-                    seq: n,
-                    at: n as f64 * 60.0,
-                    kind: EventKind::Highlight,
-                    source: EventSource::Appliance,
-                    received_at_ms: 0,
-                },
-            )?;
-        }
-        Ok(())
-    })?;
+    store.write(|tx| corpus::write_meeting(tx, MEETING, 0, 1, &|| vec![7u8; 4096]))?;
     Ok(store)
 }
 
