@@ -350,3 +350,149 @@ fn an_erasure_after_the_backup_reaches_the_target_and_a_restore_keeps_it_erased(
         "{problems:?}"
     );
 }
+
+/// A directory target that starts failing every write after `budget` of them (a
+/// target that fills up or drops away mid-backup).
+struct Failing {
+    inner: DirTarget,
+    budget: std::sync::atomic::AtomicI64,
+}
+
+impl Target for Failing {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BackupError> {
+        if self
+            .budget
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst)
+            <= 0
+        {
+            return Err(BackupError::TargetFull {
+                target: self.describe(),
+                what: format!("{name}: no space left"),
+            });
+        }
+        self.inner.put(name, bytes)
+    }
+    fn get(&self, name: &str) -> Result<Option<Vec<u8>>, BackupError> {
+        self.inner.get(name)
+    }
+    fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, BackupError> {
+        self.inner.list(prefix)
+    }
+    fn delete(&self, name: &str) -> Result<(), BackupError> {
+        self.inner.delete(name)
+    }
+}
+
+#[test]
+fn a_backup_cut_short_at_any_write_leaves_the_sets_before_it_good() {
+    let mut f = Fixture::new(2);
+    f.backup();
+    // New content, so the next set has new chunks to write.
+    f.store
+        .write(|tx| {
+            let mut v = vec![0u8; 1 << 20];
+            OsRng.fill_bytes(&mut v);
+            tx.put_meta("more", &v)
+        })
+        .expect("more");
+    let key = Arc::new(BackupKey::from_bytes(&[9u8; 32]));
+    // Cut after 0, 1, 2, … writes: each attempt leaves what it wrote, the next one
+    // reuses it, until one has writes enough for its key state and manifest.
+    let mut failures = 0;
+    for budget in 0..20 {
+        let failing = Arc::new(Failing {
+            inner: DirTarget::open(&f.target()).expect("target"),
+            budget: std::sync::atomic::AtomicI64::new(budget),
+        });
+        let repo = Repository::open(failing, key.clone()).expect("repo");
+        let (snapshot, keys) = f
+            .store
+            .keys()
+            .capture(|| f.store.snapshot().map_err(BackupError::from))
+            .expect("capture");
+        match repo.create(&snapshot, &keys, &[], &info(), f.seen.as_ref(), &|_| ()) {
+            Err(e) => {
+                assert!(e.to_string().contains("no space left"), "{e}");
+                failures += 1;
+                let listed = f.repo.list(f.seen.as_ref()).expect("list");
+                assert_eq!(listed.0.len(), 1, "cut after {budget} writes: {listed:?}");
+                assert_eq!(f.verify().problems, vec![], "cut after {budget} writes");
+            }
+            Ok((m, seen, _)) => {
+                assert_eq!(m.stats.new_blobs, 0, "the chunks were all written before");
+                f.seen = Some(seen);
+                break;
+            }
+        }
+    }
+    assert!(failures >= 3, "{failures}");
+    assert_eq!(f.repo.list(f.seen.as_ref()).expect("list").0.len(), 2);
+    assert_eq!(f.verify().problems, vec![]);
+}
+
+#[test]
+fn a_capture_racing_erasures_never_holds_rows_without_their_key() {
+    let f = Fixture::new(0);
+    let keys = f.store.keys().clone();
+    let ids: Vec<String> = (0..150).map(|i| format!("m-{i}")).collect();
+    for id in &ids {
+        keys.key_or_create(id).expect("key");
+        f.store
+            .write(|tx| tx.put_meta(&format!("present-{id}"), b"1"))
+            .expect("row");
+    }
+    let store = Arc::new(f.store);
+    let eraser = {
+        let (store, ids) = (store.clone(), ids.clone());
+        std::thread::spawn(move || {
+            // An erasure's order: the rows go in one commit, then the key.
+            for id in &ids {
+                store
+                    .write(|tx| tx.put_meta(&format!("present-{id}"), b"0"))
+                    .expect("rows");
+                store.keys().destroy(id).expect("destroy");
+            }
+        })
+    };
+    let mut captures = 0;
+    while !eraser.is_finished() || captures == 0 {
+        let (snapshot, files) = store
+            .keys()
+            .capture(|| store.snapshot().map_err(BackupError::from))
+            .expect("capture");
+        let mut meta = vec![];
+        snapshot
+            .each_table::<crate::store::StoreError>(&mut |name, rows| {
+                if name == "meta" {
+                    std::io::Read::read_to_end(rows, &mut meta).expect("rows");
+                }
+                Ok(())
+            })
+            .expect("tables");
+        let mut rest = meta.as_slice();
+        let take = |rest: &mut &[u8]| {
+            let len = u32::from_le_bytes(rest[..4].try_into().expect("len")) as usize;
+            let part = rest[4..4 + len].to_vec();
+            *rest = &rest[4 + len..];
+            part
+        };
+        while !rest.is_empty() {
+            let (k, v) = (take(&mut rest), take(&mut rest));
+            let k = String::from_utf8(k).expect("key");
+            if let Some(id) = k.strip_prefix("present-") {
+                if v == b"1" {
+                    assert!(
+                        files.files.contains_key(&format!("meetings/{id}.key")),
+                        "the snapshot holds {id}'s rows but the capture lacks its key"
+                    );
+                }
+            }
+        }
+        captures += 1;
+    }
+    eraser.join().expect("eraser");
+    eprintln!("{captures} captures raced 150 erasures");
+}
