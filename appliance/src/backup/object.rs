@@ -157,6 +157,11 @@ pub fn open_config(key: &BackupKey, bytes: &[u8]) -> Result<serde_json::Value, S
     if !key.verify(Kind::Config.context(), &json, &sig) {
         return Err("its signature does not verify".into());
     }
+    // Ed25519 signatures are deterministic: the object has exactly one form, so a
+    // change the parser forgives (a hex digit's case) is caught too.
+    if config_bytes(key, &f.config) != bytes {
+        return Err("altered: not the bytes written".into());
+    }
     Ok(f.config)
 }
 
@@ -213,6 +218,19 @@ mod tests {
         assert!(open_config(&a, &config_bytes(&a, &cfg)).is_ok());
         let err = open_config(&b, &config_bytes(&a, &cfg)).unwrap_err();
         assert!(err.contains(a.id()), "{err}");
+    }
+
+    #[test]
+    fn every_flipped_bit_of_the_config_is_caught() {
+        let k = key();
+        let cfg = serde_json::json!({"format": "f", "repo_id": "ab", "key_id": k.id(), "created_at_ms": 1});
+        let good = config_bytes(&k, &cfg);
+        assert!(open_config(&k, &good).is_ok());
+        for bit in 0..good.len() * 8 {
+            let mut bad = good.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            assert!(open_config(&k, &bad).is_err(), "bit {bit}");
+        }
     }
 
     #[test]
