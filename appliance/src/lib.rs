@@ -50,6 +50,7 @@ pub fn open(config: &Config) -> anyhow::Result<Appliance> {
             "erased meetings found in storage again were removed"
         );
     }
+    app.backups.note_restore(purged)?;
     Ok(app)
 }
 

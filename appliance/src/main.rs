@@ -569,6 +569,17 @@ fn restore(
         audit_key_file: config.audit.key_file.clone(),
     };
     let report = repo.restore(which, &to, None)?;
+    // The first start records the restore in the audit log.
+    let note = serde_json::json!({
+        "set": report.seq,
+        "created_at_ms": report.created_at_ms,
+        "target": repo.target().describe(),
+    });
+    roomscribe_config::fsutil::write_atomic(
+        &data_dir.join(roomscribe_appliance::domain::backups::RESTORED_FILE),
+        &serde_json::to_vec(&note)?,
+        0o600,
+    )?;
     if given != master_file && !master_file.exists() {
         let bytes = std::fs::read(&given).with_context(|| given.display().to_string())?;
         roomscribe_config::fsutil::write_atomic(&master_file, &bytes, 0o600)

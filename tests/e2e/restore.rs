@@ -243,6 +243,16 @@ async fn an_appliance_restored_from_its_backup_on_a_new_machine_is_refilled_by_i
     }
     let audit = app.admin(&["audit", "verify"])?;
     assert!(audit.contains("intact"), "{audit}");
+    let restored_entry: Vec<Value> = exported_audit_entries(&new_data)?
+        .into_iter()
+        .filter(|e| e["action"] == "backup.restore")
+        .collect();
+    assert_eq!(
+        restored_entry.len(),
+        1,
+        "the first start records the restore"
+    );
+    assert_eq!(restored_entry[0]["target"], format!("backup:{newest}"));
 
     let status = agent(&state, &logs, "refill", &["drain", "--timeout", "60"])?.status()?;
     assert!(status.success(), "{}", stderr_of(&logs, "refill"));

@@ -88,6 +88,7 @@ actions! {
     BackupVerify = "backup.verify",
     BackupPrune = "backup.prune",
     BackupAlarm = "backup.alarm",
+    BackupRestore = "backup.restore",
     SubjectExport = "subject.export",
     HoldPlace = "hold.place",
     HoldLift = "hold.lift",

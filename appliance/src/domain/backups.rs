@@ -121,6 +121,8 @@ pub struct KeepView {
 }
 
 const RUNS_KEY: &str = "backup_runs";
+/// Left in the data directory by `roomscribe backup restore` for the first start.
+pub const RESTORED_FILE: &str = "restored-from-backup.json";
 const RUNS_KEPT: usize = 30;
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,6 +212,34 @@ impl Backups {
         let bytes = serde_json::to_vec_pretty(&all).unwrap_or_default();
         crate::keys::write_secret(&self.settings.seen_file, &bytes)
             .map_err(|e| DomainError::Internal(format!("backup record: {e}")))
+    }
+
+    /// At the first start after `roomscribe backup restore`: records in the audit log
+    /// which set the data came from (and how many meetings erased since were removed
+    /// again), then forgets the note.
+    pub fn note_restore(&self, purged: usize) -> Result<()> {
+        let path = self.settings.data_dir.join(RESTORED_FILE);
+        let Ok(bytes) = std::fs::read(&path) else {
+            return Ok(());
+        };
+        let note: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let set = note["set"].as_u64().unwrap_or_default();
+        self.audit.record_alone(
+            &Who::system(),
+            Record::ok(A::BackupRestore, format!("backup:{set}")).detail(format!(
+                "restored from set {set} of {} (made {} ms after the epoch); {purged} meetings erased since were removed again",
+                note["target"].as_str().unwrap_or("?"),
+                note["created_at_ms"].as_i64().unwrap_or_default(),
+            )),
+        )?;
+        std::fs::remove_file(&path)
+            .map_err(|e| DomainError::Internal(format!("{}: {e}", path.display())))?;
+        tracing::info!(
+            set,
+            purged,
+            "first start after a restore: recorded in the audit log"
+        );
+        Ok(())
     }
 
     /// The runs on record, oldest first.
