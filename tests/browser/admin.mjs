@@ -44,6 +44,11 @@ try {
   // The agent's row says what it is doing (from its heartbeats).
   await page.locator('[data-meeting-state]').first().waitFor({ timeout: 20000 });
   const agentState = await page.locator('[data-meeting-state]').first().getAttribute('data-meeting-state');
+  // At phone width, a recording agent's row (state badge, controls) stays inside the page.
+  await page.setViewportSize({ width: 390, height: 844 });
+  const phoneOverflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-recording-phone.png'), fullPage: true });
+  await page.setViewportSize({ width: 1400, height: 900 });
   const link = page.locator('#meetings a').first();
   await link.waitFor({ timeout: 60000 });
   const meetingSeen = await link.isVisible();
@@ -159,7 +164,7 @@ try {
   await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-backups.png'), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-backups-phone.png'), fullPage: true });
-  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, consent_summary: consentSummary, consent_evidence: consentEvidence, subject_export: subjectExport, subject_downloads: downloads, subject_erase: subjectErase, agent_state: agentState, backup_banner: backupBanner, backup_status: backupStatus, backup_row: backupRow, banner_after: bannerAfter, csp_violations: violations }));
+  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, consent_summary: consentSummary, consent_evidence: consentEvidence, subject_export: subjectExport, subject_downloads: downloads, subject_erase: subjectErase, agent_state: agentState, phone_overflow: phoneOverflow, backup_banner: backupBanner, backup_status: backupStatus, backup_row: backupRow, banner_after: bannerAfter, csp_violations: violations }));
 } finally {
   await browser.close();
 }

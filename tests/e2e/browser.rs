@@ -388,6 +388,7 @@ async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
     );
     assert_eq!(result["meeting_seen"], true, "{result}");
     assert_eq!(result["agent_state"], "recording", "{result}");
+    assert_eq!(result["phone_overflow"], false, "{result}");
     assert_eq!(result["csp_violations"], Value::Array(vec![]), "{result}");
     // Backups: the banner rang (none made yet), "Back up now" made and verified a
     // set, the run is in the table as good, the banner is gone.
