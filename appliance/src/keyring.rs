@@ -117,22 +117,11 @@ impl MasterKey {
     }
 
     fn generate(path: &Path) -> Result<Self> {
-        let mut b = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(&mut *b);
-        crate::keys::write_secret(path, &*b)?;
-        Ok(Self::from_bytes(&b))
+        Ok(Self::from_bytes(&*crate::keys::new_secret32(path)?))
     }
 
     fn load(path: &Path) -> Result<Self> {
-        let b = crate::keys::read_secret(path)?;
-        let arr: &[u8; 32] =
-            b.as_slice()
-                .try_into()
-                .map_err(|_| crate::keys::KeyError::BadLength {
-                    path: path.to_owned(),
-                    expected: 32,
-                })?;
-        Ok(Self::from_bytes(arr))
+        Ok(Self::from_bytes(&*crate::keys::read_secret32(path)?))
     }
 }
 

@@ -73,6 +73,26 @@ pub fn read_secret(path: &Path) -> Result<Zeroizing<Vec<u8>>, KeyError> {
     Ok(Zeroizing::new(fs::read(path).map_err(io(path))?))
 }
 
+/// A 32-byte secret key file ([`read_secret`], and exactly 32 bytes).
+pub fn read_secret32(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let b = read_secret(path)?;
+    if b.len() != 32 {
+        return Err(KeyError::BadLength {
+            path: path.to_owned(),
+            expected: 32,
+        });
+    }
+    Ok(arr32(&b))
+}
+
+/// A new random 32-byte secret, written to `path` (0600) before it is returned.
+pub fn new_secret32(path: &Path) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+    let mut b = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(&mut *b);
+    write_secret(path, &*b)?;
+    Ok(b)
+}
+
 /// Which key files an appliance created: created now, or known to exist.
 /// (Recorded by name within the data directory, so a restored copy elsewhere still
 /// knows its files.)

@@ -8,7 +8,7 @@ use super::BackupError;
 use aes_gcm::{Aes256Gcm, KeyInit};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use hmac::{Hmac, Mac};
-use rand_core::{OsRng, RngCore};
+
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use zeroize::Zeroizing;
@@ -52,15 +52,7 @@ impl BackupKey {
 
     /// Loads the key file (0600, refused when others can read it).
     pub fn load(path: &Path) -> Result<Self, BackupError> {
-        let b = crate::keys::read_secret(path)?;
-        let arr: &[u8; 32] =
-            b.as_slice()
-                .try_into()
-                .map_err(|_| crate::keys::KeyError::BadLength {
-                    path: path.to_owned(),
-                    expected: 32,
-                })?;
-        Ok(Self::from_bytes(arr))
+        Ok(Self::from_bytes(&*crate::keys::read_secret32(path)?))
     }
 
     /// Loads the key file, creating it the first time (its copy goes into the safe).
@@ -71,10 +63,7 @@ impl BackupKey {
         if let Some(dir) = path.parent() {
             crate::keys::private_dir(dir)?;
         }
-        let mut b = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(&mut *b);
-        crate::keys::write_secret(path, &*b)?;
-        Ok((Self::from_bytes(&b), true))
+        Ok((Self::from_bytes(&*crate::keys::new_secret32(path)?), true))
     }
 
     /// A short public id of the key (never the key): which key a target was made with.

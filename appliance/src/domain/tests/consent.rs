@@ -7,7 +7,6 @@ use super::*;
 use crate::domain::consent::{EvidenceInput, WithdrawalErasure};
 use crate::domain::meetings::MeetingPatch;
 use crate::store::records::ParticipantRecord;
-use roomscribe_protocol::frame::AckStatus;
 
 fn said(seq: u64, speaker: &str, text: &str) -> Segment {
     let words = text
@@ -42,10 +41,7 @@ fn meeting(f: &Fixture, room: &str) -> (String, AgentId, SigningKey, MeetingId) 
         ],
         false,
     );
-    assert_eq!(
-        f.ingest.accept_envelope(f.hello(agent, &key), &e),
-        Ok(AckStatus::Stored)
-    );
+    f.stored(agent, &key, &e);
     let m = id.to_string();
     let admin = f.admin();
     f.meetings
@@ -152,10 +148,7 @@ async fn a_withdrawal_erases_what_they_said_and_nothing_they_say_later_is_stored
         ],
         false,
     );
-    assert_eq!(
-        f.ingest.accept_envelope(f.hello(agent, &key), &e),
-        Ok(AckStatus::Stored)
-    );
+    f.stored(agent, &key, &e);
     assert_eq!(seqs(&f, &m), vec![0, 2, 4]);
     assert_eq!(f.hits("lapwing"), 0);
 }

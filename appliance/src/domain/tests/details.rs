@@ -3,7 +3,6 @@
 
 use super::*;
 use crate::store::records::ParticipantRecord;
-use roomscribe_protocol::frame::AckStatus;
 
 fn found(f: &Fixture, q: &str, meeting_type: Option<&str>, tag: Option<&str>) -> usize {
     f.search.flush();
@@ -39,10 +38,7 @@ fn details_are_checked_audited_and_searchable() {
         false,
         "warfarin levels are fine",
     );
-    assert_eq!(
-        f.ingest.accept_envelope(f.hello(agent, &key), &e),
-        Ok(AckStatus::Stored)
-    );
+    f.stored(agent, &key, &e);
     let id = meeting.to_string();
     let cardiology = f.team_id("Cardiology");
     f.user("cara", "member", std::slice::from_ref(&cardiology));

@@ -18,13 +18,8 @@ struct Recorded {
 /// One meeting of room "Ward 4" (team Cardiology), corrected once.
 fn recorded(f: &Fixture) -> Recorded {
     f.search.start().expect("index opens");
-    let (agent, key) = f.enroll_in("Ward 4", Some("Cardiology"));
-    let id = MeetingId::random();
-    let e = f.envelope_saying(agent, &key, id, 1, 0, false, "the canary quokka spoke");
-    assert_eq!(
-        f.ingest.accept_envelope(f.hello(agent, &key), &e),
-        Ok(AckStatus::Stored)
-    );
+    let (agent, key, id) =
+        f.meeting_saying("Ward 4", "Cardiology", "the canary quokka spoke", false);
     let meeting = id.to_string();
     f.corrections
         .correct(

@@ -190,6 +190,31 @@ impl Fixture {
         self.envelope_saying(agent, key, meeting, seq, seg, ended, &format!("w{seg}"))
     }
 
+    /// Sends `envelope` as `agent` and asserts it was stored.
+    pub fn stored(&self, agent: AgentId, key: &SigningKey, envelope: &[u8]) {
+        assert_eq!(
+            self.ingest
+                .accept_envelope(self.hello(agent, key), envelope),
+            Ok(roomscribe_protocol::frame::AckStatus::Stored)
+        );
+    }
+
+    /// A new meeting in `room` of `team`, from a newly enrolled agent: one stored
+    /// segment saying `text` (and the meeting ended, when `ended`).
+    pub fn meeting_saying(
+        &self,
+        room: &str,
+        team: &str,
+        text: &str,
+        ended: bool,
+    ) -> (AgentId, SigningKey, MeetingId) {
+        let (agent, key) = self.enroll_in(room, Some(team));
+        let id = MeetingId::random();
+        let e = self.envelope_saying(agent, &key, id, 1, 0, ended, text);
+        self.stored(agent, &key, &e);
+        (agent, key, id)
+    }
+
     /// An envelope whose one segment `seg` says `text` (its words a second each).
     #[allow(clippy::too_many_arguments)]
     pub fn envelope_saying(

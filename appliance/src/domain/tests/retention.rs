@@ -5,19 +5,12 @@
 use super::*;
 use crate::domain::retention::{Policy, PolicyScope};
 use crate::store::Reads;
-use roomscribe_protocol::frame::AckStatus;
 
 const DAY: i64 = 86_400_000;
 
 /// A meeting of `room` (created in `team`) with `meeting_type`; returns its id.
 fn meeting(f: &Fixture, room: &str, team: &str, meeting_type: Option<&str>) -> String {
-    let (agent, key) = f.enroll_in(room, Some(team));
-    let id = MeetingId::random();
-    let e = f.envelope_saying(agent, &key, id, 1, 0, true, "minutes of the meeting");
-    assert_eq!(
-        f.ingest.accept_envelope(f.hello(agent, &key), &e),
-        Ok(AckStatus::Stored)
-    );
+    let (_, _, id) = f.meeting_saying(room, team, "minutes of the meeting", true);
     let id = id.to_string();
     // The fixture's agent clock says 1 ms after the epoch: the meeting starts now.
     f.store
