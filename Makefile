@@ -34,6 +34,7 @@ bench: setup
 	BENCH_DIR=$(CURDIR)/target $(CARGO) bench -p roomscribe-agent --bench envelope_queue
 	$(CARGO) bench -p roomscribe-tests --bench agent_live
 	$(CARGO) bench -p roomscribe-tests --bench abuse
+	$(CARGO) bench -p roomscribe-tests --bench backup
 	bash scripts/packages.sh
 	$(CARGO) bench -p roomscribe-tests --bench appliance_startup
 	$(CARGO) bench -p roomscribe-tests --bench whisper

@@ -1074,6 +1074,8 @@ pub struct IngestProbe {
     recipient: [u8; 32],
     meeting: roomscribe_protocol::MeetingId,
     next: u64,
+    /// The next segment's number in the current meeting.
+    next_segment: u64,
 }
 
 impl IngestProbe {
@@ -1093,29 +1095,48 @@ impl IngestProbe {
             key,
             meeting: roomscribe_protocol::MeetingId::random(),
             next,
+            next_segment: 0,
         })
     }
 
-    /// Sends the next envelope (one segment); the time until it was acknowledged as
-    /// stored.
+    /// Sends the next envelope (one segment of one word); the time until it was
+    /// acknowledged as stored.
     pub async fn send(&mut self) -> Result<Duration> {
+        self.send_batch(1, 1, false).await
+    }
+
+    /// Sends the next envelope: `segments` segments of `words` words each (eight
+    /// seconds of speech a segment, words drawn from a vocabulary of 4,999), ending
+    /// the meeting when `ended` (the next envelope starts a new one); the time until
+    /// it was acknowledged as stored.
+    pub async fn send_batch(&mut self, segments: u64, words: u64, ended: bool) -> Result<Duration> {
         use roomscribe_protocol::{Batch, MeetingInfo, SealParams, Segment, Word};
         let seq = self.next;
+        let first = self.next_segment;
         let batch = Batch {
             meeting: MeetingInfo {
                 started_at_ms: 1,
                 title: "Probe".into(),
             },
-            segments: vec![Segment::from_words(
-                seq - 1,
-                vec![Word {
-                    word: format!("w{seq}"),
-                    start: seq as f64,
-                    end: seq as f64 + 0.5,
-                    conf: 1.0,
-                }],
-            )],
-            ended: false,
+            segments: (first..first + segments)
+                .map(|s| {
+                    let at = s as f64 * 8.0;
+                    let words = (0..words)
+                        .map(|w| Word {
+                            word: if words == 1 {
+                                format!("w{seq}")
+                            } else {
+                                format!("word{}", (seq * 7919 + s * 31 + w) % 4999)
+                            },
+                            start: at + w as f64 * 0.4,
+                            end: at + w as f64 * 0.4 + 0.35,
+                            conf: 1.0,
+                        })
+                        .collect();
+                    Segment::from_words(s, words)
+                })
+                .collect(),
+            ended,
             events: vec![],
         };
         let params = SealParams {
@@ -1137,6 +1158,11 @@ impl IngestProbe {
                     && a.status == roomscribe_protocol::frame::AckStatus::Stored =>
             {
                 self.next += 1;
+                self.next_segment += segments;
+                if ended {
+                    self.meeting = roomscribe_protocol::MeetingId::random();
+                    self.next_segment = 0;
+                }
                 Ok(took)
             }
             other => bail!("envelope {seq}: {other:?}"),

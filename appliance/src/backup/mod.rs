@@ -25,7 +25,8 @@ mod target;
 pub use key::BackupKey;
 pub use manifest::{Problem, Seen};
 pub use repo::{
-    own_files, CreateInfo, Repository, RestoreReport, RestoreTo, SetInfo, VerifyReport,
+    own_files, probe, CreateInfo, Holding, Repository, RestoreReport, RestoreTo, SetInfo,
+    VerifyReport,
 };
 pub use s3::S3Target;
 pub use target::{DirTarget, Target};

@@ -105,6 +105,68 @@ pub struct RestoreReport {
     pub warnings: Vec<Problem>,
 }
 
+/// What a target holds, as a look at it finds (the Backups page's target health).
+#[derive(Debug)]
+pub enum Holding {
+    /// No backups yet: the first backup initialises it.
+    Empty,
+    /// Backups, but no backup key here to open them.
+    NoKey,
+    /// Backups made with another backup key (another appliance's, or a replaced key).
+    Foreign(String),
+    /// This backup key's repository: its good sets and any problem with the chain.
+    Ours {
+        repo_id: String,
+        sets: Vec<SetInfo>,
+        problems: Vec<Problem>,
+    },
+}
+
+/// Looks at what `target` holds without changing it: its `config` object, then (with
+/// `key`) the chain of manifests, judged against what this appliance saw there
+/// before (`seen`, by repository id).
+pub fn probe(
+    target: Arc<dyn Target>,
+    key: Option<Arc<BackupKey>>,
+    seen: &dyn Fn(&str) -> Option<Seen>,
+) -> Result<Holding, BackupError> {
+    if target.get(object::CONFIG)?.is_none() {
+        return Ok(Holding::Empty);
+    }
+    let Some(key) = key else {
+        return Ok(Holding::NoKey);
+    };
+    match Repository::open(target, key) {
+        Err(BackupError::Damaged(p)) => Ok(Holding::Foreign(p.what)),
+        Err(e) => Err(e),
+        Ok(repo) => {
+            let (sets, problems) = repo.list(seen(repo.id()).as_ref())?;
+            Ok(Holding::Ours {
+                repo_id: repo.id().to_owned(),
+                sets,
+                problems,
+            })
+        }
+    }
+}
+
+/// The key directory a key state holds (its files base64 in the manifest).
+fn decode_key_files(k: &KeyState) -> Result<KeyFiles, BackupError> {
+    Ok(KeyFiles {
+        keystore_id: k.keystore_id.clone(),
+        master_key_id: k.master_key_id.clone(),
+        files: k
+            .files
+            .iter()
+            .map(|(n, b)| {
+                B64.decode(b).map(|b| (n.clone(), b)).map_err(|_| {
+                    BackupError::Damaged(damaged(object::KEYS, "a key file is not base64"))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    })
+}
+
 fn damaged(object: impl Into<String>, what: impl Into<String>) -> Problem {
     Problem {
         object: object.into(),
@@ -228,26 +290,7 @@ impl Repository {
     /// The key directory as the newest key state on the target holds it.
     pub fn key_files(&self) -> Result<Option<KeyFiles>, BackupError> {
         let (state, _) = self.keystate()?;
-        state
-            .map(|(k, _)| {
-                Ok(KeyFiles {
-                    keystore_id: k.keystore_id,
-                    master_key_id: k.master_key_id,
-                    files: k
-                        .files
-                        .iter()
-                        .map(|(n, b)| {
-                            B64.decode(b).map(|b| (n.clone(), b)).map_err(|_| {
-                                BackupError::Damaged(damaged(
-                                    object::KEYS,
-                                    "a key file is not base64",
-                                ))
-                            })
-                        })
-                        .collect::<Result<_, _>>()?,
-                })
-            })
-            .transpose()
+        state.map(|(k, _)| decode_key_files(&k)).transpose()
     }
 
     /// Makes a set of `snapshot` and `keys` (captured together) and the appliance's
@@ -422,28 +465,56 @@ impl Repository {
             bytes: 0,
             blobs: vec![],
         };
-        for chunk in chunks {
-            let chunk = chunk.map_err(|e| {
-                BackupError::Store(StoreError::Unavailable(format!(
-                    "reading table {name}: {e:?}"
-                )))
-            })?;
-            let id = self.key.blob_id(&chunk.data);
-            if existing.insert(id.clone()) {
-                let sealed = object::seal_blob(&self.key, &id, &chunk.data);
-                self.target.put(&data_name(&id), &sealed)?;
-                stats.new_blobs += 1;
-                stats.new_stored_bytes += sealed.len() as u64;
-            }
-            stats.blobs += 1;
-            stats.bytes += chunk.length as u64;
-            progress(stats.bytes);
-            entry.bytes += chunk.length as u64;
-            entry.blobs.push(BlobRef {
-                id,
-                len: chunk.length as u64,
+        // Cutting and naming chunks (reading the stream, SHA-256) on this thread;
+        // compressing, sealing and writing the new ones on a second, so the two
+        // halves of the work overlap. A bounded queue keeps memory to a few chunks.
+        let (to_seal, sealing) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(4);
+        let (new_blobs, new_bytes, cut) = std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> Result<(u64, u64), BackupError> {
+                let (mut blobs, mut bytes) = (0u64, 0u64);
+                for (id, data) in sealing {
+                    let sealed = object::seal_blob(&self.key, &id, &data);
+                    self.target.put(&data_name(&id), &sealed)?;
+                    blobs += 1;
+                    bytes += sealed.len() as u64;
+                }
+                Ok((blobs, bytes))
             });
-        }
+            let cut = (|| {
+                for chunk in chunks {
+                    let chunk = chunk.map_err(|e| {
+                        BackupError::Store(StoreError::Unavailable(format!(
+                            "reading table {name}: {e:?}"
+                        )))
+                    })?;
+                    let id = self.key.blob_id(&chunk.data);
+                    if existing.insert(id.clone())
+                        && to_seal.send((id.clone(), chunk.data)).is_err()
+                    {
+                        break; // the writer failed: its error is returned below
+                    }
+                    stats.blobs += 1;
+                    stats.bytes += chunk.length as u64;
+                    progress(stats.bytes);
+                    entry.bytes += chunk.length as u64;
+                    entry.blobs.push(BlobRef {
+                        id,
+                        len: chunk.length as u64,
+                    });
+                }
+                Ok::<(), BackupError>(())
+            })();
+            drop(to_seal);
+            let written = writer.join().unwrap_or_else(|_| {
+                Err(BackupError::Store(StoreError::Unavailable(
+                    "the backup writer thread panicked".into(),
+                )))
+            });
+            written.map(|(b, n)| (b, n, cut))
+        })?;
+        cut?;
+        stats.new_blobs += new_blobs;
+        stats.new_stored_bytes += new_bytes;
         Ok(entry)
     }
 
@@ -613,6 +684,7 @@ impl Repository {
         report.sets = sets.len();
         let sizes: HashMap<String, u64> = self.target.list(object::DATA)?.into_iter().collect();
         let mut checked = HashSet::new();
+        let mut to_read = vec![];
         for m in sets {
             for s in &m.streams {
                 for b in &s.blobs {
@@ -626,32 +698,75 @@ impl Repository {
                         report
                             .problems
                             .push(damaged(name, format!("missing {whose}")));
-                        continue;
-                    }
-                    if !read_data {
-                        continue;
-                    }
-                    match self.target.get(&name)? {
-                        None => report
-                            .problems
-                            .push(damaged(name, format!("missing {whose}"))),
-                        Some(bytes) => {
-                            report.bytes_read += bytes.len() as u64;
-                            match object::open_blob(&self.key, &b.id, &bytes) {
-                                Ok(plain) if plain.len() as u64 == b.len => {}
-                                Ok(_) => report
-                                    .problems
-                                    .push(damaged(name, format!("has another length {whose}"))),
-                                Err(why) => report
-                                    .problems
-                                    .push(damaged(name, format!("{why} {whose}"))),
-                            }
-                        }
+                    } else if read_data {
+                        to_read.push((name, b, whose));
                     }
                 }
             }
         }
+        let (bytes_read, problems) = self.read_blobs(&to_read)?;
+        report.bytes_read += bytes_read;
+        report.problems.extend(problems);
         Ok(report)
+    }
+
+    /// Reads and authenticates each of `blobs` (object name, reference, which set
+    /// and stream need it), on as many threads as there are cores (up to four); the
+    /// bytes read and each problem found, in the order of `blobs`.
+    fn read_blobs(
+        &self,
+        blobs: &[(String, &BlobRef, String)],
+    ) -> Result<(u64, Vec<Problem>), BackupError> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let next = AtomicUsize::new(0);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let found = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| -> Result<(u64, Vec<(usize, Problem)>), BackupError> {
+                        let (mut read, mut problems) = (0u64, vec![]);
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some((name, b, whose)) = blobs.get(i) else {
+                                return Ok((read, problems));
+                            };
+                            let problem = match self.target.get(name)? {
+                                None => Some(format!("missing {whose}")),
+                                Some(bytes) => {
+                                    read += bytes.len() as u64;
+                                    match object::open_blob(&self.key, &b.id, &bytes) {
+                                        Ok(plain) if plain.len() as u64 == b.len => None,
+                                        Ok(_) => Some(format!("has another length {whose}")),
+                                        Err(why) => Some(format!("{why} {whose}")),
+                                    }
+                                }
+                            };
+                            if let Some(what) = problem {
+                                problems.push((i, damaged(name.clone(), what)));
+                            }
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(BackupError::Store(StoreError::Unavailable(
+                            "a backup reader thread panicked".into(),
+                        )))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let mut read = 0;
+        let mut problems = vec![];
+        for (r, p) in found {
+            read += r;
+            problems.extend(p);
+        }
+        problems.sort_by_key(|(i, _)| *i);
+        Ok((read, problems.into_iter().map(|(_, p)| p).collect()))
     }
 
     /// Restores set `which` (`None`: the newest good one) into `to`, with the newest
@@ -759,19 +874,7 @@ impl Repository {
         r.read_to_end(&mut packed)
             .map_err(|e| BackupError::Refused(format!("reading the key files: {e}")))?;
         write_files(&packed, to)?;
-        let keys = KeyFiles {
-            keystore_id: state.keystore_id.clone(),
-            master_key_id: state.master_key_id.clone(),
-            files: state
-                .files
-                .iter()
-                .map(|(n, b)| {
-                    B64.decode(b).map(|b| (n.clone(), b)).map_err(|_| {
-                        BackupError::Damaged(damaged(object::KEYS, "a key file is not base64"))
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-        };
+        let keys = decode_key_files(&state)?;
         keys.write_to(&to.key_dir)?;
         std::fs::rename(&fresh, &db).map_err(|e| StoreError::Redb(e.into()))?;
         roomscribe_config::fsutil::sync_dir(&to.data_dir)
@@ -872,19 +975,39 @@ pub fn own_files(
     Ok(out)
 }
 
-/// A stream read back from its blobs, each fetched, authenticated and checked.
+/// A stream read back from its blobs, each fetched, authenticated and checked — on a
+/// thread of its own, a few blobs ahead of the reader (who is writing rows into the
+/// new database meanwhile). Dropping the reader stops the thread.
 struct BlobReader {
-    repo: Arc<Repository>,
-    blobs: std::vec::IntoIter<BlobRef>,
+    opened: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    /// Blobs not yet received (a thread that stopped early is an error, not the end).
+    left: usize,
     cur: Vec<u8>,
     pos: usize,
 }
 
 impl BlobReader {
     fn new(repo: Arc<Repository>, blobs: Vec<BlobRef>) -> Self {
+        let (tx, opened) = std::sync::mpsc::sync_channel(4);
+        let left = blobs.len();
+        std::thread::spawn(move || {
+            for b in blobs {
+                let name = data_name(&b.id);
+                let blob = match repo.target.get(&name) {
+                    Err(e) => Err(std::io::Error::other(e)),
+                    Ok(None) => Err(std::io::Error::other(format!("{name}: missing"))),
+                    Ok(Some(bytes)) => object::open_blob(&repo.key, &b.id, &bytes)
+                        .map_err(|why| std::io::Error::other(format!("{name}: {why}"))),
+                };
+                let failed = blob.is_err();
+                if tx.send(blob).is_err() || failed {
+                    return;
+                }
+            }
+        });
         Self {
-            repo,
-            blobs: blobs.into_iter(),
+            opened,
+            left,
             cur: vec![],
             pos: 0,
         }
@@ -894,18 +1017,14 @@ impl BlobReader {
 impl Read for BlobReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.pos == self.cur.len() {
-            let Some(b) = self.blobs.next() else {
+            if self.left == 0 {
                 return Ok(0);
-            };
-            let name = data_name(&b.id);
-            let bytes = self
-                .repo
-                .target
-                .get(&name)
-                .map_err(std::io::Error::other)?
-                .ok_or_else(|| std::io::Error::other(format!("{name}: missing")))?;
-            self.cur = object::open_blob(&self.repo.key, &b.id, &bytes)
-                .map_err(|why| std::io::Error::other(format!("{name}: {why}")))?;
+            }
+            let blob = self.opened.recv().map_err(|_| {
+                std::io::Error::other("the thread reading the backup's chunks stopped")
+            })?;
+            self.left -= 1;
+            self.cur = blob?;
             self.pos = 0;
         }
         let n = out.len().min(self.cur.len() - self.pos);
