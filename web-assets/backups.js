@@ -1,7 +1,7 @@
-// The Backups page (`backups.manage`): the alarm if it rings, the schedule and
-// target, "Back up now" with a progress bar, the last runs (status, sizes, duration,
-// what retention dropped) as a table and a bar chart of what each run stored, and
-// what a restore of this appliance needs.
+// The Backups page (`backups.manage`): the alarm if it rings, the schedule, the
+// target and its health, "Back up now" with a progress bar, the last runs (status,
+// sizes, duration, what retention dropped) as a table and a bar chart of what each
+// run stored, and what a restore of this appliance needs.
 // The banner: everyone who may manage backups sees the alarm on every page.
 
 import { $, api, el, when, can } from './core.js';
@@ -56,6 +56,38 @@ function chart(runs) {
   return svg;
 }
 
+// The target's health: a look at it now (reachable, what it holds, room left), with
+// "Check again". Never changes the target.
+function targetHealth() {
+  const badge = el('span', { class: 'badge', text: 'checking…' });
+  const text = el('span', { class: 'muted', text: '' });
+  const again = el('button', { type: 'button', class: 'link', text: 'Check again' });
+  const dd = el('dd', { 'data-target-health': 'checking' }, badge, ' ', text, ' ', again);
+  const look = async () => {
+    again.disabled = true;
+    badge.className = 'badge';
+    badge.textContent = 'checking…';
+    try {
+      const h = await api('GET', '/backups/target');
+      const kind = { good: 'good', empty: 'good', warning: 'alarm', failed: 'live' }[h.state] || '';
+      badge.className = `badge ${kind}`;
+      badge.textContent = { good: 'healthy', empty: 'empty', warning: 'check it', failed: 'failing' }[h.state] || h.state;
+      const free = h.free_bytes === null || h.free_bytes === undefined ? '' : `; ${(h.free_bytes / 1073741824).toFixed(1)} GiB free`;
+      text.textContent = `${h.message}${free} (checked ${when(h.checked_at_ms)})`;
+      dd.dataset.targetHealth = h.state;
+    } catch (e) {
+      badge.className = 'badge live';
+      badge.textContent = 'failing';
+      text.textContent = e.message;
+      dd.dataset.targetHealth = 'error';
+    }
+    again.disabled = false;
+  };
+  again.addEventListener('click', look);
+  look();
+  return dd;
+}
+
 function runsTable(runs) {
   if (!runs.length) return el('p', { class: 'muted', text: 'No backup has run yet.' });
   const rows = runs.map((r) => el('tr', { 'data-run': r.started_at_ms },
@@ -101,6 +133,7 @@ export async function backupsPage(body) {
   const alarm = s.alarm ? el('p', { class: 'error', role: 'alert', text: s.alarm }) : null;
   const facts = el('dl', { class: 'facts' },
     el('dt', { text: 'Target' }), el('dd', { text: s.target || 'not set (backup.target)' }),
+    el('dt', { text: 'Target health' }), targetHealth(),
     el('dt', { text: 'Schedule' }), el('dd', { text: s.schedule ? `every day at ${s.schedule} (next ${when(s.next_run_ms)})` : 'none (backup.schedule): on request only' }),
     el('dt', { text: 'Retention' }), el('dd', { text: `${s.keep.daily} daily, ${s.keep.weekly} weekly, ${s.keep.monthly} monthly` }),
     el('dt', { text: 'Last good backup' }), el('dd', { text: s.last_good ? `${when(s.last_good.finished_at_ms)}, set ${s.last_good.set.seq}, ${mib(s.last_good.set.bytes)}` : 'none' }));

@@ -13,6 +13,7 @@
 // "after_erase": text, "meetings_left": n, "consent_rule": text, "consent_summary": text,
 // "consent_evidence": n, "subject_export": text, "subject_downloads": [names],
 // "subject_erase": text, "backup_banner": text, "backup_status": text, "backup_row": text,
+// "health_before": state, "health_after": text,
 // "banner_after": hidden?, "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
 
@@ -155,16 +156,21 @@ try {
   await page.click('nav a[href="#/backups"]');
   const now = page.locator('#page-body button', { hasText: 'Back up now' });
   await now.waitFor({ timeout: 10000 });
+  await page.locator('[data-target-health]:not([data-target-health="checking"])').waitFor({ timeout: 10000 });
+  const healthBefore = await page.getAttribute('[data-target-health]', 'data-target-health');
   await now.click();
   await page.waitForFunction(() => /made and verified|failed/.test((document.querySelector('[data-backup-status]') || {}).textContent || ''), null, { timeout: 60000 });
   const backupStatus = await page.textContent('[data-backup-status]');
   await page.locator('#page-body tr[data-run] .badge').first().waitFor({ timeout: 10000 });
   const backupRow = await page.locator('#page-body tr[data-run]').first().innerText();
   const bannerAfter = await page.locator('#banner').isHidden();
+  // The page shows itself again after the run: the target now holds a good set.
+  await page.locator('[data-target-health="good"]').waitFor({ timeout: 10000 });
+  const healthAfter = await page.textContent('[data-target-health]');
   await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-backups.png'), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-backups-phone.png'), fullPage: true });
-  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, consent_summary: consentSummary, consent_evidence: consentEvidence, subject_export: subjectExport, subject_downloads: downloads, subject_erase: subjectErase, agent_state: agentState, phone_overflow: phoneOverflow, backup_banner: backupBanner, backup_status: backupStatus, backup_row: backupRow, banner_after: bannerAfter, csp_violations: violations }));
+  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, consent_summary: consentSummary, consent_evidence: consentEvidence, subject_export: subjectExport, subject_downloads: downloads, subject_erase: subjectErase, agent_state: agentState, phone_overflow: phoneOverflow, backup_banner: backupBanner, backup_status: backupStatus, backup_row: backupRow, banner_after: bannerAfter, health_before: healthBefore, health_after: healthAfter, csp_violations: violations }));
 } finally {
   await browser.close();
 }

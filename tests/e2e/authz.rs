@@ -294,6 +294,7 @@ impl Fixture {
             ("GET", "/jobs") => (spec.path.into(), None),
             // No backup.target here: an allowed caller gets 422, not a run.
             ("GET" | "POST", "/backups") => (spec.path.into(), None),
+            ("GET", "/backups/target") => (spec.path.into(), None),
             ("POST", "/meetings/{id}/exports") => (
                 format!("/api/v1/meetings/{}/exports", id(|o| &o[3])),
                 Some(json!({"format": "txt"})),

@@ -411,6 +411,14 @@ async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
         "{result}"
     );
     assert_eq!(result["banner_after"], true, "{result}");
+    // The target's health: empty before the first run, then one good set.
+    assert_eq!(result["health_before"], "empty", "{result}");
+    assert!(
+        result["health_after"]
+            .as_str()
+            .is_some_and(|t| t.contains("healthy") && t.contains("1 good set")),
+        "{result}"
+    );
 
     let api = Api::login(&app, "ada", "ada's long password").await?;
     let room = api.ok("/rooms").await?[0]["id"]

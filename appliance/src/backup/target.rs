@@ -19,6 +19,11 @@ pub trait Target: Send + Sync {
     fn list(&self, prefix: &str) -> Result<Vec<(String, u64)>, BackupError>;
     /// Deletes an object (absent is fine).
     fn delete(&self, name: &str) -> Result<(), BackupError>;
+    /// Room left on the target, when it can say (a directory's file system can;
+    /// object storage cannot).
+    fn free_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// A directory target (`backup.target = "/mnt/backups/roomscribe"`).
@@ -69,6 +74,11 @@ impl DirTarget {
 impl Target for DirTarget {
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn free_bytes(&self) -> Option<u64> {
+        let fs = rustix::fs::statvfs(&self.root).ok()?;
+        Some(fs.f_bavail.saturating_mul(fs.f_frsize))
     }
 
     fn put(&self, name: &str, bytes: &[u8]) -> Result<(), BackupError> {

@@ -7,7 +7,7 @@ use super::audit::{AuditAction as A, AuditLog, Record, Who};
 use super::clock::SharedClock;
 use super::{Actor, DomainError, Permission, Result};
 use crate::backup::{
-    self, plan, BackupError, BackupKey, CreateInfo, Problem, Repository, Seen, SetInfo,
+    self, plan, BackupError, BackupKey, CreateInfo, Holding, Problem, Repository, Seen, SetInfo,
     VerifyReport,
 };
 use crate::store::Reads;
@@ -124,6 +124,21 @@ const RUNS_KEY: &str = "backup_runs";
 /// Left in the data directory by `roomscribe backup restore` for the first start.
 pub const RESTORED_FILE: &str = "restored-from-backup.json";
 const RUNS_KEPT: usize = 30;
+
+/// What a look at the configured target found (the Backups page's "target health").
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetHealth {
+    pub target: Option<String>,
+    pub checked_at_ms: i64,
+    /// `good`, `empty` (no backups yet), `warning` (usable, but look: problems in the
+    /// chain, or emptied after this appliance backed up there), or `failed`
+    /// (unreachable, not set, another key's backups, no backup key).
+    pub state: &'static str,
+    pub message: String,
+    pub sets: Option<usize>,
+    pub newest_set: Option<u64>,
+    pub free_bytes: Option<u64>,
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ListView {
@@ -631,6 +646,80 @@ impl Backups {
             sets,
             problems,
         })
+    }
+
+    /// Looks at the configured target now: reachable, what it holds, room left.
+    /// Changes nothing on it.
+    pub fn check_target(&self, actor: &Actor) -> Result<TargetHealth> {
+        actor.require_all(Permission::BackupsManage)?;
+        let mut h = TargetHealth {
+            target: self.settings.target.clone(),
+            checked_at_ms: self.clock.now_ms(),
+            state: "failed",
+            message: "backup.target is not set: nothing is backed up".into(),
+            sets: None,
+            newest_set: None,
+            free_bytes: None,
+        };
+        let Some(spec) = &self.settings.target else {
+            return Ok(h);
+        };
+        let before = !self.seen().is_empty();
+        if !spec.contains("://") && !std::path::Path::new(spec).exists() {
+            // Opening a directory target creates it: a look must not (an unmounted
+            // disk's mount point would get a new, empty target).
+            (h.state, h.message) = if before {
+                ("warning", format!("{spec} does not exist, but this appliance has backed up there before: is the right disk mounted?"))
+            } else {
+                (
+                    "empty",
+                    format!("{spec} does not exist yet: the first backup creates it"),
+                )
+            };
+            return Ok(h);
+        }
+        let looked = backup::open_target(spec, &self.settings.s3).and_then(|target| {
+            h.free_bytes = target.free_bytes();
+            let key = BackupKey::load(&self.settings.key_file).ok().map(Arc::new);
+            let seen = self.seen();
+            backup::probe(target, key, &|id| seen.get(id).cloned())
+        });
+        (h.state, h.message) = match looked {
+            Err(e) => ("failed", format!("unreachable: {e}")),
+            Ok(Holding::Empty) if before => (
+                "warning",
+                "holds no backups, but this appliance has backed up there before: \
+                 is the right disk mounted, or were its backups deleted?"
+                    .into(),
+            ),
+            Ok(Holding::Empty) => (
+                "empty",
+                "reachable, no backups yet: the first backup sets it up".into(),
+            ),
+            Ok(Holding::NoKey) => (
+                "failed",
+                format!(
+                    "holds backups, but the backup key {} is missing here",
+                    self.settings.key_file.display()
+                ),
+            ),
+            Ok(Holding::Foreign(why)) => (
+                "failed",
+                format!("holds backups this appliance's backup key cannot open ({why})"),
+            ),
+            Ok(Holding::Ours { sets, problems, .. }) => {
+                h.sets = Some(sets.len());
+                h.newest_set = sets.iter().map(|s| s.seq).max();
+                match problems.first() {
+                    Some(p) => (
+                        "warning",
+                        format!("{} problem(s) with the chain of sets: {p}", problems.len()),
+                    ),
+                    None => ("good", format!("reachable, {} good set(s)", sets.len())),
+                }
+            }
+        };
+        Ok(h)
     }
 
     /// Applies retention to a target now (`backup prune`).

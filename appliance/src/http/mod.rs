@@ -324,6 +324,12 @@ fn api() -> Routes {
         .add(M::GET, "/backups", All(P::BackupsManage), backups::status)
         .add(M::POST, "/backups", All(P::BackupsManage), backups::start)
         .add(
+            M::GET,
+            "/backups/target",
+            All(P::BackupsManage),
+            backups::target,
+        )
+        .add(
             M::POST,
             "/meetings/{id}/speakers",
             Teams(P::MeetingsEdit),

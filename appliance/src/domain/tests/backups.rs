@@ -124,17 +124,10 @@ fn a_failed_run_rings_the_alarm_and_is_audited() {
 
 #[test]
 fn an_erasure_replaces_the_key_state_on_the_target_at_the_next_minute() {
-    use roomscribe_protocol::frame::AckStatus;
     // No schedule: only the erasure can replace the key state.
     let f = backed_up_at(None);
     f.search.start().expect("index opens");
-    let (agent, key) = f.enroll_in("Ward 4", Some("Cardiology"));
-    let id = MeetingId::random();
-    let e = f.envelope_saying(agent, &key, id, 1, 0, false, "the canary quokka spoke");
-    assert_eq!(
-        f.ingest.accept_envelope(f.hello(agent, &key), &e),
-        Ok(AckStatus::Stored)
-    );
+    let (_, _, id) = f.meeting_saying("Ward 4", "Cardiology", "the canary quokka spoke", false);
     f.backups.run(&f.admin(), None).expect("backup");
     let repo = || {
         crate::backup::Repository::open(
@@ -167,4 +160,79 @@ fn an_erasure_replaces_the_key_state_on_the_target_at_the_next_minute() {
         .verify(&f.admin(), None, None, true)
         .expect("verify");
     assert!(v.report.problems.is_empty(), "{:?}", v.report.problems);
+}
+
+#[test]
+fn the_target_check_tells_empty_good_emptied_foreign_keyless_and_unreachable_apart() {
+    let f = backed_up_at(None);
+    let admin = f.admin();
+    let check = || f.backups.check_target(&admin).expect("check");
+    let target = std::path::PathBuf::from(f.config.backup.target.clone().expect("target"));
+
+    let h = check();
+    assert_eq!(h.state, "empty", "{h:?}");
+    assert!(h.message.contains("does not exist yet"), "{h:?}");
+    assert!(!target.exists(), "a look does not create the directory");
+    std::fs::create_dir(&target).expect("mkdir");
+    let h = check();
+    assert_eq!(h.state, "empty", "{h:?}");
+    assert!(h.free_bytes.is_some_and(|b| b > 0), "{h:?}");
+
+    f.backups.run(&admin, None).expect("backup");
+    f.backups.run(&admin, None).expect("backup");
+    let h = check();
+    // Retention keeps the newest set of the day.
+    assert_eq!(
+        (h.state, h.sets, h.newest_set),
+        ("good", Some(1), Some(2)),
+        "{h:?}"
+    );
+
+    // The disk that held them is gone: no directory, then an empty one where it
+    // was mounted.
+    std::fs::remove_dir_all(&target).expect("rm");
+    let h = check();
+    assert_eq!(h.state, "warning", "{h:?}");
+    assert!(h.message.contains("backed up there before"), "{h:?}");
+    std::fs::create_dir(&target).expect("mkdir");
+    let h = check();
+    assert_eq!(h.state, "warning", "{h:?}");
+    assert!(h.message.contains("backed up there before"), "{h:?}");
+
+    // Backups another backup key made.
+    f.backups.run(&admin, None).expect("backup");
+    let key_file = f.config.backup_key_file();
+    let saved = std::fs::read(&key_file).expect("key");
+    std::fs::remove_file(&key_file).expect("rm key");
+    let h = check();
+    assert_eq!(h.state, "failed", "{h:?}");
+    assert!(
+        h.message.contains("backup key") && h.message.contains("missing"),
+        "{h:?}"
+    );
+    crate::keys::write_secret(&key_file, &[7u8; 32]).expect("other key");
+    let h = check();
+    assert_eq!(h.state, "failed", "{h:?}");
+    assert!(h.message.contains("cannot open"), "{h:?}");
+    std::fs::remove_file(&key_file).expect("rm key");
+    crate::keys::write_secret(&key_file, &saved).expect("key back");
+    assert_eq!(check().state, "good");
+
+    // A file where the directory should be: unreachable, said so, nothing changed.
+    std::fs::remove_dir_all(&target).expect("rm");
+    std::fs::write(&target, b"not a directory").expect("file");
+    let h = check();
+    assert_eq!(h.state, "failed", "{h:?}");
+    assert!(h.message.starts_with("unreachable"), "{h:?}");
+    assert_eq!(std::fs::read(&target).expect("file"), b"not a directory");
+
+    let f = fixture();
+    let h = f.backups.check_target(&f.admin()).expect("check");
+    assert_eq!(h.state, "failed");
+    assert!(h.message.contains("backup.target is not set"), "{h:?}");
+    f.user("mia", "member", &[]);
+    assert!(matches!(
+        f.backups.check_target(&f.actor("mia")),
+        Err(DomainError::Forbidden(_))
+    ));
 }
