@@ -39,6 +39,7 @@ bench: setup
 	$(CARGO) bench -p roomscribe-tests --bench appliance_startup
 	$(CARGO) bench -p roomscribe-tests --bench whisper
 	$(CARGO) bench -p roomscribe-appliance --bench exports
+	$(CARGO) bench -p roomscribe-appliance --bench insights
 
 lint:
 	$(CARGO) fmt --all --check

@@ -15,6 +15,7 @@ pub mod domain;
 pub mod export;
 pub mod http;
 pub mod ingest;
+pub mod insights;
 pub mod jobs;
 pub mod keyring;
 pub mod keys;
