@@ -9,6 +9,7 @@ import { setupExport, exportFor } from './export.js';
 import { setupRetention, retentionFor } from './retention.js';
 import { backupBanner } from './backups.js';
 import { setupMeetingPage, renderDetails, renderShare, renderReview, resetTools, speakerClass, linkButton } from './meeting.js';
+import { renderUnderstanding } from './understanding.js';
 
 function show(view) {
   for (const v of ['login-view', 'password-view', 'app-view', 'page-view']) $(v).hidden = v !== view;
@@ -375,6 +376,8 @@ async function openMeeting(id) {
     renderReview();
     state.lastSeq = t.segments.length ? t.segments[t.segments.length - 1].seq : null;
     showCaption(id, t.caption);
+    $('understanding').hidden = true;
+    renderUnderstanding(id, focusSegment);
     $('transcript-empty').hidden = true;
     $('transcript-view').hidden = false;
   } catch (e) {
@@ -463,7 +466,7 @@ function listen() {
 // #/profile: the other pages.
 function route() {
   if (!state.me) return;
-  const page = location.hash.match(/^#\/(users|teams|roles|retention|subjects|backups|audit|profile)$/);
+  const page = location.hash.match(/^#\/(actions|users|teams|roles|retention|subjects|backups|audit|profile)$/);
   for (const a of $('nav').querySelectorAll('a')) {
     const searching = /^#\/search(\?|$)/.test(location.hash);
     a.classList.toggle('active', page ? a.getAttribute('href') === `#/${page[1]}` : !searching && a.getAttribute('href') === '#/');

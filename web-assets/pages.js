@@ -5,8 +5,10 @@
 import { $, state, api, el, when, can } from './core.js';
 import { subjectsPage } from './subjects.js';
 import { backupsPage, onRerender } from './backups.js';
+import { actionsPage } from './understanding.js';
 
 const PAGES = {
+  actions: ['Action items', actionsPage],
   users: ['Users', usersPage],
   teams: ['Teams and rooms', teamsPage],
   roles: ['Roles', rolesPage],

@@ -201,6 +201,7 @@ fn fill(data_dir: &Path, corpus: &str) -> anyhow::Result<(usize, usize, usize)> 
             consent: Default::default(),
             erased_segments: Default::default(),
             revision: 0,
+            action_items: Default::default(),
         };
         meetings += 1;
         segments += m.segments.len();

@@ -11,7 +11,9 @@
 // "edit": {"typed", "saved", "other", "other_status", "conflict", "kept", "final",
 //          "signature", "original", "revisions", "phone_overflow"},
 // "exported": {"file", "manifest", "status", "statuses"} (the PDF and its manifest, saved),
-// "meeting_page": {"title", "details", "share", "find_*", "review_*", "engine_*", "phone_overflow"},
+// "actions": {"rows", "links", "phone_overflow"} (the Action items page),
+// "meeting_page": {"title", "details", "share", "find_*", "review_*", "engine_*", "summary": n,
+//                  "action_items": [texts], "items_done": n, "phone_overflow"},
 // "csp_violations": [...]}.
 import { env, open, signIn } from './common.mjs';
 
@@ -150,6 +152,15 @@ try {
   await page.uncheck('#show-engine');
   await page.fill('#find-in-meeting', '');
   await page.dispatchEvent('#find-in-meeting', 'input');
+  // The summary panel, refreshed now the meeting has ended: its sentences, the action
+  // items (the room's voice mark among them), one marked done.
+  await page.click('#understanding .understanding-head button');
+  await page.waitForSelector('#understanding:not([hidden]) [data-action-item]', { timeout: 15000 });
+  meetingPage.summary = await page.locator('#understanding .summary-sentences li').count();
+  meetingPage.action_items = await page.evaluate(() => [...document.querySelectorAll('#understanding [data-action-item]')].map((n) => n.textContent));
+  await page.locator('#understanding select[data-item]').first().selectOption('done');
+  await page.waitForFunction(() => /Marked done/.test((document.querySelector('#understanding-status') || {}).textContent || ''), null, { timeout: 15000 });
+  meetingPage.items_done = await page.locator('#understanding li.status-done').count();
   await page.screenshot({ path: `${shots}-meeting-desktop.png`, fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: `${shots}-meeting-phone.png`, fullPage: true });
@@ -178,7 +189,20 @@ try {
   const [manifest] = await Promise.all([page.waitForEvent('download'), page.click('#export-manifest')]);
   exported.manifest = `${shots}-export.pdf.manifest.json`;
   await manifest.saveAs(exported.manifest);
-  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, search, edit, meeting_page: meetingPage, exported, csp_violations: violations }));
+
+  // The Action items page: open items of every meeting (the one marked done is not
+  // among them), each a link to its moment; at desktop and phone widths.
+  const actions = {};
+  await page.click('nav a[href="#/actions"]');
+  await page.waitForFunction(() => /action item\(s\)/.test(document.querySelector('#page-body [role=status]')?.textContent || ''), null, { timeout: 15000 });
+  actions.rows = await page.locator('[data-action-row]').count();
+  actions.links = await page.locator('[data-action-row] a[href*="/s/"]').count();
+  await page.screenshot({ path: `${shots}-actions-desktop.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${shots}-actions-phone.png`, fullPage: true });
+  actions.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  await page.setViewportSize({ width: 1400, height: 900 });
+  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, search, edit, meeting_page: meetingPage, exported, actions, csp_violations: violations }));
 } finally {
   await browser.close();
 }

@@ -253,6 +253,15 @@ impl Fixture {
                 format!("/api/v1/meetings/{}/transcript", id(|o| &o[3])),
                 None,
             ),
+            ("GET", "/action-items") => (format!("{}?status=open", spec.path), None),
+            ("GET", "/meetings/{id}/summary") => {
+                (format!("/api/v1/meetings/{}/summary", id(|o| &o[3])), None)
+            }
+            // Not a status: allowed callers get 422 and nothing changes.
+            ("PUT", "/meetings/{id}/action-items/{item}") => (
+                format!("/api/v1/meetings/{}/action-items/s0-0", id(|o| &o[3])),
+                Some(json!({"status": "finished"})),
+            ),
             ("GET", "/meetings/{id}/export") => (
                 format!("/api/v1/meetings/{}/export?format=txt", id(|o| &o[3])),
                 None,

@@ -220,6 +220,25 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
         serde_json::json!(["Unknown speaker 100%"]),
         "{result}"
     );
+    // The summary panel: sentences, action items with the room's voice mark among
+    // them, and one marked done.
+    assert!(p["summary"].as_u64().is_some_and(|n| n >= 1), "{result}");
+    let items: Vec<&str> = p["action_items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        items.iter().any(|i| i.contains("marked in the room")),
+        "{result}"
+    );
+    assert_eq!(p["items_done"], 1, "{result}");
+    // The Action items page lists the open ones only, each linked to its moment.
+    let a = &result["actions"];
+    assert_eq!(a["rows"].as_u64(), Some(items.len() as u64 - 1), "{result}");
+    assert_eq!(a["links"], a["rows"], "{result}");
+    assert_eq!(a["phone_overflow"], false, "{result}");
     let word = p["find_word"].as_str().unwrap_or_default().to_lowercase();
     let holding = now["segments"]
         .as_array()

@@ -77,6 +77,8 @@ actions! {
     MeetingExport = "meeting.export",
     MeetingMove = "meeting.move",
     MeetingEdit = "meeting.edit",
+    ActionItemUpdate = "action_item.update",
+    ActionItemsRead = "action_items.read",
     MeetingConsent = "meeting.consent",
     TeamConsentPolicy = "team.consent_policy",
     MeetingErase = "meeting.erase",

@@ -432,6 +432,7 @@ impl Ingest {
                         consent: Default::default(),
                         erased_segments: Default::default(),
                         revision: 0,
+                        action_items: Default::default(),
                     },
                 };
                 let mut new_segments = vec![];

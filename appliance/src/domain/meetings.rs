@@ -157,7 +157,7 @@ impl Meetings {
 
     /// Records a read (`action`) of a meeting the actor may use `p` on, then reads
     /// the transcript: the data is returned only if the record was written.
-    fn recorded_read(
+    pub(crate) fn recorded_read(
         &self,
         actor: &Actor,
         meeting_id: &str,
@@ -168,6 +168,17 @@ impl Meetings {
             meeting_for(tx, actor, p, meeting_id)?;
             self.audit.record(tx, &Who::from(actor), r).map(drop)
         })?;
+        self.read_transcript(actor, meeting_id, p)
+    }
+
+    /// The transcript read without an audit entry: for a change that records its
+    /// own (never returned to the caller as a read).
+    pub(crate) fn read_transcript(
+        &self,
+        actor: &Actor,
+        meeting_id: &str,
+        p: Permission,
+    ) -> Result<TranscriptView> {
         self.store.read(|tx| {
             let m = meeting_for(tx, actor, p, meeting_id)?;
             let segments = tx
@@ -177,11 +188,13 @@ impl Meetings {
                 .collect();
             let events = tx.events(&m.id)?.into_iter().map(EventView::from).collect();
             let caption = self.captions.get(&m.id);
+            let action_items = m.action_items.clone();
             Ok(TranscriptView {
                 meeting: meeting_view(tx, m)?,
                 segments,
                 events,
                 caption,
+                action_items,
             })
         })
     }

@@ -61,6 +61,7 @@ pub mod subject;
 mod throttle;
 mod tokens;
 pub mod totp;
+pub mod understanding;
 pub mod views;
 
 pub use access::{Actor, ClientInfo, Permission, Scope, Via};
@@ -138,6 +139,7 @@ pub struct Appliance {
     pub consent: Arc<Consent>,
     pub ingest: Arc<Ingest>,
     pub meetings: Arc<Meetings>,
+    pub understanding: Arc<understanding::Understanding>,
     pub exports: Arc<ExportJobs>,
     pub erasure: Arc<Erasure>,
     pub backups: Arc<backups::Backups>,
@@ -298,6 +300,11 @@ impl Appliance {
             clock.clone(),
         ));
         let exports = Arc::new(ExportJobs::new(meetings.clone(), clock.clone()));
+        let understanding = Arc::new(understanding::Understanding::new(
+            meetings.clone(),
+            audit.clone(),
+            clock.clone(),
+        ));
         let erasure = Arc::new(Erasure::new(
             store.clone(),
             audit.clone(),
@@ -388,6 +395,7 @@ impl Appliance {
             consent,
             ingest,
             meetings,
+            understanding,
             exports,
             erasure,
             backups,

@@ -217,6 +217,10 @@ pub struct TranscriptView {
     pub events: Vec<EventView>,
     /// The live caption after the last segment, while the meeting is live.
     pub caption: Option<CaptionView>,
+    /// The statuses people set on its action items (for
+    /// `GET /meetings/{id}/summary`; not sent with the transcript).
+    #[serde(skip)]
+    pub action_items: std::collections::BTreeMap<String, crate::store::records::ActionItemState>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -19,6 +19,7 @@ mod exports;
 mod handlers;
 pub mod redirect;
 mod subjects;
+mod understanding;
 
 use crate::domain::{
     ApiTokens, Appliance, AuditLog, Commands, Consent, Corrections, Credentials, Directory,
@@ -58,6 +59,7 @@ services! {
     commands: Commands,
     consent: Consent,
     meetings: Meetings,
+    understanding: crate::domain::understanding::Understanding,
     exports: ExportJobs,
     erasure: Erasure,
     retention: Retention,
@@ -215,6 +217,24 @@ fn api() -> Routes {
             "/meetings/{id}/transcript",
             Teams(P::MeetingsRead),
             h::transcript,
+        )
+        .add(
+            M::GET,
+            "/meetings/{id}/summary",
+            Teams(P::MeetingsRead),
+            understanding::summary,
+        )
+        .add(
+            M::GET,
+            "/action-items",
+            Teams(P::MeetingsRead),
+            understanding::action_items,
+        )
+        .add(
+            M::PUT,
+            "/meetings/{id}/action-items/{item}",
+            Teams(P::MeetingsEdit),
+            understanding::set_status,
         )
         .add(
             M::GET,

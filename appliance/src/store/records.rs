@@ -321,6 +321,19 @@ pub struct MeetingRecord {
     /// store's commit and the index's indexes such a meeting again.
     #[serde(default)]
     pub revision: u64,
+    /// What people decided about the action items found in it, by item id (the
+    /// items themselves are found again from the transcript each time).
+    #[serde(default)]
+    pub action_items: std::collections::BTreeMap<String, ActionItemState>,
+}
+
+/// An action item's status as someone set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionItemState {
+    /// `open`, `done` or `dismissed`.
+    pub status: String,
+    pub by: String,
+    pub at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

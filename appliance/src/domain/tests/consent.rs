@@ -8,22 +8,6 @@ use crate::domain::consent::{EvidenceInput, WithdrawalErasure};
 use crate::domain::meetings::MeetingPatch;
 use crate::store::records::ParticipantRecord;
 
-fn said(seq: u64, speaker: &str, text: &str) -> Segment {
-    let words = text
-        .split_whitespace()
-        .enumerate()
-        .map(|(i, w)| Word {
-            word: w.to_owned(),
-            start: seq as f64 * 10.0 + i as f64,
-            end: seq as f64 * 10.0 + i as f64 + 1.0,
-            conf: 1.0,
-        })
-        .collect();
-    let mut s = Segment::from_words(seq, words);
-    s.speaker = Some(speaker.to_owned());
-    s
-}
-
 /// A meeting of three segments: channel 1, channel 2, channel 1; channel 2 named Lee;
 /// Kim and Lee take part.
 fn meeting(f: &Fixture, room: &str) -> (String, AgentId, SigningKey, MeetingId) {

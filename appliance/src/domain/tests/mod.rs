@@ -14,6 +14,7 @@ mod flows;
 mod retention;
 mod search;
 mod security;
+mod understanding;
 
 use super::*;
 use crate::store::{Reads, Store};
@@ -27,6 +28,24 @@ use roomscribe_protocol::{AgentId, Batch, MeetingId, MeetingInfo, SealParams, Se
 use std::sync::Arc;
 
 pub const PASSWORD: &str = "a long enough password";
+
+/// Segment `seq` saying `text` as `speaker`, ten seconds after the one before
+/// (its words a second each).
+pub fn said(seq: u64, speaker: &str, text: &str) -> Segment {
+    let words = text
+        .split_whitespace()
+        .enumerate()
+        .map(|(i, w)| Word {
+            word: w.to_owned(),
+            start: seq as f64 * 10.0 + i as f64,
+            end: seq as f64 * 10.0 + i as f64 + 1.0,
+            conf: 1.0,
+        })
+        .collect();
+    let mut s = Segment::from_words(seq, words);
+    s.speaker = Some(speaker.to_owned());
+    s
+}
 
 pub struct Fixture {
     pub app: Appliance,
