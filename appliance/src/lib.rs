@@ -296,6 +296,14 @@ pub async fn serve_app(
         tracing::debug!(sessions, captions, "pruned expired sessions and captions");
         Ok::<_, std::convert::Infallible>(())
     });
+    tracing::info!(%https, %quic, data_dir = %config.data_dir.display(), "roomscribe appliance ready");
+    on_ready(Bound {
+        https,
+        quic,
+        redirect,
+    });
+    systemd::notify("READY=1");
+    // Watchdog pings only once ready was said (systemd expects READY=1 first).
     if let Some(every) = systemd::watchdog_interval() {
         let monitoring = app.monitoring.clone();
         jobs.spawn("watchdog", move |mut stop| async move {
@@ -316,14 +324,6 @@ pub async fn serve_app(
             }
         });
     }
-
-    tracing::info!(%https, %quic, data_dir = %config.data_dir.display(), "roomscribe appliance ready");
-    on_ready(Bound {
-        https,
-        quic,
-        redirect,
-    });
-    systemd::notify("READY=1");
 
     shutdown.await;
     tracing::info!("shutting down");
