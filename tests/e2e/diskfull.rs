@@ -253,6 +253,10 @@ async fn a_meeting_a_read_only_disk_stops_is_ended_with_a_fault_and_the_agent_go
     assert!(live.try_wait()?.is_none(), "the agent stays up");
     let log = std::fs::read_to_string(logs.join("live.stderr"))?;
     assert!(log.contains("the meeting cannot go on"), "{log}");
+    // Still read-only past the first retry: recording must not start again (the next
+    // meeting's checkpoint would take the place of the one left open) until the left
+    // meeting's end is queued.
+    tokio::time::sleep(Duration::from_secs(3)).await;
     disk.remount("rw")?;
     // Writable again: the failed meeting gets its end, and recording starts again.
     let path = format!("/meetings/{id}/transcript");
@@ -273,6 +277,11 @@ async fn a_meeting_a_read_only_disk_stops_is_ended_with_a_fault_and_the_agent_go
         "what was sealed before the fault stays"
     );
     assert_contiguous_without_overlap(t["segments"].as_array().map(Vec::as_slice).unwrap_or(&[]));
+    let log = std::fs::read_to_string(logs.join("live.stderr"))?;
+    assert!(
+        log.contains("recording waits until the meeting left open can be ended"),
+        "{log}"
+    );
     // Recording started again by itself (autostart): a second meeting.
     api.wait_for("/meetings", Duration::from_secs(90), |m| {
         m.as_array().is_some_and(|a| a.len() == 2) && m[0]["id"] != id.as_str()

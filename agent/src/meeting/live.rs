@@ -44,6 +44,19 @@ impl LiveParts<'_> {
         }
     }
 
+    /// Sleeps `d` between meetings; false when the agent is exiting.
+    fn pause(&self, d: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        let until = std::time::Instant::now() + d;
+        while std::time::Instant::now() < until {
+            if self.control.exit.load(Ordering::Relaxed) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        !self.control.exit.load(Ordering::Relaxed)
+    }
+
     /// Waits, between meetings, for a start request (or the agent's exit: `None`).
     /// The microphone is closed while waiting, unless voice commands listen while
     /// idle: then it stays open and only the command recognizer hears it (nothing is
@@ -149,8 +162,19 @@ pub fn live_meetings(
                 None => return Ok(last),
             },
         };
-        // A meeting a fault left open (its end could not be queued then) ends first.
-        end_left_open(live.sealer, &live.checkpoint, control::EventSource::Fault);
+        // A meeting a fault left open (its end could not be queued then) ends first,
+        // however long the disk takes to heal: the next meeting's checkpoint would take
+        // its place, and the appliance would show it live for ever.
+        while !end_left_open(live.sealer, &live.checkpoint, control::EventSource::Fault) {
+            tracing::warn!(
+                retry_in_s = backoff.as_secs(),
+                "recording waits until the meeting left open can be ended"
+            );
+            if !live.pause(backoff) {
+                return Ok(last);
+            }
+            backoff = (backoff * 2).min(crate::supervisor::MAX_BACKOFF);
+        }
         // A device missing now is waited for (alarm `device_lost`), not fatal: the
         // meeting goes on and picks the microphone up when it appears.
         let source_audio = match capture.take() {
@@ -221,12 +245,8 @@ pub fn live_meetings(
                 }
                 // The device is opened afresh for the next meeting.
                 capture = None;
-                let until = std::time::Instant::now() + backoff;
-                while std::time::Instant::now() < until {
-                    if c.exit.load(Ordering::Relaxed) {
-                        return Ok(last);
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
+                if !live.pause(backoff) {
+                    return Ok(last);
                 }
                 backoff = (backoff * 2).min(crate::supervisor::MAX_BACKOFF);
                 if autostart {
@@ -249,36 +269,48 @@ pub fn live_meetings(
 
 /// Ends the meeting left open in `path`, if any: by an earlier run that stopped
 /// without ending it (`source` [`control::EventSource::Recovered`], at start) or by a
-/// fault whose end could not be queued then ([`control::EventSource::Fault`]).
-pub fn end_left_open(sealer: &Sealer, path: &Path, source: control::EventSource) {
+/// fault whose end could not be queued then ([`control::EventSource::Fault`]). False
+/// while a meeting is still left open (its end could not be queued now either).
+pub fn end_left_open(sealer: &Sealer, path: &Path, source: control::EventSource) -> bool {
     match Checkpoint::load(path) {
         Ok(Some(mut open)) if !open.ended => {
             tracing::warn!(meeting = %open.meeting_id, at_s = open.position_s(), ?source, "a meeting was left open without its end: ending it with what was sealed");
-            end_or_leave_for_next_start(sealer, &mut open, source, path);
+            end_or_leave_for_next_start(sealer, &mut open, source, path)
         }
-        Ok(_) => {}
-        Err(e) => tracing::error!(
-            "{e}; a meeting an earlier run left open (if any) stays open on the appliance"
-        ),
+        Ok(_) => true,
+        Err(e) => {
+            // Unreadable is not "open": waiting would not make it readable.
+            tracing::error!(
+                "{e}; a meeting an earlier run left open (if any) stays open on the appliance"
+            );
+            true
+        }
     }
 }
 
 /// Ends `state`'s meeting with one try (the queue's reserve on a full disk); if even
 /// that fails, the live checkpoint still says it is open, and the next start ends it.
+/// True when the end was queued.
 fn end_or_leave_for_next_start(
     sealer: &Sealer,
     state: &mut Checkpoint,
     source: control::EventSource,
     checkpoint: &Path,
-) {
+) -> bool {
     let once = AtomicBool::new(true);
     match pipeline::end_meeting(sealer, state, source, Some(checkpoint), &once) {
-        Ok(()) => tracing::info!(meeting = %state.meeting_id, ?source, "meeting ended"),
-        Err(e) => tracing::error!(
-            meeting = %state.meeting_id,
-            error = %roomscribe_config::errtext::one_line(&e),
-            "the meeting's end could not be queued; the next start ends it"
-        ),
+        Ok(()) => {
+            tracing::info!(meeting = %state.meeting_id, ?source, "meeting ended");
+            true
+        }
+        Err(e) => {
+            tracing::error!(
+                meeting = %state.meeting_id,
+                error = %roomscribe_config::errtext::one_line(&e),
+                "the meeting's end could not be queued; it is ended before the next starts"
+            );
+            false
+        }
     }
 }
 
