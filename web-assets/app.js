@@ -466,7 +466,7 @@ function listen() {
 // #/profile: the other pages.
 function route() {
   if (!state.me) return;
-  const page = location.hash.match(/^#\/(actions|users|teams|roles|retention|subjects|backups|audit|profile)$/);
+  const page = location.hash.match(/^#\/(actions|analytics|users|teams|roles|retention|subjects|backups|audit|profile)$/);
   for (const a of $('nav').querySelectorAll('a')) {
     const searching = /^#\/search(\?|$)/.test(location.hash);
     a.classList.toggle('active', page ? a.getAttribute('href') === `#/${page[1]}` : !searching && a.getAttribute('href') === '#/');

@@ -6,9 +6,11 @@ import { $, state, api, el, when, can } from './core.js';
 import { subjectsPage } from './subjects.js';
 import { backupsPage, onRerender } from './backups.js';
 import { actionsPage } from './understanding.js';
+import { analyticsPage } from './analytics.js';
 
 const PAGES = {
   actions: ['Action items', actionsPage],
+  analytics: ['Analytics', analyticsPage],
   users: ['Users', usersPage],
   teams: ['Teams and rooms', teamsPage],
   roles: ['Roles', rolesPage],
@@ -162,7 +164,10 @@ async function teamsPage(body) {
     table(['Team', 'Members', ''], rows),
     el('h2', { text: 'Consent' }),
     el('p', { class: 'muted', text: 'Each team\'s rule for recording people. The agents of its rooms keep to it from their next meeting on, offline too.' }),
-    table(['Team', 'Rule, and the notice the room announces'], teams.map(consentRow)));
+    table(['Team', 'Rule, and the notice the room announces'], teams.map(consentRow)),
+    el('h2', { text: 'Keyword trackers' }),
+    el('p', { class: 'muted', text: 'Phrases counted in each team\'s meetings (earlier ones too), shown with every mention in a meeting\'s insights and week by week in Analytics. One tracker a line: its name, a colon, its phrases separated by commas.' }),
+    table(['Team', 'Trackers'], teams.map(trackersRow)));
   if (can('rooms.manage')) {
     const roomRows = rooms.map((r) => {
       const pick = el('select', { 'aria-label': `Team of ${r.name}` },
@@ -175,6 +180,30 @@ async function teamsPage(body) {
       el('p', { class: 'muted', text: 'A room\'s team owns the meetings recorded there from now on.' }),
       table(['Room', 'Team'], roomRows));
   }
+}
+
+// "Name: phrase, phrase" a line, and back.
+const trackersText = (trackers) => trackers.map((t) => `${t.name}: ${t.phrases.join(', ')}`).join('\n');
+function parseTrackers(text) {
+  return text.split('\n').map((l) => l.trim()).filter(Boolean).map((line) => {
+    const at = line.indexOf(':');
+    if (at < 1) throw new Error(`"${line}": write the tracker's name, a colon, then its phrases`);
+    return { name: line.slice(0, at).trim(), phrases: line.slice(at + 1).split(',').map((p) => p.trim()).filter(Boolean) };
+  });
+}
+
+// One team's keyword trackers, changed in place.
+function trackersRow(t) {
+  const f = form('trackers', [
+    el('textarea', { name: 'trackers', rows: 3, 'aria-label': `Keyword trackers of ${t.name}`, placeholder: 'Complaints: complaint, adverse event\nCompetitors: Acme, Globex' }),
+  ], 'Save', async (data) => {
+    await api('PUT', `/teams/${t.id}/trackers`, { trackers: parseTrackers(data.get('trackers') || '') });
+    await rerender('teams');
+  });
+  f.elements.trackers.value = trackersText(t.trackers);
+  return el('tr', { 'data-trackers': t.name },
+    el('td', {}, el('b', { text: t.name }), el('div', { class: 'muted', text: `${t.trackers.length} tracker(s)` })),
+    el('td', {}, f));
 }
 
 const CONSENT_RULES = [

@@ -54,6 +54,13 @@ function insightsList(ins) {
   add('Overlapping speech', ins.overlaps.length ? `${ins.overlaps.length} time(s)` : 'none');
   for (const s of ins.speakers) add(speakerName(s.speaker), `${pct(s.share)} of the speaking time, ${s.turns} turn(s), ${s.words} words`);
   const out = [el('dl', { class: 'facts insights' }, ...facts)];
+  // The team's keyword trackers: each mention, a button to its moment.
+  if (ins.trackers.length) {
+    out.push(el('h3', { text: 'Keyword trackers' }), el('ul', { class: 'plain tracker-hits' },
+      ...ins.trackers.map((t) => el('li', { 'data-tracker': t.name },
+        el('b', { text: t.name }), `: ${t.count} mention(s) `,
+        ...t.hits.map((h) => moment(h.seq, h.at))))));
+  }
   if (ins.questions.length) {
     out.push(el('details', { class: 'questions' },
       el('summary', { text: `The ${ins.questions.length} question(s)` }),

@@ -4,12 +4,17 @@
 //! of a ward meeting with commitments, requests, questions and dates among them. The
 //! extractive summary, the action items and the insights are each computed 9 times;
 //! the median and the ratio to serialising the same transcript as JSON (what the
-//! transcript read itself costs, the same-run baseline) are printed. Asserts nothing.
+//! transcript read itself costs, the same-run baseline) are printed. Then analytics:
+//! the meeting's numbers with two keyword trackers (what `GET /api/v1/analytics`
+//! computes once per meeting revision), and the report with its seven charts over
+//! the numbers of 2,000 such meetings in 40 rooms across a year. Asserts nothing.
 //!
 //! usage: `cargo bench -p roomscribe-appliance --bench insights`
 
 use chrono::NaiveDate;
-use roomscribe_appliance::insights::{actions, stats, summary, Utterance};
+use roomscribe_appliance::analytics::facts::{self, ItemFact, Meta, Scored};
+use roomscribe_appliance::analytics::{chart, report, Range};
+use roomscribe_appliance::insights::{actions, stats, summary, Tracker, Utterance};
 use std::time::{Duration, Instant};
 
 const SEGMENTS: usize = 1350;
@@ -106,4 +111,84 @@ fn main() {
         median(&mut || stats::insights(&said, SEGMENTS as f64 * 8.0, &[]).question_count),
         "questions",
     );
+    analytics(&said, day, base);
+}
+
+fn analytics(said: &[Utterance], day: NaiveDate, base: Duration) {
+    let trackers = [
+        Tracker {
+            name: "Pharmacy".into(),
+            phrases: vec!["pharmacy".into(), "medication section".into()],
+        },
+        Tracker {
+            name: "Infection".into(),
+            phrases: vec!["infection control".into()],
+        },
+    ];
+    let scored: Vec<Scored> = said
+        .iter()
+        .enumerate()
+        .map(|(i, _)| Scored {
+            engine: "vosk".into(),
+            confidence: (i % 100) as f32 / 100.0,
+        })
+        .collect();
+    let meta = |i: usize| Meta {
+        meeting_id: format!("m{i}"),
+        day: day - chrono::Duration::days((i % 365) as i64),
+        room: format!("Room {}", i % 40),
+        team_id: Some(format!("team{}", i % 8)),
+        duration_s: SEGMENTS as f64 * 8.0,
+    };
+    let items = || {
+        (0..20)
+            .map(|k| ItemFact {
+                status: ["open", "done", "dismissed"][k % 3].into(),
+                changed: (k % 3 > 0).then_some(day),
+            })
+            .collect::<Vec<_>>()
+    };
+    let one = median(&mut || {
+        facts::facts(meta(0), said, &scored, &trackers, items())
+            .tracker_hits
+            .values()
+            .sum()
+    });
+    let f0 = facts::facts(meta(0), said, &scored, &trackers, items());
+    let many: Vec<_> = (0..2000)
+        .map(|i| {
+            let mut f = f0.clone();
+            f.meta = meta(i);
+            f
+        })
+        .collect();
+    let refs: Vec<_> = many.iter().collect();
+    let names = (0..8)
+        .map(|t| (format!("team{t}"), format!("Team {t}")))
+        .collect();
+    let range = Range {
+        from: day - chrono::Duration::days(364),
+        to: day,
+    };
+    let all = median(&mut || {
+        let r = report(&refs, range, &names);
+        r.tables.iter().map(|t| chart::svg(t).len()).sum()
+    });
+    println!();
+    println!("| analytics | median | ratio to the JSON baseline | out |");
+    println!("|---|---|---|---|");
+    for (what, (d, n), unit) in [
+        ("one meeting's numbers, 2 trackers", one, "tracker hits"),
+        (
+            "report + 7 charts, 2,000 meetings, a year",
+            all,
+            "bytes of SVG",
+        ),
+    ] {
+        println!(
+            "| {what} | {:.1} ms | {:.1}x | {n} {unit} |",
+            d.as_secs_f64() * 1e3,
+            d.as_secs_f64() / base.as_secs_f64()
+        );
+    }
 }

@@ -7,6 +7,7 @@
 //! (local admin socket), [`jobs`] (background work and the one shutdown signal).
 
 pub mod admin;
+pub mod analytics;
 pub mod auditlog;
 pub mod backup;
 pub mod config;

@@ -12,6 +12,8 @@
 //          "signature", "original", "revisions", "phone_overflow"},
 // "exported": {"file", "manifest", "status", "statuses"} (the PDF and its manifest, saved),
 // "actions": {"rows", "links", "phone_overflow"} (the Action items page),
+// "analytics": {"status", "charts", "loaded", "room_rows", "room_csv", "tab_reaches",
+//               "phone_overflow"} (the Analytics page),
 // "meeting_page": {"title", "details", "share", "find_*", "review_*", "engine_*", "summary": n,
 //                  "action_items": [texts], "items_done": n, "phone_overflow"},
 // "csp_violations": [...]}.
@@ -202,7 +204,33 @@ try {
   await page.screenshot({ path: `${shots}-actions-phone.png`, fullPage: true });
   actions.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
   await page.setViewportSize({ width: 1400, height: 900 });
-  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, search, edit, meeting_page: meetingPage, exported, actions, csp_violations: violations }));
+
+  // The Analytics page: every chart drawn (an SVG image the page's CSP admits), its
+  // numbers in a table, a CSV download; at desktop and phone widths.
+  const analytics = {};
+  await page.click('nav a[href="#/analytics"]');
+  await page.waitForFunction(() => /meeting\(s\)/.test(document.querySelector('#page-body [role=status]')?.textContent || ''), null, { timeout: 15000 });
+  analytics.status = await page.textContent('#page-body [role=status]');
+  analytics.charts = await page.locator('img.chart').count();
+  await page.waitForFunction(() => [...document.querySelectorAll('img.chart')].every((i) => i.complete), null, { timeout: 15000 });
+  analytics.loaded = await page.evaluate(() => [...document.querySelectorAll('img.chart')].every((i) => i.naturalWidth > 0));
+  await page.click('#chart-recorded_by_room details summary');
+  analytics.room_rows = await page.locator('[data-table=recorded_by_room] tbody tr').allTextContents();
+  analytics.room_csv = await page.evaluate(async () => {
+    const a = document.querySelector('#chart-recorded_by_room a[download]');
+    const r = await fetch(a.href);
+    return { status: r.status, type: r.headers.get('content-type'), lines: (await r.text()).split('\r\n') };
+  });
+  // Keyboard: the filters and the downloads are reached with Tab.
+  await page.focus('#page-body form select[aria-label=Team]');
+  await page.keyboard.press('Tab');
+  analytics.tab_reaches = await page.evaluate(() => document.activeElement.getAttribute('aria-label'));
+  await page.screenshot({ path: `${shots}-analytics-desktop.png`, fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: `${shots}-analytics-phone.png`, fullPage: true });
+  analytics.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  await page.setViewportSize({ width: 1400, height: 900 });
+  console.log(JSON.stringify({ initial, final, texts, engines, captions_seen: captionsSeen, events, admin_controls_visible: adminControlsVisible, search, edit, meeting_page: meetingPage, exported, actions, analytics, csp_violations: violations }));
 } finally {
   await browser.close();
 }

@@ -304,6 +304,10 @@ impl Fixture {
             // No backup.target here: an allowed caller gets 422, not a run.
             ("GET" | "POST", "/backups") => (spec.path.into(), None),
             ("GET", "/backups/target") => (spec.path.into(), None),
+            ("GET", "/analytics") => (format!("{}?from=2026-01-01", spec.path), None),
+            ("GET", "/analytics/csv" | "/analytics/svg") => {
+                (format!("{}?table=recorded_by_room", spec.path), None)
+            }
             ("POST", "/meetings/{id}/exports") => (
                 format!("/api/v1/meetings/{}/exports", id(|o| &o[3])),
                 Some(json!({"format": "txt"})),
@@ -422,6 +426,10 @@ impl Fixture {
             ("PUT", "/teams/{id}/consent") => (
                 format!("/api/v1/teams/{}/consent", self.gamma),
                 Some(json!({"rule": "record_without_consent"})),
+            ),
+            ("PUT", "/teams/{id}/trackers") => (
+                format!("/api/v1/teams/{}/trackers", self.gamma),
+                Some(json!({"trackers": [{"name": "Complaints", "phrases": ["complaint"]}]})),
             ),
             ("PUT" | "DELETE", "/teams/{id}/members/{username}") => (
                 format!("/api/v1/teams/{}/members/{}", self.gamma, self.target_user),

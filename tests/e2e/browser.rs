@@ -239,6 +239,39 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
     assert_eq!(a["rows"].as_u64(), Some(items.len() as u64 - 1), "{result}");
     assert_eq!(a["links"], a["rows"], "{result}");
     assert_eq!(a["phone_overflow"], false, "{result}");
+    // The Analytics page: seven charts, all drawn; the room's row and its CSV.
+    let an = &result["analytics"];
+    assert_eq!(an["charts"], 7, "{result}");
+    assert_eq!(an["loaded"], true, "{result}");
+    assert!(
+        an["status"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("1 meeting(s)")),
+        "{result}"
+    );
+    assert!(
+        an["room_rows"][0]
+            .as_str()
+            .is_some_and(|r| r.starts_with("Meeting room 2")),
+        "{result}"
+    );
+    assert_eq!(an["room_csv"]["status"], 200, "{result}");
+    assert_eq!(
+        an["room_csv"]["type"], "text/csv; charset=utf-8",
+        "{result}"
+    );
+    assert_eq!(
+        an["room_csv"]["lines"][0], "Room,Team,Meetings,Hours",
+        "{result}"
+    );
+    assert!(
+        an["room_csv"]["lines"][1]
+            .as_str()
+            .is_some_and(|l| l.starts_with("Meeting room 2,") && l.contains(",1,")),
+        "{result}"
+    );
+    assert_eq!(an["tab_reaches"], "Room", "{result}");
+    assert_eq!(an["phone_overflow"], false, "{result}");
     let word = p["find_word"].as_str().unwrap_or_default().to_lowercase();
     let holding = now["segments"]
         .as_array()
@@ -345,6 +378,8 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
         "-meeting-desktop",
         "-meeting-phone",
         "-export-desktop",
+        "-analytics-desktop",
+        "-analytics-phone",
     ] {
         let path = logs.join(format!("console{shot}.png"));
         assert!(
@@ -353,6 +388,70 @@ async fn console_follows_a_meeting_live() -> anyhow::Result<()> {
             path.display()
         );
     }
+    trackers_count_in_the_summary_and_in_analytics(&app, &stored).await
+}
+
+/// A keyword tracker set on the meeting's team (its most said word) is counted, as
+/// often as the stored transcript says it, in the meeting's insights and in the
+/// analytics' hits per week.
+async fn trackers_count_in_the_summary_and_in_analytics(
+    app: &Appliance,
+    stored: &Value,
+) -> anyhow::Result<()> {
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for s in stored["segments"].as_array().into_iter().flatten() {
+        for w in s["text"].as_str().unwrap_or_default().split_whitespace() {
+            let w = w.trim_matches(|c: char| !c.is_alphanumeric());
+            if !w.is_empty() {
+                *counts.entry(w.to_lowercase()).or_default() += 1;
+            }
+        }
+    }
+    let (word, n) = counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .ok_or_else(|| anyhow::anyhow!("no words: {stored}"))?;
+    app.add_user("ada", "ada's long password", "admin")?;
+    let admin = Api::login(app, "ada", "ada's long password").await?;
+    let team = stored["meeting"]["team_id"].as_str().unwrap_or_default();
+    let (status, view) = admin
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/teams/{team}/trackers"),
+            Some(&serde_json::json!({"trackers": [{"name": "Most said", "phrases": [word]}]})),
+        )
+        .await?;
+    assert_eq!(status, 200, "{view}");
+    let (status, refused) = admin
+        .request(
+            reqwest::Method::PUT,
+            &format!("/api/v1/teams/{team}/trackers"),
+            Some(&serde_json::json!({"trackers": [{"name": "Empty", "phrases": []}]})),
+        )
+        .await?;
+    assert_eq!(status, 422, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("trackers.phrases")),
+        "{refused}"
+    );
+    let id = stored["meeting"]["id"].as_str().unwrap_or_default();
+    let summary = admin.ok(&format!("/meetings/{id}/summary")).await?;
+    let t = &summary["insights"]["trackers"][0];
+    assert_eq!(t["name"], "Most said", "{summary}");
+    assert_eq!(t["count"], n, "{word:?} said {n} times: {summary}");
+    assert_eq!(t["hits"].as_array().map(Vec::len), Some(n as usize));
+    let report = admin.ok("/analytics").await?;
+    let hits = report["tables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["id"] == "tracker_hits_by_week")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(hits["rows"][0][2], "Most said", "{hits}");
+    assert_eq!(hits["rows"][0][3], n, "{hits}");
     Ok(())
 }
 

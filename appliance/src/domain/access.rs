@@ -60,7 +60,7 @@ permissions! {
     RolesAssign = "roles.assign": "grant and withdraw roles (only ones within one's own permissions)";
     RolesManage = "roles.manage": "define custom roles";
     AuditRead = "audit.read": "read and export the audit log";
-    AnalyticsRead = "analytics.read": "see meeting analytics", "analytics (not enforced yet: there are none)";
+    AnalyticsRead = "analytics.read": "see analytics across their teams' meetings";
     BackupsManage = "backups.manage": "make, list and verify backups";
     RetentionManage = "retention.manage": "place and lift legal holds on meetings, rooms and teams (retention policies: a later release)";
     SettingsManage = "settings.manage": "change appliance settings: meeting types, rebuilding the search index";

@@ -81,6 +81,8 @@ actions! {
     ActionItemsRead = "action_items.read",
     MeetingConsent = "meeting.consent",
     TeamConsentPolicy = "team.consent_policy",
+    TeamTrackers = "team.trackers",
+    AnalyticsRead = "analytics.read",
     MeetingErase = "meeting.erase",
     MeetingEraseSegments = "meeting.erase_segments",
     SubjectErase = "subject.erase",

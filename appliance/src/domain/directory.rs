@@ -261,6 +261,7 @@ impl Directory {
             members: BTreeSet::new(),
             created_at_ms: self.clock.now_ms(),
             consent: Default::default(),
+            trackers: vec![],
         };
         tx.put_team(&t)?;
         Ok(t)

@@ -143,11 +143,16 @@ impl Meetings {
 
     /// The meetings the actor may read, newest first.
     pub fn list(&self, actor: &Actor) -> Result<Vec<MeetingView>> {
-        actor.require(Permission::MeetingsRead)?;
+        self.list_for(actor, Permission::MeetingsRead)
+    }
+
+    /// The meetings the actor may use `p` on, newest first.
+    pub(crate) fn list_for(&self, actor: &Actor, p: Permission) -> Result<Vec<MeetingView>> {
+        actor.require(p)?;
         let mut v = self.store.read(|tx| {
             tx.meetings()?
                 .into_iter()
-                .filter(|m| actor.can(Permission::MeetingsRead, m.team_id.as_deref()))
+                .filter(|m| actor.can(p, m.team_id.as_deref()))
                 .map(|m| meeting_view(tx, m))
                 .collect::<Result<Vec<_>>>()
         })?;
@@ -189,12 +194,17 @@ impl Meetings {
             let events = tx.events(&m.id)?.into_iter().map(EventView::from).collect();
             let caption = self.captions.get(&m.id);
             let action_items = m.action_items.clone();
+            let trackers = match &m.team_id {
+                Some(t) => tx.team(t)?.map(|t| t.trackers).unwrap_or_default(),
+                None => vec![],
+            };
             Ok(TranscriptView {
                 meeting: meeting_view(tx, m)?,
                 segments,
                 events,
                 caption,
                 action_items,
+                trackers,
             })
         })
     }

@@ -31,6 +31,7 @@
 
 pub mod access;
 mod align;
+pub mod analytics;
 pub mod audit;
 pub mod backups;
 pub mod clock;
@@ -140,6 +141,7 @@ pub struct Appliance {
     pub ingest: Arc<Ingest>,
     pub meetings: Arc<Meetings>,
     pub understanding: Arc<understanding::Understanding>,
+    pub analytics: Arc<analytics::Analytics>,
     pub exports: Arc<ExportJobs>,
     pub erasure: Arc<Erasure>,
     pub backups: Arc<backups::Backups>,
@@ -305,6 +307,12 @@ impl Appliance {
             audit.clone(),
             clock.clone(),
         ));
+        let analytics = Arc::new(analytics::Analytics::new(
+            store.clone(),
+            meetings.clone(),
+            audit.clone(),
+            clock.clone(),
+        ));
         let erasure = Arc::new(Erasure::new(
             store.clone(),
             audit.clone(),
@@ -396,6 +404,7 @@ impl Appliance {
             ingest,
             meetings,
             understanding,
+            analytics,
             exports,
             erasure,
             backups,

@@ -251,7 +251,7 @@ fn utterances(segments: &[SegmentView], names: &BTreeMap<String, String>) -> Vec
 }
 
 /// The day of `started_ms` in the appliance's time zone.
-fn day_of(started_ms: i64) -> NaiveDate {
+pub(crate) fn day_of(started_ms: i64) -> NaiveDate {
     chrono::Local
         .timestamp_millis_opt(started_ms)
         .single()
@@ -277,10 +277,31 @@ fn found_in(
     insights::actions::extract(&utterances(segments, names), &marks, day_of(started_ms))
 }
 
+/// The meeting's action items with the statuses people set.
+pub(crate) fn items_of(t: &TranscriptView) -> Vec<ActionItemView> {
+    let states = &t.action_items;
+    found_in(
+        &t.segments,
+        &t.events,
+        &t.meeting.speaker_names,
+        t.meeting.started_at_corrected_ms,
+    )
+    .into_iter()
+    .map(|i| {
+        let state = states.get(&i.id);
+        ActionItemView {
+            status: state.map_or_else(|| "open".to_owned(), |s| s.status.clone()),
+            status_by: state.map(|s| s.by.clone()),
+            status_at_ms: state.map(|s| s.at_ms),
+            item: i,
+        }
+    })
+    .collect()
+}
+
 fn understand(t: &TranscriptView) -> SummaryView {
     let said = utterances(&t.segments, &t.meeting.speaker_names);
     let sentences = insights::summary::extractive(&said);
-    let states = &t.action_items;
     SummaryView {
         meeting_id: t.meeting.id.clone(),
         summary: sentences
@@ -290,23 +311,7 @@ fn understand(t: &TranscriptView) -> SummaryView {
             .join(" "),
         sentences,
         generated_by: EXTRACTIVE,
-        action_items: found_in(
-            &t.segments,
-            &t.events,
-            &t.meeting.speaker_names,
-            t.meeting.started_at_corrected_ms,
-        )
-        .into_iter()
-        .map(|i| {
-            let state = states.get(&i.id);
-            ActionItemView {
-                status: state.map_or_else(|| "open".to_owned(), |s| s.status.clone()),
-                status_by: state.map(|s| s.by.clone()),
-                status_at_ms: state.map(|s| s.at_ms),
-                item: i,
-            }
-        })
-        .collect(),
-        insights: insights::stats::insights(&said, t.meeting.duration_s, &[]),
+        action_items: items_of(t),
+        insights: insights::stats::insights(&said, t.meeting.duration_s, &t.trackers),
     }
 }

@@ -221,6 +221,9 @@ pub struct TranscriptView {
     /// `GET /meetings/{id}/summary`; not sent with the transcript).
     #[serde(skip)]
     pub action_items: std::collections::BTreeMap<String, crate::store::records::ActionItemState>,
+    /// Its team's keyword trackers (not sent with the transcript).
+    #[serde(skip)]
+    pub trackers: Vec<crate::insights::Tracker>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -384,6 +387,7 @@ pub struct TeamView {
     pub name: String,
     pub members: Vec<String>,
     pub consent: ConsentPolicyView,
+    pub trackers: Vec<crate::insights::Tracker>,
 }
 
 /// A team's consent rule as the console shows it.
@@ -409,6 +413,7 @@ impl From<crate::store::records::TeamRecord> for TeamView {
                 withdrawal: t.consent.withdrawal.as_str(),
                 version: t.consent.version,
             },
+            trackers: t.trackers,
         }
     }
 }

@@ -24,7 +24,7 @@ const R: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relations
 
 /// Text as XML character data: markup escaped, and the characters XML 1.0 cannot
 /// hold at all (control characters) dropped.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in one_line(s).chars() {
         match c {

@@ -210,8 +210,12 @@ impl Transcript {
     pub const SCHEMA_VERSION: u32 = 1;
 }
 
+/// XML character data (analytics' SVG charts use it too).
+pub(crate) use docx::esc as xml_escape;
 pub use docx::DocxError;
 pub use pdf::PdfError;
+/// A CSV field, defused (analytics' CSV downloads use it too).
+pub(crate) use table::field as csv_field;
 
 /// A file that could not be written (only the binary formats can fail).
 #[derive(Debug, thiserror::Error)]

@@ -39,7 +39,7 @@ pub fn text(t: &Transcript) -> String {
 /// otherwise start a new cell mid-field). A field a spreadsheet would run as a
 /// formula (`=`, `+`, `-`, `@` first) starts with an apostrophe, as OWASP advises for
 /// CSV injection.
-fn field(s: &str) -> String {
+pub(crate) fn field(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {

@@ -9,6 +9,7 @@
 //! the domain (`domain::access`), never here; the authorization-matrix test walks this
 //! table and checks the domain's answer for every route and every built-in role.
 
+mod analytics;
 mod assets;
 mod auth;
 mod backups;
@@ -60,6 +61,7 @@ services! {
     consent: Consent,
     meetings: Meetings,
     understanding: crate::domain::understanding::Understanding,
+    analytics: crate::domain::analytics::Analytics,
     exports: ExportJobs,
     erasure: Erasure,
     retention: Retention,
@@ -235,6 +237,24 @@ fn api() -> Routes {
             "/meetings/{id}/action-items/{item}",
             Teams(P::MeetingsEdit),
             understanding::set_status,
+        )
+        .add(
+            M::GET,
+            "/analytics",
+            Teams(P::AnalyticsRead),
+            analytics::report,
+        )
+        .add(
+            M::GET,
+            "/analytics/csv",
+            Teams(P::AnalyticsRead),
+            analytics::table_csv,
+        )
+        .add(
+            M::GET,
+            "/analytics/svg",
+            Teams(P::AnalyticsRead),
+            analytics::table_svg,
         )
         .add(
             M::GET,
@@ -449,6 +469,12 @@ fn api() -> Routes {
             "/teams/{id}/consent",
             All(P::TeamsManage),
             consent::set_team_consent,
+        )
+        .add(
+            M::PUT,
+            "/teams/{id}/trackers",
+            All(P::TeamsManage),
+            analytics::set_trackers,
         )
         .add(
             M::PUT,

@@ -35,7 +35,8 @@ pub struct Overlap {
 }
 
 /// A team's keyword tracker: a name and the phrases it counts.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tracker {
     pub name: String,
     pub phrases: Vec<String>,
@@ -265,7 +266,8 @@ fn is_question(s: &Sentence, lang: Lang) -> bool {
     }
 }
 
-fn hits(said: &[Utterance], t: &Tracker) -> TrackerHits {
+/// Where `t`'s phrases were said (whole words, any case), one hit per occurrence.
+pub fn hits(said: &[Utterance], t: &Tracker) -> TrackerHits {
     let phrases: Vec<Vec<String>> = t
         .phrases
         .iter()

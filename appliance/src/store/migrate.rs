@@ -158,6 +158,7 @@ fn migrate_1_to_2(txn: &redb::WriteTransaction) -> Result<()> {
         members: Default::default(),
         created_at_ms: now_ms(),
         consent: Default::default(),
+        trackers: vec![],
     };
     let mut users = 0;
     rewrite::<UserRecord>(txn, USERS, |u| {

@@ -91,6 +91,10 @@ pub struct TeamRecord {
     /// no consent, as before consent policies existed).
     #[serde(default)]
     pub consent: ConsentPolicyRecord,
+    /// Keyword trackers: phrases whose every mention in the team's meetings is
+    /// counted and shown (settings, not meeting content).
+    #[serde(default)]
+    pub trackers: Vec<crate::insights::Tracker>,
 }
 
 /// A team's consent policy, pushed to the agents of its rooms, which enforce it.

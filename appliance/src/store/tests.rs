@@ -28,6 +28,7 @@ fn team(id: &str, members: &[&str]) -> TeamRecord {
         members: members.iter().map(|m| (*m).to_owned()).collect(),
         created_at_ms: 0,
         consent: Default::default(),
+        trackers: vec![],
     }
 }
 

@@ -3,6 +3,7 @@
 //! `concurrency` races operations against each other; `security` holds the tests of
 //! the review's findings; `audit` the audit log's.
 
+mod analytics;
 mod audit;
 mod backups;
 mod concurrency;
