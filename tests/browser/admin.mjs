@@ -11,6 +11,7 @@
 // Prints one JSON line: {"scheduled": text, "start_answer": text, "meeting_seen": bool,
 // "stop_answer": text, "first_event": {...}, "policy": text, "due": text, "held_status": text, "refused": text,
 // "after_erase": text, "meetings_left": n, "consent_rule": text, "consent_summary": text,
+// "tracker_refusal": text, "trackers_saved": [{name, phrases}],
 // "consent_evidence": n, "subject_export": text, "subject_downloads": [names],
 // "subject_erase": text, "backup_banner": text, "backup_status": text, "backup_row": text,
 // "health_before": state, "health_after": text,
@@ -86,6 +87,16 @@ try {
   await rule.locator('button[type=submit]').click();
   await page.waitForFunction(() => /version 1/.test(document.querySelector('#page-body tr[data-consent="Staff"]')?.textContent || ''), null, { timeout: 10000 });
   const consentRule = `${await rule.locator('select[name=rule]').inputValue()} · ${await rule.innerText()}`;
+  // Keyword trackers: a line the editor refuses (no colon), then two it keeps.
+  const trackers = page.locator('#page-body tr[data-trackers="Staff"]');
+  await trackers.locator('textarea').fill('no colon here');
+  await trackers.locator('button[type=submit]').click();
+  await page.waitForFunction(() => /colon/.test(document.querySelector('#page-body tr[data-trackers="Staff"] .error')?.textContent || ''), null, { timeout: 10000 });
+  const trackerRefusal = await trackers.locator('.error').textContent();
+  await trackers.locator('textarea').fill('Complaints: complaint, adverse event\nCompetitors: Acme');
+  await trackers.locator('button[type=submit]').click();
+  await page.waitForFunction(() => /2 tracker/.test(document.querySelector('#page-body tr[data-trackers="Staff"]')?.textContent || ''), null, { timeout: 10000 });
+  const trackersSaved = await page.evaluate(async () => (await (await fetch('/api/v1/teams')).json()).find((t) => t.name === 'Staff').trackers);
   await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-teams.png'), fullPage: true });
   await page.click('nav a[href="#/"]');
   await link.click();
@@ -170,7 +181,7 @@ try {
   await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-backups.png'), fullPage: true });
   await page.setViewportSize({ width: 390, height: 844 });
   await page.screenshot({ path: env('RS_SCREENSHOT').replace(/\.png$/, '-backups-phone.png'), fullPage: true });
-  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, consent_summary: consentSummary, consent_evidence: consentEvidence, subject_export: subjectExport, subject_downloads: downloads, subject_erase: subjectErase, agent_state: agentState, phone_overflow: phoneOverflow, backup_banner: backupBanner, backup_status: backupStatus, backup_row: backupRow, banner_after: bannerAfter, health_before: healthBefore, health_after: healthAfter, csp_violations: violations }));
+  console.log(JSON.stringify({ scheduled, start_answer: startAnswer, meeting_seen: meetingSeen, stop_answer: stopAnswer, first_event: firstEvent, policy, job, due, held_status: heldStatus, refused, after_erase: afterErase, meetings_left: meetingsLeft, consent_rule: consentRule, tracker_refusal: trackerRefusal, trackers_saved: trackersSaved, consent_summary: consentSummary, consent_evidence: consentEvidence, subject_export: subjectExport, subject_downloads: downloads, subject_erase: subjectErase, agent_state: agentState, phone_overflow: phoneOverflow, backup_banner: backupBanner, backup_status: backupStatus, backup_row: backupRow, banner_after: bannerAfter, health_before: healthBefore, health_after: healthAfter, csp_violations: violations }));
 } finally {
   await browser.close();
 }

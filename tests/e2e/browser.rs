@@ -608,6 +608,21 @@ async fn admin_console_schedules_and_controls_a_room() -> anyhow::Result<()> {
         "{result}"
     );
     assert_eq!(result["consent_evidence"], 1, "{result}");
+    // Keyword trackers: a line without a colon is refused in the page; two kept.
+    assert!(
+        result["tracker_refusal"]
+            .as_str()
+            .is_some_and(|t| t.contains("no colon here")),
+        "{result}"
+    );
+    assert_eq!(
+        result["trackers_saved"],
+        serde_json::json!([
+            {"name": "Complaints", "phrases": ["complaint", "adverse event"]},
+            {"name": "Competitors", "phrases": ["Acme"]},
+        ]),
+        "{result}"
+    );
     // Subject requests: an archive and its manifest downloaded; Lee's name erased.
     assert!(
         result["subject_export"]
