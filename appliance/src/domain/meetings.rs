@@ -624,6 +624,7 @@ fn transcript(
     t: TranscriptView,
     originals: &std::collections::BTreeMap<u64, Option<String>>,
 ) -> Transcript {
+    let generated = super::understanding::for_export(&t);
     let m = t.meeting;
     let name = |label: &str| {
         m.speaker_names
@@ -672,6 +673,7 @@ fn transcript(
                     .collect(),
             })
             .collect(),
+        generated,
         events: t
             .events
             .into_iter()

@@ -299,6 +299,37 @@ pub(crate) fn items_of(t: &TranscriptView) -> Vec<ActionItemView> {
     .collect()
 }
 
+/// The summary and action items as an export carries them, marked as generated
+/// (none when the transcript yields neither).
+pub(crate) fn for_export(t: &TranscriptView) -> Option<crate::export::Generated> {
+    use crate::export::{Generated, GeneratedItem, SummaryLine};
+    let said = utterances(&t.segments, &t.meeting.speaker_names);
+    let summary: Vec<SummaryLine> = insights::summary::extractive(&said)
+        .into_iter()
+        .map(|m| SummaryLine {
+            at: m.at,
+            speaker: m.speaker,
+            text: m.text,
+        })
+        .collect();
+    let action_items: Vec<GeneratedItem> = items_of(t)
+        .into_iter()
+        .map(|i| GeneratedItem {
+            text: i.item.text,
+            owner: i.item.owner,
+            due: i.item.due.map(|d| d.to_string()),
+            at: i.item.at,
+            status: i.status,
+        })
+        .collect();
+    (!summary.is_empty() || !action_items.is_empty()).then(|| Generated {
+        generated: true,
+        generated_by: EXTRACTIVE.to_owned(),
+        summary,
+        action_items,
+    })
+}
+
 fn understand(t: &TranscriptView) -> SummaryView {
     let said = utterances(&t.segments, &t.meeting.speaker_names);
     let sentences = insights::summary::extractive(&said);

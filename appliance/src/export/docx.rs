@@ -81,6 +81,18 @@ fn document(t: &Transcript) -> String {
     for line in m.consent.lines() {
         body.push_str(&paragraph(40, &run(muted, &esc(&line))));
     }
+    for line in t.generated.iter().flat_map(|g| g.lines()) {
+        body.push_str(&match line {
+            super::GeneratedLine::Heading(h) => paragraph(
+                80,
+                &run(
+                    "<w:b/><w:color w:val=\"1F4E79\"/><w:sz w:val=\"20\"/>",
+                    &esc(&h),
+                ),
+            ),
+            super::GeneratedLine::Text(l) => paragraph(40, &run(muted, &esc(&l))),
+        });
+    }
     for s in &t.segments {
         let mut runs = run(muted, &format!("{}  ", clock(s.start)));
         runs.push_str(&run("<w:b/><w:color w:val=\"1F4E79\"/>", &esc(&s.speaker)));
@@ -196,5 +208,7 @@ mod tests {
         )
         .expect("utf-8");
         assert!(doc.contains("회의를 시작합니다"));
+        assert!(doc.contains("Action items — generated"));
+        assert!(doc.contains("Send the &lt;minutes&gt;"));
     }
 }

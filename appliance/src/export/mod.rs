@@ -5,6 +5,7 @@
 //! export time inside a file), so a manifest fetched later signs the very file.
 
 mod docx;
+mod generated;
 pub mod manifest;
 mod pdf;
 pub mod subject;
@@ -82,6 +83,10 @@ pub struct Transcript {
     pub meeting: Meeting,
     pub segments: Vec<Segment>,
     pub events: Vec<Event>,
+    /// The summary and action items Roomscribe worked out from the transcript,
+    /// marked as generated (absent when there are none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generated: Option<Generated>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -213,6 +218,7 @@ impl Transcript {
 /// XML character data (analytics' SVG charts use it too).
 pub(crate) use docx::esc as xml_escape;
 pub use docx::DocxError;
+pub use generated::{Generated, Item as GeneratedItem, Line as GeneratedLine, SummaryLine};
 pub use pdf::PdfError;
 /// A CSV field, defused (analytics' CSV downloads use it too).
 pub(crate) use table::field as csv_field;
@@ -356,7 +362,37 @@ pub(crate) mod tests {
                 seg(2, 3725.0, 3725.0, "unknown", "the end"),
             ],
             events: vec![],
+            generated: Some(Generated {
+                generated: true,
+                generated_by: "extractive summary (Roomscribe, on this appliance)".into(),
+                summary: vec![SummaryLine {
+                    at: 0.0,
+                    speaker: "channel 1".into(),
+                    text: "first <b>words</b>".into(),
+                }],
+                action_items: vec![GeneratedItem {
+                    text: "Send the <minutes>".into(),
+                    owner: Some("Dr. Kim".into()),
+                    due: Some("2026-12-01".into()),
+                    at: 3.0,
+                    status: "open".into(),
+                }],
+            }),
         }
+    }
+
+    #[test]
+    fn json_marks_the_generated_block_and_omits_it_when_empty() {
+        let mut t = sample();
+        let v: serde_json::Value =
+            serde_json::from_slice(&render(&t, Format::Json).expect("json")).expect("parse");
+        assert_eq!(v["generated"]["generated"], true);
+        assert_eq!(v["generated"]["action_items"][0]["due"], "2026-12-01");
+        assert_eq!(v["generated"]["summary"][0]["text"], "first <b>words</b>");
+        t.generated = None;
+        let v: serde_json::Value =
+            serde_json::from_slice(&render(&t, Format::Json).expect("json")).expect("parse");
+        assert!(v.get("generated").is_none());
     }
 
     #[test]

@@ -136,6 +136,12 @@ fn layout(t: &Transcript, m: &Metrics, progress: Progress) -> Layout {
     for (i, line) in meeting.consent.lines().iter().enumerate() {
         push(9.5, 0.0, if i == 0 { 8.0 } else { 2.0 }, line);
     }
+    for line in t.generated.iter().flat_map(|g| g.lines()) {
+        match line {
+            super::GeneratedLine::Heading(h) => push(10.5, 0.0, 9.0, &h),
+            super::GeneratedLine::Text(l) => push(9.5, INDENT, 2.0, &l),
+        }
+    }
     let of = t.segments.len().max(1);
     for (n, s) in t.segments.iter().enumerate() {
         if n % 64 == 0 {

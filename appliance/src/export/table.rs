@@ -1,7 +1,7 @@
 //! Plain text (one line per segment) and CSV (one row per segment: start, end,
 //! speaker, text, confidence, edited, and the original when asked for).
 
-use super::{clock, date, one_line, Transcript};
+use super::{clock, date, one_line, GeneratedLine, Transcript};
 use std::fmt::Write;
 
 pub fn text(t: &Transcript) -> String {
@@ -16,6 +16,12 @@ pub fn text(t: &Transcript) -> String {
     );
     for line in m.consent.lines() {
         let _ = writeln!(out, "consent: {}", one_line(&line));
+    }
+    for line in t.generated.iter().flat_map(|g| g.lines()) {
+        let _ = match line {
+            GeneratedLine::Heading(h) => writeln!(out, "\n{h}"),
+            GeneratedLine::Text(l) => writeln!(out, "{l}"),
+        };
     }
     out.push('\n');
     for s in &t.segments {
@@ -107,5 +113,16 @@ mod tests {
         assert!(text.contains("[00:04] Dr. Kim <ward 4>: 회의를 시작합니다"));
         assert!(text.contains(" [corrected]\n    original: 회의 시작 합니다\n"));
         assert!(text.contains("[1:02:05] unknown: the end\n"));
+        // The generated summary and items come before the transcript, headed as such.
+        let summary = text
+            .find("\nSummary — generated (extractive summary")
+            .expect("summary");
+        let items = text
+            .find("\nAction items — generated\n[00:03] Send the <minutes> · owner Dr. Kim · due 2026-12-01 · open\n")
+            .expect("items");
+        let first = text
+            .find("[00:00] channel 1: =HYPERLINK")
+            .expect("first segment");
+        assert!(summary < items && items < first, "{text}");
     }
 }

@@ -2,7 +2,7 @@
 //! its time, speaker and text; corrected segments marked (with the original when it
 //! was asked for). Every value is escaped; the page loads nothing from anywhere.
 
-use super::{clock, date, Transcript};
+use super::{clock, date, GeneratedLine, Transcript};
 use std::fmt::Write;
 
 pub(super) fn esc(s: &str) -> String {
@@ -50,6 +50,33 @@ pub fn html(t: &Transcript) -> String {
         }
         out.push_str("</ul></section>\n");
     }
+    let generated = t
+        .generated
+        .iter()
+        .flat_map(|g| g.lines())
+        .collect::<Vec<_>>();
+    if !generated.is_empty() {
+        out.push_str("<section class=\"consent generated\">");
+        let mut open = false;
+        for line in generated {
+            match line {
+                GeneratedLine::Heading(h) => {
+                    if open {
+                        out.push_str("</ul>");
+                    }
+                    let _ = write!(out, "<h2>{}</h2><ul>", esc(&h));
+                    open = true;
+                }
+                GeneratedLine::Text(l) => {
+                    let _ = writeln!(out, "<li>{}</li>", esc(&l));
+                }
+            }
+        }
+        if open {
+            out.push_str("</ul>");
+        }
+        out.push_str("</section>\n");
+    }
     out.push_str("<ol class=\"segments\">\n");
     for s in &t.segments {
         let _ = write!(
@@ -87,5 +114,9 @@ mod tests {
         assert!(!h.contains("<b>"));
         assert!(h.contains("(corrected)</span><div class=\"o\">Original: 회의 시작 합니다</div>"));
         assert_eq!(h.matches("<li ").count(), 3);
+        // The generated block is headed as such, and escaped like the rest.
+        assert!(h.contains("<h2>Summary — generated (extractive summary (Roomscribe, on this appliance)); check it against the transcript</h2>"));
+        assert!(h.contains("[00:00] channel 1: first &lt;b&gt;words&lt;/b&gt;"));
+        assert!(h.contains("<h2>Action items — generated</h2><ul><li>[00:03] Send the &lt;minutes&gt; · owner Dr. Kim · due 2026-12-01 · open</li>"));
     }
 }

@@ -290,3 +290,41 @@ fn action_items_across_meetings_follow_the_filters_and_the_callers_reach() {
         .iter()
         .all(|e| !e.detail.as_deref().unwrap_or_default().contains("pharmacy")));
 }
+
+#[test]
+fn exports_carry_the_summary_and_items_marked_generated_with_their_status() {
+    let f = fixture();
+    let (m, _) = demo(&f);
+    let admin = f.admin();
+    f.understanding
+        .set_status(&admin, &m, "s5-0", "done")
+        .expect("done");
+    let req = crate::domain::ExportRequest::parse("txt", false).expect("txt");
+    let file = f.meetings.export(&admin, &m, req).expect("export");
+    let text = String::from_utf8(file.body).expect("utf-8");
+    let tomorrow = day() + chrono::Duration::days(1);
+    assert!(
+        text.contains("Summary — generated (extractive summary (Roomscribe, on this appliance)); check it against the transcript"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "[00:40] Ask the pharmacy team and send everyone an update tomorrow · owner Dr. Kim · due {tomorrow} · open"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("Add the holiday staffing plan to next week's agenda")
+            && text.contains(" · done\n"),
+        "{text}"
+    );
+    // The JSON says what is generated, apart from what was said.
+    let req = crate::domain::ExportRequest::parse("json", false).expect("json");
+    let file = f.meetings.export(&admin, &m, req).expect("export");
+    let v: serde_json::Value = serde_json::from_slice(&file.body).expect("json");
+    assert_eq!(v["generated"]["generated"], true);
+    assert_eq!(
+        v["generated"]["action_items"].as_array().map(Vec::len),
+        Some(3)
+    );
+}
