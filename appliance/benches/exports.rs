@@ -7,7 +7,9 @@
 //!
 //! usage: `cargo bench -p roomscribe-appliance --bench exports`
 
-use roomscribe_appliance::export::{render, Format, Meeting, Segment, Transcript, Word};
+use roomscribe_appliance::export::{
+    render, Format, Generated, GeneratedItem, Meeting, Segment, SummaryLine, Transcript, Word,
+};
 use std::time::Instant;
 
 const SEGMENTS: usize = 1350;
@@ -81,6 +83,27 @@ fn transcript() -> Transcript {
         },
         segments,
         events: vec![],
+        // Fifteen summary sentences and forty items, as a long meeting yields.
+        generated: Some(Generated {
+            generated: true,
+            generated_by: "extractive summary (Roomscribe, on this appliance)".into(),
+            summary: (0..15)
+                .map(|i| SummaryLine {
+                    at: f64::from(i) * 700.0,
+                    speaker: "channel 1".into(),
+                    text: "the budget for the next quarter was agreed by the board".into(),
+                })
+                .collect(),
+            action_items: (0..40)
+                .map(|i| GeneratedItem {
+                    text: "Send the revised figures to finance".into(),
+                    owner: Some("Dr. Kim".into()),
+                    due: Some("2026-12-11".into()),
+                    at: f64::from(i) * 250.0,
+                    status: "open".into(),
+                })
+                .collect(),
+        }),
     }
 }
 
