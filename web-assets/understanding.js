@@ -53,6 +53,12 @@ function insightsList(ins) {
   add('Silence', ins.silence_share == null ? '—' : pct(ins.silence_share));
   add('Overlapping speech', ins.overlaps.length ? `${ins.overlaps.length} time(s)` : 'none');
   for (const s of ins.speakers) add(speakerName(s.speaker), `${pct(s.share)} of the speaking time, ${s.turns} turn(s), ${s.words} words`);
+  // Tone, only when the appliance is set to compute it; always with its method.
+  if (ins.sentiment) {
+    const t = ins.sentiment;
+    const means = Object.entries(t.by_speaker).map(([who, m]) => `${speakerName(who)} ${m >= 0 ? '+' : ''}${m.toFixed(2)}`).join(', ');
+    add(`Tone (${t.method})`, `${t.positive} positive, ${t.neutral} neutral, ${t.negative} negative segment(s)${t.skipped ? `; ${t.skipped} not scored` : ''}. Mean per speaker (−1 to +1): ${means}`);
+  }
   const out = [el('dl', { class: 'facts insights' }, ...facts)];
   // The team's keyword trackers: each mention, a button to its moment.
   if (ins.trackers.length) {

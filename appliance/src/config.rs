@@ -30,6 +30,16 @@ pub struct Config {
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
     pub backup: BackupConfig,
+    pub insights: InsightsConfig,
+}
+
+/// What a meeting's insights include beyond the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InsightsConfig {
+    /// Tone per English segment (the VADER lexicon), shown labelled with its method.
+    /// Off unless the organisation chooses it.
+    pub sentiment: bool,
 }
 
 /// Backups (`roomscribe backup …`, docs/ARCHITECTURE.md "Backups").
@@ -437,6 +447,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             metrics: MetricsConfig::default(),
             backup: BackupConfig::default(),
+            insights: InsightsConfig::default(),
         }
     }
 }

@@ -306,6 +306,7 @@ impl Appliance {
             meetings.clone(),
             audit.clone(),
             clock.clone(),
+            config.insights.sentiment,
         ));
         let analytics = Arc::new(analytics::Analytics::new(
             store.clone(),

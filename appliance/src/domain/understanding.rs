@@ -76,14 +76,22 @@ pub struct Understanding {
     meetings: Arc<Meetings>,
     audit: Arc<AuditLog>,
     clock: SharedClock,
+    /// `insights.sentiment`.
+    sentiment: bool,
 }
 
 impl Understanding {
-    pub fn new(meetings: Arc<Meetings>, audit: Arc<AuditLog>, clock: SharedClock) -> Self {
+    pub fn new(
+        meetings: Arc<Meetings>,
+        audit: Arc<AuditLog>,
+        clock: SharedClock,
+        sentiment: bool,
+    ) -> Self {
         Self {
             meetings,
             audit,
             clock,
+            sentiment,
         }
     }
 
@@ -175,7 +183,12 @@ impl Understanding {
             super::Permission::MeetingsRead,
             Record::ok(A::MeetingView, format!("meeting:{meeting_id}")).detail("summary"),
         )?;
-        Ok(understand(&t))
+        let mut s = understand(&t);
+        if self.sentiment {
+            let said = utterances(&t.segments, &t.meeting.speaker_names);
+            s.insights.sentiment = insights::sentiment::sentiment(&said);
+        }
+        Ok(s)
     }
 
     /// Sets an action item's status (`open`, `done`, `dismissed`); the item must be

@@ -10,6 +10,7 @@
 
 pub mod actions;
 pub mod dates;
+pub mod sentiment;
 pub mod stats;
 pub mod summary;
 pub mod text;

@@ -67,6 +67,10 @@ pub struct Insights {
     /// The share of the meeting nobody spoke.
     pub silence_share: Option<f64>,
     pub trackers: Vec<TrackerHits>,
+    /// Tone per English segment, when the appliance is set to compute it
+    /// (`insights.sentiment`); labelled with its method.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sentiment: Option<super::sentiment::Sentiment>,
 }
 
 /// An overlap shorter than this is two turns meeting, not one speaker over another.
@@ -140,6 +144,7 @@ pub fn insights(said: &[Utterance], duration_s: f64, trackers: &[Tracker]) -> In
         },
         silence_share: (end > 0.0).then(|| 1.0 - covered(said) / end),
         trackers: trackers.iter().map(|t| hits(said, t)).collect(),
+        sentiment: None,
     }
 }
 

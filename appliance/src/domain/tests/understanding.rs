@@ -328,3 +328,26 @@ fn exports_carry_the_summary_and_items_marked_generated_with_their_status() {
         Some(3)
     );
 }
+
+#[test]
+fn sentiment_is_shown_only_when_the_appliance_is_set_to_and_says_its_method() {
+    let f = fixture();
+    let (m, _) = demo(&f);
+    let s = f.understanding.summary(&f.admin(), &m).expect("summary");
+    assert!(s.insights.sentiment.is_none(), "off by default");
+    let json = serde_json::to_value(&s).expect("json");
+    assert!(json["insights"].get("sentiment").is_none());
+
+    let f = fixture_with(
+        |c| c.insights.sentiment = true,
+        Passwords::for_tests(std::time::Duration::ZERO),
+    );
+    let (m, _) = demo(&f);
+    let s = f.understanding.summary(&f.admin(), &m).expect("summary");
+    let t = s.insights.sentiment.expect("on");
+    assert_eq!(t.method, "VADER lexicon, English segments only");
+    assert_eq!(t.segments.len(), DEMO.len());
+    // "the nurses find it helpful" reads positive; "thank you all" too.
+    assert!(t.segments[2].label == "positive", "{:?}", t.segments[2]);
+    assert!(t.by_speaker.contains_key("Dr. Kim"));
+}
