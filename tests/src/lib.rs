@@ -53,6 +53,17 @@ pub fn model_dir() -> PathBuf {
 }
 
 /// Whisper tiny.en in CTranslate2 format (scripts/setup.sh fetches it).
+/// Resemblyzer's `pretrained.pt`, fetched by scripts/setup.sh.
+pub fn speaker_encoder_path() -> PathBuf {
+    let d = cache_dir().join("models/resemblyzer");
+    assert!(
+        d.join(".complete").exists(),
+        "speaker encoder missing at {}: run scripts/setup.sh",
+        d.display()
+    );
+    d.join("pretrained.pt")
+}
+
 pub fn whisper_model_dir() -> PathBuf {
     let m = cache_dir().join("models/whisper-tiny.en");
     assert!(

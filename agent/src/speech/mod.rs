@@ -1,6 +1,7 @@
 //! Audio to words: voice-activity detection and segmenting, the Vosk and Whisper engines behind one recognizer, and installing the models they load.
 
 pub mod asr;
+pub mod diarize;
 pub mod engine;
 pub mod model;
 pub mod modeldir;
