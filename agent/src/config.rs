@@ -23,6 +23,31 @@ pub struct AgentConfig {
     pub queue: QueueConfig,
     pub replicate: ReplicateConfig,
     pub voice: VoiceConfig,
+    pub diarization: DiarizationConfig,
+}
+
+/// Who spoke, found in the room (a mono input's segments become "Speaker 1", …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiarizationConfig {
+    pub enabled: bool,
+    /// Resemblyzer 0.1.4's `pretrained.pt`; empty means "not configured".
+    pub encoder: PathBuf,
+    /// The most voices one meeting may have; more are left unknown.
+    pub max_speakers: usize,
+    /// The cosine similarity (0-1) at which speech is taken for a voice already heard.
+    pub threshold: f32,
+}
+
+impl Default for DiarizationConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            encoder: PathBuf::new(),
+            max_speakers: 8,
+            threshold: 0.75,
+        }
+    }
 }
 
 /// Which engine transcribes.
@@ -218,6 +243,7 @@ impl Default for AgentConfig {
             queue: QueueConfig::default(),
             replicate: ReplicateConfig::default(),
             voice: VoiceConfig::default(),
+            diarization: DiarizationConfig::default(),
         }
     }
 }
@@ -347,6 +373,26 @@ impl AgentConfig {
             return Err(ConfigError::Invalid {
                 key: "voice.wake_phrase",
                 message: "must not be empty while voice.enabled = true".into(),
+            });
+        }
+        let d = &self.diarization;
+        if d.enabled && d.encoder.as_os_str().is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "diarization.encoder",
+                message: "set it to Resemblyzer's pretrained.pt while diarization.enabled = true"
+                    .into(),
+            });
+        }
+        if d.enabled && !(0.3..=0.99).contains(&d.threshold) {
+            return Err(ConfigError::Invalid {
+                key: "diarization.threshold",
+                message: "must be between 0.3 and 0.99".into(),
+            });
+        }
+        if d.enabled && !(1..=20).contains(&d.max_speakers) {
+            return Err(ConfigError::Invalid {
+                key: "diarization.max_speakers",
+                message: "must be between 1 and 20".into(),
             });
         }
         let r = &self.replicate;

@@ -387,6 +387,7 @@ pub async fn run(
     let state_dir = config.state_dir.clone();
     let engine = config.engine;
     let whisper_config = config.whisper.clone();
+    let diarization = config.diarization.clone();
     let tuning = engine::WhisperTuning {
         beam_size: config.whisper.beam_size,
         partial_every: Duration::from_secs_f64(config.whisper.partial_every_secs),
@@ -421,12 +422,22 @@ pub async fn run(
             } else {
                 None
             };
+            let diarizer = if diarization.enabled {
+                Some(speech::diarize::Diarizer {
+                    encoder: speech::diarize::Encoder::load(&diarization.encoder)?,
+                    threshold: diarization.threshold,
+                    max_speakers: diarization.max_speakers,
+                })
+            } else {
+                None
+            };
             let models = engine::Models {
                 kind,
                 vosk,
                 vosk_name: modeldir::display_name(&opts.model),
                 whisper,
                 tuning: tuning.clone(),
+                diarizer,
             };
             models.check()?;
             health.set_engine(&models.names(), &models.mode());

@@ -7,6 +7,7 @@ use roomscribe_agent::speech::diarize::{cosine, Embedding, Encoder};
 use roomscribe_tests::{pocketsphinx_set, speaker_encoder_path};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 /// Partials per second: Resemblyzer's default is 1.3; 2 costs little more.
 const RATE: f32 = 2.0;
@@ -124,5 +125,92 @@ fn the_demo_meetings_two_espeak_voices_are_two_voices() -> anyhow::Result<()> {
     println!("espeak-ng m1 vs f2: within {within:.3}, across {across:.3}, nearest in own group {right}/{n}");
     assert!(within > across + 0.1, "within {within}, across {across}");
     assert_eq!(right, n);
+    Ok(())
+}
+
+/// Which sentence of `sentences` (normalised) a segment's text is most from.
+fn sentence_of(sentences: &[Vec<String>], text: &str) -> usize {
+    let words = roomscribe_tests::wer::normalize(text);
+    (0..sentences.len())
+        .max_by_key(|&k| words.iter().filter(|w| sentences[k].contains(w)).count())
+        .unwrap_or(0)
+}
+
+/// The English demo meeting through a real agent (Whisper, as `make demo` runs it)
+/// with diarization on: the two espeak-ng voices come out as two speakers, every
+/// segment of one voice under one label, and no segment of a voice under the
+/// other's.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_meetings_two_voices_come_out_as_two_speakers() -> anyhow::Result<()> {
+    use roomscribe_tests::*;
+    let logs = artifacts("diarize");
+    let tmp = tempfile::tempdir()?;
+    let script = repo_root().join("tests/data/english-meeting.txt");
+    let wav = tmp.path().join("meeting.wav");
+    let made = Command::new(repo_root().join("scripts/make-sample.sh"))
+        .arg(&wav)
+        .arg(&script)
+        .env("SAMPLE_LANG", "en")
+        .status()?;
+    anyhow::ensure!(made.success(), "make-sample.sh");
+    let sentences: Vec<Vec<String>> = std::fs::read_to_string(&script)?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(wer::normalize)
+        .collect();
+    let app = Appliance::start(&tmp.path().join("data"), &logs)?;
+    app.add_user("una", "una's long password", "admin")?;
+    let state = tmp.path().join("agent");
+    app.enroll_agent(&state, "Ward office")?;
+    let api = Api::login(&app, "una", "una's long password").await?;
+    let status = agent(
+        &state,
+        &logs,
+        "run",
+        &[
+            "run",
+            "--input",
+            &wav.to_string_lossy(),
+            "--title",
+            "Diarized",
+        ],
+    )?
+    .env("ROOMSCRIBE_AGENT_ENGINE", "whisper")
+    .env("ROOMSCRIBE_AGENT_WHISPER_MODEL", whisper_model_dir())
+    .env("ROOMSCRIBE_AGENT_DIARIZATION_ENABLED", "true")
+    .env(
+        "ROOMSCRIBE_AGENT_DIARIZATION_ENCODER",
+        speaker_encoder_path(),
+    )
+    .status()?;
+    assert!(status.success(), "agent failed; see {}", logs.display());
+    let t = api
+        .wait_for("/meetings", Duration::from_secs(60), |m| {
+            m[0]["status"] == "ended"
+        })
+        .await?;
+    let id = t[0]["id"].as_str().unwrap_or_default().to_owned();
+    let t = api.ok(&format!("/meetings/{id}/transcript")).await?;
+    let segments = t["segments"].as_array().cloned().unwrap_or_default();
+    // Each voice (even and odd sentences) and the labels its segments got.
+    let mut labels: [Vec<String>; 2] = [vec![], vec![]];
+    for s in &segments {
+        let k = sentence_of(&sentences, s["text"].as_str().unwrap_or_default());
+        labels[k % 2].push(s["speaker"].as_str().unwrap_or_default().to_owned());
+    }
+    println!("segments by voice: {labels:?}");
+    let named = |v: &Vec<String>| {
+        let mut n: Vec<String> = v.iter().filter(|l| *l != "unknown").cloned().collect();
+        n.sort();
+        n.dedup();
+        n
+    };
+    let (a, b) = (named(&labels[0]), named(&labels[1]));
+    assert_eq!(a.len(), 1, "one label for the first voice: {labels:?}");
+    assert_eq!(b.len(), 1, "one label for the second voice: {labels:?}");
+    assert_ne!(a, b, "{labels:?}");
+    assert!(a[0].starts_with("Speaker ") && b[0].starts_with("Speaker "));
+    let unknown = labels.iter().flatten().filter(|l| *l == "unknown").count();
+    assert!(unknown <= 1, "{labels:?}");
     Ok(())
 }

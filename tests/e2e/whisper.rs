@@ -40,6 +40,7 @@ fn models() -> anyhow::Result<Models> {
                 min_speech_dbfs: -55.0,
             },
         },
+        diarizer: None,
     })
 }
 

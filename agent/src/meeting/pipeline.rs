@@ -18,10 +18,12 @@ pub use crate::meeting::sealer::{SealError, Sealer};
 use crate::meeting::voice::{Listener, Phrases};
 pub use crate::replication::replicate::LiveCaption;
 use crate::speech::asr::CHUNK;
+use crate::speech::diarize::{Clusterer, Diarizer, Voice};
 use crate::speech::engine::{Models, Recognizer};
 use crate::speech::segment::{Segmenter, Step, Vad, VadParams};
 use roomscribe_protocol::{Batch, Caption, MeetingEvent, MeetingId, MeetingInfo, Segment, Word};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -235,6 +237,10 @@ struct Channel<'m> {
     last_caption: String,
     done: bool,
     buf: Vec<i16>,
+    /// With diarization on a mono input: the voices heard so far, and the latest
+    /// audio read (ending at `consumed`) to find a segment's voice in.
+    voices: Option<Clusterer>,
+    recent: VecDeque<i16>,
 }
 
 /// One meeting's transcription in progress: the recognizers, the checkpoint state and
@@ -242,6 +248,9 @@ struct Channel<'m> {
 struct Run<'a, 's> {
     sealer: &'a Sealer,
     opts: &'a Options<'a>,
+    diarizer: Option<&'a Diarizer>,
+    /// Samples of audio kept for diarization per input.
+    keep_recent: usize,
     state: &'s mut Checkpoint,
     max_utterance: u64,
     sealed: u64,
@@ -293,6 +302,9 @@ impl Run<'_, '_> {
         } else {
             let mut s = Segment::from_words(self.state.next_segment_seq, words);
             s.speaker.clone_from(&c.speaker);
+            if let (Some(d), Some(voices)) = (self.diarizer, c.voices.as_mut()) {
+                s.speaker = voice_of(d, voices, &c.recent, c.consumed, s.start, s.end).label();
+            }
             let (engine, model) = c.asr.source();
             s.engine = Some(engine.to_owned());
             s.model = Some(model);
@@ -436,6 +448,29 @@ impl Run<'_, '_> {
     }
 }
 
+/// The voice of the audio from `start` to `end` (seconds from the meeting start) in
+/// `recent`, which ends at sample `until`; unknown when it is no longer there.
+fn voice_of(
+    d: &Diarizer,
+    voices: &mut Clusterer,
+    recent: &VecDeque<i16>,
+    until: u64,
+    start: f64,
+    end: f64,
+) -> Voice {
+    let base = until.saturating_sub(recent.len() as u64);
+    let at = |s: f64| ((s.max(0.0) * SAMPLE_RATE as f64) as u64).clamp(base, until);
+    let (from, to) = (at(start), at(end));
+    if to <= from {
+        return Voice::Unknown;
+    }
+    let samples: Vec<i16> = recent
+        .range((from - base) as usize..(to - base) as usize)
+        .copied()
+        .collect();
+    d.voice(voices, &samples)
+}
+
 /// Applies a voice command heard during a meeting.
 fn voice_command(control: &Control, h: crate::meeting::voice::Heard) {
     let answer = control.handle_at(&h.command.request(), EventSource::Voice, Some(h.at));
@@ -498,6 +533,8 @@ pub fn transcribe(
             }
             skipped += got as u64;
         }
+        // Per-channel inputs keep their channel's label; a mono mix is diarized.
+        let mono = input.speaker.is_none();
         channels.push(Channel {
             source: input.source,
             speaker: input.speaker,
@@ -514,11 +551,20 @@ pub fn transcribe(
             last_caption: String::new(),
             done: false,
             buf,
+            voices: models
+                .diarizer
+                .as_ref()
+                .filter(|_| mono)
+                .map(Diarizer::clusterer),
+            recent: VecDeque::new(),
         });
     }
     let mut run = Run {
         sealer,
         opts,
+        diarizer: models.diarizer.as_ref(),
+        // The longest segment and half a minute more.
+        keep_recent: ((g.max_segment_secs + 30.0) * rate) as usize,
         state,
         max_utterance: (g.max_segment_secs * rate) as u64,
         sealed: 0,
@@ -599,6 +645,11 @@ pub fn transcribe(
             }
             c.consumed += got as u64;
             levels[i] = level_dbfs(&c.buf);
+            if c.voices.is_some() {
+                c.recent.extend(c.buf.iter().copied());
+                let over = c.recent.len().saturating_sub(run.keep_recent);
+                c.recent.drain(..over);
+            }
         }
         if channels.iter().all(|c| c.done) {
             break;

@@ -79,6 +79,8 @@ pub struct Models {
     pub vosk_name: String,
     pub whisper: Option<WhisperModel>,
     pub tuning: WhisperTuning,
+    /// Who spoke, when `diarization.enabled`.
+    pub diarizer: Option<super::diarize::Diarizer>,
 }
 
 impl std::fmt::Debug for Models {
