@@ -38,6 +38,7 @@ bench: setup
 	bash scripts/packages.sh
 	$(CARGO) bench -p roomscribe-tests --bench appliance_startup
 	$(CARGO) bench -p roomscribe-tests --bench whisper
+	$(CARGO) bench -p roomscribe-tests --bench diarize
 	$(CARGO) bench -p roomscribe-appliance --bench exports
 	$(CARGO) bench -p roomscribe-appliance --bench insights
 

