@@ -700,12 +700,9 @@ async fn identity_pages_totp_sign_in_and_a_refused_page() -> anyhow::Result<()> 
         "{r}"
     );
     assert_eq!(r["hasty_created"], 0, "dismissed, not created: {r}");
-    // The role form says which permissions gate nothing yet.
-    assert_eq!(
-        r["not_enforced"],
-        serde_json::json!(["analytics.read"]),
-        "{r}"
-    );
+    // The role form marks permissions that gate nothing yet: since analytics landed,
+    // none does (analytics.read is an ordinary permission now).
+    assert_eq!(r["not_enforced"], serde_json::json!([]), "{r}");
     assert!(
         r["cora_row"]
             .as_str()
